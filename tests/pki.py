@@ -103,7 +103,7 @@ def issue(
     subject: x509.Name | None = None,
     serial: int | None = None,
 ) -> Issued:
-    """Issues a certificate; without `issuer` it is self-signed. Leaves get clientAuth+serverAuth EKU."""
+    """Issues a certificate (self-signed without `issuer`); leaves get clientAuth+serverAuth."""
     key = new_key(key_kind)
     subject = subject or name(common_name)
     issuer_name = issuer.cert.subject if issuer else subject

@@ -1,0 +1,428 @@
+"""The `certgate` command: `serve`, and thin clients of the management API."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from certgate.client import ManagementClient, ManagementError
+
+Handler = Callable[[ManagementClient, argparse.Namespace], Any]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from certgate.serve import serve
+
+        serve(args)
+        return
+    try:
+        with ManagementClient.from_args(args) as client:
+            result = args.handler(client, args)
+    except (ManagementError, CliError, httpx.HTTPError, OSError) as error:
+        print(f"certgate: {_one_line(error)}", file=sys.stderr)
+        sys.exit(1)
+    if result is not None:
+        _print(result, args)
+
+
+class CliError(Exception):
+    """A mistake in the command line itself, reported in one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="certgate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_serve(commands)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="management API URL (env CERTGATE_URL)")
+    common.add_argument("--token", help="admin token (env CERTGATE_ADMIN_TOKEN)")
+    common.add_argument("--data-dir", type=Path, default=Path("certgate-data"))
+    common.add_argument("--cacert", type=Path, help="CA bundle that signed the management API")
+    common.add_argument("--output", choices=("table", "json"), default="table")
+    _add_cert(commands, common)
+    _add_ca(commands, common)
+    _add_hostname(commands, common)
+    _add_api(commands, common)
+    _add_operation(commands, common)
+    _add_backend(commands, common)
+    _add_policy(commands, common)
+    return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="run the management API and the gateway")
+    serve.add_argument("--data-dir", type=Path, default=Path("certgate-data"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--management-port", type=int, default=9443)
+    serve.add_argument("--gateway-port", type=int, default=8443)
+    serve.add_argument("--http-port", type=int, help="also serve the gateway over plain HTTP")
+    serve.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    serve.add_argument("--key-vault-refresh-interval", type=float, default=60.0)
+    serve.add_argument("--vault-token-file", type=Path, help="OpenBao/Vault token file")
+    serve.add_argument("--vault-role-id-file", type=Path, help="AppRole role-id file")
+    serve.add_argument("--vault-secret-id-file", type=Path, help="AppRole secret-id file")
+    serve.add_argument("--log-level", default="INFO")
+
+
+def _command(group, name: str, handler: Handler, common, help: str) -> argparse.ArgumentParser:
+    parser = group.add_parser(name, parents=[common], help=help)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_cert(commands, common) -> None:
+    group = commands.add_parser("cert", help="certificates").add_subparsers(required=True)
+    add = _command(group, "add", _cert_add, common, "upload a PFX or reference a key vault secret")
+    add.add_argument("id")
+    source = add.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pfx", type=Path, help="PFX (PKCS#12), or a DER/PEM certificate")
+    source.add_argument("--key-vault", metavar="SECRET_ID", help="key vault secret identifier")
+    add.add_argument("--identity", help="key vault identity id (identityClientId)")
+    password = add.add_mutually_exclusive_group()
+    password.add_argument("--password-file", type=Path)
+    password.add_argument("--password-stdin", action="store_true")
+    _command(group, "list", _cert_list, common, "list certificates")
+    _command(group, "show", _cert_show, common, "show one certificate").add_argument("id")
+    _command(group, "delete", _cert_delete, common, "delete a certificate").add_argument("id")
+    refresh = _command(group, "refresh", _cert_refresh, common, "re-read a key vault certificate")
+    refresh.add_argument("id")
+
+
+def _add_ca(commands, common) -> None:
+    group = commands.add_parser("ca", help="CA certificates that verify clients").add_subparsers(
+        required=True
+    )
+    add = _command(group, "add", _ca_add, common, "add a CA certificate")
+    add.add_argument("file", type=Path)
+    add.add_argument("--store", choices=("root", "intermediate"), default="root")
+    _command(group, "list", _ca_list, common, "list CA certificates")
+    _command(group, "delete", _ca_delete, common, "remove a CA certificate").add_argument(
+        "thumbprint"
+    )
+
+
+def _add_hostname(commands, common) -> None:
+    group = commands.add_parser("hostname", help="gateway hostnames").add_subparsers(required=True)
+    setter = _command(group, "set", _hostname_set, common, "configure a gateway hostname")
+    setter.add_argument("name")
+    setter.add_argument(
+        "--negotiate-client-certificate", action=argparse.BooleanOptionalAction, default=False
+    )
+    setter.add_argument("--certificate", help="server certificate id (default: the dev one)")
+    setter.add_argument("--default", action="store_true", help="use for unknown or absent SNI")
+    _command(group, "list", _hostname_list, common, "list gateway hostnames")
+
+
+def _add_api(commands, common) -> None:
+    group = commands.add_parser("api", help="APIs").add_subparsers(required=True)
+    create = _command(group, "create", _api_create, common, "create or replace an API")
+    create.add_argument("id")
+    create.add_argument("--path", required=True)
+    create.add_argument("--service-url", required=True)
+    create.add_argument("--display-name")
+    create.add_argument("--protocols", default="https", help="comma-separated: https,http")
+    _command(group, "list", _api_list, common, "list APIs")
+    _command(group, "show", _api_show, common, "show an API").add_argument("id")
+    _command(group, "delete", _api_delete, common, "delete an API").add_argument("id")
+    creds = _command(group, "set-credentials", _api_credentials, common, "gateway credentials")
+    creds.add_argument("id")
+    which = creds.add_mutually_exclusive_group(required=True)
+    which.add_argument("--certificate", help="present this certificate to the backend")
+    which.add_argument("--none", action="store_true", help="present no certificate")
+
+
+def _add_operation(commands, common) -> None:
+    group = commands.add_parser("operation", help="API operations").add_subparsers(required=True)
+    add = _command(group, "add", _operation_add, common, "add an operation to an API")
+    add.add_argument("api")
+    add.add_argument("id")
+    add.add_argument("--method", default="*")
+    add.add_argument("--url-template", required=True)
+    add.add_argument("--display-name")
+    listing = _command(group, "list", _operation_list, common, "list an API's operations")
+    listing.add_argument("api")
+
+
+def _add_backend(commands, common) -> None:
+    group = commands.add_parser("backend", help="backends").add_subparsers(required=True)
+    create = _command(group, "create", _backend_create, common, "create or replace a backend")
+    create.add_argument("id")
+    create.add_argument("--url", required=True)
+    create.add_argument("--certificate", action="append", default=[], help="client certificate id")
+    create.add_argument("--skip-certificate-chain-validation", action="store_true")
+    create.add_argument("--skip-certificate-name-validation", action="store_true")
+    create.add_argument("--title")
+    _command(group, "list", _backend_list, common, "list backends")
+    _command(group, "show", _backend_show, common, "show a backend").add_argument("id")
+    _command(group, "delete", _backend_delete, common, "delete a backend").add_argument("id")
+
+
+def _add_policy(commands, common) -> None:
+    group = commands.add_parser("policy", help="policy documents").add_subparsers(required=True)
+    for name, handler, help in (
+        ("set", _policy_set, "store a policy document (XML file)"),
+        ("show", _policy_show, "print a policy document"),
+    ):
+        parser = _command(group, name, handler, common, help)
+        parser.add_argument("--api", help="API scope (default: global)")
+        parser.add_argument("--operation", help="operation scope (needs --api)")
+        parser.add_argument("--product", help="product scope")
+        if name == "set":
+            parser.add_argument("file", type=Path)
+
+
+# --- certificates -----------------------------------------------------------------------------
+
+
+def _cert_add(client: ManagementClient, args: argparse.Namespace) -> dict:
+    if args.key_vault:
+        key_vault = {"secretIdentifier": args.key_vault}
+        if args.identity:
+            key_vault["identityClientId"] = args.identity
+        properties: dict[str, Any] = {"keyVault": key_vault}
+    else:
+        properties = {"data": base64.b64encode(args.pfx.read_bytes()).decode()}
+        password = _read_password(args)
+        if password is not None:
+            properties["password"] = password
+    return client.put(f"certificates/{args.id}", {"properties": properties})
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if args.password_file:
+        return args.password_file.read_text().rstrip("\r\n")
+    return None
+
+
+def _cert_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    return client.list("certificates")
+
+
+def _cert_show(client: ManagementClient, args: argparse.Namespace) -> dict:
+    return client.get(f"certificates/{args.id}")
+
+
+def _cert_delete(client: ManagementClient, args: argparse.Namespace) -> None:
+    client.delete(f"certificates/{args.id}")
+
+
+def _cert_refresh(client: ManagementClient, args: argparse.Namespace) -> dict:
+    return client.post(f"certificates/{args.id}/refreshSecret")
+
+
+# --- CA certificates and hostnames (properties of the service) --------------------------------
+
+
+def _ca_add(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    store = "Root" if args.store == "root" else "CertificateAuthority"
+    encoded = base64.b64encode(_der_or_pem(args.file.read_bytes())).decode()
+    cas = _service(client).get("certificates") or []
+    cas = [_ca_entry(ca) for ca in cas]
+    cas.append({"encodedCertificate": encoded, "storeName": store})
+    return client.patch("", {"properties": {"certificates": cas}})["properties"]["certificates"]
+
+
+def _der_or_pem(data: bytes) -> bytes:
+    """The ARM contract carries base64 DER; accept a PEM file too, as openssl writes them."""
+    if b"-----BEGIN" not in data:
+        return data
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+
+
+def _ca_entry(ca: dict) -> dict:
+    return {"encodedCertificate": ca["encodedCertificate"], "storeName": ca["storeName"]}
+
+
+def _ca_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    return [_flatten_ca(ca) for ca in _service(client).get("certificates") or []]
+
+
+def _flatten_ca(ca: dict) -> dict:
+    info = ca.get("certificate") or {}
+    return {"storeName": ca["storeName"], **info}
+
+
+def _ca_delete(client: ManagementClient, args: argparse.Namespace) -> None:
+    cas = _service(client).get("certificates") or []
+    wanted = args.thumbprint.upper()
+    kept = [ca for ca in cas if (ca.get("certificate") or {}).get("thumbprint") != wanted]
+    if len(kept) == len(cas):
+        raise CliError(f"no CA certificate with thumbprint {wanted}")
+    client.patch("", {"properties": {"certificates": [_ca_entry(ca) for ca in kept]}})
+
+
+def _hostname_set(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    configs = [c for c in _service(client).get("hostnameConfigurations") or []]
+    entry: dict[str, Any] = {
+        "type": "Proxy",
+        "hostName": args.name,
+        "negotiateClientCertificate": args.negotiate_client_certificate,
+    }
+    if args.certificate:
+        entry["certificateId"] = args.certificate
+    if args.default:
+        entry["defaultSslBinding"] = True
+        configs = [{**c, "defaultSslBinding": False} for c in configs]
+    previous = next((c for c in configs if c["hostName"].lower() == args.name.lower()), None)
+    if previous is not None and not args.default:
+        entry["defaultSslBinding"] = previous.get("defaultSslBinding", False)
+    configs = [c for c in configs if c is not previous and c["hostName"] != args.name]
+    configs.append(entry)
+    body = {"properties": {"hostnameConfigurations": configs}}
+    return client.patch("", body)["properties"]["hostnameConfigurations"]
+
+
+def _hostname_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    return _service(client).get("hostnameConfigurations") or []
+
+
+def _service(client: ManagementClient) -> dict:
+    return client.get("")["properties"]
+
+
+# --- APIs, operations, backends, policies -----------------------------------------------------
+
+
+def _api_create(client: ManagementClient, args: argparse.Namespace) -> dict:
+    properties = {
+        "displayName": args.display_name or args.id,
+        "path": args.path,
+        "serviceUrl": args.service_url,
+        "protocols": [p.strip() for p in args.protocols.split(",") if p.strip()],
+    }
+    return client.put(f"apis/{args.id}", {"properties": properties})
+
+
+def _api_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    return client.list("apis")
+
+
+def _api_show(client: ManagementClient, args: argparse.Namespace) -> dict:
+    return client.get(f"apis/{args.id}")
+
+
+def _api_delete(client: ManagementClient, args: argparse.Namespace) -> None:
+    client.delete(f"apis/{args.id}")
+
+
+def _api_credentials(client: ManagementClient, args: argparse.Namespace) -> dict:
+    body = {"properties": {"certificateId": None if args.none else args.certificate}}
+    return client.post(f"apis/{args.id}/gatewayCredentials", body)
+
+
+def _operation_add(client: ManagementClient, args: argparse.Namespace) -> dict:
+    properties = {
+        "displayName": args.display_name or args.id,
+        "method": args.method.upper(),
+        "urlTemplate": args.url_template,
+    }
+    return client.put(f"apis/{args.api}/operations/{args.id}", {"properties": properties})
+
+
+def _operation_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    return client.list(f"apis/{args.api}/operations")
+
+
+def _backend_create(client: ManagementClient, args: argparse.Namespace) -> dict:
+    properties: dict[str, Any] = {
+        "url": args.url,
+        "protocol": "http",
+        "tls": {
+            "validateCertificateChain": not args.skip_certificate_chain_validation,
+            "validateCertificateName": not args.skip_certificate_name_validation,
+        },
+    }
+    if args.title:
+        properties["title"] = args.title
+    if args.certificate:
+        properties["credentials"] = {"certificateIds": args.certificate}
+    return client.put(f"backends/{args.id}", {"properties": properties})
+
+
+def _backend_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    return client.list("backends")
+
+
+def _backend_show(client: ManagementClient, args: argparse.Namespace) -> dict:
+    return client.get(f"backends/{args.id}")
+
+
+def _backend_delete(client: ManagementClient, args: argparse.Namespace) -> None:
+    client.delete(f"backends/{args.id}")
+
+
+def _policy_path(args: argparse.Namespace) -> str:
+    if args.operation and not args.api:
+        raise CliError("--operation needs --api")
+    if args.product:
+        return f"products/{args.product}/policies/policy"
+    if args.operation:
+        return f"apis/{args.api}/operations/{args.operation}/policies/policy"
+    if args.api:
+        return f"apis/{args.api}/policies/policy"
+    return "policies/policy"
+
+
+def _policy_set(client: ManagementClient, args: argparse.Namespace) -> None:
+    body = {"properties": {"format": "rawxml", "value": args.file.read_text()}}
+    client.put(_policy_path(args), body)
+
+
+def _policy_show(client: ManagementClient, args: argparse.Namespace) -> str:
+    return client.get(_policy_path(args), params={"format": "rawxml"})["properties"]["value"]
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _print(result: Any, args: argparse.Namespace) -> None:
+    if isinstance(result, str):
+        print(result)
+    elif args.output == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        print(_table(result if isinstance(result, list) else [result]))
+
+
+def _table(rows: list[dict]) -> str:
+    flat = [_flat_row(row) for row in rows]
+    if not flat:
+        return "(none)"
+    columns = list(dict.fromkeys(key for row in flat for key in row))
+    widths = {c: max(len(c), *(len(str(row.get(c, ""))) for row in flat)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns) for row in flat]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _flat_row(row: dict) -> dict:
+    """ARM resources print as their name plus scalar properties; nested values as compact JSON."""
+    properties = row.get("properties", row)
+    flat = {"name": row["name"]} if "name" in row and "properties" in row else {}
+    for key, value in properties.items():
+        flat[key] = json.dumps(value) if isinstance(value, dict | list) else value
+    return flat
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+if __name__ == "__main__":
+    main()
