@@ -102,9 +102,14 @@ def issue(
     key_kind: str = "ec",
     subject: x509.Name | None = None,
     serial: int | None = None,
+    key: PrivateKey | None = None,
+    name_constraints: x509.NameConstraints | None = None,
 ) -> Issued:
-    """Issues a certificate (self-signed without `issuer`); leaves get clientAuth+serverAuth."""
-    key = new_key(key_kind)
+    """Issues a certificate (self-signed without `issuer`); leaves get clientAuth+serverAuth.
+
+    `key` reuses a key (cross-signing: the same subject and key under another issuer).
+    """
+    key = key or new_key(key_kind)
     subject = subject or name(common_name)
     issuer_name = issuer.cert.subject if issuer else subject
     signing_key = issuer.key if issuer else key
@@ -152,6 +157,8 @@ def issue(
     names += [x509.RFC822Name(e) for e in emails or []]
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), False)
+    if name_constraints is not None:
+        builder = builder.add_extension(name_constraints, True)
     if crl_url:
         point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
         builder = builder.add_extension(x509.CRLDistributionPoints([point]), False)

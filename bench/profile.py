@@ -1,0 +1,69 @@
+"""py-spy on certgate's busiest process while `ab` keeps it under keep-alive load (optional)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.procs import cpu_ticks
+
+if TYPE_CHECKING:
+    from bench.run import Bench
+
+
+def profile(bench: Bench, seconds: float) -> str:
+    """Records `seconds` of samples; returns where they are, or why there are none."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return "not installed (.venv/bin/pip install py-spy)"
+    target = next(s for s in bench.systems if s.name.startswith("certgate"))
+    ab_cpus = bench.place(target)
+    worker = max(target.service.tree(), key=lambda pid: cpu_ticks([pid]))
+    out = bench.work / "pyspy.txt"
+    load = ["taskset", "-c", ab_cpus] if ab_cpus else []
+    load += ["ab", "-q", "-s", "30", "-t", str(int(seconds) + 3), "-n", "10000000", "-c", "32"]
+    load += ["-k", "-E", str(bench.pki.loadgen_pem), target.url]
+    with subprocess.Popen(load, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as ab:
+        try:
+            time.sleep(1)
+            record = [spy, "record", "-p", str(worker), "-d", str(int(seconds)), "-r", "250"]
+            record += ["-f", "raw", "-o", str(out)]
+            subprocess.run(record, capture_output=True, timeout=seconds + 60, check=False)
+            ab.wait(timeout=seconds + 60)
+        finally:
+            if ab.poll() is None:
+                ab.kill()
+    if not out.exists():
+        return "py-spy wrote nothing"
+    return f"{out}\n{hottest(out)}"
+
+
+_LINE = re.compile(r":\d+\)$")
+
+
+def hottest(raw: Path, count: int = 15) -> str:
+    """Own (leaf) and inclusive share of the hottest functions, all lines of one together."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not samples.isdigit():
+            continue
+        frames = [_LINE.sub(")", frame) for frame in stack.split(";")]
+        total += int(samples)
+        own[frames[-1]] += int(samples)
+        for frame in set(frames):
+            inclusive[frame] += int(samples)
+    lines = [f"{'own':>6} {'incl':>6}  function (py-spy, {total} samples)"]
+    for frame, samples in own.most_common(count):
+        lines.append(
+            f"{100 * samples / total:5.1f}% {100 * inclusive[frame] / total:5.1f}%  {frame}"
+        )
+    return "\n".join(lines)

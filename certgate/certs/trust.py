@@ -1,0 +1,45 @@
+"""From stored configuration to a `Verifier`: what the Snapshot compiler (and tests) call.
+
+`service_properties` is the stored service resource: `certificates[]` (`storeName` Root or
+CertificateAuthority, `encodedCertificate` base64 DER) and `clientCertificateTrust`
+(`useSystemRoots`, default true; `requireRevocationInformation`, default false;
+`extendedKeyUsages`, optional list of EKU OIDs, default clientAuth, `[]` = not checked).
+`crl_properties` are the stored `certificateRevocationLists/*` properties (`data`: base64 DER).
+`fetcher` is the process-wide `CrlFetcher` so downloaded CRLs survive Snapshot rebuilds.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping
+
+from cryptography import x509
+
+from certgate.certs.crl import CrlFetcher, CrlStore
+from certgate.certs.crlinfo import CrlInfo
+from certgate.certs.verify import CLIENT_AUTH, TrustStore, Verifier
+
+
+def build_verifier(
+    service_properties: Mapping,
+    crl_properties: Iterable[Mapping] = (),
+    *,
+    fetcher: CrlFetcher | None = None,
+) -> Verifier:
+    roots, intermediates = [], []
+    for entry in service_properties.get("certificates") or ():
+        cert = x509.load_der_x509_certificate(base64.b64decode(entry["encodedCertificate"]))
+        (roots if entry.get("storeName") == "Root" else intermediates).append(cert)
+    settings = service_properties.get("clientCertificateTrust") or {}
+    usages = settings.get("extendedKeyUsages")
+    trust = TrustStore(
+        roots,
+        intermediates,
+        use_system_roots=settings.get("useSystemRoots", True),
+        require_revocation_information=settings.get("requireRevocationInformation", False),
+        extended_key_usages=(
+            (CLIENT_AUTH,) if usages is None else [x509.ObjectIdentifier(o) for o in usages]
+        ),
+    )
+    crls = [CrlInfo(x509.load_der_x509_crl(base64.b64decode(p["data"]))) for p in crl_properties]
+    return Verifier(trust, CrlStore(crls, fetcher))

@@ -1,0 +1,1 @@
+"""Configuration: the store, sealing of secrets, migrations and Snapshot compilation."""

@@ -1,0 +1,349 @@
+"""The configuration store: generic resources keyed by path, a reference index, a revision counter.
+
+SQLAlchemy 2 Core only, and nothing SQLite-specific in the queries, so PostgreSQL can take over.
+Every write first bumps the revision row: that statement takes the write lock (SQLite) or the row
+lock (PostgreSQL), which serialises writers, so concurrent PUTs of one path see each other and
+exactly one of them creates it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets as _secrets
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+from certgate.config.sealing import Sealer
+
+metadata = MetaData()
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("path", String(1024), primary_key=True),
+    Column("kind", String(64), nullable=False, index=True),
+    Column("parent", String(1024), nullable=False, index=True),
+    Column("name", String(256), nullable=False),
+    Column("properties", Text, nullable=False),
+    Column("sealed", LargeBinary, nullable=True),
+    Column("etag", String(64), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("updated", DateTime(timezone=True), nullable=False),
+)
+
+refs = Table(
+    "refs",
+    metadata,
+    Column("from_path", String(1024), primary_key=True),
+    Column("to_path", String(1024), primary_key=True, index=True),
+)
+
+revision_table = Table(
+    "revision",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+
+class StoreError(Exception):
+    """Base of the store's refusals; each names the path involved."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class NotFound(StoreError):
+    def __init__(self, path: str) -> None:
+        super().__init__(path, f"'{path}' does not exist")
+
+
+class PreconditionFailed(StoreError):
+    def __init__(self, path: str) -> None:
+        super().__init__(path, f"'{path}' has changed: the If-Match ETag does not match")
+
+
+class InUse(StoreError):
+    """Deleting `path` would leave dangling references; `referrers` lists every referring path."""
+
+    def __init__(self, path: str, referrers: list[str]) -> None:
+        super().__init__(path, f"'{path}' is referenced by {', '.join(referrers)}")
+        self.referrers = referrers
+
+
+class MissingReference(StoreError):
+    """A write names resources that do not exist (checked inside the write's transaction)."""
+
+    def __init__(self, path: str, missing: list[str]) -> None:
+        super().__init__(path, f"'{path}' references missing {', '.join(missing)}")
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One stored resource. `secrets` are already unsealed; never log or return them."""
+
+    kind: str
+    path: str
+    parent: str
+    name: str
+    properties: dict
+    etag: str
+    created: dt.datetime
+    updated: dt.datetime
+    secrets: dict = field(default_factory=dict, repr=False)
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """`apis/a/operations/o` -> (`apis/a`, `o`); `certificates/c` -> (``, `c`)."""
+    parts = path.split("/")
+    if len(parts) <= 2:
+        return "", parts[-1]
+    return "/".join(parts[:-2]), parts[-1]
+
+
+class Store:
+    """Thread-safe access to the configuration; one instance per process and database."""
+
+    def __init__(self, url: str, sealer: Sealer, *, migrate: bool = True) -> None:
+        self.url = url
+        self._sealer = sealer
+        self._engine = _engine(url)
+        if migrate:
+            from certgate.config.migrations import upgrade
+
+            upgrade(self._engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, path: str) -> Resource | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(resources).where(resources.c.path == path)).first()
+        return self._resource(row) if row else None
+
+    def list(self, kind: str | None = None, parent: str | None = None) -> list[Resource]:
+        """Resources ordered by path; `None` filters nothing, `parent=""` means top-level."""
+        query = select(resources).order_by(resources.c.path)
+        if kind is not None:
+            query = query.where(resources.c.kind == kind)
+        if parent is not None:
+            query = query.where(resources.c.parent == parent)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [self._resource(row) for row in rows]
+
+    def revision(self) -> int:
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                select(revision_table.c.value).where(revision_table.c.id == 1)
+            ).scalar()
+        return int(value or 0)
+
+    def referrers(self, path: str) -> list[str]:
+        """Paths of resources that reference `path`."""
+        with self._engine.connect() as conn:
+            return _referrers(conn, [path])
+
+    def references(self, path: str) -> list[str]:
+        """Paths that the resource at `path` references."""
+        query = select(refs.c.to_path).where(refs.c.from_path == path).order_by(refs.c.to_path)
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    # -- writes ------------------------------------------------------------------------------
+    def put(
+        self,
+        kind: str,
+        path: str,
+        properties: dict,
+        *,
+        secrets: dict | None = None,
+        references: Iterable[str] = (),
+        if_match: str | None = None,
+    ) -> tuple[Resource, bool]:
+        """Creates or replaces `path` with its references; returns the row and whether it was new.
+
+        `if_match` is an ETag or `*`; a mismatch (or any If-Match on a missing row) raises
+        PreconditionFailed.
+        """
+        parent, name = split_path(path)
+        wanted = sorted(set(references) - {path})
+        now = dt.datetime.now(dt.UTC)
+        sealed = self._sealer.seal(path, secrets) if secrets else None
+        body = json.dumps(properties, separators=(",", ":"), sort_keys=True)
+        with self._write() as conn:
+            current = conn.execute(
+                select(resources.c.etag, resources.c.created).where(resources.c.path == path)
+            ).first()
+            _check_etag(path, current.etag if current else None, if_match)
+            missing = _missing(conn, wanted)
+            if missing:
+                raise MissingReference(path, missing)
+            values = dict(
+                kind=kind,
+                parent=parent,
+                name=name,
+                properties=body,
+                sealed=sealed,
+                etag=_secrets.token_hex(8),
+                updated=now,
+            )
+            if current:
+                conn.execute(update(resources).where(resources.c.path == path).values(**values))
+                created_at = _aware(current.created)
+            else:
+                conn.execute(insert(resources).values(path=path, created=now, **values))
+                created_at = now
+            conn.execute(delete(refs).where(refs.c.from_path == path))
+            if wanted:
+                conn.execute(insert(refs), [{"from_path": path, "to_path": t} for t in wanted])
+        resource = Resource(
+            kind=kind,
+            path=path,
+            parent=parent,
+            name=name,
+            properties=json.loads(body),
+            etag=values["etag"],
+            created=created_at,
+            updated=now,
+            secrets=dict(secrets or {}),
+        )
+        return resource, current is None
+
+    def delete(self, path: str, *, if_match: str | None = None) -> list[str]:
+        """Deletes `path` and every resource below it; returns the deleted paths.
+
+        Raises NotFound, PreconditionFailed, or InUse listing referrers outside the deleted subtree.
+        """
+        with self._write() as conn:
+            current = conn.execute(select(resources.c.etag).where(resources.c.path == path)).first()
+            if current is None:
+                raise NotFound(path)
+            _check_etag(path, current.etag, if_match)
+            doomed = [path, *_descendants(conn, path)]
+            outside = [r for r in _referrers(conn, doomed) if r not in doomed]
+            if outside:
+                raise InUse(path, outside)
+            conn.execute(delete(refs).where(refs.c.from_path.in_(doomed)))
+            conn.execute(delete(resources).where(resources.c.path.in_(doomed)))
+        return doomed
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn, conn.execution_options(certgate_write=True).begin():
+            conn.execute(
+                update(revision_table)
+                .where(revision_table.c.id == 1)
+                .values(value=revision_table.c.value + 1)
+            )
+            yield conn
+
+    def _resource(self, row) -> Resource:
+        return Resource(
+            kind=row.kind,
+            path=row.path,
+            parent=row.parent,
+            name=row.name,
+            properties=json.loads(row.properties),
+            etag=row.etag,
+            created=_aware(row.created),
+            updated=_aware(row.updated),
+            secrets=self._sealer.unseal(row.path, row.sealed) if row.sealed else {},
+        )
+
+
+def _engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # SQLite only: WAL lets readers (gateway workers) proceed while the management API writes.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        # Writers take the lock at BEGIN so a read-then-write cannot fail on lock upgrade.
+        writing = conn.get_execution_options().get("certgate_write")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+    return engine
+
+
+def _check_etag(path: str, current: str | None, if_match: str | None) -> None:
+    if if_match is None:
+        return
+    if current is None or (if_match.strip() != "*" and not _etag_matches(current, if_match)):
+        raise PreconditionFailed(path)
+
+
+def _etag_matches(current: str, header: str) -> bool:
+    for candidate in header.split(","):
+        tag = candidate.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag.strip('"') == current:
+            return True
+    return False
+
+
+def _missing(conn: Connection, paths: list[str]) -> list[str]:
+    if not paths:
+        return []
+    found = set(conn.execute(select(resources.c.path).where(resources.c.path.in_(paths))).scalars())
+    return [p for p in paths if p not in found]
+
+
+def _descendants(conn: Connection, path: str) -> list[str]:
+    prefix = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+    query = select(resources.c.path).where(resources.c.path.like(prefix, escape="\\"))
+    return list(conn.execute(query.order_by(resources.c.path)).scalars())
+
+
+def _referrers(conn: Connection, paths: list[str]) -> list[str]:
+    query = (
+        select(refs.c.from_path)
+        .where(or_(*(refs.c.to_path == p for p in paths)))
+        .distinct()
+        .order_by(refs.c.from_path)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -1,0 +1,88 @@
+"""C# policy expressions: `compile_expression(source)` once, `evaluate(context)` per request.
+
+The object protocol every engine object must follow (helpers writing `context`, certificates...):
+
+* Derive from `model.CsObject`; list the C# member names (PascalCase, properties and methods)
+  in `__cs_members__` and name the C# type in `__cs_type__`. Only listed names resolve. Optional:
+  `__cs_interfaces__` (extra type names a cast such as `(IResponse)x` accepts) and
+  `__cs_settable__` (properties an expression may assign).
+* Properties are plain attributes or `@property`; methods are Python methods with the C# name.
+  Named arguments arrive as keywords with the C# parameter name (`preserveContent=True`);
+  generic methods (`As<JObject>`, `GetValueOrDefault<int>`) get `type_arg="JObject"` (the C#
+  spelling). Methods with `out` parameters are called without them and return a tuple
+  `(result, out1, ...)` (e.g. `TryGetValue(key) -> (True, value)`).
+* Dictionary-like objects (`Headers`, `Variables`, `MatchedParameters`, `Query`,
+  `Deployment.Certificates`) offer `Keys`, `Values`, `Count`, `ContainsKey`, `TryGetValue`,
+  `GetValueOrDefault` in `__cs_members__`; `__getitem__` for the indexer (raise `KeyError` for a
+  missing key: it becomes KeyNotFoundException); `__iter__` yielding
+  `dotnet.collections.KeyValuePair(key, value)` (that makes LINQ such as
+  `Certificates.Any(c => c.Value.Thumbprint == ...)` work); `__setitem__` only if writable.
+* Lists are Python lists; strings `str`; numbers `int`/`float`; booleans `bool`; DateTime an aware
+  UTC `datetime` (naive = DateTimeKind.Unspecified); TimeSpan `timedelta`; byte[] `bytes`; JSON
+  values the classes of `dotnet.json` (`parse_json(text)` gives the `JToken` `Body.As<JObject>()`
+  returns); enums (`X509NameType` etc.) arrive as `dotnet.enums.CsEnum` with `.name`.
+* A class may define `__cs_convert__(type_name)` for explicit casts (`(int)x`), `__cs_equals__`
+  for `==`, `__cs_compare__` for `<`/`>`, and `ToString()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .compiler import FIRST_SLOT, Compiler, translate
+from .errors import BudgetExceeded, ExpressionCompileError, ExpressionRuntimeError
+from .parser import parse
+from .scanner import find_expressions
+
+__all__ = [
+    "CompiledExpression",
+    "ExpressionCompileError",
+    "ExpressionRuntimeError",
+    "compile_expression",
+    "find_expressions",
+]
+
+LOOP_BUDGET = 100_000
+
+
+class CompiledExpression:
+    """A compiled `@(...)`/`@{...}`; immutable and safe to share between requests and threads."""
+
+    __slots__ = ("_fn", "_pad", "source", "uses_request_body", "uses_response_body")
+
+    def __init__(self, source: str, fn: Any, nslots: int, uses_req: bool, uses_resp: bool) -> None:
+        self.source = source
+        self._fn = fn
+        self._pad = (None,) * (nslots - FIRST_SLOT)
+        self.uses_request_body = uses_req
+        self.uses_response_body = uses_resp
+
+    def evaluate(self, context: object) -> object:
+        """Run the expression; failures raise `ExpressionRuntimeError`."""
+        e = [context, LOOP_BUDGET, None, *self._pad]
+        try:
+            return self._fn(e)
+        except ExpressionRuntimeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the APIM error
+            err = translate(exc)
+            raise ExpressionRuntimeError(err.message, err.cs_type) from None
+
+    def __repr__(self) -> str:
+        return f"CompiledExpression({self.source!r})"
+
+
+def compile_expression(source: str) -> CompiledExpression:
+    """Parse and compile `@(...)` or `@{...}`; raises `ExpressionCompileError` with a position."""
+    parsed = parse(source)
+    c = Compiler(parsed)
+    try:
+        fn = c.compile()
+    except ExpressionCompileError:
+        raise
+    except RecursionError:
+        raise ExpressionCompileError("unsupported: expression nested too deeply", 1, 1) from None
+    return CompiledExpression(source, fn, c.nslots, c.uses_request_body, c.uses_response_body)
+
+
+_ = BudgetExceeded

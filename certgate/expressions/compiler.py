@@ -1,0 +1,1656 @@
+"""Compile a tree-sitter C# tree into Python closures, once, at policy save time.
+
+Every closure takes the evaluation environment `e`, a list: `e[0]` is `context`, `e[1]` the
+remaining loop budget, `e[2]` the pending return value, `e[3:]` the local variable slots (resolved
+to indices at compile time). Statements return a control code (0 normal, BREAK, CONTINUE, RETURN).
+No Python source is ever generated; member names resolve only through `members.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Any
+
+from tree_sitter import Node
+
+from . import dotnet, literals
+from .dotnet import CsType
+from .dotnet.collections import enumerate_cs
+from .errors import BudgetExceeded, CsException, ExpressionCompileError, cs_error
+from .model import CsObject
+from .members import get_index, resolve_method, resolve_property, set_index, set_property
+from .parser import Parsed
+from .runtime import (
+    add,
+    compare,
+    concat,
+    cs_str,
+    div,
+    equals,
+    mod,
+    mul,
+    sub,
+    truthy,
+    wrap64,
+)
+from .vocabulary import DENIED_MEMBERS, known_member
+
+Fn = Callable[[list], Any]
+NORMAL, BREAK, CONTINUE, RETURN = 0, 1, 2, 3
+FIRST_SLOT = 3
+
+
+class _NullShort(Exception):
+    """A `?.` met null: the rest of the access chain evaluates to null."""
+
+
+_NULL_SHORT = _NullShort()
+
+
+class _Scope:
+    def __init__(self, parent: _Scope | None) -> None:
+        self.parent = parent
+        self.vars: dict[str, int] = {}
+        self.funcs: dict[str, list] = {}
+
+    def find(self, name: str) -> int | None:
+        s: _Scope | None = self
+        while s is not None:
+            if name in s.vars:
+                return s.vars[name]
+            s = s.parent
+        return None
+
+    def func(self, name: str) -> list | None:
+        s: _Scope | None = self
+        while s is not None:
+            if name in s.funcs:
+                return s.funcs[name]
+            s = s.parent
+        return None
+
+
+_CHAIN = {
+    "member_access_expression",
+    "invocation_expression",
+    "element_access_expression",
+    "conditional_access_expression",
+}
+
+
+class Compiler:
+    """Turns one parsed expression into a closure; records the flags the engine needs."""
+
+    def __init__(self, parsed: Parsed) -> None:
+        self.parsed = parsed
+        self.scope = _Scope(None)
+        self.nslots = FIRST_SLOT
+        self.uses_request_body = False
+        self.uses_response_body = False
+        self.override: dict[tuple[int, int, str], Fn] = {}
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def fail(self, node: Node, message: str) -> ExpressionCompileError:
+        line, col = self.parsed.position(node)
+        return ExpressionCompileError(message, line, col)
+
+    def unsupported(self, node: Node, what: str) -> ExpressionCompileError:
+        return self.fail(node, f"unsupported: {what}")
+
+    def text(self, node: Node) -> str:
+        return node.text.decode("utf-8") if node.text else ""
+
+    def declare(self, node: Node, name: str) -> int:
+        if name.startswith("__"):
+            raise self.unsupported(node, f"name '{name}'")
+        if name in self.scope.vars:
+            raise self.fail(node, f"a local variable named '{name}' is already defined")
+        slot = self.nslots
+        self.nslots += 1
+        self.scope.vars[name] = slot
+        return slot
+
+    def push(self) -> None:
+        self.scope = _Scope(self.scope)
+
+    def pop(self) -> None:
+        assert self.scope.parent is not None
+        self.scope = self.scope.parent
+
+    # --- entry --------------------------------------------------------------------------------
+
+    def compile(self) -> Fn:
+        if self.parsed.is_block:
+            block = self.block(self.parsed.body)
+
+            def run_block(e: list) -> Any:
+                if block(e) == RETURN:
+                    return e[2]
+                raise cs_error("InvalidOperationException", "not all code paths return a value")
+
+            return run_block
+        return self.expr(self.parsed.body)
+
+    # --- types --------------------------------------------------------------------------------
+
+    def type_of(self, node: Node) -> tuple[CsType | None, str]:
+        """(CsType or None for var/arrays, C# spelling) of a type node; refuses unknown types."""
+        t = node.type
+        if t == "implicit_type":
+            return None, "var"
+        if t == "nullable_type":
+            inner = node.child_by_field_name("type") or node.named_children[0]
+            return self.type_of(inner)
+        if t == "array_type":
+            inner = node.child_by_field_name("type") or node.named_children[0]
+            _elem, name = self.type_of(inner)
+            return None, name + "[]"
+        if t == "generic_name":
+            base = self.text(node.named_children[0])
+            for arg in node.named_children[1].named_children if len(node.named_children) > 1 else []:
+                self.type_of(arg)
+            ct = dotnet.lookup(base)
+            if ct is None:
+                raise self.unsupported(node, f"type '{base}'")
+            return ct, self.text(node).replace(" ", "")
+        if t in ("predefined_type", "identifier", "qualified_name"):
+            name = self.text(node).replace(" ", "")
+            if name == "void":
+                return None, "void"
+            if name == "dynamic":
+                raise self.unsupported(node, "type 'dynamic'")
+            ct = dotnet.lookup(name)
+            if ct is None:
+                raise self.unsupported(node, f"type '{name}'")
+            return ct, name
+        if t == "tuple_type":
+            raise self.unsupported(node, "tuple type")
+        raise self.unsupported(node, f"type syntax '{t}'")
+
+    def type_args(self, node: Node) -> str | None:
+        """The type argument of a generic method name (`As<JObject>` -> "JObject")."""
+        if node.type != "generic_name":
+            return None
+        args = node.named_children[1].named_children
+        for a in args:
+            self.type_of(a)
+        return ",".join(self.text(a).replace(" ", "") for a in args)
+
+    # --- statements ---------------------------------------------------------------------------
+
+    def block(self, node: Node) -> Fn:
+        self.push()
+        try:
+            stmts = node.named_children
+            for s in stmts:
+                if s.type == "local_function_statement":
+                    name = self.text(s.child_by_field_name("name"))
+                    self.scope.funcs[name] = [None, None]
+            fns = [self.stmt(s) for s in stmts if s.type not in ("comment",)]
+        finally:
+            self.pop()
+        fns = [f for f in fns if f is not None]
+        if len(fns) == 1:
+            return fns[0]
+
+        def run(e: list) -> int:
+            for f in fns:
+                c = f(e)
+                if c:
+                    return c
+            return NORMAL
+
+        return run
+
+    def stmt(self, node: Node) -> Fn | None:
+        h = getattr(self, "s_" + node.type, None)
+        if h is None:
+            kind = node.type.replace("_statement", "")
+            raise self.unsupported(node, f"statement '{kind}'")
+        return h(node)
+
+    def s_block(self, node: Node) -> Fn:
+        return self.block(node)
+
+    def s_comment(self, node: Node) -> None:
+        return None
+
+    def s_empty_statement(self, node: Node) -> None:
+        return None
+
+    def s_checked_statement(self, node: Node) -> Fn:
+        return self.block(node.named_children[-1])
+
+    def s_expression_statement(self, node: Node) -> Fn:
+        f = self.expr(node.named_children[0])
+
+        def run(e: list) -> int:
+            f(e)
+            return NORMAL
+
+        return run
+
+    def s_local_declaration_statement(self, node: Node) -> Fn | None:
+        decl = next(c for c in node.named_children if c.type == "variable_declaration")
+        return self.variable_declaration(decl)
+
+    def variable_declaration(self, decl: Node) -> Fn | None:
+        ctype, tname = self.type_of(decl.child_by_field_name("type"))
+        steps: list[tuple[int, Fn | None]] = []
+        for d in decl.named_children:
+            if d.type != "variable_declarator":
+                continue
+            name_node = d.child_by_field_name("name") or d.named_children[0]
+            rest = [c for c in d.named_children if c != name_node]
+            init = None
+            if rest:
+                init = self.initializer(rest[-1], tname) if rest[-1].type == "initializer_expression" else self.expr(rest[-1])
+                init = _implicit(init, tname)
+            slot = self.declare(name_node, self.text(name_node))
+            steps.append((slot, init))
+        default = ctype.default if ctype is not None else None
+
+        def run(e: list) -> int:
+            for slot, init in steps:
+                e[slot] = init(e) if init is not None else default
+            return NORMAL
+
+        return run
+
+    def s_local_function_statement(self, node: Node) -> None:
+        name = self.text(node.child_by_field_name("name"))
+        holder = self.scope.funcs[name]
+        self.push()
+        try:
+            slots = [
+                self.declare(p, self.text(p.child_by_field_name("name")))
+                for p in node.child_by_field_name("parameters").named_children
+                if p.type == "parameter"
+            ]
+            body = node.child_by_field_name("body")
+            if body is None or body.type == "arrow_expression_clause":
+                arrow = body or next(
+                    c for c in node.named_children if c.type == "arrow_expression_clause"
+                )
+                holder[1] = self.expr(arrow.named_children[0])
+                holder[0] = slots
+                return None
+            blk = self.block(body)
+        finally:
+            self.pop()
+
+        def run(e: list) -> Any:
+            e[2] = None
+            blk(e)
+            return e[2]
+
+        holder[0], holder[1] = slots, run
+        return None
+
+    def s_using_statement(self, node: Node) -> Fn:
+        """`using (var x = ...) { }`: the resources here hold nothing to release, so scope only."""
+        self.push()
+        try:
+            head = next(c for c in node.named_children if c != node.child_by_field_name("body"))
+            init = (
+                self.variable_declaration(head)
+                if head.type == "variable_declaration"
+                else self.s_expression_statement_of(head)
+            )
+            body = self.stmt(node.child_by_field_name("body")) or _nop
+        finally:
+            self.pop()
+
+        def run(e: list) -> int:
+            if init is not None:
+                init(e)
+            return body(e)
+
+        return run
+
+    def s_expression_statement_of(self, node: Node) -> Fn:
+        f = self.expr(node)
+        return lambda e: f(e) and NORMAL
+
+    def s_if_statement(self, node: Node) -> Fn:
+        cond = self.cond(node.child_by_field_name("condition"))
+        then = self.stmt(node.child_by_field_name("consequence")) or _nop
+        alt_node = node.child_by_field_name("alternative")
+        alt = (self.stmt(alt_node) or _nop) if alt_node is not None else _nop
+
+        def run(e: list) -> int:
+            return then(e) if cond(e) else alt(e)
+
+        return run
+
+    def s_return_statement(self, node: Node) -> Fn:
+        val = self.expr(node.named_children[0]) if node.named_children else (lambda e: None)
+
+        def run(e: list) -> int:
+            e[2] = val(e)
+            return RETURN
+
+        return run
+
+    def s_break_statement(self, node: Node) -> Fn:
+        return lambda e: BREAK
+
+    def s_continue_statement(self, node: Node) -> Fn:
+        return lambda e: CONTINUE
+
+    def s_throw_statement(self, node: Node) -> Fn:
+        if not node.named_children:
+
+            def rethrow(e: list) -> int:
+                raise cs_error("Exception", "rethrown")
+
+            return rethrow
+        val = self.expr(node.named_children[0])
+
+        def run(e: list) -> int:
+            ex = val(e)
+            if isinstance(ex, ExceptionObject):
+                raise cs_error(ex.cs_type, ex.Message)
+            raise cs_error("Exception", cs_str(ex))
+
+        return run
+
+    def _loop_body(self, node: Node) -> Fn:
+        return self.stmt(node) or _nop
+
+    def s_while_statement(self, node: Node) -> Fn:
+        cond = self.cond(node.child_by_field_name("condition"))
+        body = self._loop_body(node.child_by_field_name("body"))
+
+        def run(e: list) -> int:
+            while cond(e):
+                _tick(e)
+                c = body(e)
+                if c == BREAK:
+                    break
+                if c == RETURN:
+                    return c
+            return NORMAL
+
+        return run
+
+    def s_do_statement(self, node: Node) -> Fn:
+        cond = self.cond(node.child_by_field_name("condition"))
+        body = self._loop_body(node.child_by_field_name("body"))
+
+        def run(e: list) -> int:
+            while True:
+                _tick(e)
+                c = body(e)
+                if c == BREAK:
+                    break
+                if c == RETURN:
+                    return c
+                if not cond(e):
+                    break
+            return NORMAL
+
+        return run
+
+    def s_for_statement(self, node: Node) -> Fn:
+        self.push()
+        try:
+            inits: list[Fn] = []
+            updates: list[Fn] = []
+            cond: Fn = lambda e: True  # noqa: E731
+            for i, c in enumerate(node.children):
+                field = node.field_name_for_child(i)
+                if not c.is_named:
+                    continue
+                if field == "initializer":
+                    inits.append(
+                        self.variable_declaration(c) if c.type == "variable_declaration" else self.expr(c)
+                    )
+                elif field == "condition":
+                    cond = self.cond(c)
+                elif field == "update":
+                    updates.append(self.expr(c))
+            body = self._loop_body(node.child_by_field_name("body"))
+        finally:
+            self.pop()
+
+        def run(e: list) -> int:
+            for f in inits:
+                f(e)
+            while cond(e):
+                _tick(e)
+                c = body(e)
+                if c == BREAK:
+                    break
+                if c == RETURN:
+                    return c
+                for u in updates:
+                    u(e)
+            return NORMAL
+
+        return run
+
+    def s_foreach_statement(self, node: Node) -> Fn:
+        source = self.expr(node.child_by_field_name("right"))
+        left = node.child_by_field_name("left")
+        if left.type != "identifier":
+            raise self.unsupported(left, "deconstruction in foreach")
+        self.type_of(node.child_by_field_name("type"))
+        self.push()
+        try:
+            slot = self.declare(left, self.text(left))
+            body = self._loop_body(node.child_by_field_name("body"))
+        finally:
+            self.pop()
+
+        def run(e: list) -> int:
+            for item in list(enumerate_cs(source(e))):
+                _tick(e)
+                e[slot] = item
+                c = body(e)
+                if c == BREAK:
+                    break
+                if c == RETURN:
+                    return c
+            return NORMAL
+
+        return run
+
+    def s_switch_statement(self, node: Node) -> Fn:
+        value = self.expr(node.child_by_field_name("value"))
+        sections: list[tuple[list[Fn | None], Fn]] = []
+        pending: list[Fn | None] = []
+        self.push()
+        try:
+            for sec in node.child_by_field_name("body").named_children:
+                if sec.type != "switch_section":
+                    continue
+                labels: list[Fn | None] = []
+                stmts = []
+                for c in sec.named_children:
+                    if c.type in ("constant_pattern", "declaration_pattern", "type_pattern", "discard"):
+                        labels.append(self.pattern(c))
+                    elif c.type == "when_clause":
+                        raise self.unsupported(c, "'when' in switch")
+                    elif c.type.endswith("pattern"):
+                        raise self.unsupported(c, f"pattern '{c.type}'")
+                    else:
+                        stmts.append(self.stmt(c))
+                if any(t.type == "default" for t in sec.children):
+                    labels.append(None)
+                body_fns = [s for s in stmts if s is not None]
+                if not stmts:
+                    pending.extend(labels)
+                    continue
+                labels = pending + labels
+                pending = []
+
+                def body(e: list, fns: list[Fn] = body_fns) -> int:
+                    for f in fns:
+                        c = f(e)
+                        if c:
+                            return c
+                    return NORMAL
+
+                sections.append((labels, body))
+        finally:
+            self.pop()
+
+        def run(e: list) -> int:
+            v = value(e)
+            chosen = None
+            for labels, body in sections:
+                if any(lab is not None and lab(e, v) for lab in labels):
+                    chosen = body
+                    break
+            if chosen is None:
+                chosen = next((b for labels, b in sections if None in labels), None)
+            if chosen is None:
+                return NORMAL
+            c = chosen(e)
+            return NORMAL if c == BREAK else c
+
+        return run
+
+    def s_try_statement(self, node: Node) -> Fn:
+        body = self.stmt(node.child_by_field_name("body")) or _nop
+        handlers: list[tuple[str, int | None, Fn]] = []
+        final: Fn | None = None
+        for c in node.named_children:
+            if c.type == "catch_clause":
+                self.push()
+                try:
+                    tname, slot = "Exception", None
+                    for d in c.named_children:
+                        if d.type == "catch_declaration":
+                            tnode = d.child_by_field_name("type")
+                            tname = self.text(tnode).split(".")[-1]
+                            if not tname.endswith("Exception"):
+                                raise self.unsupported(tnode, f"type '{tname}'")
+                            nm = d.child_by_field_name("name")
+                            if nm is not None:
+                                slot = self.declare(nm, self.text(nm))
+                        elif d.type == "catch_filter_clause":
+                            raise self.unsupported(d, "exception filter")
+                    handler = self.stmt(c.child_by_field_name("body")) or _nop
+                finally:
+                    self.pop()
+                handlers.append((tname, slot, handler))
+            elif c.type == "finally_clause":
+                final = self.stmt(c.named_children[-1]) or _nop
+
+        def run(e: list) -> int:
+            try:
+                return body(e)
+            except BudgetExceeded:
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a .NET exception below
+                ex = translate(exc)
+                if isinstance(ex, BudgetExceeded):
+                    raise ex from None
+                for tname, slot, handler in handlers:
+                    if _catches(tname, ex.cs_type):
+                        if slot is not None:
+                            e[slot] = ExceptionObject(ex.cs_type, ex.message)
+                        return handler(e)
+                raise
+            finally:
+                if final is not None:
+                    final(e)
+
+        return run
+
+    # --- expressions --------------------------------------------------------------------------
+
+    def expr(self, node: Node) -> Fn:
+        hit = self.override.get(_key(node))
+        if hit is not None:
+            return hit
+        if node.type in _CHAIN:
+            bottom = _misparsed_operand(node)
+            if bottom is not None and _key(bottom) not in self.override:
+                return self.reassociate(node, bottom)
+        if node.type in _CHAIN and _has_conditional(node):
+            inner = self.chain(node)
+
+            def guarded(e: list) -> Any:
+                try:
+                    return inner(e)
+                except _NullShort:
+                    return None
+
+            return guarded
+        return self.chain(node)
+
+    def reassociate(self, node: Node, bottom: Node) -> Fn:
+        """tree-sitter-c-sharp parses `a + b?.c` as `(a + b)?.c`; C# means `a + (b?.c)`.
+
+        Compile the access chain over the operator's last operand, then the operator over that.
+        """
+        last = bottom.named_children[-1]
+        while last.type in _LOOSE:
+            last = last.named_children[-1]
+        self.override[_key(bottom)] = self.expr(last)
+        try:
+            chain = self.expr(node)
+        finally:
+            del self.override[_key(bottom)]
+        self.override[_key(last)] = chain
+        try:
+            return self.chain(bottom)
+        finally:
+            del self.override[_key(last)]
+
+    def chain(self, node: Node) -> Fn:
+        hit = self.override.get(_key(node))
+        if hit is not None:
+            return hit
+        h = getattr(self, "x_" + node.type, None)
+        if h is None:
+            kind = node.type.replace("_expression", "")
+            raise self.unsupported(node, f"expression '{kind}'")
+        return h(node)
+
+    def cond(self, node: Node) -> Fn:
+        f = self.expr(node)
+        if _is_boolean(node):
+            return f
+
+        def run(e: list) -> bool:
+            v = f(e)
+            return v if v is True or v is False else truthy(v)
+
+        return run
+
+    def x_parenthesized_expression(self, node: Node) -> Fn:
+        return self.expr(node.named_children[0])
+
+    def x_integer_literal(self, node: Node) -> Fn:
+        v = literals.integer(self.text(node))
+        return lambda e: v
+
+    def x_real_literal(self, node: Node) -> Fn:
+        v = literals.real(self.text(node))
+        return lambda e: v
+
+    def x_boolean_literal(self, node: Node) -> Fn:
+        v = self.text(node) == "true"
+        return lambda e: v
+
+    def x_null_literal(self, node: Node) -> Fn:
+        return lambda e: None
+
+    def x_character_literal(self, node: Node) -> Fn:
+        v = literals.char(self.text(node))
+        return lambda e: v
+
+    def x_string_literal(self, node: Node) -> Fn:
+        v = literals.string(node)
+        return lambda e: v
+
+    def x_verbatim_string_literal(self, node: Node) -> Fn:
+        v = self.text(node)[2:-1].replace('""', '"')
+        return lambda e: v
+
+    def x_raw_string_literal(self, node: Node) -> Fn:
+        raise self.unsupported(node, "raw string literal")
+
+    def x_interpolated_string_expression(self, node: Node) -> Fn:
+        from .dotnet.numbers import format_value
+
+        verbatim = "@" in self.text(node).split('"', 1)[0]
+        parts: list[Fn | str] = []
+        for c in node.named_children:
+            if c.type == "string_content":
+                t = self.text(c).replace("{{", "{").replace("}}", "}")
+                parts.append(t.replace('""', '"') if verbatim else t)
+            elif c.type == "escape_sequence":
+                parts.append(literals.escape(self.text(c)))
+            elif c.type == "interpolation":
+                inner = [x for x in c.named_children if x.type != "interpolation_brace"]
+                val = self.expr(inner[0])
+                fmt = next((x for x in inner[1:] if x.type == "interpolation_format_clause"), None)
+                align = next((x for x in inner[1:] if x.type == "interpolation_alignment_clause"), None)
+                fmt_s = self.text(fmt)[1:] if fmt is not None else None
+                width = int(self.text(align.named_children[0])) if align is not None else 0
+
+                def piece(e: list, val: Fn = val, fmt_s: str | None = fmt_s, width: int = width) -> str:
+                    v = val(e)
+                    s = format_value(v, fmt_s) if fmt_s else cs_str(v)
+                    if width:
+                        s = s.ljust(-width) if width < 0 else s.rjust(width)
+                    return s
+
+                parts.append(piece)
+            elif c.type == "interpolation_start":
+                continue
+            else:
+                raise self.unsupported(c, f"interpolated string part '{c.type}'")
+        fns = [p if callable(p) else (lambda e, s=p: s) for p in parts]
+
+        def run(e: list) -> str:
+            out = "".join([f(e) for f in fns])
+            return concat(out, "")
+
+        return run
+
+    def x_identifier(self, node: Node) -> Fn:
+        name = self.text(node)
+        slot = self.scope.find(name)
+        if slot is not None:
+            return itemgetter(slot)
+        if name == "context":
+            return itemgetter(0)
+        if name.startswith("__"):
+            raise self.unsupported(node, f"name '{name}'")
+        if dotnet.lookup(name) is not None:
+            raise self.fail(node, f"'{name}' is a type, not a value")
+        raise self.fail(node, f"the name '{name}' does not exist in the current context")
+
+    def _static_type(self, node: Node) -> CsType | None:
+        """The type a receiver names, when it is a (qualified) type name rather than a value."""
+        if node.type == "predefined_type":
+            return dotnet.lookup(self.text(node))
+        dotted = _dotted(node)
+        if dotted is None:
+            return None
+        root = dotted.split(".")[0]
+        if self.scope.find(root) is not None or root == "context":
+            return None
+        return dotnet.lookup(dotted)
+
+    def _refuse_unknown_type(self, recv: Node) -> None:
+        """`XDocument.Parse(...)`: a capitalised name that is neither a local nor a known type."""
+        dotted = _dotted(recv)
+        if dotted is None:
+            return
+        root = dotted.split(".")[0]
+        if root == "context" or self.scope.find(root) is not None or self.scope.func(root):
+            return
+        parts = dotted.split(".")
+        if any(dotnet.lookup(".".join(parts[:i])) for i in range(1, len(parts) + 1)):
+            return
+        if root[:1].isupper() or dotnet.is_namespace(root):
+            raise self.unsupported(recv, f"type '{dotted}'")
+
+    def _check_member_name(self, node: Node, name: str) -> None:
+        if name.startswith("_") or name in DENIED_MEMBERS:
+            raise self.unsupported(node, f"member '{name}'")
+        if not known_member(name):
+            raise self.unsupported(node, f"member '{name}'")
+
+    def _note_body(self, receiver: Node, name: str) -> None:
+        if name != "Body":
+            return
+        text = "".join(self.text(receiver).split())
+        if text.endswith("Request") and "Variables" not in text:
+            self.uses_request_body = True
+        elif text.endswith("Response") and "Variables" not in text:
+            self.uses_response_body = True
+        elif "Variables" not in text:
+            self.uses_request_body = self.uses_response_body = True
+
+    def x_member_access_expression(self, node: Node) -> Fn:
+        recv = node.child_by_field_name("expression")
+        name_node = node.child_by_field_name("name")
+        name = self.text(name_node)
+        st = self._static_type(recv)
+        if st is not None:
+            if name in st.static_props:
+                getter = st.static_props[name]
+                return lambda e: getter()
+            raise self.unsupported(name_node, f"member '{st.name}.{name}'")
+        dotted = _dotted(node)
+        if dotted is not None and dotted.split(".")[0] not in ("context",) and self.scope.find(
+            dotted.split(".")[0]
+        ) is None:
+            if dotnet.lookup(dotted) is not None:
+                raise self.fail(node, f"'{dotted}' is a type, not a value")
+            if dotnet.is_namespace(_dotted(recv) or ""):
+                raise self.unsupported(node, f"type '{dotted}'")
+        if name_node.type == "generic_name":
+            raise self.unsupported(name_node, "generic property")
+        self._refuse_unknown_type(recv)
+        self._check_member_name(name_node, name)
+        self._note_body(recv, name)
+        obj = self.chain(recv)
+        return _member(obj, name)
+
+    def x_conditional_access_expression(self, node: Node) -> Fn:
+        cond = self.chain(node.child_by_field_name("condition"))
+        binding = node.named_children[-1]
+
+        def guard(e: list) -> Any:
+            v = cond(e)
+            if v is None:
+                raise _NULL_SHORT
+            return v
+
+        if binding.type == "member_binding_expression":
+            name_node = binding.child_by_field_name("name")
+            name = self.text(name_node)
+            self._check_member_name(name_node, name)
+            self._note_body(node.child_by_field_name("condition"), name)
+            return _member(guard, name)
+        if binding.type == "element_binding_expression":
+            idx = self.arguments_positional(binding)
+            return _indexer(guard, idx)
+        raise self.unsupported(binding, f"conditional access '{binding.type}'")
+
+    def arguments_positional(self, arglist: Node) -> list[Fn]:
+        out = []
+        for a in arglist.named_children:
+            if a.type != "argument":
+                continue
+            if a.child_by_field_name("name") is not None or len(a.named_children) != 1:
+                raise self.unsupported(a, "named or ref index argument")
+            out.append(self.expr(a.named_children[0]))
+        return out
+
+    def x_element_access_expression(self, node: Node) -> Fn:
+        obj = self.chain(node.child_by_field_name("expression"))
+        idx = self.arguments_positional(node.child_by_field_name("subscript"))
+        return _indexer(obj, idx)
+
+    def arguments(self, arglist: Node) -> tuple[list[Fn], dict[str, Fn], list[tuple[int, Node]]]:
+        """Positional args, named args, and out-argument targets (position, node)."""
+        pos: list[Fn] = []
+        named: dict[str, Fn] = {}
+        outs: list[tuple[int, Node]] = []
+        for a in arglist.named_children:
+            if a.type != "argument":
+                continue
+            tokens = [c.type for c in a.children if not c.is_named]
+            name_node = a.child_by_field_name("name")
+            value = a.named_children[-1]
+            if "out" in tokens:
+                outs.append((len(pos) + len(outs), value))
+                continue
+            if "ref" in tokens or "in" in tokens:
+                raise self.unsupported(a, "ref argument")
+            if name_node is not None:
+                named[self.text(name_node)] = self.expr(value)
+            else:
+                if named:
+                    raise self.fail(a, "positional argument after a named one")
+                pos.append(self.expr(value))
+        return pos, named, outs
+
+    def _out_setters(self, outs: list[tuple[int, Node]]) -> list[Callable[[list, Any], None]]:
+        setters = []
+        for _pos, target in outs:
+            if target.type == "declaration_expression":
+                self.type_of(target.child_by_field_name("type"))
+                nm = target.child_by_field_name("name")
+                slot = self.declare(nm, self.text(nm))
+            elif target.type == "identifier":
+                slot = self.scope.find(self.text(target))
+                if slot is None:
+                    raise self.fail(target, f"the name '{self.text(target)}' does not exist")
+            elif target.type == "discard" or self.text(target) == "_":
+                setters.append(lambda e, v: None)
+                continue
+            else:
+                raise self.unsupported(target, "out target")
+            setters.append(lambda e, v, s=slot: e.__setitem__(s, v))
+        return setters
+
+    def x_invocation_expression(self, node: Node) -> Fn:
+        fn_node = node.child_by_field_name("function")
+        pos, named, outs = self.arguments(node.child_by_field_name("arguments"))
+        setters = self._out_setters(outs)
+        call = self._callee(fn_node, pos, named)
+        if not setters:
+            return call
+
+        def with_outs(e: list) -> Any:
+            result = call(e)
+            if not isinstance(result, tuple) or len(result) != len(setters) + 1:
+                raise cs_error("InvalidOperationException", "method has no out parameters")
+            for s, v in zip(setters, result[1:], strict=True):
+                s(e, v)
+            return result[0]
+
+        return with_outs
+
+    def _callee(self, fn_node: Node, pos: list[Fn], named: dict[str, Fn]) -> Fn:
+        if fn_node.type in ("identifier", "generic_name"):
+            name = self.text(fn_node.named_children[0] if fn_node.type == "generic_name" else fn_node)
+            if name == "nameof":
+                raise self.unsupported(fn_node, "nameof")
+            holder = self.scope.func(name)
+            if holder is not None:
+                return _local_call(holder, pos)
+            slot = self.scope.find(name)
+            if slot is not None:
+                return _delegate_call(itemgetter(slot), pos)
+            raise self.fail(fn_node, f"the name '{name}' does not exist in the current context")
+        if fn_node.type == "member_access_expression":
+            recv = fn_node.child_by_field_name("expression")
+            name_node = fn_node.child_by_field_name("name")
+            type_arg = self.type_args(name_node)
+            name = self.text(name_node.named_children[0] if name_node.type == "generic_name" else name_node)
+            st = self._static_type(recv)
+            if st is not None:
+                fn = st.static_methods.get(name)
+                if fn is None:
+                    raise self.unsupported(name_node, f"member '{st.name}.{name}'")
+                return _static_call(fn, pos, named, type_arg)
+            self._refuse_unknown_type(recv)
+            self._check_member_name(name_node, name)
+            return _method_call(self.chain(recv), name, pos, named, type_arg)
+        if fn_node.type == "conditional_access_expression":
+            binding = fn_node.named_children[-1]
+            if binding.type != "member_binding_expression":
+                raise self.unsupported(binding, "conditional invocation")
+            name_node = binding.child_by_field_name("name")
+            type_arg = self.type_args(name_node)
+            name = self.text(name_node.named_children[0] if name_node.type == "generic_name" else name_node)
+            self._check_member_name(name_node, name)
+            cond = self.chain(fn_node.child_by_field_name("condition"))
+
+            def guard(e: list) -> Any:
+                v = cond(e)
+                if v is None:
+                    raise _NULL_SHORT
+                return v
+
+            return _method_call(guard, name, pos, named, type_arg)
+        target = self.expr(fn_node)
+        return _delegate_call(target, pos)
+
+    def x_cast_expression(self, node: Node) -> Fn:
+        tnode = node.child_by_field_name("type")
+        vnode = node.child_by_field_name("value")
+        if (
+            tnode.type == "identifier"
+            and self.scope.find(self.text(tnode)) is not None
+            and vnode.type == "prefix_unary_expression"
+        ):
+            # `(a) - b` is a subtraction in C#, not a cast.
+            left = self.x_identifier(tnode)
+            op = self.text(vnode)[0]
+            right = self.expr(vnode.named_children[0])
+            fn = add if op == "+" else sub
+            return lambda e: fn(left(e), right(e))
+        ct, tname = self.type_of(tnode)
+        value = self.expr(vnode)
+        if ct is None:
+            return value
+        nullable = tnode.type == "nullable_type"
+        cast = ct.cast
+
+        def run(e: list) -> Any:
+            v = value(e)
+            if v is None and nullable:
+                return None
+            return cast(v)
+
+        return run
+
+    def x_as_expression(self, node: Node) -> Fn:
+        ct, _ = self.type_of(node.child_by_field_name("right"))
+        value = self.expr(node.child_by_field_name("left"))
+        check = ct.check if ct is not None else (lambda v: isinstance(v, list))
+
+        def run(e: list) -> Any:
+            v = value(e)
+            return v if v is not None and check(v) else None
+
+        return run
+
+    def x_is_expression(self, node: Node) -> Fn:
+        ct, _ = self.type_of(node.child_by_field_name("right"))
+        value = self.expr(node.child_by_field_name("left"))
+        check = ct.check if ct is not None else (lambda v: isinstance(v, list))
+        return lambda e: (v := value(e)) is not None and check(v)
+
+    def x_is_pattern_expression(self, node: Node) -> Fn:
+        value = self.expr(node.child_by_field_name("expression"))
+        pat = self.pattern(node.child_by_field_name("pattern"))
+        return lambda e: pat(e, value(e))
+
+    def pattern(self, node: Node) -> Callable[[list, Any], bool]:
+        t = node.type
+        if t == "constant_pattern":
+            c = self.expr(node.named_children[0])
+            return lambda e, v: equals(v, c(e))
+        if t in ("declaration_pattern", "type_pattern", "predefined_type", "identifier", "qualified_name"):
+            tnode = node.child_by_field_name("type") if t in ("declaration_pattern", "type_pattern") else node
+            tnode = tnode or node.named_children[0]
+            ct, _ = self.type_of(tnode)
+            check = ct.check if ct is not None else (lambda v: True)
+            name = node.child_by_field_name("name") if t == "declaration_pattern" else None
+            if name is not None and name.type == "identifier":
+                slot = self.declare(name, self.text(name))
+
+                def bind(e: list, v: Any) -> bool:
+                    if v is not None and check(v):
+                        e[slot] = v
+                        return True
+                    return False
+
+                return bind
+            return lambda e, v: v is not None and check(v)
+        if t == "negated_pattern":
+            inner = self.pattern(node.named_children[0])
+            return lambda e, v: not inner(e, v)
+        if t == "discard":
+            return lambda e, v: True
+        if t == "var_pattern":
+            nm = node.named_children[0]
+            slot = self.declare(nm, self.text(nm))
+            return lambda e, v: e.__setitem__(slot, v) or True
+        raise self.unsupported(node, f"pattern '{t}'")
+
+    def x_binary_expression(self, node: Node) -> Fn:
+        op = self.text(node.child_by_field_name("operator"))
+        if op in ("&&", "||"):
+            left = self.cond(node.child_by_field_name("left"))
+            right = self.cond(node.child_by_field_name("right"))
+            if op == "&&":
+                return lambda e: left(e) and right(e)
+            return lambda e: left(e) or right(e)
+        left = self.expr(node.child_by_field_name("left"))
+        right = self.expr(node.child_by_field_name("right"))
+        if op == "??":
+
+            def coalesce(e: list) -> Any:
+                v = left(e)
+                return right(e) if v is None else v
+
+            return coalesce
+        fn = _BINARY.get(op)
+        if fn is None:
+            raise self.unsupported(node, f"operator '{op}'")
+        right_node = node.child_by_field_name("right")
+        if op in ("==", "!=") and right_node.type == "null_literal":
+            return (lambda e: left(e) is None) if op == "==" else (lambda e: left(e) is not None)
+        if op in ("==", "!=") and right_node.type == "string_literal":
+            lit = literals.string(right_node)
+            if op == "==":
+                return lambda e: a == lit if type(a := left(e)) is str else equals(a, lit)
+            return lambda e: a != lit if type(a := left(e)) is str else not equals(a, lit)
+        if op == "==":
+            return lambda e: (a := left(e)) is (b := right(e)) or equals(a, b)
+        if op == "!=":
+            return lambda e: not ((a := left(e)) is (b := right(e)) or equals(a, b))
+        return lambda e: fn(left(e), right(e))
+
+    def x_prefix_unary_expression(self, node: Node) -> Fn:
+        op = next(c.type for c in node.children if not c.is_named)
+        operand = node.named_children[0]
+        if op in ("++", "--"):
+            return self.assign(operand, add if op == "++" else sub, lambda e: 1, post=False)
+        if op == "!":
+            f = self.cond(operand)
+            return lambda e: not f(e)
+        v = self.expr(operand)
+        if op == "-":
+            return lambda e: _negate(v(e))
+        if op == "+":
+            return v
+        if op == "~":
+            return lambda e: ~_int(v(e))
+        raise self.unsupported(node, f"operator '{op}'")
+
+    def x_postfix_unary_expression(self, node: Node) -> Fn:
+        op = next(c.type for c in node.children if not c.is_named)
+        operand = node.named_children[0]
+        if op == "!":
+            return self.expr(operand)
+        if op in ("++", "--"):
+            return self.assign(operand, add if op == "++" else sub, lambda e: 1, post=True)
+        raise self.unsupported(node, f"operator '{op}'")
+
+    def x_conditional_expression(self, node: Node) -> Fn:
+        c = self.cond(node.child_by_field_name("condition"))
+        a = self.expr(node.child_by_field_name("consequence"))
+        b = self.expr(node.child_by_field_name("alternative"))
+        return lambda e: a(e) if c(e) else b(e)
+
+    def x_assignment_expression(self, node: Node) -> Fn:
+        op = self.text(node.child_by_field_name("operator"))
+        left = node.child_by_field_name("left")
+        right = self.expr(node.child_by_field_name("right"))
+        if op == "=":
+            return self.assign(left, None, right)
+        if op == "??=":
+            return self.assign(left, lambda a, b: b if a is None else a, right)
+        fn = _BINARY.get(op[:-1])
+        if fn is None:
+            raise self.unsupported(node, f"operator '{op}'")
+        return self.assign(left, fn, right)
+
+    def assign(self, target: Node, op: Callable | None, value: Fn, post: bool = False) -> Fn:
+        """Store into a local, an indexer or a settable property; `op` combines old and new."""
+        if target.type == "identifier":
+            slot = self.scope.find(self.text(target))
+            if slot is None:
+                raise self.fail(target, f"cannot assign to '{self.text(target)}'")
+
+            def store_local(e: list) -> Any:
+                old = e[slot]
+                new = value(e) if op is None else op(old, value(e))
+                e[slot] = new
+                return old if post else new
+
+            return store_local
+        if target.type == "element_access_expression":
+            obj = self.expr(target.child_by_field_name("expression"))
+            idx = self.arguments_positional(target.child_by_field_name("subscript"))
+            if len(idx) != 1:
+                raise self.unsupported(target, "multi-dimensional index")
+            key = idx[0]
+
+            def store_index(e: list) -> Any:
+                o, k = obj(e), key(e)
+                old = get_index(o, k) if op is not None else None
+                new = value(e) if op is None else op(old, value(e))
+                set_index(o, k, new)
+                return old if post else new
+
+            return store_index
+        if target.type == "member_access_expression":
+            name = self.text(target.child_by_field_name("name"))
+            self._check_member_name(target, name)
+            obj = self.expr(target.child_by_field_name("expression"))
+
+            def store_member(e: list) -> Any:
+                o = obj(e)
+                old = resolve_property(type(o), name)(o) if op is not None else None
+                new = value(e) if op is None else op(old, value(e))
+                set_property(o, name, new)
+                return old if post else new
+
+            del getter
+            return store_member
+        raise self.unsupported(target, f"assignment to '{target.type}'")
+
+    def x_lambda_expression(self, node: Node) -> Fn:
+        params = node.child_by_field_name("parameters")
+        body = node.child_by_field_name("body")
+        self.push()
+        try:
+            if params.type == "implicit_parameter" or params.type == "identifier":
+                names = [params]
+            else:
+                names = [p.child_by_field_name("name") or p for p in params.named_children if p.type == "parameter"]
+            slots = [self.declare(n, self.text(n)) for n in names]
+            if body.type == "block":
+                blk = self.block(body)
+
+                def fn(e: list) -> Any:
+                    e[2] = None
+                    blk(e)
+                    return e[2]
+
+            else:
+                fn = self.expr(body)
+        finally:
+            self.pop()
+        if len(slots) == 1:
+            s0 = slots[0]
+
+            def make1(e: list) -> Callable:
+                def lam(a: Any) -> Any:
+                    e[s0] = a
+                    return fn(e)
+
+                return lam
+
+            return make1
+
+        if len(slots) == 2:
+            s0, s1 = slots
+
+            def make2(e: list) -> Callable:
+                def lam(a: Any, b: Any) -> Any:
+                    e[s0] = a
+                    e[s1] = b
+                    return fn(e)
+
+                return lam
+
+            return make2
+
+        def make(e: list) -> Callable:
+            def lam(*args: Any) -> Any:
+                for s, a in zip(slots, args, strict=False):
+                    e[s] = a
+                return fn(e)
+
+            return lam
+
+        return make
+
+    def x_object_creation_expression(self, node: Node) -> Fn:
+        tnode = node.child_by_field_name("type")
+        ct, tname = self.type_of(tnode)
+        args_node = node.child_by_field_name("arguments")
+        pos, named, outs = self.arguments(args_node) if args_node is not None else ([], {}, [])
+        if outs:
+            raise self.unsupported(node, "out argument in constructor")
+        init_node = node.child_by_field_name("initializer")
+        if ct is not None and ct.name.endswith("Exception"):
+            cs_type = ct.name
+            msg = pos[0] if pos else (lambda e: "Exception of type '" + cs_type + "' was thrown.")
+            return lambda e: ExceptionObject(cs_type, cs_str(msg(e)))
+        if ct is None or ct.new is None:
+            raise self.unsupported(tnode, f"'new {tname}'")
+        new = ct.new
+        make = _static_call(new, pos, named, None)
+        if init_node is None:
+            return make
+        return self.apply_initializer(make, init_node)
+
+    def apply_initializer(self, make: Fn, init: Node) -> Fn:
+        """Collection (`{a, b}`, `{{k, v}}`) or object (`{ Key = v }`, `{ ["k"] = v }`) initializers."""
+        steps: list[Callable[[list, Any], None]] = []
+        for item in init.named_children:
+            if item.type == "assignment_expression":
+                left = item.child_by_field_name("left")
+                val = self.expr(item.child_by_field_name("right"))
+                if left.type == "identifier":
+                    name = self.text(left)
+                    self._check_member_name(left, name)
+                    steps.append(lambda e, o, n=name, v=val: set_property(o, n, v(e)))
+                elif left.type == "element_binding_expression":
+                    k = self.arguments_positional(left)[0]
+                    steps.append(lambda e, o, k=k, v=val: set_index(o, k(e), v(e)))
+                else:
+                    raise self.unsupported(left, "initializer target")
+            elif item.type == "initializer_expression":
+                fns = [self.expr(x) for x in item.named_children]
+                steps.append(lambda e, o, fns=fns: resolve_method(type(o), "Add")(o, *[f(e) for f in fns]))
+            else:
+                f = self.expr(item)
+                steps.append(lambda e, o, f=f: resolve_method(type(o), "Add")(o, f(e)))
+
+        def run(e: list) -> Any:
+            o = make(e)
+            for s in steps:
+                s(e, o)
+            return o
+
+        return run
+
+    def initializer(self, node: Node, tname: str) -> Fn:
+        """`{ a, b }` as an array initializer in a declaration."""
+        fns = [self.expr(x) for x in node.named_children]
+        byte_array = tname.replace("System.", "") in ("byte[]", "Byte[]")
+
+        def run(e: list) -> Any:
+            items = [f(e) for f in fns]
+            return bytearray(_int(x) & 0xFF for x in items) if byte_array else items
+
+        return run
+
+    def x_array_creation_expression(self, node: Node) -> Fn:
+        tnode = node.child_by_field_name("type")
+        elem_node = tnode.child_by_field_name("type") or tnode.named_children[0]
+        ct, ename = self.type_of(elem_node)
+        rank = tnode.child_by_field_name("rank")
+        sizes = [self.expr(x) for x in rank.named_children] if rank is not None else []
+        init = next((c for c in node.named_children if c.type == "initializer_expression"), None)
+        is_bytes = ename.replace("System.", "") in ("byte", "Byte")
+        if init is not None:
+            return self.initializer(init, ename + "[]")
+        if len(sizes) != 1:
+            raise self.unsupported(node, "multi-dimensional array")
+        size = sizes[0]
+        default = ct.default if ct is not None else None
+
+        def run(e: list) -> Any:
+            n = _int(size(e))
+            if n < 0:
+                raise cs_error("OverflowException", "Arithmetic operation resulted in an overflow.")
+            if n > 1_000_000:
+                raise BudgetExceeded("array larger than the expression limit")
+            return bytearray(n) if is_bytes else [default] * n
+
+        return run
+
+    def x_implicit_array_creation_expression(self, node: Node) -> Fn:
+        init = next(c for c in node.named_children if c.type == "initializer_expression")
+        return self.initializer(init, "")
+
+    def x_initializer_expression(self, node: Node) -> Fn:
+        return self.initializer(node, "")
+
+    def x_default_expression(self, node: Node) -> Fn:
+        tnode = node.child_by_field_name("type")
+        ct = self.type_of(tnode)[0] if tnode is not None else None
+        v = ct.default if ct is not None else None
+        return lambda e: v
+
+    def x_checked_expression(self, node: Node) -> Fn:
+        return self.expr(node.named_children[0])
+
+    def x_typeof_expression(self, node: Node) -> Fn:
+        raise self.unsupported(node, "typeof (reflection)")
+
+    def x_this_expression(self, node: Node) -> Fn:
+        raise self.unsupported(node, "'this'")
+
+    def x_anonymous_object_creation_expression(self, node: Node) -> Fn:
+        names: list[str] = []
+        values: list[Fn] = []
+        kids = node.named_children
+        i = 0
+        while i < len(kids):
+            k = kids[i]
+            nxt = kids[i + 1] if i + 1 < len(kids) else None
+            if k.type == "identifier" and nxt is not None and k.end_byte < nxt.start_byte and b"=" in (
+                self.parsed.wrapped[k.end_byte : nxt.start_byte]
+            ):
+                names.append(self.text(k))
+                values.append(self.expr(nxt))
+                i += 2
+                continue
+            if k.type == "identifier":
+                names.append(self.text(k))
+            elif k.type == "member_access_expression":
+                names.append(self.text(k.child_by_field_name("name")))
+            else:
+                raise self.unsupported(k, "anonymous type member")
+            values.append(self.expr(k))
+            i += 1
+        for n in names:
+            if n.startswith("_"):
+                raise self.unsupported(node, f"name '{n}'")
+        cls = anonymous_type(tuple(names))
+        return lambda e: cls(*[v(e) for v in values])
+
+    def x_throw_expression(self, node: Node) -> Fn:
+        val = self.expr(node.named_children[0])
+
+        def run(e: list) -> Any:
+            ex = val(e)
+            raise cs_error(getattr(ex, "cs_type", "Exception"), getattr(ex, "Message", cs_str(ex)))
+
+        return run
+
+    def x_predefined_type(self, node: Node) -> Fn:
+        raise self.fail(node, f"'{self.text(node)}' is a type, not a value")
+
+
+# --- closures for access and calls ----------------------------------------------------------
+
+
+class AnonymousObject(CsObject):
+    """`new { a = 1, b }`: read-only named values (serialised by JsonConvert as an object)."""
+
+    __slots__ = ("_values",)
+    __cs_type__ = "AnonymousType"
+    _names: tuple[str, ...] = ()
+
+    def __init__(self, *values: Any) -> None:
+        self._values = dict(zip(self._names, values, strict=True))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def ToString(self) -> str:  # noqa: N802
+        inner = ", ".join(f"{k} = {cs_str(v)}" for k, v in self._values.items())
+        return "{ " + inner + " }"
+
+
+_ANON: dict[tuple[str, ...], type[AnonymousObject]] = {}
+
+
+def anonymous_type(names: tuple[str, ...]) -> type[AnonymousObject]:
+    """One class per member-name tuple (bounded by the distinct shapes saved policies use)."""
+    cls = _ANON.get(names)
+    if cls is None:
+        cls = type(
+            "AnonymousType",
+            (AnonymousObject,),
+            {"__slots__": (), "_names": names, "__cs_members__": frozenset(names) | {"ToString"}},
+        )
+        _ANON[names] = cls
+    return cls
+
+
+def _member(obj: Fn, name: str) -> Fn:
+    cache: dict[type, Callable[[Any], Any]] = {}
+
+    def get(e: list) -> Any:
+        o = obj(e)
+        g = cache.get(o.__class__)
+        if g is None:
+            g = cache[o.__class__] = resolve_property(o.__class__, name)
+        return g(o)
+
+    return get
+
+
+def _indexer(obj: Fn, idx: list[Fn]) -> Fn:
+    if len(idx) != 1:
+        raise cs_error("InvalidOperationException", "multi-dimensional index")
+    key = idx[0]
+    return lambda e: get_index(obj(e), key(e))
+
+
+def _method_call(obj: Fn, name: str, pos: list[Fn], named: dict[str, Fn], type_arg: str | None) -> Fn:
+    cache: dict[type, Callable[..., Any]] = {}
+
+    def find(o: Any) -> Callable[..., Any]:
+        m = cache.get(o.__class__)
+        if m is None:
+            m = cache[o.__class__] = resolve_method(o.__class__, name)
+        return m
+
+    if not named and type_arg is None:
+        if not pos:
+            return lambda e: find(o := obj(e))(o)
+        if len(pos) == 1:
+            a0 = pos[0]
+            return lambda e: find(o := obj(e))(o, a0(e))
+        if len(pos) == 2:
+            a0, a1 = pos
+            return lambda e: find(o := obj(e))(o, a0(e), a1(e))
+
+    def call(e: list) -> Any:
+        o = obj(e)
+        kw = {k: f(e) for k, f in named.items()}
+        if type_arg is not None:
+            kw["type_arg"] = type_arg
+        return find(o)(o, *[f(e) for f in pos], **kw)
+
+    return call
+
+
+def _static_call(fn: Callable[..., Any], pos: list[Fn], named: dict[str, Fn], type_arg: str | None) -> Fn:
+    if not named and type_arg is None:
+        if not pos:
+            return lambda e: fn()
+        if len(pos) == 1:
+            a0 = pos[0]
+            return lambda e: fn(a0(e))
+        if len(pos) == 2:
+            a0, a1 = pos
+            return lambda e: fn(a0(e), a1(e))
+
+    def call(e: list) -> Any:
+        kw = {k: f(e) for k, f in named.items()}
+        if type_arg is not None:
+            kw["type_arg"] = type_arg
+        return fn(*[f(e) for f in pos], **kw)
+
+    return call
+
+
+def _local_call(holder: list, pos: list[Fn]) -> Fn:
+    def call(e: list) -> Any:
+        slots, body = holder
+        args = [f(e) for f in pos]
+        saved = [e[s] for s in slots]
+        for s, a in zip(slots, args, strict=False):
+            e[s] = a
+        try:
+            return body(e)
+        finally:
+            for s, v in zip(slots, saved, strict=True):
+                e[s] = v
+
+    return call
+
+
+def _delegate_call(target: Fn, pos: list[Fn]) -> Fn:
+    def call(e: list) -> Any:
+        f = target(e)
+        if f is None:
+            raise cs_error("NullReferenceException", "delegate is null")
+        if not callable(f) or isinstance(f, type):
+            raise cs_error("InvalidOperationException", "value is not callable")
+        return f(*[a(e) for a in pos])
+
+    return call
+
+
+def _tick(e: list) -> None:
+    e[1] -= 1
+    if e[1] < 0:
+        raise BudgetExceeded("loop iteration budget exhausted")
+
+
+def _nop(e: list) -> int:
+    return NORMAL
+
+
+def _int(v: Any) -> int:
+    from .dotnet.numbers import to_number
+
+    return v if type(v) is int else to_number(v, "long")  # type: ignore[return-value]
+
+
+def _negate(v: Any) -> Any:
+    if v is None:
+        return None
+    if type(v) is int:
+        return wrap64(-v)
+    if isinstance(v, bool) or isinstance(v, str) and len(v) != 1:
+        raise cs_error("InvalidCastException", "operator '-' cannot be applied")
+    return -(ord(v) if isinstance(v, str) else v)
+
+
+def _bitop(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def run(a: Any, b: Any) -> Any:
+        if a is None or b is None:
+            return None
+        if type(a) is bool and type(b) is bool:
+            return bool(op(a, b))
+        return wrap64(op(_int(a), _int(b)))
+
+    return run
+
+
+_BINARY: dict[str, Callable[[Any, Any], Any]] = {
+    "+": add,
+    "-": sub,
+    "*": mul,
+    "/": div,
+    "%": mod,
+    "==": equals,
+    "!=": lambda a, b: not equals(a, b),
+    "<": lambda a, b: a is not None and b is not None and compare(a, b) < 0,
+    ">": lambda a, b: a is not None and b is not None and compare(a, b) > 0,
+    "<=": lambda a, b: a is not None and b is not None and compare(a, b) <= 0,
+    ">=": lambda a, b: a is not None and b is not None and compare(a, b) >= 0,
+    "&": _bitop(lambda a, b: a & b),
+    "|": _bitop(lambda a, b: a | b),
+    "^": _bitop(lambda a, b: a ^ b),
+    "<<": _bitop(lambda a, b: a << (b & 63)),
+    ">>": _bitop(lambda a, b: a >> (b & 63)),
+}
+
+
+def _implicit(init: Fn, tname: str) -> Fn:
+    """Implicit numeric widening for declared locals (`double d = 1;` holds 1.0)."""
+    if tname in ("double", "float", "Double", "Single"):
+        return lambda e: float(v) if type(v := init(e)) is int else v
+    if tname in ("decimal", "Decimal"):
+        from decimal import Decimal
+
+        return lambda e: Decimal(v) if type(v := init(e)) is int else v
+    return init
+
+
+def _dotted(node: Node) -> str | None:
+    """`a.b.c` as text when the node is a chain of plain identifiers, else None."""
+    if node.type == "identifier":
+        return node.text.decode() if node.text else None
+    if node.type in ("member_access_expression", "qualified_name"):
+        left = node.child_by_field_name("expression") or node.child_by_field_name("qualifier")
+        name = node.child_by_field_name("name")
+        if left is None or name is None or name.type != "identifier":
+            return None
+        head = _dotted(left)
+        return f"{head}.{name.text.decode()}" if head and name.text else None
+    return None
+
+
+_LOOSE = {
+    "binary_expression",
+    "prefix_unary_expression",
+    "cast_expression",
+    "conditional_expression",
+    "assignment_expression",
+}
+
+
+def _key(node: Node) -> tuple[int, int, str]:
+    return (node.start_byte, node.end_byte, node.type)
+
+
+def _misparsed_operand(node: Node) -> Node | None:
+    """The operator node a `?.` chain was wrongly attached to, if any."""
+    n: Node | None = node
+    while n is not None and n.type in _CHAIN:
+        if n.type == "conditional_access_expression":
+            cond = n.child_by_field_name("condition")
+            if cond is not None and cond.type in _LOOSE:
+                return cond
+            n = cond
+            continue
+        n = n.child_by_field_name("expression") or n.child_by_field_name("function")
+    return None
+
+
+_BOOL_OPS = {"==", "!=", "<", ">", "<=", ">=", "&&", "||"}
+
+
+def _is_boolean(node: Node) -> bool:
+    """Whether the node's closure always yields a Python bool (no truthiness check needed)."""
+    t = node.type
+    if t == "parenthesized_expression":
+        return _is_boolean(node.named_children[0])
+    if t in ("boolean_literal", "is_pattern_expression", "is_expression"):
+        return True
+    if t == "binary_expression":
+        op = node.child_by_field_name("operator")
+        return op is not None and op.type in _BOOL_OPS
+    if t == "prefix_unary_expression":
+        return any(c.type == "!" for c in node.children if not c.is_named)
+    return False
+
+
+def _has_conditional(node: Node) -> bool:
+    n: Node | None = node
+    while n is not None and n.type in _CHAIN:
+        if n.type == "conditional_access_expression":
+            return True
+        n = n.child_by_field_name("expression") or n.child_by_field_name("function") or n.child_by_field_name(
+            "condition"
+        )
+    return False
+
+
+def _catches(tname: str, cs_type: str) -> bool:
+    return tname in ("Exception", "SystemException") or tname == cs_type
+
+
+class ExceptionObject(CsObject):
+    """The value bound by `catch (Exception ex)` and built by `new Exception(msg)`."""
+
+    __slots__ = ("Message", "cs_type")
+    __cs_type__ = "Exception"
+    __cs_members__ = frozenset({"Message", "ToString"})
+
+    def ToString(self) -> str:  # noqa: N802
+        return f"System.{self.cs_type}: {self.Message}"
+
+    def __init__(self, cs_type: str, message: str) -> None:
+        self.cs_type = cs_type
+        self.Message = message
+
+
+def translate(exc: BaseException) -> CsException:
+    """Map a Python failure inside the object model onto the .NET exception C# would raise."""
+    if isinstance(exc, CsException | BudgetExceeded):
+        return exc  # type: ignore[return-value]
+    if isinstance(exc, RecursionError | MemoryError):
+        return BudgetExceeded("expression exceeded its resource limits")  # type: ignore[return-value]
+    kind = {
+        KeyError: "KeyNotFoundException",
+        IndexError: "IndexOutOfRangeException",
+        ZeroDivisionError: "DivideByZeroException",
+        OverflowError: "OverflowException",
+        ValueError: "FormatException",
+        TypeError: "ArgumentException",
+        UnicodeError: "DecoderFallbackException",
+    }
+    for py, cs in kind.items():
+        if isinstance(exc, py):
+            return cs_error(cs, str(exc) or cs)
+    from .errors import ExpressionRuntimeError
+
+    if isinstance(exc, ExpressionRuntimeError):
+        return cs_error(exc.cs_type, exc.message)
+    return cs_error("Exception", f"{type(exc).__name__}: {exc}")

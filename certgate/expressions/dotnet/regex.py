@@ -1,0 +1,218 @@
+"""System.Text.RegularExpressions.Regex over Python `re`, translating .NET syntax.
+
+Translated: named groups `(?<n>...)` / `(?'n'...)`, back-references `\\k<n>`, `\\z`, and replacement
+patterns `$1`, `${n}`, `$$`, `$&`. Constructs Python cannot express (balancing groups, `\\G`,
+conditionals, possessive quantifiers) fail with ArgumentException when the Regex is built.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from ..errors import cs_error
+from ..model import CsObject
+from ..runtime import cs_str
+from . import CsType, register
+from .enums import CsEnum
+
+_FLAGS = {
+    "IgnoreCase": re.IGNORECASE,
+    "Multiline": re.MULTILINE,
+    "Singleline": re.DOTALL,
+    "IgnorePatternWhitespace": re.VERBOSE,
+}
+_UNSUPPORTED = re.compile(r"\(\?<\w*-\w+>|\\G|\(\?\(|[*+?}]\+")
+
+
+def _flags(options: object) -> int:
+    if not isinstance(options, CsEnum):
+        return 0
+    out = 0
+    for name, bit in _FLAGS.items():
+        if name in options.name.split(", "):
+            out |= bit
+    return out
+
+
+@lru_cache(maxsize=512)
+def compile_regex(pattern: str, flags: int) -> re.Pattern[str]:
+    if _UNSUPPORTED.search(pattern):
+        raise cs_error("ArgumentException", f"unsupported .NET regex construct in '{pattern}'")
+    p = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
+    p = re.sub(r"\(\?'([A-Za-z_]\w*)'", r"(?P<\1>", p)
+    p = re.sub(r"\\k<([A-Za-z_]\w*)>", r"(?P=\1)", p)
+    p = p.replace("\\z", "\\Z")
+    try:
+        return re.compile(p, flags)
+    except re.error as e:
+        raise cs_error("ArgumentException", f"Invalid pattern '{pattern}': {e}") from None
+
+
+def _replacement(repl: str) -> str:
+    out = []
+    i = 0
+    while i < len(repl):
+        c = repl[i]
+        if c == "\\":
+            out.append("\\\\")
+        elif c == "$" and i + 1 < len(repl):
+            n = repl[i + 1]
+            if n == "$":
+                out.append("$")
+                i += 1
+            elif n == "&":
+                out.append("\\g<0>")
+                i += 1
+            elif n.isdigit():
+                j = i + 1
+                while j < len(repl) and repl[j].isdigit():
+                    j += 1
+                out.append(f"\\g<{repl[i + 1 : j]}>")
+                i = j - 1
+            elif n == "{" and "}" in repl[i:]:
+                j = repl.index("}", i)
+                out.append(f"\\g<{repl[i + 2 : j]}>")
+                i = j
+            else:
+                out.append("$")
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+class Group(CsObject):
+    __slots__ = ("Success", "Value", "Index", "Length", "Name")
+    __cs_type__ = "Group"
+    __cs_members__ = frozenset({"Success", "Value", "Index", "Length", "Name", "ToString"})
+
+    def __init__(self, m: re.Match[str] | None, key: int | str) -> None:
+        start = m.start(key) if m is not None else -1
+        self.Success = start >= 0
+        self.Value = m.group(key) if m is not None and self.Success else ""
+        self.Index = max(start, 0)
+        self.Length = len(self.Value)
+        self.Name = str(key)
+
+    def ToString(self) -> str:  # noqa: N802
+        return self.Value
+
+
+class GroupCollection(CsObject):
+    __slots__ = ("_m",)
+    __cs_type__ = "GroupCollection"
+    __cs_members__ = frozenset({"Count", "ContainsKey"})
+
+    def __init__(self, m: re.Match[str] | None) -> None:
+        self._m = m
+
+    @property
+    def Count(self) -> int:  # noqa: N802
+        return 0 if self._m is None else self._m.re.groups + 1
+
+    def ContainsKey(self, key: str) -> bool:  # noqa: N802
+        return self._m is not None and key in self._m.re.groupindex
+
+    def __getitem__(self, key: object) -> Group:
+        if self._m is None:
+            return Group(None, 0)
+        try:
+            return Group(self._m, key if isinstance(key, int) else cs_str(key))
+        except (IndexError, error_type()):
+            return Group(None, 0)
+
+    def __iter__(self):
+        return iter([self[i] for i in range(self.Count)])
+
+
+def error_type() -> type[Exception]:
+    return re.error
+
+
+class Match(Group):
+    __slots__ = ("_m",)
+    __cs_type__ = "Match"
+    __cs_members__ = Group.__cs_members__ | frozenset({"Groups", "NextMatch", "Result"})
+
+    def __init__(self, m: re.Match[str] | None, pattern: re.Pattern[str] | None = None) -> None:
+        super().__init__(m, 0)
+        self._m = m
+
+    @property
+    def Groups(self) -> GroupCollection:  # noqa: N802
+        return GroupCollection(self._m)
+
+    def NextMatch(self) -> Match:  # noqa: N802
+        if self._m is None:
+            return self
+        nxt = self._m.re.search(self._m.string, self._m.end() + (self._m.end() == self._m.start()))
+        return Match(nxt)
+
+    def Result(self, replacement: str) -> str:  # noqa: N802
+        return "" if self._m is None else self._m.expand(_replacement(replacement))
+
+
+class Regex(CsObject):
+    __slots__ = ("_re",)
+    __cs_type__ = "Regex"
+    __cs_members__ = frozenset({"IsMatch", "Match", "Matches", "Replace", "Split", "ToString"})
+
+    def __init__(self, pattern: object, options: object = None, *_: object) -> None:
+        self._re = compile_regex(cs_str(pattern), _flags(options))
+
+    def IsMatch(self, s: object, *_: object) -> bool:  # noqa: N802
+        return self._re.search(_input(s)) is not None
+
+    def Match(self, s: object, *_: object) -> Match:  # noqa: N802
+        return Match(self._re.search(_input(s)))
+
+    def Matches(self, s: object, *_: object) -> list[Match]:  # noqa: N802
+        return [Match(m) for m in self._re.finditer(_input(s))]
+
+    def Replace(self, s: object, repl: object, *_: object) -> str:  # noqa: N802
+        text = _input(s)
+        if callable(repl):
+            return self._re.sub(lambda m: cs_str(repl(Match(m))), text)
+        return self._re.sub(_replacement(cs_str(repl)), text)
+
+    def Split(self, s: object, *_: object) -> list[str]:  # noqa: N802
+        return [x if x is not None else "" for x in self._re.split(_input(s))]
+
+    def ToString(self) -> str:  # noqa: N802
+        return self._re.pattern
+
+
+def _input(s: object) -> str:
+    if s is None:
+        raise cs_error("ArgumentNullException", "Value cannot be null. (Parameter 'input')")
+    return cs_str(s)
+
+
+def _static(method: str):
+    def run(s: object, pattern: object, *rest: object) -> object:
+        options = next((r for r in rest if isinstance(r, CsEnum)), None)
+        args = [r for r in rest if not isinstance(r, CsEnum)]
+        return getattr(Regex(pattern, options), method)(s, *args)
+
+    return run
+
+
+register(
+    CsType(
+        "Regex",
+        lambda v: isinstance(v, Regex),
+        static_methods={
+            "IsMatch": _static("IsMatch"),
+            "Match": _static("Match"),
+            "Matches": _static("Matches"),
+            "Replace": _static("Replace"),
+            "Split": _static("Split"),
+            "Escape": lambda s: re.sub(r"([\\*+?|{}\[\]()^$.# \t\n])", r"\\\1", cs_str(s)),
+            "Unescape": lambda s: re.sub(r"\\(.)", r"\1", cs_str(s)),
+        },
+        new=Regex,
+    )
+)
+for _n, _cls in (("Match", Match), ("Group", Group), ("GroupCollection", GroupCollection)):
+    register(CsType(_n, lambda v, c=_cls: isinstance(v, c)))

@@ -1,0 +1,132 @@
+"""The immutable configuration one gateway process serves from (`GatewayConfig`).
+
+`build_gateway_config(...)` turns already-loaded pieces (server `CertificateMaterial`s per hostname,
+ARM-shaped API and operation properties, compiled pipelines) into ready objects: pyOpenSSL contexts
+with the SNI router, the compiled `Router`, the policy `Api`/`Operation` objects. It is called by the
+Snapshot compiler; the server swaps whole configs atomically (`GatewayServer.update`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from certgate.gateway.router import ApiRoute, Router, api_route, operation_route
+from certgate.gateway.tls import SNIRouter, TLSBinding, TLSConfigError, server_context
+from certgate.policy.context import Api, Operation
+
+
+@dataclass(frozen=True, slots=True)
+class HostnameConfig:
+    """One `hostnameConfigurations[]` entry of type Proxy, with its loaded server certificate."""
+
+    hostname: str
+    certificate: Any  # certgate.certs.material.CertificateMaterial (certificate, private_key, chain)
+    negotiate_client_certificate: bool = False
+    default_ssl_binding: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """Everything the data plane reads for a request; requests take one reference to it."""
+
+    revision: int
+    router: Router
+    sni: SNIRouter | None  # None: no hostname has a certificate, TLS connections are refused
+    snapshot: Any = None  # the lead's Snapshot, exposed to policies as context.snapshot
+    deployment: Any = None  # policy `context.Deployment` (None: an empty default)
+    forwarder: Any = None  # overrides the server's forwarder when set (B's Forwarder)
+    verifier: Any = None  # certgate.certs.verify.Verifier behind X509Certificate2.Verify()
+    # CrlStore.prefetch(leaf, chain): awaited once per connection and config before the pipeline
+    crl_prefetch: Callable[[Any, Any], Awaitable[None]] | None = None
+    bindings: Mapping[tuple[str, str, bool], TLSBinding] = field(default_factory=dict)
+
+
+def build_gateway_config(
+    *,
+    revision: int = 0,
+    hostnames: Iterable[HostnameConfig] = (),
+    apis: Mapping[str, Mapping[str, Any]] = {},  # noqa: B006 - read-only default
+    operations: Mapping[str, Mapping[str, Mapping[str, Any]]] = {},  # noqa: B006
+    pipeline_for: Callable[[str, str], Any],
+    snapshot: Any = None,
+    deployment: Any = None,
+    forwarder: Any = None,
+    verifier: Any = None,
+    crl_prefetch: Callable[[Any, Any], Awaitable[None]] | None = None,
+    previous: GatewayConfig | None = None,
+) -> GatewayConfig:
+    """Compiles a `GatewayConfig`.
+
+    `apis` maps API id -> ARM properties (`path`, `serviceUrl`, `protocols`, `displayName`), or the
+    whole resource with a `properties` key. `operations` maps API id -> operation id -> properties
+    (`method`, `urlTemplate`, `displayName`). `pipeline_for(api_id, operation_id)` returns the compiled
+    pipeline (`await pipeline.run(context, forwarder)`). `previous` lets unchanged hostname bindings
+    keep their SSL context (and its session cache). Raises ValueError naming the bad field.
+    """
+    bindings, default = _tls_bindings(hostnames, previous)
+    sni = SNIRouter(bindings.values(), default) if default is not None else None
+    routes: list[ApiRoute] = []
+    for api_id, resource in apis.items():
+        route = api_route(api_id, resource)
+        props = resource.get("properties", resource)
+        route.context_api = Api(
+            api_id,
+            props.get("displayName") or api_id,
+            route.path,
+            route.service_url,
+            tuple(sorted(route.protocols)),
+        )
+        for op_id, op_resource in operations.get(api_id, {}).items():
+            op = operation_route(op_id, op_resource, pipeline_for(api_id, op_id))
+            op_props = op_resource.get("properties", op_resource)
+            op.context_operation = Operation(
+                op_id, op_props.get("displayName") or op_id, op.method, op.url_template
+            )
+            route.add_operation(op)
+        routes.append(route)
+    return GatewayConfig(
+        revision=revision,
+        router=Router(routes),
+        sni=sni,
+        snapshot=snapshot,
+        deployment=deployment,
+        forwarder=forwarder,
+        verifier=verifier,
+        crl_prefetch=crl_prefetch,
+        bindings=bindings,
+    )
+
+
+def _tls_bindings(
+    hostnames: Iterable[HostnameConfig], previous: GatewayConfig | None
+) -> tuple[dict[tuple[str, str, bool], TLSBinding], TLSBinding | None]:
+    reuse = previous.bindings if previous is not None else {}
+    bindings: dict[tuple[str, str, bool], TLSBinding] = {}
+    default: TLSBinding | None = None
+    flagged = False
+    for entry in hostnames:
+        material = entry.certificate
+        if material is None:
+            raise TLSConfigError(f"hostname {entry.hostname!r}: no server certificate")
+        hostname = entry.hostname.strip().lower()
+        if not hostname:
+            raise TLSConfigError("hostnameConfigurations: 'hostName' is required")
+        key = (hostname, str(material.thumbprint), bool(entry.negotiate_client_certificate))
+        binding = reuse.get(key)
+        if binding is None:
+            context = server_context(
+                material.certificate,
+                material.private_key,
+                material.chain or (),
+                negotiate_client_certificate=entry.negotiate_client_certificate,
+                hostname=hostname,
+            )
+            binding = TLSBinding(hostname, context, entry.negotiate_client_certificate)
+        bindings[key] = binding
+        if entry.default_ssl_binding and not flagged:
+            default, flagged = binding, True
+        elif default is None:
+            default = binding
+    return bindings, default

@@ -1,0 +1,110 @@
+"""What the HTTP/1.1 and HTTP/2 protocols hand the request handler: one exchange per request.
+
+`Exchange` is the protocol-independent surface (request line, header pairs, body stream, connection
+facts, `respond`). `ConnectionInfo` holds per-connection facts, including the client certificate,
+turned into an `X509Certificate2` once per connection and only when something asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from certgate.gateway.body import InboundBody
+from certgate.gateway.tls import PeerCertificates
+
+# Hop-by-hop headers (RFC 9110 7.6.1) plus the ones the gateway answers itself (Expect).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+        "http2-settings",
+    }
+)
+# Response headers the writer computes itself (framing) or that HTTP/2 forbids.
+RESPONSE_SKIP = HOP_BY_HOP | {"content-length"}
+
+
+class ConnectionInfo:
+    """Facts about one client connection, shared by all its requests (the policy `connection`)."""
+
+    __slots__ = (
+        "_certificate",
+        "_verifier",
+        "cache",
+        "client_ip",
+        "client_port",
+        "crl_prefetched",
+        "local_port",
+        "peer",
+        "scheme",
+        "server_name",
+        "tls",
+    )
+
+    def __init__(
+        self,
+        scheme: str,
+        peername: Any,
+        sockname: Any,
+        tls: Any = None,
+    ) -> None:
+        self.scheme = scheme
+        self.client_ip = peername[0] if peername else ""
+        self.client_port = peername[1] if peername else 0
+        self.local_port = sockname[1] if sockname else 0
+        self.tls = tls
+        self.peer: PeerCertificates | None = tls.peer if tls is not None else None
+        self.server_name: str | None = None
+        self._certificate: Any = None
+        self._verifier: Any = None
+        self.crl_prefetched: Any = None  # the prefetch function already awaited for this chain
+        self.cache: dict[Any, Any] = {}  # per-connection verification results (Verify())
+
+    @property
+    def client_chain_der(self) -> list[bytes]:
+        """The chain the client sent, leaf first, as DER."""
+        return self.peer.der_chain if self.peer is not None else []
+
+    def client_certificate(self, verifier: Any) -> Any:
+        """The client certificate as an `X509Certificate2` (None without one), built once per
+        connection and trust configuration (`verifier`), sharing the connection's result cache."""
+        peer = self.peer
+        if peer is None:
+            return None
+        if self._certificate is None or self._verifier is not verifier:
+            from certgate.certs.x509 import X509Certificate2
+
+            self._certificate = X509Certificate2(peer.leaf, peer.chain, verifier, self.cache)
+            self._verifier = verifier
+        return self._certificate
+
+
+class Exchange(Protocol):
+    """One request/response on a connection (HTTP/1.1 or HTTP/2)."""
+
+    method: str
+    target: str  # raw request-target: /path?query, still percent-encoded
+    authority: str  # Host header or :authority ('' when absent)
+    headers: list[tuple[str, str]]  # end-to-end request headers, wire order, hop-by-hop removed
+    body: InboundBody | None
+    conn: ConnectionInfo
+    http_version: str
+
+    async def respond(
+        self,
+        status: int,
+        reason: str,
+        headers: Iterable[tuple[str, str]],
+        body: Any,
+    ) -> None:
+        """Sends the response; `body` is bytes or an async-iterable stream of chunks."""
+        ...

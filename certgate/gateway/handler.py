@@ -1,0 +1,172 @@
+"""Per request: one config reference, route, build the policy `context`, run the pipeline, respond.
+
+The protocols (HTTP/1.1, HTTP/2) call `RequestHandler.__call__(exchange)`. Routing failures and
+unexpected errors become APIM-style JSON responses, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import unquote
+
+from certgate.gateway.body import ClientDisconnected
+from certgate.policy.context import BackendTarget, Context, Headers, Request, reason_phrase
+
+log = logging.getLogger("certgate.gateway")
+
+_JSON = [("content-type", "application/json; charset=utf-8")]
+
+
+def error_body(status: int, message: str) -> bytes:
+    return json.dumps({"statusCode": status, "message": message}).encode()
+
+
+_NOT_FOUND = error_body(404, "Resource not found")
+_BAD_TARGET = error_body(400, "Bad request: the request target must be an absolute path")
+_INTERNAL = error_body(500, "Internal server error")
+_BACKEND_STATUS = {"BackendConnectionFailure": 500, "Timeout": 504}
+
+
+class RequestHandler:
+    """Turns one exchange into a pipeline run; `config_ref()` returns the current GatewayConfig."""
+
+    __slots__ = ("_config_ref", "_forwarder")
+
+    def __init__(self, config_ref: Any, forwarder: Any) -> None:
+        self._config_ref = config_ref
+        self._forwarder = forwarder
+
+    async def __call__(self, exchange: Any) -> None:
+        config = self._config_ref()
+        target = exchange.target
+        if not target.startswith("/"):
+            target = _origin_form(target)
+            if target is None:
+                await exchange.respond(400, "Bad Request", _JSON, _BAD_TARGET)
+                return
+        path, _, query = target.partition("?")
+        conn = exchange.conn
+        found = config.router.match_api(path)
+        if found is None or conn.scheme not in found[0].protocols:
+            await exchange.respond(404, "Not Found", _JSON, _NOT_FOUND)
+            return
+        api, remainder = found
+        method = exchange.method
+        matched = api.match_operation(method, remainder, query)
+        if matched is None:
+            await exchange.respond(404, "Not Found", _JSON, _NOT_FOUND)
+            return
+        operation, params = matched
+
+        host, port = _split_authority(exchange.authority, conn)
+        pairs = _forwarded_headers(exchange.headers, conn, exchange.authority)
+        request = Request(
+            method,
+            conn.scheme,
+            host,
+            port,
+            target,
+            Headers(pairs),
+            exchange.body,
+            conn.client_ip,
+            conn.client_certificate(config.verifier) if conn.peer is not None else None,
+        )
+        if params:
+            request.set_matched_parameters(params)
+        context = Context(
+            request,
+            api=api.context_api,
+            operation=operation.context_operation,
+            deployment=config.deployment,
+            snapshot=config.snapshot,
+            connection=conn,
+            backend=BackendTarget(api.service_url) if api.service_url else None,
+            backend_path=unquote(remainder),
+        )
+        forwarder = config.forwarder or self._forwarder
+        try:
+            prefetch = config.crl_prefetch
+            if prefetch is not None and conn.peer is not None and conn.crl_prefetched is not prefetch:
+                await prefetch(conn.peer.leaf, conn.peer.chain)
+                conn.crl_prefetched = prefetch
+            await operation.pipeline.run(context, forwarder)
+        except (asyncio.CancelledError, ClientDisconnected):
+            raise
+        except Exception as exc:
+            await _respond_error(exchange, exc)
+            return
+        response = context.Response
+        body = response.Body.stream()
+        try:
+            await exchange.respond(
+                response.StatusCode,
+                response.StatusReason or reason_phrase(response.StatusCode),
+                response.Headers.items(),
+                body,
+            )
+        except BaseException:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()  # the upstream connection, mid-response, is closed rather than leaked
+            raise
+
+
+async def _respond_error(exchange: Any, exc: Exception) -> None:
+    reason = getattr(exc, "reason", None)
+    status = _BACKEND_STATUS.get(reason) if isinstance(reason, str) else None
+    if status is None:
+        log.error("request failed: %s", type(exc).__name__, exc_info=exc)
+        await exchange.respond(500, "Internal Server Error", _JSON, _INTERNAL)
+        return
+    message = getattr(exc, "message", None) or str(exc) or reason
+    body = json.dumps({"statusCode": status, "message": message, "reason": reason}).encode()
+    await exchange.respond(status, reason_phrase(status), _JSON, body)
+
+
+def _origin_form(target: str) -> str | None:
+    """The path?query of an absolute-form request target (`http://host/path`), else None."""
+    scheme, sep, rest = target.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return None
+    slash = rest.find("/")
+    return "/" if slash < 0 else rest[slash:]
+
+
+def _split_authority(authority: str, conn: Any) -> tuple[str, int]:
+    if not authority:
+        return conn.server_name or "localhost", conn.local_port
+    if authority.startswith("["):
+        end = authority.find("]")
+        host, rest = authority[: end + 1], authority[end + 1 :]
+    else:
+        host, _, rest = authority.partition(":")
+        rest = ":" + rest if rest else ""
+    if rest.startswith(":") and rest[1:].isdigit():
+        return host, int(rest[1:])
+    return host, 443 if conn.scheme == "https" else 80
+
+
+def _forwarded_headers(
+    headers: list[tuple[str, str]], conn: Any, authority: str
+) -> list[tuple[str, str]]:
+    """The client's headers plus X-Forwarded-For/-Proto/-Host (For appended to a client's list)."""
+    pairs = []
+    forwarded_for: list[str] = []
+    for name, value in headers:
+        if name[0] in "xX" and name.lower().startswith("x-forwarded-"):
+            lname = name.lower()
+            if lname == "x-forwarded-for":
+                forwarded_for.append(value)
+                continue
+            if lname in ("x-forwarded-proto", "x-forwarded-host"):
+                continue
+        pairs.append((name, value))
+    forwarded_for.append(conn.client_ip)
+    pairs.append(("X-Forwarded-For", ", ".join(forwarded_for)))
+    pairs.append(("X-Forwarded-Proto", conn.scheme))
+    if authority:
+        pairs.append(("X-Forwarded-Host", authority))
+    return pairs

@@ -1,0 +1,336 @@
+"""HTTP/1.1 server protocol on httptools (llhttp): keep-alive, pipelining, streamed bodies.
+
+One `H1Exchange` per request holds the request line, header pairs and body stream and writes the
+response. Requests on a connection are answered in order; pipelined requests wait in a queue while
+their bodies buffer (bounded: reading pauses past the high-water mark). A client that disconnects
+cancels the request in flight, so the forwarder releases its upstream connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import httptools
+
+from certgate.gateway.body import HIGH_WATER, ClientDisconnected, InboundBody
+from certgate.gateway.exchange import HOP_BY_HOP, RESPONSE_SKIP, ConnectionInfo
+
+Handler = Callable[[Any], Awaitable[None]]
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_BAD_REQUEST_BODY = b'{"statusCode": 400, "message": "Bad request: malformed HTTP/1.1 message"}'
+_BAD_REQUEST = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n" % len(_BAD_REQUEST_BODY) + _BAD_REQUEST_BODY
+)
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+class H1Exchange:
+    """One HTTP/1.1 request and its response."""
+
+    __slots__ = (
+        "_proto",
+        "authority",
+        "body",
+        "conn",
+        "continue_pending",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "method",
+        "responded",
+        "target",
+    )
+
+    def __init__(self, proto: HTTP1Protocol, method: str, target: str, headers: list) -> None:
+        self._proto = proto
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.authority = ""
+        self.body: InboundBody | None = None
+        self.conn = proto.info
+        self.http_version = "1.1"
+        self.keep_alive = True
+        self.continue_pending = False
+        self.responded = False
+
+    def _send_continue(self) -> None:
+        if self.continue_pending:
+            self.continue_pending = False
+            self._proto.write(_CONTINUE)
+
+    async def respond(
+        self, status: int, reason: str, headers: Iterable[tuple[str, str]], body: Any
+    ) -> None:
+        proto = self._proto
+        self.responded = True
+        self.continue_pending = False
+        body_allowed = self.method != "HEAD" and status not in _NO_BODY_STATUS and status >= 200
+        if self.body is not None and not self.body.complete:
+            self.keep_alive = False  # unread request body: the connection cannot be reused
+        keep_alive = self.keep_alive and proto.keep_alive_allowed
+        head = [f"HTTP/1.1 {status} {reason}\r\n"]
+        length: str | None = None
+        for name, value in headers:
+            lname = name.lower()
+            if lname in RESPONSE_SKIP:
+                if lname == "content-length":
+                    length = value
+                continue
+            head.append(f"{name}: {value}\r\n")
+        is_bytes = isinstance(body, bytes | bytearray)
+        chunked = False
+        if status in _NO_BODY_STATUS or status < 200:
+            length = None
+        elif is_bytes:
+            if body_allowed or length is None:
+                length = str(len(body))
+        elif length is None and body_allowed:
+            if self.http_version == "1.1":
+                chunked = True
+            else:
+                keep_alive = False  # HTTP/1.0: the end of the body is the end of the connection
+        if not keep_alive:
+            head.append("connection: close\r\n")
+        elif self.http_version == "1.0":
+            head.append("connection: keep-alive\r\n")
+        if length is not None:
+            head.append(f"content-length: {length}\r\n\r\n")
+        elif chunked:
+            head.append("transfer-encoding: chunked\r\n\r\n")
+        else:
+            head.append("\r\n")
+        data = "".join(head).encode("latin-1")
+        if is_bytes:
+            proto.write(data + body if body_allowed and body else data)
+            proto.exchange_done(self, keep_alive)
+            return
+        proto.write(data)
+        if body_allowed and body is not None:
+            async for chunk in body:
+                if not chunk:
+                    continue
+                if chunked:
+                    proto.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                else:
+                    proto.write(chunk)
+                if proto.write_paused:
+                    await proto.drain()
+            if chunked:
+                proto.write(b"0\r\n\r\n")
+        proto.exchange_done(self, keep_alive)
+
+
+class HTTP1Protocol(asyncio.Protocol):
+    """HTTP/1.1 over any transport-like object (a plain TCP transport or `TLSServerProtocol`)."""
+
+    def __init__(self, handler: Handler, info: ConnectionInfo | None = None) -> None:
+        self._handler = handler
+        self.info = info
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: Any = None
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._authority = ""
+        self._has_body = False
+        self._expect_continue = False
+        self._connection_tokens: list[str] | None = None
+        self._parsing: H1Exchange | None = None
+        self._active: H1Exchange | None = None
+        self._task: asyncio.Task | None = None
+        self._queue: deque[H1Exchange] = deque()
+        self._reading_paused = False
+        self._closed = False
+        self.write_paused = False
+        self._drain_waiter: asyncio.Future | None = None
+        self.keep_alive_allowed = True
+
+    # -- transport events ---------------------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self._transport = transport
+        if self.info is None:
+            self.info = ConnectionInfo(
+                "http", transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+            )
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._bad_request()
+        except httptools.HttpParserError:
+            self._bad_request()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        disconnected = ClientDisconnected("client disconnected")
+        for exchange in (self._parsing, self._active, *self._queue):
+            if exchange is not None and exchange.body is not None:
+                exchange.body.fail(disconnected)
+        self._queue.clear()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._wake_drain()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_drain()
+
+    def _wake_drain(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def drain(self) -> None:
+        if self._closed:
+            raise ClientDisconnected("client disconnected")
+        if self.write_paused:
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+            await self._drain_waiter
+            if self._closed:
+                raise ClientDisconnected("client disconnected")
+
+    def write(self, data: bytes) -> None:
+        if not self._closed:
+            self._transport.write(data)
+
+    # -- parser callbacks ---------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._authority = ""
+        self._has_body = False
+        self._expect_continue = False
+        self._connection_tokens = None
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1")
+        text = value.decode("latin-1")
+        lname = key.lower()
+        if lname in HOP_BY_HOP:
+            if lname == "transfer-encoding":
+                self._has_body = True
+            elif lname == "expect":
+                self._expect_continue = text.lower() == "100-continue"
+            elif lname == "connection":
+                tokens = [t.strip().lower() for t in text.split(",")]
+                extra = [t for t in tokens if t not in ("close", "keep-alive")]
+                if extra:
+                    self._connection_tokens = extra
+            return
+        if lname == "content-length":
+            self._has_body = text.strip() != "0"
+        elif lname == "host":
+            self._authority = text
+        self._headers.append((key, text))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        headers = self._headers
+        if self._connection_tokens:
+            drop = self._connection_tokens
+            headers = [(n, v) for n, v in headers if n.lower() not in drop]
+        exchange = H1Exchange(self, parser.get_method().decode("ascii"), self._url.decode(), headers)
+        exchange.authority = self._authority
+        exchange.http_version = parser.get_http_version()
+        exchange.keep_alive = parser.should_keep_alive()
+        if self._has_body:
+            exchange.body = InboundBody(self._body_consumed, exchange._send_continue)
+            exchange.continue_pending = self._expect_continue
+        self._parsing = exchange
+        if self._active is None:
+            self._start(exchange)
+        else:
+            self._queue.append(exchange)
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self._parsing
+        if exchange is not None and exchange.body is not None:
+            exchange.body.feed(body)
+            if exchange.body.buffered > HIGH_WATER or self._queue:
+                self._pause_reading()
+
+    def on_message_complete(self) -> None:
+        exchange = self._parsing
+        self._parsing = None
+        if exchange is not None and exchange.body is not None:
+            exchange.body.finish()
+
+    # -- request lifecycle --------------------------------------------------------------------
+    def _start(self, exchange: H1Exchange) -> None:
+        self._active = exchange
+        self._task = asyncio.get_running_loop().create_task(self._run(exchange))
+
+    async def _run(self, exchange: H1Exchange) -> None:
+        try:
+            await self._handler(exchange)
+        except asyncio.CancelledError:
+            self._abort()
+            return
+        except Exception:
+            self._abort()
+            return
+        if not exchange.responded:
+            self._abort()
+
+    def exchange_done(self, exchange: H1Exchange, keep_alive: bool) -> None:
+        """Called by the exchange once its response is fully written."""
+        self._active = None
+        self._task = None
+        if self._closed:
+            return
+        if not keep_alive:
+            self._closed = True
+            self._transport.close()
+            return
+        if self._queue:
+            self._start(self._queue.popleft())
+        self._resume_reading()
+
+    def _body_consumed(self, consumed: int, buffered: int) -> None:
+        if self._reading_paused and buffered < HIGH_WATER // 2 and not self._queue:
+            self._resume_reading()
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and not self._closed:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and not self._closed:
+            self._reading_paused = False
+            self._transport.resume_reading()
+
+    def _bad_request(self) -> None:
+        if self._closed:
+            return
+        if self._active is None and self._parsing is None:
+            self._transport.write(_BAD_REQUEST)
+            self._closed = True
+            self._transport.close()
+            return
+        for exchange in (self._parsing, *self._queue):
+            if exchange is not None and exchange.body is not None:
+                exchange.body.fail(ValueError("malformed request body"))
+        self._abort()
+
+    def _abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._transport.abort()

@@ -1,0 +1,216 @@
+"""Routing: request path -> API (longest path prefix, by segments) -> operation (method + template).
+
+Everything is compiled when the configuration compiles: API paths into a dict keyed by the lower-case
+prefix, operation URL templates into regexes (literal templates into a dict). Matching is
+case-insensitive, as in APIM. Matched template parameters come back percent-decoded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+_PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_\-.]*)\}")
+
+
+class RouteConfigError(ValueError):
+    """An API or operation definition the router cannot use (names the field and the reason)."""
+
+
+@dataclass(slots=True)
+class OperationRoute:
+    """One compiled operation; `pipeline` is what the handler runs for it."""
+
+    id: str
+    method: str  # upper-case, or "*"
+    url_template: str
+    pipeline: Any
+    context_operation: Any = None  # the policy `context.Operation` object, built once
+    _regex: re.Pattern | None = None
+    _names: tuple[str, ...] = ()
+    _query: tuple[tuple[str, str | None, str], ...] = ()  # (name, param or None, literal)
+    _rank: tuple = ()
+
+
+@dataclass(slots=True)
+class ApiRoute:
+    """One compiled API: its operations and default backend."""
+
+    id: str
+    path: str  # without leading/trailing slashes, original case
+    service_url: str | None
+    protocols: frozenset[str]
+    context_api: Any = None  # the policy `context.Api` object, built once
+    operations: list[OperationRoute] = field(default_factory=list)
+    _literal: dict[tuple[str, str], OperationRoute] = field(default_factory=dict)
+    _patterns: list[OperationRoute] = field(default_factory=list)
+
+    def add_operation(self, operation: OperationRoute) -> None:
+        _compile_template(operation)
+        self.operations.append(operation)
+        if operation._regex is None and not operation._query:
+            key = (operation.method, operation.url_template.rstrip("/").lower() or "/")
+            self._literal.setdefault(key, operation)
+        else:
+            self._patterns.append(operation)
+            self._patterns.sort(key=lambda op: op._rank)
+
+    def match_operation(
+        self, method: str, path: str, query: str
+    ) -> tuple[OperationRoute, dict[str, str]] | None:
+        """`path` is the raw (percent-encoded) remainder after the API path, starting with '/'."""
+        key_path = path.rstrip("/").lower() or "/"
+        literal = self._literal
+        if literal:
+            op = literal.get((method, key_path)) or literal.get(("*", key_path))
+            if op is not None:
+                return op, {}
+        for op in self._patterns:
+            if op.method != "*" and op.method != method:
+                continue
+            params: dict[str, str] = {}
+            if op._regex is not None:
+                found = op._regex.match(path)
+                if found is None:
+                    continue
+                params = {k: unquote(v) for k, v in found.groupdict().items()}
+            elif key_path != (op.url_template.split("?", 1)[0].rstrip("/").lower() or "/"):
+                continue
+            if op._query and not _match_query(op._query, query, params):
+                continue
+            return op, params
+        return None
+
+
+def _compile_template(op: OperationRoute) -> None:
+    template = op.url_template.strip() or "/"
+    if not template.startswith("/"):
+        template = "/" + template
+    path_template, _, query_template = template.partition("?")
+    names: list[str] = []
+    pattern = ["^"]
+    pos = 0
+    literal_chars = 0
+    for found in _PARAM.finditer(path_template):
+        literal = path_template[pos : found.start()]
+        literal_chars += len(literal)
+        pattern.append(re.escape(literal))
+        star, name = found.groups()
+        if name in names:
+            raise RouteConfigError(
+                f"operation {op.id!r}: urlTemplate repeats the parameter {name!r}"
+            )
+        names.append(name)
+        group = name.replace("-", "_").replace(".", "_")
+        pattern.append(f"(?P<{group}>.*)" if star else f"(?P<{group}>[^/]+)")
+        pos = found.end()
+    tail = path_template[pos:]
+    wildcard_tail = tail.endswith("/*")
+    if wildcard_tail:
+        tail = tail[:-2]
+    literal_chars += len(tail)
+    pattern.append(re.escape(tail.rstrip("/")))
+    pattern.append("(?:/.*)?/?$" if wildcard_tail else "/?$")
+    if names or wildcard_tail:
+        op._regex = re.compile("".join(pattern), re.IGNORECASE | re.DOTALL)
+        op._names = tuple(names)
+    query: list[tuple[str, str | None, str]] = []
+    for part in query_template.split("&"):
+        if not part:
+            continue
+        qname, _, qvalue = part.partition("=")
+        param = _PARAM.fullmatch(qvalue)
+        query.append((qname, param.group(2) if param else None, qvalue))
+    op._query = tuple(query)
+    # More specific first: explicit method, more literal characters, fewer parameters, no wildcard.
+    op._rank = (op.method == "*", wildcard_tail, -literal_chars, len(names), -len(query))
+    op.url_template = template
+
+
+def _match_query(
+    template: tuple[tuple[str, str | None, str], ...], query: str, params: dict[str, str]
+) -> bool:
+    values: dict[str, str] = {}
+    for part in query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            values.setdefault(unquote(name.replace("+", " ")), unquote(value.replace("+", " ")))
+    for name, param, literal in template:
+        if name not in values:
+            return False
+        if param is None:
+            if literal and values[name] != literal:
+                return False
+        else:
+            params[param] = values[name]
+    return True
+
+
+class Router:
+    """All APIs of one configuration; `match` is the per-request entry point."""
+
+    __slots__ = ("_apis", "_depth")
+
+    def __init__(self, apis: Iterable[ApiRoute]) -> None:
+        self._apis: dict[str, ApiRoute] = {}
+        for api in apis:
+            key = api.path.strip("/").lower()
+            if key in self._apis:
+                raise RouteConfigError(
+                    f"api {api.id!r}: path {api.path!r} is already used by api "
+                    f"{self._apis[key].id!r}"
+                )
+            self._apis[key] = api
+        self._depth = max((k.count("/") + 1 for k in self._apis if k), default=0)
+
+    @property
+    def apis(self) -> list[ApiRoute]:
+        return list(self._apis.values())
+
+    def match_api(self, path: str) -> tuple[ApiRoute, str] | None:
+        """Longest API path prefix of `path` (raw, starting with '/'); returns the API + remainder."""
+        apis = self._apis
+        lower = path.lower()
+        segments = lower[1:].split("/", self._depth)
+        for n in range(min(len(segments), self._depth), 0, -1):
+            key = "/".join(segments[:n])
+            api = apis.get(key)
+            if api is not None and key:
+                remainder = path[len(key) + 1 :]
+                if remainder and remainder[0] != "/":
+                    continue
+                return api, remainder or "/"
+        api = apis.get("")
+        if api is not None:
+            return api, path or "/"
+        return None
+
+
+def api_route(api_id: str, properties: Mapping[str, Any]) -> ApiRoute:
+    """An `ApiRoute` from ARM `apis/{id}` properties (or the whole resource with `properties`)."""
+    props = properties.get("properties", properties)
+    path = props.get("path")
+    if path is None or not isinstance(path, str):
+        raise RouteConfigError(f"api {api_id!r}: 'path' is required (a string, '' for the root)")
+    protocols = props.get("protocols") or ["https"]
+    if not isinstance(protocols, list) or not set(protocols) <= {"http", "https"}:
+        raise RouteConfigError(f"api {api_id!r}: 'protocols' must be a list of 'http'/'https'")
+    service_url = props.get("serviceUrl")
+    if service_url is not None and not re.match(r"^https?://[^/]+", str(service_url)):
+        raise RouteConfigError(f"api {api_id!r}: 'serviceUrl' must be an http(s) URL")
+    return ApiRoute(api_id, path.strip("/"), service_url, frozenset(protocols))
+
+
+def operation_route(operation_id: str, properties: Mapping[str, Any], pipeline: Any) -> OperationRoute:
+    """An `OperationRoute` from ARM `apis/{a}/operations/{id}` properties."""
+    props = properties.get("properties", properties)
+    method = props.get("method")
+    if not method or not isinstance(method, str):
+        raise RouteConfigError(f"operation {operation_id!r}: 'method' is required (or '*')")
+    template = props.get("urlTemplate")
+    if not template or not isinstance(template, str):
+        raise RouteConfigError(f"operation {operation_id!r}: 'urlTemplate' is required")
+    return OperationRoute(operation_id, method.upper(), template, pipeline)

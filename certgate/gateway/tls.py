@@ -1,0 +1,372 @@
+"""Inbound TLS: pyOpenSSL over memory BIOs inside a plain asyncio.Protocol (DESIGN.md decision 1).
+
+Why not the stdlib `ssl` module: it aborts the handshake on a client certificate that does not chain to
+a loaded CA, and APIM's model needs policies to see any certificate. Here a verify callback accepts
+every certificate (untrusted, self-signed, expired, wrong EKU); policies decide later.
+
+SNI picks the hostname binding: its server certificate and whether a client certificate is requested
+(in the initial handshake only, never by renegotiation). Contexts are built once per binding when the
+configuration compiles (`server_context`), never per connection.
+
+Session resumption uses OpenSSL's stateful session cache (also for TLS 1.3 tickets, via
+`OP_NO_TICKET`), so a resumed session keeps its client certificate and chain whatever their size.
+
+The hot path calls OpenSSL through pyOpenSSL's cffi bindings (`_lib`) with one shared read buffer: it
+avoids a buffer allocation and an exception per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from OpenSSL import SSL, crypto
+from OpenSSL.SSL import _ffi, _lib
+
+ALPN_H2 = b"h2"
+ALPN_HTTP1 = b"http/1.1"
+_ALPN_WIRE = {ALPN_H2: ALPN_H2, ALPN_HTTP1: ALPN_HTTP1}
+
+# ECDHE + AEAD only for TLS 1.2; TLS 1.3 suites are OpenSSL's defaults (all AEAD).
+MODERN_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    b"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    b"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+
+_SSL_ERROR_WANT_READ = _lib.SSL_ERROR_WANT_READ
+_SSL_ERROR_WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
+_SSL_ERROR_ZERO_RETURN = _lib.SSL_ERROR_ZERO_RETURN
+_BUFFER_SIZE = 262144
+_buffer = _ffi.new("char[]", _BUFFER_SIZE)
+_buffer_view = _ffi.buffer(_buffer)
+
+
+@_ffi.callback("int (*)(int, X509_STORE_CTX *)")
+def _accept_any_certificate(ok: int, store: Any) -> int:
+    """The TLS layer accepts every client certificate; policies judge it (Verify(), thumbprints)."""
+    return 1
+
+
+class TLSConfigError(ValueError):
+    """A hostname binding cannot be turned into a TLS context (names the hostname and the reason)."""
+
+
+def server_context(
+    certificate: x509.Certificate,
+    private_key: Any,
+    chain: Iterable[x509.Certificate] = (),
+    *,
+    negotiate_client_certificate: bool,
+    hostname: str = "default",
+) -> SSL.Context:
+    """Builds the server context of one hostname binding (done once, when configuration compiles)."""
+    if private_key is None:
+        raise TLSConfigError(f"hostname {hostname!r}: the server certificate has no private key")
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+    ctx.set_options(
+        SSL.OP_NO_TICKET
+        | SSL.OP_NO_RENEGOTIATION
+        | SSL.OP_CIPHER_SERVER_PREFERENCE
+        | SSL.OP_NO_COMPRESSION
+    )
+    ctx.set_cipher_list(MODERN_CIPHERS)
+    ctx.set_mode(_lib.SSL_MODE_RELEASE_BUFFERS)
+    try:
+        ctx.use_certificate(certificate)
+        ctx.use_privatekey(private_key)
+        for extra in chain:
+            ctx.add_extra_chain_cert(extra)
+        ctx.check_privatekey()
+    except (SSL.Error, crypto.Error, TypeError, ValueError) as exc:
+        raise TLSConfigError(
+            f"hostname {hostname!r}: server certificate or key unusable ({exc})"
+        ) from None
+    # Resumption must never cross bindings: the id context names certificate + negotiation switch.
+    fingerprint = certificate.fingerprint(hashes.SHA256())
+    ctx.set_session_id(hashlib.sha256(fingerprint + bytes([negotiate_client_certificate])).digest())
+    ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+    ctx.set_alpn_select_callback(_select_alpn)
+    mode = SSL.VERIFY_PEER if negotiate_client_certificate else SSL.VERIFY_NONE
+    _lib.SSL_CTX_set_verify(ctx._context, mode, _accept_any_certificate)
+    return ctx
+
+
+def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes:
+    if ALPN_H2 in offered:
+        return ALPN_H2
+    if ALPN_HTTP1 in offered:
+        return ALPN_HTTP1
+    return SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+@dataclass(frozen=True, slots=True)
+class TLSBinding:
+    """One hostname's TLS settings, ready to serve."""
+
+    hostname: str  # lower-case; "*.example.com" matches one label
+    context: SSL.Context
+    negotiate_client_certificate: bool
+
+
+class SNIRouter:
+    """Maps the SNI name to a binding; installs itself as the servername callback of every context."""
+
+    __slots__ = ("_default", "_exact", "_wildcard")
+
+    def __init__(self, bindings: Iterable[TLSBinding], default: TLSBinding) -> None:
+        self._default = default
+        self._exact: dict[bytes, TLSBinding] = {}
+        self._wildcard: dict[bytes, TLSBinding] = {}
+        for binding in [*bindings, default]:
+            name = binding.hostname.lower().encode("idna" if binding.hostname.isascii() else "utf-8")
+            if name.startswith(b"*."):
+                self._wildcard.setdefault(name[2:], binding)
+            else:
+                self._exact.setdefault(name, binding)
+            binding.context.set_tlsext_servername_callback(self._on_servername)
+
+    @property
+    def default(self) -> TLSBinding:
+        return self._default
+
+    def lookup(self, server_name: bytes | None) -> TLSBinding:
+        if not server_name:
+            return self._default
+        name = server_name.lower()
+        binding = self._exact.get(name)
+        if binding is None:
+            _, _, parent = name.partition(b".")
+            binding = self._wildcard.get(parent, self._default)
+        return binding
+
+    def new_connection(self) -> SSL.Connection:
+        conn = SSL.Connection(self._default.context, None)
+        conn.set_accept_state()
+        return conn
+
+    def _on_servername(self, conn: SSL.Connection) -> None:
+        binding = self.lookup(conn.get_servername())
+        if binding is not self._default:
+            conn.set_context(binding.context)
+            mode = SSL.VERIFY_PEER if binding.negotiate_client_certificate else SSL.VERIFY_NONE
+            _lib.SSL_set_verify(conn._ssl, mode, _accept_any_certificate)
+
+
+class PeerCertificates:
+    """The client's certificate and the chain it sent above it, kept with the connection."""
+
+    def __init__(self, leaf: crypto.X509, above: list[crypto.X509]) -> None:
+        self._leaf = leaf
+        self._above = above
+
+    @cached_property
+    def leaf(self) -> x509.Certificate:
+        return self._leaf.to_cryptography()
+
+    @cached_property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        """The certificates the client sent above its own (issuer first)."""
+        return tuple(c.to_cryptography() for c in self._above)
+
+    @cached_property
+    def der_chain(self) -> list[bytes]:
+        """Leaf first, as DER."""
+        return [c.public_bytes(serialization.Encoding.DER) for c in (self.leaf, *self.chain)]
+
+
+class TLSServerProtocol(asyncio.Protocol):
+    """TLS server over memory BIOs; after the handshake it hands plaintext to an HTTP protocol.
+
+    To that protocol it looks like an asyncio transport (`write`, `close`, `pause_reading`, ...), so
+    HTTP/1.1 and HTTP/2 run unchanged over plain TCP or TLS.
+    """
+
+    __slots__ = (
+        "_app",
+        "_app_factory",
+        "_closed",
+        "_conn",
+        "_in_bio",
+        "_out_bio",
+        "_router",
+        "_ssl",
+        "_transport",
+        "alpn",
+        "binding",
+        "peer",
+    )
+
+    def __init__(self, router: SNIRouter, app_factory: Callable[[TLSServerProtocol], Any]) -> None:
+        self._router = router
+        self._app_factory = app_factory
+        self._app: asyncio.Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._closed = False
+        self.alpn = ALPN_HTTP1
+        self.binding: TLSBinding | None = None
+        self.peer: PeerCertificates | None = None
+
+    # -- asyncio side -------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._conn = self._router.new_connection()
+        self._ssl = self._conn._ssl
+        self._in_bio = self._conn._into_ssl
+        self._out_bio = self._conn._from_ssl
+
+    def data_received(self, data: bytes) -> None:
+        _lib.BIO_write(self._in_bio, data, len(data))
+        if self._app is None:
+            self._handshake()
+            if self._app is None:
+                return
+        self._read_plaintext()
+
+    def eof_received(self) -> bool:
+        if self._app is not None:
+            self._app.eof_received()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._app is not None:
+            self._app.connection_lost(exc)
+        self._app = None
+
+    def pause_writing(self) -> None:
+        if self._app is not None:
+            self._app.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._app is not None:
+            self._app.resume_writing()
+
+    # -- TLS ----------------------------------------------------------------------------------
+    def _handshake(self) -> None:
+        ssl = self._ssl
+        result = _lib.SSL_do_handshake(ssl)
+        self._flush()
+        if result <= 0:
+            code = _lib.SSL_get_error(ssl, result)
+            if code != _SSL_ERROR_WANT_READ and code != _SSL_ERROR_WANT_WRITE:
+                _lib.ERR_clear_error()
+                self._abort()
+            return
+        conn = self._conn
+        self.alpn = conn.get_alpn_proto_negotiated() or ALPN_HTTP1
+        self.binding = self._router.lookup(conn.get_servername())
+        leaf = conn.get_peer_certificate()
+        if leaf is not None:
+            # Server side, OpenSSL's peer chain leaves the leaf out (a resumed session keeps both).
+            above = conn.get_peer_cert_chain() or []
+            if above and above[0].digest("sha256") == leaf.digest("sha256"):
+                above = above[1:]
+            self.peer = PeerCertificates(leaf, above)
+        self._app = self._app_factory(self)
+        self._app.connection_made(self)
+
+    def _read_plaintext(self) -> None:
+        ssl = self._ssl
+        buffer = _buffer
+        while self._app is not None:
+            n = _lib.SSL_read(ssl, buffer, _BUFFER_SIZE)
+            if n > 0:
+                self._app.data_received(_buffer_view[:n])
+                continue
+            code = _lib.SSL_get_error(ssl, n)
+            if code == _SSL_ERROR_WANT_READ:
+                break
+            _lib.ERR_clear_error()
+            if code == _SSL_ERROR_ZERO_RETURN:
+                self._flush()
+                self._app.eof_received()
+                self.close()
+            else:
+                self._abort()
+            break
+        self._flush()
+
+    def _flush(self) -> None:
+        out = self._out_bio
+        transport = self._transport
+        while True:
+            n = _lib.BIO_read(out, _buffer, _BUFFER_SIZE)
+            if n <= 0:
+                return
+            if transport is not None and not self._closed:
+                transport.write(_buffer_view[:n])
+
+    def _abort(self) -> None:
+        self._closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    # -- transport-like side for the HTTP protocol --------------------------------------------
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closed or not data:
+            return
+        buffer = _ffi.from_buffer(data)
+        total = len(data)
+        written = 0
+        while written < total:  # pyOpenSSL contexts enable partial writes: loop until all is in
+            result = _lib.SSL_write(self._ssl, buffer + written, total - written)
+            if result <= 0:
+                _lib.ERR_clear_error()
+                self._abort()
+                return
+            written += result
+        self._flush()
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        _lib.SSL_shutdown(self._ssl)
+        _lib.ERR_clear_error()
+        self._flush()
+        self._closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        self._abort()
+
+    def is_closing(self) -> bool:
+        return self._closed or self._transport is None or self._transport.is_closing()
+
+    def pause_reading(self) -> None:
+        if self._transport is not None and not self._closed:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._closed:
+            self._transport.resume_reading()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() if self._transport else 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "tls":
+            return self
+        if self._transport is None:
+            return default
+        return self._transport.get_extra_info(name, default)
+
+    @property
+    def tls_version(self) -> str:
+        return _ffi.string(_lib.SSL_get_version(self._ssl)).decode()
+
+    @property
+    def session_reused(self) -> bool:
+        return bool(_lib.SSL_session_reused(self._ssl))

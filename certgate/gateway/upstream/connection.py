@@ -1,0 +1,326 @@
+"""One HTTP/1.1 connection to a backend: writes a request, parses the response with httptools.
+
+Bodies stream both ways with backpressure: an upload waits while the transport's write buffer is
+full (`pause_writing`), and a download stops reading from the backend while more than
+`HIGH_WATER` bytes wait unread in the `ResponseBody`. Memory per exchange stays bounded whatever
+the body size. When a response completes on a connection that can be reused, the connection goes
+back to its pool at once, from the parser callback; its body chunks stay with the `ResponseBody`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+from certgate.policy.errors import BackendError
+
+if TYPE_CHECKING:
+    from certgate.gateway.upstream.pool import Pool
+
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+
+
+class ConnectionClosed(ConnectionError):
+    """The backend closed the connection before the response was complete."""
+
+
+class ResponseBody:
+    """A backend response body (`BodyStream`): `async for chunk in body`, or `await read_all()`.
+
+    `take_ready()` returns the whole body without awaiting when it already arrived (the usual case
+    for small responses). A consumer that stops early must call `close()`: the connection, left in
+    the middle of a response, is then closed instead of leaking.
+    """
+
+    __slots__ = ("_chunks", "_conn", "_done", "_error", "_paused", "_size", "_timeout", "_waiter")
+
+    def __init__(self, conn: UpstreamConnection | None, timeout: float) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._done = conn is None
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._conn = conn
+        self._paused = False
+        self._timeout = timeout
+
+    # -- connection side ------------------------------------------------------------------------
+    def _feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        if self._size > HIGH_WATER and not self._paused and self._conn is not None:
+            self._paused = True
+            self._conn.transport.pause_reading()
+
+    def _finish(self) -> None:
+        self._done = True
+        self._conn = None
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _fail(self, error: BaseException) -> None:
+        if self._done:
+            return
+        self._error = error
+        self._conn = None
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- consumer side --------------------------------------------------------------------------
+    @property
+    def complete(self) -> bool:
+        return self._done
+
+    def take_ready(self) -> bytes | None:
+        """All of the body if it has fully arrived (consuming it), else None."""
+        if not self._done:
+            return None
+        data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._chunks.clear()
+        self._size = 0
+        return data
+
+    def __aiter__(self) -> ResponseBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._chunks:
+            if self._done:
+                raise StopAsyncIteration
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+        chunks = self._chunks
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._size = 0
+        if self._paused and self._conn is not None:
+            self._paused = False
+            self._conn.transport.resume_reading()
+        return data
+
+    async def read_all(self) -> bytes:
+        return b"".join([chunk async for chunk in self])
+
+    def close(self) -> None:
+        """Stop reading: an unfinished response closes its connection (it cannot be reused)."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not self._done:
+            self._done = True
+            conn.abort()
+        self._chunks.clear()
+
+    async def _wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(self._timeout, _expire, waiter)
+        try:
+            await waiter
+        except TimeoutError:
+            self.close()
+            raise BackendError(
+                "Timeout", "The backend did not send the response body in time."
+            ) from None
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """A pooled connection. One exchange at a time: `start` -> `send_body` -> `response_head`."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.transport: Any = None
+        self.closed = False
+        self.reused = False
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future | None = None
+        self._write_paused = False
+        self._error: BaseException | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._headers: list[tuple[str, str]] = []
+        self._reason = b""
+        self._head: tuple | None = None
+        self._body: ResponseBody | None = None
+        self._framed = False
+        self._head_only = False
+        self._request_sent = False
+        self._received = False
+        self._finished = False
+        self._timeout = 300.0
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.pool.opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._lose(BackendError("BackendConnectionFailure", f"Invalid backend response: {exc}"))
+            return
+        if self._head_only and self._finished:
+            self._head_only = False
+            self._parser = httptools.HttpResponseParser(self)  # HEAD: no body follows
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.lost(self)
+        body = self._body
+        if body is not None and self._head is not None and not self._framed and exc is None:
+            self._body = None
+            body._finish()  # a response delimited by the end of the connection
+            return
+        self._lose(ConnectionClosed(str(exc) if exc else "connection closed by the backend"))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- httptools callbacks --------------------------------------------------------------------
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status < 200 and status != 101:
+            self._headers = []  # interim response (100 Continue, 103 Early Hints): skip
+            self._reason = b""
+            return
+        headers = self._headers
+        for name, value in headers:
+            lower = name.lower()
+            if lower == "content-length" or (lower == "transfer-encoding" and "chunked" in value):
+                self._framed = True
+                break
+        no_body = self._head_only or status in (204, 304)
+        body = None if no_body else ResponseBody(self, self._timeout)
+        self._body = body
+        self._head = (status, self._reason.decode("latin-1"), headers, body)
+        if self._head_only:
+            self._complete()  # the parser would wait for a body that never comes
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def on_body(self, data: bytes) -> None:
+        if self._body is not None:
+            self._body._feed(data)
+
+    def on_message_complete(self) -> None:
+        if self._head is None or self._finished:
+            return  # the end of an interim response, or of a HEAD response already handled
+        body, self._body = self._body, None
+        if body is not None:
+            body._finish()
+        self._complete()
+
+    def _complete(self) -> None:
+        self._finished = True
+        if self._request_sent and self._parser.should_keep_alive() and not self.closed:
+            self.pool.release(self)
+        else:
+            self.close()
+
+    # -- the exchange ---------------------------------------------------------------------------
+    def start(self, head: bytes, head_only: bool, timeout: float) -> None:
+        """Write the request head (and a small body already joined to it)."""
+        self._reset()
+        self._head_only = head_only
+        self._timeout = timeout
+        self.transport.write(head)
+
+    def finish_request(self) -> None:
+        self._request_sent = True
+
+    @property
+    def response_started(self) -> bool:
+        return self._head is not None
+
+    async def write(self, data: bytes) -> None:
+        """Write a body piece, waiting while the backend is not reading."""
+        if self.closed:
+            raise self._error or ConnectionClosed("connection closed by the backend")
+        self.transport.write(data)
+        if self._write_paused:
+            await self._wait()
+
+    async def response_head(self) -> tuple[int, str, list[tuple[str, str]], ResponseBody | None]:
+        """Status, reason, header pairs and the body stream (None when there is no body)."""
+        while self._head is None:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+        return self._head
+
+    async def _wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(self._timeout, _expire, waiter)
+        try:
+            await waiter
+        except TimeoutError:
+            self.abort()
+            raise BackendError(
+                "Timeout", "The backend did not respond within the configured timeout."
+            ) from None
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    @property
+    def received_nothing(self) -> bool:
+        """No response byte arrived: a failure here is a stale keep-alive connection."""
+        return not self._received
+
+    def _lose(self, error: BaseException) -> None:
+        self._error = error
+        body, self._body = self._body, None
+        if body is not None:
+            body._fail(
+                BackendError("BackendConnectionFailure", f"Backend response incomplete: {error}")
+            )
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+        if not self.closed:
+            self.abort()
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.abort()
+
+    def close(self) -> None:
+        """Close gracefully (an idle connection being drained)."""
+        if not self.closed:
+            self.closed = True
+            self.transport.close()

@@ -1,0 +1,266 @@
+"""The `Forwarder`: sends `context.Request` to the backend and fills `context.Response`.
+
+What it reads:
+- `context.backend` (`BackendTarget`: `url`, `backend_id`) and `context.backend_url()`; a target
+  with a `backend_id` and no `url` takes the backend entity's (which then replaces it);
+- `context.backend_certificate`: a `CertificateMaterial` set by `authentication-certificate`. It
+  takes precedence over the backend entity's certificate;
+- `context.snapshot` (may be None), duck-typed, with these attributes:
+  - `revision` (int, grows with every configuration change),
+  - `backends`: Mapping[str, `Backend`] (`compile_backend` output, by backend id),
+  - `certificates_by_thumbprint`: Mapping[str, CertificateMaterial] (upper-case hex SHA-1),
+  - `backend_trust`: a `BackendTrust` (the service's CA certificates), or None for system roots.
+
+A newer snapshot retires the pools of identities it no longer holds (a replaced certificate, a
+changed CA store): their connections are drained, never reused.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from certgate.gateway.upstream.connection import ConnectionClosed
+from certgate.gateway.upstream.pool import Origin, Pools
+from certgate.gateway.upstream.tls import SYSTEM_TRUST, ClientIdentity, Identities
+from certgate.policy.context import Headers, Response
+from certgate.policy.errors import BackendError
+
+log = logging.getLogger("certgate.upstream")
+
+# RFC 9110 7.6.1 hop-by-hop headers, plus Expect (the gateway answered 100-continue itself) and
+# the framing headers the forwarder computes.
+_REQUEST_DROP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+        "http2-settings",
+        "host",
+        "content-length",
+    }
+)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+DEFAULT_TIMEOUT = 300.0  # APIM's forward-request default
+
+
+class Forwarder:
+    """One per gateway process: TLS identities, pools, and `forward(context, options)`.
+
+    `options` may carry `timeout` (seconds until the response head, as forward-request's
+    attribute); without it `timeout` from here applies.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        idle_timeout: float = 15.0,
+        max_idle_per_pool: int = 64,
+    ) -> None:
+        self.timeout = timeout
+        self.pools = Pools(idle_timeout, max_idle_per_pool)
+        self.identities = Identities()
+        self._snapshot: Any = None
+        self._revision = -1
+        self._origins: dict[str, Origin] = {}
+
+    async def forward(self, context: Any, options: Any = None) -> None:
+        snapshot = context.snapshot
+        if snapshot is not self._snapshot and snapshot is not None:
+            self._adopt(snapshot)
+        target = context.backend
+        if target is None:
+            raise BackendError("BackendConnectionFailure", "No backend service is configured.")
+        request = context.Request
+        material = context.backend_certificate
+        backend = None
+        if target.backend_id is not None and snapshot is not None:
+            backend = snapshot.backends.get(target.backend_id)
+        if backend is None and target.url is None:
+            raise BackendError(
+                "BackendConnectionFailure", f"Backend with id '{target.backend_id}' was not found."
+            )
+        if backend is not None:
+            if target.url is None:
+                target = context.backend = backend.target  # set-backend-service backend-id="..."
+            if material is None:
+                if backend.certificate_error is not None:
+                    log.warning("backend %s: %s", backend.id, backend.certificate_error)
+                    raise BackendError("BackendConnectionFailure", backend.certificate_error)
+                material = backend.certificate
+            if backend.query:
+                params = request.Url.params()
+                for name, values in backend.query.items():
+                    params[name] = list(values)
+        timeout = getattr(options, "timeout", None) or self.timeout
+        base = target.url
+        origin = self._origins.get(base) or self._origin(base)
+        path = context.backend_url()[origin.prefix_len :]
+        if not path.startswith("/"):
+            path = "/" + path
+        identity = self._identity(origin, material, backend, snapshot)
+        pool = self.pools.get(origin, identity)
+        head, stream, chunked = _request_head(request, path, origin, backend)
+        head_only = request.Method == "HEAD"
+
+        conn = await pool.acquire(timeout)
+        conn.start(head, head_only, timeout)
+        if stream is None:
+            conn.finish_request()
+            try:
+                status, reason, headers, body = await conn.response_head()
+            except ConnectionClosed:
+                if not (conn.reused and conn.received_nothing):
+                    raise _closed(origin) from None
+                conn = await pool.connect(timeout)  # a stale keep-alive connection: once more
+                conn.start(head, head_only, timeout)
+                conn.finish_request()
+                try:
+                    status, reason, headers, body = await conn.response_head()
+                except ConnectionClosed:
+                    raise _closed(origin) from None
+        else:
+            try:
+                await _send_body(conn, stream, chunked)
+                status, reason, headers, body = await conn.response_head()
+            except ConnectionClosed:
+                raise _closed(origin) from None
+            except BaseException:
+                conn.abort()
+                raise
+        if body is not None:
+            ready = body.take_ready()
+            context.Response = Response(status, reason, Headers(headers), ready or body)
+        else:
+            context.Response = Response(status, reason, Headers(headers), b"")
+
+    def _identity(
+        self, origin: Origin, material: Any, backend: Any, snapshot: Any
+    ) -> ClientIdentity | None:
+        if not origin.tls:
+            return None
+        trust = getattr(snapshot, "backend_trust", None) or SYSTEM_TRUST
+        if backend is None:
+            return self.identities.get(material, trust, True, True)
+        try:
+            return self.identities.get(
+                material, trust, backend.validate_chain, backend.validate_name
+            )
+        except (ValueError, OSError) as exc:
+            log.warning("backend %s: client certificate unusable: %s", backend.id, exc)
+            raise BackendError(
+                "BackendConnectionFailure", "The client certificate for the backend is unusable."
+            ) from None
+
+    def _origin(self, base: str) -> Origin:
+        parts = urlsplit(base)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise BackendError("BackendConnectionFailure", f"Invalid backend URL '{base}'.")
+        port = parts.port or (443 if scheme == "https" else 80)
+        netloc = parts.netloc.rpartition("@")[2]
+        prefix_len = base.index(netloc) + len(netloc)
+        origin = Origin(scheme, parts.hostname, port, netloc, prefix_len)
+        if len(self._origins) > 4096:
+            self._origins.clear()
+        self._origins[base] = origin
+        return origin
+
+    def _adopt(self, snapshot: Any) -> None:
+        """Retire pools a newer configuration no longer allows (older snapshots change nothing)."""
+        revision = snapshot.revision
+        if revision <= self._revision:
+            return
+        self._snapshot, self._revision = snapshot, revision
+        live = snapshot.certificates_by_thumbprint
+        trust_key = (getattr(snapshot, "backend_trust", None) or SYSTEM_TRUST).key
+
+        def keep_key(key: tuple) -> bool:
+            return key[1] == trust_key and (key[0] is None or key[0] in live)
+
+        self.identities.retain(keep_key)
+        retired = self.pools.retire(lambda identity: identity is None or keep_key(identity.key))
+        if retired:
+            log.info("configuration %s: %d backend connection pool(s) drained", revision, retired)
+
+    def close(self) -> None:
+        """Close every pooled connection (process shutdown)."""
+        self.pools.close()
+
+
+def _closed(origin: Origin) -> BackendError:
+    where = f"{origin.host}:{origin.port}"
+    log.warning("backend %s: connection closed before the response", where)
+    return BackendError(
+        "BackendConnectionFailure", f"The backend {where} closed the connection unexpectedly."
+    )
+
+
+def _request_head(request: Any, path: str, origin: Origin, backend: Any) -> tuple[bytes, Any, bool]:
+    """The request head bytes (with a bytes body appended), the body stream, chunked framing."""
+    method = request.Method
+    url = request.Url
+    host = origin.host_header
+    length: str | None = None
+    tokens: str | None = None
+    drop = backend.header_names if backend is not None else ()
+    lines = []
+    for name, value in request.Headers.items():
+        lower = name.lower()
+        if lower in _REQUEST_DROP:
+            if lower == "host":
+                if value != url.host and value != f"{url.host}:{url.port}":
+                    host = value  # a policy set it
+            elif lower == "content-length":
+                length = value
+            elif lower == "connection":
+                tokens = value if tokens is None else f"{tokens},{value}"
+            continue
+        if lower in drop:
+            continue
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"header '{name}' has a line break in its value")
+        lines.append(f"{name}: {value}\r\n")
+    if tokens is not None:
+        named = {token.strip().lower() for token in tokens.split(",")}
+        lines = [line for line in lines if line.partition(":")[0].lower() not in named]
+    if backend is not None and backend.header_lines:
+        lines.append(backend.header_lines)
+    body = request.Body.stream()
+    stream, chunked = None, False
+    if isinstance(body, bytes | bytearray):
+        if body or length is not None or method in _BODY_METHODS:
+            lines.append(f"Content-Length: {len(body)}\r\n")
+    else:
+        stream = body
+        if length is not None:
+            lines.append(f"Content-Length: {length}\r\n")
+        else:
+            chunked = True
+            lines.append("Transfer-Encoding: chunked\r\n")
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{''.join(lines)}\r\n".encode("latin-1")
+    if stream is None and body:
+        head += body
+    return head, stream, chunked
+
+
+async def _send_body(conn: Any, stream: Any, chunked: bool) -> None:
+    """Stream the request body; stops early when the backend already answered."""
+    async for chunk in stream:
+        if not chunk:
+            continue
+        if conn.response_started:
+            return  # an early response (413, 401...): the connection will not be reused
+        await conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+    if chunked:
+        await conn.write(b"0\r\n\r\n")
+    conn.finish_request()

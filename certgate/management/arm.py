@@ -1,0 +1,101 @@
+"""ARM addressing: the service root prefix, api-version rules, resource ids and contract shapes.
+
+api-version: on the ARM path it is required (400 `MissingApiVersionParameter`), on the short path
+optional; when present anywhere it must be one APIM publishes (400 `InvalidApiVersionParameter`).
+Every accepted version gets the same resource shapes, those of 2024-05-01.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from certgate.management.errors import ApiError
+
+PROVIDER = "Microsoft.ApiManagement"
+STABLE_API_VERSIONS = (
+    "2016-07-07",
+    "2016-10-10",
+    "2017-03-01",
+    "2018-01-01",
+    "2019-01-01",
+    "2019-12-01",
+    "2020-12-01",
+    "2021-08-01",
+    "2022-08-01",
+    "2024-05-01",
+)
+PREVIEW_API_VERSIONS = (
+    "2018-06-01-preview",
+    "2019-12-01-preview",
+    "2020-06-01-preview",
+    "2021-01-01-preview",
+    "2021-04-01-preview",
+    "2021-12-01-preview",
+    "2022-04-01-preview",
+    "2022-09-01-preview",
+    "2023-03-01-preview",
+    "2023-05-01-preview",
+    "2023-09-01-preview",
+    "2024-06-01-preview",
+    "2024-10-01-preview",
+    "2025-03-01-preview",
+    "2025-09-01-preview",
+)
+API_VERSIONS = frozenset(STABLE_API_VERSIONS + PREVIEW_API_VERSIONS)
+
+_ARM_ROOT = re.compile(
+    r"^/subscriptions/(?P<s>[^/]+)/resourceGroups/(?P<g>[^/]+)/providers/"
+    r"Microsoft\.ApiManagement/service/(?P<n>[^/]+)(?:/(?P<rest>.*))?$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class ServiceRoot:
+    """The subscription, resource group and service name that ids are rendered under."""
+
+    subscription: str = "00000000-0000-0000-0000-000000000000"
+    resource_group: str = "certgate"
+    service: str = "certgate"
+
+    @property
+    def prefix(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/{PROVIDER}/service/{self.service}"
+        )
+
+    def resource_id(self, path: str, *, is_service: bool = False) -> str:
+        return self.prefix if is_service else f"{self.prefix}/{path}"
+
+
+@dataclass(frozen=True)
+class Addressed:
+    root: ServiceRoot
+    relative: str
+    arm: bool
+
+
+def address(url_path: str, api_version: str | None, default: ServiceRoot) -> Addressed:
+    """Splits a request path into the service root and the relative resource path."""
+    found = _ARM_ROOT.match(url_path.rstrip("/") or "/")
+    if found:
+        if not api_version:
+            raise ApiError(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        root = ServiceRoot(found["s"], found["g"], found["n"])
+        relative, arm = (found["rest"] or "").strip("/"), True
+    else:
+        root, relative, arm = default, url_path.strip("/"), False
+    if api_version and api_version not in API_VERSIONS:
+        raise ApiError(
+            400,
+            "InvalidApiVersionParameter",
+            f"The api-version '{api_version}' is invalid. The supported versions are "
+            f"'{', '.join(STABLE_API_VERSIONS)}' and their previews.",
+        )
+    return Addressed(root, relative, arm)

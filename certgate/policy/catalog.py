@@ -1,0 +1,102 @@
+"""What a policy document may refer to, as seen when it is saved or compiled.
+
+The store (or the Snapshot builder) passes an object with this protocol to parsing:
+
+- `has(path) -> bool`: does `certificates/ID` or `backends/ID` exist?
+- `named_value(display_name) -> tuple[str, str] | None`: the named value's `(id, value)`.
+- `fragment(fragment_id) -> str | None`: the policy fragment's XML.
+- `certificate_id_by_thumbprint(thumbprint) -> str | None`: the id of a stored certificate.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Catalog(Protocol):
+    def has(self, path: str) -> bool: ...
+
+    def named_value(self, display_name: str) -> tuple[str, str] | None: ...
+
+    def fragment(self, fragment_id: str) -> str | None: ...
+
+    def certificate_id_by_thumbprint(self, thumbprint: str) -> str | None: ...
+
+
+class MemoryCatalog:
+    """A catalog held in dicts (tests, and callers that already have everything loaded)."""
+
+    def __init__(
+        self,
+        paths: set[str] | None = None,
+        named_values: dict[str, tuple[str, str]] | None = None,
+        fragments: dict[str, str] | None = None,
+        thumbprints: dict[str, str] | None = None,
+    ) -> None:
+        self.paths = paths or set()
+        self.named_values = named_values or {}
+        self.fragments = fragments or {}
+        self.thumbprints = {k.upper(): v for k, v in (thumbprints or {}).items()}
+
+    def has(self, path: str) -> bool:
+        return path in self.paths
+
+    def named_value(self, display_name: str) -> tuple[str, str] | None:
+        return self.named_values.get(display_name)
+
+    def fragment(self, fragment_id: str) -> str | None:
+        return self.fragments.get(fragment_id)
+
+    def certificate_id_by_thumbprint(self, thumbprint: str) -> str | None:
+        return self.thumbprints.get(thumbprint.upper())
+
+
+class PlaceholderCatalog:
+    """Everything exists; named values become a placeholder (conformance runs over the corpus)."""
+
+    def has(self, path: str) -> bool:
+        return True
+
+    def named_value(self, display_name: str) -> tuple[str, str] | None:
+        return display_name, "placeholder"
+
+    def fragment(self, fragment_id: str) -> str | None:
+        return "<fragment></fragment>"
+
+    def certificate_id_by_thumbprint(self, thumbprint: str) -> str | None:
+        return thumbprint
+
+
+class StoreCatalog:
+    """The catalog of a configuration store (anything with `get(path)` and `list(kind)`).
+
+    Named values are matched by `displayName`; a secret value comes from the row's secrets.
+    """
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self._named: dict[str, tuple[str, str]] | None = None
+        self._thumbprints: dict[str, str] | None = None
+
+    def has(self, path: str) -> bool:
+        return self.store.get(path) is not None
+
+    def named_value(self, display_name: str) -> tuple[str, str] | None:
+        if self._named is None:
+            self._named = {}
+            for row in self.store.list("namedValue"):
+                value = row.secrets.get("value", row.properties.get("value"))
+                self._named[row.properties.get("displayName", row.name)] = (row.name, value or "")
+        return self._named.get(display_name)
+
+    def fragment(self, fragment_id: str) -> str | None:
+        row = self.store.get(f"policyFragments/{fragment_id}")
+        return None if row is None else row.properties.get("value")
+
+    def certificate_id_by_thumbprint(self, thumbprint: str) -> str | None:
+        if self._thumbprints is None:
+            self._thumbprints = {
+                str(row.properties.get("thumbprint", "")).upper(): row.name
+                for row in self.store.list("certificate")
+            }
+        return self._thumbprints.get(thumbprint.upper())

@@ -1,0 +1,776 @@
+"""The `context` object policy expressions see, built cheaply by the gateway for every request.
+
+Everything an expression can reach is a `CsObject` whose `__cs_members__` lists the C# names.
+Constructors do no parsing: the URL, headers and query are split only when something reads them.
+
+Constructors (what the gateway and the upstream client call):
+
+- `Request(method, scheme, host, port, target, headers, body=None, ip_address="",
+  certificate=None)`: `target` is the raw request-target (`/path?query`, still percent-encoded),
+  `headers` a `Headers`, `body` a `BodyStream` or `bytes` or None, `certificate` an
+  `X509Certificate2` or None.
+- `Headers(pairs=None)`: `pairs` is any iterable of `(name, value)` str pairs in wire order;
+  it is indexed lazily on first read. `Headers.items()` yields the pairs back for the wire.
+- `Response(status=200, reason="OK", headers=None, body=None)`.
+- `Context(request, *, api=None, operation=None, product=None, deployment=None, snapshot=None,
+  connection=None, backend=None, backend_path=None)`: `backend` is the API's default
+  `BackendTarget`; `backend_path` the request path relative to the API (defaults to the whole path).
+- `Api(id, name, path, service_url, ...)`, `Operation(id, name, method, url_template)`,
+  `Product(id, name)`, `Deployment(certificates, gateway_id, service_name, region)`.
+
+Bodies are streams (`BodyStream`): the engine awaits `Body.buffer()` before evaluating an
+expression that reads the content, so `Body.As<T>()` itself is synchronous.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Protocol, runtime_checkable
+from urllib.parse import quote, unquote, urlsplit
+
+from certgate.expressions.dotnet.collections import KeyValuePair
+from certgate.expressions.model import CsObject
+
+_STATUS_REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    301: "Moved Permanently",
+    302: "Found",
+    304: "Not Modified",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase of a status code ('' when unknown)."""
+    return _STATUS_REASONS.get(status, "")
+
+
+@runtime_checkable
+class BodyStream(Protocol):
+    """A request or response body as it arrives: async iteration of chunks, or all of it at once.
+
+    The gateway implements it for inbound bodies, the upstream client for backend responses.
+    A stream is read once.
+    """
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def read_all(self) -> bytes: ...
+
+
+class Headers(CsObject):
+    """`IReadOnlyDictionary<string, string[]>` over HTTP headers: case-insensitive, multi-valued.
+
+    Policies mutate it through the Python methods (`set`, `add`, `remove`); expressions only read.
+    """
+
+    __slots__ = ("_index", "_pairs")
+    __cs_type__ = "IReadOnlyDictionary<string, string[]>"
+    __cs_members__ = frozenset(
+        {"GetValueOrDefault", "ContainsKey", "Count", "Keys", "Values", "TryGetValue"}
+    )
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] | None = None) -> None:
+        self._pairs = pairs
+        self._index: dict[str, tuple[str, list[str]]] | None = None
+
+    def _idx(self) -> dict[str, tuple[str, list[str]]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self._pairs or ():
+                entry = index.get(name.lower())
+                if entry is None:
+                    index[name.lower()] = (name, [value])
+                else:
+                    entry[1].append(value)
+            self._index = index
+            self._pairs = None
+        return index
+
+    # C# members
+    def GetValueOrDefault(self, name: str, default: str | None = None) -> str | None:
+        entry = self._idx().get(name.lower())
+        return default if entry is None else ",".join(entry[1])
+
+    def ContainsKey(self, name: str) -> bool:
+        return name.lower() in self._idx()
+
+    @property
+    def Count(self) -> int:
+        return len(self._idx())
+
+    @property
+    def Keys(self) -> list[str]:
+        return [name for name, _ in self._idx().values()]
+
+    @property
+    def Values(self) -> list[list[str]]:
+        return [list(values) for _, values in self._idx().values()]
+
+    def TryGetValue(self, name: str) -> tuple[bool, list[str] | None]:
+        entry = self._idx().get(name.lower())
+        return (False, None) if entry is None else (True, list(entry[1]))
+
+    def __getitem__(self, name: str) -> list[str]:
+        entry = self._idx().get(name.lower())
+        if entry is None:
+            raise KeyError(name)
+        return list(entry[1])
+
+    def __iter__(self) -> Iterator[KeyValuePair]:
+        return (KeyValuePair(name, list(values)) for name, values in self._idx().values())
+
+    def __len__(self) -> int:
+        return len(self._idx())
+
+    # Engine and wire side
+    def get_all(self, name: str) -> list[str]:
+        entry = self._idx().get(name.lower())
+        return [] if entry is None else entry[1]
+
+    def set(self, name: str, values: list[str]) -> None:
+        """Replace every value of `name` (keeps the first spelling already present)."""
+        index = self._idx()
+        entry = index.get(name.lower())
+        index[name.lower()] = (entry[0] if entry else name, list(values))
+
+    def add(self, name: str, values: list[str]) -> None:
+        index = self._idx()
+        entry = index.get(name.lower())
+        if entry is None:
+            index[name.lower()] = (name, list(values))
+        else:
+            entry[1].extend(values)
+
+    def remove(self, name: str) -> None:
+        self._idx().pop(name.lower(), None)
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """The headers as wire pairs, in insertion order."""
+        if self._index is None:
+            yield from self._pairs or ()
+            return
+        for name, values in self._index.values():
+            for value in values:
+                yield name, value
+
+    def copy(self) -> Headers:
+        return Headers(list(self.items()))
+
+
+class QueryParameters(CsObject):
+    """`IReadOnlyDictionary<string, string[]>` of the query string, decoded, order preserved."""
+
+    __slots__ = ("_params",)
+    __cs_type__ = "IReadOnlyDictionary<string, string[]>"
+    __cs_members__ = frozenset({"GetValueOrDefault", "ContainsKey", "Count", "Keys", "Values"})
+
+    def __init__(self, params: dict[str, list[str]]) -> None:
+        self._params = params
+
+    def GetValueOrDefault(self, name: str, default: str | None = None) -> str | None:
+        values = self._params.get(name)
+        return default if values is None else ",".join(values)
+
+    def ContainsKey(self, name: str) -> bool:
+        return name in self._params
+
+    @property
+    def Count(self) -> int:
+        return len(self._params)
+
+    @property
+    def Keys(self) -> list[str]:
+        return list(self._params)
+
+    @property
+    def Values(self) -> list[list[str]]:
+        return [list(v) for v in self._params.values()]
+
+    def __getitem__(self, name: str) -> list[str]:
+        return list(self._params[name])
+
+    def __iter__(self) -> Iterator[KeyValuePair]:
+        return (KeyValuePair(k, list(v)) for k, v in self._params.items())
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+
+def _parse_query(query: str) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        params.setdefault(unquote(name.replace("+", " ")), []).append(
+            unquote(value.replace("+", " "))
+        )
+    return params
+
+
+class Url(CsObject):
+    """`IUrl`: the request URL, split from the raw target only when read."""
+
+    __slots__ = ("_dirty", "_params", "_path", "_query_raw", "_target", "host", "port", "scheme")
+    __cs_type__ = "IUrl"
+    __cs_members__ = frozenset({"Scheme", "Host", "Port", "Path", "Query", "QueryString"})
+
+    def __init__(self, scheme: str, host: str, port: int, target: str) -> None:
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self._target: str | None = target
+        self._path = ""
+        self._query_raw = ""
+        self._params: dict[str, list[str]] | None = None
+        self._dirty = False
+
+    @classmethod
+    def parse(cls, url: str) -> Url:
+        """A Url from an absolute URL string (`https://host:port/path?query`)."""
+        parts = urlsplit(url)
+        scheme = parts.scheme or "https"
+        port = parts.port or (443 if scheme == "https" else 80)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(scheme, parts.hostname or "", port, target)
+
+    def _split(self) -> None:
+        target = self._target
+        if target is not None:
+            path, _, query = target.partition("?")
+            self._path = unquote(path) or "/"
+            self._query_raw = query
+            self._target = None
+
+    def _query(self) -> dict[str, list[str]]:
+        self._split()
+        if self._params is None:
+            self._params = _parse_query(self._query_raw)
+        return self._params
+
+    @property
+    def Scheme(self) -> str:
+        return self.scheme
+
+    @property
+    def Host(self) -> str:
+        return self.host
+
+    @property
+    def Port(self) -> int:
+        return self.port
+
+    @property
+    def Path(self) -> str:
+        self._split()
+        return self._path
+
+    @property
+    def Query(self) -> QueryParameters:
+        return QueryParameters(self._query())
+
+    @property
+    def QueryString(self) -> str:
+        """`?a=1&b=2`, or '' without a query (as APIM renders it)."""
+        query = self.raw_query()
+        return f"?{query}" if query else ""
+
+    def ToString(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        port = "" if self.port == default else f":{self.port}"
+        return f"{self.scheme}://{self.host}{port}{self.path_and_query()}"
+
+    # Engine side
+    def raw_query(self) -> str:
+        """The query string without '?', re-encoded when a policy changed the parameters."""
+        self._split()
+        if not self._dirty:
+            return self._query_raw
+        return "&".join(
+            f"{quote(name, safe='')}={quote(value, safe='')}"
+            for name, values in self._params.items()
+            for value in values
+        )
+
+    def path_and_query(self) -> str:
+        query = self.raw_query()
+        return quote(self.Path, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
+
+    def set_path(self, path: str) -> None:
+        self._split()
+        self._path = path
+
+    def params(self) -> dict[str, list[str]]:
+        """The mutable decoded query parameters (set-query-parameter, rewrite-uri)."""
+        self._dirty = True
+        return self._query()
+
+    def copy(self) -> Url:
+        clone = Url(self.scheme, self.host, self.port, "")
+        self._split()
+        clone._target = None
+        clone._path = self._path
+        clone._query_raw = self._query_raw
+        clone._params = (
+            None if self._params is None else {k: list(v) for k, v in self._params.items()}
+        )
+        clone._dirty = self._dirty
+        return clone
+
+
+class Body(CsObject):
+    """`IMessageBody`: a streamed body, buffered by the engine before an expression reads it."""
+
+    __slots__ = ("_data", "_stream")
+    __cs_type__ = "IMessageBody"
+    __cs_members__ = frozenset({"As"})
+
+    def __init__(self, source: BodyStream | bytes | None = None) -> None:
+        if isinstance(source, bytes | bytearray):
+            self._data: bytes | None = bytes(source)
+            self._stream: BodyStream | None = None
+        else:
+            self._data = None if source is not None else b""
+            self._stream = source
+
+    @property
+    def buffered(self) -> bool:
+        return self._data is not None
+
+    async def buffer(self) -> bytes:
+        """Read the whole stream once; later reads use the bytes."""
+        if self._data is None:
+            stream, self._stream = self._stream, None
+            self._data = await stream.read_all() if stream is not None else b""
+        return self._data
+
+    def stream(self) -> BodyStream | bytes:
+        """What to send on: the untouched stream, or the buffered bytes."""
+        if self._data is None and self._stream is not None:
+            return self._stream
+        return self._data or b""
+
+    def replace(self, data: bytes) -> None:
+        self._data = data
+        self._stream = None
+
+    def As(self, preserveContent: bool = False, *, type_arg: str = "string") -> Any:
+        """`As<T>(preserveContent)`; without preserveContent the content is consumed, as in APIM."""
+        if self._data is None:
+            raise RuntimeError("message body was not buffered before reading it")
+        data = self._data
+        if not preserveContent:
+            self._data = b""
+        return convert_body(data, type_arg)
+
+
+def convert_body(data: bytes, type_arg: str) -> Any:
+    """Body bytes as the C# type `type_arg` names (string, byte[], JObject, JArray, JToken)."""
+    if type_arg == "string":
+        return data.decode("utf-8", errors="replace")
+    if type_arg == "byte[]":
+        return data
+    if type_arg in ("JObject", "JArray", "JToken"):
+        from certgate.expressions.dotnet.json import parse_json
+
+        return parse_json(data.decode("utf-8", errors="replace"))
+    raise TypeError(f"Body.As<{type_arg}>() is not supported")
+
+
+class Request(CsObject):
+    """`IRequest`: the client's request as the policies see and change it."""
+
+    __slots__ = (
+        "Body",
+        "Certificate",
+        "Headers",
+        "IpAddress",
+        "Method",
+        "Url",
+        "_matched",
+        "_orig",
+    )
+    __cs_type__ = "IRequest"
+    __cs_members__ = frozenset(
+        {
+            "Method",
+            "Url",
+            "OriginalUrl",
+            "Headers",
+            "Body",
+            "IpAddress",
+            "MatchedParameters",
+            "Certificate",
+        }
+    )
+
+    def __init__(
+        self,
+        method: str,
+        scheme: str,
+        host: str,
+        port: int,
+        target: str,
+        headers: Headers,
+        body: BodyStream | bytes | None = None,
+        ip_address: str = "",
+        certificate: Any = None,
+    ) -> None:
+        self.Method = method
+        self.Url = Url(scheme, host, port, target)
+        self._orig: Url | None = None
+        self.Headers = headers
+        self.Body = Body(body)
+        self.IpAddress = ip_address
+        self.Certificate = certificate
+        self._matched: dict[str, str] | None = None
+
+    @property
+    def OriginalUrl(self) -> Url:
+        if self._orig is None:
+            self._orig = self.Url.copy()
+        return self._orig
+
+    @property
+    def MatchedParameters(self) -> dict[str, str]:
+        return self._matched or {}
+
+    def set_matched_parameters(self, params: dict[str, str]) -> None:
+        """URL template parameters found by the router."""
+        self._matched = params
+
+
+class Response(CsObject):
+    """`IResponse`: the backend's response, or the one policies build."""
+
+    __slots__ = ("Body", "Headers", "StatusCode", "StatusReason")
+    __cs_type__ = "IResponse"
+    __cs_members__ = frozenset({"StatusCode", "StatusReason", "Headers", "Body"})
+
+    def __init__(
+        self,
+        status: int = 200,
+        reason: str = "OK",
+        headers: Headers | None = None,
+        body: BodyStream | bytes | None = None,
+    ) -> None:
+        self.StatusCode = status
+        self.StatusReason = reason
+        self.Headers = headers if headers is not None else Headers()
+        self.Body = Body(body)
+
+
+class Variables(CsObject):
+    """`IReadOnlyDictionary<string, object>` written by `set-variable`."""
+
+    __slots__ = ("_values",)
+    __cs_type__ = "IReadOnlyDictionary<string, object>"
+    __cs_members__ = frozenset({"GetValueOrDefault", "ContainsKey", "Count", "Keys", "Values"})
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+
+    def GetValueOrDefault(
+        self, name: str, default: Any = None, *, type_arg: str | None = None
+    ) -> Any:
+        return self._values.get(name, default)
+
+    def ContainsKey(self, name: str) -> bool:
+        return name in self._values
+
+    @property
+    def Count(self) -> int:
+        return len(self._values)
+
+    @property
+    def Keys(self) -> list[str]:
+        return list(self._values)
+
+    @property
+    def Values(self) -> list[Any]:
+        return list(self._values.values())
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[KeyValuePair]:
+        return (KeyValuePair(k, v) for k, v in self._values.items())
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def set(self, name: str, value: Any) -> None:
+        self._values[name] = value
+
+
+class LastError(CsObject):
+    """`ILastError`: what failed, read in `on-error`."""
+
+    __slots__ = ("Message", "Path", "PolicyId", "Reason", "Scope", "Section", "Source")
+    __cs_type__ = "ILastError"
+    __cs_members__ = frozenset(
+        {"Source", "Reason", "Message", "Scope", "Section", "Path", "PolicyId"}
+    )
+
+    def __init__(
+        self,
+        source: str,
+        reason: str | None,
+        message: str,
+        scope: str | None = None,
+        section: str | None = None,
+        path: str | None = None,
+        policy_id: str | None = None,
+    ) -> None:
+        self.Source = source
+        self.Reason = reason
+        self.Message = message
+        self.Scope = scope
+        self.Section = section
+        self.Path = path
+        self.PolicyId = policy_id
+
+
+class Api(CsObject):
+    """`IApi`."""
+
+    __slots__ = (
+        "Id",
+        "IsCurrentRevision",
+        "Name",
+        "Path",
+        "Protocols",
+        "Revision",
+        "ServiceUrl",
+        "Version",
+    )
+    __cs_type__ = "IApi"
+    __cs_members__ = frozenset(
+        {
+            "Id",
+            "Name",
+            "Path",
+            "Protocols",
+            "ServiceUrl",
+            "Version",
+            "Revision",
+            "IsCurrentRevision",
+        }
+    )
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        path: str = "",
+        service_url: str | None = None,
+        protocols: tuple[str, ...] = ("https",),
+        version: str | None = None,
+        revision: str = "1",
+    ) -> None:
+        self.Id = id
+        self.Name = name
+        self.Path = path
+        self.ServiceUrl = Url.parse(service_url) if service_url else None
+        self.Protocols = list(protocols)
+        self.Version = version
+        self.Revision = revision
+        self.IsCurrentRevision = True
+
+
+class Operation(CsObject):
+    """`IOperation`."""
+
+    __slots__ = ("Id", "Method", "Name", "UrlTemplate")
+    __cs_type__ = "IOperation"
+    __cs_members__ = frozenset({"Id", "Name", "Method", "UrlTemplate"})
+
+    def __init__(self, id: str, name: str, method: str = "GET", url_template: str = "/") -> None:
+        self.Id = id
+        self.Name = name
+        self.Method = method
+        self.UrlTemplate = url_template
+
+
+class Product(CsObject):
+    """`IProduct`."""
+
+    __slots__ = ("Id", "Name")
+    __cs_type__ = "IProduct"
+    __cs_members__ = frozenset({"Id", "Name"})
+
+    def __init__(self, id: str, name: str) -> None:
+        self.Id = id
+        self.Name = name
+
+
+class Deployment(CsObject):
+    """`IDeployment`: `Certificates` maps thumbprint -> `X509Certificate2` (a plain dict)."""
+
+    __slots__ = ("Certificates", "GatewayId", "Region", "ServiceName")
+    __cs_type__ = "IDeployment"
+    __cs_members__ = frozenset({"Certificates", "GatewayId", "ServiceName", "Region"})
+
+    def __init__(
+        self,
+        certificates: dict[str, Any] | None = None,
+        gateway_id: str = "managed",
+        service_name: str = "certgate",
+        region: str = "local",
+    ) -> None:
+        self.Certificates = certificates if certificates is not None else {}
+        self.GatewayId = gateway_id
+        self.ServiceName = service_name
+        self.Region = region
+
+
+class BackendTarget:
+    """Where `forward-request` sends the request: a base URL and the backend entity, if any."""
+
+    __slots__ = ("backend_id", "url")
+
+    def __init__(self, url: str, backend_id: str | None = None) -> None:
+        self.url = url
+        self.backend_id = backend_id
+
+
+class Context(CsObject):
+    """`IProxyRequestContext`, plus the engine's own per-request state (not visible to C#)."""
+
+    __slots__ = (
+        "Api",
+        "Deployment",
+        "LastError",
+        "Operation",
+        "Product",
+        "Request",
+        "Subscription",
+        "User",
+        "Variables",
+        "_id",
+        "_response",
+        "_start",
+        "_ts",
+        "backend",
+        "backend_certificate",
+        "backend_path",
+        "connection",
+        "forwarder",
+        "on_response",
+        "snapshot",
+    )
+    __cs_type__ = "IProxyRequestContext"
+    __cs_members__ = frozenset(
+        {
+            "Request",
+            "Response",
+            "Variables",
+            "Api",
+            "Operation",
+            "Product",
+            "Deployment",
+            "LastError",
+            "RequestId",
+            "Timestamp",
+            "Elapsed",
+            "User",
+            "Subscription",
+        }
+    )
+    _empty_deployment: ClassVar[Deployment | None] = None
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        api: Api | None = None,
+        operation: Operation | None = None,
+        product: Product | None = None,
+        deployment: Deployment | None = None,
+        snapshot: Any = None,
+        connection: Any = None,
+        backend: BackendTarget | None = None,
+        backend_path: str | None = None,
+    ) -> None:
+        self.Request = request
+        self._response: Response | None = None
+        self.Variables = Variables()
+        self.Api = api
+        self.Operation = operation
+        self.Product = product
+        self.Deployment = deployment if deployment is not None else _default_deployment()
+        self.LastError: LastError | None = None
+        self.User = None
+        self.Subscription = None
+        self._id: str | None = None
+        self._ts = time.time()
+        self._start = time.perf_counter()
+        self.backend = backend
+        self.backend_certificate: Any = None
+        self.backend_path = backend_path
+        self.connection = connection
+        self.snapshot = snapshot
+        self.forwarder: Any = None
+        self.on_response: list[Callable[[Context], None]] | None = None
+
+    @property
+    def Response(self) -> Response:
+        if self._response is None:
+            self._response = Response()
+        return self._response
+
+    @Response.setter
+    def Response(self, value: Response) -> None:
+        self._response = value
+
+    @property
+    def has_response(self) -> bool:
+        return self._response is not None
+
+    @property
+    def RequestId(self) -> str:
+        if self._id is None:
+            self._id = str(uuid.uuid4())
+        return self._id
+
+    @property
+    def Timestamp(self) -> datetime:
+        return datetime.fromtimestamp(self._ts, UTC)
+
+    @property
+    def Elapsed(self) -> timedelta:
+        return timedelta(seconds=time.perf_counter() - self._start)
+
+    def backend_url(self) -> str:
+        """The full upstream URL: backend base URL + API-relative path + current query."""
+        if self.backend is None:
+            raise LookupError("no backend: the API has no service URL and no set-backend-service")
+        url = self.Request.Url
+        path = self.backend_path if self.backend_path is not None else url.Path
+        query = url.raw_query()
+        base = self.backend.url.rstrip("/")
+        return base + quote(path, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
+
+
+def _default_deployment() -> Deployment:
+    if Context._empty_deployment is None:
+        Context._empty_deployment = Deployment()
+    return Context._empty_deployment

@@ -1,0 +1,1 @@
+"""Policy element classes, one module per family; every module here registers on import."""

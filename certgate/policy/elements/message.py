@@ -1,0 +1,313 @@
+"""Changing the request or response: headers, query, body, method, status, URL; trace."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from certgate.policy.context import Headers, reason_phrase
+from certgate.policy.elements.control import string_of
+from certgate.policy.errors import PolicyRuntimeError
+from certgate.policy.loader import Loader
+from certgate.policy.reader import Node
+from certgate.policy.registry import Policy, register
+from certgate.policy.values import Const, as_bool, as_int, as_string
+
+_ACTIONS = ("override", "skip", "append", "delete")
+# Headers whose multiple values APIM sends as separate header lines instead of one CSV value.
+_SEPARATE = frozenset(
+    {
+        "user-agent",
+        "www-authenticate",
+        "proxy-authenticate",
+        "cookie",
+        "set-cookie",
+        "warning",
+        "date",
+        "expires",
+        "last-modified",
+        "if-modified-since",
+        "if-unmodified-since",
+        "retry-after",
+    }
+)
+_FIXED = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding"})
+
+
+def _action(node: Node, loader: Loader) -> Any:
+    action = loader.attr(node, "exists-action", "override")
+    if isinstance(action, Const) and action.value not in _ACTIONS:
+        raise node.error(
+            f"Attribute 'exists-action' must be one of {', '.join(_ACTIONS)}, not '{action.value}'."
+        )
+    return action
+
+
+def _values(node: Node, loader: Loader) -> tuple[Any, ...]:
+    values = []
+    for child in loader.children(node, {"value"}):
+        if child.attrib:
+            raise child.error("Element 'value' takes no attributes.")
+        loader.no_children(child)
+        values.append(loader.text(child, strip=False))
+    return tuple(values)
+
+
+@register("set-header")
+class SetHeader(Policy):
+    """Set, append, skip or delete a request header (inbound/backend) or response header."""
+
+    __slots__ = ("action", "header", "response", "values")
+    attributes = frozenset({"name", "exists-action"})
+    expressions = frozenset({"name", "exists-action", "value/#text"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        self = cls()
+        self.header = loader.attr(node, "name", required=True)
+        if isinstance(self.header, Const) and self.header.value.lower() in _FIXED:
+            raise node.error(f"Header '{self.header.value}' cannot be modified.")
+        self.action = _action(node, loader)
+        self.values = _values(node, loader)
+        self.response = loader.target == "response"
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        headers: Headers = context.Response.Headers if self.response else context.Request.Headers
+        name = string_of(self.header, context)
+        action = string_of(self.action, context)
+        if action == "delete":
+            headers.remove(name)
+            return None
+        if action == "skip" and headers.ContainsKey(name):
+            return None
+        values = [as_string(value.evaluate(context)) for value in self.values]
+        if len(values) > 1 and name.lower() not in _SEPARATE:
+            values = [",".join(values)]
+        if action == "append":
+            headers.add(name, values)
+        else:
+            headers.set(name, values)
+        return None
+
+
+@register("set-query-parameter")
+class SetQueryParameter(Policy):
+    """Set, append, skip or delete a query parameter of the backend request."""
+
+    __slots__ = ("action", "parameter", "values")
+    attributes = frozenset({"name", "exists-action"})
+    expressions = frozenset({"name", "exists-action", "value/#text"})
+    sections = frozenset({"inbound", "backend"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        self = cls()
+        self.parameter = loader.attr(node, "name", required=True)
+        self.action = _action(node, loader)
+        self.values = _values(node, loader)
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        params = context.Request.Url.params()
+        name = string_of(self.parameter, context)
+        action = string_of(self.action, context)
+        if action == "delete":
+            params.pop(name, None)
+            return None
+        if action == "skip" and name in params:
+            return None
+        values = [as_string(value.evaluate(context)) for value in self.values]
+        if action == "append":
+            params.setdefault(name, []).extend(values)
+        else:
+            params[name] = values
+        return None
+
+
+def body_bytes(value: Any) -> bytes:
+    """A set-body value as bytes: byte[] as is, anything else printed as C# would (UTF-8)."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return as_string(value).encode("utf-8")
+
+
+@register("set-body")
+class SetBody(Policy):
+    """Replace the request body (inbound/backend) or the response body."""
+
+    __slots__ = ("content", "response")
+    attributes = frozenset({"template", "xsi-nil", "parse-date"})
+    expressions = frozenset({"#text"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        template = loader.literal(node, "template")
+        if template is not None and template.lower() == "liquid":
+            raise node.error('Liquid templates (template="liquid") are not supported by certgate.')
+        if template is not None and template.lower() != "none":
+            raise node.error(f"Unknown set-body template '{template}'.")
+        loader.no_children(node)
+        self = cls()
+        self.content = loader.text(node)
+        self.response = loader.target == "response"
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        message = context.Response if self.response else context.Request
+        message.Body.replace(body_bytes(self.content.evaluate(context)))
+        message.Headers.remove("Content-Length")
+        return None
+
+
+@register("set-method")
+class SetMethod(Policy):
+    """Change the backend request's HTTP method."""
+
+    __slots__ = ("method",)
+    expressions = frozenset({"#text"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        loader.no_children(node)
+        self = cls()
+        self.method = loader.text(node)
+        if isinstance(self.method, Const) and not re.fullmatch(r"[A-Za-z]+", self.method.value):
+            raise node.error(f"'{self.method.value}' is not an HTTP method.")
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        context.Request.Method = string_of(self.method, context).upper()
+        return None
+
+
+@register("set-status")
+class SetStatus(Policy):
+    """Set the response's status code and reason phrase."""
+
+    __slots__ = ("code", "reason")
+    attributes = frozenset({"code", "reason"})
+    expressions = attributes
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        loader.no_children(node)
+        self = cls()
+        self.code = loader.attr(node, "code", required=True)
+        if isinstance(self.code, Const):
+            try:
+                code = int(self.code.value)
+            except ValueError:
+                code = 0
+            if not 100 <= code <= 599:
+                raise node.error(f"'{self.code.value}' is not a valid HTTP status code.")
+            self.code = Const(code)
+        self.reason = loader.attr(node, "reason")
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        response = context.Response
+        code = as_int(self.code.evaluate(context))
+        if not 100 <= code <= 599:
+            raise PolicyRuntimeError(None, f"Status code {code} is not valid.")
+        response.StatusCode = code
+        response.StatusReason = (
+            reason_phrase(code) if self.reason is None else string_of(self.reason, context)
+        )
+        return None
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+@register("rewrite-uri")
+class RewriteUri(Policy):
+    """Replace the backend path (and query) with a template filled from the request."""
+
+    __slots__ = ("copy_unmatched", "template")
+    attributes = frozenset({"template", "copy-unmatched-params"})
+    expressions = attributes
+    sections = frozenset({"inbound", "backend"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        loader.no_children(node)
+        self = cls()
+        self.template = loader.attr(node, "template", required=True)
+        self.copy_unmatched = loader.attr(node, "copy-unmatched-params", "true")
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        template = string_of(self.template, context)
+        url = context.Request.Url
+        params = url.params()
+        matched = context.Request.MatchedParameters
+        used: set[str] = set()
+
+        def fill(match: re.Match[str]) -> str:
+            name = match.group(1).lstrip("*")
+            used.add(name)
+            if name in matched:
+                return str(matched[name])
+            return ",".join(params.get(name, ()))
+
+        path, _, query = _PLACEHOLDER.sub(fill, template).partition("?")
+        new: dict[str, list[str]] = {}
+        for part in query.split("&"):
+            if part:
+                key, _, value = part.partition("=")
+                new.setdefault(key, []).append(value)
+        if as_bool(self.copy_unmatched.evaluate(context)):
+            for key, values in params.items():
+                if key not in used and key not in new:
+                    new[key] = values
+        params.clear()
+        params.update(new)
+        context.backend_path = path if path.startswith("/") else "/" + path
+        return None
+
+
+_LEVELS = {"verbose": logging.DEBUG, "information": logging.INFO, "error": logging.ERROR}
+access_log = logging.getLogger("certgate.access")
+
+
+@register("trace")
+class Trace(Policy):
+    """Write a message (and metadata) to the access log."""
+
+    __slots__ = ("level", "message", "metadata", "source")
+    attributes = frozenset({"source", "severity"})
+    expressions = frozenset({"message/#text", "metadata/value"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        self = cls()
+        self.source = loader.literal(node, "source", required=True)
+        severity = loader.literal(node, "severity", "verbose")
+        if severity not in _LEVELS:
+            raise node.error(f"Attribute 'severity' must be one of {', '.join(_LEVELS)}.")
+        self.level = _LEVELS[severity]
+        self.message = Const("")
+        metadata = []
+        for child in loader.children(node, {"message", "metadata"}):
+            loader.no_children(child)
+            if child.tag == "message":
+                self.message = loader.text(child)
+            else:
+                name = loader.literal(child, "name", required=True)
+                metadata.append((name, loader.attr(child, "value", required=True)))
+        self.metadata = tuple(metadata)
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        if access_log.isEnabledFor(self.level):
+            fields = {name: string_of(value, context) for name, value in self.metadata}
+            access_log.log(
+                self.level,
+                "trace %s: %s",
+                self.source,
+                string_of(self.message, context),
+                extra={"trace_source": self.source, "trace_metadata": fields},
+            )
+        return None

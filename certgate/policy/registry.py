@@ -1,0 +1,112 @@
+"""Policy elements by name: one small class per element, registered with `@register("name")`.
+
+An element class declares the attributes it accepts and which of them may hold expressions, parses
+its XML node once at save time (`parse(node, loader)`), and runs per request
+(`async execute(context) -> bool | None`; True ends the pipeline with `context.Response`).
+The engine only knows this protocol, never an element's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from certgate.policy.loader import Loader
+    from certgate.policy.reader import Node
+
+SECTIONS = ("inbound", "backend", "outbound", "on-error")
+ALL_SECTIONS = frozenset(SECTIONS)
+
+_REGISTRY: dict[str, type[Policy]] = {}
+
+
+class Policy:
+    """Base of every policy element.
+
+    `attributes`: attribute names accepted besides `id`. `expressions`: the places expressions are
+    allowed, as attribute names, `#text` for the element's content, and `child/attr` or
+    `child/#text` for configuration children (`value/#text`).
+    """
+
+    __slots__ = ("path", "policy_id", "scope", "section")
+    name: ClassVar[str] = ""
+    attributes: ClassVar[frozenset[str]] = frozenset()
+    expressions: ClassVar[frozenset[str]] = frozenset()
+    sections: ClassVar[frozenset[str]] = ALL_SECTIONS
+
+    def __init__(self) -> None:
+        self.policy_id: str | None = None
+        self.path = ""
+        self.scope = ""
+        self.section = ""
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        """Validate `node` and build the element; the default accepts no content."""
+        loader.no_children(node)
+        return cls()
+
+    async def execute(self, context: Any) -> bool | None:
+        raise NotImplementedError
+
+
+def register(name: str):
+    """Class decorator: make `name` a policy element executed by the decorated class."""
+
+    def decorate(cls: type[Policy]) -> type[Policy]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def policy_class(name: str) -> type[Policy] | None:
+    _load_elements()
+    return _REGISTRY.get(name)
+
+
+def registered_names() -> frozenset[str]:
+    _load_elements()
+    return frozenset(_REGISTRY)
+
+
+_loaded = False
+
+
+def _load_elements() -> None:
+    """Import every module of `certgate.policy.elements` once, so their classes register."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+    import pkgutil
+
+    from certgate.policy import elements
+
+    for module in pkgutil.iter_modules(elements.__path__):
+        importlib.import_module(f"{elements.__name__}.{module.name}")
+
+
+class PolicyFault(Exception):
+    """An exception raised by `policy`, on its way to the engine's on-error handling."""
+
+    def __init__(self, policy: Policy, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.policy = policy
+        self.error = error
+
+
+async def run_policies(policies: Sequence[Policy], context: Any) -> bool:
+    """Run policies in order; True when one ended the pipeline (return-response, mock-response)."""
+    for policy in policies:
+        try:
+            if await policy.execute(context):
+                return True
+        except PolicyFault:
+            raise
+        except Exception as exc:
+            raise PolicyFault(policy, exc) from exc
+    return False

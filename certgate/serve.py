@@ -1,0 +1,208 @@
+"""`certgate serve`: the management API, the gateway workers and the key vault refresher.
+
+Process model: the first process serves the management API (HTTPS), one gateway worker and the
+key vault refresher; `--workers N` forks N-1 more gateway-only processes before anything opens the
+store. All gateway processes listen on the same ports (SO_REUSEPORT). A management write rebuilds
+this process's Snapshot before it returns; the other workers poll the store's revision and rebuild
+when it moves, so every worker serves a change within a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+import uvloop
+
+from certgate.config.bootstrap import initialise_data_dir
+from certgate.config.datadir import DataDirLayout
+from certgate.config.sealing import Sealer, load_key
+from certgate.config.snapshot import SnapshotBuilder
+from certgate.config.store import Store
+from certgate.gateway.server import GatewayServer
+
+log = logging.getLogger("certgate.serve")
+REVISION_POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    gateway_port: int
+    http_port: int | None
+    reuse_port: bool
+
+
+def serve(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    data_dir = initialise_data_dir(args.data_dir.resolve())
+    data_dir.store.close()  # created and migrated; every process opens its own after forking
+    layout, token = data_dir.layout, data_dir.admin_token
+    key = load_key(layout.data_key)
+    listen = Listen(args.host, args.gateway_port, args.http_port, reuse_port=args.workers > 1)
+    children = [_fork_worker(layout, key, listen) for _ in range(max(args.workers, 1) - 1)]
+    _announce(args, layout)
+    try:
+        uvloop.run(_main(args, layout, key, token, listen))
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(timeout=5)
+
+
+def _announce(args: argparse.Namespace, layout: DataDirLayout) -> None:
+    management = f"https://{args.host}:{args.management_port}"
+    token_hint = (
+        "$CERTGATE_ADMIN_TOKEN"
+        if os.environ.get("CERTGATE_ADMIN_TOKEN")
+        else f"$(cat {_shown(layout.admin_token)})"
+    )
+    print(f"certgate management API: {management}  (OpenAPI: {management}/openapi.json)")
+    print(f"certgate gateway:        https://{args.host}:{args.gateway_port}")
+    if args.http_port:
+        print(f"certgate gateway (HTTP): http://{args.host}:{args.http_port}")
+    print(f"admin token:             {_shown(layout.admin_token)}")
+    print(f"development CA:          {_shown(layout.dev_ca)}")
+    print("try:")
+    print(
+        f'  curl --cacert {_shown(layout.dev_ca)} -H "Authorization: Bearer {token_hint}" '
+        f"{management}/certificates"
+    )
+    print(flush=True)
+
+
+def _shown(path: Path) -> str:
+    """Paths relative to the working directory when they are below it, as a person would type."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+async def _main(
+    args: argparse.Namespace, layout: DataDirLayout, key: bytes, token: str, listen: Listen
+) -> None:
+    from certgate.management.app import create_management_app
+
+    store = Store(layout.database_url, Sealer(key), migrate=False)
+    worker = await _GatewayWorker.start(store, layout, listen)
+    refresher = _start_refresher(args, store, worker)
+    app = create_management_app(store, admin_token=token, on_change=worker.rebuild)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.management_port,
+        ssl_certfile=str(layout.dev_server),
+        log_level="warning",
+        loop="none",
+        lifespan="off",
+    )
+    management = uvicorn.Server(config)
+    management.install_signal_handlers = lambda: None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    served = asyncio.create_task(management.serve())
+    polling = asyncio.create_task(worker.follow_revisions())
+    await _first(stop.wait(), served)
+    management.should_exit = True
+    polling.cancel()
+    if refresher is not None:
+        await refresher.stop()
+    await served
+    await worker.close()
+    store.close()
+
+
+async def _first(*awaitables) -> None:
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+
+
+def _start_refresher(args: argparse.Namespace, store: Store, worker: _GatewayWorker):
+    from certgate.certs.keyvault.service import start_refresher
+
+    return start_refresher(
+        store,
+        interval=args.key_vault_refresh_interval,
+        on_change=worker.rebuild,
+        token_file=args.vault_token_file,
+        role_id_file=args.vault_role_id_file,
+        secret_id_file=args.vault_secret_id_file,
+    )
+
+
+class _GatewayWorker:
+    """One process's gateway: its Snapshot, its server, and the rebuild when the store moves."""
+
+    def __init__(self, store: Store, builder: SnapshotBuilder, server: GatewayServer) -> None:
+        self._store = store
+        self._builder = builder
+        self._server = server
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def start(cls, store: Store, layout: DataDirLayout, listen: Listen) -> _GatewayWorker:
+        builder = SnapshotBuilder(store, dev_server_pem=layout.dev_server.read_bytes())
+        snapshot = await asyncio.to_thread(builder.build)
+        server = GatewayServer(snapshot.gateway)
+        await server.start(
+            listen.host, listen.gateway_port, listen.http_port, reuse_port=listen.reuse_port
+        )
+        return cls(store, builder, server)
+
+    async def rebuild(self) -> None:
+        """Compiles a new Snapshot if the store moved; a bad one is logged and the old one kept."""
+        async with self._lock:
+            if self._store.revision() == self._builder.revision:
+                return
+            try:
+                snapshot = await asyncio.to_thread(self._builder.build)
+            except Exception:
+                log.exception(
+                    "configuration did not compile; still serving revision %s",
+                    self._builder.revision,
+                )
+                return
+            self._server.update(snapshot.gateway)
+
+    async def follow_revisions(self) -> None:
+        while True:
+            await asyncio.sleep(REVISION_POLL_SECONDS)
+            if await asyncio.to_thread(self._store.revision) != self._builder.revision:
+                await self.rebuild()
+
+    async def close(self) -> None:
+        await self._builder.close()
+        await self._server.close()
+
+
+def _fork_worker(layout: DataDirLayout, key: bytes, listen: Listen) -> multiprocessing.Process:
+    process = multiprocessing.get_context("fork").Process(
+        target=_worker_main, args=(layout, key, listen), daemon=True
+    )
+    process.start()
+    return process
+
+
+def _worker_main(layout: DataDirLayout, key: bytes, listen: Listen) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    async def run() -> None:
+        store = Store(layout.database_url, Sealer(key), migrate=False)
+        worker = await _GatewayWorker.start(store, layout, listen)
+        await worker.follow_revisions()
+
+    uvloop.run(run())

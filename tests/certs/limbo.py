@@ -1,0 +1,136 @@
+"""x509-limbo's client-usable subset, run through certgate's verifier and through pyca/cryptography.
+
+The subset: the CLIENT cases, plus SERVER cases whose expected peer name is literally in the
+leaf's SAN (so hostname matching cannot be what decides them). Each case is validated as a
+certificate chain at its `validation_time`, for the usage the case is about (clientAuth for
+CLIENT cases, serverAuth for SERVER cases), with its CRLs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.x509 import verification
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from certgate.certs.crl import CrlStore
+from certgate.certs.crlinfo import CrlInfo
+from certgate.certs.verify import TrustStore, Verifier
+
+CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpora" / "x509-limbo"
+
+# Optional behaviours certgate does not implement; cases tagged with them are skipped.
+# (has-crl is deliberately absent: CRL cases always run.)
+SKIPPED_FEATURES = frozenset(
+    {
+        "has-policy-constraints",
+        "pedantic-webpki-subscriber-key",
+        "pedantic-webpki-eku",
+        "pedantic-public-suffix-wildcard",
+        "pedantic-serial-number",
+    }
+)
+
+
+@dataclass
+class Case:
+    id: str
+    expected: bool
+    kind: str
+    features: list[str]
+    trusted: list[x509.Certificate]
+    intermediates: list[x509.Certificate]
+    leaf: x509.Certificate
+    crls: list[x509.CertificateRevocationList]
+    at: dt.datetime
+    max_depth: int | None
+    peer_name: dict | None
+
+
+def _peer_name_in_san(leaf: x509.Certificate, peer: dict | None) -> bool:
+    if peer is None:
+        return False
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
+        return False
+    if peer["kind"] == "DNS":
+        return peer["value"] in san.get_values_for_type(x509.DNSName)
+    if peer["kind"] == "IP":
+        return ipaddress.ip_address(peer["value"]) in san.get_values_for_type(x509.IPAddress)
+    return peer["value"] in san.get_values_for_type(x509.RFC822Name)
+
+
+def load_cases() -> list[Case]:
+    """The client-usable subset, every PEM parsed once."""
+    raw = json.loads((CORPUS / "limbo.json").read_bytes())["testcases"]
+    cases = []
+    for t in raw:
+        leaf = x509.load_pem_x509_certificate(t["peer_certificate"].encode())
+        if t["validation_kind"] != "CLIENT" and not _peer_name_in_san(
+            leaf, t["expected_peer_name"]
+        ):
+            continue
+        at = dt.datetime.fromisoformat(t["validation_time"]) if t["validation_time"] else None
+        cases.append(
+            Case(
+                t["id"],
+                t["expected_result"] == "SUCCESS",
+                t["validation_kind"],
+                t["features"],
+                [x509.load_pem_x509_certificate(p.encode()) for p in t["trusted_certs"]],
+                [x509.load_pem_x509_certificate(p.encode()) for p in t["untrusted_intermediates"]],
+                leaf,
+                [x509.load_pem_x509_crl(p.encode()) for p in t["crls"]],
+                at or dt.datetime.now(dt.UTC),
+                t["max_chain_depth"],
+                t["expected_peer_name"],
+            )
+        )
+    return cases
+
+
+def certgate_accepts(case: Case) -> tuple[bool, str]:
+    usage = (
+        ExtendedKeyUsageOID.CLIENT_AUTH
+        if case.kind == "CLIENT"
+        else ExtendedKeyUsageOID.SERVER_AUTH
+    )
+    trust = TrustStore(case.trusted, use_system_roots=False, extended_key_usages=(usage,))
+    verifier = Verifier(trust, CrlStore([CrlInfo(c) for c in case.crls]))
+    result = verifier.verify(
+        case.leaf,
+        case.intermediates,
+        at=case.at,
+        max_depth=case.max_depth,
+        check_revocation=bool(case.crls),
+    )
+    return result.ok, result.detail
+
+
+def pyca_accepts(case: Case) -> bool:
+    """pyca/cryptography's verdict for the same case (it has no CRL support)."""
+    try:
+        store = verification.Store(case.trusted)
+        builder = verification.PolicyBuilder().store(store).time(case.at)
+        if case.max_depth is not None:
+            builder = builder.max_chain_depth(case.max_depth)
+        if case.kind == "CLIENT":
+            verifier = builder.build_client_verifier()
+        else:
+            peer = case.peer_name
+            subject = (
+                x509.DNSName(peer["value"])
+                if peer["kind"] == "DNS"
+                else x509.IPAddress(ipaddress.ip_address(peer["value"]))
+            )
+            verifier = builder.build_server_verifier(subject)
+        verifier.verify(case.leaf, case.intermediates)
+    except (verification.VerificationError, ValueError, TypeError):
+        return False
+    return True

@@ -1,0 +1,153 @@
+"""Fixtures: one PKI for the module, a real backend, and a running gateway on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `tests.pki`, the one certificate factory
+
+import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from certgate.gateway.config import HostnameConfig, build_gateway_config
+from certgate.gateway.server import GatewayServer
+from certgate.gateway.upstream.forwarder import Forwarder
+
+from certgate.policy.catalog import MemoryCatalog
+from certgate.policy.engine import compile_pipeline
+from certgate.policy.loader import parse_document
+from tests.gateway.support import Backend, ClientFiles, material, write_identity
+from tests import pki
+
+NEGOTIATING = "mtls.example.test"
+PLAIN = "plain.example.test"
+
+
+@dataclass
+class Certs:
+    ca: pki.Issued
+    default_server: pki.Issued
+    mtls_server: pki.Issued
+    plain_server: pki.Issued
+    ca_file: Path
+    trusted: ClientFiles
+    self_signed: ClientFiles
+    expired: ClientFiles
+    wrong_eku: ClientFiles
+    issued: dict[str, pki.Issued]
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory) -> Certs:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = pki.ca("Gateway Test Root")
+    clients = {
+        "trusted": ca.issue("trusted-client"),
+        "self_signed": pki.issue("self-signed-client"),
+        "expired": ca.issue(
+            "expired-client",
+            not_before=pki.NOW - dt.timedelta(days=30),
+            not_after=pki.NOW - dt.timedelta(days=1),
+        ),
+        "wrong_eku": ca.issue("server-only-eku", eku=[ExtendedKeyUsageOID.SERVER_AUTH]),
+    }
+    ca_file = directory / "ca.pem"
+    ca_file.write_bytes(ca.cert_pem)
+    return Certs(
+        ca=ca,
+        default_server=pki.server(ca, "localhost"),
+        mtls_server=pki.server(ca, NEGOTIATING),
+        plain_server=pki.server(ca, PLAIN),
+        ca_file=ca_file,
+        issued=clients,
+        **{k: write_identity(v, directory, k) for k, v in clients.items()},
+    )
+
+
+def hostnames(certs: Certs, *, default_negotiates: bool = True) -> list[HostnameConfig]:
+    return [
+        HostnameConfig(
+            "localhost",
+            material(certs.default_server),
+            negotiate_client_certificate=default_negotiates,
+            default_ssl_binding=True,
+        ),
+        HostnameConfig(NEGOTIATING, material(certs.mtls_server), negotiate_client_certificate=True),
+        HostnameConfig(PLAIN, material(certs.plain_server), negotiate_client_certificate=False),
+    ]
+
+
+def apis(backend_url: str) -> tuple[dict, dict]:
+    apis = {
+        "echo": {"properties": {"displayName": "Echo", "path": "echo", "serviceUrl": backend_url,
+                                "protocols": ["https", "http"]}},
+        "down": {"path": "down", "serviceUrl": "http://127.0.0.1:9", "protocols": ["https"]},
+        "httpsonly": {"path": "secure", "serviceUrl": backend_url, "protocols": ["https"]},
+    }
+    operations = {
+        "echo": {
+            "user": {"properties": {"method": "GET", "urlTemplate": "/users/{id}"}},
+            "search": {"method": "GET", "urlTemplate": "/search?q={query}"},
+            "all": {"method": "*", "urlTemplate": "/*"},
+        },
+        "down": {"all": {"method": "*", "urlTemplate": "/*"}},
+        "httpsonly": {"get": {"method": "GET", "urlTemplate": "/{*rest}"}},
+    }
+    return apis, operations
+
+
+# The API scope tells the backend what policies saw: the client certificate and template parameters.
+REPORTING_POLICY = """<policies><inbound><base/>
+<set-header name="X-Client-Thumbprint" exists-action="override"><value>@(
+  context.Request.Certificate == null ? "none" : context.Request.Certificate.Thumbprint)</value>
+</set-header>
+<set-header name="X-Matched-Id" exists-action="override"><value>@(
+  context.Request.MatchedParameters.GetValueOrDefault("id", "-"))</value></set-header>
+</inbound><backend><base/></backend><outbound><base/></outbound><on-error><base/></on-error>
+</policies>"""
+
+
+def reporting_pipelines():
+    document = parse_document(REPORTING_POLICY, "api", MemoryCatalog())
+    pipeline = compile_pipeline(None, None, document, None)
+    return lambda api_id, op_id: pipeline
+
+
+def make_config(certs: Certs, backend_url: str, revision: int = 1, **options):
+    api_map, operations = apis(backend_url)
+    api_map = options.pop("apis", api_map)
+    return build_gateway_config(
+        revision=revision,
+        hostnames=options.pop("hostnames", None) or hostnames(certs),
+        apis=api_map,
+        operations=options.pop("operations", operations),
+        pipeline_for=reporting_pipelines(),
+        **options,
+    )
+
+
+@pytest.fixture
+async def backend():
+    server = await Backend().start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def forwarder():
+    instance = Forwarder(timeout=1.0)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+async def gateway(certs, backend, forwarder):
+    server = GatewayServer(make_config(certs, backend.url), forwarder=forwarder)
+    await server.start("127.0.0.1", 0, 0)
+    yield server
+    await server.close()
