@@ -6,7 +6,6 @@ A certificate whose extensions cannot be parsed (duplicates, malformed values) i
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 import unicodedata
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtensionOID
 
 from certgate.certs import der
+from certgate.certs.names import dotnet_name
 
 NameKey = tuple[frozenset[tuple[str, object]], ...]
 
@@ -124,6 +124,10 @@ class CertInfo:
         self.has_aki = False
         self.ski: bytes | None = None
         self.cdp: x509.CRLDistributionPoints | None = None
+        self.policies: frozenset[str] | None = None
+        self.policy_constraints: x509.PolicyConstraints | None = None
+        self.inhibit_any: int | None = None
+        self.policy_mappings: list[tuple[str, str]] = []
         self.unknown_critical: list[str] = []
         self.critical: set[x509.ObjectIdentifier] = set()
         try:
@@ -151,6 +155,14 @@ class CertInfo:
                 self.ski = value.digest
             elif isinstance(value, x509.CRLDistributionPoints):
                 self.cdp = value
+            elif isinstance(value, x509.CertificatePolicies):
+                self.policies = frozenset(p.policy_identifier.dotted_string for p in value)
+            elif isinstance(value, x509.PolicyConstraints):
+                self.policy_constraints = value
+            elif isinstance(value, x509.InhibitAnyPolicy):
+                self.inhibit_any = value.skip_certs
+            elif ext.oid == ExtensionOID.POLICY_MAPPINGS:
+                self.policy_mappings = der.policy_mappings(value.value)
             if ext.critical:
                 self.critical.add(ext.oid)
             if ext.critical and ext.oid not in KNOWN_EXTENSIONS:
@@ -210,15 +222,8 @@ class CertInfo:
             return None
 
     def describe(self) -> str:
-        return self.cert.subject.rfc4514_string() or "<empty subject>"
-
-    def valid_at(self, at: dt.datetime) -> str:
-        """'' if `at` is inside the validity period, else 'expired' or 'not yet valid'."""
-        if at < self.not_before:
-            return "not yet valid"
-        if at > self.not_after:
-            return "expired"
-        return ""
+        """The subject for error details (.NET rendering)."""
+        return dotnet_name(self.cert.subject) or "<empty subject>"
 
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z", re.IGNORECASE)
@@ -287,6 +292,9 @@ def profile_problem(info: CertInfo, role: str) -> str:
         return ""
     if info.ski is None:
         return "CA certificate without subjectKeyIdentifier"
+    root_bc = role == "anchor" and info.basic_constraints is not None
+    if root_bc and ExtensionOID.BASIC_CONSTRAINTS not in critical:
+        return "basicConstraints must be critical in a root certificate"
     constraints = info.name_constraints
     if constraints is not None:
         if ExtensionOID.NAME_CONSTRAINTS not in critical:

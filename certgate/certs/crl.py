@@ -97,13 +97,7 @@ class CrlFetcher:
     async def _fetch(self, url: str) -> None:
         entry = self._by_url.setdefault(url, _Fetched())
         try:
-            async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client:
-                response = await client.get(url)
-            if response.status_code != 200:
-                raise CrlLoadError(f"HTTP {response.status_code}")
-            if len(response.content) > MAX_CRL_BYTES:
-                raise CrlLoadError("CRL larger than 20 MiB")
-            info = load_crl(response.content, source=url)
+            info = load_crl(await self._download(url), source=url)
         except (httpx.HTTPError, CrlLoadError, OSError) as exc:
             log.warning("CRL download from %s failed: %s", url, exc)
             entry.failed_until = time.time() + self.failure_backoff
@@ -112,7 +106,23 @@ class CrlFetcher:
             entry.refreshing = None
         self._store(url, entry, info)
 
+    async def _download(self, url: str) -> bytes:
+        """The body at `url` (200 only, at most MAX_CRL_BYTES), within the timeout."""
+        async with (
+            httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise CrlLoadError(f"HTTP {response.status_code}")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_CRL_BYTES:
+                    raise CrlLoadError("CRL larger than 20 MiB")
+        return bytes(body)
+
     def _store(self, url: str, entry: _Fetched, info: CrlInfo) -> None:
+        changed = entry.crl is None or entry.crl.fingerprint != info.fingerprint
         if entry.crl is not None:
             self._by_issuer.get(entry.crl.issuer_key, {}).pop(url, None)
         entry.crl = info
@@ -120,7 +130,8 @@ class CrlFetcher:
         next_update = info.next_update or (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
         entry.expires = next_update.timestamp()
         self._by_issuer.setdefault(info.issuer_key, {})[url] = info
-        self.generation += 1
+        if changed:
+            self.generation += 1
 
 
 class CrlStore(CrlSource):

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
 from certgate.certs.certinfo import NameKey, name_key
+from certgate.certs.names import dotnet_name
 
 KNOWN_CRL_EXTENSIONS = frozenset(
     {
@@ -116,8 +117,6 @@ class CrlInfo:
 
     def describe(self) -> dict[str, object]:
         """The management view: issuer, thisUpdate, nextUpdate, number."""
-        from certgate.certs.names import dotnet_name
-
         return {
             "issuer": dotnet_name(self.crl.issuer),
             "thisUpdate": self.this_update.isoformat().replace("+00:00", "Z"),

@@ -15,6 +15,7 @@ import hashlib
 import ssl
 import threading
 import time
+import warnings
 from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certgate.certs import nameconstraints
 from certgate.certs.certinfo import CertInfo, NameKey, profile_problem, verify_signature
+from certgate.certs.policies import policy_problem
 from certgate.certs.revocation import Checker, CrlSource, Status
 
 NOT_FOUND = "ClientCertificateNotFound"
@@ -35,6 +37,9 @@ NOT_YET_VALID = "ClientCertificateNotYetValid"
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 _ANY_EKU = ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE
 MAX_PATH_LENGTH = 16
+SHARED_CACHE_SIZE = 4096
+FAILURE_TTL = 60.0
+SUCCESS_TTL = 300.0
 _REASON_RANK = {REVOKED: 4, EXPIRED: 3, NOT_YET_VALID: 2, NOT_TRUSTED: 1}
 
 
@@ -71,11 +76,13 @@ def system_roots() -> tuple[CertInfo, ...]:
             found: list[CertInfo] = []
             for candidate in (paths.cafile, paths.openssl_cafile):
                 if candidate and Path(candidate).is_file():
-                    try:
-                        certs = x509.load_pem_x509_certificates(Path(candidate).read_bytes())
-                    except ValueError:
-                        continue
-                    found = [CertInfo(c) for c in certs]
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # a few roots have odd serials
+                        try:
+                            pem = Path(candidate).read_bytes()
+                            found = [CertInfo(c) for c in x509.load_pem_x509_certificates(pem)]
+                        except ValueError:
+                            continue
                     break
             _system_roots = tuple(found)
         return _system_roots
@@ -183,6 +190,7 @@ class Verifier:
         self.crls = crls if crls is not None else _NoCrls()
         self.max_depth = max_depth
         self.budget = budget
+        self._shared: dict = {}
 
     async def prefetch(
         self, leaf: x509.Certificate | CertInfo, chain: Sequence[x509.Certificate | CertInfo] = ()
@@ -215,7 +223,7 @@ class Verifier:
         leaf_info = _info(leaf)
         chain_infos = [_info(c) for c in presented_chain]
         key = None
-        if cache is not None and at is None:
+        if at is None and max_depth is None:
             key = (
                 leaf_info.fingerprint,
                 tuple(c.fingerprint for c in chain_infos),
@@ -224,8 +232,10 @@ class Verifier:
                 check_not_after,
                 self.revision,
             )
-            hit = cache.get(key)
+            hit = (cache.get(key) if cache is not None else None) or self._shared.get(key)
             if hit is not None and hit.valid_until > time.time():
+                if cache is not None:
+                    cache[key] = hit
                 return hit
         result = self._verify(
             leaf_info,
@@ -237,7 +247,11 @@ class Verifier:
             self.max_depth if max_depth is None else max_depth,
         )
         if key is not None:
-            cache[key] = result
+            if cache is not None:
+                cache[key] = result
+            self._shared[key] = result
+            if len(self._shared) > SHARED_CACHE_SIZE:
+                self._shared.pop(next(iter(self._shared)))
         return result
 
     def _verify(
@@ -259,10 +273,12 @@ class Verifier:
         path = self._find(leaf, search)
         if path is None:
             reason, detail = search.failure
-            return VerificationResult(False, reason, detail)
+            return VerificationResult(False, reason, detail, valid_until=time.time() + FAILURE_TTL)
         valid_until = min(c.not_after for c in path).timestamp()
         return VerificationResult(
-            True, path=tuple(c.cert for c in path), valid_until=min(valid_until, time.time() + 300)
+            True,
+            path=tuple(c.cert for c in path),
+            valid_until=min(valid_until, time.time() + SUCCESS_TTL),
         )
 
     # -- path building ------------------------------------------------------------------------
@@ -388,6 +404,9 @@ class Verifier:
                     problem = nameconstraints.violation(cert.name_constraints, lower)
                     if problem:
                         return NOT_TRUSTED, problem
+        problem = policy_problem(path)
+        if problem:
+            return NOT_TRUSTED, problem
         for cert in path:
             problem = self._time_problem(cert, search)
             if problem is not None:

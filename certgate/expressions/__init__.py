@@ -19,8 +19,11 @@ The object protocol every engine object must follow (helpers writing `context`, 
   `Certificates.Any(c => c.Value.Thumbprint == ...)` work); `__setitem__` only if writable.
 * Lists are Python lists; strings `str`; numbers `int`/`float`; booleans `bool`; DateTime an aware
   UTC `datetime` (naive = DateTimeKind.Unspecified); TimeSpan `timedelta`; byte[] `bytes`; JSON
-  values the classes of `dotnet.json` (`parse_json(text)` gives the `JToken` `Body.As<JObject>()`
-  returns); enums (`X509NameType` etc.) arrive as `dotnet.enums.CsEnum` with `.name`.
+  values the classes of `dotnet.json` (`parse_body(text, type_arg)` is what `Body.As<T>()` returns:
+  str, JObject, JArray or JToken, with Json.NET's JsonReaderException on bad JSON); enums
+  (`X509NameType` etc.) arrive as `dotnet.enums.CsEnum` with `.name`.
+* `GetValueOrDefault<T>(name)` without a default returns `dotnet.default_value(type_arg)`
+  (false for bool, 0 for int, null for reference types), as C#'s `default(T)`.
 * A class may define `__cs_convert__(type_name)` for explicit casts (`(int)x`), `__cs_equals__`
   for `==`, `__cs_compare__` for `<`/`>`, and `ToString()`.
 """
@@ -29,7 +32,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .compiler import FIRST_SLOT, Compiler, translate
+from .closures import translate
+from .compiler import FIRST_SLOT, Compiler
 from .errors import BudgetExceeded, ExpressionCompileError, ExpressionRuntimeError
 from .parser import parse
 from .scanner import find_expressions
@@ -64,7 +68,7 @@ class CompiledExpression:
             return self._fn(e)
         except ExpressionRuntimeError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes the APIM error
+        except Exception as exc:
             err = translate(exc)
             raise ExpressionRuntimeError(err.message, err.cs_type) from None
 
@@ -82,6 +86,9 @@ def compile_expression(source: str) -> CompiledExpression:
         raise
     except RecursionError:
         raise ExpressionCompileError("unsupported: expression nested too deeply", 1, 1) from None
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, StopIteration) as e:
+        # A construct the compiler did not anticipate: refuse it rather than fail the save.
+        raise ExpressionCompileError(f"unsupported: construct ({type(e).__name__})", 1, 1) from None
     return CompiledExpression(source, fn, c.nslots, c.uses_request_body, c.uses_response_body)
 
 

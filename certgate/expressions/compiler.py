@@ -8,6 +8,7 @@ No Python source is ever generated; member names resolve only through `members.p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
@@ -15,37 +16,45 @@ from typing import Any
 from tree_sitter import Node
 
 from . import dotnet, literals
+from .closures import (
+    BINARY,
+    NULL_SHORT,
+    RETURN,
+    ExceptionObject,
+    NullShort,
+    anonymous_type,
+    delegate_call_fn,
+    indexer_fn,
+    local_call_fn,
+    member_fn,
+    method_call_fn,
+    negate,
+    static_call_fn,
+    to_int,
+)
 from .dotnet import CsType
-from .dotnet.collections import enumerate_cs
-from .errors import BudgetExceeded, CsException, ExpressionCompileError, cs_error
-from .model import CsObject
+from .errors import BudgetExceeded, ExpressionCompileError, cs_error
 from .members import get_index, resolve_method, resolve_property, set_index, set_property
 from .parser import Parsed
-from .runtime import (
-    add,
-    compare,
-    concat,
-    cs_str,
-    div,
-    equals,
-    mod,
-    mul,
-    sub,
-    truthy,
-    wrap64,
+from .runtime import add, concat, cs_str, equals, sub, truthy, wrap32
+from .statements import StatementCompiler
+from .syntax import (
+    CHAIN,
+    LOOSE,
+    dotted_name,
+    has_conditional,
+    is_boolean,
+    misparsed_operand,
+    node_key,
 )
 from .vocabulary import DENIED_MEMBERS, known_member
 
 Fn = Callable[[list], Any]
-NORMAL, BREAK, CONTINUE, RETURN = 0, 1, 2, 3
 FIRST_SLOT = 3
 
 
-class _NullShort(Exception):
-    """A `?.` met null: the rest of the access chain evaluates to null."""
-
-
-_NULL_SHORT = _NullShort()
+INT_PROMOTED = {"int", "short", "byte", "sbyte", "ushort", "char"}
+INT_OPS = {"+", "-", "*", "/", "%", "<<", ">>", "&", "|", "^"}
 
 
 class _Scope:
@@ -71,15 +80,7 @@ class _Scope:
         return None
 
 
-_CHAIN = {
-    "member_access_expression",
-    "invocation_expression",
-    "element_access_expression",
-    "conditional_access_expression",
-}
-
-
-class Compiler:
+class Compiler(StatementCompiler):
     """Turns one parsed expression into a closure; records the flags the engine needs."""
 
     def __init__(self, parsed: Parsed) -> None:
@@ -89,6 +90,13 @@ class Compiler:
         self.uses_request_body = False
         self.uses_response_body = False
         self.override: dict[tuple[int, int, str], Fn] = {}
+        self.int32: set[Any] = set()  # closures statically typed `int` (32-bit wrap-around)
+        self.int_slots: set[int] = set()
+
+    def typed_int(self, fn: Fn) -> Fn:
+        """Mark a closure as yielding a C# `int`, so arithmetic on it wraps at 32 bits."""
+        self.int32.add(fn)
+        return fn
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -149,7 +157,9 @@ class Compiler:
             return None, name + "[]"
         if t == "generic_name":
             base = self.text(node.named_children[0])
-            for arg in node.named_children[1].named_children if len(node.named_children) > 1 else []:
+            for arg in (
+                node.named_children[1].named_children if len(node.named_children) > 1 else []
+            ):
                 self.type_of(arg)
             ct = dotnet.lookup(base)
             if ct is None:
@@ -178,407 +188,23 @@ class Compiler:
             self.type_of(a)
         return ",".join(self.text(a).replace(" ", "") for a in args)
 
-    # --- statements ---------------------------------------------------------------------------
-
-    def block(self, node: Node) -> Fn:
-        self.push()
-        try:
-            stmts = node.named_children
-            for s in stmts:
-                if s.type == "local_function_statement":
-                    name = self.text(s.child_by_field_name("name"))
-                    self.scope.funcs[name] = [None, None]
-            fns = [self.stmt(s) for s in stmts if s.type not in ("comment",)]
-        finally:
-            self.pop()
-        fns = [f for f in fns if f is not None]
-        if len(fns) == 1:
-            return fns[0]
-
-        def run(e: list) -> int:
-            for f in fns:
-                c = f(e)
-                if c:
-                    return c
-            return NORMAL
-
-        return run
-
-    def stmt(self, node: Node) -> Fn | None:
-        h = getattr(self, "s_" + node.type, None)
-        if h is None:
-            kind = node.type.replace("_statement", "")
-            raise self.unsupported(node, f"statement '{kind}'")
-        return h(node)
-
-    def s_block(self, node: Node) -> Fn:
-        return self.block(node)
-
-    def s_comment(self, node: Node) -> None:
-        return None
-
-    def s_empty_statement(self, node: Node) -> None:
-        return None
-
-    def s_checked_statement(self, node: Node) -> Fn:
-        return self.block(node.named_children[-1])
-
-    def s_expression_statement(self, node: Node) -> Fn:
-        f = self.expr(node.named_children[0])
-
-        def run(e: list) -> int:
-            f(e)
-            return NORMAL
-
-        return run
-
-    def s_local_declaration_statement(self, node: Node) -> Fn | None:
-        decl = next(c for c in node.named_children if c.type == "variable_declaration")
-        return self.variable_declaration(decl)
-
-    def variable_declaration(self, decl: Node) -> Fn | None:
-        ctype, tname = self.type_of(decl.child_by_field_name("type"))
-        steps: list[tuple[int, Fn | None]] = []
-        for d in decl.named_children:
-            if d.type != "variable_declarator":
-                continue
-            name_node = d.child_by_field_name("name") or d.named_children[0]
-            rest = [c for c in d.named_children if c != name_node]
-            init = None
-            if rest:
-                init = self.initializer(rest[-1], tname) if rest[-1].type == "initializer_expression" else self.expr(rest[-1])
-                init = _implicit(init, tname)
-            slot = self.declare(name_node, self.text(name_node))
-            steps.append((slot, init))
-        default = ctype.default if ctype is not None else None
-
-        def run(e: list) -> int:
-            for slot, init in steps:
-                e[slot] = init(e) if init is not None else default
-            return NORMAL
-
-        return run
-
-    def s_local_function_statement(self, node: Node) -> None:
-        name = self.text(node.child_by_field_name("name"))
-        holder = self.scope.funcs[name]
-        self.push()
-        try:
-            slots = [
-                self.declare(p, self.text(p.child_by_field_name("name")))
-                for p in node.child_by_field_name("parameters").named_children
-                if p.type == "parameter"
-            ]
-            body = node.child_by_field_name("body")
-            if body is None or body.type == "arrow_expression_clause":
-                arrow = body or next(
-                    c for c in node.named_children if c.type == "arrow_expression_clause"
-                )
-                holder[1] = self.expr(arrow.named_children[0])
-                holder[0] = slots
-                return None
-            blk = self.block(body)
-        finally:
-            self.pop()
-
-        def run(e: list) -> Any:
-            e[2] = None
-            blk(e)
-            return e[2]
-
-        holder[0], holder[1] = slots, run
-        return None
-
-    def s_using_statement(self, node: Node) -> Fn:
-        """`using (var x = ...) { }`: the resources here hold nothing to release, so scope only."""
-        self.push()
-        try:
-            head = next(c for c in node.named_children if c != node.child_by_field_name("body"))
-            init = (
-                self.variable_declaration(head)
-                if head.type == "variable_declaration"
-                else self.s_expression_statement_of(head)
-            )
-            body = self.stmt(node.child_by_field_name("body")) or _nop
-        finally:
-            self.pop()
-
-        def run(e: list) -> int:
-            if init is not None:
-                init(e)
-            return body(e)
-
-        return run
-
-    def s_expression_statement_of(self, node: Node) -> Fn:
-        f = self.expr(node)
-        return lambda e: f(e) and NORMAL
-
-    def s_if_statement(self, node: Node) -> Fn:
-        cond = self.cond(node.child_by_field_name("condition"))
-        then = self.stmt(node.child_by_field_name("consequence")) or _nop
-        alt_node = node.child_by_field_name("alternative")
-        alt = (self.stmt(alt_node) or _nop) if alt_node is not None else _nop
-
-        def run(e: list) -> int:
-            return then(e) if cond(e) else alt(e)
-
-        return run
-
-    def s_return_statement(self, node: Node) -> Fn:
-        val = self.expr(node.named_children[0]) if node.named_children else (lambda e: None)
-
-        def run(e: list) -> int:
-            e[2] = val(e)
-            return RETURN
-
-        return run
-
-    def s_break_statement(self, node: Node) -> Fn:
-        return lambda e: BREAK
-
-    def s_continue_statement(self, node: Node) -> Fn:
-        return lambda e: CONTINUE
-
-    def s_throw_statement(self, node: Node) -> Fn:
-        if not node.named_children:
-
-            def rethrow(e: list) -> int:
-                raise cs_error("Exception", "rethrown")
-
-            return rethrow
-        val = self.expr(node.named_children[0])
-
-        def run(e: list) -> int:
-            ex = val(e)
-            if isinstance(ex, ExceptionObject):
-                raise cs_error(ex.cs_type, ex.Message)
-            raise cs_error("Exception", cs_str(ex))
-
-        return run
-
-    def _loop_body(self, node: Node) -> Fn:
-        return self.stmt(node) or _nop
-
-    def s_while_statement(self, node: Node) -> Fn:
-        cond = self.cond(node.child_by_field_name("condition"))
-        body = self._loop_body(node.child_by_field_name("body"))
-
-        def run(e: list) -> int:
-            while cond(e):
-                _tick(e)
-                c = body(e)
-                if c == BREAK:
-                    break
-                if c == RETURN:
-                    return c
-            return NORMAL
-
-        return run
-
-    def s_do_statement(self, node: Node) -> Fn:
-        cond = self.cond(node.child_by_field_name("condition"))
-        body = self._loop_body(node.child_by_field_name("body"))
-
-        def run(e: list) -> int:
-            while True:
-                _tick(e)
-                c = body(e)
-                if c == BREAK:
-                    break
-                if c == RETURN:
-                    return c
-                if not cond(e):
-                    break
-            return NORMAL
-
-        return run
-
-    def s_for_statement(self, node: Node) -> Fn:
-        self.push()
-        try:
-            inits: list[Fn] = []
-            updates: list[Fn] = []
-            cond: Fn = lambda e: True  # noqa: E731
-            for i, c in enumerate(node.children):
-                field = node.field_name_for_child(i)
-                if not c.is_named:
-                    continue
-                if field == "initializer":
-                    inits.append(
-                        self.variable_declaration(c) if c.type == "variable_declaration" else self.expr(c)
-                    )
-                elif field == "condition":
-                    cond = self.cond(c)
-                elif field == "update":
-                    updates.append(self.expr(c))
-            body = self._loop_body(node.child_by_field_name("body"))
-        finally:
-            self.pop()
-
-        def run(e: list) -> int:
-            for f in inits:
-                f(e)
-            while cond(e):
-                _tick(e)
-                c = body(e)
-                if c == BREAK:
-                    break
-                if c == RETURN:
-                    return c
-                for u in updates:
-                    u(e)
-            return NORMAL
-
-        return run
-
-    def s_foreach_statement(self, node: Node) -> Fn:
-        source = self.expr(node.child_by_field_name("right"))
-        left = node.child_by_field_name("left")
-        if left.type != "identifier":
-            raise self.unsupported(left, "deconstruction in foreach")
-        self.type_of(node.child_by_field_name("type"))
-        self.push()
-        try:
-            slot = self.declare(left, self.text(left))
-            body = self._loop_body(node.child_by_field_name("body"))
-        finally:
-            self.pop()
-
-        def run(e: list) -> int:
-            for item in list(enumerate_cs(source(e))):
-                _tick(e)
-                e[slot] = item
-                c = body(e)
-                if c == BREAK:
-                    break
-                if c == RETURN:
-                    return c
-            return NORMAL
-
-        return run
-
-    def s_switch_statement(self, node: Node) -> Fn:
-        value = self.expr(node.child_by_field_name("value"))
-        sections: list[tuple[list[Fn | None], Fn]] = []
-        pending: list[Fn | None] = []
-        self.push()
-        try:
-            for sec in node.child_by_field_name("body").named_children:
-                if sec.type != "switch_section":
-                    continue
-                labels: list[Fn | None] = []
-                stmts = []
-                for c in sec.named_children:
-                    if c.type in ("constant_pattern", "declaration_pattern", "type_pattern", "discard"):
-                        labels.append(self.pattern(c))
-                    elif c.type == "when_clause":
-                        raise self.unsupported(c, "'when' in switch")
-                    elif c.type.endswith("pattern"):
-                        raise self.unsupported(c, f"pattern '{c.type}'")
-                    else:
-                        stmts.append(self.stmt(c))
-                if any(t.type == "default" for t in sec.children):
-                    labels.append(None)
-                body_fns = [s for s in stmts if s is not None]
-                if not stmts:
-                    pending.extend(labels)
-                    continue
-                labels = pending + labels
-                pending = []
-
-                def body(e: list, fns: list[Fn] = body_fns) -> int:
-                    for f in fns:
-                        c = f(e)
-                        if c:
-                            return c
-                    return NORMAL
-
-                sections.append((labels, body))
-        finally:
-            self.pop()
-
-        def run(e: list) -> int:
-            v = value(e)
-            chosen = None
-            for labels, body in sections:
-                if any(lab is not None and lab(e, v) for lab in labels):
-                    chosen = body
-                    break
-            if chosen is None:
-                chosen = next((b for labels, b in sections if None in labels), None)
-            if chosen is None:
-                return NORMAL
-            c = chosen(e)
-            return NORMAL if c == BREAK else c
-
-        return run
-
-    def s_try_statement(self, node: Node) -> Fn:
-        body = self.stmt(node.child_by_field_name("body")) or _nop
-        handlers: list[tuple[str, int | None, Fn]] = []
-        final: Fn | None = None
-        for c in node.named_children:
-            if c.type == "catch_clause":
-                self.push()
-                try:
-                    tname, slot = "Exception", None
-                    for d in c.named_children:
-                        if d.type == "catch_declaration":
-                            tnode = d.child_by_field_name("type")
-                            tname = self.text(tnode).split(".")[-1]
-                            if not tname.endswith("Exception"):
-                                raise self.unsupported(tnode, f"type '{tname}'")
-                            nm = d.child_by_field_name("name")
-                            if nm is not None:
-                                slot = self.declare(nm, self.text(nm))
-                        elif d.type == "catch_filter_clause":
-                            raise self.unsupported(d, "exception filter")
-                    handler = self.stmt(c.child_by_field_name("body")) or _nop
-                finally:
-                    self.pop()
-                handlers.append((tname, slot, handler))
-            elif c.type == "finally_clause":
-                final = self.stmt(c.named_children[-1]) or _nop
-
-        def run(e: list) -> int:
-            try:
-                return body(e)
-            except BudgetExceeded:
-                raise
-            except Exception as exc:  # noqa: BLE001 - mapped to a .NET exception below
-                ex = translate(exc)
-                if isinstance(ex, BudgetExceeded):
-                    raise ex from None
-                for tname, slot, handler in handlers:
-                    if _catches(tname, ex.cs_type):
-                        if slot is not None:
-                            e[slot] = ExceptionObject(ex.cs_type, ex.message)
-                        return handler(e)
-                raise
-            finally:
-                if final is not None:
-                    final(e)
-
-        return run
-
     # --- expressions --------------------------------------------------------------------------
 
     def expr(self, node: Node) -> Fn:
-        hit = self.override.get(_key(node))
+        hit = self.override.get(node_key(node))
         if hit is not None:
             return hit
-        if node.type in _CHAIN:
-            bottom = _misparsed_operand(node)
-            if bottom is not None and _key(bottom) not in self.override:
+        if node.type in CHAIN:
+            bottom = misparsed_operand(node)
+            if bottom is not None and node_key(bottom) not in self.override:
                 return self.reassociate(node, bottom)
-        if node.type in _CHAIN and _has_conditional(node):
+        if node.type in CHAIN and has_conditional(node):
             inner = self.chain(node)
 
             def guarded(e: list) -> Any:
                 try:
                     return inner(e)
-                except _NullShort:
+                except NullShort:
                     return None
 
             return guarded
@@ -590,21 +216,21 @@ class Compiler:
         Compile the access chain over the operator's last operand, then the operator over that.
         """
         last = bottom.named_children[-1]
-        while last.type in _LOOSE:
+        while last.type in LOOSE:
             last = last.named_children[-1]
-        self.override[_key(bottom)] = self.expr(last)
+        self.override[node_key(bottom)] = self.expr(last)
         try:
             chain = self.expr(node)
         finally:
-            del self.override[_key(bottom)]
-        self.override[_key(last)] = chain
+            del self.override[node_key(bottom)]
+        self.override[node_key(last)] = chain
         try:
             return self.chain(bottom)
         finally:
-            del self.override[_key(last)]
+            del self.override[node_key(last)]
 
     def chain(self, node: Node) -> Fn:
-        hit = self.override.get(_key(node))
+        hit = self.override.get(node_key(node))
         if hit is not None:
             return hit
         h = getattr(self, "x_" + node.type, None)
@@ -615,7 +241,7 @@ class Compiler:
 
     def cond(self, node: Node) -> Fn:
         f = self.expr(node)
-        if _is_boolean(node):
+        if is_boolean(node):
             return f
 
         def run(e: list) -> bool:
@@ -628,8 +254,12 @@ class Compiler:
         return self.expr(node.named_children[0])
 
     def x_integer_literal(self, node: Node) -> Fn:
-        v = literals.integer(self.text(node))
-        return lambda e: v
+        text = self.text(node)
+        v = literals.integer(text)
+        fn = lambda e: v  # noqa: E731
+        if text[-1] not in "lLuU" and -(1 << 31) <= v < 1 << 31:
+            self.typed_int(fn)
+        return fn
 
     def x_real_literal(self, node: Node) -> Fn:
         v = literals.real(self.text(node))
@@ -643,11 +273,11 @@ class Compiler:
         return lambda e: None
 
     def x_character_literal(self, node: Node) -> Fn:
-        v = literals.char(self.text(node))
+        v = self.literal(node, lambda: literals.char(self.text(node)))
         return lambda e: v
 
     def x_string_literal(self, node: Node) -> Fn:
-        v = literals.string(node)
+        v = self.literal(node, lambda: literals.string(node))
         return lambda e: v
 
     def x_verbatim_string_literal(self, node: Node) -> Fn:
@@ -667,16 +297,20 @@ class Compiler:
                 t = self.text(c).replace("{{", "{").replace("}}", "}")
                 parts.append(t.replace('""', '"') if verbatim else t)
             elif c.type == "escape_sequence":
-                parts.append(literals.escape(self.text(c)))
+                parts.append(self.literal(c, lambda c=c: literals.escape(self.text(c))))
             elif c.type == "interpolation":
                 inner = [x for x in c.named_children if x.type != "interpolation_brace"]
                 val = self.expr(inner[0])
                 fmt = next((x for x in inner[1:] if x.type == "interpolation_format_clause"), None)
-                align = next((x for x in inner[1:] if x.type == "interpolation_alignment_clause"), None)
+                align = next(
+                    (x for x in inner[1:] if x.type == "interpolation_alignment_clause"), None
+                )
                 fmt_s = self.text(fmt)[1:] if fmt is not None else None
-                width = int(self.text(align.named_children[0])) if align is not None else 0
+                width = self.alignment(align) if align is not None else 0
 
-                def piece(e: list, val: Fn = val, fmt_s: str | None = fmt_s, width: int = width) -> str:
+                def piece(
+                    e: list, val: Fn = val, fmt_s: str | None = fmt_s, width: int = width
+                ) -> str:
                     v = val(e)
                     s = format_value(v, fmt_s) if fmt_s else cs_str(v)
                     if width:
@@ -696,11 +330,28 @@ class Compiler:
 
         return run
 
+    def literal(self, node: Node, make: Callable[[], Any]) -> Any:
+        """A literal's value; a bad escape or char literal is a compile error at its position."""
+        try:
+            return make()
+        except ValueError as e:
+            raise self.fail(
+                node, f"syntax error in literal '{self.text(node)[:20]}': {e}"
+            ) from None
+
+    def alignment(self, clause: Node) -> int:
+        """The literal width of `{value,width}`; at most 10,000 characters either way."""
+        text = self.text(clause).lstrip(",").strip()
+        if not re.fullmatch(r"-?\d+", text):
+            raise self.unsupported(clause, f"alignment '{text}'")
+        return max(-10_000, min(10_000, int(text)))
+
     def x_identifier(self, node: Node) -> Fn:
         name = self.text(node)
         slot = self.scope.find(name)
         if slot is not None:
-            return itemgetter(slot)
+            getter = itemgetter(slot)
+            return self.typed_int(getter) if slot in self.int_slots else getter
         if name == "context":
             return itemgetter(0)
         if name.startswith("__"):
@@ -713,7 +364,7 @@ class Compiler:
         """The type a receiver names, when it is a (qualified) type name rather than a value."""
         if node.type == "predefined_type":
             return dotnet.lookup(self.text(node))
-        dotted = _dotted(node)
+        dotted = dotted_name(node)
         if dotted is None:
             return None
         root = dotted.split(".")[0]
@@ -723,7 +374,7 @@ class Compiler:
 
     def _refuse_unknown_type(self, recv: Node) -> None:
         """`XDocument.Parse(...)`: a capitalised name that is neither a local nor a known type."""
-        dotted = _dotted(recv)
+        dotted = dotted_name(recv)
         if dotted is None:
             return
         root = dotted.split(".")[0]
@@ -760,15 +411,21 @@ class Compiler:
         if st is not None:
             if name in st.static_props:
                 getter = st.static_props[name]
-                return lambda e: getter()
+                fn = lambda e: getter()  # noqa: E731
+                return self.typed_int(fn) if st.name == "int" else fn
+            if name in st.static_methods:
+                method_group = st.static_methods[name]
+                return lambda e: method_group
             raise self.unsupported(name_node, f"member '{st.name}.{name}'")
-        dotted = _dotted(node)
-        if dotted is not None and dotted.split(".")[0] not in ("context",) and self.scope.find(
-            dotted.split(".")[0]
-        ) is None:
+        dotted = dotted_name(node)
+        if (
+            dotted is not None
+            and dotted.split(".")[0] not in ("context",)
+            and self.scope.find(dotted.split(".")[0]) is None
+        ):
             if dotnet.lookup(dotted) is not None:
                 raise self.fail(node, f"'{dotted}' is a type, not a value")
-            if dotnet.is_namespace(_dotted(recv) or ""):
+            if dotnet.is_namespace(dotted_name(recv) or ""):
                 raise self.unsupported(node, f"type '{dotted}'")
         if name_node.type == "generic_name":
             raise self.unsupported(name_node, "generic property")
@@ -776,7 +433,7 @@ class Compiler:
         self._check_member_name(name_node, name)
         self._note_body(recv, name)
         obj = self.chain(recv)
-        return _member(obj, name)
+        return member_fn(obj, name)
 
     def x_conditional_access_expression(self, node: Node) -> Fn:
         cond = self.chain(node.child_by_field_name("condition"))
@@ -785,7 +442,7 @@ class Compiler:
         def guard(e: list) -> Any:
             v = cond(e)
             if v is None:
-                raise _NULL_SHORT
+                raise NULL_SHORT
             return v
 
         if binding.type == "member_binding_expression":
@@ -793,10 +450,10 @@ class Compiler:
             name = self.text(name_node)
             self._check_member_name(name_node, name)
             self._note_body(node.child_by_field_name("condition"), name)
-            return _member(guard, name)
+            return member_fn(guard, name)
         if binding.type == "element_binding_expression":
             idx = self.arguments_positional(binding)
-            return _indexer(guard, idx)
+            return indexer_fn(guard, idx)
         raise self.unsupported(binding, f"conditional access '{binding.type}'")
 
     def arguments_positional(self, arglist: Node) -> list[Fn]:
@@ -812,7 +469,7 @@ class Compiler:
     def x_element_access_expression(self, node: Node) -> Fn:
         obj = self.chain(node.child_by_field_name("expression"))
         idx = self.arguments_positional(node.child_by_field_name("subscript"))
-        return _indexer(obj, idx)
+        return indexer_fn(obj, idx)
 
     def arguments(self, arglist: Node) -> tuple[list[Fn], dict[str, Fn], list[tuple[int, Node]]]:
         """Positional args, named args, and out-argument targets (position, node)."""
@@ -877,49 +534,55 @@ class Compiler:
 
     def _callee(self, fn_node: Node, pos: list[Fn], named: dict[str, Fn]) -> Fn:
         if fn_node.type in ("identifier", "generic_name"):
-            name = self.text(fn_node.named_children[0] if fn_node.type == "generic_name" else fn_node)
+            name = self.text(
+                fn_node.named_children[0] if fn_node.type == "generic_name" else fn_node
+            )
             if name == "nameof":
                 raise self.unsupported(fn_node, "nameof")
             holder = self.scope.func(name)
             if holder is not None:
-                return _local_call(holder, pos)
+                return local_call_fn(holder, pos)
             slot = self.scope.find(name)
             if slot is not None:
-                return _delegate_call(itemgetter(slot), pos)
+                return delegate_call_fn(itemgetter(slot), pos)
             raise self.fail(fn_node, f"the name '{name}' does not exist in the current context")
         if fn_node.type == "member_access_expression":
             recv = fn_node.child_by_field_name("expression")
             name_node = fn_node.child_by_field_name("name")
             type_arg = self.type_args(name_node)
-            name = self.text(name_node.named_children[0] if name_node.type == "generic_name" else name_node)
+            name = self.text(
+                name_node.named_children[0] if name_node.type == "generic_name" else name_node
+            )
             st = self._static_type(recv)
             if st is not None:
                 fn = st.static_methods.get(name)
                 if fn is None:
                     raise self.unsupported(name_node, f"member '{st.name}.{name}'")
-                return _static_call(fn, pos, named, type_arg)
+                return static_call_fn(fn, pos, named, type_arg)
             self._refuse_unknown_type(recv)
             self._check_member_name(name_node, name)
-            return _method_call(self.chain(recv), name, pos, named, type_arg)
+            return method_call_fn(self.chain(recv), name, pos, named, type_arg)
         if fn_node.type == "conditional_access_expression":
             binding = fn_node.named_children[-1]
             if binding.type != "member_binding_expression":
                 raise self.unsupported(binding, "conditional invocation")
             name_node = binding.child_by_field_name("name")
             type_arg = self.type_args(name_node)
-            name = self.text(name_node.named_children[0] if name_node.type == "generic_name" else name_node)
+            name = self.text(
+                name_node.named_children[0] if name_node.type == "generic_name" else name_node
+            )
             self._check_member_name(name_node, name)
             cond = self.chain(fn_node.child_by_field_name("condition"))
 
             def guard(e: list) -> Any:
                 v = cond(e)
                 if v is None:
-                    raise _NULL_SHORT
+                    raise NULL_SHORT
                 return v
 
-            return _method_call(guard, name, pos, named, type_arg)
+            return method_call_fn(guard, name, pos, named, type_arg)
         target = self.expr(fn_node)
-        return _delegate_call(target, pos)
+        return delegate_call_fn(target, pos)
 
     def x_cast_expression(self, node: Node) -> Fn:
         tnode = node.child_by_field_name("type")
@@ -935,7 +598,7 @@ class Compiler:
             right = self.expr(vnode.named_children[0])
             fn = add if op == "+" else sub
             return lambda e: fn(left(e), right(e))
-        ct, tname = self.type_of(tnode)
+        ct, _tname = self.type_of(tnode)
         value = self.expr(vnode)
         if ct is None:
             return value
@@ -948,6 +611,8 @@ class Compiler:
                 return None
             return cast(v)
 
+        if ct.name in INT_PROMOTED and not nullable:
+            self.typed_int(run)
         return run
 
     def x_as_expression(self, node: Node) -> Fn:
@@ -977,8 +642,18 @@ class Compiler:
         if t == "constant_pattern":
             c = self.expr(node.named_children[0])
             return lambda e, v: equals(v, c(e))
-        if t in ("declaration_pattern", "type_pattern", "predefined_type", "identifier", "qualified_name"):
-            tnode = node.child_by_field_name("type") if t in ("declaration_pattern", "type_pattern") else node
+        if t in (
+            "declaration_pattern",
+            "type_pattern",
+            "predefined_type",
+            "identifier",
+            "qualified_name",
+        ):
+            tnode = (
+                node.child_by_field_name("type")
+                if t in ("declaration_pattern", "type_pattern")
+                else node
+            )
             tnode = tnode or node.named_children[0]
             ct, _ = self.type_of(tnode)
             check = ct.check if ct is not None else (lambda v: True)
@@ -1022,14 +697,14 @@ class Compiler:
                 return right(e) if v is None else v
 
             return coalesce
-        fn = _BINARY.get(op)
+        fn = BINARY.get(op)
         if fn is None:
             raise self.unsupported(node, f"operator '{op}'")
         right_node = node.child_by_field_name("right")
         if op in ("==", "!=") and right_node.type == "null_literal":
             return (lambda e: left(e) is None) if op == "==" else (lambda e: left(e) is not None)
         if op in ("==", "!=") and right_node.type == "string_literal":
-            lit = literals.string(right_node)
+            lit = self.literal(right_node, lambda: literals.string(right_node))
             if op == "==":
                 return lambda e: a == lit if type(a := left(e)) is str else equals(a, lit)
             return lambda e: a != lit if type(a := left(e)) is str else not equals(a, lit)
@@ -1037,6 +712,8 @@ class Compiler:
             return lambda e: (a := left(e)) is (b := right(e)) or equals(a, b)
         if op == "!=":
             return lambda e: not ((a := left(e)) is (b := right(e)) or equals(a, b))
+        if left in self.int32 and (right in self.int32 or op in ("<<", ">>")) and op in INT_OPS:
+            return self.typed_int(lambda e: wrap32(fn(left(e), right(e))))
         return lambda e: fn(left(e), right(e))
 
     def x_prefix_unary_expression(self, node: Node) -> Fn:
@@ -1049,11 +726,17 @@ class Compiler:
             return lambda e: not f(e)
         v = self.expr(operand)
         if op == "-":
-            return lambda e: _negate(v(e))
+            if v in self.int32:
+                return self.typed_int(lambda e: wrap32(negate(v(e))))
+            return lambda e: negate(v(e))
         if op == "+":
             return v
         if op == "~":
-            return lambda e: ~_int(v(e))
+            return (
+                self.typed_int(lambda e: ~to_int(v(e)))
+                if v in self.int32
+                else (lambda e: ~to_int(v(e)))
+            )
         raise self.unsupported(node, f"operator '{op}'")
 
     def x_postfix_unary_expression(self, node: Node) -> Fn:
@@ -1079,7 +762,7 @@ class Compiler:
             return self.assign(left, None, right)
         if op == "??=":
             return self.assign(left, lambda a, b: b if a is None else a, right)
-        fn = _BINARY.get(op[:-1])
+        fn = BINARY.get(op[:-1])
         if fn is None:
             raise self.unsupported(node, f"operator '{op}'")
         return self.assign(left, fn, right)
@@ -1091,9 +774,13 @@ class Compiler:
             if slot is None:
                 raise self.fail(target, f"cannot assign to '{self.text(target)}'")
 
+            wrap = slot in self.int_slots and op is not None
+
             def store_local(e: list) -> Any:
                 old = e[slot]
                 new = value(e) if op is None else op(old, value(e))
+                if wrap and type(new) is int:
+                    new = wrap32(new)
                 e[slot] = new
                 return old if post else new
 
@@ -1125,7 +812,6 @@ class Compiler:
                 set_property(o, name, new)
                 return old if post else new
 
-            del getter
             return store_member
         raise self.unsupported(target, f"assignment to '{target.type}'")
 
@@ -1137,7 +823,11 @@ class Compiler:
             if params.type == "implicit_parameter" or params.type == "identifier":
                 names = [params]
             else:
-                names = [p.child_by_field_name("name") or p for p in params.named_children if p.type == "parameter"]
+                names = [
+                    p.child_by_field_name("name") or p
+                    for p in params.named_children
+                    if p.type == "parameter"
+                ]
             slots = [self.declare(n, self.text(n)) for n in names]
             if body.type == "block":
                 blk = self.block(body)
@@ -1201,13 +891,13 @@ class Compiler:
         if ct is None or ct.new is None:
             raise self.unsupported(tnode, f"'new {tname}'")
         new = ct.new
-        make = _static_call(new, pos, named, None)
+        make = static_call_fn(new, pos, named, None)
         if init_node is None:
             return make
         return self.apply_initializer(make, init_node)
 
     def apply_initializer(self, make: Fn, init: Node) -> Fn:
-        """Collection (`{a, b}`, `{{k, v}}`) or object (`{ Key = v }`, `{ ["k"] = v }`) initializers."""
+        """Collection (`{a, b}`, `{{k, v}}`) or object (`{ Key = v }`, `{ ["k"] = v }`) init."""
         steps: list[Callable[[list, Any], None]] = []
         for item in init.named_children:
             if item.type == "assignment_expression":
@@ -1224,7 +914,9 @@ class Compiler:
                     raise self.unsupported(left, "initializer target")
             elif item.type == "initializer_expression":
                 fns = [self.expr(x) for x in item.named_children]
-                steps.append(lambda e, o, fns=fns: resolve_method(type(o), "Add")(o, *[f(e) for f in fns]))
+                steps.append(
+                    lambda e, o, fns=fns: resolve_method(type(o), "Add")(o, *[f(e) for f in fns])
+                )
             else:
                 f = self.expr(item)
                 steps.append(lambda e, o, f=f: resolve_method(type(o), "Add")(o, f(e)))
@@ -1244,7 +936,7 @@ class Compiler:
 
         def run(e: list) -> Any:
             items = [f(e) for f in fns]
-            return bytearray(_int(x) & 0xFF for x in items) if byte_array else items
+            return bytearray(to_int(x) & 0xFF for x in items) if byte_array else items
 
         return run
 
@@ -1264,7 +956,7 @@ class Compiler:
         default = ct.default if ct is not None else None
 
         def run(e: list) -> Any:
-            n = _int(size(e))
+            n = to_int(size(e))
             if n < 0:
                 raise cs_error("OverflowException", "Arithmetic operation resulted in an overflow.")
             if n > 1_000_000:
@@ -1303,8 +995,11 @@ class Compiler:
         while i < len(kids):
             k = kids[i]
             nxt = kids[i + 1] if i + 1 < len(kids) else None
-            if k.type == "identifier" and nxt is not None and k.end_byte < nxt.start_byte and b"=" in (
-                self.parsed.wrapped[k.end_byte : nxt.start_byte]
+            if (
+                k.type == "identifier"
+                and nxt is not None
+                and k.end_byte < nxt.start_byte
+                and b"=" in (self.parsed.wrapped[k.end_byte : nxt.start_byte])
             ):
                 names.append(self.text(k))
                 values.append(self.expr(nxt))
@@ -1335,322 +1030,3 @@ class Compiler:
 
     def x_predefined_type(self, node: Node) -> Fn:
         raise self.fail(node, f"'{self.text(node)}' is a type, not a value")
-
-
-# --- closures for access and calls ----------------------------------------------------------
-
-
-class AnonymousObject(CsObject):
-    """`new { a = 1, b }`: read-only named values (serialised by JsonConvert as an object)."""
-
-    __slots__ = ("_values",)
-    __cs_type__ = "AnonymousType"
-    _names: tuple[str, ...] = ()
-
-    def __init__(self, *values: Any) -> None:
-        self._values = dict(zip(self._names, values, strict=True))
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def ToString(self) -> str:  # noqa: N802
-        inner = ", ".join(f"{k} = {cs_str(v)}" for k, v in self._values.items())
-        return "{ " + inner + " }"
-
-
-_ANON: dict[tuple[str, ...], type[AnonymousObject]] = {}
-
-
-def anonymous_type(names: tuple[str, ...]) -> type[AnonymousObject]:
-    """One class per member-name tuple (bounded by the distinct shapes saved policies use)."""
-    cls = _ANON.get(names)
-    if cls is None:
-        cls = type(
-            "AnonymousType",
-            (AnonymousObject,),
-            {"__slots__": (), "_names": names, "__cs_members__": frozenset(names) | {"ToString"}},
-        )
-        _ANON[names] = cls
-    return cls
-
-
-def _member(obj: Fn, name: str) -> Fn:
-    cache: dict[type, Callable[[Any], Any]] = {}
-
-    def get(e: list) -> Any:
-        o = obj(e)
-        g = cache.get(o.__class__)
-        if g is None:
-            g = cache[o.__class__] = resolve_property(o.__class__, name)
-        return g(o)
-
-    return get
-
-
-def _indexer(obj: Fn, idx: list[Fn]) -> Fn:
-    if len(idx) != 1:
-        raise cs_error("InvalidOperationException", "multi-dimensional index")
-    key = idx[0]
-    return lambda e: get_index(obj(e), key(e))
-
-
-def _method_call(obj: Fn, name: str, pos: list[Fn], named: dict[str, Fn], type_arg: str | None) -> Fn:
-    cache: dict[type, Callable[..., Any]] = {}
-
-    def find(o: Any) -> Callable[..., Any]:
-        m = cache.get(o.__class__)
-        if m is None:
-            m = cache[o.__class__] = resolve_method(o.__class__, name)
-        return m
-
-    if not named and type_arg is None:
-        if not pos:
-            return lambda e: find(o := obj(e))(o)
-        if len(pos) == 1:
-            a0 = pos[0]
-            return lambda e: find(o := obj(e))(o, a0(e))
-        if len(pos) == 2:
-            a0, a1 = pos
-            return lambda e: find(o := obj(e))(o, a0(e), a1(e))
-
-    def call(e: list) -> Any:
-        o = obj(e)
-        kw = {k: f(e) for k, f in named.items()}
-        if type_arg is not None:
-            kw["type_arg"] = type_arg
-        return find(o)(o, *[f(e) for f in pos], **kw)
-
-    return call
-
-
-def _static_call(fn: Callable[..., Any], pos: list[Fn], named: dict[str, Fn], type_arg: str | None) -> Fn:
-    if not named and type_arg is None:
-        if not pos:
-            return lambda e: fn()
-        if len(pos) == 1:
-            a0 = pos[0]
-            return lambda e: fn(a0(e))
-        if len(pos) == 2:
-            a0, a1 = pos
-            return lambda e: fn(a0(e), a1(e))
-
-    def call(e: list) -> Any:
-        kw = {k: f(e) for k, f in named.items()}
-        if type_arg is not None:
-            kw["type_arg"] = type_arg
-        return fn(*[f(e) for f in pos], **kw)
-
-    return call
-
-
-def _local_call(holder: list, pos: list[Fn]) -> Fn:
-    def call(e: list) -> Any:
-        slots, body = holder
-        args = [f(e) for f in pos]
-        saved = [e[s] for s in slots]
-        for s, a in zip(slots, args, strict=False):
-            e[s] = a
-        try:
-            return body(e)
-        finally:
-            for s, v in zip(slots, saved, strict=True):
-                e[s] = v
-
-    return call
-
-
-def _delegate_call(target: Fn, pos: list[Fn]) -> Fn:
-    def call(e: list) -> Any:
-        f = target(e)
-        if f is None:
-            raise cs_error("NullReferenceException", "delegate is null")
-        if not callable(f) or isinstance(f, type):
-            raise cs_error("InvalidOperationException", "value is not callable")
-        return f(*[a(e) for a in pos])
-
-    return call
-
-
-def _tick(e: list) -> None:
-    e[1] -= 1
-    if e[1] < 0:
-        raise BudgetExceeded("loop iteration budget exhausted")
-
-
-def _nop(e: list) -> int:
-    return NORMAL
-
-
-def _int(v: Any) -> int:
-    from .dotnet.numbers import to_number
-
-    return v if type(v) is int else to_number(v, "long")  # type: ignore[return-value]
-
-
-def _negate(v: Any) -> Any:
-    if v is None:
-        return None
-    if type(v) is int:
-        return wrap64(-v)
-    if isinstance(v, bool) or isinstance(v, str) and len(v) != 1:
-        raise cs_error("InvalidCastException", "operator '-' cannot be applied")
-    return -(ord(v) if isinstance(v, str) else v)
-
-
-def _bitop(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    def run(a: Any, b: Any) -> Any:
-        if a is None or b is None:
-            return None
-        if type(a) is bool and type(b) is bool:
-            return bool(op(a, b))
-        return wrap64(op(_int(a), _int(b)))
-
-    return run
-
-
-_BINARY: dict[str, Callable[[Any, Any], Any]] = {
-    "+": add,
-    "-": sub,
-    "*": mul,
-    "/": div,
-    "%": mod,
-    "==": equals,
-    "!=": lambda a, b: not equals(a, b),
-    "<": lambda a, b: a is not None and b is not None and compare(a, b) < 0,
-    ">": lambda a, b: a is not None and b is not None and compare(a, b) > 0,
-    "<=": lambda a, b: a is not None and b is not None and compare(a, b) <= 0,
-    ">=": lambda a, b: a is not None and b is not None and compare(a, b) >= 0,
-    "&": _bitop(lambda a, b: a & b),
-    "|": _bitop(lambda a, b: a | b),
-    "^": _bitop(lambda a, b: a ^ b),
-    "<<": _bitop(lambda a, b: a << (b & 63)),
-    ">>": _bitop(lambda a, b: a >> (b & 63)),
-}
-
-
-def _implicit(init: Fn, tname: str) -> Fn:
-    """Implicit numeric widening for declared locals (`double d = 1;` holds 1.0)."""
-    if tname in ("double", "float", "Double", "Single"):
-        return lambda e: float(v) if type(v := init(e)) is int else v
-    if tname in ("decimal", "Decimal"):
-        from decimal import Decimal
-
-        return lambda e: Decimal(v) if type(v := init(e)) is int else v
-    return init
-
-
-def _dotted(node: Node) -> str | None:
-    """`a.b.c` as text when the node is a chain of plain identifiers, else None."""
-    if node.type == "identifier":
-        return node.text.decode() if node.text else None
-    if node.type in ("member_access_expression", "qualified_name"):
-        left = node.child_by_field_name("expression") or node.child_by_field_name("qualifier")
-        name = node.child_by_field_name("name")
-        if left is None or name is None or name.type != "identifier":
-            return None
-        head = _dotted(left)
-        return f"{head}.{name.text.decode()}" if head and name.text else None
-    return None
-
-
-_LOOSE = {
-    "binary_expression",
-    "prefix_unary_expression",
-    "cast_expression",
-    "conditional_expression",
-    "assignment_expression",
-}
-
-
-def _key(node: Node) -> tuple[int, int, str]:
-    return (node.start_byte, node.end_byte, node.type)
-
-
-def _misparsed_operand(node: Node) -> Node | None:
-    """The operator node a `?.` chain was wrongly attached to, if any."""
-    n: Node | None = node
-    while n is not None and n.type in _CHAIN:
-        if n.type == "conditional_access_expression":
-            cond = n.child_by_field_name("condition")
-            if cond is not None and cond.type in _LOOSE:
-                return cond
-            n = cond
-            continue
-        n = n.child_by_field_name("expression") or n.child_by_field_name("function")
-    return None
-
-
-_BOOL_OPS = {"==", "!=", "<", ">", "<=", ">=", "&&", "||"}
-
-
-def _is_boolean(node: Node) -> bool:
-    """Whether the node's closure always yields a Python bool (no truthiness check needed)."""
-    t = node.type
-    if t == "parenthesized_expression":
-        return _is_boolean(node.named_children[0])
-    if t in ("boolean_literal", "is_pattern_expression", "is_expression"):
-        return True
-    if t == "binary_expression":
-        op = node.child_by_field_name("operator")
-        return op is not None and op.type in _BOOL_OPS
-    if t == "prefix_unary_expression":
-        return any(c.type == "!" for c in node.children if not c.is_named)
-    return False
-
-
-def _has_conditional(node: Node) -> bool:
-    n: Node | None = node
-    while n is not None and n.type in _CHAIN:
-        if n.type == "conditional_access_expression":
-            return True
-        n = n.child_by_field_name("expression") or n.child_by_field_name("function") or n.child_by_field_name(
-            "condition"
-        )
-    return False
-
-
-def _catches(tname: str, cs_type: str) -> bool:
-    return tname in ("Exception", "SystemException") or tname == cs_type
-
-
-class ExceptionObject(CsObject):
-    """The value bound by `catch (Exception ex)` and built by `new Exception(msg)`."""
-
-    __slots__ = ("Message", "cs_type")
-    __cs_type__ = "Exception"
-    __cs_members__ = frozenset({"Message", "ToString"})
-
-    def ToString(self) -> str:  # noqa: N802
-        return f"System.{self.cs_type}: {self.Message}"
-
-    def __init__(self, cs_type: str, message: str) -> None:
-        self.cs_type = cs_type
-        self.Message = message
-
-
-def translate(exc: BaseException) -> CsException:
-    """Map a Python failure inside the object model onto the .NET exception C# would raise."""
-    if isinstance(exc, CsException | BudgetExceeded):
-        return exc  # type: ignore[return-value]
-    if isinstance(exc, RecursionError | MemoryError):
-        return BudgetExceeded("expression exceeded its resource limits")  # type: ignore[return-value]
-    kind = {
-        KeyError: "KeyNotFoundException",
-        IndexError: "IndexOutOfRangeException",
-        ZeroDivisionError: "DivideByZeroException",
-        OverflowError: "OverflowException",
-        ValueError: "FormatException",
-        TypeError: "ArgumentException",
-        UnicodeError: "DecoderFallbackException",
-    }
-    for py, cs in kind.items():
-        if isinstance(exc, py):
-            return cs_error(cs, str(exc) or cs)
-    from .errors import ExpressionRuntimeError
-
-    if isinstance(exc, ExpressionRuntimeError):
-        return cs_error(exc.cs_type, exc.message)
-    return cs_error("Exception", f"{type(exc).__name__}: {exc}")

@@ -47,4 +47,6 @@ def cs_error(cs_type: str, message: str) -> CsException:
 
 
 def null_reference(what: str) -> CsException:
-    return cs_error("NullReferenceException", f"Object reference not set to an instance of an object ({what}).")
+    return cs_error(
+        "NullReferenceException", f"Object reference not set to an instance of an object ({what})."
+    )

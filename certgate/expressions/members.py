@@ -49,6 +49,8 @@ def resolve_property(t: type, name: str) -> Getter:
     if t is type(None):
         return _null(name)
     if issubclass(t, CsObject) and name in t.__cs_members__:
+        if hasattr(t, "__cs_property__") and callable(getattr(t, name, None)):
+            return lambda o: o.__cs_property__(name)
         return attrgetter(name)
     fn = _table(PROPS, t, name)
     if fn is not None:
@@ -58,7 +60,10 @@ def resolve_property(t: type, name: str) -> Getter:
 
 def _cs_method(name: str) -> Callable[..., object]:
     def call(o: object, *a: object, **k: object) -> object:
-        return getattr(o, name)(*a, **k)
+        member = getattr(o, name)
+        if not callable(member):
+            raise cs_error("MissingMemberException", f"'{name}' is not a method")
+        return member(*a, **k)
 
     return call
 
@@ -83,10 +88,10 @@ def resolve_method(t: type, name: str) -> Callable[..., object]:
     fn = _table(METHODS, t, name)
     if fn is not None:
         return fn
-    if name in LINQ and is_enumerable(t) and not (t is Char):
+    if name in LINQ and is_enumerable(t) and t is not Char:
         linq = LINQ[name]
-        return lambda o, *a, type_arg=None, **k: linq(o, *a, **k) if type_arg is None else linq(
-            o, *a, type_arg=type_arg, **k
+        return lambda o, *a, type_arg=None, **k: (
+            linq(o, *a, **k) if type_arg is None else linq(o, *a, type_arg=type_arg, **k)
         )
     if name in _UNIVERSAL:
         return _UNIVERSAL[name]
@@ -111,14 +116,16 @@ def get_index(o: object, key: object) -> object:
             return o[key]  # type: ignore[index]
         except KeyError:
             raise cs_error(
-                "KeyNotFoundException", f"The given key '{cs_str(key)}' was not present in the dictionary."
+                "KeyNotFoundException",
+                f"The given key '{cs_str(key)}' was not present in the dictionary.",
             ) from None
     if isinstance(o, CsObject) and hasattr(t, "__getitem__"):
         try:
             return o[key]  # type: ignore[index]
         except KeyError:
             raise cs_error(
-                "KeyNotFoundException", f"The given key '{cs_str(key)}' was not present in the dictionary."
+                "KeyNotFoundException",
+                f"The given key '{cs_str(key)}' was not present in the dictionary.",
             ) from None
     if isinstance(o, list):
         return get_index(list(o), key)

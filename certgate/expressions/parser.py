@@ -30,6 +30,7 @@ class Parsed:
     is_block: bool
     wrapped: bytes
     shift: int  # characters the first line moved right by
+    lines_before: int = 0  # newlines in whitespace before the `@`
 
     def position(self, node: tree_sitter.Node) -> tuple[int, int]:
         """1-based (line, column) of `node` inside the original `@...` text."""
@@ -38,7 +39,7 @@ class Parsed:
         col = len(self.wrapped[line_start : line_start + col_bytes].decode("utf-8", "replace"))
         if row == 0:
             col -= self.shift
-        return row + 1, max(col, 0) + 1
+        return row + 1 + self.lines_before, max(col, 0) + 1
 
 
 def _parser() -> tree_sitter.Parser:
@@ -51,8 +52,15 @@ def _parser() -> tree_sitter.Parser:
 def parse(source: str) -> Parsed:
     """Parse the full expression text; syntax errors raise `ExpressionCompileError`."""
     text = source.strip()
-    lead = len(source) - len(source.lstrip())
-    if len(text) < 3 or text[0] != "@" or text[1] not in "({" or text[-1] != {"(": ")", "{": "}"}[text[1]]:
+    leading = source[: len(source) - len(source.lstrip())]
+    lines_before = leading.count("\n")
+    lead = len(leading) - (leading.rfind("\n") + 1)
+    if (
+        len(text) < 3
+        or text[0] != "@"
+        or text[1] not in "({"
+        or text[-1] != {"(": ")", "{": "}"}[text[1]]
+    ):
         raise ExpressionCompileError("expression must be written @(...) or @{...}", 1, 1)
     is_block = text[1] == "{"
     if is_block:
@@ -63,7 +71,7 @@ def parse(source: str) -> Parsed:
         shift = len(_EXPR_PREFIX) - 2 - lead
     data = wrapped.encode("utf-8")
     tree = _parser().parse(data)
-    parsed = Parsed(tree.root_node, is_block, data, shift)
+    parsed = Parsed(tree.root_node, is_block, data, shift, lines_before)
     _check_errors(tree.root_node, parsed)
     cls = tree.root_node.named_children
     if len(cls) != 1 or cls[0].type != "class_declaration":

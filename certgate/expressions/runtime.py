@@ -132,8 +132,10 @@ def div(a: object, b: object) -> object:
         return Decimal(x) / Decimal(y)
     x, y = float(x), float(y)
     if y == 0:
-        return math.nan if x == 0 or math.isnan(x) else math.copysign(math.inf, x) * (
-            math.copysign(1, y)
+        return (
+            math.nan
+            if x == 0 or math.isnan(x)
+            else math.copysign(math.inf, x) * (math.copysign(1, y))
         )
     return x / y
 
@@ -205,9 +207,9 @@ def compare(a: object, b: object) -> int:
     """Ordering for `<`, `>`, OrderBy: numbers, strings (ordinal), DateTime, TimeSpan."""
     if isinstance(a, datetime) and isinstance(b, datetime):
         a, b = _naive(a), _naive(b)
-    elif isinstance(a, str) and isinstance(b, str):
-        pass
-    elif isinstance(a, timedelta) and isinstance(b, timedelta):
+    elif (isinstance(a, str) and isinstance(b, str)) or (
+        isinstance(a, timedelta) and isinstance(b, timedelta)
+    ):
         pass
     elif hasattr(a, "__cs_compare__"):
         return a.__cs_compare__(b)  # type: ignore[union-attr]

@@ -13,33 +13,39 @@ from .dotnet import METHODS, PROPS
 from .dotnet.collections import LINQ
 from .model import CsObject
 
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # APIM's documented `context` object model (learn.microsoft.com, "API Management policy
 # expressions"): the names the policy engine's objects offer.
-APIM_MEMBERS = frozenset(
+APIM_MEMBERS = _names(
     """
-    Api Deployment Elapsed LastError Operation Product Request RequestId Response Subscription
-    Timestamp Tracing User Variables Trace Workspace Id IsCurrentRevision Name Path Revision
-    ServiceUrl Version Gateway GatewayId Region ServiceId ServiceName Certificates InstanceId
-    IsManaged Host Port Query QueryString Scheme Body Certificate Headers IpAddress
-    MatchedParameters Method OriginalUrl Url PrivateEndpointConnection GroupId MemberName
-    StatusCode StatusReason As AsFormUrlEncodedContent ApprovalRequired Groups State
-    SubscriptionLimit SubscriptionRequired UrlTemplate Source Reason Message Scope Section PolicyId
-    CreatedDate EndDate Key PrimaryKey SecondaryKey StartDate Email ExternalId FirstName
-    Identities LastName Note RegistrationDate Provider Value GetValueOrDefault ContainsKey
-    TryGetValue Keys Values Count Thumbprint Subject SubjectName Issuer IssuerName SerialNumber
-    NotBefore NotAfter GetNameInfo RawData Verify VerifyNoRevocation HasPrivateKey GetCertHash
-    GetCertHashString GetSerialNumberString GetRawCertData FriendlyName Version
-    SignatureAlgorithm PublicKey AsJwt TryParseJwt AsBasic TryParseBasic Algorithm Audiences
-    Claims ExpirationTime IssuedAt Type UserId Password ToString Equals GetHashCode AccessToken
-    """.split()
+    Api Deployment Elapsed LastError Operation Product Request RequestId Response
+    Subscription Timestamp Tracing User Variables Trace Workspace Id IsCurrentRevision Name
+    Path Revision ServiceUrl Version Gateway GatewayId Region ServiceId ServiceName
+    Certificates InstanceId IsManaged Host Port Query QueryString Scheme Body Certificate
+    Headers IpAddress MatchedParameters Method OriginalUrl Url PrivateEndpointConnection
+    GroupId MemberName StatusCode StatusReason As AsFormUrlEncodedContent ApprovalRequired
+    Groups State SubscriptionLimit SubscriptionRequired UrlTemplate Source Reason Message
+    Scope Section PolicyId CreatedDate EndDate Key PrimaryKey SecondaryKey StartDate Email
+    ExternalId FirstName Identities LastName Note RegistrationDate Provider Value
+    GetValueOrDefault ContainsKey TryGetValue Keys Values Count Thumbprint Subject
+    SubjectName Issuer IssuerName SerialNumber NotBefore NotAfter GetNameInfo RawData Verify
+    VerifyNoRevocation HasPrivateKey GetCertHash GetCertHashString GetSerialNumberString
+    GetRawCertData FriendlyName Version SignatureAlgorithm PublicKey AsJwt TryParseJwt
+    AsBasic TryParseBasic Algorithm Audiences Claims ExpirationTime IssuedAt Type UserId
+    Password ToString Equals GetHashCode AccessToken
+    """
 )
 
-DENIED_MEMBERS = frozenset(
+DENIED_MEMBERS = _names(
     """
     GetType GetTypeInfo GetMethod GetMethods GetProperty GetProperties GetField GetFields
     GetMember GetMembers InvokeMember Invoke DynamicInvoke CreateDelegate Assembly Module
     MemberwiseClone Finalize ReferenceEquals
-    """.split()
+    """
 )
 
 

@@ -1,6 +1,6 @@
 """The inbound request body as a stream (`certgate.policy.context.BodyStream`), with backpressure.
 
-The HTTP protocol feeds chunks as they arrive; the forwarder (or a policy that buffers) consumes them.
+The HTTP protocol feeds chunks as they arrive; the forwarder (or a buffering policy) consumes them.
 When more than `HIGH_WATER` bytes wait unread, the protocol is told to stop reading from the client
 (HTTP/1.1: pause the socket; HTTP/2: withhold flow-control credit), so memory stays bounded whatever
 the body size and however slow the backend is.

@@ -2,8 +2,8 @@
 
 `build_gateway_config(...)` turns already-loaded pieces (server `CertificateMaterial`s per hostname,
 ARM-shaped API and operation properties, compiled pipelines) into ready objects: pyOpenSSL contexts
-with the SNI router, the compiled `Router`, the policy `Api`/`Operation` objects. It is called by the
-Snapshot compiler; the server swaps whole configs atomically (`GatewayServer.update`).
+with the SNI router, the compiled `Router`, the policy `Api`/`Operation` objects. It is called by
+the Snapshot compiler; the server swaps whole configs atomically (`GatewayServer.update`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ class HostnameConfig:
     """One `hostnameConfigurations[]` entry of type Proxy, with its loaded server certificate."""
 
     hostname: str
-    certificate: Any  # certgate.certs.material.CertificateMaterial (certificate, private_key, chain)
+    certificate: (
+        Any  # certgate.certs.material.CertificateMaterial (certificate, private_key, chain)
+    )
     negotiate_client_certificate: bool = False
     default_ssl_binding: bool = False
 
@@ -47,8 +49,8 @@ def build_gateway_config(
     *,
     revision: int = 0,
     hostnames: Iterable[HostnameConfig] = (),
-    apis: Mapping[str, Mapping[str, Any]] = {},  # noqa: B006 - read-only default
-    operations: Mapping[str, Mapping[str, Mapping[str, Any]]] = {},  # noqa: B006
+    apis: Mapping[str, Mapping[str, Any]] = {},
+    operations: Mapping[str, Mapping[str, Mapping[str, Any]]] = {},
     pipeline_for: Callable[[str, str], Any],
     snapshot: Any = None,
     deployment: Any = None,
@@ -61,9 +63,11 @@ def build_gateway_config(
 
     `apis` maps API id -> ARM properties (`path`, `serviceUrl`, `protocols`, `displayName`), or the
     whole resource with a `properties` key. `operations` maps API id -> operation id -> properties
-    (`method`, `urlTemplate`, `displayName`). `pipeline_for(api_id, operation_id)` returns the compiled
-    pipeline (`await pipeline.run(context, forwarder)`). `previous` lets unchanged hostname bindings
-    keep their SSL context (and its session cache). Raises ValueError naming the bad field.
+    (`method`, `urlTemplate`, `displayName`). `pipeline_for(api_id, operation_id)` returns the
+    compiled pipeline (`await pipeline.run(context, forwarder)`). `verifier` backs
+    `X509Certificate2.Verify()`; `crl_prefetch(leaf, chain)` (e.g. `CrlStore.prefetch`) is awaited
+    once per connection before the first pipeline. `previous` lets unchanged hostname bindings keep
+    their SSL context (and its session cache). Raises ValueError naming the bad field.
     """
     bindings, default = _tls_bindings(hostnames, previous)
     sni = SNIRouter(bindings.values(), default) if default is not None else None

@@ -89,7 +89,11 @@ class RequestHandler:
         forwarder = config.forwarder or self._forwarder
         try:
             prefetch = config.crl_prefetch
-            if prefetch is not None and conn.peer is not None and conn.crl_prefetched is not prefetch:
+            if (
+                prefetch is not None
+                and conn.peer is not None
+                and conn.crl_prefetched is not prefetch
+            ):
                 await prefetch(conn.peer.leaf, conn.peer.chain)
                 conn.crl_prefetched = prefetch
             await operation.pipeline.run(context, forwarder)

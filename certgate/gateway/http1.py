@@ -246,7 +246,9 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._connection_tokens:
             drop = self._connection_tokens
             headers = [(n, v) for n, v in headers if n.lower() not in drop]
-        exchange = H1Exchange(self, parser.get_method().decode("ascii"), self._url.decode(), headers)
+        exchange = H1Exchange(
+            self, parser.get_method().decode("ascii"), self._url.decode(), headers
+        )
         exchange.authority = self._authority
         exchange.http_version = parser.get_http_version()
         exchange.keep_alive = parser.should_keep_alive()

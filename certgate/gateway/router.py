@@ -1,7 +1,7 @@
 """Routing: request path -> API (longest path prefix, by segments) -> operation (method + template).
 
-Everything is compiled when the configuration compiles: API paths into a dict keyed by the lower-case
-prefix, operation URL templates into regexes (literal templates into a dict). Matching is
+Everything is compiled when the configuration compiles: API paths into a dict keyed by the
+lower-case prefix, operation URL templates into regexes (literal templates into a dict). Matching is
 case-insensitive, as in APIM. Matched template parameters come back percent-decoded.
 """
 
@@ -171,7 +171,7 @@ class Router:
         return list(self._apis.values())
 
     def match_api(self, path: str) -> tuple[ApiRoute, str] | None:
-        """Longest API path prefix of `path` (raw, starting with '/'); returns the API + remainder."""
+        """Longest API path prefix of `path` (raw, starting with '/'): the API and the remainder."""
         apis = self._apis
         lower = path.lower()
         segments = lower[1:].split("/", self._depth)
@@ -204,7 +204,9 @@ def api_route(api_id: str, properties: Mapping[str, Any]) -> ApiRoute:
     return ApiRoute(api_id, path.strip("/"), service_url, frozenset(protocols))
 
 
-def operation_route(operation_id: str, properties: Mapping[str, Any], pipeline: Any) -> OperationRoute:
+def operation_route(
+    operation_id: str, properties: Mapping[str, Any], pipeline: Any
+) -> OperationRoute:
     """An `OperationRoute` from ARM `apis/{a}/operations/{id}` properties."""
     props = properties.get("properties", properties)
     method = props.get("method")

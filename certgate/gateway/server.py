@@ -11,8 +11,8 @@ API (for `certgate serve` and tests):
 
     run_gateway(config_factory, host=..., https_port=..., http_port=...)   # blocking, uvloop
 
-`forwarder` is the default `Forwarder` (`await forwarder.forward(context, options)`), used unless the
-config carries its own. Several processes: see `certgate.gateway.workers`.
+`forwarder` is the default `Forwarder` (`await forwarder.forward(context, options)`), used unless
+the config carries its own. Several processes: see `certgate.gateway.workers`.
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
 """Inbound TLS: pyOpenSSL over memory BIOs inside a plain asyncio.Protocol (DESIGN.md decision 1).
 
-Why not the stdlib `ssl` module: it aborts the handshake on a client certificate that does not chain to
-a loaded CA, and APIM's model needs policies to see any certificate. Here a verify callback accepts
-every certificate (untrusted, self-signed, expired, wrong EKU); policies decide later.
+Why not the stdlib `ssl` module: it aborts the handshake on a client certificate that does not
+chain to a loaded CA, and APIM's model needs policies to see any certificate. Here a verify
+callback accepts every certificate (untrusted, self-signed, expired, wrong EKU); policies decide.
 
 SNI picks the hostname binding: its server certificate and whether a client certificate is requested
-(in the initial handshake only, never by renegotiation). Contexts are built once per binding when the
-configuration compiles (`server_context`), never per connection.
+(in the initial handshake only, never by renegotiation). Contexts are built once per binding when
+the configuration compiles (`server_context`), never per connection.
 
 Session resumption uses OpenSSL's stateful session cache (also for TLS 1.3 tickets, via
 `OP_NO_TICKET`), so a resumed session keeps its client certificate and chain whatever their size.
 
-The hot path calls OpenSSL through pyOpenSSL's cffi bindings (`_lib`) with one shared read buffer: it
-avoids a buffer allocation and an exception per record.
+The hot path calls OpenSSL through pyOpenSSL's cffi bindings (`_lib`) with one shared read buffer:
+it avoids a buffer allocation and an exception per record.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _accept_any_certificate(ok: int, store: Any) -> int:
 
 
 class TLSConfigError(ValueError):
-    """A hostname binding cannot be turned into a TLS context (names the hostname and the reason)."""
+    """A hostname binding cannot become a TLS context (names the hostname and the reason)."""
 
 
 def server_context(
@@ -66,7 +66,7 @@ def server_context(
     negotiate_client_certificate: bool,
     hostname: str = "default",
 ) -> SSL.Context:
-    """Builds the server context of one hostname binding (done once, when configuration compiles)."""
+    """Builds the server context of one hostname binding (once, when configuration compiles)."""
     if private_key is None:
         raise TLSConfigError(f"hostname {hostname!r}: the server certificate has no private key")
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
@@ -94,6 +94,7 @@ def server_context(
     ctx.set_session_id(hashlib.sha256(fingerprint + bytes([negotiate_client_certificate])).digest())
     ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
     ctx.set_alpn_select_callback(_select_alpn)
+    ctx.set_tlsext_servername_callback(_on_servername)
     mode = SSL.VERIFY_PEER if negotiate_client_certificate else SSL.VERIFY_NONE
     _lib.SSL_CTX_set_verify(ctx._context, mode, _accept_any_certificate)
     return ctx
@@ -117,7 +118,7 @@ class TLSBinding:
 
 
 class SNIRouter:
-    """Maps the SNI name to a binding; installs itself as the servername callback of every context."""
+    """Maps the SNI name to a binding; new connections carry it for `_on_servername`."""
 
     __slots__ = ("_default", "_exact", "_wildcard")
 
@@ -126,12 +127,13 @@ class SNIRouter:
         self._exact: dict[bytes, TLSBinding] = {}
         self._wildcard: dict[bytes, TLSBinding] = {}
         for binding in [*bindings, default]:
-            name = binding.hostname.lower().encode("idna" if binding.hostname.isascii() else "utf-8")
+            name = binding.hostname.lower().encode(
+                "idna" if binding.hostname.isascii() else "utf-8"
+            )
             if name.startswith(b"*."):
                 self._wildcard.setdefault(name[2:], binding)
             else:
                 self._exact.setdefault(name, binding)
-            binding.context.set_tlsext_servername_callback(self._on_servername)
 
     @property
     def default(self) -> TLSBinding:
@@ -149,15 +151,20 @@ class SNIRouter:
 
     def new_connection(self) -> SSL.Connection:
         conn = SSL.Connection(self._default.context, None)
+        conn.set_app_data(self)
         conn.set_accept_state()
         return conn
 
-    def _on_servername(self, conn: SSL.Connection) -> None:
-        binding = self.lookup(conn.get_servername())
-        if binding is not self._default:
-            conn.set_context(binding.context)
-            mode = SSL.VERIFY_PEER if binding.negotiate_client_certificate else SSL.VERIFY_NONE
-            _lib.SSL_set_verify(conn._ssl, mode, _accept_any_certificate)
+
+def _on_servername(conn: SSL.Connection) -> None:
+    """Switches the connection to its hostname's context (installed once, on every context, so
+    contexts stay immutable and can outlive one configuration)."""
+    router: SNIRouter = conn.get_app_data()
+    binding = router.lookup(conn.get_servername())
+    if binding is not router.default:
+        conn.set_context(binding.context)
+        mode = SSL.VERIFY_PEER if binding.negotiate_client_certificate else SSL.VERIFY_NONE
+        _lib.SSL_set_verify(conn._ssl, mode, _accept_any_certificate)
 
 
 class PeerCertificates:

@@ -169,7 +169,9 @@ def _worker_main(
 ) -> None:
     try:
         uvloop.run(
-            _serve(build_config, host, https_port, http_port, poll_interval, forwarder_factory, ready)
+            _serve(
+                build_config, host, https_port, http_port, poll_interval, forwarder_factory, ready
+            )
         )
     except Exception as exc:
         ready.put(("error", f"worker {index}: {type(exc).__name__}: {exc}"))

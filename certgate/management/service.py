@@ -7,7 +7,8 @@ Stored properties (what the Snapshot compiler reads):
   server certificate; `certificate_path()` resolves it), negotiateClientCertificate,
   defaultSslBinding}]`;
 - `clientCertificateTrust`: `{useSystemRoots (default true), requireRevocationInformation
-  (default false)}`, a certgate extension.
+  (default false), extendedKeyUsages (optional list of OIDs; default clientAuth, [] = unchecked)}`,
+  a certgate extension (see docs/verification.md).
 """
 
 from __future__ import annotations
@@ -176,10 +177,19 @@ def _trust(value: object) -> dict:
         raise ValidationError(
             "'clientCertificateTrust' must be an object.", "clientCertificateTrust"
         )
-    return {
+    trust = {
         name: _bool(value, name, default, "clientCertificateTrust")
         for name, default in TRUST_DEFAULTS.items()
     }
+    usages = value.get("extendedKeyUsages")
+    if usages is not None:
+        target = "clientCertificateTrust.extendedKeyUsages"
+        if not isinstance(usages, list) or not all(
+            isinstance(u, str) and re.fullmatch(r"[0-2](\.\d+)+", u) for u in usages
+        ):
+            raise ValidationError(f"'{target}' must be a list of dotted OIDs.", target)
+        trust["extendedKeyUsages"] = usages
+    return trust
 
 
 def _bool(entry: dict, name: str, default: bool, target: str) -> bool:

@@ -9,17 +9,27 @@ Constructors (what the gateway and the upstream client call):
   certificate=None)`: `target` is the raw request-target (`/path?query`, still percent-encoded),
   `headers` a `Headers`, `body` a `BodyStream` or `bytes` or None, `certificate` an
   `X509Certificate2` or None.
-- `Headers(pairs=None)`: `pairs` is any iterable of `(name, value)` str pairs in wire order;
-  it is indexed lazily on first read. `Headers.items()` yields the pairs back for the wire.
+- `Headers(pairs=None)`: `pairs` is a list (re-iterable) of `(name, value)` str pairs in wire
+  order; it is indexed lazily on first read. `Headers.items()` yields the pairs back for the wire;
+  `set`, `add`, `remove`, `get_all` are the engine's (case-insensitive) mutators.
 - `Response(status=200, reason="OK", headers=None, body=None)`.
 - `Context(request, *, api=None, operation=None, product=None, deployment=None, snapshot=None,
   connection=None, backend=None, backend_path=None)`: `backend` is the API's default
-  `BackendTarget`; `backend_path` the request path relative to the API (defaults to the whole path).
+  `BackendTarget(url, backend_id=None)`; `backend_path` the decoded request path relative to the
+  API (the operation part; defaults to the whole path). `rewrite-uri` replaces it.
 - `Api(id, name, path, service_url, ...)`, `Operation(id, name, method, url_template)`,
   `Product(id, name)`, `Deployment(certificates, gateway_id, service_name, region)`.
 
+Engine-internal fields of `Context` (not visible to C#): `backend` (set-backend-service sets
+`BackendTarget(url)` or `BackendTarget(None, backend_id)`: the forwarder resolves the entity),
+`backend_certificate`, `connection`, `snapshot`, `forwarder` (set by `Pipeline.run`), and
+`on_response` (callables the engine applies to the final response: CORS headers, rate-limit
+counters). `context.backend_url()` is the full upstream URL when `backend.url` is set.
+
 Bodies are streams (`BodyStream`): the engine awaits `Body.buffer()` before evaluating an
-expression that reads the content, so `Body.As<T>()` itself is synchronous.
+expression that reads the content, so `Body.As<T>()` itself is synchronous. `Body.stream()` gives
+what to send on: the untouched stream, or bytes once buffered or replaced (set-body also drops
+`Content-Length`; the sender computes it).
 """
 
 from __future__ import annotations
@@ -28,10 +38,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote, urlsplit
 
 from certgate.expressions.dotnet.collections import KeyValuePair
+from certgate.expressions.errors import cs_error
 from certgate.expressions.model import CsObject
 
 _STATUS_REASONS = {
@@ -170,9 +181,6 @@ class Headers(CsObject):
         for name, values in self._index.values():
             for value in values:
                 yield name, value
-
-    def copy(self) -> Headers:
-        return Headers(list(self.items()))
 
 
 class QueryParameters(CsObject):
@@ -344,16 +352,14 @@ class Body(CsObject):
     __cs_members__ = frozenset({"As"})
 
     def __init__(self, source: BodyStream | bytes | None = None) -> None:
-        if isinstance(source, bytes | bytearray):
-            self._data: bytes | None = bytes(source)
-            self._stream: BodyStream | None = None
+        self._stream: BodyStream | None = None
+        if source is None:
+            self._data: bytes | None = b""
+        elif type(source) is bytes or isinstance(source, bytes | bytearray):
+            self._data = bytes(source)
         else:
-            self._data = None if source is not None else b""
+            self._data = None
             self._stream = source
-
-    @property
-    def buffered(self) -> bool:
-        return self._data is not None
 
     async def buffer(self) -> bytes:
         """Read the whole stream once; later reads use the bytes."""
@@ -453,6 +459,12 @@ class Request(CsObject):
     def MatchedParameters(self) -> dict[str, str]:
         return self._matched or {}
 
+    def url_for_change(self) -> Url:
+        """`Url`, after keeping `OriginalUrl` as it was; policies call it before changing it."""
+        if self._orig is None:
+            self._orig = self.Url.copy()
+        return self.Url
+
     def set_matched_parameters(self, params: dict[str, str]) -> None:
         """URL template parameters found by the router."""
         self._matched = params
@@ -478,6 +490,15 @@ class Response(CsObject):
         self.Body = Body(body)
 
 
+_CAST_CHECKS = {
+    "string": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "long": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "double": lambda v: isinstance(v, float),
+}
+
+
 class Variables(CsObject):
     """`IReadOnlyDictionary<string, object>` written by `set-variable`."""
 
@@ -491,7 +512,17 @@ class Variables(CsObject):
     def GetValueOrDefault(
         self, name: str, default: Any = None, *, type_arg: str | None = None
     ) -> Any:
-        return self._values.get(name, default)
+        """`GetValueOrDefault<T>` throws InvalidCastException when the stored value is no `T`."""
+        if name not in self._values:
+            return default
+        value = self._values[name]
+        expected = _CAST_CHECKS.get(type_arg) if type_arg else None
+        if expected is not None and value is not None and not expected(value):
+            raise cs_error(
+                "InvalidCastException",
+                f"Variable '{name}' holds {type(value).__name__}, not {type_arg}.",
+            )
+        return value
 
     def ContainsKey(self, name: str) -> bool:
         return name in self._values
@@ -664,11 +695,10 @@ class Context(CsObject):
         "Request",
         "Subscription",
         "User",
-        "Variables",
         "_id",
         "_response",
         "_start",
-        "_ts",
+        "_variables",
         "backend",
         "backend_certificate",
         "backend_path",
@@ -695,7 +725,6 @@ class Context(CsObject):
             "Subscription",
         }
     )
-    _empty_deployment: ClassVar[Deployment | None] = None
 
     def __init__(
         self,
@@ -712,16 +741,15 @@ class Context(CsObject):
     ) -> None:
         self.Request = request
         self._response: Response | None = None
-        self.Variables = Variables()
+        self._variables: Variables | None = None
         self.Api = api
         self.Operation = operation
         self.Product = product
-        self.Deployment = deployment if deployment is not None else _default_deployment()
+        self.Deployment = deployment if deployment is not None else _NO_DEPLOYMENT
         self.LastError: LastError | None = None
         self.User = None
         self.Subscription = None
         self._id: str | None = None
-        self._ts = time.time()
         self._start = time.perf_counter()
         self.backend = backend
         self.backend_certificate: Any = None
@@ -742,8 +770,10 @@ class Context(CsObject):
         self._response = value
 
     @property
-    def has_response(self) -> bool:
-        return self._response is not None
+    def Variables(self) -> Variables:
+        if self._variables is None:
+            self._variables = Variables()
+        return self._variables
 
     @property
     def RequestId(self) -> str:
@@ -753,7 +783,7 @@ class Context(CsObject):
 
     @property
     def Timestamp(self) -> datetime:
-        return datetime.fromtimestamp(self._ts, UTC)
+        return datetime.now(UTC) - self.Elapsed
 
     @property
     def Elapsed(self) -> timedelta:
@@ -770,7 +800,4 @@ class Context(CsObject):
         return base + quote(path, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
 
 
-def _default_deployment() -> Deployment:
-    if Context._empty_deployment is None:
-        Context._empty_deployment = Deployment()
-    return Context._empty_deployment
+_NO_DEPLOYMENT = Deployment()

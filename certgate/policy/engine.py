@@ -161,7 +161,10 @@ class Pipeline:
                 break
         if context.on_response:
             for hook in context.on_response:
-                hook(context)
+                try:
+                    hook(context)
+                except Exception:
+                    log.exception("a policy's response step failed; the response is sent as is")
         return context.Response
 
     async def _handle(self, context: Context, fault: PolicyFault) -> None:

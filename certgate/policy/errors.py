@@ -29,13 +29,14 @@ class PolicyValidationError(ValueError):
             message = reason
         super().__init__(message)
 
-    @property
-    def message(self) -> str:
-        return str(self)
-
 
 class ExpressionValidationError(PolicyValidationError):
-    """An expression in the document does not compile (the Compile conformance level)."""
+    """An expression in the document does not compile (the Compile conformance level).
+
+    `source` is the expression text (never shown: it may hold a named value).
+    """
+
+    source = ""
 
 
 class PolicyRuntimeError(Exception):

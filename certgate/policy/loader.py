@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,8 @@ class Loader:
         self._paths: list[str] = [""]
         self._fragments: list[str] = []
         self._body_flags: list[list[bool]] = []
+        # Text of every named value substituted so far -> its display name (for redaction).
+        self.substituted: dict[str, str] = {}
 
     # -- element content ------------------------------------------------------------------
     def _allowed(self, node: Node, key: str) -> bool:
@@ -180,6 +183,11 @@ class Loader:
         if not self.catalog.has(path):
             raise node.error(missing)
         self.references.add(path)
+
+    @property
+    def nested(self) -> bool:
+        """Whether the element being parsed sits inside another policy (choose, retry...)."""
+        return len(self._paths) > 2
 
     def add_reference(self, path: str) -> None:
         self.references.add(path)
@@ -263,12 +271,38 @@ class Loader:
         if found is None:
             return None
         self.references.add(f"namedValues/{found[0]}")
+        if found[1]:
+            self.substituted[found[1]] = display_name
         return found[1]
+
+    def redact(self, error: PolicyValidationError) -> PolicyValidationError:
+        """The error without any named value's text (secret values must never be echoed)."""
+        if not self.substituted:
+            return error
+        reason = error.reason
+        for value, display_name in sorted(self.substituted.items(), key=lambda i: -len(i[0])):
+            reason = reason.replace(value, f"{{{{{display_name}}}}}")
+        source = getattr(error, "source", "")
+        if any(value in source for value in self.substituted):
+            # The compiler may quote a piece of a substituted value: drop its quotations.
+            where, _, detail = reason.partition(": ")
+            reason = where + ": " + _QUOTED.sub("'…'", detail)
+        return type(error)(reason, error.element, error.line, error.column)
+
+
+_QUOTED = re.compile(r"'[^']*'")
 
 
 def parse_document(text: str, scope: str, catalog: Catalog) -> PolicyDocument:
     """Validate and compile a `<policies>` document for `scope` (global/product/api/operation)."""
     loader = Loader(scope, catalog)
+    try:
+        return _parse_document(text, scope, loader)
+    except PolicyValidationError as exc:
+        raise loader.redact(exc) from None
+
+
+def _parse_document(text: str, scope: str, loader: Loader) -> PolicyDocument:
     root = read_document(text, loader.named_value)
     if root.tag != "policies":
         raise root.error("The root element of a policy document must be 'policies'.")
@@ -295,10 +329,13 @@ def parse_fragment(text: str, catalog: Catalog) -> tuple[list[Policy], set[str]]
     A fragment may be included in any section, so section rules are checked where it is included.
     """
     loader = Loader("fragment", catalog)
-    root = read_document(text, loader.named_value)
-    if root.tag != "fragment":
-        raise root.error("A policy fragment must have the root element 'fragment'.")
-    return loader.policies(root), loader.references
+    try:
+        root = read_document(text, loader.named_value)
+        if root.tag != "fragment":
+            raise root.error("A policy fragment must have the root element 'fragment'.")
+        return loader.policies(root), loader.references
+    except PolicyValidationError as exc:
+        raise loader.redact(exc) from None
 
 
 def _check_base(sections: dict[str, list[Policy] | None]) -> None:

@@ -36,9 +36,7 @@ def _document(request: WriteRequest) -> str:
     props = request.properties
     fmt = props.get("format", "xml")
     if fmt not in FORMATS:
-        raise ValidationError(
-            f"Format '{fmt}' is not supported; use 'xml' or 'rawxml'.", "format"
-        )
+        raise ValidationError(f"Format '{fmt}' is not supported; use 'xml' or 'rawxml'.", "format")
     value = props.get("value")
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("'value' must be the policy document.", "value")
@@ -90,7 +88,9 @@ def _policy_kind(name: str, pattern: str, arm_type: str, scope: str) -> Kind:
 _SERVICE = "Microsoft.ApiManagement/service"
 GLOBAL_POLICY = _policy_kind("policy", "policies/{policyId}", f"{_SERVICE}/policies", "global")
 PRODUCT_POLICY = _policy_kind(
-    "productPolicy", "products/{productId}/policies/{policyId}", f"{_SERVICE}/products/policies",
+    "productPolicy",
+    "products/{productId}/policies/{policyId}",
+    f"{_SERVICE}/products/policies",
     "product",
 )
 API_POLICY = _policy_kind(

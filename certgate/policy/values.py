@@ -37,12 +37,14 @@ def compile_value(source: str, element: str, line: int, column: int, where: str)
     try:
         return compile_expression(source)
     except ExpressionCompileError as exc:
-        raise ExpressionValidationError(
+        error = ExpressionValidationError(
             f"{where}: {exc.message} (expression line {exc.line}, column {exc.column})",
             element,
             line,
             column,
-        ) from None
+        )
+        error.source = source
+        raise error from None
 
 
 def as_string(value: Any) -> str:

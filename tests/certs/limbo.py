@@ -25,7 +25,9 @@ from certgate.certs.verify import TrustStore, Verifier
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpora" / "x509-limbo"
 
 # Optional behaviours certgate does not implement; cases tagged with them are skipped.
-# (has-crl is deliberately absent: CRL cases always run.)
+# (has-crl is deliberately absent: CRL cases always run.) Web-PKI pedantry does not apply to
+# client certificates; has-policy-constraints' only case wants a non-critical policyConstraints
+# refused, while NIST PKITS (asserted) expects such CAs accepted.
 SKIPPED_FEATURES = frozenset(
     {
         "has-policy-constraints",

@@ -19,7 +19,6 @@ from certgate.certs.verify import TrustStore, Verifier
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpora" / "nist-pkits"
 AT = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
 REVOCATION_ONLY = {"RevokedError", "InsufficientRevinfoError", "StaleRevinfoError"}
-ASSERTED_SECTIONS = ("401", "402", "403", "404", "405", "406", "407", "413", "414", "415", "416")
 
 
 @dataclass

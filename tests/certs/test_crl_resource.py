@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certgate.certs.trust import build_verifier
 from tests import pki
@@ -91,3 +92,19 @@ def test_build_verifier_from_stored_configuration(client) -> None:
     assert verifier.verify(leaf.cert).ok
     assert verifier.verify(revoked.cert).reason == "ClientCertificateRevoked"
     assert not verifier.trust.use_system_roots
+
+
+def test_extended_key_usages_setting_reaches_the_verifier(client) -> None:
+    http, server = client
+    server_only = ROOT.issue("srv", eku=[ExtendedKeyUsageOID.SERVER_AUTH])
+    entry = {"storeName": "Root", "encodedCertificate": _b64(ROOT.der)}
+    trust = {"useSystemRoots": False}
+    http.patch("/", json={"properties": {"certificates": [entry], "clientCertificateTrust": trust}})
+    assert not build_verifier(server.store.get("service").properties).verify(server_only.cert).ok
+    trust["extendedKeyUsages"] = [ExtendedKeyUsageOID.SERVER_AUTH.dotted_string]
+    http.patch("/", json={"properties": {"clientCertificateTrust": trust}})
+    assert build_verifier(server.store.get("service").properties).verify(server_only.cert).ok
+    bad = http.patch(
+        "/", json={"properties": {"clientCertificateTrust": {"extendedKeyUsages": "x"}}}
+    )
+    assert bad.status_code == 400 and "extendedKeyUsages" in bad.text

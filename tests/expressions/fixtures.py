@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from certgate.expressions.dotnet import default_value
 from certgate.expressions.dotnet.collections import KeyValuePair
 from certgate.expressions.dotnet.json import parse_json
 from certgate.expressions.model import CsObject
@@ -26,27 +27,29 @@ class Dictionary(CsObject):
         return key.lower() if self._ci else key
 
     @property
-    def Keys(self) -> list:  # noqa: N802
+    def Keys(self) -> list:
         return [k for k, _ in self._items.values()]
 
     @property
-    def Values(self) -> list:  # noqa: N802
+    def Values(self) -> list:
         return [v for _, v in self._items.values()]
 
     @property
-    def Count(self) -> int:  # noqa: N802
+    def Count(self) -> int:
         return len(self._items)
 
-    def ContainsKey(self, key: str) -> bool:  # noqa: N802
+    def ContainsKey(self, key: str) -> bool:
         return self._k(key) in self._items
 
-    def TryGetValue(self, key: str) -> tuple[bool, object]:  # noqa: N802
+    def TryGetValue(self, key: str) -> tuple[bool, object]:
         hit = self._items.get(self._k(key))
         return (True, hit[1]) if hit else (False, None)
 
-    def GetValueOrDefault(self, key: str, default: object = None, type_arg: str | None = None):  # noqa: N802
+    def GetValueOrDefault(self, key: str, default: object = None, type_arg: str | None = None):
         hit = self._items.get(self._k(key))
-        return default if hit is None else hit[1]
+        if hit is None:
+            return default if default is not None else default_value(type_arg)
+        return hit[1]
 
     def __getitem__(self, key: str) -> object:
         return self._items[self._k(key)][1]
@@ -58,21 +61,23 @@ class Dictionary(CsObject):
 class Headers(Dictionary):
     """Header values are string[]; GetValueOrDefault joins them with commas."""
 
-    def GetValueOrDefault(self, key: str, default: object = None, type_arg: str | None = None):  # noqa: N802
+    def GetValueOrDefault(self, key: str, default: object = None, type_arg: str | None = None):
         hit = self._items.get(self._k(key))
         return default if hit is None else ",".join(hit[1])
 
 
 class Url(CsObject):
     __cs_type__ = "IUrl"
-    __cs_members__ = frozenset({"Host", "Path", "Port", "Scheme", "Query", "QueryString", "ToString"})
+    __cs_members__ = frozenset(
+        {"Host", "Path", "Port", "Scheme", "Query", "QueryString", "ToString"}
+    )
 
     def __init__(self) -> None:
         self.Host, self.Path, self.Port, self.Scheme = "api.example.com", "/orders/42", 443, "https"
         self.Query = Dictionary({"page": "2", "sort": "desc"})
         self.QueryString = "?page=2&sort=desc"
 
-    def ToString(self) -> str:  # noqa: N802
+    def ToString(self) -> str:
         return f"{self.Scheme}://{self.Host}{self.Path}{self.QueryString}"
 
 
@@ -84,35 +89,50 @@ class Body(CsObject):
         self.text = text
         self.reads = 0
 
-    def As(self, preserveContent: bool = False, type_arg: str = "string"):  # noqa: N802, N803
+    def As(self, preserveContent: bool = False, type_arg: str = "string"):
         self.reads += 1
         return self.text if type_arg == "string" else parse_json(self.text)
 
 
 class Certificate(CsObject):
     __cs_type__ = "X509Certificate2"
-    __cs_members__ = frozenset({"Thumbprint", "Subject", "Issuer", "NotAfter", "NotBefore", "Verify"})
+    __cs_members__ = frozenset(
+        {"Thumbprint", "Subject", "Issuer", "NotAfter", "NotBefore", "Verify"}
+    )
 
     def __init__(self, thumbprint: str, subject: str = "CN=client") -> None:
         self.Thumbprint, self.Subject, self.Issuer = thumbprint, subject, "CN=ca"
         self.NotBefore = datetime(2024, 1, 1)
         self.NotAfter = datetime(2099, 1, 1)
 
-    def Verify(self) -> bool:  # noqa: N802
+    def Verify(self) -> bool:
         return self.Thumbprint == "ABC"
 
 
 class Request(CsObject):
     __cs_type__ = "IRequest"
     __cs_members__ = frozenset(
-        {"Method", "Url", "OriginalUrl", "Headers", "Body", "IpAddress", "MatchedParameters", "Certificate"}
+        {
+            "Method",
+            "Url",
+            "OriginalUrl",
+            "Headers",
+            "Body",
+            "IpAddress",
+            "MatchedParameters",
+            "Certificate",
+        }
     )
 
     def __init__(self, certificate: Certificate | None) -> None:
         self.Method = "POST"
         self.Url = self.OriginalUrl = Url()
         self.Headers = Headers(
-            {"Accept": ["application/json", "text/plain"], "X-Id": ["7"], "Authorization": ["Bearer t0k"]},
+            {
+                "Accept": ["application/json", "text/plain"],
+                "X-Id": ["7"],
+                "Authorization": ["Bearer t0k"],
+            },
             case_insensitive=True,
         )
         self.Body = Body('{"name": "Ada", "tags": ["a", "b"], "n": 3, "nested": {"ok": true}}')
@@ -128,7 +148,7 @@ class Response(CsObject):
     def __init__(self) -> None:
         self.StatusCode, self.StatusReason = 200, "OK"
         self.Headers = Headers({"Content-Type": ["application/json"]}, case_insensitive=True)
-        self.Body = Body('[1, 2, 3]')
+        self.Body = Body("[1, 2, 3]")
 
 
 class Deployment(CsObject):

@@ -17,7 +17,7 @@ def test_attribute_with_raw_quotes_and_operators() -> None:
 def test_brackets_inside_strings_chars_and_comments_do_not_count() -> None:
     doc = (
         '<set-body>@{ var s = ")}\\""; char c = \')\'; // ) }\n'
-        "/* } */ return s + $\"{(c == '(' ? \"{\" : \"}\")}\" + @\"\"\")\"; }</set-body>"
+        '/* } */ return s + $"{(c == \'(\' ? "{" : "}")}" + @""")"; }</set-body>'
     )
     assert spans(doc) == [doc[len("<set-body>") : -len("</set-body>")]]
 

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # `tests.pki`, the one certificate factory
 
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -17,12 +12,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from certgate.gateway.config import HostnameConfig, build_gateway_config
 from certgate.gateway.server import GatewayServer
 from certgate.gateway.upstream.forwarder import Forwarder
-
 from certgate.policy.catalog import MemoryCatalog
 from certgate.policy.engine import compile_pipeline
 from certgate.policy.loader import parse_document
-from tests.gateway.support import Backend, ClientFiles, material, write_identity
 from tests import pki
+from tests.gateway.support import Backend, ClientFiles, material, write_identity
 
 NEGOTIATING = "mtls.example.test"
 PLAIN = "plain.example.test"
@@ -84,8 +78,14 @@ def hostnames(certs: Certs, *, default_negotiates: bool = True) -> list[Hostname
 
 def apis(backend_url: str) -> tuple[dict, dict]:
     apis = {
-        "echo": {"properties": {"displayName": "Echo", "path": "echo", "serviceUrl": backend_url,
-                                "protocols": ["https", "http"]}},
+        "echo": {
+            "properties": {
+                "displayName": "Echo",
+                "path": "echo",
+                "serviceUrl": backend_url,
+                "protocols": ["https", "http"],
+            }
+        },
         "down": {"path": "down", "serviceUrl": "http://127.0.0.1:9", "protocols": ["https"]},
         "httpsonly": {"path": "secure", "serviceUrl": backend_url, "protocols": ["https"]},
     }
@@ -108,7 +108,8 @@ REPORTING_POLICY = """<policies><inbound><base/>
 </set-header>
 <set-header name="X-Matched-Id" exists-action="override"><value>@(
   context.Request.MatchedParameters.GetValueOrDefault("id", "-"))</value></set-header>
-</inbound><backend><base/></backend><outbound><base/></outbound><on-error><base/></on-error>
+</inbound><backend><forward-request timeout="2" /></backend><outbound><base/></outbound>
+<on-error><base/></on-error>
 </policies>"""
 
 

@@ -129,7 +129,9 @@ def write_identity(issued: pki.Issued, directory: Path, stem: str) -> ClientFile
     return ClientFiles(cert, key)
 
 
-async def run(*argv: str, stdin: bytes | None = None, timeout: float = 30) -> tuple[int, bytes, bytes]:
+async def run(
+    *argv: str, stdin: bytes | None = None, timeout: float = 30
+) -> tuple[int, bytes, bytes]:
     """Runs a real client (curl, openssl) without blocking the loop the gateway serves on."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -140,8 +142,6 @@ async def run(*argv: str, stdin: bytes | None = None, timeout: float = 30) -> tu
     )
     out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     return proc.returncode, out, err
-
-
 
 
 @dataclass
@@ -174,7 +174,7 @@ async def curl(
     if identity is not None:
         argv += ["--cert", str(identity.cert), "--key", str(identity.key)]
     argv += [*args, f"{scheme}://{host}:{port}{path}"]
-    code, out, err = await run(*argv)
+    _, out, err = await run(*argv)
     headers: dict[str, str] = {}
     if head_file.exists():
         block = head_file.read_bytes().decode("latin-1").split("\r\n\r\n")
@@ -186,3 +186,31 @@ async def curl(
     for leftover in (body_file, head_file):
         leftover.unlink(missing_ok=True)
     return Reply(int(out or b"0"), headers, body, err.decode(errors="replace"))
+
+
+def write_file_config(path: Path, revision: int, server: pki.Issued, apis: dict, operations: dict):
+    """The configuration a worker process reads (see `file_config`)."""
+    pem = (server.cert_pem + server.key_pem).decode()
+    path.write_text(
+        json.dumps({"revision": revision, "pem": pem, "apis": apis, "operations": operations})
+    )
+
+
+def file_config(path: str, previous):
+    """A `build_config` for `WorkerPool`: rebuilds when the file's revision moved."""
+    from certgate.certs.material import load_certificate
+    from certgate.gateway.config import HostnameConfig, build_gateway_config
+    from certgate.policy.engine import compile_pipeline
+
+    data = json.loads(Path(path).read_text())
+    if previous is not None and previous.revision == data["revision"]:
+        return None
+    pipeline = compile_pipeline()
+    return build_gateway_config(
+        revision=data["revision"],
+        hostnames=[HostnameConfig("localhost", load_certificate(data["pem"].encode()), True, True)],
+        apis=data["apis"],
+        operations=data["operations"],
+        pipeline_for=lambda api_id, op_id: pipeline,
+        previous=previous,
+    )

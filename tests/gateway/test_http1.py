@@ -57,12 +57,18 @@ async def test_forwarded_headers_set_and_hop_by_hop_removed(gateway, tmp_path):
     reply = await curl(
         gateway.http_port,
         "/echo/users/7",
-        "-H", "X-Forwarded-For: 203.0.113.9",
-        "-H", "Connection: keep-alive, X-Secret-Hop",
-        "-H", "X-Secret-Hop: 1",
-        "-H", "Keep-Alive: timeout=5",
-        "-H", "TE: trailers",
-        "-H", "X-Custom: kept",
+        "-H",
+        "X-Forwarded-For: 203.0.113.9",
+        "-H",
+        "Connection: keep-alive, X-Secret-Hop",
+        "-H",
+        "X-Secret-Hop: 1",
+        "-H",
+        "Keep-Alive: timeout=5",
+        "-H",
+        "TE: trailers",
+        "-H",
+        "X-Custom: kept",
         scheme="http",
         tmp=tmp_path,
     )
@@ -82,8 +88,10 @@ async def test_keep_alive_and_pipelined_requests_answer_in_order(gateway):
         f"GET /echo/users/{n} HTTP/1.1\r\nHost: a\r\n\r\n".encode() for n in range(3)
     )
     data = await raw_exchange(gateway.http_port, requests, b"HTTP/1.1 200", count=3)
-    targets = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])["target"]
-               for part in data.split(b"HTTP/1.1 200 OK")[1:]]
+    targets = [
+        json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])["target"]
+        for part in data.split(b"HTTP/1.1 200 OK")[1:]
+    ]
     assert targets == ["/users/0", "/users/1", "/users/2"]
 
 
@@ -93,9 +101,12 @@ async def test_chunked_request_body_and_100_continue(gateway, tmp_path):
     reply = await curl(
         gateway.http_port,
         "/echo/upload",
-        "-H", "Transfer-Encoding: chunked",
-        "-H", "Expect: 100-continue",
-        "--data-binary", f"@{payload}",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-H",
+        "Expect: 100-continue",
+        "--data-binary",
+        f"@{payload}",
         scheme="http",
         tmp=tmp_path,
     )
@@ -104,7 +115,9 @@ async def test_chunked_request_body_and_100_continue(gateway, tmp_path):
 
 
 async def test_malformed_request_gets_400_json(gateway):
-    data = await raw_exchange(gateway.http_port, b"GET /echo/x HTTP/1.1\r\nBad Header\r\n\r\n", b"}")
+    data = await raw_exchange(
+        gateway.http_port, b"GET /echo/x HTTP/1.1\r\nBad Header\r\n\r\n", b"}"
+    )
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400")
     assert json.loads(body)["statusCode"] == 400
@@ -112,7 +125,8 @@ async def test_malformed_request_gets_400_json(gateway):
 
 async def test_head_request_has_no_body(gateway):
     data = await raw_exchange(
-        gateway.http_port, b"HEAD /echo/users/1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        gateway.http_port,
+        b"HEAD /echo/users/1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
         b"\r\n\r\n",
     )
     assert data.startswith(b"HTTP/1.1 200")

@@ -57,17 +57,19 @@ async def test_alpn_offers_h2_and_http11(gateway):
 
 
 def _get_with_session(port, context, session, path):
-    with socket.create_connection(("127.0.0.1", port)) as raw:
-        with context.wrap_socket(raw, server_hostname=NEGOTIATING, session=session) as tls:
-            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {NEGOTIATING}\r\n\r\n".encode())
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += tls.recv(65536)
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-            while len(body) < length:
-                body += tls.recv(65536)
-            return tls.session, tls.session_reused, json.loads(body)
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname=NEGOTIATING, session=session) as tls,
+    ):
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {NEGOTIATING}\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += tls.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            body += tls.recv(65536)
+        return tls.session, tls.session_reused, json.loads(body)
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])

@@ -4,6 +4,7 @@ Only the documentation's placeholders (trusted-issuer, expected-subject-name,
 DESIRED-THUMBPRINT-IN-UPPER-CASE) are replaced by the values of the test PKI.
 """
 
+# ruff: noqa: E501 - the documented policies are pasted verbatim
 from __future__ import annotations
 
 import pytest

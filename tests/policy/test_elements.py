@@ -108,9 +108,11 @@ async def test_variables_and_set_body_reading_the_request_body() -> None:
     context = make_context(method="POST", body=Stream(b"hello"), headers=[("Content-Length", "5")])
     _, _, forwarder = await run(
         policies(
-            "<set-variable name='original' value='@(context.Request.Body.As&lt;string&gt;(preserveContent: true))'/>"
+            "<set-variable name='original' "
+            "value='@(context.Request.Body.As&lt;string&gt;(preserveContent: true))'/>"
             "<set-variable name='n' value='literal'/>"
-            '<set-body>@((string)context.Variables["original"] + " " + context.Variables["n"])</set-body>'
+            '<set-body>@((string)context.Variables["original"] + " " '
+            '+ context.Variables["n"])</set-body>'
         ),
         context,
     )

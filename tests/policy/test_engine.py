@@ -144,7 +144,7 @@ async def test_backend_errors_map_to_500_and_504() -> None:
 
 
 async def test_fail_on_error_status_code_runs_on_error() -> None:
-    response, context, _ = await run(
+    response, _, _ = await run(
         policies(
             backend="<forward-request fail-on-error-status-code='true' timeout='5'/>",
             on_error="<set-header name='X-Failed' exists-action='override'>"

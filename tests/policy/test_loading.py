@@ -14,7 +14,8 @@ from tests.policy.support import make_context, policies, run
 def test_raw_quotes_angle_brackets_and_ampersands_inside_expressions_are_read() -> None:
     text = """<policies><inbound>
       <set-variable name="v" value="@(context.Request.Method == "GET" && 1 < 2 ? "yes" : "no")" />
-      <set-header name="X" exists-action="override"><value>@{ var s = "<b>"; return s; }</value></set-header>
+      <set-header name="X" exists-action="override">
+        <value>@{ var s = "<b>"; return s; }</value></set-header>
     </inbound></policies>"""
     root = read_document(text)
     variable = root.children[0].children[0]
@@ -26,7 +27,8 @@ def test_raw_quotes_angle_brackets_and_ampersands_inside_expressions_are_read() 
 
 def test_entity_escaped_expressions_are_decoded() -> None:
     root = read_document(
-        '<policies><inbound><set-variable name="v" value="@(&quot;a&quot; + &quot;&amp;&quot;)"/></inbound></policies>'
+        '<policies><inbound><set-variable name="v" '
+        'value="@(&quot;a&quot; + &quot;&amp;&quot;)"/></inbound></policies>'
     )
     assert root.children[0].children[0].attrib["value"] == '@("a" + "&")'
 
@@ -41,7 +43,7 @@ async def test_named_values_are_substituted_before_parsing_and_referenced() -> N
     )
     doc = parse_document(text, "api", catalog)
     assert doc.references == {"namedValues/nv1", "namedValues/nv2"}
-    response, context, forwarder = await run(
+    _, _, forwarder = await run(
         text.replace("{{greeting}}", "hello").replace("{{expr}}", '@("x" + "y")')
     )
     assert forwarder.calls[0].headers[-2:] == [("A", "hello"), ("B", "xy")]
@@ -70,7 +72,7 @@ def test_missing_backend_gives_apims_message_with_line_and_column() -> None:
 
 
 def test_not_well_formed_xml_is_refused_with_its_position() -> None:
-    with pytest.raises(PolicyValidationError, match="not well-formed.*Line 1"):
+    with pytest.raises(PolicyValidationError, match=r"not well-formed.*Line 1"):
         parse_document("<policies><inbound></policies>", "api", MemoryCatalog())
 
 
@@ -90,6 +92,7 @@ def test_not_well_formed_xml_is_refused_with_its_position() -> None:
         ("<set-header nam='X'/>", "Attribute 'nam' is not allowed in 'set-header'"),
         ("<set-body template='liquid'>x</set-body>", "Liquid templates"),
         ("<choose><otherwise/></choose>", "needs at least one 'when'"),
+        ("<choose><when condition='@(true)'><base/></when></choose>", "only allowed directly"),
         ("<set-status code='abc' reason='x'/>", "not a valid HTTP status code"),
         ("<set-variable name='v' value='@(context.Nope.Field)'/>", "attribute 'value'"),
     ],
@@ -109,7 +112,8 @@ def test_references_are_collected_and_checked() -> None:
     catalog = MemoryCatalog(
         paths={"backends/b1", "certificates/c1"},
         fragments={
-            "frag": "<fragment><set-header name='F' exists-action='override'><value>1</value></set-header></fragment>"
+            "frag": "<fragment><set-header name='F' exists-action='override'>"
+            "<value>1</value></set-header></fragment>"
         },
         thumbprints={"AB12": "c2"},
     )
@@ -152,7 +156,8 @@ def test_authentication_certificate_needs_exactly_one_source(attrs: str) -> None
 def test_authentication_certificate_accepts_body_expression_with_password() -> None:
     doc = parse_document(
         policies(
-            "<authentication-certificate body='@((byte[])context.Variables[&quot;pfx&quot;])' password='pw'/>"
+            "<authentication-certificate password='pw' "
+            "body='@((byte[])context.Variables[&quot;pfx&quot;])'/>"
         ),
         "api",
         MemoryCatalog(),
@@ -179,3 +184,18 @@ def test_context_is_cheap_to_build_and_parses_lazily() -> None:
     assert request.Url.QueryString == "?x=1&y=2&x=3"
     assert request.Url.Query.GetValueOrDefault("x") == "1,3"
     assert context.backend_url() == "https://backend.example/base/a%20b?x=1&y=2&x=3"
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "<set-backend-service base-url='{{key}}'/>",
+        "<set-variable name='v' value='@(&quot;{{key}}&quot; + )'/>",
+    ],
+)
+def test_refusals_never_echo_a_named_value(inner: str) -> None:
+    catalog = MemoryCatalog(named_values={"key": ("k1", "sup3r-secret value")})
+    with pytest.raises(PolicyValidationError) as info:
+        parse_document(policies(inner), "api", catalog)
+    assert "sup3r" not in str(info.value) and "secret value" not in str(info.value)
+    assert str(info.value).startswith("Error in element 's")

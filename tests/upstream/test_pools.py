@@ -93,3 +93,20 @@ async def test_older_snapshot_does_not_undo_a_newer_one(certs, backend, forwarde
     seen = await send(forwarder, make_context(backend.url(), new, backend_id="be"))
     assert seen["thumbprint"] == certs.b.thumbprint
     assert seen["connection"] == 1  # B's pool was not retired by the older snapshot
+
+
+async def test_back_to_back_requests_on_shared_pool(certs, backend, forwarder):
+    """A connection released by one response is never handed over before its head was read."""
+    snap = snapshot(certs, a=certs.a)
+
+    async def worker(n: int) -> list[str]:
+        paths = []
+        for i in range(15):
+            context = make_context(backend.url(), snap, path=f"/w{n}/{i}")
+            context.backend_certificate = certs.a
+            paths.append((await send(forwarder, context))["path"])
+        return paths
+
+    results = await asyncio.gather(*(worker(n) for n in range(12)))
+    for n, paths in enumerate(results):
+        assert paths == [f"/w{n}/{i}" for i in range(15)]

@@ -86,6 +86,12 @@ def lookup(name: str) -> CsType | None:
     return TYPES.get(name)
 
 
+def default_value(type_name: str | None) -> object:
+    """`default(T)` for a C# type name (`GetValueOrDefault<bool>(name)` without a default)."""
+    t = lookup(type_name) if type_name else None
+    return None if t is None or type_name.endswith("?") else t.default  # type: ignore[union-attr]
+
+
 def is_namespace(prefix: str) -> bool:
     """Whether a dotted identifier chain is (the start of) an allowed namespace."""
     p = prefix + "."

@@ -30,7 +30,7 @@ class KeyValuePair(CsObject):
         self.Key = key
         self.Value = value
 
-    def ToString(self) -> str:  # noqa: N802
+    def ToString(self) -> str:
         from ..runtime import cs_str
 
         return f"[{cs_str(self.Key)}, {cs_str(self.Value)}]"
@@ -220,9 +220,13 @@ LINQ: dict[str, Callable[..., object]] = {
     "Sum": _sum,
     "Max": lambda s, f=None: _minmax(s, f, 1),
     "Min": lambda s, f=None: _minmax(s, f, -1),
-    "Average": lambda s, f=None: float(_sum(s, f)) / len(_items(s))
-    if _items(s)
-    else (_ for _ in ()).throw(cs_error("InvalidOperationException", "Sequence contains no elements")),
+    "Average": lambda s, f=None: (
+        float(_sum(s, f)) / len(_items(s))
+        if _items(s)
+        else (_ for _ in ()).throw(
+            cs_error("InvalidOperationException", "Sequence contains no elements")
+        )
+    ),
     "Distinct": _distinct,
     "Concat": lambda s, o: _items(s) + _items(o),
     "Union": lambda s, o: _distinct(_items(s) + _items(o)),
@@ -230,8 +234,10 @@ LINQ: dict[str, Callable[..., object]] = {
     "Except": lambda s, o: [x for x in _distinct(s) if not _contains(o, x)],
     "GroupBy": _group_by,
     "DefaultIfEmpty": lambda s, d=None: _items(s) or [d],
-    "SequenceEqual": lambda s, o: len(_items(s)) == len(_items(o))
-    and all(equals(a, b) for a, b in zip(_items(s), _items(o), strict=False)),
+    "SequenceEqual": lambda s, o: (
+        len(_items(s)) == len(_items(o))
+        and all(equals(a, b) for a, b in zip(_items(s), _items(o), strict=False))
+    ),
     "Cast": lambda s, type_arg=None: _items(s),
     "OfType": lambda s, type_arg=None: _of_type(s, type_arg),
     "AsEnumerable": lambda s: s,
@@ -319,9 +325,9 @@ members(
         "ForEach": lambda lst, f: [f(x) for x in list(lst)] and None,
         "Sort": lambda lst, *a: lst.__setitem__(slice(None), _order(lst)),
         "GetRange": lambda lst, i, n: lst[i : i + n],
-        "ToString": lambda lst: "System.String[]"
-        if lst and all(isinstance(x, str) for x in lst)
-        else "System.Object[]",
+        "ToString": lambda lst: (
+            "System.String[]" if lst and all(isinstance(x, str) for x in lst) else "System.Object[]"
+        ),
     },
 )
 
@@ -396,6 +402,8 @@ for _name in ("Dictionary", "IDictionary", "IReadOnlyDictionary", "SortedDiction
     register(CsType(_name, lambda v: isinstance(v, dict), new=_new_dict))
 register(CsType("KeyValuePair", lambda v: isinstance(v, KeyValuePair), new=KeyValuePair))
 register(CsType("object", lambda v: True, default=None), "Object")
+for _name in ("Func", "Action", "Predicate"):
+    register(CsType(_name, callable))
 
 
 def _array_copy(src: list, *a: object) -> None:
@@ -414,7 +422,9 @@ register(
         static_methods={
             "Copy": _array_copy,
             "Exists": lambda arr, p: any(p(x) is True for x in _items(arr)),
-            "IndexOf": lambda arr, v: next((i for i, x in enumerate(_items(arr)) if equals(x, v)), -1),
+            "IndexOf": lambda arr, v: next(
+                (i for i, x in enumerate(_items(arr)) if equals(x, v)), -1
+            ),
             "Reverse": lambda arr: arr.reverse(),
             "Sort": lambda arr: arr.__setitem__(slice(None), _order(arr)),
             "Empty": lambda type_arg=None: [],
@@ -426,12 +436,16 @@ register(
         "Enumerable",
         lambda v: False,
         static_methods={
-            "Range": lambda start, n: list(range(start, start + n))
-            if n <= MAX_ITEMS
-            else (_ for _ in ()).throw(BudgetExceeded("range too large")),
-            "Repeat": lambda v, n: [v] * n
-            if n <= MAX_ITEMS
-            else (_ for _ in ()).throw(BudgetExceeded("range too large")),
+            "Range": lambda start, n: (
+                list(range(start, start + n))
+                if n <= MAX_ITEMS
+                else (_ for _ in ()).throw(BudgetExceeded("range too large"))
+            ),
+            "Repeat": lambda v, n: (
+                [v] * n
+                if n <= MAX_ITEMS
+                else (_ for _ in ()).throw(BudgetExceeded("range too large"))
+            ),
             "Empty": lambda type_arg=None: [],
         },
     )

@@ -17,10 +17,21 @@ from .enums import DATETIME_KIND, CsEnum, define
 
 _EPOCH = datetime(1, 1, 1)
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
-_DAYS = "Sunday Monday Tuesday Wednesday Thursday Friday Saturday".split()
-_MONTHS = (
-    "January February March April May June July August September October November December".split()
-)
+_DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 DAY_OF_WEEK = define("DayOfWeek", " ".join(_DAYS))
 
 
@@ -35,7 +46,7 @@ def local_now() -> datetime:
 def kind(d: datetime) -> str:
     if d.tzinfo is None:
         return "Unspecified"
-    return "Utc" if d.tzinfo is UTC or d.tzinfo == timezone.utc and d.tzname() == "UTC" else "Local"
+    return "Utc" if d.tzinfo is UTC or (d.tzinfo == UTC and d.tzname() == "UTC") else "Local"
 
 
 def ticks(d: datetime) -> int:
@@ -104,9 +115,21 @@ def format_datetime(d: datetime, fmt: str | None = None, *_: object) -> str:
         c = tok[0]
         n = len(tok)
         if c == "y":
-            out.append(str(d.year % 100).zfill(2) if n == 2 else str(d.year % 100) if n == 1 else str(d.year).zfill(n))
+            out.append(
+                str(d.year % 100).zfill(2)
+                if n == 2
+                else str(d.year % 100)
+                if n == 1
+                else str(d.year).zfill(n)
+            )
         elif c == "M":
-            out.append(_MONTHS[d.month - 1] if n >= 4 else _MONTHS[d.month - 1][:3] if n == 3 else str(d.month).zfill(n))
+            out.append(
+                _MONTHS[d.month - 1]
+                if n >= 4
+                else _MONTHS[d.month - 1][:3]
+                if n == 3
+                else str(d.month).zfill(n)
+            )
         elif c == "d":
             dow = _DAYS[(d.weekday() + 1) % 7]
             out.append(dow if n >= 4 else dow[:3] if n == 3 else str(d.day).zfill(n))
@@ -209,8 +232,16 @@ def parse_exact(s: object, fmt: object, *_: object) -> datetime:
     for f in formats:
         py = str(f)
         for net, p in (
-            ("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"),
-            ("ss", "%S"), ("fffffff", "%f0"), ("ffffff", "%f"), ("fff", "%f"), ("'", ""),
+            ("yyyy", "%Y"),
+            ("MM", "%m"),
+            ("dd", "%d"),
+            ("HH", "%H"),
+            ("mm", "%M"),
+            ("ss", "%S"),
+            ("fffffff", "%f0"),
+            ("ffffff", "%f"),
+            ("fff", "%f"),
+            ("'", ""),
         ):
             py = py.replace(net, p)
         try:
@@ -224,7 +255,7 @@ def _try(fn):
     def run(*args: object) -> tuple[bool, object]:
         try:
             return True, fn(*args)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False, datetime(1, 1, 1)
 
     return run
@@ -293,7 +324,9 @@ _DT_PROPS = {
     "DayOfWeek": lambda d: DAY_OF_WEEK[_DAYS[(d.weekday() + 1) % 7]],
     "DayOfYear": lambda d: d.timetuple().tm_yday,
     "Date": lambda d: d.replace(hour=0, minute=0, second=0, microsecond=0),
-    "TimeOfDay": lambda d: timedelta(hours=d.hour, minutes=d.minute, seconds=d.second, microseconds=d.microsecond),
+    "TimeOfDay": lambda d: timedelta(
+        hours=d.hour, minutes=d.minute, seconds=d.second, microseconds=d.microsecond
+    ),
     "Ticks": ticks,
     "Kind": lambda d: DATETIME_KIND[kind(d)],
 }
@@ -307,9 +340,9 @@ _DT_METHODS = {
     "AddMonths": _checked(_add_months),
     "AddYears": _checked(lambda d, n: _add_months(d, 12 * n)),
     "Add": _checked(lambda d, t: d + t),
-    "Subtract": lambda d, o: d.replace(tzinfo=None) - o.replace(tzinfo=None)
-    if isinstance(o, datetime)
-    else d - o,
+    "Subtract": lambda d, o: (
+        d.replace(tzinfo=None) - o.replace(tzinfo=None) if isinstance(o, datetime) else d - o
+    ),
     "ToString": format_datetime,
     "ToUniversalTime": _to_utc,
     "ToLocalTime": _to_local,
@@ -331,7 +364,9 @@ register(
         static_props={
             "UtcNow": utc_now,
             "Now": local_now,
-            "Today": lambda: local_now().replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None),
+            "Today": lambda: local_now().replace(
+                hour=0, minute=0, second=0, microsecond=0, tzinfo=None
+            ),
             "MinValue": lambda: datetime(1, 1, 1),
             "MaxValue": lambda: datetime(9999, 12, 31, 23, 59, 59, 999999),
             "UnixEpoch": lambda: _UNIX,
@@ -399,7 +434,9 @@ members(
 
 
 def _parse_span(s: object) -> timedelta:
-    m = re.fullmatch(r"\s*(-)?(?:(\d+)\.)?(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?\s*", str(s))
+    m = re.fullmatch(
+        r"\s*(-)?(?:(\d+)\.)?(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?\s*", str(s)
+    )
     if not m:
         raise cs_error("FormatException", f"String '{s}' was not recognized as a valid TimeSpan.")
     neg, d, h, mi, sec, frac = m.groups()
@@ -449,10 +486,34 @@ class DateTimeOffset(CsObject):
     __slots__ = ("value",)
     __cs_type__ = "DateTimeOffset"
     __cs_members__ = frozenset(
-        "ToUnixTimeSeconds ToUnixTimeMilliseconds UtcDateTime DateTime LocalDateTime Offset "
-        "Year Month Day Hour Minute Second Millisecond Ticks UtcTicks AddDays AddHours "
-        "AddMinutes AddSeconds AddMilliseconds Add Subtract ToString ToUniversalTime "
-        "CompareTo Equals".split()
+        [
+            "ToUnixTimeSeconds",
+            "ToUnixTimeMilliseconds",
+            "UtcDateTime",
+            "DateTime",
+            "LocalDateTime",
+            "Offset",
+            "Year",
+            "Month",
+            "Day",
+            "Hour",
+            "Minute",
+            "Second",
+            "Millisecond",
+            "Ticks",
+            "UtcTicks",
+            "AddDays",
+            "AddHours",
+            "AddMinutes",
+            "AddSeconds",
+            "AddMilliseconds",
+            "Add",
+            "Subtract",
+            "ToString",
+            "ToUniversalTime",
+            "CompareTo",
+            "Equals",
+        ]
     )
 
     def __init__(self, value: datetime) -> None:
@@ -468,26 +529,26 @@ class DateTimeOffset(CsObject):
     def __cs_equals__(self, other: object) -> bool:
         return isinstance(other, DateTimeOffset) and self.value == other.value
 
-    def ToUnixTimeSeconds(self) -> int:  # noqa: N802
+    def ToUnixTimeSeconds(self) -> int:
         return int((self.value - _UNIX).total_seconds() // 1)
 
-    def ToUnixTimeMilliseconds(self) -> int:  # noqa: N802
+    def ToUnixTimeMilliseconds(self) -> int:
         return (self.value - _UNIX) // timedelta(milliseconds=1)
 
     @property
-    def UtcDateTime(self) -> datetime:  # noqa: N802
+    def UtcDateTime(self) -> datetime:
         return self.value.astimezone(UTC)
 
     @property
-    def DateTime(self) -> datetime:  # noqa: N802
+    def DateTime(self) -> datetime:
         return self.value.replace(tzinfo=None)
 
     @property
-    def LocalDateTime(self) -> datetime:  # noqa: N802
+    def LocalDateTime(self) -> datetime:
         return self.value.astimezone()
 
     @property
-    def Offset(self) -> timedelta:  # noqa: N802
+    def Offset(self) -> timedelta:
         return self.value.utcoffset() or timedelta(0)
 
     def __getattr__(self, name: str) -> object:
@@ -499,21 +560,21 @@ class DateTimeOffset(CsObject):
             return lambda n: DateTimeOffset(_DT_METHODS[name](self.value, n))
         raise AttributeError(name)
 
-    def Subtract(self, other: object) -> object:  # noqa: N802
+    def Subtract(self, other: object) -> object:
         if isinstance(other, DateTimeOffset):
             return self.value - other.value
         return DateTimeOffset(self.value - other)  # type: ignore[operator]
 
-    def ToUniversalTime(self) -> DateTimeOffset:  # noqa: N802
+    def ToUniversalTime(self) -> DateTimeOffset:
         return DateTimeOffset(self.value.astimezone(UTC))
 
-    def CompareTo(self, other: object) -> int:  # noqa: N802
+    def CompareTo(self, other: object) -> int:
         return self.__cs_compare__(other)
 
-    def Equals(self, other: object) -> bool:  # noqa: N802
+    def Equals(self, other: object) -> bool:
         return self.__cs_equals__(other)
 
-    def ToString(self, fmt: str | None = None, *_: object) -> str:  # noqa: N802
+    def ToString(self, fmt: str | None = None, *_: object) -> str:
         return format_datetime(self.value, fmt or "M/d/yyyy h:mm:ss tt zzz")
 
 

@@ -16,10 +16,10 @@ class CsEnum(CsObject):
     def __init__(self, type_name: str, name: str, value: int) -> None:
         self.type_name, self.name, self.value = type_name, name, value
 
-    def ToString(self) -> str:  # noqa: N802
+    def ToString(self) -> str:
         return self.name
 
-    def HasFlag(self, other: CsEnum) -> bool:  # noqa: N802
+    def HasFlag(self, other: CsEnum) -> bool:
         return self.value & other.value == other.value
 
     def __cs_equals__(self, other: object) -> bool:
@@ -77,12 +77,16 @@ URI_KIND = define("UriKind", "RelativeOrAbsolute Absolute Relative")
 X509_NAME_TYPE = define(
     "X509NameType", "SimpleName EmailName UpnName DnsName DnsFromAlternativeName UrlName"
 )
-MIDPOINT = define("MidpointRounding", "ToEven AwayFromZero ToZero ToNegativeInfinity ToPositiveInfinity")
+MIDPOINT = define(
+    "MidpointRounding", "ToEven AwayFromZero ToZero ToNegativeInfinity ToPositiveInfinity"
+)
 
 
 def ignore_case(comparison: object) -> bool:
     """Whether a StringComparison (or StringComparer) argument asks for case-insensitivity."""
     return isinstance(comparison, CsEnum) and comparison.name.endswith("IgnoreCase")
+
+
 STRING_COMPARER = define(
     "StringComparer",
     "CurrentCulture CurrentCultureIgnoreCase InvariantCulture InvariantCultureIgnoreCase "

@@ -11,6 +11,7 @@ import math
 import re
 from datetime import datetime
 from decimal import Decimal
+
 from ..errors import BudgetExceeded, cs_error
 from ..model import CsObject
 from ..runtime import Char, cs_str
@@ -27,80 +28,104 @@ class JToken(CsObject):
     __slots__ = ("_parent",)
     __cs_type__ = "JToken"
     __cs_members__ = frozenset(
-        "Type HasValues Parent Root Children Value Values ToString ToObject SelectToken "
-        "SelectTokens DeepClone Remove Replace Path Next Previous First Last Count".split()
+        [
+            "Type",
+            "HasValues",
+            "Parent",
+            "Root",
+            "Children",
+            "Value",
+            "Values",
+            "ToString",
+            "ToObject",
+            "SelectToken",
+            "SelectTokens",
+            "DeepClone",
+            "Remove",
+            "Replace",
+            "Path",
+            "Next",
+            "Previous",
+            "First",
+            "Last",
+            "Count",
+        ]
     )
 
     def __init__(self) -> None:
         self._parent: JContainer | None = None
 
     @property
-    def Type(self) -> CsEnum:  # noqa: N802
+    def Type(self) -> CsEnum:
         return JTOKEN_TYPE[self._type_name()]
 
     def _type_name(self) -> str:
         return "None"
 
     @property
-    def Parent(self) -> JContainer | None:  # noqa: N802
+    def Parent(self) -> JContainer | None:
         return self._parent
 
     @property
-    def Root(self) -> JToken:  # noqa: N802
+    def Root(self) -> JToken:
         t: JToken = self
         while t._parent is not None:
             t = t._parent
         return t
 
     @property
-    def HasValues(self) -> bool:  # noqa: N802
+    def HasValues(self) -> bool:
         return False
 
     @property
-    def Path(self) -> str:  # noqa: N802
+    def Path(self) -> str:
         return ""
 
-    def Children(self) -> list[JToken]:  # noqa: N802
+    def Children(self) -> list[JToken]:
         return []
 
-    def Value(self, key: object = None, type_arg: str | None = None) -> object:  # noqa: N802
+    def Value(self, key: object = None, type_arg: str | None = None) -> object:
         token = self if key is None else self._child(key)
         if token is None:
             return None
         return convert_token(token, type_arg or "JToken")
 
-    def Values(self, type_arg: str | None = None) -> list[object]:  # noqa: N802
+    def Values(self, type_arg: str | None = None) -> list[object]:
         return [convert_token(t, type_arg or "JToken") for t in self.Children()]
 
     def _child(self, key: object) -> JToken | None:
-        raise cs_error("InvalidOperationException", f"Cannot access child value on {self.__cs_type__}.")
+        raise cs_error(
+            "InvalidOperationException", f"Cannot access child value on {self.__cs_type__}."
+        )
 
     def __getitem__(self, key: object) -> JToken | None:
         return self._child(key)
 
-    def ToString(self, formatting: object = None, *_: object) -> str:  # noqa: N802
+    def ToString(self, formatting: object = None, *_: object) -> str:
         indent = not (isinstance(formatting, CsEnum) and formatting.name == "None")
         return write(self, indent)
 
-    def ToObject(self, type_arg: str | None = None) -> object:  # noqa: N802
+    def ToObject(self, type_arg: str | None = None) -> object:
         return to_plain(self) if type_arg is None else convert_token(self, type_arg)
 
-    def SelectToken(self, path: str, error_when_no_match: bool = False) -> JToken | None:  # noqa: N802
+    def SelectToken(self, path: str, error_when_no_match: bool = False) -> JToken | None:
         t = select_token(self, path)
         if t is None and error_when_no_match:
             raise cs_error("JsonException", f"Path '{path}' does not exist.")
         return t
 
-    def SelectTokens(self, path: str) -> list[JToken]:  # noqa: N802
+    def SelectTokens(self, path: str) -> list[JToken]:
         t = select_token(self, path)
         return [] if t is None else [t]
 
-    def DeepClone(self) -> JToken:  # noqa: N802
-        return parse_json(write(self, False)) if not isinstance(self, JProperty) else JProperty(
-            self.Name, self.Value.DeepClone()
+    def DeepClone(self) -> JToken:
+        return (
+            parse_json(write(self, False))
+            if not isinstance(self, JProperty)
+            else JProperty(self.Name, self.Value.DeepClone())
         )
 
-    def Remove(self, *args: object) -> object:  # noqa: N802
+    def Remove(self, *args: object) -> object:
         if args:
             raise cs_error("ArgumentException", "Remove takes no argument on this token")
         if self._parent is None:
@@ -108,31 +133,31 @@ class JToken(CsObject):
         self._parent._remove_child(self)
         return None
 
-    def Replace(self, value: object) -> None:  # noqa: N802
+    def Replace(self, value: object) -> None:
         if self._parent is None:
             raise cs_error("InvalidOperationException", "The parent is missing.")
         self._parent._replace_child(self, to_token(value))
 
     @property
-    def Next(self) -> JToken | None:  # noqa: N802
+    def Next(self) -> JToken | None:
         return None
 
     @property
-    def Previous(self) -> JToken | None:  # noqa: N802
+    def Previous(self) -> JToken | None:
         return None
 
     @property
-    def First(self) -> JToken | None:  # noqa: N802
+    def First(self) -> JToken | None:
         c = self.Children()
         return c[0] if c else None
 
     @property
-    def Last(self) -> JToken | None:  # noqa: N802
+    def Last(self) -> JToken | None:
         c = self.Children()
         return c[-1] if c else None
 
     @property
-    def Count(self) -> int:  # noqa: N802
+    def Count(self) -> int:
         return len(self.Children())
 
     def __cs_convert__(self, type_name: str) -> object:
@@ -143,7 +168,7 @@ class JContainer(JToken):
     __slots__ = ()
 
     @property
-    def HasValues(self) -> bool:  # noqa: N802
+    def HasValues(self) -> bool:
         return bool(self.Children())
 
     def _remove_child(self, child: JToken) -> None:
@@ -159,7 +184,18 @@ class JObject(JContainer):
     __slots__ = ("_props",)
     __cs_type__ = "JObject"
     __cs_members__ = JToken.__cs_members__ | frozenset(
-        "Add Remove Property Properties ContainsKey TryGetValue GetValue Keys Merge TryAdd".split()
+        [
+            "Add",
+            "Remove",
+            "Property",
+            "Properties",
+            "ContainsKey",
+            "TryGetValue",
+            "GetValue",
+            "Keys",
+            "Merge",
+            "TryAdd",
+        ]
     )
 
     def __init__(self, *content: object) -> None:
@@ -201,53 +237,53 @@ class JObject(JContainer):
     def __iter__(self):
         return iter([KeyValuePair(k, v) for k, v in self._props.items()])
 
-    def Children(self) -> list[JToken]:  # noqa: N802
+    def Children(self) -> list[JToken]:
         return self.Properties()
 
-    def Properties(self) -> list[JProperty]:  # noqa: N802
+    def Properties(self) -> list[JProperty]:
         return [JProperty._view(self, k) for k in self._props]
 
-    def Property(self, name: str, *_: object) -> JProperty | None:  # noqa: N802
+    def Property(self, name: str, *_: object) -> JProperty | None:
         return JProperty._view(self, name) if name in self._props else None
 
-    def Add(self, name: object, value: object = None) -> None:  # noqa: N802
+    def Add(self, name: object, value: object = None) -> None:
         if isinstance(name, JProperty):
             self._add_prop(name.Name, name.Value)
         else:
             self._add_prop(cs_str(name), value)
 
-    def TryAdd(self, name: str, value: object) -> bool:  # noqa: N802
+    def TryAdd(self, name: str, value: object) -> bool:
         if name in self._props:
             return False
         self._set(name, value)
         return True
 
-    def Remove(self, *args: object) -> object:  # noqa: N802
+    def Remove(self, *args: object) -> object:
         if not args:
             return super().Remove()
         return self._props.pop(cs_str(args[0]), None) is not None
 
-    def ContainsKey(self, name: str) -> bool:  # noqa: N802
+    def ContainsKey(self, name: str) -> bool:
         return name in self._props
 
-    def TryGetValue(self, name: str) -> tuple[bool, JToken | None]:  # noqa: N802
+    def TryGetValue(self, name: str) -> tuple[bool, JToken | None]:
         v = self._props.get(name)
         return v is not None, v
 
-    def GetValue(self, name: str, *_: object) -> JToken | None:  # noqa: N802
+    def GetValue(self, name: str, *_: object) -> JToken | None:
         return self._props.get(name)
 
     @property
-    def Keys(self) -> list[str]:  # noqa: N802
+    def Keys(self) -> list[str]:
         return list(self._props)
 
-    def Merge(self, other: object, *_: object) -> None:  # noqa: N802
+    def Merge(self, other: object, *_: object) -> None:
         if isinstance(other, JObject):
             for k, v in other._props.items():
                 self._set(k, v)
 
     @property
-    def Count(self) -> int:  # noqa: N802
+    def Count(self) -> int:
         return len(self._props)
 
     def _remove_child(self, child: JToken) -> None:
@@ -269,7 +305,7 @@ class JArray(JContainer):
     __slots__ = ("_items",)
     __cs_type__ = "JArray"
     __cs_members__ = JToken.__cs_members__ | frozenset(
-        "Add Remove RemoveAt Insert Clear Contains IndexOf".split()
+        ["Add", "Remove", "RemoveAt", "Insert", "Clear", "Contains", "IndexOf"]
     )
 
     def __init__(self, *content: object) -> None:
@@ -297,18 +333,18 @@ class JArray(JContainer):
     def __iter__(self):
         return iter(list(self._items))
 
-    def Children(self) -> list[JToken]:  # noqa: N802
+    def Children(self) -> list[JToken]:
         return list(self._items)
 
-    def Add(self, value: object) -> None:  # noqa: N802
+    def Add(self, value: object) -> None:
         if len(self._items) >= 1_000_000:
             raise BudgetExceeded("JSON array larger than the expression limit")
         self._items.append(_adopt(value, self))
 
-    def Insert(self, index: int, value: object) -> None:  # noqa: N802
+    def Insert(self, index: int, value: object) -> None:
         self._items.insert(index, _adopt(value, self))
 
-    def Remove(self, *args: object) -> object:  # noqa: N802
+    def Remove(self, *args: object) -> object:
         if not args:
             return super().Remove()
         for i, t in enumerate(self._items):
@@ -317,21 +353,21 @@ class JArray(JContainer):
                 return True
         return False
 
-    def RemoveAt(self, index: int) -> None:  # noqa: N802
+    def RemoveAt(self, index: int) -> None:
         self._child(index)
         del self._items[index]
 
-    def Clear(self) -> None:  # noqa: N802
+    def Clear(self) -> None:
         self._items.clear()
 
-    def Contains(self, value: object) -> bool:  # noqa: N802
+    def Contains(self, value: object) -> bool:
         return any(t is value for t in self._items)
 
-    def IndexOf(self, value: object) -> int:  # noqa: N802
+    def IndexOf(self, value: object) -> int:
         return next((i for i, t in enumerate(self._items) if t is value), -1)
 
     @property
-    def Count(self) -> int:  # noqa: N802
+    def Count(self) -> int:
         return len(self._items)
 
     def _remove_child(self, child: JToken) -> None:
@@ -374,12 +410,16 @@ class JValue(JToken):
             return "Date"
         return "String"
 
-    def Value(self, key: object = None, type_arg: str | None = None) -> object:  # noqa: N802
+    def Value(self, key: object = None, type_arg: str | None = None) -> object:
         if key is None and type_arg is None:
             return self.value
         return super().Value(key, type_arg)
 
-    def ToString(self, *args: object) -> str:  # noqa: N802
+    def __cs_property__(self, name: str) -> object:
+        """`jvalue.Value` read as a property (Json.NET's `object Value`)."""
+        return self.value
+
+    def ToString(self, *args: object) -> str:
         if args and isinstance(args[0], CsEnum) and args[0].type_name == "Formatting":
             return write(self, False)
         v = self.value
@@ -387,10 +427,10 @@ class JValue(JToken):
             return cs_str(v)
         return cs_str(v)
 
-    def Equals(self, other: object) -> bool:  # noqa: N802
+    def Equals(self, other: object) -> bool:
         return isinstance(other, JValue) and other.value == self.value
 
-    def CompareTo(self, other: object) -> int:  # noqa: N802
+    def CompareTo(self, other: object) -> int:
         from ..runtime import compare
 
         return compare(self.value, other.value if isinstance(other, JValue) else other)
@@ -404,7 +444,7 @@ class JValue(JToken):
 class JProperty(JToken):
     """A name/value pair inside a JObject (a live view when it came from one)."""
 
-    __slots__ = ("Name", "_value", "_owner")
+    __slots__ = ("Name", "_owner", "_value")
     __cs_type__ = "JProperty"
     __cs_members__ = JToken.__cs_members__ | frozenset({"Name", "Value"})
 
@@ -430,17 +470,17 @@ class JProperty(JToken):
         return "Property"
 
     @property
-    def Value(self) -> JToken:  # noqa: N802
+    def Value(self) -> JToken:
         return self._value
 
     @property
-    def HasValues(self) -> bool:  # noqa: N802
+    def HasValues(self) -> bool:
         return True
 
-    def Children(self) -> list[JToken]:  # noqa: N802
+    def Children(self) -> list[JToken]:
         return [self._value]
 
-    def Remove(self, *args: object) -> object:  # noqa: N802
+    def Remove(self, *args: object) -> object:
         if self._owner is None:
             raise cs_error("InvalidOperationException", "The parent is missing.")
         self._owner._props.pop(self.Name, None)
@@ -506,7 +546,9 @@ def convert_token(token: JToken, type_name: str) -> object:
         if target is not None and target.check(token):
             return token
         raise cs_error("InvalidCastException", f"Unable to cast {token.__cs_type__} to {t}.")
-    if t.startswith(("Dictionary", "IDictionary", "List", "IList", "IEnumerable")) or t.endswith("[]"):
+    if t.startswith(("Dictionary", "IDictionary", "List", "IList", "IEnumerable")) or t.endswith(
+        "[]"
+    ):
         return to_plain(token)
     if not isinstance(token, JValue):
         if t in ("string", "String"):
@@ -586,8 +628,24 @@ def parse_json(text: object) -> JToken:
     try:
         data = json.loads(s, object_pairs_hook=_Pairs, parse_constant=_bad_constant)
     except (ValueError, RecursionError) as e:
-        raise cs_error("JsonReaderException", f"Unexpected character while parsing JSON: {e}") from None
+        raise cs_error(
+            "JsonReaderException", f"Unexpected character while parsing JSON: {e}"
+        ) from None
     return _from_python(data)
+
+
+def parse_body(text: str, type_arg: str | None) -> object:
+    """What `Body.As<T>()` returns for a buffered body: string, JObject, JArray or JToken."""
+    t = (type_arg or "string").replace("Newtonsoft.Json.Linq.", "").replace("System.", "")
+    if t in ("string", "String"):
+        return text
+    if t == "JObject":
+        return _parse_as(JObject, "JObject")(text)
+    if t == "JArray":
+        return _parse_as(JArray, "JArray")(text)
+    if t == "JToken":
+        return parse_json(text)
+    raise cs_error("InvalidOperationException", f"Body.As<{t}>() is not supported")
 
 
 def _bad_constant(name: str) -> object:
@@ -599,7 +657,8 @@ def _parse_as(kind: type[JToken], label: str):
         t = parse_json(text)
         if not isinstance(t, kind):
             raise cs_error(
-                "JsonReaderException", f"Error reading {label} from JsonReader. Current JsonReader item is not an {label.lower()}."
+                "JsonReaderException",
+                f"Error reading {label} from JsonReader: the JSON is not an {label.lower()}.",
             )
         return t
 
@@ -646,7 +705,9 @@ def write(token: JToken, indent: bool, level: int = 0) -> str:
     if isinstance(token, JObject):
         if not token._props:
             return "{}"
-        items = [f"{nl}{quote(k)}{sep}{write(v, indent, level + 1)}" for k, v in token._props.items()]
+        items = [
+            f"{nl}{quote(k)}{sep}{write(v, indent, level + 1)}" for k, v in token._props.items()
+        ]
         return "{" + ",".join(items) + end + "}"
     if isinstance(token, JArray):
         if not token._items:
@@ -675,7 +736,11 @@ def select_token(token: JToken, path: str) -> JToken | None:
         pos = m.end()
         name, q1, q2, idx = m.groups()
         if idx is not None:
-            cur = cur._items[int(idx)] if isinstance(cur, JArray) and int(idx) < len(cur._items) else None
+            cur = (
+                cur._items[int(idx)]
+                if isinstance(cur, JArray) and int(idx) < len(cur._items)
+                else None
+            )
         else:
             key = name if name is not None else q1 if q1 is not None else q2
             if key == "*" or (key and "?" in key):
@@ -698,7 +763,11 @@ register(
     CsType(
         "JToken",
         lambda v: isinstance(v, JToken),
-        static_methods={"Parse": parse_json, "FromObject": to_token, "DeepEquals": lambda a, b: write(to_token(a), False) == write(to_token(b), False)},
+        static_methods={
+            "Parse": parse_json,
+            "FromObject": to_token,
+            "DeepEquals": lambda a, b: write(to_token(a), False) == write(to_token(b), False),
+        },
     )
 )
 register(

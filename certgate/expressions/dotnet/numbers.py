@@ -1,4 +1,4 @@
-"""Numbers and bools: Parse/TryParse, casts, `Math`, `Convert`, `BitConverter`, `Random`, formats."""
+"""Numbers and bools: Parse/TryParse, casts, Math, Convert, BitConverter, Random, formats."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def parse_int(s: object, kind: str = "int") -> int:
     if s is None:
         raise cs_error("ArgumentNullException", "Value cannot be null.")
     if not isinstance(s, str) or not _INT_RE.match(s):
-        raise cs_error("FormatException", f"The input string '{cs_str(s)}' was not in a correct format.")
+        raise cs_error(
+            "FormatException", f"The input string '{cs_str(s)}' was not in a correct format."
+        )
     v = int(s)
     lo, hi = _RANGES[kind]
     if not lo <= v <= hi:
@@ -58,7 +60,9 @@ def parse_float(s: object) -> float:
             return float(t.replace("∞", "inf"))
         if _FLOAT_RE.match(t):
             return float(t)
-    raise cs_error("FormatException", f"The input string '{cs_str(s)}' was not in a correct format.")
+    raise cs_error(
+        "FormatException", f"The input string '{cs_str(s)}' was not in a correct format."
+    )
 
 
 def parse_decimal(s: object) -> Decimal:
@@ -81,7 +85,7 @@ def try_parse(parser):
     def run(s: object, *_: object) -> tuple[bool, object]:
         try:
             return True, parser(s)
-        except Exception:  # noqa: BLE001 - any parse failure is `false`
+        except Exception:
             return False, None
 
     return run
@@ -96,7 +100,7 @@ def to_number(v: object, kind: str) -> object:
         return conv(kind)
     if isinstance(v, CsEnum):
         v = v.value
-    if isinstance(v, bool) or isinstance(v, str) and not isinstance(v, Char):
+    if isinstance(v, bool) or (isinstance(v, str) and not isinstance(v, Char)):
         raise cs_error("InvalidCastException", f"Unable to cast {type(v).__name__} to {kind}.")
     if isinstance(v, Char):
         v = ord(v)
@@ -114,7 +118,11 @@ def to_number(v: object, kind: str) -> object:
 
 
 def round_half_even(v: float, digits: int = 0, mode: object = None) -> float:
-    rounding = ROUND_HALF_UP if isinstance(mode, CsEnum) and mode.name == "AwayFromZero" else ROUND_HALF_EVEN
+    rounding = (
+        ROUND_HALF_UP
+        if isinstance(mode, CsEnum) and mode.name == "AwayFromZero"
+        else ROUND_HALF_EVEN
+    )
     d = Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
     r = d.quantize(Decimal(1).scaleb(-digits), rounding=rounding)
     return r if isinstance(v, Decimal) else float(r)
@@ -131,7 +139,9 @@ def convert_int(v: object, kind: str) -> int:
         r = int(round_half_even(v))
         lo, hi = _RANGES[kind]
         if not lo <= r <= hi:
-            raise cs_error("OverflowException", f"Value was either too large or too small for {kind}.")
+            raise cs_error(
+                "OverflowException", f"Value was either too large or too small for {kind}."
+            )
         return r
     r = to_number(v, "long")
     lo, hi = _RANGES[kind]
@@ -149,9 +159,7 @@ def from_base64(s: object) -> bytes:
             raise binascii.Error
         return base64.b64decode(t, validate=True)
     except binascii.Error:
-        raise cs_error(
-            "FormatException", "The input is not a valid Base-64 string."
-        ) from None
+        raise cs_error("FormatException", "The input is not a valid Base-64 string.") from None
 
 
 def to_bool(v: object) -> bool:
@@ -356,8 +364,16 @@ register(
             "ToInt16": lambda v: convert_int(v, "short"),
             "ToByte": lambda v, base=None: int(v, base) if base else convert_int(v, "byte"),
             "ToUInt32": lambda v: convert_int(v, "uint"),
-            "ToDouble": lambda v: 0.0 if v is None else parse_float(v) if isinstance(v, str) else float(to_number(v, "double")),
-            "ToDecimal": lambda v: parse_decimal(v) if isinstance(v, str) else to_number(v, "decimal"),
+            "ToDouble": lambda v: (
+                0.0
+                if v is None
+                else parse_float(v)
+                if isinstance(v, str)
+                else float(to_number(v, "double"))
+            ),
+            "ToDecimal": lambda v: (
+                parse_decimal(v) if isinstance(v, str) else to_number(v, "decimal")
+            ),
             "ToBoolean": to_bool,
             "ToString": _to_string,
             "ToChar": lambda v: Char(chr(v)) if isinstance(v, int) else Char(v),
@@ -400,16 +416,16 @@ class Random(CsObject):
     def __init__(self, seed: int | None = None) -> None:
         self._r = random.Random(seed)
 
-    def Next(self, a: int | None = None, b: int | None = None) -> int:  # noqa: N802
+    def Next(self, a: int | None = None, b: int | None = None) -> int:
         lo, hi = (0, (1 << 31) - 1) if a is None else (0, a) if b is None else (a, b)
         if hi < lo:
             raise cs_error("ArgumentOutOfRangeException", "minValue is greater than maxValue.")
         return lo if hi == lo else self._r.randrange(lo, hi)
 
-    def NextDouble(self) -> float:  # noqa: N802
+    def NextDouble(self) -> float:
         return self._r.random()
 
-    def NextBytes(self, buffer: bytearray) -> None:  # noqa: N802
+    def NextBytes(self, buffer: bytearray) -> None:
         buffer[:] = self._r.randbytes(len(buffer))
 
 
@@ -499,4 +515,9 @@ def _custom(v: int | float | Decimal, fmt: str) -> str:
     if "," in int_part:
         whole = f"{int(whole or 0):,}" if whole else whole
     body = whole + ("." + frac if frac else "")
-    return ("-" if neg and body.strip("0.") else "") + prefix + (body or "0" if not frac_part else body) + suffix
+    return (
+        ("-" if neg and body.strip("0.") else "")
+        + prefix
+        + (body or "0" if not frac_part else body)
+        + suffix
+    )

@@ -1,16 +1,18 @@
-"""System.Text.RegularExpressions.Regex over Python `re`, translating .NET syntax.
+"""System.Text.RegularExpressions.Regex over the `regex` package, translating .NET syntax.
 
 Translated: named groups `(?<n>...)` / `(?'n'...)`, back-references `\\k<n>`, `\\z`, and replacement
-patterns `$1`, `${n}`, `$$`, `$&`. Constructs Python cannot express (balancing groups, `\\G`,
-conditionals, possessive quantifiers) fail with ArgumentException when the Regex is built.
+patterns `$1`, `${n}`, `$$`, `$&`. Balancing groups, `\\G` and conditionals fail with
+ArgumentException when the Regex is built. Every match runs under a time limit (`TIMEOUT`), so a
+catastrophically backtracking pattern fails the request instead of stalling the gateway.
 """
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
-from ..errors import cs_error
+import regex as re
+
+from ..errors import BudgetExceeded, cs_error
 from ..model import CsObject
 from ..runtime import cs_str
 from . import CsType, register
@@ -22,7 +24,8 @@ _FLAGS = {
     "Singleline": re.DOTALL,
     "IgnorePatternWhitespace": re.VERBOSE,
 }
-_UNSUPPORTED = re.compile(r"\(\?<\w*-\w+>|\\G|\(\?\(|[*+?}]\+")
+_UNSUPPORTED = re.compile(r"\(\?<\w*-\w+>|\\G|\(\?\(")
+TIMEOUT = 0.5
 
 
 def _flags(options: object) -> int:
@@ -83,7 +86,7 @@ def _replacement(repl: str) -> str:
 
 
 class Group(CsObject):
-    __slots__ = ("Success", "Value", "Index", "Length", "Name")
+    __slots__ = ("Index", "Length", "Name", "Success", "Value")
     __cs_type__ = "Group"
     __cs_members__ = frozenset({"Success", "Value", "Index", "Length", "Name", "ToString"})
 
@@ -95,7 +98,7 @@ class Group(CsObject):
         self.Length = len(self.Value)
         self.Name = str(key)
 
-    def ToString(self) -> str:  # noqa: N802
+    def ToString(self) -> str:
         return self.Value
 
 
@@ -108,10 +111,10 @@ class GroupCollection(CsObject):
         self._m = m
 
     @property
-    def Count(self) -> int:  # noqa: N802
+    def Count(self) -> int:
         return 0 if self._m is None else self._m.re.groups + 1
 
-    def ContainsKey(self, key: str) -> bool:  # noqa: N802
+    def ContainsKey(self, key: str) -> bool:
         return self._m is not None and key in self._m.re.groupindex
 
     def __getitem__(self, key: object) -> Group:
@@ -119,15 +122,11 @@ class GroupCollection(CsObject):
             return Group(None, 0)
         try:
             return Group(self._m, key if isinstance(key, int) else cs_str(key))
-        except (IndexError, error_type()):
+        except (IndexError, re.error):
             return Group(None, 0)
 
     def __iter__(self):
         return iter([self[i] for i in range(self.Count)])
-
-
-def error_type() -> type[Exception]:
-    return re.error
 
 
 class Match(Group):
@@ -140,16 +139,18 @@ class Match(Group):
         self._m = m
 
     @property
-    def Groups(self) -> GroupCollection:  # noqa: N802
+    def Groups(self) -> GroupCollection:
         return GroupCollection(self._m)
 
-    def NextMatch(self) -> Match:  # noqa: N802
+    def NextMatch(self) -> Match:
         if self._m is None:
             return self
-        nxt = self._m.re.search(self._m.string, self._m.end() + (self._m.end() == self._m.start()))
+        nxt = _timed(
+            self._m.re.search, self._m.string, self._m.end() + (self._m.end() == self._m.start())
+        )
         return Match(nxt)
 
-    def Result(self, replacement: str) -> str:  # noqa: N802
+    def Result(self, replacement: str) -> str:
         return "" if self._m is None else self._m.expand(_replacement(replacement))
 
 
@@ -161,26 +162,38 @@ class Regex(CsObject):
     def __init__(self, pattern: object, options: object = None, *_: object) -> None:
         self._re = compile_regex(cs_str(pattern), _flags(options))
 
-    def IsMatch(self, s: object, *_: object) -> bool:  # noqa: N802
-        return self._re.search(_input(s)) is not None
+    def IsMatch(self, s: object, *_: object) -> bool:
+        return _timed(self._re.search, _input(s)) is not None
 
-    def Match(self, s: object, *_: object) -> Match:  # noqa: N802
-        return Match(self._re.search(_input(s)))
+    def Match(self, s: object, *_: object) -> Match:
+        return Match(_timed(self._re.search, _input(s)))
 
-    def Matches(self, s: object, *_: object) -> list[Match]:  # noqa: N802
-        return [Match(m) for m in self._re.finditer(_input(s))]
+    def Matches(self, s: object, *_: object) -> list[Match]:
+        return [Match(m) for m in _timed(_all_matches(self._re), _input(s))]
 
-    def Replace(self, s: object, repl: object, *_: object) -> str:  # noqa: N802
+    def Replace(self, s: object, repl: object, *_: object) -> str:
         text = _input(s)
         if callable(repl):
-            return self._re.sub(lambda m: cs_str(repl(Match(m))), text)
-        return self._re.sub(_replacement(cs_str(repl)), text)
+            return _timed(self._re.sub, lambda m: cs_str(repl(Match(m))), text)
+        return _timed(self._re.sub, _replacement(cs_str(repl)), text)
 
-    def Split(self, s: object, *_: object) -> list[str]:  # noqa: N802
-        return [x if x is not None else "" for x in self._re.split(_input(s))]
+    def Split(self, s: object, *_: object) -> list[str]:
+        return [x if x is not None else "" for x in _timed(self._re.split, _input(s))]
 
-    def ToString(self) -> str:  # noqa: N802
+    def ToString(self) -> str:
         return self._re.pattern
+
+
+def _all_matches(pattern: re.Pattern):
+    return lambda text, timeout: list(pattern.finditer(text, timeout=timeout))
+
+
+def _timed(fn, *args: object) -> object:
+    """Run one regex operation under `TIMEOUT` seconds."""
+    try:
+        return fn(*args, timeout=TIMEOUT)
+    except TimeoutError:
+        raise BudgetExceeded("regular expression ran past its time limit") from None
 
 
 def _input(s: object) -> str:

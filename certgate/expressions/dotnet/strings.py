@@ -9,6 +9,7 @@ from ..runtime import MAX_STRING, Char, cs_str
 from . import CsType, members, register
 from .enums import CsEnum, ignore_case
 
+MAX_ALIGN = 10_000
 _WS = " \t\n\r\v\f\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u3000"
 
 
@@ -69,10 +70,12 @@ def split(s: str, *args: object) -> list[str]:
 
 
 def substring(s: str, start: int, length: int | None = None) -> str:
-    if start < 0 or start > len(s) or (length is not None and (length < 0 or start + length > len(s))):
-        raise cs_error(
-            "ArgumentOutOfRangeException", "startIndex or length is outside the string."
-        )
+    if (
+        start < 0
+        or start > len(s)
+        or (length is not None and (length < 0 or start + length > len(s)))
+    ):
+        raise cs_error("ArgumentOutOfRangeException", "startIndex or length is outside the string.")
     return s[start:] if length is None else s[start : start + length]
 
 
@@ -158,9 +161,9 @@ members(
         "Equals": lambda s, o, c=None: isinstance(o, str) and _fold(s, c) == _fold(o, c),
         "CompareTo": lambda s, o: compare(s, o),
         "Insert": lambda s, i, v: s[:i] + _s(v) + s[i:] if 0 <= i <= len(s) else substring(s, i),
-        "Remove": lambda s, i, n=None: s[:i] + ("" if n is None else s[i + n :])
-        if 0 <= i <= len(s)
-        else substring(s, i),
+        "Remove": lambda s, i, n=None: (
+            s[:i] + ("" if n is None else s[i + n :]) if 0 <= i <= len(s) else substring(s, i)
+        ),
         "ToCharArray": lambda s: [Char(c) for c in s],
         "ToString": lambda s, *_: str(s),
         "GetHashCode": string_hash,
@@ -210,10 +213,12 @@ def cs_format(fmt: object, *args: object) -> str:
             return m.group(0)[0]
         i = int(m.group(1))
         if i >= len(args):
-            raise cs_error("FormatException", "Index (zero based) must be less than the argument count.")
+            raise cs_error(
+                "FormatException", "Index (zero based) must be less than the argument count."
+            )
         text = format_value(args[i], m.group(3)) if m.group(3) else cs_str(args[i])
         if m.group(2):
-            w = int(m.group(2))
+            w = max(-MAX_ALIGN, min(MAX_ALIGN, int(m.group(2))))
             text = text.ljust(-w) if w < 0 else text.rjust(w)
         return text
 
@@ -240,8 +245,10 @@ register(
             "Join": _join,
             "Concat": _concat,
             "Format": cs_format,
-            "Equals": lambda a, b, c=None: (a is None and b is None)
-            or (a is not None and b is not None and _fold(a, c) == _fold(b, c)),
+            "Equals": lambda a, b, c=None: (
+                (a is None and b is None)
+                or (a is not None and b is not None and _fold(a, c) == _fold(b, c))
+            ),
             "Compare": compare,
             "CompareOrdinal": lambda a, b: compare(a, b),
         },

@@ -29,21 +29,23 @@ class Encoding(CsObject):
         self.codec = codec
 
     @property
-    def WebName(self) -> str:  # noqa: N802
+    def WebName(self) -> str:
         return self.codec
 
-    def GetBytes(self, s: object, *range_: int) -> bytes:  # noqa: N802
+    def GetBytes(self, s: object, *range_: int) -> bytes:
         if s is None:
             raise cs_error("ArgumentNullException", "Value cannot be null. (Parameter 's')")
         text = "".join(s) if isinstance(s, list) else cs_str(s)
         if range_:
             text = text[range_[0] : range_[0] + range_[1]]
-        return text.encode(self.codec, errors="replace" if self.codec == "ascii" else "surrogatepass")
+        return text.encode(
+            self.codec, errors="replace" if self.codec == "ascii" else "surrogatepass"
+        )
 
-    def GetByteCount(self, s: object) -> int:  # noqa: N802
+    def GetByteCount(self, s: object) -> int:
         return len(self.GetBytes(s))
 
-    def GetString(self, b: object, *range_: int) -> str:  # noqa: N802
+    def GetString(self, b: object, *range_: int) -> str:
         data = bytes_of(b)
         if range_:
             data = data[range_[0] : range_[0] + range_[1]]
@@ -66,14 +68,20 @@ register(
         "Encoding",
         lambda v: isinstance(v, Encoding),
         static_props={k: (lambda v=v: v) for k, v in _ENCODINGS.items()},
-        static_methods={"GetEncoding": lambda name: _ENCODINGS.get(str(name).upper().replace("-", ""), Encoding(str(name)))},
+        static_methods={
+            "GetEncoding": lambda name: _ENCODINGS.get(
+                str(name).upper().replace("-", ""), Encoding(str(name))
+            )
+        },
     )
 )
 
 
 def escape_data(s: object) -> str:
     if s is None:
-        raise cs_error("ArgumentNullException", "Value cannot be null. (Parameter 'stringToEscape')")
+        raise cs_error(
+            "ArgumentNullException", "Value cannot be null. (Parameter 'stringToEscape')"
+        )
     return quote(cs_str(s), safe="-_.~")
 
 
@@ -94,86 +102,105 @@ def html_encode(s: object) -> str | None:
 class Uri(CsObject):
     """System.Uri for absolute URIs."""
 
-    __slots__ = ("_s", "_p")
+    __slots__ = ("_p", "_s")
     __cs_type__ = "Uri"
     __cs_members__ = frozenset(
-        "AbsoluteUri AbsolutePath Host Port Scheme Query PathAndQuery Fragment Authority Segments "
-        "IsAbsoluteUri OriginalString UserInfo IsDefaultPort LocalPath ToString Equals".split()
+        [
+            "AbsoluteUri",
+            "AbsolutePath",
+            "Host",
+            "Port",
+            "Scheme",
+            "Query",
+            "PathAndQuery",
+            "Fragment",
+            "Authority",
+            "Segments",
+            "IsAbsoluteUri",
+            "OriginalString",
+            "UserInfo",
+            "IsDefaultPort",
+            "LocalPath",
+            "ToString",
+            "Equals",
+        ]
     )
     _PORTS = {"http": 80, "https": 443, "ftp": 21, "ws": 80, "wss": 443}
 
     def __init__(self, s: object, *_: object) -> None:
         text = cs_str(s)
         p = urlsplit(text.strip())
-        if not p.scheme or not p.netloc and p.scheme in self._PORTS:
-            raise cs_error("UriFormatException", "Invalid URI: The format of the URI could not be determined.")
+        if not p.scheme or (not p.netloc and p.scheme in self._PORTS):
+            raise cs_error(
+                "UriFormatException", "Invalid URI: The format of the URI could not be determined."
+            )
         self._s, self._p = text, p
 
     @property
-    def Scheme(self) -> str:  # noqa: N802
+    def Scheme(self) -> str:
         return self._p.scheme.lower()
 
     @property
-    def Host(self) -> str:  # noqa: N802
+    def Host(self) -> str:
         return (self._p.hostname or "").lower()
 
     @property
-    def Port(self) -> int:  # noqa: N802
+    def Port(self) -> int:
         return self._p.port or self._PORTS.get(self.Scheme, -1)
 
     @property
-    def IsDefaultPort(self) -> bool:  # noqa: N802
+    def IsDefaultPort(self) -> bool:
         return self.Port == self._PORTS.get(self.Scheme, -1)
 
     @property
-    def AbsolutePath(self) -> str:  # noqa: N802
+    def AbsolutePath(self) -> str:
         return quote(unquote(self._p.path or "/"), safe="/:@!$&'()*+,;=-._~%")
 
     @property
-    def LocalPath(self) -> str:  # noqa: N802
+    def LocalPath(self) -> str:
         return unquote(self._p.path or "/")
 
     @property
-    def Query(self) -> str:  # noqa: N802
+    def Query(self) -> str:
         return "?" + self._p.query if self._p.query else ""
 
     @property
-    def Fragment(self) -> str:  # noqa: N802
+    def Fragment(self) -> str:
         return "#" + self._p.fragment if self._p.fragment else ""
 
     @property
-    def PathAndQuery(self) -> str:  # noqa: N802
+    def PathAndQuery(self) -> str:
         return self.AbsolutePath + self.Query
 
     @property
-    def Authority(self) -> str:  # noqa: N802
+    def Authority(self) -> str:
         return self.Host + ("" if self.IsDefaultPort else f":{self.Port}")
 
     @property
-    def UserInfo(self) -> str:  # noqa: N802
+    def UserInfo(self) -> str:
         return self._p.username or ""
 
     @property
-    def Segments(self) -> list[str]:  # noqa: N802
+    def Segments(self) -> list[str]:
         parts = self.AbsolutePath.split("/")
         return ["/"] + [p + "/" for p in parts[1:-1]] + ([parts[-1]] if parts[-1] else [])
 
     @property
-    def AbsoluteUri(self) -> str:  # noqa: N802
+    def AbsoluteUri(self) -> str:
         return f"{self.Scheme}://{self.Authority}{self.PathAndQuery}{self.Fragment}"
 
     @property
-    def IsAbsoluteUri(self) -> bool:  # noqa: N802
+    def IsAbsoluteUri(self) -> bool:
         return True
 
     @property
-    def OriginalString(self) -> str:  # noqa: N802
+    def OriginalString(self) -> str:
         return self._s
 
-    def ToString(self) -> str:  # noqa: N802
+    def ToString(self) -> str:
         return unquote(self.AbsoluteUri)
 
-    def Equals(self, other: object) -> bool:  # noqa: N802
+    def Equals(self, other: object) -> bool:
         return isinstance(other, Uri) and other.AbsoluteUri == self.AbsoluteUri
 
     def __cs_equals__(self, other: object) -> bool:
@@ -183,7 +210,7 @@ class Uri(CsObject):
 def _try_create(s: object, *_: object) -> tuple[bool, Uri | None]:
     try:
         return True, Uri(s)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False, None
 
 
@@ -234,7 +261,9 @@ class Guid(CsObject):
         elif isinstance(value, bytes | bytearray | list):
             b = bytes_of(value)
             if len(b) != 16:
-                raise cs_error("ArgumentException", "Byte array for GUID must be exactly 16 bytes long.")
+                raise cs_error(
+                    "ArgumentException", "Byte array for GUID must be exactly 16 bytes long."
+                )
             self.u = uuid.UUID(bytes_le=b)
         elif value is None:
             self.u = uuid.UUID(int=0)
@@ -244,21 +273,23 @@ class Guid(CsObject):
             except ValueError:
                 raise cs_error("FormatException", "Unrecognized Guid format.") from None
 
-    def ToString(self, fmt: object = None, *_: object) -> str:  # noqa: N802
+    def ToString(self, fmt: object = None, *_: object) -> str:
         s = str(self.u)
         f = (cs_str(fmt) or "D") if fmt is not None else "D"
-        return {"D": s, "N": s.replace("-", ""), "B": "{" + s + "}", "P": "(" + s + ")"}.get(f.upper(), s)
+        return {"D": s, "N": s.replace("-", ""), "B": "{" + s + "}", "P": "(" + s + ")"}.get(
+            f.upper(), s
+        )
 
-    def ToByteArray(self) -> bytearray:  # noqa: N802
+    def ToByteArray(self) -> bytearray:
         return bytearray(self.u.bytes_le)
 
-    def Equals(self, other: object) -> bool:  # noqa: N802
+    def Equals(self, other: object) -> bool:
         return isinstance(other, Guid) and other.u == self.u
 
     def __cs_equals__(self, other: object) -> bool:
         return self.Equals(other)
 
-    def GetHashCode(self) -> int:  # noqa: N802
+    def GetHashCode(self) -> int:
         return self.u.int & 0x7FFFFFFF
 
 
@@ -284,14 +315,14 @@ register(
 def _try(fn, default: object) -> tuple[bool, object]:
     try:
         return True, fn()
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False, default
 
 
 class HashAlgorithm(CsObject):
     """SHA*/MD5 and HMAC*: ComputeHash(byte[]); HMAC keys via the constructor or `Key`."""
 
-    __slots__ = ("algo", "Key")
+    __slots__ = ("Key", "algo")
     __cs_type__ = "HashAlgorithm"
     __cs_members__ = frozenset({"ComputeHash", "Key", "Hash", "Dispose", "HashSize"})
     __cs_settable__ = frozenset({"Key"})
@@ -300,7 +331,7 @@ class HashAlgorithm(CsObject):
         self.algo = algo
         self.Key = None if key is None else bytes_of(key)
 
-    def ComputeHash(self, data: object, *range_: int) -> bytes:  # noqa: N802
+    def ComputeHash(self, data: object, *range_: int) -> bytes:
         b = bytes_of(data)
         if range_:
             b = b[range_[0] : range_[0] + range_[1]]
@@ -309,10 +340,10 @@ class HashAlgorithm(CsObject):
         return hashlib.new(self.algo, b).digest()
 
     @property
-    def HashSize(self) -> int:  # noqa: N802
+    def HashSize(self) -> int:
         return hashlib.new(self.algo).digest_size * 8
 
-    def Dispose(self) -> None:  # noqa: N802
+    def Dispose(self) -> None:
         return None
 
 
@@ -336,7 +367,13 @@ def _hash_type(name: str, algo: str, keyed: bool) -> None:
     )
 
 
-for _n, _a in (("SHA1", "sha1"), ("SHA256", "sha256"), ("SHA384", "sha384"), ("SHA512", "sha512"), ("MD5", "md5")):
+for _n, _a in (
+    ("SHA1", "sha1"),
+    ("SHA256", "sha256"),
+    ("SHA384", "sha384"),
+    ("SHA512", "sha512"),
+    ("MD5", "md5"),
+):
     _hash_type(_n, _a, False)
     _hash_type("HMAC" + _n, _a, True)
 
@@ -344,9 +381,11 @@ for _n, _a in (("SHA1", "sha1"), ("SHA256", "sha256"), ("SHA384", "sha384"), ("S
 class StringBuilder(CsObject):
     """System.Text.StringBuilder."""
 
-    __slots__ = ("_parts", "_len")
+    __slots__ = ("_len", "_parts")
     __cs_type__ = "StringBuilder"
-    __cs_members__ = frozenset({"Append", "AppendLine", "AppendFormat", "ToString", "Length", "Clear", "Insert"})
+    __cs_members__ = frozenset(
+        {"Append", "AppendLine", "AppendFormat", "ToString", "Length", "Clear", "Insert"}
+    )
 
     def __init__(self, initial: object = None, *_: object) -> None:
         self._parts: list[str] = []
@@ -354,7 +393,7 @@ class StringBuilder(CsObject):
         if isinstance(initial, str):
             self.Append(initial)
 
-    def Append(self, v: object, *_: object) -> StringBuilder:  # noqa: N802
+    def Append(self, v: object, *_: object) -> StringBuilder:
         s = cs_str(v)
         self._len += len(s)
         if self._len > MAX_STRING:
@@ -362,42 +401,58 @@ class StringBuilder(CsObject):
         self._parts.append(s)
         return self
 
-    def AppendLine(self, v: object = "") -> StringBuilder:  # noqa: N802
+    def AppendLine(self, v: object = "") -> StringBuilder:
         return self.Append(cs_str(v) + "\r\n")
 
-    def AppendFormat(self, fmt: object, *args: object) -> StringBuilder:  # noqa: N802
+    def AppendFormat(self, fmt: object, *args: object) -> StringBuilder:
         from .strings import cs_format
 
         return self.Append(cs_format(fmt, *args))
 
-    def Insert(self, index: int, v: object) -> StringBuilder:  # noqa: N802
+    def Insert(self, index: int, v: object) -> StringBuilder:
         s = self.ToString()
         self._parts = [s[:index] + cs_str(v) + s[index:]]
         self._len = len(self._parts[0])
         return self
 
-    def Clear(self) -> StringBuilder:  # noqa: N802
+    def Clear(self) -> StringBuilder:
         self._parts, self._len = [], 0
         return self
 
     @property
-    def Length(self) -> int:  # noqa: N802
+    def Length(self) -> int:
         return self._len
 
-    def ToString(self) -> str:  # noqa: N802
+    def ToString(self) -> str:
         return "".join(self._parts)
 
 
 register(CsType("StringBuilder", lambda v: isinstance(v, StringBuilder), new=StringBuilder))
 
-for _exc in (
-    "Exception SystemException ArgumentException ArgumentNullException ArgumentOutOfRangeException "
-    "InvalidOperationException FormatException NullReferenceException KeyNotFoundException "
-    "JsonReaderException JsonException JsonSerializationException InvalidCastException "
-    "OverflowException DivideByZeroException IndexOutOfRangeException NotSupportedException "
-    "NotImplementedException UriFormatException CryptographicException TimeoutException "
-    "MissingMemberException"
-).split():
+for _exc in [
+    "Exception",
+    "SystemException",
+    "ArgumentException",
+    "ArgumentNullException",
+    "ArgumentOutOfRangeException",
+    "InvalidOperationException",
+    "FormatException",
+    "NullReferenceException",
+    "KeyNotFoundException",
+    "JsonReaderException",
+    "JsonException",
+    "JsonSerializationException",
+    "InvalidCastException",
+    "OverflowException",
+    "DivideByZeroException",
+    "IndexOutOfRangeException",
+    "NotSupportedException",
+    "NotImplementedException",
+    "UriFormatException",
+    "CryptographicException",
+    "TimeoutException",
+    "MissingMemberException",
+]:
     register(CsType(_exc, lambda v, n=_exc: getattr(v, "cs_type", None) == n))
 
 
@@ -412,12 +467,34 @@ def contract_type(name: str) -> CsType:
     return register(CsType(name, check))
 
 
-for _name in (
-    "IResponse IRequest IMessage IMessageBody IUrl Jwt BasicAuthCredentials X509Certificate2 "
-    "X509Certificate X500DistinguishedName PublicKey IApi IOperation IProduct ISubscription IUser "
-    "IDeployment ILastError IGroup IUserIdentity IPrivateEndpointConnection IProxyRequestContext "
-    "IContext IGateway IWorkspace Authorization"
-).split():
+for _name in [
+    "IResponse",
+    "IRequest",
+    "IMessage",
+    "IMessageBody",
+    "IUrl",
+    "Jwt",
+    "BasicAuthCredentials",
+    "X509Certificate2",
+    "X509Certificate",
+    "X500DistinguishedName",
+    "PublicKey",
+    "IApi",
+    "IOperation",
+    "IProduct",
+    "ISubscription",
+    "IUser",
+    "IDeployment",
+    "ILastError",
+    "IGroup",
+    "IUserIdentity",
+    "IPrivateEndpointConnection",
+    "IProxyRequestContext",
+    "IContext",
+    "IGateway",
+    "IWorkspace",
+    "Authorization",
+]:
     contract_type(_name)
 
 
@@ -450,7 +527,9 @@ def decrypt(data: object, alg: object, key: object, iv: object) -> bytes:
     try:
         return u.update(dec.update(bytes_of(data)) + dec.finalize()) + u.finalize()
     except ValueError:
-        raise cs_error("CryptographicException", "Padding is invalid and cannot be removed.") from None
+        raise cs_error(
+            "CryptographicException", "Padding is invalid and cannot be removed."
+        ) from None
 
 
 members(bytes, bytearray, methods={"Encrypt": encrypt, "Decrypt": decrypt})

@@ -163,6 +163,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._received = False
         self._finished = False
         self._timeout = 300.0
+        self._head_taken = False  # the exchange collected its head; only then may the pool reuse
+        self._release_pending = False
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -246,7 +248,10 @@ class UpstreamConnection(asyncio.Protocol):
     def _complete(self) -> None:
         self._finished = True
         if self._request_sent and self._parser.should_keep_alive() and not self.closed:
-            self.pool.release(self)
+            if self._head_taken:
+                self.pool.release(self)
+            else:
+                self._release_pending = True  # another start() would wipe the unread head
         else:
             self.close()
 
@@ -279,7 +284,13 @@ class UpstreamConnection(asyncio.Protocol):
             if self._error is not None:
                 raise self._error
             await self._wait()
-        return self._head
+        head = self._head
+        self._head_taken = True
+        if self._release_pending:
+            self._release_pending = False
+            if not self.closed:
+                self.pool.release(self)
+        return head
 
     async def _wait(self) -> None:
         loop = asyncio.get_running_loop()

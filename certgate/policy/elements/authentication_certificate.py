@@ -1,13 +1,23 @@
 """`authentication-certificate`: the client certificate presented to the backend.
 
-Parsing and validation live here; the run-time lookup is shared with the upstream client, whose
-owner may refine `execute`.
+At run time it sets `context.backend_certificate` (a `CertificateMaterial`), which the
+forwarder presents instead of any certificate of the backend entity. Lookups read
+`context.snapshot`'s `certificates_by_id` and `certificates_by_thumbprint` (upper-case). A value
+computed by an expression that finds nothing fails the request (500, `LastError.Source`
+`authentication-certificate`): a request is never sent without the certificate its policy asked
+for. PFX bytes from `body` (a byte array, or base64 text) are loaded once per distinct (bytes,
+password), not per request.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+from collections import OrderedDict
 from typing import Any
 
+from certgate.certs.material import CertificateLoadError, CertificateMaterial, load_certificate
 from certgate.policy.elements.control import string_of
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
@@ -61,25 +71,58 @@ class AuthenticationCertificate(Policy):
         return None
 
     def _material(self, context: Any) -> Any:
+        """The certificate to present; a value that resolves to nothing fails the request."""
         snapshot = context.snapshot
         if self.body is not None:
-            from certgate.certs.material import load_certificate
-
             data = self.body.evaluate(context)
-            if isinstance(data, str):
-                import base64
-
-                data = base64.b64decode(data)
             password = None if self.password is None else string_of(self.password, context)
-            return load_certificate(bytes(data), password)
+            return _material_from_body(data, password or None)
         if self.certificate_id is not None:
-            key = string_of(self.certificate_id, context)
-            found = getattr(snapshot, "certificates_by_id", {}).get(key)
+            key = string_of(self.certificate_id, context).strip()
+            found = getattr(snapshot, "certificates_by_id", {}).get(key) if key else None
             what = f"id '{key}'"
         else:
-            key = string_of(self.thumbprint, context).upper()
-            found = getattr(snapshot, "certificates_by_thumbprint", {}).get(key)
+            key = string_of(self.thumbprint, context).strip().upper()
+            found = getattr(snapshot, "certificates_by_thumbprint", {}).get(key) if key else None
             what = f"thumbprint '{key}'"
+        if not key:
+            attribute = "certificate-id" if self.certificate_id is not None else "thumbprint"
+            raise PolicyRuntimeError(None, f"Attribute '{attribute}' evaluated to an empty value.")
         if found is None:
             raise PolicyRuntimeError(None, f"Certificate with {what} could not be found.")
+        if found.private_key is None:
+            raise PolicyRuntimeError(None, f"Certificate with {what} has no private key.")
         return found
+
+
+_BODY_CACHE: OrderedDict[tuple[bytes, str | None], CertificateMaterial] = OrderedDict()
+_BODY_CACHE_SIZE = 64
+
+
+def _material_from_body(data: Any, password: str | None) -> CertificateMaterial:
+    """PFX/PEM bytes (or their base64 text) from `body`, loaded once per distinct value."""
+    if isinstance(data, str):
+        try:
+            data = base64.b64decode(data.strip(), validate=True)
+        except binascii.Error:
+            raise PolicyRuntimeError(
+                None, "Attribute 'body' is neither a byte array nor base64 text."
+            ) from None
+    if not isinstance(data, bytes | bytearray | memoryview) or not data:
+        raise PolicyRuntimeError(None, "Attribute 'body' evaluated to no certificate bytes.")
+    data = bytes(data)
+    key = (hashlib.sha256(data).digest(), password)
+    material = _BODY_CACHE.get(key)
+    if material is None:
+        try:
+            material = load_certificate(data, password)
+        except CertificateLoadError as exc:
+            raise PolicyRuntimeError(None, f"Attribute 'body': {exc.reason}") from None
+        if material.private_key is None:
+            raise PolicyRuntimeError(None, "Attribute 'body': the certificate has no private key.")
+        _BODY_CACHE[key] = material
+        if len(_BODY_CACHE) > _BODY_CACHE_SIZE:
+            _BODY_CACHE.popitem(last=False)
+    else:
+        _BODY_CACHE.move_to_end(key)
+    return material

@@ -20,6 +20,13 @@ class Base(Policy):
 
     __slots__ = ()
 
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        if loader.nested or loader.scope == "fragment":
+            raise node.error("Element 'base' is only allowed directly inside a section.")
+        loader.no_children(node)
+        return cls()
+
     async def execute(self, context: Any) -> bool | None:
         return None
 

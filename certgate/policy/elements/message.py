@@ -82,7 +82,7 @@ class SetHeader(Policy):
             return None
         if action == "skip" and headers.ContainsKey(name):
             return None
-        values = [as_string(value.evaluate(context)) for value in self.values]
+        values = [as_string(value.evaluate(context)) for value in self.values] or [""]
         if len(values) > 1 and name.lower() not in _SEPARATE:
             values = [",".join(values)]
         if action == "append":
@@ -110,7 +110,7 @@ class SetQueryParameter(Policy):
         return self
 
     async def execute(self, context: Any) -> bool | None:
-        params = context.Request.Url.params()
+        params = context.Request.url_for_change().params()
         name = string_of(self.parameter, context)
         action = string_of(self.action, context)
         if action == "delete":
@@ -240,8 +240,7 @@ class RewriteUri(Policy):
 
     async def execute(self, context: Any) -> bool | None:
         template = string_of(self.template, context)
-        url = context.Request.Url
-        params = url.params()
+        params = context.Request.url_for_change().params()
         matched = context.Request.MatchedParameters
         used: set[str] = set()
 

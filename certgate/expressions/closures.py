@@ -1,0 +1,275 @@
+"""The closures compiled expressions are made of: member access, calls, operators, exceptions.
+
+Each call site caches the resolved member per receiver type, so a hot expression pays one dict
+lookup per access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import BudgetExceeded, CsException, cs_error
+from .members import get_index, resolve_method, resolve_property
+from .model import CsObject
+from .runtime import add, compare, cs_str, div, equals, mod, mul, sub, wrap64
+
+Fn = Callable[[list], Any]
+NORMAL, BREAK, CONTINUE, RETURN = 0, 1, 2, 3
+
+
+class NullShort(Exception):
+    """A `?.` met null: the rest of the access chain evaluates to null."""
+
+
+NULL_SHORT = NullShort()
+
+
+class AnonymousObject(CsObject):
+    """`new { a = 1, b }`: read-only named values (serialised by JsonConvert as an object)."""
+
+    __slots__ = ("_values",)
+    __cs_type__ = "AnonymousType"
+    _names: tuple[str, ...] = ()
+
+    def __init__(self, *values: Any) -> None:
+        self._values = dict(zip(self._names, values, strict=True))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def ToString(self) -> str:
+        inner = ", ".join(f"{k} = {cs_str(v)}" for k, v in self._values.items())
+        return "{ " + inner + " }"
+
+
+_ANON: dict[tuple[str, ...], type[AnonymousObject]] = {}
+
+
+def anonymous_type(names: tuple[str, ...]) -> type[AnonymousObject]:
+    """One class per member-name tuple (bounded by the distinct shapes saved policies use)."""
+    cls = _ANON.get(names)
+    if cls is None:
+        cls = type(
+            "AnonymousType",
+            (AnonymousObject,),
+            {"__slots__": (), "_names": names, "__cs_members__": frozenset(names) | {"ToString"}},
+        )
+        _ANON[names] = cls
+    return cls
+
+
+def member_fn(obj: Fn, name: str) -> Fn:
+    cache: dict[type, Callable[[Any], Any]] = {}
+
+    def get(e: list) -> Any:
+        o = obj(e)
+        g = cache.get(o.__class__)
+        if g is None:
+            g = cache[o.__class__] = resolve_property(o.__class__, name)
+        return g(o)
+
+    return get
+
+
+def indexer_fn(obj: Fn, idx: list[Fn]) -> Fn:
+    if len(idx) != 1:
+        raise cs_error("InvalidOperationException", "multi-dimensional index")
+    key = idx[0]
+    return lambda e: get_index(obj(e), key(e))
+
+
+def method_call_fn(
+    obj: Fn, name: str, pos: list[Fn], named: dict[str, Fn], type_arg: str | None
+) -> Fn:
+    cache: dict[type, Callable[..., Any]] = {}
+
+    def find(o: Any) -> Callable[..., Any]:
+        m = cache.get(o.__class__)
+        if m is None:
+            m = cache[o.__class__] = resolve_method(o.__class__, name)
+        return m
+
+    if not named and type_arg is None:
+        if not pos:
+            return lambda e: find(o := obj(e))(o)
+        if len(pos) == 1:
+            a0 = pos[0]
+            return lambda e: find(o := obj(e))(o, a0(e))
+        if len(pos) == 2:
+            a0, a1 = pos
+            return lambda e: find(o := obj(e))(o, a0(e), a1(e))
+
+    def call(e: list) -> Any:
+        o = obj(e)
+        kw = {k: f(e) for k, f in named.items()}
+        if type_arg is not None:
+            kw["type_arg"] = type_arg
+        return find(o)(o, *[f(e) for f in pos], **kw)
+
+    return call
+
+
+def static_call_fn(
+    fn: Callable[..., Any], pos: list[Fn], named: dict[str, Fn], type_arg: str | None
+) -> Fn:
+    if not named and type_arg is None:
+        if not pos:
+            return lambda e: fn()
+        if len(pos) == 1:
+            a0 = pos[0]
+            return lambda e: fn(a0(e))
+        if len(pos) == 2:
+            a0, a1 = pos
+            return lambda e: fn(a0(e), a1(e))
+
+    def call(e: list) -> Any:
+        kw = {k: f(e) for k, f in named.items()}
+        if type_arg is not None:
+            kw["type_arg"] = type_arg
+        return fn(*[f(e) for f in pos], **kw)
+
+    return call
+
+
+def local_call_fn(holder: list, pos: list[Fn]) -> Fn:
+    def call(e: list) -> Any:
+        slots, body = holder
+        args = [f(e) for f in pos]
+        saved = [e[s] for s in slots]
+        for s, a in zip(slots, args, strict=False):
+            e[s] = a
+        try:
+            return body(e)
+        finally:
+            for s, v in zip(slots, saved, strict=True):
+                e[s] = v
+
+    return call
+
+
+def delegate_call_fn(target: Fn, pos: list[Fn]) -> Fn:
+    def call(e: list) -> Any:
+        f = target(e)
+        if f is None:
+            raise cs_error("NullReferenceException", "delegate is null")
+        if not callable(f) or isinstance(f, type):
+            raise cs_error("InvalidOperationException", "value is not callable")
+        return f(*[a(e) for a in pos])
+
+    return call
+
+
+def tick(e: list) -> None:
+    e[1] -= 1
+    if e[1] < 0:
+        raise BudgetExceeded("loop iteration budget exhausted")
+
+
+def nop(e: list) -> int:
+    return NORMAL
+
+
+def to_int(v: Any) -> int:
+    from .dotnet.numbers import to_number
+
+    return v if type(v) is int else to_number(v, "long")  # type: ignore[return-value]
+
+
+def negate(v: Any) -> Any:
+    if v is None:
+        return None
+    if type(v) is int:
+        return wrap64(-v)
+    if isinstance(v, bool) or (isinstance(v, str) and len(v) != 1):
+        raise cs_error("InvalidCastException", "operator '-' cannot be applied")
+    return -(ord(v) if isinstance(v, str) else v)
+
+
+def bitop(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def run(a: Any, b: Any) -> Any:
+        if a is None or b is None:
+            return None
+        if type(a) is bool and type(b) is bool:
+            return bool(op(a, b))
+        return wrap64(op(to_int(a), to_int(b)))
+
+    return run
+
+
+BINARY: dict[str, Callable[[Any, Any], Any]] = {
+    "+": add,
+    "-": sub,
+    "*": mul,
+    "/": div,
+    "%": mod,
+    "==": equals,
+    "!=": lambda a, b: not equals(a, b),
+    "<": lambda a, b: a is not None and b is not None and compare(a, b) < 0,
+    ">": lambda a, b: a is not None and b is not None and compare(a, b) > 0,
+    "<=": lambda a, b: a is not None and b is not None and compare(a, b) <= 0,
+    ">=": lambda a, b: a is not None and b is not None and compare(a, b) >= 0,
+    "&": bitop(lambda a, b: a & b),
+    "|": bitop(lambda a, b: a | b),
+    "^": bitop(lambda a, b: a ^ b),
+    "<<": bitop(lambda a, b: a << (b & 63)),
+    ">>": bitop(lambda a, b: a >> (b & 63)),
+}
+
+
+def implicit_conversion(init: Fn, tname: str) -> Fn:
+    """Implicit numeric widening for declared locals (`double d = 1;` holds 1.0)."""
+    if tname in ("double", "float", "Double", "Single"):
+        return lambda e: float(v) if type(v := init(e)) is int else v
+    if tname in ("decimal", "Decimal"):
+        from decimal import Decimal
+
+        return lambda e: Decimal(v) if type(v := init(e)) is int else v
+    return init
+
+
+def catches(tname: str, cs_type: str) -> bool:
+    return tname in ("Exception", "SystemException") or tname == cs_type
+
+
+class ExceptionObject(CsObject):
+    """The value bound by `catch (Exception ex)` and built by `new Exception(msg)`."""
+
+    __slots__ = ("Message", "cs_type")
+    __cs_type__ = "Exception"
+    __cs_members__ = frozenset({"Message", "ToString"})
+
+    def ToString(self) -> str:
+        return f"System.{self.cs_type}: {self.Message}"
+
+    def __init__(self, cs_type: str, message: str) -> None:
+        self.cs_type = cs_type
+        self.Message = message
+
+
+def translate(exc: BaseException) -> CsException:
+    """Map a Python failure inside the object model onto the .NET exception C# would raise."""
+    if isinstance(exc, CsException | BudgetExceeded):
+        return exc  # type: ignore[return-value]
+    if isinstance(exc, RecursionError | MemoryError):
+        return BudgetExceeded("expression exceeded its resource limits")  # type: ignore[return-value]
+    kind = {
+        KeyError: "KeyNotFoundException",
+        IndexError: "IndexOutOfRangeException",
+        ZeroDivisionError: "DivideByZeroException",
+        OverflowError: "OverflowException",
+        ValueError: "FormatException",
+        TypeError: "ArgumentException",
+        UnicodeError: "DecoderFallbackException",
+    }
+    for py, cs in kind.items():
+        if isinstance(exc, py):
+            return cs_error(cs, str(exc) or cs)
+    from .errors import ExpressionRuntimeError
+
+    if isinstance(exc, ExpressionRuntimeError):
+        return cs_error(exc.cs_type, exc.message)
+    return cs_error("Exception", f"{type(exc).__name__}: {exc}")
