@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_serve(commands)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="management API URL (env CERTGATE_URL)")
+    common.add_argument("--management-url", help="management API URL (env CERTGATE_URL)")
     common.add_argument("--token", help="admin token (env CERTGATE_ADMIN_TOKEN)")
     common.add_argument("--data-dir", type=Path, default=Path("certgate-data"))
     common.add_argument("--cacert", type=Path, help="CA bundle that signed the management API")

@@ -44,7 +44,7 @@ class ManagementClient:
         from certgate.config.datadir import DataDirLayout
 
         layout = DataDirLayout(args.data_dir)
-        url = args.url or os.environ.get("CERTGATE_URL") or DEFAULT_URL
+        url = args.management_url or os.environ.get("CERTGATE_URL") or DEFAULT_URL
         token = args.token or os.environ.get("CERTGATE_ADMIN_TOKEN") or _read(layout.admin_token)
         if not token:
             raise ManagementError(

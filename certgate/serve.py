@@ -42,6 +42,7 @@ class Listen:
 
 def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     data_dir = initialise_data_dir(args.data_dir.resolve())
     data_dir.store.close()  # created and migrated; every process opens its own after forking
     layout, token = data_dir.layout, data_dir.admin_token
@@ -156,8 +157,7 @@ class _GatewayWorker:
     @classmethod
     async def start(cls, store: Store, layout: DataDirLayout, listen: Listen) -> _GatewayWorker:
         builder = SnapshotBuilder(store, dev_server_pem=layout.dev_server.read_bytes())
-        snapshot = await asyncio.to_thread(builder.build)
-        server = GatewayServer(snapshot.gateway)
+        server = GatewayServer(await asyncio.to_thread(builder.build))
         await server.start(
             listen.host, listen.gateway_port, listen.http_port, reuse_port=listen.reuse_port
         )
@@ -169,14 +169,14 @@ class _GatewayWorker:
             if self._store.revision() == self._builder.revision:
                 return
             try:
-                snapshot = await asyncio.to_thread(self._builder.build)
+                config = await asyncio.to_thread(self._builder.build)
             except Exception:
                 log.exception(
                     "configuration did not compile; still serving revision %s",
                     self._builder.revision,
                 )
                 return
-            self._server.update(snapshot.gateway)
+            self._server.update(config)
 
     async def follow_revisions(self) -> None:
         while True:
@@ -185,8 +185,8 @@ class _GatewayWorker:
                 await self.rebuild()
 
     async def close(self) -> None:
-        await self._builder.close()
         await self._server.close()
+        self._builder.close()
 
 
 def _fork_worker(layout: DataDirLayout, key: bytes, listen: Listen) -> multiprocessing.Process:

@@ -32,6 +32,22 @@ HOP_BY_HOP = frozenset(
 # Response headers the writer computes itself (framing) or that HTTP/2 forbids.
 RESPONSE_SKIP = HOP_BY_HOP | {"content-length"}
 
+# Request headers the protocols look at while parsing (one dict lookup per header).
+DROP, TRANSFER_ENCODING, EXPECT, CONNECTION, CONTENT_LENGTH, HOST, FORWARDED_FOR, FORWARDED = range(
+    8
+)
+SPECIAL_REQUEST_HEADERS = {
+    **dict.fromkeys(HOP_BY_HOP, DROP),
+    "transfer-encoding": TRANSFER_ENCODING,
+    "expect": EXPECT,
+    "connection": CONNECTION,
+    "content-length": CONTENT_LENGTH,
+    "host": HOST,
+    "x-forwarded-for": FORWARDED_FOR,
+    "x-forwarded-proto": FORWARDED,  # set by the gateway, never taken from the client
+    "x-forwarded-host": FORWARDED,
+}
+
 
 class ConnectionInfo:
     """Facts about one client connection, shared by all its requests (the policy `connection`)."""
@@ -39,10 +55,12 @@ class ConnectionInfo:
     __slots__ = (
         "_certificate",
         "_verifier",
+        "authority",
         "cache",
         "client_ip",
         "client_port",
         "crl_prefetched",
+        "host_port",
         "local_port",
         "peer",
         "scheme",
@@ -68,6 +86,8 @@ class ConnectionInfo:
         self._verifier: Any = None
         self.crl_prefetched: Any = None  # the prefetch function already awaited for this chain
         self.cache: dict[Any, Any] = {}  # per-connection verification results (Verify())
+        self.authority: str | None = None  # the last Host seen and its split (handler's cache)
+        self.host_port: tuple[str, int] = ("", 0)
 
     @property
     def client_chain_der(self) -> list[bytes]:
@@ -95,6 +115,7 @@ class Exchange(Protocol):
     target: str  # raw request-target: /path?query, still percent-encoded
     authority: str  # Host header or :authority ('' when absent)
     headers: list[tuple[str, str]]  # end-to-end request headers, wire order, hop-by-hop removed
+    forwarded_for: str | None  # the client's own X-Forwarded-For values, joined (None: absent)
     body: InboundBody | None
     conn: ConnectionInfo
     http_version: str

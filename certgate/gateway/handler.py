@@ -61,8 +61,22 @@ class RequestHandler:
             return
         operation, params = matched
 
-        host, port = _split_authority(exchange.authority, conn)
-        pairs = _forwarded_headers(exchange.headers, conn, exchange.authority)
+        authority = exchange.authority
+        if authority != conn.authority:  # keep-alive clients repeat the same Host
+            conn.authority = authority
+            conn.host_port = _split_authority(authority, conn)
+        host, port = conn.host_port
+        pairs = exchange.headers  # a fresh list per request: extended in place
+        forwarded_for = exchange.forwarded_for
+        pairs.append(
+            (
+                "X-Forwarded-For",
+                conn.client_ip if forwarded_for is None else f"{forwarded_for}, {conn.client_ip}",
+            )
+        )
+        pairs.append(("X-Forwarded-Proto", conn.scheme))
+        if authority:
+            pairs.append(("X-Forwarded-Host", authority))
         request = Request(
             method,
             conn.scheme,
@@ -151,26 +165,3 @@ def _split_authority(authority: str, conn: Any) -> tuple[str, int]:
     if rest.startswith(":") and rest[1:].isdigit():
         return host, int(rest[1:])
     return host, 443 if conn.scheme == "https" else 80
-
-
-def _forwarded_headers(
-    headers: list[tuple[str, str]], conn: Any, authority: str
-) -> list[tuple[str, str]]:
-    """The client's headers plus X-Forwarded-For/-Proto/-Host (For appended to a client's list)."""
-    pairs = []
-    forwarded_for: list[str] = []
-    for name, value in headers:
-        if name[0] in "xX" and name.lower().startswith("x-forwarded-"):
-            lname = name.lower()
-            if lname == "x-forwarded-for":
-                forwarded_for.append(value)
-                continue
-            if lname in ("x-forwarded-proto", "x-forwarded-host"):
-                continue
-        pairs.append((name, value))
-    forwarded_for.append(conn.client_ip)
-    pairs.append(("X-Forwarded-For", ", ".join(forwarded_for)))
-    pairs.append(("X-Forwarded-Proto", conn.scheme))
-    if authority:
-        pairs.append(("X-Forwarded-Host", authority))
-    return pairs

@@ -16,7 +16,17 @@ from typing import Any
 import httptools
 
 from certgate.gateway.body import HIGH_WATER, ClientDisconnected, InboundBody
-from certgate.gateway.exchange import HOP_BY_HOP, RESPONSE_SKIP, ConnectionInfo
+from certgate.gateway.exchange import (
+    CONNECTION,
+    CONTENT_LENGTH,
+    EXPECT,
+    FORWARDED_FOR,
+    HOST,
+    RESPONSE_SKIP,
+    SPECIAL_REQUEST_HEADERS,
+    TRANSFER_ENCODING,
+    ConnectionInfo,
+)
 
 Handler = Callable[[Any], Awaitable[None]]
 
@@ -38,6 +48,7 @@ class H1Exchange:
         "body",
         "conn",
         "continue_pending",
+        "forwarded_for",
         "headers",
         "http_version",
         "keep_alive",
@@ -52,6 +63,7 @@ class H1Exchange:
         self.target = target
         self.headers = headers
         self.authority = ""
+        self.forwarded_for: str | None = None
         self.body: InboundBody | None = None
         self.conn = proto.info
         self.http_version = "1.1"
@@ -140,6 +152,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._has_body = False
         self._expect_continue = False
         self._connection_tokens: list[str] | None = None
+        self._forwarded_for: str | None = None
         self._parsing: H1Exchange | None = None
         self._active: H1Exchange | None = None
         self._task: asyncio.Task | None = None
@@ -215,6 +228,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._has_body = False
         self._expect_continue = False
         self._connection_tokens = None
+        self._forwarded_for = None
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -222,23 +236,28 @@ class HTTP1Protocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1")
         text = value.decode("latin-1")
-        lname = key.lower()
-        if lname in HOP_BY_HOP:
-            if lname == "transfer-encoding":
-                self._has_body = True
-            elif lname == "expect":
-                self._expect_continue = text.lower() == "100-continue"
-            elif lname == "connection":
-                tokens = [t.strip().lower() for t in text.split(",")]
-                extra = [t for t in tokens if t not in ("close", "keep-alive")]
-                if extra:
-                    self._connection_tokens = extra
-            return
-        if lname == "content-length":
+        kind = SPECIAL_REQUEST_HEADERS.get(key.lower())
+        if kind is None:
+            self._headers.append((key, text))
+        elif kind == CONTENT_LENGTH:
             self._has_body = text.strip() != "0"
-        elif lname == "host":
+            self._headers.append((key, text))
+        elif kind == HOST:
             self._authority = text
-        self._headers.append((key, text))
+            self._headers.append((key, text))
+        elif kind == TRANSFER_ENCODING:
+            self._has_body = True
+        elif kind == EXPECT:
+            self._expect_continue = text.lower() == "100-continue"
+        elif kind == CONNECTION:
+            tokens = [t.strip().lower() for t in text.split(",")]
+            extra = [t for t in tokens if t not in ("close", "keep-alive")]
+            if extra:
+                self._connection_tokens = extra
+        elif kind == FORWARDED_FOR:
+            self._forwarded_for = (
+                text if self._forwarded_for is None else (f"{self._forwarded_for}, {text}")
+            )
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -250,6 +269,7 @@ class HTTP1Protocol(asyncio.Protocol):
             self, parser.get_method().decode("ascii"), self._url.decode(), headers
         )
         exchange.authority = self._authority
+        exchange.forwarded_for = self._forwarded_for
         exchange.http_version = parser.get_http_version()
         exchange.keep_alive = parser.should_keep_alive()
         if self._has_body:

@@ -27,7 +27,14 @@ from h2.exceptions import H2Error
 from h2.settings import SettingCodes, Settings
 
 from certgate.gateway.body import HIGH_WATER, ClientDisconnected, InboundBody
-from certgate.gateway.exchange import HOP_BY_HOP, RESPONSE_SKIP, ConnectionInfo
+from certgate.gateway.exchange import (
+    CONTENT_LENGTH,
+    FORWARDED_FOR,
+    HOST,
+    RESPONSE_SKIP,
+    SPECIAL_REQUEST_HEADERS,
+    ConnectionInfo,
+)
 from certgate.gateway.http1 import Handler
 
 _CONNECTION_WINDOW = 4 * 1024 * 1024
@@ -43,6 +50,7 @@ class H2Exchange:
         "authority",
         "body",
         "conn",
+        "forwarded_for",
         "headers",
         "http_version",
         "method",
@@ -58,6 +66,7 @@ class H2Exchange:
         self.method = "GET"
         self.target = "/"
         self.authority = ""
+        self.forwarded_for: str | None = None
         self.headers: list[tuple[str, str]] = []
         self.body: InboundBody | None = None
         self.conn = proto.info
@@ -185,12 +194,15 @@ class HTTP2Protocol(asyncio.Protocol):
                     exchange.authority = value.decode("latin-1")
                 continue
             key = name.decode("latin-1")
-            if key in HOP_BY_HOP:
-                continue
-            if key == "host":
+            kind = SPECIAL_REQUEST_HEADERS.get(key)
+            if kind is None or kind == CONTENT_LENGTH:
+                regular.append((key, value.decode("latin-1")))
+            elif kind == HOST:
                 exchange.authority = exchange.authority or value.decode("latin-1")
-                continue
-            regular.append((key, value.decode("latin-1")))
+            elif kind == FORWARDED_FOR:
+                text = value.decode("latin-1")
+                previous = exchange.forwarded_for
+                exchange.forwarded_for = text if previous is None else f"{previous}, {text}"
         if event.stream_ended is None:
             exchange.body = InboundBody(exchange._consumed)
         self._streams[event.stream_id] = exchange

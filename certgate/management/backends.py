@@ -67,14 +67,19 @@ _SCHEMA = {
 }
 
 
-def _text(props: dict, name: str, max_length: int, *, required: bool = False) -> str | None:
+def _text(
+    props: dict, name: str, max_length: int, *, required: bool = False, prefix: str = ""
+) -> str | None:
     value = props.get(name)
+    target = prefix + name
     if value is None:
         if required:
-            raise ValidationError(f"'{name}' is required.", name)
+            raise ValidationError(f"'{target}' is required.", target)
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= max_length:
-        raise ValidationError(f"'{name}' must be a string of 1 to {max_length} characters.", name)
+        raise ValidationError(
+            f"'{target}' must be a string of 1 to {max_length} characters.", target
+        )
     return value
 
 
@@ -249,7 +254,7 @@ def _authorization(value: Any, stored: dict | None) -> dict:
 def _proxy(value: Any, stored_password: str | None) -> tuple[dict, str | None]:
     if not isinstance(value, dict):
         raise ValidationError("'proxy' must be an object with a url.", "proxy")
-    url = _absolute_url(_text(value, "url", 2000, required=True), "proxy.url")
+    url = _absolute_url(_text(value, "url", 2000, required=True, prefix="proxy."), "proxy.url")
     shown: dict[str, Any] = {"url": url}
     username = value.get("username")
     if username is not None:

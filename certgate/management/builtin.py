@@ -7,9 +7,12 @@ import importlib
 KIND_MODULES = (
     "certgate.management.service",
     "certgate.management.certificates",
+    "certgate.management.apis",
+    "certgate.management.backends",
     "certgate.management.keyvault",
     "certgate.management.revocation_lists",
     "certgate.policy.management",
+    "certgate.management.gateway_credentials",
 )
 
 

@@ -42,6 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote, urlsplit
 
 from certgate.expressions.dotnet.collections import KeyValuePair
+from certgate.expressions.dotnet.json import parse_json
 from certgate.expressions.errors import cs_error
 from certgate.expressions.model import CsObject
 
@@ -395,8 +396,6 @@ def convert_body(data: bytes, type_arg: str) -> Any:
     if type_arg == "byte[]":
         return data
     if type_arg in ("JObject", "JArray", "JToken"):
-        from certgate.expressions.dotnet.json import parse_json
-
         return parse_json(data.decode("utf-8", errors="replace"))
     raise TypeError(f"Body.As<{type_arg}>() is not supported")
 
@@ -405,14 +404,16 @@ class Request(CsObject):
     """`IRequest`: the client's request as the policies see and change it."""
 
     __slots__ = (
-        "Body",
         "Certificate",
         "Headers",
         "IpAddress",
         "Method",
-        "Url",
+        "_body",
         "_matched",
         "_orig",
+        "_source",
+        "_target",
+        "_url",
     )
     __cs_type__ = "IRequest"
     __cs_members__ = frozenset(
@@ -441,13 +442,29 @@ class Request(CsObject):
         certificate: Any = None,
     ) -> None:
         self.Method = method
-        self.Url = Url(scheme, host, port, target)
+        self._target = (scheme, host, port, target)
+        self._url: Url | None = None
         self._orig: Url | None = None
         self.Headers = headers
-        self.Body = Body(body)
+        self._source = body
+        self._body: Body | None = None
         self.IpAddress = ip_address
         self.Certificate = certificate
         self._matched: dict[str, str] | None = None
+
+    @property
+    def Url(self) -> Url:
+        """Built on first use: most requests never look at their URL's parts."""
+        if self._url is None:
+            self._url = Url(*self._target)
+        return self._url
+
+    @property
+    def Body(self) -> Body:
+        if self._body is None:
+            self._body = Body(self._source)
+            self._source = None
+        return self._body
 
     @property
     def OriginalUrl(self) -> Url:

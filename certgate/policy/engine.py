@@ -14,6 +14,7 @@ from typing import Any
 
 from certgate.expressions.errors import ExpressionRuntimeError
 from certgate.policy.context import Context, LastError, Response, reason_phrase
+from certgate.policy.elements.backend import ForwardRequest
 from certgate.policy.errors import BackendError, PolicyRuntimeError
 from certgate.policy.loader import PolicyDocument
 from certgate.policy.registry import SECTIONS, Policy, PolicyFault, run_policies
@@ -23,47 +24,16 @@ log = logging.getLogger("certgate.policy")
 _BACKEND_STATUS = {"BackendConnectionFailure": 500, "Timeout": 504}
 
 
-class BufferBodies(Policy):
-    """Wraps a policy whose expressions read a body: buffer it first, then run the policy.
-
-    It carries the wrapped policy's name, path, scope, section and id, so errors name that policy.
-    """
-
-    __slots__ = ("inner", "name", "request", "response")
-
-    def __init__(self, inner: Policy, request: bool, response: bool) -> None:
-        super().__init__()
-        self.inner = inner
-        self.request = request
-        self.response = response
-        self.name = inner.name
-        self.policy_id = inner.policy_id
-        self.path = inner.path
-        self.scope = inner.scope
-        self.section = inner.section
-
-    async def execute(self, context: Any) -> bool | None:
-        if self.request:
-            await context.Request.Body.buffer()
-        if self.response:
-            await context.Response.Body.buffer()
-        return await self.inner.execute(context)
-
-
 def _default_section(section: str) -> list[Policy]:
     """What `<base/>` means at global scope: APIM's default global policy."""
     if section != "backend":
         return []
-    from certgate.policy.elements.backend import ForwardRequest
-
     forward = ForwardRequest()
     forward.scope, forward.section, forward.path = "global", "backend", "forward-request[1]"
     return [forward]
 
 
 def _compose(docs: list[PolicyDocument | None], section: str) -> list[Policy]:
-    from certgate.policy.elements.control import Base
-
     effective = _default_section(section)
     for doc in docs:
         if doc is None:
@@ -73,7 +43,7 @@ def _compose(docs: list[PolicyDocument | None], section: str) -> list[Policy]:
             continue
         spliced: list[Policy] = []
         for policy in policies:
-            if isinstance(policy, Base):
+            if policy.name == "base":
                 spliced.extend(effective)
             else:
                 spliced.append(policy)

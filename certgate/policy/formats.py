@@ -6,7 +6,7 @@ XML-escaped so the document is well-formed; in `rawxml` expressions keep raw `"`
 
 from __future__ import annotations
 
-from certgate.expressions.scanner import find_expressions
+from certgate.expressions import find_expressions
 from certgate.policy.reader import decode_entities
 
 _ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"))

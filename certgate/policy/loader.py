@@ -14,7 +14,7 @@ from typing import Any
 from certgate.policy.catalog import Catalog
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.reader import Node, read_document
-from certgate.policy.registry import SECTIONS, Policy, policy_class
+from certgate.policy.registry import SECTIONS, BufferBodies, Policy, policy_class
 from certgate.policy.values import Const, compile_value
 
 SCOPES = ("global", "product", "api", "operation")
@@ -244,8 +244,6 @@ class Loader:
         policy.scope = self.scope
         policy.section = self.section
         if request_body or response_body:
-            from certgate.policy.engine import BufferBodies
-
             return BufferBodies(policy, request_body, response_body)
         return policy
 
@@ -339,8 +337,6 @@ def parse_fragment(text: str, catalog: Catalog) -> tuple[list[Policy], set[str]]
 
 
 def _check_base(sections: dict[str, list[Policy] | None]) -> None:
-    from certgate.policy.elements.control import Base
-
     for name, policies in sections.items():
-        if policies and sum(isinstance(p, Base) for p in policies) > 1:
+        if policies and sum(p.name == "base" for p in policies) > 1:
             raise PolicyValidationError(f"Element 'base' appears more than once in '{name}'.")

@@ -13,7 +13,7 @@ import xml.parsers.expat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from certgate.expressions.scanner import find_expressions
+from certgate.expressions import find_expressions
 from certgate.policy.errors import PolicyValidationError
 
 _NAMED_VALUE = re.compile(r"\{\{([A-Za-z0-9._\-]+)\}\}")

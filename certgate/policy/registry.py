@@ -110,3 +110,30 @@ async def run_policies(policies: Sequence[Policy], context: Any) -> bool:
         except Exception as exc:
             raise PolicyFault(policy, exc) from exc
     return False
+
+
+class BufferBodies(Policy):
+    """Wraps a policy whose expressions read a body: buffer it first, then run the policy.
+
+    It carries the wrapped policy's name, path, scope, section and id, so errors name that policy.
+    """
+
+    __slots__ = ("inner", "name", "request", "response")
+
+    def __init__(self, inner: Policy, request: bool, response: bool) -> None:
+        super().__init__()
+        self.inner = inner
+        self.request = request
+        self.response = response
+        self.name = inner.name
+        self.policy_id = inner.policy_id
+        self.path = inner.path
+        self.scope = inner.scope
+        self.section = inner.section
+
+    async def execute(self, context: Any) -> bool | None:
+        if self.request:
+            await context.Request.Body.buffer()
+        if self.response:
+            await context.Response.Body.buffer()
+        return await self.inner.execute(context)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from certgate.expressions import ExpressionCompileError, compile_expression
 from certgate.expressions.runtime import cs_str
 from certgate.policy.errors import ExpressionValidationError
 
@@ -32,8 +33,6 @@ def compile_value(source: str, element: str, line: int, column: int, where: str)
 
     The result has `evaluate(context)`, `uses_request_body` and `uses_response_body`.
     """
-    from certgate.expressions import ExpressionCompileError, compile_expression
-
     try:
         return compile_expression(source)
     except ExpressionCompileError as exc:

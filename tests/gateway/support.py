@@ -85,7 +85,7 @@ class Backend:
                 {
                     "method": exchange.method,
                     "target": exchange.target,
-                    "headers": exchange.headers,
+                    "headers": exchange._proto.raw_headers.pop(id(exchange)),
                     "length": len(data),
                     "sha256": hashlib.sha256(data).hexdigest(),
                 }
@@ -96,9 +96,25 @@ class Backend:
 
 
 class _TrackedHTTP1(HTTP1Protocol):
+    """The gateway's own protocol as a backend, remembering each request's headers as sent."""
+
     def __init__(self, handler, backend: Backend) -> None:
         super().__init__(handler)
         self._backend = backend
+        self._raw: list[tuple[str, str]] = []
+        self.raw_headers: dict[int, list[tuple[str, str]]] = {}
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._raw = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._raw.append((name.decode("latin-1"), value.decode("latin-1")))
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self.raw_headers[id(self._parsing)] = self._raw
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)

@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from certgate.policy.catalog import MemoryCatalog
+from certgate.policy.loader import parse_document
 from tests.policy.support import (
     RecordingForwarder,
     body_text,
@@ -325,3 +326,23 @@ async def test_choose_picks_the_first_true_branch() -> None:
     assert ("X-Branch", "second") in forwarder.calls[0].headers
     _, _, forwarder = await run(doc, make_context(method="POST"))
     assert ("X-Branch", "post") in forwarder.calls[0].headers
+
+
+@pytest.mark.parametrize(
+    ("attributes", "delays"),
+    [
+        ("interval='2'", [2, 2, 2]),
+        ("interval='1' delta='2'", [1, 3, 5]),
+        ("interval='1' delta='2' max-interval='10'", [3, 7, 10]),
+    ],
+)
+def test_retry_waits_fixed_linear_or_exponential(attributes: str, delays: list[int]) -> None:
+    doc = parse_document(
+        policies(
+            backend=f"<retry condition='@(false)' count='3' {attributes}><forward-request/></retry>"
+        ),
+        "api",
+        MemoryCatalog(),
+    )
+    retry = doc.sections["backend"][0]
+    assert [retry.delay(make_context(), n) for n in (1, 2, 3)] == delays

@@ -2,7 +2,8 @@
 
 Answers JSON naming what it saw: the SHA-1 thumbprint of the client certificate (or null), the
 request line, headers, body size and a connection number. `/slow` never answers; `/bytes/N`
-streams N bytes; `/echo` streams the request body back; `/close` answers with Connection: close.
+streams N bytes; `/echo` streams the request body back; `/close` answers with Connection: close;
+`/early` answers 413 before reading the body, then closes.
 """
 
 from __future__ import annotations
@@ -126,6 +127,12 @@ class _EchoProtocol(asyncio.Protocol):
         self.headers.append((name.decode(), value.decode()))
 
     def on_headers_complete(self) -> None:
+        if self.url == b"/early":  # refuses the upload before reading it
+            self.transport.write(
+                b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            self.transport.close()
+            return
         self.echo = self.url == b"/echo"
         if self.echo:
             self.transport.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")

@@ -237,3 +237,22 @@ async def test_concurrent_requests_open_parallel_connections(certs, backend, for
     )
     assert all(r["thumbprint"] is None for r in results)
     assert backend.connections <= 20
+
+
+async def test_early_response_stops_the_upload(certs, backend, forwarder):
+    upload = Upload(4096)  # 256 MB, far more than the backend will read
+    context = make_context(backend.url(), snapshot(certs), path="/early", method="PUT", body=upload)
+    await forwarder.forward(context)
+    assert context.Response.StatusCode == 413
+    assert upload.sent < 64 * 1024 * 1024
+
+
+async def test_cancelled_request_closes_its_upstream_connection(certs, backend, forwarder):
+    context = make_context(backend.url(), snapshot(certs), path="/slow")
+    task = asyncio.ensure_future(forwarder.forward(context))
+    await wait_for(lambda: backend.open)
+    task.cancel()  # the client went away
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_for(lambda: not backend.open)
+    assert all(not pool.connections for pool in forwarder.pools.pools())

@@ -21,7 +21,7 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from certgate.gateway.upstream.connection import ConnectionClosed
+from certgate.gateway.upstream.connection import ConnectionClosed, UpstreamConnection
 from certgate.gateway.upstream.pool import Origin, Pools
 from certgate.gateway.upstream.tls import SYSTEM_TRUST, ClientIdentity, Identities
 from certgate.policy.context import Headers, Response
@@ -113,33 +113,25 @@ class Forwarder:
         head_only = request.Method == "HEAD"
 
         conn = await pool.acquire(timeout)
-        conn.start(head, head_only, timeout)
-        if stream is None:
-            conn.finish_request()
+        try:
+            status, reason, headers, body = await _exchange(
+                conn, head, stream, chunked, head_only, timeout
+            )
+        except ConnectionClosed:
+            if stream is not None or not (conn.reused and conn.received_nothing):
+                raise _closed(origin) from None
+            conn = await pool.connect(timeout)  # a stale keep-alive connection: once more
             try:
-                status, reason, headers, body = await conn.response_head()
-            except ConnectionClosed:
-                if not (conn.reused and conn.received_nothing):
-                    raise _closed(origin) from None
-                conn = await pool.connect(timeout)  # a stale keep-alive connection: once more
-                conn.start(head, head_only, timeout)
-                conn.finish_request()
-                try:
-                    status, reason, headers, body = await conn.response_head()
-                except ConnectionClosed:
-                    raise _closed(origin) from None
-        else:
-            try:
-                await _send_body(conn, stream, chunked)
-                status, reason, headers, body = await conn.response_head()
+                status, reason, headers, body = await _exchange(
+                    conn, head, None, False, head_only, timeout
+                )
             except ConnectionClosed:
                 raise _closed(origin) from None
-            except BaseException:
-                conn.abort()
-                raise
         if body is not None:
             ready = body.take_ready()
-            context.Response = Response(status, reason, Headers(headers), ready or body)
+            context.Response = Response(
+                status, reason, Headers(headers), body if ready is None else ready
+            )
         else:
             context.Response = Response(status, reason, Headers(headers), b"")
 
@@ -253,7 +245,32 @@ def _request_head(request: Any, path: str, origin: Origin, backend: Any) -> tupl
     return head, stream, chunked
 
 
-async def _send_body(conn: Any, stream: Any, chunked: bool) -> None:
+async def _exchange(
+    conn: UpstreamConnection,
+    head: bytes,
+    stream: Any,
+    chunked: bool,
+    head_only: bool,
+    timeout: float,
+) -> tuple:
+    """One request on `conn`; any failure or cancellation closes it (it is never half-reused)."""
+    conn.start(head, head_only, timeout)
+    try:
+        if stream is None:
+            conn.finish_request()
+        else:
+            try:
+                await _send_body(conn, stream, chunked)
+            except ConnectionClosed:
+                if not conn.response_started:
+                    raise  # else: the backend answered early, then closed
+        return await conn.response_head()
+    except BaseException:
+        conn.abort()
+        raise
+
+
+async def _send_body(conn: UpstreamConnection, stream: Any, chunked: bool) -> None:
     """Stream the request body; stops early when the backend already answered."""
     async for chunk in stream:
         if not chunk:

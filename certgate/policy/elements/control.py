@@ -164,16 +164,17 @@ class Retry(Policy):
         self.policies = tuple(loader.policies(node))
         return self
 
-    def _delay(self, context: Any, attempt: int) -> float:
+    def delay(self, context: Any, attempt: int) -> float:
+        """Seconds before retry `attempt` (1-based), as APIM documents: fixed with `interval`
+        alone, linear with `delta`, exponential with `delta` and `max-interval`."""
         interval = as_int(self.interval.evaluate(context))
         if self.delta is None:
-            delay = interval
-        else:
-            delta = as_int(self.delta.evaluate(context))
-            delay = interval + (2 ** (attempt - 1) - 1) * delta if interval else delta * attempt
-        if self.max_interval is not None:
-            delay = min(delay, as_int(self.max_interval.evaluate(context)))
-        return float(max(0, delay))
+            return float(max(0, interval))
+        delta = as_int(self.delta.evaluate(context))
+        if self.max_interval is None:
+            return float(max(0, interval + (attempt - 1) * delta))
+        ceiling = as_int(self.max_interval.evaluate(context))
+        return float(max(0, min(ceiling, interval + (2**attempt - 1) * delta)))
 
     async def execute(self, context: Any) -> bool | None:
         count = as_int(self.count.evaluate(context))
@@ -185,7 +186,7 @@ class Retry(Policy):
                 return None
             attempt += 1
             if not (attempt == 1 and as_bool(self.first_fast.evaluate(context))):
-                delay = self._delay(context, attempt)
+                delay = self.delay(context, attempt)
                 if delay:
                     await asyncio.sleep(delay)
 

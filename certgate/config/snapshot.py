@@ -1,0 +1,204 @@
+"""Store -> Snapshot: everything the data plane needs, compiled once per configuration revision.
+
+A Snapshot is immutable. Requests read one reference to the `GatewayConfig` (routes, pipelines, TLS
+bindings), whose `snapshot` (`context.snapshot`) holds what the upstream side reads: backends,
+certificates, the backend trust store. A new revision compiles both anew; TLS contexts and pools of
+unchanged identities carry over.
+
+Product scope: certgate has no subscriptions yet, so an API that belongs to exactly one product
+runs that product's policy; an API in several products runs none of them (which one applies is
+decided by the caller's subscription in APIM), and the compiler logs that once per revision.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from certgate.certs.crl import CrlFetcher
+from certgate.certs.material import CertificateMaterial, load_certificate
+from certgate.certs.trust import build_verifier
+from certgate.certs.verify import Verifier
+from certgate.certs.x509 import X509Certificate2
+from certgate.config.store import Resource, Store
+from certgate.gateway.config import GatewayConfig, HostnameConfig, build_gateway_config
+from certgate.gateway.upstream.backend import Backend, compile_backend
+from certgate.gateway.upstream.forwarder import Forwarder
+from certgate.gateway.upstream.tls import BackendTrust
+from certgate.management.backends import runtime_properties
+from certgate.management.certificates import certificate_material, certificate_path
+from certgate.policy.catalog import StoreCatalog
+from certgate.policy.context import Deployment
+from certgate.policy.engine import Pipeline, compile_pipeline
+from certgate.policy.loader import PolicyDocument, parse_document
+
+log = logging.getLogger("certgate.snapshot")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    revision: int
+    verifier: Verifier
+    certificates_by_id: Mapping[str, CertificateMaterial]
+    certificates_by_thumbprint: Mapping[str, CertificateMaterial]
+    backends: Mapping[str, Backend]
+    backend_trust: BackendTrust
+    apis: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+class SnapshotBuilder:
+    """Compiles Snapshots for one process; keeps what must outlive a Snapshot (pools, CRL cache)."""
+
+    def __init__(self, store: Store, *, dev_server_pem: bytes) -> None:
+        self.store = store
+        self.revision = -1
+        self.forwarder = Forwarder()
+        self.crl_fetcher = CrlFetcher()
+        self._dev_server = load_certificate(dev_server_pem, None)
+        self._previous: GatewayConfig | None = None
+
+    def build(self) -> GatewayConfig:
+        """Reads the store at its current revision and compiles it; raises on a broken config."""
+        revision = self.store.revision()
+        config = _compile(_Rows(self.store.list()), revision, self)
+        self._previous, self.revision = config, revision
+        return config
+
+    def close(self) -> None:
+        self.forwarder.close()
+
+
+class _Rows:
+    """The store's rows grouped by kind and path, read once per build."""
+
+    def __init__(self, resources: list[Resource]) -> None:
+        self.by_path = {r.path: r for r in resources}
+        self.by_kind: dict[str, list[Resource]] = {}
+        for resource in resources:
+            self.by_kind.setdefault(resource.kind, []).append(resource)
+
+    def kind(self, name: str) -> list[Resource]:
+        return self.by_kind.get(name, [])
+
+    def properties(self, path: str) -> dict:
+        row = self.by_path.get(path)
+        return row.properties if row else {}
+
+
+def _compile(rows: _Rows, revision: int, builder: SnapshotBuilder) -> GatewayConfig:
+    service = rows.properties("service")
+    certificates = {r.name: certificate_material(r) for r in rows.kind("certificate")}
+    by_thumbprint = {m.thumbprint: m for m in certificates.values()}
+    verifier = build_verifier(
+        service,
+        [r.properties for r in rows.kind("certificateRevocationList")],
+        fetcher=builder.crl_fetcher,
+    )
+    apis = {r.name: r.properties for r in rows.kind("api")}
+    snapshot = Snapshot(
+        revision=revision,
+        verifier=verifier,
+        certificates_by_id=certificates,
+        certificates_by_thumbprint=by_thumbprint,
+        backends={
+            r.name: compile_backend(r.name, runtime_properties(r), certificates, by_thumbprint)
+            for r in rows.kind("backend")
+        },
+        backend_trust=_backend_trust(service),
+        apis=apis,
+    )
+    operations: dict[str, dict[str, dict]] = {}
+    for row in rows.kind("operation"):
+        operations.setdefault(row.parent.split("/")[1], {})[row.name] = row.properties
+    return build_gateway_config(
+        revision=revision,
+        hostnames=_hostnames(service, certificates, builder._dev_server),
+        apis=apis,
+        operations=operations,
+        pipeline_for=_Pipelines(rows, StoreCatalog(builder.store)).for_operation,
+        snapshot=snapshot,
+        deployment=Deployment(_deployment_certificates(certificates.values(), verifier)),
+        forwarder=builder.forwarder,
+        verifier=verifier,
+        crl_prefetch=verifier.prefetch,
+        previous=builder._previous,
+    )
+
+
+def _hostnames(
+    service: Mapping, certificates: Mapping[str, CertificateMaterial], dev: CertificateMaterial
+) -> list[HostnameConfig]:
+    configured = [
+        HostnameConfig(
+            hostname=entry["hostName"],
+            certificate=(
+                certificates[certificate_path(entry["certificateId"]).split("/", 1)[1]]
+                if entry.get("certificateId")
+                else dev
+            ),
+            negotiate_client_certificate=bool(entry.get("negotiateClientCertificate")),
+            default_ssl_binding=bool(entry.get("defaultSslBinding")),
+        )
+        for entry in service.get("hostnameConfigurations") or []
+    ]
+    if not any(h.default_ssl_binding for h in configured):
+        configured.append(HostnameConfig("localhost", dev, default_ssl_binding=not configured))
+    return configured
+
+
+def _backend_trust(service: Mapping) -> BackendTrust:
+    cas = [
+        x509.load_der_x509_certificate(base64.b64decode(entry["encodedCertificate"]))
+        for entry in service.get("certificates") or []
+    ]
+    return BackendTrust(cas)
+
+
+def _deployment_certificates(materials, verifier: Verifier) -> dict[str, X509Certificate2]:
+    """`context.Deployment.Certificates`: every stored certificate by thumbprint, as APIM offers."""
+    return {m.thumbprint: X509Certificate2(m.certificate, m.chain, verifier) for m in materials}
+
+
+class _Pipelines:
+    """Parses each policy document once and composes global > product > API > operation."""
+
+    def __init__(self, rows: _Rows, catalog: StoreCatalog) -> None:
+        self._rows = rows
+        self._catalog = catalog
+        self._documents: dict[str, PolicyDocument | None] = {}
+        self._product_of = self._single_products()
+
+    def for_operation(self, api_id: str, operation_id: str) -> Pipeline:
+        product = self._product_of.get(api_id)
+        return compile_pipeline(
+            self._document("policies/policy", "global"),
+            self._document(f"products/{product}/policies/policy", "product") if product else None,
+            self._document(f"apis/{api_id}/policies/policy", "api"),
+            self._document(f"apis/{api_id}/operations/{operation_id}/policies/policy", "operation"),
+        )
+
+    def _document(self, path: str, scope: str) -> PolicyDocument | None:
+        if path not in self._documents:
+            row = self._rows.by_path.get(path)
+            self._documents[path] = (
+                parse_document(row.properties["value"], scope, self._catalog) if row else None
+            )
+        return self._documents[path]
+
+    def _single_products(self) -> dict[str, str]:
+        products: dict[str, list[str]] = {}
+        for link in self._rows.kind("productApi"):
+            products.setdefault(link.name, []).append(link.parent.split("/")[1])
+        for api_id, names in products.items():
+            if len(names) > 1:
+                log.warning(
+                    "API %r is in several products (%s): no product policy applies to it",
+                    api_id,
+                    ", ".join(sorted(names)),
+                )
+        return {api_id: names[0] for api_id, names in products.items() if len(names) == 1}
