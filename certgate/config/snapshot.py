@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +32,9 @@ from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.gateway.upstream.tls import BackendTrust
 from certgate.management.backends import runtime_properties
 from certgate.management.certificates import certificate_material, certificate_path
-from certgate.policy.catalog import StoreCatalog
 from certgate.policy.context import Deployment
-from certgate.policy.engine import Pipeline, compile_pipeline
-from certgate.policy.loader import PolicyDocument, parse_document
+from certgate.policy.documents import PolicyDocuments
+from certgate.policy.engine import Pipeline
 
 log = logging.getLogger("certgate.snapshot")
 
@@ -120,7 +119,7 @@ def _compile(rows: _Rows, revision: int, builder: SnapshotBuilder) -> GatewayCon
         hostnames=_hostnames(service, certificates, builder._dev_server),
         apis=apis,
         operations=operations,
-        pipeline_for=_Pipelines(rows, StoreCatalog(builder.store)).for_operation,
+        pipeline_for=_pipelines(rows, PolicyDocuments(builder.store)),
         snapshot=snapshot,
         deployment=Deployment(_deployment_certificates(certificates.values(), verifier)),
         forwarder=builder.forwarder,
@@ -164,41 +163,17 @@ def _deployment_certificates(materials, verifier: Verifier) -> dict[str, X509Cer
     return {m.thumbprint: X509Certificate2(m.certificate, m.chain, verifier) for m in materials}
 
 
-class _Pipelines:
-    """Parses each policy document once and composes global > product > API > operation."""
-
-    def __init__(self, rows: _Rows, catalog: StoreCatalog) -> None:
-        self._rows = rows
-        self._catalog = catalog
-        self._documents: dict[str, PolicyDocument | None] = {}
-        self._product_of = self._single_products()
-
-    def for_operation(self, api_id: str, operation_id: str) -> Pipeline:
-        product = self._product_of.get(api_id)
-        return compile_pipeline(
-            self._document("policies/policy", "global"),
-            self._document(f"products/{product}/policies/policy", "product") if product else None,
-            self._document(f"apis/{api_id}/policies/policy", "api"),
-            self._document(f"apis/{api_id}/operations/{operation_id}/policies/policy", "operation"),
-        )
-
-    def _document(self, path: str, scope: str) -> PolicyDocument | None:
-        if path not in self._documents:
-            row = self._rows.by_path.get(path)
-            self._documents[path] = (
-                parse_document(row.properties["value"], scope, self._catalog) if row else None
+def _pipelines(rows: _Rows, documents: PolicyDocuments) -> Callable[[str, str], Pipeline]:
+    """`pipeline_for(api, operation)`: global > product (when unambiguous) > API > operation."""
+    products: dict[str, list[str]] = {}
+    for link in rows.kind("productApi"):
+        products.setdefault(link.name, []).append(link.parent.split("/")[1])
+    for api_id, names in products.items():
+        if len(names) > 1:
+            log.warning(
+                "API %r is in several products (%s): no product policy applies to it",
+                api_id,
+                ", ".join(sorted(names)),
             )
-        return self._documents[path]
-
-    def _single_products(self) -> dict[str, str]:
-        products: dict[str, list[str]] = {}
-        for link in self._rows.kind("productApi"):
-            products.setdefault(link.name, []).append(link.parent.split("/")[1])
-        for api_id, names in products.items():
-            if len(names) > 1:
-                log.warning(
-                    "API %r is in several products (%s): no product policy applies to it",
-                    api_id,
-                    ", ".join(sorted(names)),
-                )
-        return {api_id: names[0] for api_id, names in products.items() if len(names) == 1}
+    single = {api_id: names[0] for api_id, names in products.items() if len(names) == 1}
+    return lambda api_id, operation_id: documents.pipeline(api_id, operation_id, single.get(api_id))

@@ -61,6 +61,7 @@ class Backend:
 
     async def _handle(self, exchange) -> None:
         self.requests += 1
+        raw_headers = exchange._proto.raw_headers.pop(id(exchange))
         path, _, query = exchange.target.partition("?")
         if "/upload" in path:
             digest = hashlib.sha256()
@@ -85,7 +86,7 @@ class Backend:
                 {
                     "method": exchange.method,
                     "target": exchange.target,
-                    "headers": exchange._proto.raw_headers.pop(id(exchange)),
+                    "headers": raw_headers,
                     "length": len(data),
                     "sha256": hashlib.sha256(data).hexdigest(),
                 }
