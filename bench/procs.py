@@ -117,6 +117,13 @@ def cpu_ticks(pids: Sequence[int]) -> int:
     return total
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(all, idle + iowait) clock ticks of every CPU since boot, from /proc/stat."""
+    with open("/proc/stat") as handle:
+        values = [int(x) for x in handle.readline().split()[1:]]
+    return sum(values[:8]), values[3] + values[4]
+
+
 def pin(pids: Sequence[int], cpus: set[int]) -> None:
     """Like `taskset -a -p`: every thread of every process."""
     for pid in pids:

@@ -48,7 +48,8 @@ _LINE = re.compile(r":\d+\)$")
 
 
 def hottest(raw: Path, count: int = 15) -> str:
-    """Own (leaf) and inclusive share of the hottest functions, all lines of one together."""
+    """Own (leaf) and inclusive share of the hottest functions of the main thread (the event loop),
+    all lines of one function together."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -57,11 +58,13 @@ def hottest(raw: Path, count: int = 15) -> str:
         if not samples.isdigit():
             continue
         frames = [_LINE.sub(")", frame) for frame in stack.split(";")]
+        if frames[0].startswith("Thread._bootstrap"):
+            continue  # pool threads blocked in C look busy to py-spy here; the loop is the main one
         total += int(samples)
         own[frames[-1]] += int(samples)
         for frame in set(frames):
             inclusive[frame] += int(samples)
-    lines = [f"{'own':>6} {'incl':>6}  function (py-spy, {total} samples)"]
+    lines = [f"{'own':>6} {'incl':>6}  function (py-spy, main thread, {total} samples)"]
     for frame, samples in own.most_common(count):
         lines.append(
             f"{100 * samples / total:5.1f}% {100 * inclusive[frame] / total:5.1f}%  {frame}"

@@ -10,7 +10,9 @@ REFERENCE = "nginx"
 
 def summarize(records: list[dict]) -> list[dict]:
     """One row per (scenario, system): medians over repetitions, and the median of the ratios
-    system/nginx computed within each repetition (the figure that survives machine drift)."""
+    system/nginx computed within each repetition (the figure that survives machine drift): `ratio`
+    of req/s, and `cpu_ratio`, nginx's CPU per request over the system's (the steadier one when
+    other work shares the machine)."""
     by: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for record in records:
         by[(record["scenario"], record["system"])].append(record)
@@ -30,12 +32,20 @@ def summarize(records: list[dict]) -> list[dict]:
             "cpu_us_per_req": _median([r["cpu_us_per_req"] for r in good]),
             "ratio": None,
             "ratio_runs": [],
+            "cpu_ratio": None,
         }
-        reference = {r["rep"]: r["rps"] for r in by.get((scenario, REFERENCE), []) if r["ok"]}
+        reference = {r["rep"]: r for r in by.get((scenario, REFERENCE), []) if r["ok"]}
         if system != REFERENCE:
-            ratios = [r["rps"] / reference[r["rep"]] for r in good if r["rep"] in reference]
+            pairs = [(r, reference[r["rep"]]) for r in good if r["rep"] in reference]
+            ratios = [r["rps"] / ref["rps"] for r, ref in pairs]
             row["ratio"] = _median(ratios)
             row["ratio_runs"] = [round(x, 3) for x in ratios]
+            cpu = [
+                ref["cpu_us_per_req"] / r["cpu_us_per_req"]
+                for r, ref in pairs
+                if r["cpu_us_per_req"]
+            ]
+            row["cpu_ratio"] = _median(cpu)
         rows.append(row)
     return rows
 
@@ -47,6 +57,7 @@ def _median(values: list) -> float | None:
 
 def table(rows: list[dict], descriptions: dict[str, str]) -> str:
     head = ("scenario", "system", "req/s", "runs", "p50 ms", "p99 ms", "CPU µs/req", "vs nginx")
+    head += ("CPU vs nginx",)
     lines = [head]
     for row in rows:
         ratio = "-"
@@ -63,6 +74,7 @@ def table(rows: list[dict], descriptions: dict[str, str]) -> str:
                 _fmt(row["p99_ms"], ".2f"),
                 _fmt(row["cpu_us_per_req"], ".0f"),
                 ratio,
+                _fmt(row["cpu_ratio"], ".2f"),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]

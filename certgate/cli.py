@@ -232,7 +232,8 @@ def _ca_add(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
     cas = _service(client).get("certificates") or []
     cas = [_ca_entry(ca) for ca in cas]
     cas.append({"encodedCertificate": encoded, "storeName": store})
-    return client.patch("", {"properties": {"certificates": cas}})["properties"]["certificates"]
+    service = client.patch("", {"properties": {"certificates": cas}})["properties"]
+    return [_flatten_ca(ca) for ca in service["certificates"]]
 
 
 def _der_or_pem(data: bytes) -> bytes:

@@ -114,7 +114,9 @@ async def _main(
         loop.add_signal_handler(signum, stop.set)
     served = asyncio.create_task(management.serve())
     polling = asyncio.create_task(worker.follow_revisions())
-    await _first(stop.wait(), served)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({served, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
     management.should_exit = True
     polling.cancel()
     if refresher is not None:
@@ -122,14 +124,6 @@ async def _main(
     await served
     await worker.close()
     store.close()
-
-
-async def _first(*awaitables) -> None:
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in tasks:
-        if not task.done():
-            task.cancel()
 
 
 def _start_refresher(args: argparse.Namespace, store: Store, worker: _GatewayWorker):

@@ -22,11 +22,23 @@ class HostnameConfig:
     """One `hostnameConfigurations[]` entry of type Proxy, with its loaded server certificate."""
 
     hostname: str
-    certificate: (
-        Any  # certgate.certs.material.CertificateMaterial (certificate, private_key, chain)
-    )
+    certificate: Any  # a CertificateMaterial (certificate, private_key, chain)
     negotiate_client_certificate: bool = False
     default_ssl_binding: bool = False
+
+    @classmethod
+    def from_arm(cls, properties: Mapping[str, Any], certificate: Any) -> HostnameConfig:
+        """From one ARM `hostnameConfigurations[]` entry (`hostName`, `negotiateClientCertificate`,
+        `defaultSslBinding`) and its already-loaded certificate."""
+        hostname = properties.get("hostName")
+        if not hostname or not isinstance(hostname, str):
+            raise TLSConfigError("hostnameConfigurations: 'hostName' is required")
+        return cls(
+            hostname,
+            certificate,
+            bool(properties.get("negotiateClientCertificate", False)),
+            bool(properties.get("defaultSslBinding", False)),
+        )
 
 
 @dataclass(frozen=True, slots=True)

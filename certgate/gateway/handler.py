@@ -40,6 +40,16 @@ class RequestHandler:
         self._forwarder = forwarder
 
     async def __call__(self, exchange: Any) -> None:
+        try:
+            await self._handle(exchange)
+        except (asyncio.CancelledError, ClientDisconnected):
+            raise
+        except Exception as exc:
+            if exchange.responded:
+                raise  # mid-response: the protocol aborts the connection
+            await _respond_error(exchange, exc)
+
+    async def _handle(self, exchange: Any) -> None:
         config = self._config_ref()
         target = exchange.target
         if not target.startswith("/"):
@@ -100,22 +110,11 @@ class RequestHandler:
             backend=BackendTarget(api.service_url) if api.service_url else None,
             backend_path=unquote(remainder),
         )
-        forwarder = config.forwarder or self._forwarder
-        try:
-            prefetch = config.crl_prefetch
-            if (
-                prefetch is not None
-                and conn.peer is not None
-                and conn.crl_prefetched is not prefetch
-            ):
-                await prefetch(conn.peer.leaf, conn.peer.chain)
-                conn.crl_prefetched = prefetch
-            await operation.pipeline.run(context, forwarder)
-        except (asyncio.CancelledError, ClientDisconnected):
-            raise
-        except Exception as exc:
-            await _respond_error(exchange, exc)
-            return
+        prefetch = config.crl_prefetch
+        if prefetch is not None and conn.peer is not None and conn.crl_prefetched is not prefetch:
+            await prefetch(conn.peer.leaf, conn.peer.chain)
+            conn.crl_prefetched = prefetch
+        await operation.pipeline.run(context, config.forwarder or self._forwarder)
         response = context.Response
         body = response.Body.stream()
         try:

@@ -37,6 +37,7 @@ _BAD_REQUEST = (
     b"content-length: %d\r\n\r\n" % len(_BAD_REQUEST_BODY) + _BAD_REQUEST_BODY
 )
 _NO_BODY_STATUS = frozenset({204, 304})
+IDLE_TIMEOUT = 120.0  # seconds a connection may sit without a request in progress
 
 
 class H1Exchange:
@@ -162,6 +163,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.write_paused = False
         self._drain_waiter: asyncio.Future | None = None
         self.keep_alive_allowed = True
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # -- transport events ---------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -170,20 +172,41 @@ class HTTP1Protocol(asyncio.Protocol):
             self.info = ConnectionInfo(
                 "http", transport.get_extra_info("peername"), transport.get_extra_info("sockname")
             )
+        self._loop = asyncio.get_running_loop()
+        self._last_activity = self._loop.time()
+        self._idle_timer = self._loop.call_later(IDLE_TIMEOUT, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
+        self._last_activity = self._loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._bad_request()
+            # Upgrades (WebSocket, h2c) are not proxied: the request is answered as plain
+            # HTTP/1.1 and the connection closes after it, since the parser stops there.
+            self.keep_alive_allowed = False
+            if self._active is None and self._parsing is None:
+                self._bad_request()
         except httptools.HttpParserError:
             self._bad_request()
+
+    def _check_idle(self) -> None:
+        """One timer per connection, re-armed lazily: no per-request timer cost."""
+        if self._closed:
+            return
+        left = self._last_activity + IDLE_TIMEOUT - self._loop.time()
+        if self._active is not None or left > 0:
+            self._idle_timer = self._loop.call_later(max(left, 1.0), self._check_idle)
+            return
+        self._closed = True
+        self._transport.close()
 
     def eof_received(self) -> bool:
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         disconnected = ClientDisconnected("client disconnected")
         for exchange in (self._parsing, self._active, *self._queue):
             if exchange is not None and exchange.body is not None:

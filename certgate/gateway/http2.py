@@ -35,7 +35,7 @@ from certgate.gateway.exchange import (
     SPECIAL_REQUEST_HEADERS,
     ConnectionInfo,
 )
-from certgate.gateway.http1 import Handler
+from certgate.gateway.http1 import IDLE_TIMEOUT, Handler
 
 _CONNECTION_WINDOW = 4 * 1024 * 1024
 _MAX_STREAMS = 128
@@ -124,6 +124,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self._window_waiters: list[asyncio.Future] = []
         self._write_paused = False
         self._closed = False
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # -- transport events ---------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -139,8 +140,23 @@ class HTTP2Protocol(asyncio.Protocol):
         h2.initiate_connection()
         h2.increment_flow_control_window(_CONNECTION_WINDOW)
         self._flush()
+        self._loop = asyncio.get_running_loop()
+        self._last_activity = self._loop.time()
+        self._idle_timer = self._loop.call_later(IDLE_TIMEOUT, self._check_idle)
+
+    def _check_idle(self) -> None:
+        if self._closed:
+            return
+        left = self._last_activity + IDLE_TIMEOUT - self._loop.time()
+        if self._streams or left > 0:
+            self._idle_timer = self._loop.call_later(max(left, 1.0), self._check_idle)
+            return
+        self._h2.close_connection()
+        self._flush()
+        self._close()
 
     def data_received(self, data: bytes) -> None:
+        self._last_activity = self._loop.time()
         try:
             events = self._h2.receive_data(data)
         except H2Error:
@@ -169,6 +185,8 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         for stream_id in list(self._streams):
             self._reset(stream_id)
         self._wake_writers()

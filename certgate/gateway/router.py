@@ -33,6 +33,7 @@ class OperationRoute:
     _names: tuple[str, ...] = ()
     _query: tuple[tuple[str, str | None, str], ...] = ()  # (name, param or None, literal)
     _rank: tuple = ()
+    _literal_path: str = ""
 
 
 @dataclass(slots=True)
@@ -62,9 +63,9 @@ class ApiRoute:
         self, method: str, path: str, query: str
     ) -> tuple[OperationRoute, dict[str, str]] | None:
         """`path` is the raw (percent-encoded) remainder after the API path, starting with '/'."""
-        key_path = path.rstrip("/").lower() or "/"
         literal = self._literal
         if literal:
+            key_path = path.rstrip("/").lower() or "/"
             op = literal.get((method, key_path)) or literal.get(("*", key_path))
             if op is not None:
                 return op, {}
@@ -72,12 +73,14 @@ class ApiRoute:
             if op.method != "*" and op.method != method:
                 continue
             params: dict[str, str] = {}
-            if op._regex is not None:
-                found = op._regex.match(path)
+            regex = op._regex
+            if regex is not None:
+                found = regex.match(path)
                 if found is None:
                     continue
-                params = {k: unquote(v) for k, v in found.groupdict().items()}
-            elif key_path != (op.url_template.split("?", 1)[0].rstrip("/").lower() or "/"):
+                if op._names:
+                    params = {k: unquote(v) for k, v in found.groupdict().items()}
+            elif (path.rstrip("/").lower() or "/") != op._literal_path:
                 continue
             if op._query and not _match_query(op._query, query, params):
                 continue
@@ -125,6 +128,7 @@ def _compile_template(op: OperationRoute) -> None:
         param = _PARAM.fullmatch(qvalue)
         query.append((qname, param.group(2) if param else None, qvalue))
     op._query = tuple(query)
+    op._literal_path = path_template.rstrip("/").lower() or "/"
     # More specific first: explicit method, more literal characters, fewer parameters, no wildcard.
     op._rank = (op.method == "*", wildcard_tail, -literal_chars, len(names), -len(query))
     op.url_template = template
@@ -174,15 +178,19 @@ class Router:
         """Longest API path prefix of `path` (raw, starting with '/'): the API and the remainder."""
         apis = self._apis
         lower = path.lower()
-        segments = lower[1:].split("/", self._depth)
-        for n in range(min(len(segments), self._depth), 0, -1):
-            key = "/".join(segments[:n])
-            api = apis.get(key)
-            if api is not None and key:
-                remainder = path[len(key) + 1 :]
-                if remainder and remainder[0] != "/":
-                    continue
-                return api, remainder or "/"
+        if self._depth == 1:  # the usual case: single-segment API paths
+            end = lower.find("/", 1)
+            api = apis.get(lower[1:] if end < 0 else lower[1:end])
+            if api is not None and api.path:
+                return api, "/" if end < 0 else path[end:]
+        else:
+            segments = lower[1:].split("/", self._depth)
+            for n in range(min(len(segments), self._depth), 0, -1):
+                key = "/".join(segments[:n])
+                api = apis.get(key)
+                if api is not None and key:
+                    remainder = path[len(key) + 1 :]
+                    return api, remainder or "/"
         api = apis.get("")
         if api is not None:
             return api, path or "/"

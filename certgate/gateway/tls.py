@@ -44,6 +44,7 @@ _SSL_ERROR_WANT_READ = _lib.SSL_ERROR_WANT_READ
 _SSL_ERROR_WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 _SSL_ERROR_ZERO_RETURN = _lib.SSL_ERROR_ZERO_RETURN
 _BUFFER_SIZE = 262144
+HANDSHAKE_TIMEOUT = 30.0
 _buffer = _ffi.new("char[]", _BUFFER_SIZE)
 _buffer_view = _ffi.buffer(_buffer)
 
@@ -201,6 +202,7 @@ class TLSServerProtocol(asyncio.Protocol):
         "_app_factory",
         "_closed",
         "_conn",
+        "_handshake_timer",
         "_in_bio",
         "_out_bio",
         "_router",
@@ -228,6 +230,9 @@ class TLSServerProtocol(asyncio.Protocol):
         self._ssl = self._conn._ssl
         self._in_bio = self._conn._into_ssl
         self._out_bio = self._conn._from_ssl
+        self._handshake_timer = asyncio.get_running_loop().call_later(
+            HANDSHAKE_TIMEOUT, self._abort
+        )
 
     def data_received(self, data: bytes) -> None:
         _lib.BIO_write(self._in_bio, data, len(data))
@@ -244,6 +249,7 @@ class TLSServerProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self._handshake_timer.cancel()
         if self._app is not None:
             self._app.connection_lost(exc)
         self._app = None
@@ -267,6 +273,7 @@ class TLSServerProtocol(asyncio.Protocol):
                 _lib.ERR_clear_error()
                 self._abort()
             return
+        self._handshake_timer.cancel()
         conn = self._conn
         self.alpn = conn.get_alpn_proto_negotiated() or ALPN_HTTP1
         self.binding = self._router.lookup(conn.get_servername())

@@ -24,6 +24,7 @@ from certgate.certs.keyvault import (
     KeyVaultRefresher,
     VaultCredentials,
     VaultReference,
+    parse_identifier,
     sync_certificate,
 )
 from certgate.certs.keyvault.reference import LOOPBACK_HOSTS, normalize_origin
@@ -118,11 +119,16 @@ async def key_vault_source(request: WriteRequest) -> SourcedCertificate:
     identifier, client_id = identifier.strip(), (client_id or "").strip() or None
     vault = key_vault(request.store)
     try:
-        ref = await anyio.to_thread.run_sync(vault.check_identity, identifier, client_id)
+        ref = parse_identifier(identifier)
     except InvalidReference as error:
-        target = "identityClientId" if "identityClientId" in error.message else "secretIdentifier"
         raise ValidationError(
-            f"Invalid key vault reference: {error.message}.", f"keyVault.{target}"
+            f"Invalid key vault reference: {error.message}.", "keyVault.secretIdentifier"
+        ) from None
+    try:
+        await anyio.to_thread.run_sync(vault.check_identity, identifier, client_id)
+    except InvalidReference as error:
+        raise ValidationError(
+            f"Invalid key vault identity: {error.message}.", "keyVault.identityClientId"
         ) from None
     try:
         fetched = await anyio.to_thread.run_sync(vault.fetch, identifier, client_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.load import parse_ab
 from bench.report import summarize, table
 
@@ -52,5 +54,6 @@ def test_ratio_is_the_median_of_same_repetition_ratios():
     rows = {row["system"]: row for row in summarize(runs)}
     assert rows["certgate"]["ratio_runs"] == [0.5, 0.4]
     assert rows["certgate"]["ratio"] == 0.45
+    assert rows["certgate"]["cpu_ratio"] == pytest.approx(0.45)
     assert rows["certgate"]["failed_runs"] == 1
     assert "0.45x" in table(list(rows.values()), {})

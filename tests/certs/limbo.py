@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,11 +69,13 @@ def _peer_name_in_san(leaf: x509.Certificate, peer: dict | None) -> bool:
     return peer["value"] in san.get_values_for_type(x509.RFC822Name)
 
 
-def load_cases() -> list[Case]:
-    """The client-usable subset, every PEM parsed once."""
+def load_cases(ids: Collection[str] | None = None) -> list[Case]:
+    """The client-usable subset (only the cases in `ids` when given), every PEM parsed once."""
     raw = json.loads((CORPUS / "limbo.json").read_bytes())["testcases"]
     cases = []
     for t in raw:
+        if ids is not None and t["id"] not in ids:
+            continue
         leaf = x509.load_pem_x509_certificate(t["peer_certificate"].encode())
         if t["validation_kind"] != "CLIENT" and not _peer_name_in_san(
             leaf, t["expected_peer_name"]

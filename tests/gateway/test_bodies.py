@@ -6,6 +6,7 @@ handshake, so 10 MB uploads simply work.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import ssl
@@ -75,3 +76,44 @@ async def test_http2_concurrent_streams_share_one_connection(gateway, certs):
     assert [r.status_code for r in replies] == [200] * 20
     assert [r.json()["target"] for r in replies] == [f"/users/{n}" for n in range(20)]
     assert {r.http_version for r in replies} == {"HTTP/2"}
+
+
+async def test_http2_stream_reset_mid_download_releases_the_backend_connection(
+    gateway, certs, backend
+):
+    from h2.connection import H2Connection
+    from h2.events import DataReceived
+
+    from tests.gateway.test_failures import until
+
+    context = ssl.create_default_context(cafile=str(certs.ca_file))
+    context.set_alpn_protocols(["h2"])
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", gateway.https_port, ssl=context, server_hostname="localhost"
+    )
+    h2 = H2Connection()
+    h2.initiate_connection()
+    h2.send_headers(
+        1,
+        [
+            (":method", "GET"),
+            (":path", "/echo/download/500000000"),
+            (":scheme", "https"),
+            (":authority", "localhost"),
+        ],
+        end_stream=True,
+    )
+    writer.write(h2.data_to_send())
+    received = 0
+    async with asyncio.timeout(10):
+        while received < 200_000:
+            for event in h2.receive_data(await reader.read(65536)):
+                if isinstance(event, DataReceived):
+                    received += len(event.data)
+                    h2.acknowledge_received_data(event.flow_controlled_length, 1)
+            writer.write(h2.data_to_send())
+    assert len(backend.connections) == 1
+    h2.reset_stream(1)
+    writer.write(h2.data_to_send())
+    await until(lambda: len(backend.connections) == 0)
+    writer.close()

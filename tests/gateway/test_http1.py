@@ -131,3 +131,26 @@ async def test_head_request_has_no_body(gateway):
     )
     assert data.startswith(b"HTTP/1.1 200")
     assert data.endswith(b"\r\n\r\n")
+
+
+async def test_idle_connections_are_closed(gateway, monkeypatch):
+    import certgate.gateway.http1
+
+    monkeypatch.setattr(certgate.gateway.http1, "IDLE_TIMEOUT", 0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.http_port)
+    async with asyncio.timeout(5):
+        assert await reader.read() == b""  # closed by the gateway, not by us
+    writer.close()
+
+
+async def test_upgrade_requests_are_answered_as_http11_then_closed(gateway):
+    data = await raw_exchange(
+        gateway.http_port,
+        b"GET /echo/users/1 HTTP/1.1\r\nHost: a\r\n"
+        b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        b"\x00never",
+    )
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["target"] == "/users/1"

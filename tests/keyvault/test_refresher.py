@@ -73,7 +73,7 @@ async def test_rotation_within_the_interval_and_pinned_does_not_rotate(
                 and r
             )
         )
-        assert time.monotonic() - started < 0.5 * 1.1 + 0.5  # one interval (+jitter) + slack
+        assert time.monotonic() - started < 0.5 * 1.1 + 1.5  # one interval (+jitter) + slack
         assert certificate_material(latest).thumbprint == second.thumbprint
         assert store.revision() > revision  # the gateways rebuild their Snapshot
         await asyncio.wait_for(notified.wait(), 5)

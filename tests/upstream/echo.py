@@ -1,9 +1,11 @@
 """A real HTTP/1.1 backend for upstream tests: stdlib `ssl` (or plain TCP) on 127.0.0.1.
 
 Answers JSON naming what it saw: the SHA-1 thumbprint of the client certificate (or null), the
-request line, headers, body size and a connection number. `/slow` never answers; `/bytes/N`
-streams N bytes; `/echo` streams the request body back; `/close` answers with Connection: close;
-`/early` answers 413 before reading the body, then closes.
+request line, headers, body size and a connection number. Special paths:
+- `/slow` never answers; `/stall` sends half its body, then nothing;
+- `/bytes/N` streams N bytes; `/echo` streams the request body back (chunked);
+- `/close` answers with Connection: close; `/early` answers 413 before reading the body;
+- `/eof` is an HTTP/1.0 response ended by closing; `/continue` sends an interim 100 first.
 """
 
 from __future__ import annotations
@@ -149,6 +151,11 @@ class _EchoProtocol(asyncio.Protocol):
             self.transport.write(b"0\r\n\r\n")
         elif path == "/slow":
             pass
+        elif path == "/stall":  # half a body, then silence
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
+        elif path == "/eof":  # HTTP/1.0 style: the body ends with the connection
+            self.transport.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-eof")
+            self.transport.close()
         elif path.startswith("/bytes/"):
             self.streaming = asyncio.ensure_future(self._stream(int(path.rsplit("/", 1)[1])))
         else:
@@ -163,6 +170,8 @@ class _EchoProtocol(asyncio.Protocol):
             }
             body = json.dumps(payload).encode()
             extra = b"Connection: close\r\n" if path == "/close" else b""
+            if path == "/continue":
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.transport.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%b"
                 b"Content-Length: %d\r\n\r\n%b" % (extra, len(body), body)

@@ -7,9 +7,10 @@ import base64
 import pytest
 
 from certgate.certs.material import load_certificate
-from certgate.gateway.upstream import compile_backend
-from certgate.management.backends import MASK, runtime_properties
+from certgate.gateway.upstream.tls import service_backend_trust
+from certgate.management.backends import MASK, compile_stored_backends, runtime_properties
 from tests.management.server import management_server
+from tests.upstream.conftest import make_context, send, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +97,9 @@ def test_compiled_backend_carries_certificate_and_switches(client, stored, serve
         },
     ).status_code in (200, 201)
     material = load_certificate(certs.client_b.pfx("pw"), "pw")
-    backend = compile_backend(
-        "compiled",
-        runtime_properties(server.store.get("backends/compiled")),
-        {"c-b": material},
-        {},
-    )
+    backend = compile_stored_backends(server.store.list("backend"), {"c-b": material}, {})[
+        "compiled"
+    ]
     assert backend.certificate is material
     assert (backend.validate_chain, backend.validate_name) == (True, False)
     assert "Authorization: Basic eA==\r\n" in backend.header_lines
@@ -239,3 +237,15 @@ def test_gateway_credentials_refuse_unknown_certificates(client, stored):
         "/apis/none/gatewayCredentials", json={"properties": {"certificateId": "c-a"}}
     )
     assert missing_api.status_code == 404
+
+
+async def test_service_ca_certificates_make_a_private_backend_trusted(
+    client, server, certs, backend, forwarder
+):
+    entry = {"storeName": "Root", "encodedCertificate": base64.b64encode(certs.root.der).decode()}
+    patched = client.patch("/", json={"properties": {"certificates": [entry]}})
+    assert patched.status_code == 200, patched.text
+    snap = snapshot(certs)
+    snap.backend_trust = service_backend_trust(server.store.get("service").properties)
+    seen = await send(forwarder, make_context(backend.url(), snap))
+    assert seen["thumbprint"] is None

@@ -256,3 +256,40 @@ async def test_cancelled_request_closes_its_upstream_connection(certs, backend, 
         await task
     await wait_for(lambda: not backend.open)
     assert all(not pool.connections for pool in forwarder.pools.pools())
+
+
+async def test_header_with_a_line_break_is_never_sent(certs, backend, forwarder):
+    headers = [("X-Bad", "a\r\nX-Injected: 1")]
+    with pytest.raises(ValueError, match="line break"):
+        await forwarder.forward(make_context(backend.url(), snapshot(certs), headers=headers))
+    assert backend.connections == 0
+
+
+async def test_body_delimited_by_connection_close(certs, backend, forwarder):
+    context = make_context(backend.url(), snapshot(certs), path="/eof")
+    await forwarder.forward(context)
+    assert await context.Response.Body.buffer() == b"until-eof"
+    await wait_for(lambda: not backend.open)
+
+
+async def test_interim_100_response_is_skipped(certs, backend, forwarder):
+    seen = await send(forwarder, make_context(backend.url(), snapshot(certs), path="/continue"))
+    assert seen["path"] == "/continue"
+
+
+async def test_response_hop_by_hop_headers_are_not_passed_on(certs, backend, forwarder):
+    context = make_context(backend.url(), snapshot(certs), path="/echo", method="POST", body=b"x")
+    await forwarder.forward(context)
+    assert not context.Response.Headers.ContainsKey("Transfer-Encoding")
+    assert await context.Response.Body.buffer() == b"x"
+
+
+async def test_stalled_response_body_times_out(certs, backend, forwarder):
+    context = make_context(backend.url(), snapshot(certs), path="/stall")
+    await forwarder.forward(context, SimpleNamespace(timeout=0.3))
+    body = context.Response.Body.stream()
+    assert await body.__anext__() == b"12345"
+    with pytest.raises(BackendError) as failure:
+        await body.__anext__()
+    assert failure.value.reason == "Timeout"
+    await wait_for(lambda: not backend.open)

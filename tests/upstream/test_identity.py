@@ -183,3 +183,15 @@ async def test_unknown_backend_id_fails(certs, backend, forwarder):
     context.backend = BackendTarget(None, "nope")
     with pytest.raises(BackendError, match="'nope'"):
         await forwarder.forward(context)
+
+
+async def test_certificate_without_private_key_fails_clearly(certs, backend, forwarder, caplog):
+    from certgate.certs.material import load_certificate
+
+    context = make_context(backend.url(), snapshot(certs))
+    context.backend_certificate = load_certificate(certs.client_a.cert_pem)
+    with pytest.raises(BackendError) as failure:
+        await forwarder.forward(context)
+    assert failure.value.reason == "BackendConnectionFailure"
+    assert "no private key" in caplog.text
+    assert backend.connections == 0

@@ -26,6 +26,7 @@ class Backend:
         "id",
         "proxy",
         "query",
+        "switches",
         "target",
         "url",
         "validate_chain",
@@ -58,6 +59,7 @@ class Backend:
         self.query = {name: list(values) for name, values in (query or {}).items()}
         self.validate_chain = validate_chain
         self.validate_name = validate_name
+        self.switches = (validate_chain, validate_name)
         self.proxy = dict(proxy) if proxy else None
 
 

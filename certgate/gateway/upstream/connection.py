@@ -22,6 +22,18 @@ if TYPE_CHECKING:
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
+# Response headers about this connection only, never passed on to the client.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 
 
 class ConnectionClosed(ConnectionError):
@@ -36,7 +48,17 @@ class ResponseBody:
     the middle of a response, is then closed instead of leaking.
     """
 
-    __slots__ = ("_chunks", "_conn", "_done", "_error", "_paused", "_size", "_timeout", "_waiter")
+    __slots__ = (
+        "_chunks",
+        "_conn",
+        "_done",
+        "_error",
+        "_paused",
+        "_size",
+        "_timeout",
+        "_waiter",
+        "deadline",
+    )
 
     def __init__(self, conn: UpstreamConnection | None, timeout: float) -> None:
         self._chunks: deque[bytes] = deque()
@@ -47,6 +69,7 @@ class ResponseBody:
         self._conn = conn
         self._paused = False
         self._timeout = timeout
+        self.deadline = 0.0
 
     # -- connection side ------------------------------------------------------------------------
     def _feed(self, data: bytes) -> None:
@@ -117,9 +140,10 @@ class ResponseBody:
         self._chunks.clear()
 
     async def _wait(self) -> None:
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(self._timeout, _expire, waiter)
+        manager = self._conn.pool.manager  # only called while the response is still arriving
+        waiter = self._waiter = manager.loop.create_future()
+        self.deadline = manager.loop.time() + self._timeout
+        manager.watch(self)
         try:
             await waiter
         except TimeoutError:
@@ -128,17 +152,22 @@ class ResponseBody:
                 "Timeout", "The backend did not send the response body in time."
             ) from None
         finally:
-            timer.cancel()
+            manager.watching.discard(self)
             self._waiter = None
 
+    def expire(self) -> None:
+        """Called by the pools' deadline ticker once `deadline` passed."""
+        _expire(self._waiter)
 
-def _expire(waiter: asyncio.Future) -> None:
-    if not waiter.done():
+
+def _expire(waiter: asyncio.Future | None) -> None:
+    if waiter is not None and not waiter.done():
         waiter.set_exception(TimeoutError())
 
 
 class UpstreamConnection(asyncio.Protocol):
-    """A pooled connection. One exchange at a time: `start` -> `send_body` -> `response_head`."""
+    """A pooled connection, one exchange at a time: `start`, `write`* and `finish_request`, then
+    `response_head`; the connection returns to its pool when the response has fully arrived."""
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -146,6 +175,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.idle_since = 0.0
+        self.deadline = 0.0
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future | None = None
         self._write_paused = False
@@ -217,12 +247,16 @@ class UpstreamConnection(asyncio.Protocol):
             self._headers = []  # interim response (100 Continue, 103 Early Hints): skip
             self._reason = b""
             return
-        headers = self._headers
-        for name, value in headers:
-            lower = name.lower()
-            if lower == "content-length" or (lower == "transfer-encoding" and "chunked" in value):
+        headers = []
+        for pair in self._headers:
+            lower = pair[0].lower()
+            if lower in _HOP_BY_HOP:
+                if lower == "transfer-encoding" and "chunked" in pair[1].lower():
+                    self._framed = True
+                continue  # framing and connection management are this leg's business only
+            if lower == "content-length":
                 self._framed = True
-                break
+            headers.append(pair)
         no_body = self._head_only or status in (204, 304)
         body = None if no_body else ResponseBody(self, self._timeout)
         self._body = body
@@ -293,9 +327,15 @@ class UpstreamConnection(asyncio.Protocol):
         return head
 
     async def _wait(self) -> None:
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(self._timeout, _expire, waiter)
+        """Wait for the backend; the pools' deadline ticker expires the wait after `_timeout`.
+
+        One shared ticker instead of a timer per wait: uvloop's call_later + cancel costs more
+        than the rest of a keep-alive exchange's bookkeeping.
+        """
+        manager = self.pool.manager
+        waiter = self._waiter = manager.loop.create_future()
+        self.deadline = manager.loop.time() + self._timeout
+        manager.watch(self)
         try:
             await waiter
         except TimeoutError:
@@ -304,8 +344,12 @@ class UpstreamConnection(asyncio.Protocol):
                 "Timeout", "The backend did not respond within the configured timeout."
             ) from None
         finally:
-            timer.cancel()
+            manager.watching.discard(self)
             self._waiter = None
+
+    def expire(self) -> None:
+        """Called by the pools' deadline ticker once `deadline` passed."""
+        _expire(self._waiter)
 
     @property
     def received_nothing(self) -> bool:

@@ -5,11 +5,13 @@ What it reads:
   with a `backend_id` and no `url` takes the backend entity's (which then replaces it);
 - `context.backend_certificate`: a `CertificateMaterial` set by `authentication-certificate`. It
   takes precedence over the backend entity's certificate;
-- `context.snapshot` (may be None), duck-typed, with these attributes:
+- `context.snapshot` (may be None), duck-typed; missing attributes count as empty:
   - `revision` (int, grows with every configuration change),
-  - `backends`: Mapping[str, `Backend`] (`compile_backend` output, by backend id),
-  - `certificates_by_thumbprint`: Mapping[str, CertificateMaterial] (upper-case hex SHA-1),
-  - `backend_trust`: a `BackendTrust` (the service's CA certificates), or None for system roots.
+  - `backends`: Mapping[str, `Backend`] (`compile_stored_backends` / `compile_backend`, by id),
+  - `certificates_by_id`, `certificates_by_thumbprint`: Mapping[str, CertificateMaterial]
+    (thumbprints upper-case hex SHA-1; `authentication-certificate` reads both),
+  - `backend_trust`: a `BackendTrust` (`service_backend_trust(service properties)`: system
+    roots plus the service's CA certificates), or None for system roots only.
 
 A newer snapshot retires the pools of identities it no longer holds (a replaced certificate, a
 changed CA store): their connections are drained, never reused.
@@ -50,6 +52,7 @@ _REQUEST_DROP = frozenset(
 )
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DEFAULT_TIMEOUT = 300.0  # APIM's forward-request default
+_NONE: dict = {}
 
 
 class Forwarder:
@@ -84,7 +87,7 @@ class Forwarder:
         material = context.backend_certificate
         backend = None
         if target.backend_id is not None and snapshot is not None:
-            backend = snapshot.backends.get(target.backend_id)
+            backend = getattr(snapshot, "backends", _NONE).get(target.backend_id)
         if backend is None and target.url is None:
             raise BackendError(
                 "BackendConnectionFailure", f"Backend with id '{target.backend_id}' was not found."
@@ -112,7 +115,7 @@ class Forwarder:
         head, stream, chunked = _request_head(request, path, origin, backend)
         head_only = request.Method == "HEAD"
 
-        conn = await pool.acquire(timeout)
+        conn = pool.take_idle() or await pool.connect(timeout)
         try:
             status, reason, headers, body = await _exchange(
                 conn, head, stream, chunked, head_only, timeout
@@ -141,14 +144,11 @@ class Forwarder:
         if not origin.tls:
             return None
         trust = getattr(snapshot, "backend_trust", None) or SYSTEM_TRUST
-        if backend is None:
-            return self.identities.get(material, trust, True, True)
+        chain, name = (True, True) if backend is None else backend.switches
         try:
-            return self.identities.get(
-                material, trust, backend.validate_chain, backend.validate_name
-            )
-        except (ValueError, OSError) as exc:
-            log.warning("backend %s: client certificate unusable: %s", backend.id, exc)
+            return self.identities.get(material, trust, chain, name)
+        except (ValueError, OSError) as exc:  # no private key, a key OpenSSL refuses
+            log.warning("client certificate %s unusable: %s", material.thumbprint, exc)
             raise BackendError(
                 "BackendConnectionFailure", "The client certificate for the backend is unusable."
             ) from None
@@ -169,11 +169,11 @@ class Forwarder:
 
     def _adopt(self, snapshot: Any) -> None:
         """Retire pools a newer configuration no longer allows (older snapshots change nothing)."""
-        revision = snapshot.revision
+        revision = getattr(snapshot, "revision", 0)
         if revision <= self._revision:
             return
         self._snapshot, self._revision = snapshot, revision
-        live = snapshot.certificates_by_thumbprint
+        live = getattr(snapshot, "certificates_by_thumbprint", _NONE)
         trust_key = (getattr(snapshot, "backend_trust", None) or SYSTEM_TRUST).key
 
         def keep_key(key: tuple) -> bool:
@@ -219,27 +219,32 @@ def _request_head(request: Any, path: str, origin: Origin, backend: Any) -> tupl
             continue
         if lower in drop:
             continue
-        if "\n" in value or "\r" in value:
-            raise ValueError(f"header '{name}' has a line break in its value")
         lines.append(f"{name}: {value}\r\n")
     if tokens is not None:
         named = {token.strip().lower() for token in tokens.split(",")}
         lines = [line for line in lines if line.partition(":")[0].lower() not in named]
+    block = "".join(lines)
+    if block.count("\n") != len(lines) or block.count("\r") != len(lines):
+        raise ValueError("a request header has a line break in its name or value")
     if backend is not None and backend.header_lines:
-        lines.append(backend.header_lines)
+        block += backend.header_lines
     body = request.Body.stream()
     stream, chunked = None, False
     if isinstance(body, bytes | bytearray):
         if body or length is not None or method in _BODY_METHODS:
-            lines.append(f"Content-Length: {len(body)}\r\n")
+            block += f"Content-Length: {len(body)}\r\n"
     else:
         stream = body
         if length is not None:
-            lines.append(f"Content-Length: {length}\r\n")
+            block += f"Content-Length: {length}\r\n"
         else:
             chunked = True
-            lines.append("Transfer-Encoding: chunked\r\n")
-    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{''.join(lines)}\r\n".encode("latin-1")
+            block += "Transfer-Encoding: chunked\r\n"
+    text = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{block}\r\n"
+    try:
+        head = text.encode("latin-1")
+    except UnicodeEncodeError:
+        head = text.encode("utf-8")  # a policy set a non-Latin-1 value: send its UTF-8 bytes
     if stream is None and body:
         head += body
     return head, stream, chunked

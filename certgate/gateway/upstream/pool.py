@@ -4,7 +4,8 @@ A connection opened with certificate A lives in A's pool only, so it can never c
 that must present B or no certificate. When a configuration change retires an identity (its
 certificate replaced, the CA store changed), its pool leaves the table: idle connections close at
 once, busy ones close when their response ends, and new requests build a fresh pool.
-Idle connections close after `idle_timeout` seconds (one sweep timer for all pools).
+Idle connections close after `idle_timeout` seconds (one sweep timer for all pools), and waits
+for a backend expire through one deadline ticker (`TICK`), not a timer per request.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from certgate.gateway.upstream.tls import ClientIdentity, name_matches
 from certgate.policy.errors import BackendError
 
 log = logging.getLogger("certgate.upstream")
+TICK = 0.05  # seconds between deadline checks: the precision of backend timeouts
 
 
 class Origin:
@@ -48,14 +50,18 @@ class Pool:
         self.connections: set[UpstreamConnection] = set()
         self.retired = False
 
-    async def acquire(self, timeout: float) -> UpstreamConnection:
+    def take_idle(self) -> UpstreamConnection | None:
+        """The most recently used live idle connection, or None (then `connect`)."""
         idle = self.idle
         while idle:
             conn = idle.pop()
             if not conn.closed:
                 conn.reused = True
                 return conn
-        return await self.connect(timeout)
+        return None
+
+    async def acquire(self, timeout: float) -> UpstreamConnection:
+        return self.take_idle() or await self.connect(timeout)
 
     async def connect(self, timeout: float) -> UpstreamConnection:
         origin, identity = self.origin, self.identity
@@ -137,6 +143,8 @@ class Pools:
         self.loop: Any = None
         self._pools: dict[tuple, Pool] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        self.watching: set[Any] = set()  # connections and bodies waiting, with `deadline`
+        self._ticker: asyncio.TimerHandle | None = None
 
     def get(self, origin: Origin, identity: ClientIdentity | None) -> Pool:
         key = (origin.key, identity.key if identity is not None else None)
@@ -156,6 +164,19 @@ class Pools:
 
     def pools(self) -> list[Pool]:
         return list(self._pools.values())
+
+    def watch(self, waiting: Any) -> None:
+        """Expire `waiting` (`.deadline`, `.expire()`) when its deadline passes."""
+        self.watching.add(waiting)
+        if self._ticker is None:
+            self._ticker = self.loop.call_later(TICK, self._tick)
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        for waiting in [waiting for waiting in self.watching if waiting.deadline <= now]:
+            self.watching.discard(waiting)
+            waiting.expire()
+        self._ticker = self.loop.call_later(TICK, self._tick) if self.watching else None
 
     def _arm(self) -> None:
         self._sweeper = self.loop.call_later(self.idle_timeout / 2, self._sweep)
@@ -178,9 +199,10 @@ class Pools:
 
     def close(self) -> None:
         """Close every connection (shutdown)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        for timer in (self._sweeper, self._ticker):
+            if timer is not None:
+                timer.cancel()
+        self._sweeper = self._ticker = None
         for pool in self._pools.values():
             pool.retire()
             for conn in list(pool.connections):

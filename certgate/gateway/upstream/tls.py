@@ -11,12 +11,13 @@ The client key reaches OpenSSL through an anonymous in-memory file (`os.memfd_cr
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import os
 import ssl
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cryptography import x509
@@ -47,6 +48,17 @@ class BackendTrust:
 
 
 SYSTEM_TRUST = BackendTrust()
+
+
+def service_backend_trust(service_properties: Mapping[str, Any]) -> BackendTrust:
+    """The backend trust of the service resource: system roots plus its `certificates[]` (Root
+    and CertificateAuthority stores, base64 DER in `encodedCertificate`)."""
+    certificates = [
+        x509.load_der_x509_certificate(base64.b64decode(entry["encodedCertificate"]))
+        for entry in service_properties.get("certificates") or ()
+        if entry.get("encodedCertificate")
+    ]
+    return BackendTrust(certificates)
 
 
 class ClientIdentity:
