@@ -7,6 +7,7 @@ created (an nginx master with its workers, certgate with its worker processes) a
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -115,6 +116,12 @@ def cpu_ticks(pids: Sequence[int]) -> int:
         except (FileNotFoundError, ProcessLookupError):
             pass
     return total
+
+
+def children_cpu() -> float:
+    """CPU seconds of reaped children (ab), as perf-anchors' bench.py counts the load generator."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def machine_ticks() -> tuple[int, int]:

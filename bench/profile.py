@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from bench.run import Bench
 
 
-def profile(bench: Bench, seconds: float) -> str:
-    """Records `seconds` of samples; returns where they are, or why there are none."""
+def profile(bench: Bench, seconds: float, keep_alive: bool = True) -> str:
+    """Records `seconds` of samples under keep-alive load or new connections per request;
+    returns where they are and the hottest functions, or why there are none."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         return "not installed (.venv/bin/pip install py-spy)"
@@ -27,8 +28,9 @@ def profile(bench: Bench, seconds: float) -> str:
     worker = max(target.service.tree(), key=lambda pid: cpu_ticks([pid]))
     out = bench.work / "pyspy.txt"
     load = ["taskset", "-c", ab_cpus] if ab_cpus else []
-    load += ["ab", "-q", "-s", "30", "-t", str(int(seconds) + 3), "-n", "10000000", "-c", "32"]
-    load += ["-k", "-E", str(bench.pki.loadgen_pem), target.url]
+    load += ["ab", "-q", "-s", "30", "-t", str(int(seconds) + 3), "-n", "10000000"]
+    load += ["-c", "32" if keep_alive else "16", "-E", str(bench.pki.loadgen_pem)]
+    load += ["-k", target.url] if keep_alive else [target.url]
     with subprocess.Popen(load, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as ab:
         try:
             time.sleep(1)

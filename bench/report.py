@@ -30,6 +30,7 @@ def summarize(records: list[dict]) -> list[dict]:
             "p50_ms": _median([r["p50_ms"] for r in good]),
             "p99_ms": _median([r["p99_ms"] for r in good]),
             "cpu_us_per_req": _median([r["cpu_us_per_req"] for r in good]),
+            "other_load_cores": _median([r.get("other_load_cores") for r in good]),
             "ratio": None,
             "ratio_runs": [],
             "cpu_ratio": None,
@@ -57,7 +58,7 @@ def _median(values: list) -> float | None:
 
 def table(rows: list[dict], descriptions: dict[str, str]) -> str:
     head = ("scenario", "system", "req/s", "runs", "p50 ms", "p99 ms", "CPU µs/req", "vs nginx")
-    head += ("CPU vs nginx",)
+    head += ("CPU vs nginx", "other load")
     lines = [head]
     for row in rows:
         ratio = "-"
@@ -75,6 +76,7 @@ def table(rows: list[dict], descriptions: dict[str, str]) -> str:
                 _fmt(row["cpu_us_per_req"], ".0f"),
                 ratio,
                 _fmt(row["cpu_ratio"], ".2f"),
+                _fmt(row["other_load_cores"], ".2f"),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import signal
 import ssl
@@ -30,7 +29,7 @@ from bench import certgate as cg
 from bench import nginx
 from bench.load import Scenario, run_ab
 from bench.pki import BenchPki, make_pki
-from bench.procs import TICK, Service, cpu_ticks, free_port, machine_ticks, pin
+from bench.procs import TICK, Service, children_cpu, cpu_ticks, free_port, machine_ticks, pin
 from bench.report import summarize, table
 
 HERE = Path(__file__).resolve().parent
@@ -75,7 +74,7 @@ class Bench:
         ab_cpus = self.place(system)
         own, back = system.service.tree(), self.backend.tree()
         own_before, back_before = cpu_ticks(own), cpu_ticks(back)
-        machine_before, ab_before = machine_ticks(), _children_cpu()
+        machine_before, ab_before = machine_ticks(), children_cpu()
         started = time.monotonic()
         result = self.ab(system, scenario, ab_cpus)
         wall = time.monotonic() - started
@@ -85,7 +84,7 @@ class Bench:
         busy_s = (
             machine_after[0] - machine_before[0] - machine_after[1] + machine_before[1]
         ) / TICK
-        other_s = busy_s - own_s - back_s - (_children_cpu() - ab_before)
+        other_s = busy_s - own_s - back_s - (children_cpu() - ab_before)
         done = max(1, result.complete)
         record = {
             "kind": "run",
@@ -105,12 +104,6 @@ class Bench:
         if not result.ok:
             record["ab_tail"] = result.tail
         return record
-
-
-def _children_cpu() -> float:
-    """CPU seconds of reaped children (ab), as perf-anchors' bench.py counts the load generator."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,8 +140,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=0,
         metavar="SECONDS",
-        help="py-spy on the certgate worker under keep-alive load (needs py-spy)",
+        help="py-spy on the certgate worker under load after the runs (needs py-spy)",
     )
+    parser.add_argument("--profile-scenario", choices=("keepalive", "newconn"), default="keepalive")
     args = parser.parse_args(argv)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in args.systems if s not in SYSTEMS]
@@ -215,7 +209,8 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
     if args.profile and any(s.name.startswith("certgate") for s in bench.systems):
         from bench.profile import profile
 
-        print(f"bench: py-spy: {profile(bench, args.profile)}")
+        keep_alive = args.profile_scenario == "keepalive"
+        print(f"bench: py-spy: {profile(bench, args.profile, keep_alive)}")
     bench.place(None)
     legend = {s.name: s.description for s in bench.systems}
     legend |= {name: s.description for name, s in chosen.items()}

@@ -73,6 +73,14 @@ class InboundBody:
             self._error = error
             self._wake()
 
+    def discard(self) -> int:
+        """Drops what was received but never read (the handler answered without it); returns the
+        byte count so HTTP/2 can hand that flow-control credit back."""
+        dropped, self._size = self._size, 0
+        self._chunks.clear()
+        self._eof = True
+        return dropped
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None:

@@ -119,6 +119,7 @@ class Exchange(Protocol):
     body: InboundBody | None
     conn: ConnectionInfo
     http_version: str
+    responded: bool  # the response head went out (errors after it abort instead)
 
     async def respond(
         self,

@@ -138,7 +138,7 @@ async def _respond_error(exchange: Any, exc: Exception) -> None:
         log.error("request failed: %s", type(exc).__name__, exc_info=exc)
         await exchange.respond(500, "Internal Server Error", _JSON, _INTERNAL)
         return
-    message = getattr(exc, "message", None) or str(exc) or reason
+    message = "Gateway Timeout" if status == 504 else "Internal server error"  # no backend details
     body = json.dumps({"statusCode": status, "message": message, "reason": reason}).encode()
     await exchange.respond(status, reason_phrase(status), _JSON, body)
 

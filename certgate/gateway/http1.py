@@ -38,6 +38,11 @@ _BAD_REQUEST = (
 )
 _NO_BODY_STATUS = frozenset({204, 304})
 IDLE_TIMEOUT = 120.0  # seconds a connection may sit without a request in progress
+MAX_HEAD = 64 * 1024  # request line + headers: beyond this the request is refused (400)
+
+
+class _HeadTooLarge(Exception):
+    """Raised inside a parser callback; httptools turns it into a parse error (-> 400)."""
 
 
 class H1Exchange:
@@ -154,6 +159,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._expect_continue = False
         self._connection_tokens: list[str] | None = None
         self._forwarded_for: str | None = None
+        self._head_size = 0
         self._parsing: H1Exchange | None = None
         self._active: H1Exchange | None = None
         self._task: asyncio.Task | None = None
@@ -252,11 +258,18 @@ class HTTP1Protocol(asyncio.Protocol):
         self._expect_continue = False
         self._connection_tokens = None
         self._forwarded_for = None
+        self._head_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._head_size += len(url)
+        if self._head_size > MAX_HEAD:
+            raise _HeadTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value)
+        if self._head_size > MAX_HEAD:
+            raise _HeadTooLarge
         key = name.decode("latin-1")
         text = value.decode("latin-1")
         kind = SPECIAL_REQUEST_HEADERS.get(key.lower())

@@ -93,9 +93,9 @@ class H2Exchange:
                 continue
             fields.append((lname.encode("latin-1"), value.encode("latin-1")))
         is_bytes = isinstance(body, bytes | bytearray)
-        if is_bytes:
-            fields.append((b"content-length", str(len(body)).encode()))
-        elif length is not None:
+        if is_bytes and (body_allowed or length is None):
+            length = str(len(body))
+        if length is not None and status not in _NO_BODY_STATUS:
             fields.append((b"content-length", length.encode()))
         empty = not body_allowed or body is None or (is_bytes and not body)
         proto.send_headers(self.stream_id, fields, empty)
@@ -259,6 +259,8 @@ class HTTP2Protocol(asyncio.Protocol):
                 self._reset_stream(stream_id)
         finally:
             self._streams.pop(stream_id, None)
+            if exchange.body is not None and exchange.body.buffered:
+                self.acknowledge(stream_id, exchange.body.discard())
 
     def _reset_stream(self, stream_id: int) -> None:
         try:

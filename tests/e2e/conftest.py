@@ -32,7 +32,7 @@ def backend() -> Iterator[EchoBackend]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[Served]:
-    server = Served.start(tmp_path_factory.mktemp("served"))
+    server = Served.start(tmp_path_factory.mktemp("served"), http=True)
     yield server
     server.stop()
 

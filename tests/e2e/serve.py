@@ -70,6 +70,10 @@ def client_env() -> dict[str, str]:
     return env
 
 
+class PortTaken(RuntimeError):
+    """Another process bound a port chosen for serve."""
+
+
 @dataclass
 class Served:
     cwd: Path
@@ -78,29 +82,36 @@ class Served:
     gateway_port: int
     http_port: int | None
     log: Path
+    workers: int = 1
     announced: str = field(default="")
 
     @classmethod
     def start(cls, cwd: Path, *, workers: int = 1, http: bool = False) -> Served:
-        """Starts serve from `cwd`; returns once the API answers and every worker listens."""
+        """Starts serve from `cwd`; returns once the API answers and every worker listens.
+
+        A free port can be taken between choosing it and serve binding it: then it retries.
+        """
+        for _ in range(2):
+            try:
+                return cls._start(cwd, workers, http)
+            except PortTaken:
+                continue
+        return cls._start(cwd, workers, http)
+
+    @classmethod
+    def _start(cls, cwd: Path, workers: int, http: bool) -> Served:
         cwd.mkdir(parents=True, exist_ok=True)
         management, gateway = free_port(), free_port()
         http_port = free_port() if http else None
         argv = [CERTGATE, "serve", "--data-dir", DATA_DIR, "--management-port", str(management)]
-        argv += [
-            "--gateway-port",
-            str(gateway),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ]
+        argv += ["--gateway-port", str(gateway), "--workers", str(workers)]
+        argv += ["--log-level", "warning"]
         if http_port is not None:
             argv += ["--http-port", str(http_port)]
         log = cwd / f"serve-{management}.log"
         with (cwd / f"serve-{management}.out").open("wb") as out, log.open("wb") as err:
             process = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err, env=client_env())
-        served = cls(cwd, process, management, gateway, http_port, log)
+        served = cls(cwd, process, management, gateway, http_port, log, workers)
         served._wait_until_ready(workers)
         served.announced = (cwd / f"serve-{management}.out").read_text()
         return served
@@ -109,7 +120,10 @@ class Served:
         deadline = time.monotonic() + START_DEADLINE
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"certgate serve exited: {self.log.read_text()[-2000:]}")
+                error = self.log.read_text()
+                if "Address already in use" in error:
+                    raise PortTaken(error[-300:])
+                raise RuntimeError(f"certgate serve exited: {error[-2000:]}")
             if self._answers() and listeners(self.gateway_port) >= workers:
                 return
             time.sleep(0.05)  # polling interval of the readiness condition, not synchronisation
@@ -173,23 +187,29 @@ class Served:
         assert result.returncode == 0, f"certgate {' '.join(args)}: {result.stderr}"
         return result.stdout
 
-    def curl_status(
+    def curl(
         self,
         path: str,
         identity: ClientFiles | None = None,
         *,
         host: str = "localhost",
         cacert: Path | None = None,
-    ) -> int:
-        """One request through the gateway with the real curl; returns the HTTP status."""
-        argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20"]
+        scheme: str = "https",
+    ) -> tuple[int, str]:
+        """One request through the gateway with the real curl: (HTTP status, body)."""
+        port = self.gateway_port if scheme == "https" else self.http_port
+        argv = ["curl", "-s", "-w", "\n%{http_code}", "--max-time", "20"]
         argv += ["--cacert", str(cacert or self.dev_ca)]
-        argv += ["--resolve", f"{host}:{self.gateway_port}:127.0.0.1"]
+        argv += ["--resolve", f"{host}:{port}:127.0.0.1"]
         if identity is not None:
             argv += ["--cert", str(identity.cert), "--key", str(identity.key)]
-        argv.append(f"https://{host}:{self.gateway_port}{path}")
+        argv.append(f"{scheme}://{host}:{port}{path}")
         result = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=client_env())
-        return int(result.stdout or 0)
+        body, _, status = result.stdout.rpartition("\n")
+        return int(status or 0), body
+
+    def curl_status(self, path: str, identity: ClientFiles | None = None, **options) -> int:
+        return self.curl(path, identity, **options)[0]
 
     def s_client(self, servername: str, *args: str) -> str:
         """`openssl s_client -msg` against the gateway with this SNI; its whole output."""
@@ -203,6 +223,12 @@ class Served:
             env=client_env(),
         )
         return result.stdout + result.stderr
+
+    def restart(self) -> None:
+        """Stops and starts again from the same directory (on new ports)."""
+        self.stop()
+        fresh = Served.start(self.cwd, workers=self.workers, http=self.http_port is not None)
+        self.__dict__.update(fresh.__dict__)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -75,7 +75,6 @@ def test_wrong_password_fails_in_one_line_without_the_password(served: Served, f
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "password" in result.stderr.lower()
     assert wrong not in result.stderr + result.stdout
-    assert served.cli("cert", "show", "bad").returncode != 0
 
 
 def test_hostname_set_and_deleting_its_certificate_names_the_referrer(served: Served) -> None:
@@ -114,14 +113,14 @@ def test_ca_add_list_delete(served: Served, files) -> None:
 def test_api_and_operation_lifecycle(served: Served) -> None:
     served.ok("api", "create", "orders", "--path", "orders", "--service-url",
               "http://127.0.0.1:9/orders")  # fmt: skip
-    served.ok("operation", "add", "orders", "get", "--method", "get", "--url-template", "/{id}")
+    operation = served.ok("operation", "add", "orders", "get", "--method", "get",
+                          "--url-template", "/{id}", "--output", "json")  # fmt: skip
+    assert _json(operation)["properties"]["method"] == "GET"
     listed = served.ok("api", "list")
     assert any(line.split()[0] == "orders" for line in listed.splitlines()[1:])
     shown = _json(served.ok("api", "show", "orders", "--output", "json"))
     assert shown["properties"]["path"] == "orders"
     assert shown["properties"]["serviceUrl"] == "http://127.0.0.1:9/orders"
-    operations = _json(served.ok("operation", "list", "orders", "--output", "json"))
-    assert [(o["name"], o["properties"]["method"]) for o in operations] == [("get", "GET")]
     served.ok("api", "delete", "orders")
     assert served.cli("api", "show", "orders").returncode != 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -21,25 +22,32 @@ PLAIN = "plain.e2e.test"
 
 @pytest.fixture(scope="module")
 def gateway(served: Served, backend: EchoBackend, clients: Clients, tmp_path_factory) -> Served:
-    """The README's six CLI calls, plus a pinning API and a non-negotiating hostname."""
-    directory = tmp_path_factory.mktemp("flows")
-    verify, pinned = directory / "verify.xml", directory / "pinned.xml"
-    verify.write_text(deny_when(UNVERIFIED))
-    pinned.write_text(deny_when(PINNED))
-    plain = directory / "plain.pfx"
-    plain.write_bytes(pki.server(clients.root, PLAIN).pfx(None))
+    """The README's CLI calls, a non-negotiating hostname, and a pinning API (set up directly)."""
+    policy = tmp_path_factory.mktemp("flows") / "policy.xml"
+    policy.write_text(deny_when(UNVERIFIED))
     served.ok("ca", "add", str(clients.root_file), "--store", "root")
     served.ok("hostname", "set", "localhost", "--negotiate-client-certificate", "--default")
-    served.ok("cert", "add", "plain", "--pfx", str(plain))
+    served.ok("api", "create", "echo", "--path", "echo", "--service-url", backend.url)
+    served.ok("operation", "add", "echo", "all", "--method", "*", "--url-template", "/*")
+    served.ok("policy", "set", "--api", "echo", str(policy))
+    plain = base64.b64encode(pki.server(clients.root, PLAIN).pfx(None)).decode()
+    with served.http() as http:
+        _put(http, "/certificates/plain", {"data": plain})
+        _put(
+            http, "/apis/pinned", {"displayName": "p", "path": "pinned", "serviceUrl": backend.url}
+        )
+        operation = {"displayName": "all", "method": "*", "urlTemplate": "/*"}
+        _put(http, "/apis/pinned/operations/all", operation)
+        _put(http, "/apis/pinned/policies/policy", {"format": "rawxml", "value": deny_when(PINNED)})
     served.ok(
         "hostname", "set", PLAIN, "--no-negotiate-client-certificate", "--certificate", "plain"
     )
-    for api in ("echo", "pinned"):
-        served.ok("api", "create", api, "--path", api, "--service-url", backend.url)
-        served.ok("operation", "add", api, "all", "--method", "*", "--url-template", "/*")
-    served.ok("policy", "set", "--api", "echo", str(verify))
-    served.ok("policy", "set", "--api", "pinned", str(pinned))
     return served
+
+
+def _put(http, path: str, properties: dict) -> None:
+    reply = http.put(path, json={"properties": properties})
+    assert reply.is_success, f"PUT {path}: {reply.text}"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +59,9 @@ def both_cas(served: Served, clients: Clients, tmp_path_factory) -> Path:
 
 
 def test_trusted_client_certificate_is_let_through(gateway: Served, clients: Clients) -> None:
-    assert gateway.curl_status("/echo/hello", clients.trusted) == 200
+    status, body = gateway.curl("/echo/hello?x=1", clients.trusted)
+    assert status == 200
+    assert json.loads(body) == {"method": "GET", "path": "/hello?x=1"}  # the backend's answer
 
 
 def test_self_signed_certificate_is_refused(gateway: Served, clients: Clients) -> None:

@@ -113,7 +113,7 @@ class LiveGateway:
         self.http = management.client(timeout=30)
         self.builder = builder
         self.gateway = gateway
-        self.client_ca = ca
+        self.server_ca = ca
         self.crls: list[str] = []
 
     def write(self, method: str, path: str, properties: dict | None = None) -> str | None:
@@ -144,7 +144,7 @@ class LiveGateway:
 
     async def status(self, cert: Path, key: Path) -> int:
         """GET through the gateway presenting `cert`; 0 when the TLS handshake is refused."""
-        context = ssl.create_default_context(cafile=self.client_ca)
+        context = ssl.create_default_context(cafile=self.server_ca)
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
         context.load_cert_chain(cert, key)
         if isinstance(load_pem_private_key(key.read_bytes(), None), dsa.DSAPrivateKey):
@@ -207,11 +207,11 @@ async def test_limbo_cases_with_keys_over_live_mtls(live: LiveGateway, tmp_path)
         cert, key = tmp_path / "leaf.pem", tmp_path / "leaf.key"
         cert.write_bytes(case.leaf.public_bytes(Encoding.PEM))
         key.write_text(live_case.key_pem)
-        if live_case.excluded is None and (refusal := live.configure(case)):
-            excluded[refusal] += 1
+        if refusal := live.configure(case):
+            if live_case.excluded is None:
+                live_case.excluded = refusal
+                excluded[refusal] += 1
             continue
-        if live_case.excluded is not None:
-            live.configure(case)
         try:
             status = await live.status(cert, key)
         except ssl.SSLError as error:  # this client cannot load the leaf or its key
@@ -221,16 +221,17 @@ async def test_limbo_cases_with_keys_over_live_mtls(live: LiveGateway, tmp_path)
         accepted = status == 200
         if accepted != live_case.gateway_verdict:
             mismatched.append(
-                f"{case.id}: HTTP {status}, verifier says {live_case.gateway_verdict}"
+                f"{case.id}: HTTP {status}, the verifier says {live_case.gateway_verdict}"
             )
-        if live_case.excluded:
-            continue
-        if accepted == case.expected:
-            passed.append(case.id)
-        else:
-            failed.append(f"{case.id}: expected {case.expected}, HTTP {status}")
+        if live_case.excluded is None:
+            (passed if accepted == case.expected else failed).append(
+                f"{case.id}: expected {case.expected}, HTTP {status}"
+            )
+    for live_case in cases:
+        if live_case.excluded not in (None, "hostname"):
+            print(f"excluded ({live_case.excluded}): {live_case.case.id}")
     for line in failed + mismatched + unpresentable:
-        print("FAIL" if line in failed else "NOTE", line)
+        print(line)
     print(f"limbo live: {len(passed)} passed, {len(failed)} failed")
     print(
         f"excluded: {dict(excluded)}; not presentable: {len(unpresentable)}; TLS refused: {refused}"

@@ -3,6 +3,7 @@ secrets private, and keeps certificates across a restart."""
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 import subprocess
@@ -22,6 +23,7 @@ def test_printed_urls_and_curl_line_work_as_printed(served: Served) -> None:
     assert f"https://127.0.0.1:{served.gateway_port}" in served.announced
     assert "certgate-data/admin.token" in served.announced
     assert "certgate-data/dev-ca.pem" in served.announced
+    assert served.token not in served.announced + served.log.read_text()
     result = subprocess.run(
         ["bash", "-c", _printed_curl(served.announced)],
         cwd=served.cwd,
@@ -36,26 +38,29 @@ def test_printed_urls_and_curl_line_work_as_printed(served: Served) -> None:
     assert collection["count"] == len(collection["value"])
 
 
+def test_plain_http_listener(served: Served) -> None:
+    assert f"http://127.0.0.1:{served.http_port}" in served.announced
+    status, body = served.curl("/nothing", scheme="http")
+    assert status == 404 and json.loads(body)["statusCode"] == 404
+
+
 def test_secret_files_are_private(served: Served) -> None:
-    for name in ("admin.token", "data.key"):
+    for name in ("admin.token", "data.key", "dev-ca.key", "dev-server.pem"):
         mode = stat.S_IMODE((served.data_dir / name).stat().st_mode)
         assert mode == 0o600, f"{name} has mode {oct(mode)}"
 
 
-def test_restart_keeps_certificates_and_token(tmp_path) -> None:
-    pfx = tmp_path / "kept.pfx"
-    pfx.write_bytes(pki.issue("kept across restarts").pfx(None))
-    first = Served.start(tmp_path / "run")
-    try:
-        first.ok("cert", "add", "kept", "--pfx", str(pfx))
-        token = first.token
-        thumbprint = json.loads(first.ok("cert", "show", "kept", "--output", "json"))
-    finally:
-        first.stop()
-    second = Served.start(tmp_path / "run")
-    try:
-        assert second.token == token
-        shown = json.loads(second.ok("cert", "show", "kept", "--output", "json"))
-        assert shown["properties"]["thumbprint"] == thumbprint["properties"]["thumbprint"]
-    finally:
-        second.stop()
+def test_restart_keeps_certificates_and_token(served: Served) -> None:
+    """Runs last in this module: it restarts the module's server."""
+    data = base64.b64encode(pki.issue("kept across restarts").pfx(None)).decode()
+    with served.http() as http:
+        added = http.put("/certificates/kept", json={"properties": {"data": data}})
+    assert added.status_code == 201, added.text
+    token, before = served.token, served.process
+    served.restart()
+    assert before.returncode == 0  # SIGTERM is a clean shutdown
+    assert served.token == token
+    with served.http() as http:
+        shown = http.get("/certificates/kept")
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["properties"]["thumbprint"] == added.json()["properties"]["thumbprint"]

@@ -117,3 +117,45 @@ async def test_http2_stream_reset_mid_download_releases_the_backend_connection(
     writer.write(h2.data_to_send())
     await until(lambda: len(backend.connections) == 0)
     writer.close()
+
+
+class _Wire:
+    """A transport that hands what the server writes to an in-memory h2 client."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def write(self, data: bytes) -> None:
+        self.client.receive_data(data)
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+
+async def test_http2_unread_bodies_give_their_flow_control_credit_back():
+    from h2.connection import H2Connection
+
+    from certgate.gateway.exchange import ConnectionInfo
+    from certgate.gateway.http2 import HTTP2Protocol
+
+    async def answer_without_reading(exchange) -> None:
+        while not exchange.body.complete:  # the whole body arrived, nobody read it
+            await asyncio.sleep(0)
+        await exchange.respond(404, "Not Found", [], b"")
+
+    client = H2Connection()
+    client.initiate_connection()
+    server = HTTP2Protocol(answer_without_reading, ConnectionInfo("https", None, None))
+    server.connection_made(_Wire(client))
+    server.data_received(client.data_to_send())
+    window = client.outbound_flow_control_window
+    for stream_id in range(1, 61, 2):  # 30 x 192 kB: more than the whole connection window
+        headers = [(":method", "POST"), (":path", "/x"), (":scheme", "https"), (":authority", "a")]
+        client.send_headers(stream_id, headers)
+        for last in [False] * 11 + [True]:
+            client.send_data(stream_id, b"u" * 16_384, end_stream=last)
+        server.data_received(client.data_to_send())
+        async with asyncio.timeout(5):
+            while server._streams:
+                await asyncio.sleep(0)
+    assert client.outbound_flow_control_window >= window // 2  # h2 batches WINDOW_UPDATEs

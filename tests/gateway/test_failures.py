@@ -53,3 +53,30 @@ async def test_client_abort_mid_download_releases_the_backend_connection(gateway
     writer.transport.abort()
     await until(lambda: len(backend.connections) == 0)
     assert sum(len(pool.connections) for pool in gateway.handler._forwarder.pools.pools()) == 0
+
+
+async def test_unexpected_pipeline_error_is_500_json_without_details(certs, backend, tmp_path):
+    from certgate.gateway.config import build_gateway_config
+    from certgate.gateway.server import GatewayServer
+    from tests.gateway.conftest import apis, hostnames
+
+    class Broken:
+        async def run(self, context, forwarder):
+            raise RuntimeError("secret internal detail")
+
+    api_map, operations = apis(backend.url)
+    config = build_gateway_config(
+        hostnames=hostnames(certs),
+        apis=api_map,
+        operations=operations,
+        pipeline_for=lambda api_id, op_id: Broken(),
+    )
+    server = GatewayServer(config)
+    await server.start("127.0.0.1", None, 0)
+    try:
+        reply = await curl(server.http_port, "/echo/users/1", scheme="http", tmp=tmp_path)
+    finally:
+        await server.close()
+    assert reply.status == 500
+    assert reply.json() == {"statusCode": 500, "message": "Internal server error"}
+    assert b"secret" not in reply.body

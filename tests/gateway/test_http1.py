@@ -154,3 +154,11 @@ async def test_upgrade_requests_are_answered_as_http11_then_closed(gateway):
     assert head.startswith(b"HTTP/1.1 200")
     assert b"connection: close" in head.lower()
     assert json.loads(body)["target"] == "/users/1"
+
+
+async def test_oversized_request_head_gets_400(gateway):
+    huge = b"X-Big: " + b"a" * 70_000 + b"\r\n"
+    data = await raw_exchange(
+        gateway.http_port, b"GET /echo/x HTTP/1.1\r\nHost: a\r\n" + huge + b"\r\n", b"}"
+    )
+    assert data.startswith(b"HTTP/1.1 400")

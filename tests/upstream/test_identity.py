@@ -195,3 +195,57 @@ async def test_certificate_without_private_key_fails_clearly(certs, backend, for
     assert failure.value.reason == "BackendConnectionFailure"
     assert "no private key" in caplog.text
     assert backend.connections == 0
+
+
+@pytest.fixture
+async def web_proxy():
+    from tests.upstream.webproxy import WebProxy
+
+    proxy = await WebProxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+async def test_https_backend_through_a_proxy_tunnel_keeps_mtls(
+    certs, backend, forwarder, web_proxy
+):
+    snap = snapshot(certs, a=certs.a)
+    snap.backends["be"] = compile_backend(
+        "be",
+        {
+            "url": backend.url(),
+            "credentials": {"certificateIds": ["a"]},
+            "proxy": {"url": web_proxy.url, "username": "u", "password": "p"},
+        },
+        snap.certificates_by_id,
+        {},
+    )
+    for _ in range(2):
+        seen = await send(forwarder, make_context(backend.url(), snap, backend_id="be"))
+        assert seen["thumbprint"] == certs.a.thumbprint  # TLS runs end to end with the backend
+    assert web_proxy.requests == [(f"CONNECT localhost:{backend.port} HTTP/1.1", "Basic dTpw")]
+
+
+async def test_http_backend_through_a_proxy_uses_absolute_form(certs, forwarder, web_proxy):
+    server = await EchoBackend.start()
+    try:
+        url = server.url("127.0.0.1")
+        snap = snapshot(certs)
+        snap.backends["be"] = compile_backend(
+            "be", {"url": url, "proxy": {"url": web_proxy.url}}, {}, {}
+        )
+        seen = await send(forwarder, make_context(url, snap, path="/p?q=1", backend_id="be"))
+        assert seen["path"] == f"{url}/p?q=1"
+        assert web_proxy.requests == [(f"GET {url}/p?q=1 HTTP/1.1", None)]
+    finally:
+        await server.stop()
+
+
+async def test_unreachable_proxy_is_a_connection_failure(certs, backend, forwarder):
+    snap = snapshot(certs)
+    snap.backends["be"] = compile_backend(
+        "be", {"url": backend.url(), "proxy": {"url": "http://127.0.0.1:9"}}, {}, {}
+    )
+    with pytest.raises(BackendError) as failure:
+        await forwarder.forward(make_context(backend.url(), snap, backend_id="be"))
+    assert failure.value.reason == "BackendConnectionFailure"

@@ -4,7 +4,8 @@
 ARM properties of `/backends/{id}` into a `Backend` once per Snapshot, so requests only read
 attributes. Credentials: the client certificate (the first of `credentials.certificateIds`, else
 of the thumbprints in `credentials.certificate`), headers and the `Authorization` header (set,
-replacing any value the request carries) and query parameters (set the same way).
+replacing any value the request carries) and query parameters (set the same way). A `proxy`
+carries its traffic (`certgate.gateway.upstream.proxy`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from certgate.gateway.upstream.proxy import Proxy
 from certgate.policy.context import BackendTarget
 
 
@@ -60,7 +62,7 @@ class Backend:
         self.validate_chain = validate_chain
         self.validate_name = validate_name
         self.switches = (validate_chain, validate_name)
-        self.proxy = dict(proxy) if proxy else None
+        self.proxy = Proxy.from_properties(proxy) if proxy else None
 
 
 def certificate_id(reference: str) -> str:

@@ -111,8 +111,13 @@ class Forwarder:
         if not path.startswith("/"):
             path = "/" + path
         identity = self._identity(origin, material, backend, snapshot)
-        pool = self.pools.get(origin, identity)
-        head, stream, chunked = _request_head(request, path, origin, backend)
+        proxy = backend.proxy if backend is not None else None
+        proxy_line = ""
+        if proxy is not None and not origin.tls:
+            path = base[: origin.prefix_len] + path  # absolute-form, for the proxy
+            proxy_line = proxy.header_line()
+        pool = self.pools.get(origin, identity, proxy)
+        head, stream, chunked = _request_head(request, path, origin, backend, proxy_line)
         head_only = request.Method == "HEAD"
 
         conn = pool.take_idle() or await pool.connect(timeout)
@@ -197,7 +202,9 @@ def _closed(origin: Origin) -> BackendError:
     )
 
 
-def _request_head(request: Any, path: str, origin: Origin, backend: Any) -> tuple[bytes, Any, bool]:
+def _request_head(
+    request: Any, path: str, origin: Origin, backend: Any, extra: str = ""
+) -> tuple[bytes, Any, bool]:
     """The request head bytes (with a bytes body appended), the body stream, chunked framing."""
     method = request.Method
     url = request.Url
@@ -228,6 +235,7 @@ def _request_head(request: Any, path: str, origin: Origin, backend: Any) -> tupl
         raise ValueError("a request header has a line break in its name or value")
     if backend is not None and backend.header_lines:
         block += backend.header_lines
+    block += extra
     body = request.Body.stream()
     stream, chunked = None, False
     if isinstance(body, bytes | bytearray):

@@ -1,4 +1,4 @@
-"""Keep-alive connection pools, one per (origin, client TLS identity).
+"""Keep-alive connection pools, one per (origin, client TLS identity, web proxy).
 
 A connection opened with certificate A lives in A's pool only, so it can never carry a request
 that must present B or no certificate. When a configuration change retires an identity (its
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from certgate.gateway.upstream.connection import UpstreamConnection
+from certgate.gateway.upstream.proxy import Proxy, open_tunnel
 from certgate.gateway.upstream.tls import ClientIdentity, name_matches
 from certgate.policy.errors import BackendError
 
@@ -40,12 +41,19 @@ class Origin:
 class Pool:
     """Idle connections of one (origin, identity), most recently used first out."""
 
-    __slots__ = ("connections", "identity", "idle", "manager", "origin", "retired")
+    __slots__ = ("connections", "identity", "idle", "manager", "origin", "proxy", "retired")
 
-    def __init__(self, manager: Pools, origin: Origin, identity: ClientIdentity | None) -> None:
+    def __init__(
+        self,
+        manager: Pools,
+        origin: Origin,
+        identity: ClientIdentity | None,
+        proxy: Proxy | None = None,
+    ) -> None:
         self.manager = manager
         self.origin = origin
         self.identity = identity
+        self.proxy = proxy
         self.idle: list[UpstreamConnection] = []
         self.connections: set[UpstreamConnection] = set()
         self.retired = False
@@ -67,25 +75,23 @@ class Pool:
         origin, identity = self.origin, self.identity
         loop = asyncio.get_running_loop()
         where = f"{origin.host}:{origin.port}"
+        proxy = self.proxy
+        tls = {"ssl": identity.ssl_context, "server_hostname": origin.host} if origin.tls else {}
         try:
-            if origin.tls:
-                _, conn = await asyncio.wait_for(
-                    loop.create_connection(
-                        lambda: UpstreamConnection(self),
-                        origin.host,
-                        origin.port,
-                        ssl=identity.ssl_context,
-                        server_hostname=origin.host,
-                    ),
-                    timeout,
-                )
-            else:
-                _, conn = await asyncio.wait_for(
-                    loop.create_connection(
-                        lambda: UpstreamConnection(self), origin.host, origin.port
-                    ),
-                    timeout,
-                )
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+            # races with the connection completing, and the request would outlive its client.
+            async with asyncio.timeout(timeout):
+                if proxy is None:
+                    _, conn = await loop.create_connection(
+                        lambda: UpstreamConnection(self), origin.host, origin.port, **tls
+                    )
+                elif origin.tls:
+                    conn = UpstreamConnection(self)
+                    await open_tunnel(proxy, origin.host, origin.port, conn, identity.ssl_context)
+                else:  # plain http through a proxy: absolute-form requests on this connection
+                    _, conn = await loop.create_connection(
+                        lambda: UpstreamConnection(self), proxy.host, proxy.port
+                    )
         except TimeoutError:
             log.warning("backend %s: connection not established within %.3g s", where, timeout)
             raise BackendError("Timeout", f"Connecting to the backend {where} timed out.") from None
@@ -146,13 +152,19 @@ class Pools:
         self.watching: set[Any] = set()  # connections and bodies waiting, with `deadline`
         self._ticker: asyncio.TimerHandle | None = None
 
-    def get(self, origin: Origin, identity: ClientIdentity | None) -> Pool:
-        key = (origin.key, identity.key if identity is not None else None)
+    def get(
+        self, origin: Origin, identity: ClientIdentity | None, proxy: Proxy | None = None
+    ) -> Pool:
+        key = (
+            origin.key,
+            identity.key if identity is not None else None,
+            proxy.key if proxy is not None else None,
+        )
         pool = self._pools.get(key)
         if pool is None:
             if self.loop is None:
                 self.loop = asyncio.get_running_loop()
-            pool = self._pools[key] = Pool(self, origin, identity)
+            pool = self._pools[key] = Pool(self, origin, identity, proxy)
         return pool
 
     def retire(self, keep: Callable[[ClientIdentity | None], bool]) -> int:
