@@ -1,18 +1,18 @@
 """`certgate serve`: the management API, the gateway workers and the key vault refresher.
 
 Process model: the first process serves the management API (HTTPS), one gateway worker and the
-key vault refresher; `--workers N` forks N-1 more gateway-only processes before anything opens the
-store. All gateway processes listen on the same ports (SO_REUSEPORT). A management write rebuilds
-this process's Snapshot before it returns; the other workers poll the store's revision and rebuild
-when it moves, so every worker serves a change within a second.
+key vault refresher; `--workers N` adds N-1 gateway-only processes (`certgate.gateway.workers`).
+All gateway processes listen on the same ports (SO_REUSEPORT). A management write rebuilds this
+process's Snapshot before it returns; the other workers poll the store's revision and rebuild when
+it moves, so every worker serves a change within a second.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
-import multiprocessing
 import os
 import signal
 from dataclasses import dataclass
@@ -26,7 +26,9 @@ from certgate.config.datadir import DataDirLayout
 from certgate.config.sealing import Sealer, load_key
 from certgate.config.snapshot import SnapshotBuilder
 from certgate.config.store import Store
+from certgate.gateway.config import GatewayConfig
 from certgate.gateway.server import GatewayServer
+from certgate.gateway.workers import WorkerPool
 
 log = logging.getLogger("certgate.serve")
 REVISION_POLL_SECONDS = 0.25
@@ -44,19 +46,17 @@ def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     data_dir = initialise_data_dir(args.data_dir.resolve())
-    data_dir.store.close()  # created and migrated; every process opens its own after forking
+    data_dir.store.close()  # created and migrated; every process opens its own
     layout, token = data_dir.layout, data_dir.admin_token
     key = load_key(layout.data_key)
     listen = Listen(args.host, args.gateway_port, args.http_port, reuse_port=args.workers > 1)
-    children = [_fork_worker(layout, key, listen) for _ in range(max(args.workers, 1) - 1)]
+    others = _start_other_workers(args.workers - 1, layout, listen)
     _announce(args, layout)
     try:
         uvloop.run(_main(args, layout, key, token, listen))
     finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.join(timeout=5)
+        if others is not None:
+            others.stop()
 
 
 def _announce(args: argparse.Namespace, layout: DataDirLayout) -> None:
@@ -183,20 +183,32 @@ class _GatewayWorker:
         self._builder.close()
 
 
-def _fork_worker(layout: DataDirLayout, key: bytes, listen: Listen) -> multiprocessing.Process:
-    process = multiprocessing.get_context("fork").Process(
-        target=_worker_main, args=(layout, key, listen), daemon=True
+def _start_other_workers(count: int, layout: DataDirLayout, listen: Listen) -> WorkerPool | None:
+    if count < 1:
+        return None
+    pool = WorkerPool(
+        count,
+        functools.partial(_worker_config, layout.root),
+        host=listen.host,
+        https_port=listen.gateway_port,
+        http_port=listen.http_port,
+        poll_interval=REVISION_POLL_SECONDS,
     )
-    process.start()
-    return process
+    pool.start()
+    return pool
 
 
-def _worker_main(layout: DataDirLayout, key: bytes, listen: Listen) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+_worker_builder: SnapshotBuilder | None = None
 
-    async def run() -> None:
-        store = Store(layout.database_url, Sealer(key), migrate=False)
-        worker = await _GatewayWorker.start(store, layout, listen)
-        await worker.follow_revisions()
 
-    uvloop.run(run())
+def _worker_config(root: Path, previous: object) -> GatewayConfig | None:
+    """Runs inside a spawned worker: the first config, then a new one when the store moved."""
+    global _worker_builder
+    if _worker_builder is None:
+        layout = DataDirLayout(root)
+        store = Store(layout.database_url, Sealer(load_key(layout.data_key)), migrate=False)
+        _worker_builder = SnapshotBuilder(store, dev_server_pem=layout.dev_server.read_bytes())
+    builder = _worker_builder
+    if previous is not None and builder.store.revision() == builder.revision:
+        return None
+    return builder.build()

@@ -12,13 +12,10 @@ decided by the caller's subscription in APIM), and the compiler logs that once p
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from cryptography import x509
 
 from certgate.certs.crl import CrlFetcher
 from certgate.certs.material import CertificateMaterial, load_certificate
@@ -27,10 +24,10 @@ from certgate.certs.verify import Verifier
 from certgate.certs.x509 import X509Certificate2
 from certgate.config.store import Resource, Store
 from certgate.gateway.config import GatewayConfig, HostnameConfig, build_gateway_config
-from certgate.gateway.upstream.backend import Backend, compile_backend
+from certgate.gateway.upstream.backend import Backend
 from certgate.gateway.upstream.forwarder import Forwarder
-from certgate.gateway.upstream.tls import BackendTrust
-from certgate.management.backends import runtime_properties
+from certgate.gateway.upstream.tls import BackendTrust, service_backend_trust
+from certgate.management.backends import compile_stored_backends
 from certgate.management.certificates import certificate_material, certificate_path
 from certgate.policy.context import Deployment
 from certgate.policy.documents import PolicyDocuments
@@ -104,11 +101,8 @@ def _compile(rows: _Rows, revision: int, builder: SnapshotBuilder) -> GatewayCon
         verifier=verifier,
         certificates_by_id=certificates,
         certificates_by_thumbprint=by_thumbprint,
-        backends={
-            r.name: compile_backend(r.name, runtime_properties(r), certificates, by_thumbprint)
-            for r in rows.kind("backend")
-        },
-        backend_trust=_backend_trust(service),
+        backends=compile_stored_backends(rows.kind("backend"), certificates, by_thumbprint),
+        backend_trust=service_backend_trust(service),
         apis=apis,
     )
     operations: dict[str, dict[str, dict]] = {}
@@ -148,14 +142,6 @@ def _hostnames(
     if not any(h.default_ssl_binding for h in configured):
         configured.append(HostnameConfig("localhost", dev, default_ssl_binding=not configured))
     return configured
-
-
-def _backend_trust(service: Mapping) -> BackendTrust:
-    cas = [
-        x509.load_der_x509_certificate(base64.b64decode(entry["encodedCertificate"]))
-        for entry in service.get("certificates") or []
-    ]
-    return BackendTrust(cas)
 
 
 def _deployment_certificates(materials, verifier: Verifier) -> dict[str, X509Certificate2]:

@@ -11,11 +11,11 @@ from typing import ClassVar
 
 
 class CsObject:
-    """Base of every object policy expressions can reach (context, request, certificate, JObject...)."""
+    """Base of every object policy expressions can reach (context, request, certificate...)."""
 
     __slots__ = ()
     __cs_type__: ClassVar[str] = "object"
     __cs_members__: ClassVar[frozenset[str]] = frozenset()
 
-    def ToString(self) -> str:  # noqa: N802 - C# name
+    def ToString(self) -> str:
         return self.__cs_type__

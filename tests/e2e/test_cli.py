@@ -38,12 +38,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def _json(output: str):
-    return json.loads(output)
-
-
 def test_cert_add_with_password_file_then_list_and_show(served: Served, files) -> None:
-    added = _json(
+    added = json.loads(
         served.ok(
             "cert", "add", "srv", "--pfx", str(files["server_pfx"]),
             "--password-file", str(files["password"]), "--output", "json",
@@ -56,7 +52,7 @@ def test_cert_add_with_password_file_then_list_and_show(served: Served, files) -
     assert any(line.split()[0] == "srv" and thumbprint in line for line in table[1:])
     shown = served.ok("cert", "show", "srv")
     assert "CN=api.cli.test" in shown and thumbprint in shown
-    listed = _json(served.ok("cert", "list", "--output", "json"))
+    listed = json.loads(served.ok("cert", "list", "--output", "json"))
     assert [c["properties"]["thumbprint"] for c in listed if c["name"] == "srv"] == [thumbprint]
     assert PASSWORD not in json.dumps(listed) and "data" not in listed[0]["properties"]
 
@@ -64,7 +60,7 @@ def test_cert_add_with_password_file_then_list_and_show(served: Served, files) -
 def test_cert_add_with_password_on_stdin(served: Served, files) -> None:
     served.ok("cert", "add", "cli", "--pfx", str(files["client_pfx"]), "--password-stdin",
               stdin=PASSWORD + "\n")  # fmt: skip
-    shown = _json(served.ok("cert", "show", "cli", "--output", "json"))
+    shown = json.loads(served.ok("cert", "show", "cli", "--output", "json"))
     assert shown["properties"]["subject"] == "CN=cli client"
 
 
@@ -78,7 +74,7 @@ def test_wrong_password_fails_in_one_line_without_the_password(served: Served, f
 
 
 def test_hostname_set_and_deleting_its_certificate_names_the_referrer(served: Served) -> None:
-    configs = _json(
+    configs = json.loads(
         served.ok("hostname", "set", "api.cli.test", "--certificate", "srv",
                   "--negotiate-client-certificate", "--output", "json")
     )  # fmt: skip
@@ -99,7 +95,9 @@ def test_cert_delete_of_an_unused_certificate(served: Served, files) -> None:
 
 
 def test_ca_add_list_delete(served: Served, files) -> None:
-    added = _json(served.ok("ca", "add", str(files["root"]), "--store", "root", "--output", "json"))
+    added = json.loads(
+        served.ok("ca", "add", str(files["root"]), "--store", "root", "--output", "json")
+    )
     assert [c["storeName"] for c in added] == ["Root"]
     thumbprint = added[0]["thumbprint"]
     table = served.ok("ca", "list")
@@ -115,10 +113,10 @@ def test_api_and_operation_lifecycle(served: Served) -> None:
               "http://127.0.0.1:9/orders")  # fmt: skip
     operation = served.ok("operation", "add", "orders", "get", "--method", "get",
                           "--url-template", "/{id}", "--output", "json")  # fmt: skip
-    assert _json(operation)["properties"]["method"] == "GET"
+    assert json.loads(operation)["properties"]["method"] == "GET"
     listed = served.ok("api", "list")
     assert any(line.split()[0] == "orders" for line in listed.splitlines()[1:])
-    shown = _json(served.ok("api", "show", "orders", "--output", "json"))
+    shown = json.loads(served.ok("api", "show", "orders", "--output", "json"))
     assert shown["properties"]["path"] == "orders"
     assert shown["properties"]["serviceUrl"] == "http://127.0.0.1:9/orders"
     served.ok("api", "delete", "orders")
@@ -128,7 +126,7 @@ def test_api_and_operation_lifecycle(served: Served) -> None:
 def test_backend_create_with_certificate_and_skip_flags(served: Served, files) -> None:
     served.ok("cert", "add", "gw", "--pfx", str(files["client_pfx"]),
               "--password-file", str(files["password"]))  # fmt: skip
-    created = _json(
+    created = json.loads(
         served.ok("backend", "create", "b1", "--url", "https://backend.cli.test:8443",
                   "--certificate", "gw", "--skip-certificate-chain-validation",
                   "--skip-certificate-name-validation", "--output", "json")

@@ -9,6 +9,7 @@ import ssl
 
 import pytest
 
+from tests import pki
 from tests.gateway.conftest import NEGOTIATING, PLAIN
 from tests.gateway.support import run
 
@@ -73,12 +74,23 @@ def _get_with_session(port, context, session, path):
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
-async def test_resumed_session_keeps_the_client_certificate(gateway, certs, version):
+@pytest.mark.parametrize("size", ["small", "huge"])
+async def test_resumed_session_keeps_the_client_certificate(
+    gateway, certs, tmp_path, version, size
+):
+    """A huge certificate (~100 kB, 2000 SANs) does not fit a stateless ticket: the session
+    cache keeps it server-side, so the handshake and the resumption both still work."""
+    client = (
+        pki.issue("self-signed-client")
+        if size == "small"
+        else pki.issue("huge-client", dns=[f"h{n}.a-long-label.example.test" for n in range(2000)])
+    )
+    cert, key = client.write(tmp_path, "client")
     context = ssl.create_default_context(cafile=str(certs.ca_file))
     context.minimum_version = context.maximum_version = version
-    context.load_cert_chain(str(certs.self_signed.cert), str(certs.self_signed.key))
+    context.load_cert_chain(str(cert), str(key))
     port = gateway.https_port
-    session, reused, first = await asyncio.to_thread(
+    session, _, first = await asyncio.to_thread(
         _get_with_session, port, context, None, "/echo/users/1"
     )
     _, reused, second = await asyncio.to_thread(
@@ -87,4 +99,4 @@ async def test_resumed_session_keeps_the_client_certificate(gateway, certs, vers
     assert reused
     for reply in (first, second):
         seen = {k.lower(): v for k, v in reply["headers"]}
-        assert seen["x-client-thumbprint"] == certs.issued["self_signed"].thumbprint
+        assert seen["x-client-thumbprint"] == client.thumbprint

@@ -165,19 +165,13 @@ def _expire(waiter: asyncio.Future | None) -> None:
         waiter.set_exception(TimeoutError())
 
 
-# One read buffer for every connection of the process: the event loop fills it and the parser
-# consumes it synchronously (httptools copies what it keeps), so connections never share data.
-# Being a BufferedProtocol also spares uvloop's TLS transport a 256 KiB allocation per read, which
-# glibc served with mmap/mremap/munmap, costing more than the rest of the exchange.
-_READ_BUFFER = memoryview(bytearray(64 * 1024))
-
-
 class UpstreamConnection(asyncio.BufferedProtocol):
     """A pooled connection, one exchange at a time: `start`, `write`* and `finish_request`, then
     `response_head`; the connection returns to its pool when the response has fully arrived."""
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
+        self._buffer = pool.manager.read_buffer
         self.transport: Any = None
         self.closed = False
         self.reused = False
@@ -208,11 +202,15 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.transport = transport
         self.pool.opened(self)
 
+    # A BufferedProtocol: uvloop's TLS transport otherwise allocates 256 KiB per read, which glibc
+    # served with mmap/mremap/munmap, costing more than the rest of the exchange. All connections
+    # of one event loop share the pools' buffer: the parser consumes it synchronously and httptools
+    # copies what it keeps.
     def get_buffer(self, sizehint: int) -> memoryview:
-        return _READ_BUFFER
+        return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(_READ_BUFFER[:nbytes])
+        self.data_received(self._buffer[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
         self._received = True

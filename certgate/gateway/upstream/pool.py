@@ -68,9 +68,6 @@ class Pool:
                 return conn
         return None
 
-    async def acquire(self, timeout: float) -> UpstreamConnection:
-        return self.take_idle() or await self.connect(timeout)
-
     async def connect(self, timeout: float) -> UpstreamConnection:
         origin, identity = self.origin, self.identity
         loop = asyncio.get_running_loop()
@@ -150,6 +147,7 @@ class Pools:
         self._pools: dict[tuple, Pool] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.watching: set[Any] = set()  # connections and bodies waiting, with `deadline`
+        self.read_buffer = memoryview(bytearray(64 * 1024))  # shared by this loop's connections
         self._ticker: asyncio.TimerHandle | None = None
 
     def get(
