@@ -7,6 +7,7 @@ unexpected errors become APIM-style JSON responses, never a stack trace.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from typing import Any
@@ -28,6 +29,7 @@ _NOT_FOUND = error_body(404, "Resource not found")
 _BAD_TARGET = error_body(400, "Bad request: the request target must be an absolute path")
 _INTERNAL = error_body(500, "Internal server error")
 _BACKEND_STATUS = {"BackendConnectionFailure": 500, "Timeout": 504}
+_CLIENT_CERT_HEADERS = frozenset({"client-cert", "client-cert-chain"})
 
 
 class RequestHandler:
@@ -77,6 +79,7 @@ class RequestHandler:
             conn.host_port = _split_authority(authority, conn)
         host, port = conn.host_port
         pairs = exchange.headers  # a fresh list per request: extended in place
+        strip_client_cert_headers(pairs)
         forwarded_for = exchange.forwarded_for
         pairs.append(
             (
@@ -87,6 +90,9 @@ class RequestHandler:
         pairs.append(("X-Forwarded-Proto", conn.scheme))
         if authority:
             pairs.append(("X-Forwarded-Host", authority))
+        certificate = conn.client_certificate(config.verifier) if conn.peer is not None else None
+        if api.forward_client_certificate and certificate is not None:
+            add_client_cert_headers(pairs, certificate, conn.client_chain_der)
         request = Request(
             method,
             conn.scheme,
@@ -96,7 +102,7 @@ class RequestHandler:
             Headers(pairs),
             exchange.body,
             conn.client_ip,
-            conn.client_certificate(config.verifier) if conn.peer is not None else None,
+            certificate,
         )
         if params:
             request.set_matched_parameters(params)
@@ -129,6 +135,27 @@ class RequestHandler:
             if close is not None:
                 close()  # the upstream connection, mid-response, is closed rather than leaked
             raise
+
+
+def strip_client_cert_headers(pairs: list[tuple[str, str]]) -> None:
+    """Client-sent RFC 9440 headers never reach a backend: only the gateway may assert them."""
+    if any(name.lower() in _CLIENT_CERT_HEADERS for name, _ in pairs):
+        pairs[:] = [(n, v) for n, v in pairs if n.lower() not in _CLIENT_CERT_HEADERS]
+
+
+def add_client_cert_headers(pairs: list[tuple[str, str]], certificate: Any, ders: list[bytes]):
+    """RFC 9440 `Client-Cert` (and `Client-Cert-Chain`) for a certificate that passes `Verify()`."""
+    if not certificate.Verify():
+        return
+    leaf, *chain = ders
+    pairs.append(("Client-Cert", _byte_sequence(leaf)))
+    if chain:
+        pairs.append(("Client-Cert-Chain", ", ".join(_byte_sequence(d) for d in chain)))
+
+
+def _byte_sequence(der: bytes) -> str:
+    """An RFC 8941 byte sequence: base64 between colons."""
+    return f":{base64.b64encode(der).decode()}:"
 
 
 async def _respond_error(exchange: Any, exc: Exception) -> None:

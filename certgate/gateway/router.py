@@ -44,6 +44,7 @@ class ApiRoute:
     path: str  # without leading/trailing slashes, original case
     service_url: str | None
     protocols: frozenset[str]
+    forward_client_certificate: bool = False  # RFC 9440 Client-Cert to the backend (extension)
     context_api: Any = None  # the policy `context.Api` object, built once
     operations: list[OperationRoute] = field(default_factory=list)
     _literal: dict[tuple[str, str], OperationRoute] = field(default_factory=dict)
@@ -209,7 +210,13 @@ def api_route(api_id: str, properties: Mapping[str, Any]) -> ApiRoute:
     service_url = props.get("serviceUrl")
     if service_url is not None and not re.match(r"^https?://[^/]+", str(service_url)):
         raise RouteConfigError(f"api {api_id!r}: 'serviceUrl' must be an http(s) URL")
-    return ApiRoute(api_id, path.strip("/"), service_url, frozenset(protocols))
+    return ApiRoute(
+        api_id,
+        path.strip("/"),
+        service_url,
+        frozenset(protocols),
+        bool(props.get("forwardClientCertificate")),
+    )
 
 
 def operation_route(

@@ -195,10 +195,13 @@ class Served:
         host: str = "localhost",
         cacert: Path | None = None,
         scheme: str = "https",
+        headers: tuple[str, ...] = (),
     ) -> tuple[int, str]:
         """One request through the gateway with the real curl: (HTTP status, body)."""
         port = self.gateway_port if scheme == "https" else self.http_port
         argv = ["curl", "-s", "-w", "\n%{http_code}", "--max-time", "20"]
+        for header in headers:
+            argv += ["-H", header]
         argv += ["--cacert", str(cacert or self.dev_ca)]
         argv += ["--resolve", f"{host}:{port}:127.0.0.1"]
         if identity is not None:
@@ -266,7 +269,11 @@ class _EchoHandler(BaseHTTPRequestHandler):
     def _echo(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         self.rfile.read(length)
-        body = json.dumps({"method": self.command, "path": self.path}).encode()
+        echoed = {"method": self.command, "path": self.path}
+        for name in ("Client-Cert", "Client-Cert-Chain"):  # RFC 9440, when the gateway sends it
+            if name in self.headers:
+                echoed[name] = self.headers[name]
+        body = json.dumps(echoed).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests import pki
 from tests.e2e.conftest import Clients
@@ -94,3 +96,42 @@ def test_negotiation_is_per_hostname_and_switches_without_restart(
     gateway.ok("hostname", "set", PLAIN, "--negotiate-client-certificate", "--certificate", "plain")
     assert "CertificateRequest" in gateway.s_client(PLAIN)
     assert gateway.curl_status("/echo/x", clients.trusted, host=PLAIN, cacert=both_cas) == 200
+
+
+FORGED = "Client-Cert: :Zm9yZ2Vk:"
+
+
+@pytest.fixture(scope="module")
+def forwarding(gateway: Served, backend: EchoBackend) -> Served:
+    """An API with certgate's RFC 9440 extension on, and the README's Verify() policy."""
+    with gateway.http() as http:
+        properties = {
+            "path": "forward",
+            "serviceUrl": backend.url,
+            "forwardClientCertificate": True,
+        }
+        _put(http, "/apis/forward", properties)
+        operation = {"displayName": "all", "method": "*", "urlTemplate": "/*"}
+        _put(http, "/apis/forward/operations/all", operation)
+    return gateway
+
+
+def test_verified_certificate_is_forwarded_as_client_cert(
+    forwarding: Served, clients: Clients
+) -> None:
+    status, body = forwarding.curl("/forward/x", clients.trusted, headers=(FORGED,))
+    assert status == 200
+    leaf = x509.load_pem_x509_certificate(Path(clients.trusted.cert).read_bytes())
+    expected = base64.b64encode(leaf.public_bytes(Encoding.DER)).decode()
+    assert json.loads(body)["Client-Cert"] == f":{expected}:"  # the presented one, not the forgery
+
+
+def test_unverified_certificate_is_not_forwarded_and_forgeries_are_stripped(
+    forwarding: Served, clients: Clients
+) -> None:
+    status, body = forwarding.curl("/forward/x", clients.self_signed, headers=(FORGED,))
+    assert status == 200
+    assert "Client-Cert" not in json.loads(body)
+    status, body = forwarding.curl("/echo/x", clients.trusted, headers=(FORGED,))
+    assert status == 200
+    assert "Client-Cert" not in json.loads(body)  # stripped even where forwarding is off
