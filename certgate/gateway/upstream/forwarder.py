@@ -23,6 +23,7 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
+from certgate.gateway.exchange import HOP_BY_HOP
 from certgate.gateway.upstream.connection import ConnectionClosed, UpstreamConnection
 from certgate.gateway.upstream.pool import Origin, Pools
 from certgate.gateway.upstream.tls import SYSTEM_TRUST, ClientIdentity, Identities
@@ -31,25 +32,8 @@ from certgate.policy.errors import BackendError
 
 log = logging.getLogger("certgate.upstream")
 
-# RFC 9110 7.6.1 hop-by-hop headers, plus Expect (the gateway answered 100-continue itself) and
-# the framing headers the forwarder computes.
-_REQUEST_DROP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "expect",
-        "http2-settings",
-        "host",
-        "content-length",
-    }
-)
+# Hop-by-hop headers never travel on, and the forwarder computes Host and the framing itself.
+_REQUEST_DROP = HOP_BY_HOP | {"host", "content-length"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DEFAULT_TIMEOUT = 300.0  # APIM's forward-request default
 _NONE: dict = {}
