@@ -1,4 +1,4 @@
-"""py-spy on certgate's busiest process while `ab` keeps it under keep-alive load (optional)."""
+"""py-spy on certgate's busiest process while `ab` keeps it under load (optional)."""
 
 from __future__ import annotations
 

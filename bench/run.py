@@ -84,7 +84,8 @@ class Bench:
         busy_s = (
             machine_after[0] - machine_before[0] - machine_after[1] + machine_before[1]
         ) / TICK
-        other_s = busy_s - own_s - back_s - (children_cpu() - ab_before)
+        ab_s = children_cpu() - ab_before
+        other_s = busy_s - own_s - back_s - ab_s
         done = max(1, result.complete)
         record = {
             "kind": "run",
@@ -99,10 +100,15 @@ class Bench:
             "ok": result.ok,
             "cpu_us_per_req": 1e6 * own_s / done,
             "backend_us_per_req": 1e6 * back_s / done,
+            "ab_us_per_req": 1e6 * ab_s / done,
             "other_load_cores": round(max(0.0, other_s) / wall, 2),
         }
         if not result.ok:
             record["ab_tail"] = result.tail
+        exited = system.service.process.poll()
+        if exited is not None:
+            record["ok"] = False
+            record["ab_tail"] = f"{system.service.name} exited ({exited}): {system.service.tail()}"
         return record
 
 

@@ -202,9 +202,10 @@ class Verifier:
             known = [c for certs in self.trust.intermediates.values() for c in certs]
             await prefetch(leaf, [*chain, *known])
 
-    @property
     def revision(self) -> tuple[object, object]:
-        """What cached results depend on: the trust store's content and the CRL generation."""
+        """What cached results depend on: the trust store's content and the CRL generation.
+
+        A method, not a property: `X509Certificate2.Verify()` reads it on every request."""
         return (self.trust.fingerprint, getattr(self.crls, "generation", 0))
 
     def verify(
@@ -230,7 +231,7 @@ class Verifier:
                 check_revocation,
                 check_not_before,
                 check_not_after,
-                self.revision,
+                self.revision(),
             )
             hit = (cache.get(key) if cache is not None else None) or self._shared.get(key)
             if hit is not None and hit.valid_until > time.time():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from collections.abc import MutableMapping, Sequence
 from functools import cached_property
 
@@ -31,6 +32,7 @@ from certgate.expressions.model import CsObject
 X509NameType = X509_NAME_TYPE
 """The `X509NameType` enum members by name (SimpleName, EmailName, UpnName, DnsName, ...)."""
 _UPN = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+_NO_TRUST_STORE = VerificationResult(False, "ClientCertificateNotTrusted", "no trust store")
 
 
 class X500DistinguishedName(CsObject):
@@ -85,6 +87,8 @@ class X509Certificate2(CsObject):
 
     `verifier` and `cache` come from the connection: without a verifier `Verify()` is false; the
     cache (any dict) keeps results per chain and trust revision for the connection's lifetime.
+    `Verify()` and `VerifyNoRevocation()` also remember their verdict on the instance, with the
+    verifier revision it holds for, so a keep-alive connection's requests skip the cache key.
     """
 
     __cs_type__ = "X509Certificate2"
@@ -131,6 +135,7 @@ class X509Certificate2(CsObject):
         self._chain = tuple(c if isinstance(c, CertInfo) else CertInfo(c) for c in presented_chain)
         self._verifier = verifier
         self._cache = cache
+        self._verdicts: dict[bool, tuple[object, VerificationResult]] = {}
 
     @classmethod
     def from_der(
@@ -298,7 +303,7 @@ class X509Certificate2(CsObject):
     def verification(self, *, check_revocation: bool = True, **flags: bool) -> VerificationResult:
         """The full verdict (Python side, used by validate-client-certificate)."""
         if self._verifier is None:
-            return VerificationResult(False, "ClientCertificateNotTrusted", "no trust store")
+            return _NO_TRUST_STORE
         return self._verifier.verify(
             self._info,
             self._chain,
@@ -307,11 +312,23 @@ class X509Certificate2(CsObject):
             **flags,
         )
 
+    def _verdict(self, check_revocation: bool) -> VerificationResult:
+        """The default-flags verdict, kept until the verifier's revision moves or it expires."""
+        if self._verifier is None:
+            return _NO_TRUST_STORE
+        revision = self._verifier.revision()
+        kept = self._verdicts.get(check_revocation)
+        if kept is not None and kept[0] == revision and kept[1].valid_until > time.time():
+            return kept[1]
+        result = self.verification(check_revocation=check_revocation)
+        self._verdicts[check_revocation] = (revision, result)
+        return result
+
     def Verify(self) -> bool:
-        return self.verification().ok
+        return self._verdict(True).ok
 
     def VerifyNoRevocation(self) -> bool:
-        return self.verification(check_revocation=False).ok
+        return self._verdict(False).ok
 
     def Equals(self, other: object) -> bool:
         return isinstance(other, X509Certificate2) and other._info.der == self._info.der
