@@ -154,3 +154,18 @@ def test_policy_set_and_show(served: Served, files) -> None:
     broken.write_text("<policies><inbound><no-such-element /></inbound></policies>")
     result = served.cli("policy", "set", "--api", "guarded", str(broken))
     assert result.returncode != 0 and "no-such-element" in result.stderr
+
+
+def test_api_gateway_credentials_are_written_into_the_policy(served: Served, files) -> None:
+    served.ok("cert", "add", "creds", "--pfx", str(files["client_pfx"]),
+              "--password-file", str(files["password"]))  # fmt: skip
+    served.ok("api", "create", "credentialed", "--path", "credentialed", "--service-url",
+              "https://127.0.0.1:9")  # fmt: skip
+    served.ok("api", "set-credentials", "credentialed", "--certificate", "creds")
+    shown = served.ok("policy", "show", "--api", "credentialed")
+    assert '<authentication-certificate certificate-id="creds"/>' in shown
+    result = served.cli("cert", "delete", "creds")
+    assert result.returncode != 0 and "apis/credentialed/policies/policy" in result.stderr
+    served.ok("api", "set-credentials", "credentialed", "--none")
+    assert "authentication-certificate" not in served.ok("policy", "show", "--api", "credentialed")
+    served.ok("cert", "delete", "creds")
