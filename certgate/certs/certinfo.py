@@ -101,6 +101,23 @@ def load_der(data: bytes) -> CertInfo:
         return CertInfo(x509.load_der_x509_certificate(patched), original_der=data)
 
 
+PARSED_CACHE_SIZE = 256
+_parsed: dict[bytes, CertInfo] = {}
+
+
+def cached_der(data: bytes) -> CertInfo:
+    """`load_der`, shared per process by DER bytes (least recently used evicted first): clients
+    that reconnect with the same certificate skip parsing. CertInfo is never mutated after it is
+    built, so connections can share one."""
+    info = _parsed.pop(data, None)
+    if info is None:
+        info = load_der(data)
+        if len(_parsed) >= PARSED_CACHE_SIZE:
+            del _parsed[next(iter(_parsed))]
+    _parsed[data] = info
+    return info
+
+
 class CertInfo:
     """A certificate plus cached, pre-parsed facts. Equality is by DER."""
 

@@ -30,7 +30,11 @@ class Status(Enum):
 
 
 class CrlSource:
-    """What revocation checking reads: CRLs by issuer name (operator-uploaded and fetched)."""
+    """What revocation checking reads: CRLs by issuer name (operator-uploaded and fetched).
+
+    `generation` changes whenever the usable CRLs change; cached verdicts depend on it."""
+
+    generation: object = 0
 
     def candidates(self, issuer_key: NameKey) -> Sequence[CrlInfo]:
         raise NotImplementedError

@@ -43,7 +43,7 @@ SUCCESS_TTL = 300.0
 _REASON_RANK = {REVOKED: 4, EXPIRED: 3, NOT_YET_VALID: 2, NOT_TRUSTED: 1}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VerificationResult:
     """`ok`, and when not ok a validate-client-certificate reason plus a human `detail`."""
 
@@ -105,6 +105,16 @@ class TrustStore:
     `require_revocation_information`: .NET's strict rule, every non-root certificate needs a CRL.
     """
 
+    __slots__ = (
+        "anchor_ders",
+        "anchors",
+        "extended_key_usages",
+        "fingerprint",
+        "intermediates",
+        "require_revocation_information",
+        "use_system_roots",
+    )
+
     def __init__(
         self,
         roots: Iterable[x509.Certificate | CertInfo] = (),
@@ -141,8 +151,6 @@ class TrustStore:
 
 
 class _NoCrls(CrlSource):
-    generation = 0
-
     def candidates(self, issuer_key: NameKey) -> Sequence:
         return ()
 
@@ -178,6 +186,8 @@ class Verifier:
     which is part of every cache key.
     """
 
+    __slots__ = ("_shared", "budget", "crls", "max_depth", "trust")
+
     def __init__(
         self,
         trust: TrustStore,
@@ -206,7 +216,7 @@ class Verifier:
         """What cached results depend on: the trust store's content and the CRL generation.
 
         A method, not a property: `X509Certificate2.Verify()` reads it on every request."""
-        return (self.trust.fingerprint, getattr(self.crls, "generation", 0))
+        return (self.trust.fingerprint, self.crls.generation)
 
     def verify(
         self,

@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
 
 from certgate.certs import der
-from certgate.certs.certinfo import CertInfo, load_der
+from certgate.certs.certinfo import CertInfo, cached_der
 from certgate.certs.names import attribute_values, dotnet_name
 from certgate.certs.verify import VerificationResult, Verifier
 from certgate.expressions.dotnet.enums import X509_NAME_TYPE
@@ -89,8 +89,11 @@ class X509Certificate2(CsObject):
     cache (any dict) keeps results per chain and trust revision for the connection's lifetime.
     `Verify()` and `VerifyNoRevocation()` also remember their verdict on the instance, with the
     verifier revision it holds for, so a keep-alive connection's requests skip the cache key.
+    The attributes `Verify()` reads are slots (fast on every request); the cached properties
+    live in `__dict__`.
     """
 
+    __slots__ = ("__dict__", "__weakref__", "_cache", "_verdicts", "_verifier")
     __cs_type__ = "X509Certificate2"
     __cs_members__ = frozenset(
         {
@@ -145,8 +148,26 @@ class X509Certificate2(CsObject):
         verifier: Verifier | None = None,
         cache: MutableMapping | None = None,
     ) -> X509Certificate2:
-        """From the DER bytes a TLS handshake gives (client certificate, then the chain it sent)."""
-        return cls(load_der(der_bytes), [load_der(c) for c in chain], verifier, cache)
+        """From the DER bytes a TLS handshake gives (client certificate, then the chain it sent).
+
+        Parsing waits until a member needs it (many requests never read their certificate) and
+        goes through the per-process cache of `cached_der`."""
+        self = cls.__new__(cls)
+        self._der = der_bytes
+        self._chain_der = tuple(chain)
+        self._verifier = verifier
+        self._cache = cache
+        self._verdicts = {}
+        return self
+
+    @cached_property
+    def _info(self) -> CertInfo:
+        """Set by the constructor, or parsed on first use after `from_der`."""
+        return cached_der(self._der)
+
+    @cached_property
+    def _chain(self) -> tuple[CertInfo, ...]:
+        return tuple(cached_der(c) for c in self._chain_der)
 
     @property
     def certificate(self) -> x509.Certificate:

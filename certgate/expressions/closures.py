@@ -1,12 +1,14 @@
 """The closures compiled expressions are made of: member access, calls, operators, exceptions.
 
-Each call site caches the resolved member per receiver type, so a hot expression pays one dict
-lookup per access.
+Each call site keeps the member it resolved for the last receiver type inline (a `Site`), so a hot
+expression pays one identity test per access; a chain of property reads (`context.Request.Url`)
+is one closure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from .errors import BudgetExceeded, CsException, cs_error
@@ -62,17 +64,82 @@ def anonymous_type(names: tuple[str, ...]) -> type[AnonymousObject]:
     return cls
 
 
-def member_fn(obj: Fn, name: str) -> Fn:
-    cache: dict[type, Callable[[Any], Any]] = {}
+class Site:
+    """One member name at one call site: the last receiver type with its resolution as one tuple
+    (read and replaced atomically, so threads may share it), and every type seen so far."""
+
+    __slots__ = ("hit", "name", "resolve", "seen")
+
+    def __init__(self, name: str, resolve: Callable[[type, str], Callable[..., Any]]) -> None:
+        self.name = name
+        self.resolve = resolve
+        self.seen: dict[type, Callable[..., Any]] = {}
+        self.hit: tuple[type | None, Callable[..., Any] | None] = (None, None)
+
+    def miss(self, o: Any) -> Callable[..., Any]:
+        """The member for a receiver of another type than the last one."""
+        t = o.__class__
+        fn = self.seen.get(t)
+        if fn is None:
+            fn = self.seen[t] = self.resolve(t, self.name)
+        self.hit = (t, fn)
+        return fn
+
+
+def member_fn(source: Fn | int, names: tuple[str, ...]) -> Fn:
+    """`x.A.B...`: the property reads of a chain, in order, in one closure. `source` computes
+    `x`, or is the slot of `e` holding it (`context` or a local)."""
+    sites = tuple(Site(name, resolve_property) for name in names)
+    if isinstance(source, int):
+        if len(sites) <= 3:
+            return _slot_path(source, sites)
+        source = itemgetter(source)
 
     def get(e: list) -> Any:
-        o = obj(e)
-        g = cache.get(o.__class__)
-        if g is None:
-            g = cache[o.__class__] = resolve_property(o.__class__, name)
-        return g(o)
+        o = source(e)
+        for site in sites:
+            hit = site.hit
+            o = hit[1](o) if o.__class__ is hit[0] else site.miss(o)(o)
+        return o
 
     return get
+
+
+def _slot_path(slot: int, sites: tuple[Site, ...]) -> Fn:
+    """The short chains most policies use (`context.Request.Certificate.Thumbprint`), unrolled:
+    the loop costs as much as the reads."""
+    s0, *rest = sites
+    if not rest:
+
+        def read1(e: list) -> Any:
+            o = e[slot]
+            hit = s0.hit
+            return hit[1](o) if o.__class__ is hit[0] else s0.miss(o)(o)
+
+        return read1
+    s1, *rest = rest
+    if not rest:
+
+        def read2(e: list) -> Any:
+            o = e[slot]
+            hit = s0.hit
+            o = hit[1](o) if o.__class__ is hit[0] else s0.miss(o)(o)
+            hit = s1.hit
+            return hit[1](o) if o.__class__ is hit[0] else s1.miss(o)(o)
+
+        return read2
+    (s2,) = rest
+
+    def read3(e: list) -> Any:
+        o = e[slot]
+        hit = s0.hit
+        o = hit[1](o) if o.__class__ is hit[0] else s0.miss(o)(o)
+        hit = s1.hit
+        o = hit[1](o) if o.__class__ is hit[0] else s1.miss(o)(o)
+        hit = s2.hit
+        return hit[1](o) if o.__class__ is hit[0] else s2.miss(o)(o)
+
+    return read3
 
 
 def indexer_fn(obj: Fn, idx: list[Fn]) -> Fn:
@@ -85,32 +152,50 @@ def indexer_fn(obj: Fn, idx: list[Fn]) -> Fn:
 def method_call_fn(
     obj: Fn, name: str, pos: list[Fn], named: dict[str, Fn], type_arg: str | None
 ) -> Fn:
-    cache: dict[type, Callable[..., Any]] = {}
-
-    def find(o: Any) -> Callable[..., Any]:
-        m = cache.get(o.__class__)
-        if m is None:
-            m = cache[o.__class__] = resolve_method(o.__class__, name)
-        return m
-
-    if not named and type_arg is None:
-        if not pos:
-            return lambda e: find(o := obj(e))(o)
-        if len(pos) == 1:
-            a0 = pos[0]
-            return lambda e: find(o := obj(e))(o, a0(e))
-        if len(pos) == 2:
-            a0, a1 = pos
-            return lambda e: find(o := obj(e))(o, a0(e), a1(e))
+    """`obj.Name(args)`: the method resolves on the receiver before the arguments run."""
+    site = Site(name, resolve_method)
+    if not named and type_arg is None and len(pos) <= 2:
+        return _positional_call(obj, site, pos)
 
     def call(e: list) -> Any:
         o = obj(e)
+        hit = site.hit
+        method = hit[1] if o.__class__ is hit[0] else site.miss(o)
         kw = {k: f(e) for k, f in named.items()}
         if type_arg is not None:
             kw["type_arg"] = type_arg
-        return find(o)(o, *[f(e) for f in pos], **kw)
+        return method(o, *[f(e) for f in pos], **kw)
 
     return call
+
+
+def _positional_call(obj: Fn, site: Site, pos: list[Fn]) -> Fn:
+    """Calls with up to two positional arguments (nearly all), without building argument lists."""
+    if not pos:
+
+        def call0(e: list) -> Any:
+            o = obj(e)
+            hit = site.hit
+            return (hit[1] if o.__class__ is hit[0] else site.miss(o))(o)
+
+        return call0
+    if len(pos) == 1:
+        a0 = pos[0]
+
+        def call1(e: list) -> Any:
+            o = obj(e)
+            hit = site.hit
+            return (hit[1] if o.__class__ is hit[0] else site.miss(o))(o, a0(e))
+
+        return call1
+    a0, a1 = pos
+
+    def call2(e: list) -> Any:
+        o = obj(e)
+        hit = site.hit
+        return (hit[1] if o.__class__ is hit[0] else site.miss(o))(o, a0(e), a1(e))
+
+    return call2
 
 
 def static_call_fn(
@@ -161,6 +246,28 @@ def delegate_call_fn(target: Fn, pos: list[Fn]) -> Fn:
         return f(*[a(e) for a in pos])
 
     return call
+
+
+def any_of(conds: list[Fn]) -> Fn:
+    """`a || b || c ...`: one closure per three conditions (fewer calls than one per operator)."""
+    if len(conds) == 1:
+        return conds[0]
+    if len(conds) == 2:
+        a, b = conds
+        return lambda e: a(e) or b(e)
+    a, b, rest = conds[0], conds[1], any_of(conds[2:])
+    return lambda e: a(e) or b(e) or rest(e)
+
+
+def all_of(conds: list[Fn]) -> Fn:
+    """`a && b && c ...`, as `any_of`."""
+    if len(conds) == 1:
+        return conds[0]
+    if len(conds) == 2:
+        a, b = conds
+        return lambda e: a(e) and b(e)
+    a, b, rest = conds[0], conds[1], all_of(conds[2:])
+    return lambda e: a(e) and b(e) and rest(e)
 
 
 def tick(e: list) -> None:

@@ -22,7 +22,9 @@ from .closures import (
     RETURN,
     ExceptionObject,
     NullShort,
+    all_of,
     anonymous_type,
+    any_of,
     delegate_call_fn,
     indexer_fn,
     local_call_fn,
@@ -92,6 +94,8 @@ class Compiler(StatementCompiler):
         self.override: dict[tuple[int, int, str], Fn] = {}
         self.int32: set[Any] = set()  # closures statically typed `int` (32-bit wrap-around)
         self.int_slots: set[int] = set()
+        self.paths: dict[Fn, tuple[Fn, tuple[str, ...]]] = {}  # property-read chains, by closure
+        self.slot_of: dict[Fn, int] = {}  # closures reading `context` (0) or a local, by closure
 
     def typed_int(self, fn: Fn) -> Fn:
         """Mark a closure as yielding a C# `int`, so arithmetic on it wraps at 32 bits."""
@@ -349,11 +353,12 @@ class Compiler(StatementCompiler):
     def x_identifier(self, node: Node) -> Fn:
         name = self.text(node)
         slot = self.scope.find(name)
+        if name == "context" and slot is None:
+            slot = 0
         if slot is not None:
             getter = itemgetter(slot)
+            self.slot_of[getter] = slot
             return self.typed_int(getter) if slot in self.int_slots else getter
-        if name == "context":
-            return itemgetter(0)
         if name.startswith("__"):
             raise self.unsupported(node, f"name '{name}'")
         if dotnet.lookup(name) is not None:
@@ -432,8 +437,15 @@ class Compiler(StatementCompiler):
         self._refuse_unknown_type(recv)
         self._check_member_name(name_node, name)
         self._note_body(recv, name)
-        obj = self.chain(recv)
-        return member_fn(obj, name)
+        return self.member(self.chain(recv), name)
+
+    def member(self, obj: Fn, name: str) -> Fn:
+        """`obj.name`; when `obj` is itself a chain of property reads, one closure reads both."""
+        root, names = self.paths.get(obj, (obj, ()))
+        names = (*names, name)
+        fn = member_fn(self.slot_of.get(root, root), names)
+        self.paths[fn] = (root, names)
+        return fn
 
     def x_conditional_access_expression(self, node: Node) -> Fn:
         cond = self.chain(node.child_by_field_name("condition"))
@@ -450,7 +462,7 @@ class Compiler(StatementCompiler):
             name = self.text(name_node)
             self._check_member_name(name_node, name)
             self._note_body(node.child_by_field_name("condition"), name)
-            return member_fn(guard, name)
+            return self.member(guard, name)
         if binding.type == "element_binding_expression":
             idx = self.arguments_positional(binding)
             return indexer_fn(guard, idx)
@@ -683,11 +695,7 @@ class Compiler(StatementCompiler):
     def x_binary_expression(self, node: Node) -> Fn:
         op = self.text(node.child_by_field_name("operator"))
         if op in ("&&", "||"):
-            left = self.cond(node.child_by_field_name("left"))
-            right = self.cond(node.child_by_field_name("right"))
-            if op == "&&":
-                return lambda e: left(e) and right(e)
-            return lambda e: left(e) or right(e)
+            return self.logical(node, op)
         left = self.expr(node.child_by_field_name("left"))
         right = self.expr(node.child_by_field_name("right"))
         if op == "??":
@@ -716,14 +724,32 @@ class Compiler(StatementCompiler):
             return self.typed_int(lambda e: wrap32(fn(left(e), right(e))))
         return lambda e: fn(left(e), right(e))
 
+    def logical(self, node: Node, op: str) -> Fn:
+        """`a && b && c` / `a || b || c`: the chain flattened, so it takes fewer closure calls."""
+        operands = []
+        while self._same_operator(node, op):
+            operands.append(node.child_by_field_name("right"))
+            node = node.child_by_field_name("left")
+        conds = [self.cond(n) for n in (node, *reversed(operands))]
+        return any_of(conds) if op == "||" else all_of(conds)
+
+    def _same_operator(self, node: Node, op: str) -> bool:
+        return (
+            node.type == "binary_expression"
+            and node_key(node) not in self.override
+            and self.text(node.child_by_field_name("operator")) == op
+        )
+
     def x_prefix_unary_expression(self, node: Node) -> Fn:
         op = next(c.type for c in node.children if not c.is_named)
         operand = node.named_children[0]
         if op in ("++", "--"):
             return self.assign(operand, add if op == "++" else sub, lambda e: 1, post=False)
         if op == "!":
-            f = self.cond(operand)
-            return lambda e: not f(e)
+            f = self.expr(operand)
+            if is_boolean(operand):
+                return lambda e: not f(e)
+            return lambda e: (v := f(e)) is False or (v is not True and not truthy(v))
         v = self.expr(operand)
         if op == "-":
             if v in self.int32:

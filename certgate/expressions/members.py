@@ -1,13 +1,15 @@
 """Run-time member resolution: the only path from an expression to a Python attribute.
 
-Resolution is per (receiver type, member name) and cached by the compiled call site, so a hot
-expression pays one dict lookup per member access.
+Resolution is per (receiver type, member name) and cached by the compiled call site
+(`closures.Site`), so a hot expression pays one type test per member access.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from operator import attrgetter
+from types import FunctionType
 
 from .dotnet import METHODS, PROPS
 from .dotnet.collections import LINQ, is_enumerable
@@ -76,7 +78,10 @@ _UNIVERSAL: dict[str, Callable[..., object]] = {
 
 
 def resolve_method(t: type, name: str) -> Callable[..., object]:
-    """A function `(receiver, *args, **kwargs)` for method `name` on values of type `t`."""
+    """A function `(receiver, *args, **kwargs)` for method `name` on values of type `t`.
+
+    A CsObject method defined on the class is that function itself, called without a lookup.
+    """
     if t is type(None):
         return _null(name)
     if (
@@ -84,7 +89,8 @@ def resolve_method(t: type, name: str) -> Callable[..., object]:
         and name in t.__cs_members__
         and not isinstance(getattr(t, name, None), property)
     ):
-        return _cs_method(name)
+        member = inspect.getattr_static(t, name, None)
+        return member if isinstance(member, FunctionType) else _cs_method(name)
     fn = _table(METHODS, t, name)
     if fn is not None:
         return fn

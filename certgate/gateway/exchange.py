@@ -46,6 +46,9 @@ SPECIAL_REQUEST_HEADERS = {
     "x-forwarded-for": FORWARDED_FOR,
     "x-forwarded-proto": FORWARDED,  # set by the gateway, never taken from the client
     "x-forwarded-host": FORWARDED,
+    # RFC 9440: only the gateway may assert a client certificate, never the client itself.
+    "client-cert": DROP,
+    "client-cert-chain": DROP,
 }
 
 
@@ -96,14 +99,17 @@ class ConnectionInfo:
 
     def client_certificate(self, verifier: Any) -> Any:
         """The client certificate as an `X509Certificate2` (None without one), built once per
-        connection and trust configuration (`verifier`), sharing the connection's result cache."""
+        connection and trust configuration (`verifier`), sharing the connection's result cache.
+        It parses the DER only when a member is read."""
         peer = self.peer
         if peer is None:
             return None
         if self._certificate is None or self._verifier is not verifier:
             from certgate.certs.x509 import X509Certificate2
 
-            self._certificate = X509Certificate2(peer.leaf, peer.chain, verifier, self.cache)
+            self._certificate = X509Certificate2.from_der(
+                peer.der, peer.chain_der, verifier, self.cache
+            )
             self._verifier = verifier
         return self._certificate
 
@@ -114,7 +120,9 @@ class Exchange(Protocol):
     method: str
     target: str  # raw request-target: /path?query, still percent-encoded
     authority: str  # Host header or :authority ('' when absent)
-    headers: list[tuple[str, str]]  # end-to-end request headers, wire order, hop-by-hop removed
+    # End-to-end request headers in wire order, without hop-by-hop ones and without a
+    # client-sent Client-Cert / Client-Cert-Chain.
+    headers: list[tuple[str, str]]
     forwarded_for: str | None  # the client's own X-Forwarded-For values, joined (None: absent)
     body: InboundBody | None
     conn: ConnectionInfo

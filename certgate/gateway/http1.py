@@ -96,11 +96,10 @@ class H1Exchange:
         length: str | None = None
         for name, value in headers:
             lname = name.lower()
-            if lname in RESPONSE_SKIP:
-                if lname == "content-length":
-                    length = value
-                continue
-            head.append(f"{name}: {value}\r\n")
+            if lname not in RESPONSE_SKIP:
+                head.append(f"{name}: {value}\r\n")
+            elif lname == "content-length":
+                length = value
         is_bytes = isinstance(body, bytes | bytearray)
         chunked = False
         if status in _NO_BODY_STATUS or status < 200:
@@ -333,7 +332,8 @@ class HTTP1Protocol(asyncio.Protocol):
     # -- request lifecycle --------------------------------------------------------------------
     def _start(self, exchange: H1Exchange) -> None:
         self._active = exchange
-        self._task = asyncio.get_running_loop().create_task(self._run(exchange))
+        # The connection's own loop: asyncio.get_running_loop() costs a getpid() system call.
+        self._task = self._loop.create_task(self._run(exchange))
 
     async def _run(self, exchange: H1Exchange) -> None:
         try:

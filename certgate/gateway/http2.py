@@ -224,7 +224,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if event.stream_ended is None:
             exchange.body = InboundBody(exchange._consumed)
         self._streams[event.stream_id] = exchange
-        exchange.task = asyncio.get_running_loop().create_task(self._run(exchange))
+        exchange.task = self._loop.create_task(self._run(exchange))
 
     def _data(self, event: DataReceived) -> None:
         exchange = self._streams.get(event.stream_id)

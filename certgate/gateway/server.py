@@ -71,7 +71,7 @@ class GatewayServer:
         info = ConnectionInfo(
             "https", tls.get_extra_info("peername"), tls.get_extra_info("sockname"), tls
         )
-        name = tls._conn.get_servername()
+        name = tls.server_name
         info.server_name = name.decode("ascii", "replace") if name else None
         if tls.alpn == ALPN_H2:
             return HTTP2Protocol(self.handler, info)

@@ -24,13 +24,14 @@ import asyncio
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL, crypto
 from OpenSSL.SSL import _ffi, _lib
+
+from certgate.certs.certinfo import CertInfo, cached_der
 
 ALPN_H2 = b"h2"
 ALPN_HTTP1 = b"http/1.1"
@@ -50,6 +51,9 @@ _BUFFER_SIZE = 262144
 HANDSHAKE_TIMEOUT = 30.0
 _buffer = _ffi.new("char[]", _BUFFER_SIZE)
 _buffer_view = _ffi.buffer(_buffer)
+_der_bio = _lib.BIO_new(_lib.BIO_s_mem())
+_alpn_data = _ffi.new("unsigned char **")
+_alpn_length = _ffi.new("unsigned int *")
 
 
 @_ffi.callback("int (*)(int, X509_STORE_CTX *)")
@@ -172,25 +176,56 @@ def _on_servername(conn: SSL.Connection) -> None:
 
 
 class PeerCertificates:
-    """The client's certificate and the chain it sent above it, kept with the connection."""
+    """The client's certificate and the chain it sent above it (issuer first), as DER.
 
-    def __init__(self, leaf: crypto.X509, above: list[crypto.X509]) -> None:
-        self._leaf = leaf
-        self._above = above
+    Parsing is left to whoever reads `leaf`/`chain` and shared per process (`cached_der`)."""
 
-    @cached_property
-    def leaf(self) -> x509.Certificate:
-        return self._leaf.to_cryptography()
+    __slots__ = ("chain_der", "der")
 
-    @cached_property
-    def chain(self) -> tuple[x509.Certificate, ...]:
-        """The certificates the client sent above its own (issuer first)."""
-        return tuple(c.to_cryptography() for c in self._above)
+    def __init__(self, der: bytes, chain_der: tuple[bytes, ...] = ()) -> None:
+        self.der = der
+        self.chain_der = chain_der
 
-    @cached_property
+    @property
+    def leaf(self) -> CertInfo:
+        return cached_der(self.der)
+
+    @property
+    def chain(self) -> tuple[CertInfo, ...]:
+        return tuple(cached_der(c) for c in self.chain_der)
+
+    @property
     def der_chain(self) -> list[bytes]:
         """Leaf first, as DER."""
-        return [c.public_bytes(serialization.Encoding.DER) for c in (self.leaf, *self.chain)]
+        return [self.der, *self.chain_der]
+
+    @classmethod
+    def of(cls, ssl: Any) -> PeerCertificates | None:
+        """What the client presented on this connection (None: no certificate)."""
+        leaf = _lib.SSL_get_peer_certificate(ssl)  # a new reference (SSL_get1_peer_certificate)
+        if leaf == _ffi.NULL:
+            return None
+        try:
+            der = _der(leaf)
+        finally:
+            _lib.X509_free(leaf)
+        stack = _lib.SSL_get_peer_cert_chain(ssl)  # borrowed
+        if stack == _ffi.NULL:
+            return cls(der)
+        above = tuple(_der(_lib.sk_X509_value(stack, i)) for i in range(_lib.sk_X509_num(stack)))
+        # Server side, OpenSSL's peer chain leaves the leaf out (a resumed session keeps both).
+        if above and above[0] == der:
+            above = above[1:]
+        return cls(der, above)
+
+
+def _der(cert: Any) -> bytes:
+    """The DER of an OpenSSL `X509 *`, through one shared memory BIO (no wrapper objects)."""
+    _lib.i2d_X509_bio(_der_bio, cert)
+    chunks = []
+    while (n := _lib.BIO_read(_der_bio, _buffer, _BUFFER_SIZE)) > 0:
+        chunks.append(_buffer_view[:n])
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class TLSServerProtocol(asyncio.Protocol):
@@ -214,6 +249,7 @@ class TLSServerProtocol(asyncio.Protocol):
         "alpn",
         "binding",
         "peer",
+        "server_name",
     )
 
     def __init__(self, router: SNIRouter, app_factory: Callable[[TLSServerProtocol], Any]) -> None:
@@ -225,6 +261,7 @@ class TLSServerProtocol(asyncio.Protocol):
         self.alpn = ALPN_HTTP1
         self.binding: TLSBinding | None = None
         self.peer: PeerCertificates | None = None
+        self.server_name: bytes | None = None  # SNI, as sent
 
     # -- asyncio side -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -277,16 +314,13 @@ class TLSServerProtocol(asyncio.Protocol):
                 self._abort()
             return
         self._handshake_timer.cancel()
-        conn = self._conn
-        self.alpn = conn.get_alpn_proto_negotiated() or ALPN_HTTP1
-        self.binding = self._router.lookup(conn.get_servername())
-        leaf = conn.get_peer_certificate()
-        if leaf is not None:
-            # Server side, OpenSSL's peer chain leaves the leaf out (a resumed session keeps both).
-            above = conn.get_peer_cert_chain() or []
-            if above and above[0].digest("sha256") == leaf.digest("sha256"):
-                above = above[1:]
-            self.peer = PeerCertificates(leaf, above)
+        _lib.SSL_get0_alpn_selected(ssl, _alpn_data, _alpn_length)
+        if _alpn_length[0]:
+            self.alpn = _ALPN_WIRE.get(_ffi.buffer(_alpn_data[0], _alpn_length[0])[:], ALPN_HTTP1)
+        name = _lib.SSL_get_servername(ssl, _lib.TLSEXT_NAMETYPE_host_name)
+        self.server_name = _ffi.string(name) if name != _ffi.NULL else None
+        self.binding = self._router.lookup(self.server_name)
+        self.peer = PeerCertificates.of(ssl)
         self._app = self._app_factory(self)
         self._app.connection_made(self)
 
@@ -297,7 +331,9 @@ class TLSServerProtocol(asyncio.Protocol):
             n = _lib.SSL_read(ssl, buffer, _BUFFER_SIZE)
             if n > 0:
                 self._app.data_received(_buffer_view[:n])
-                continue
+                if _lib.SSL_pending(ssl) or _lib.BIO_get_mem_data(self._in_bio, _ffi.NULL):
+                    continue
+                break  # nothing left to decrypt: skip the SSL_read that would want more
             code = _lib.SSL_get_error(ssl, n)
             if code == _SSL_ERROR_WANT_READ:
                 break
@@ -320,6 +356,8 @@ class TLSServerProtocol(asyncio.Protocol):
                 return
             if transport is not None and not self._closed:
                 transport.write(_buffer_view[:n])
+            if n < _BUFFER_SIZE:
+                return  # the BIO is empty
 
     def _abort(self) -> None:
         self._closed = True

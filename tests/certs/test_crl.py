@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from certgate.certs.crl import CrlFetcher, CrlStore
 from certgate.certs.crlinfo import CrlLoadError, load_crl
 from certgate.certs.verify import NOT_TRUSTED, REVOKED, TrustStore, Verifier
+from certgate.certs.x509 import X509Certificate2
 from tests import pki
 from tests.certs.crlserver import CrlServer
 
@@ -112,6 +113,31 @@ async def test_crl_close_to_next_update_is_refreshed_in_the_background(crl_serve
         await asyncio.sleep(0.01)
     assert fetcher.generation > generation
     assert verifier.verify(leaf.cert).ok
+
+
+async def test_kept_certificate_follows_crl_changes(crl_server) -> None:
+    """A keep-alive connection keeps its `X509Certificate2`: each new CRL must reach `Verify()`."""
+    server, url = crl_server
+    root = pki.ca("Root")
+    leaf = root.issue("client", crl_url=url)
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+    server.body = pki.crl(root, next_update=soon).public_bytes(Encoding.DER)
+    fetcher = CrlFetcher()
+    verifier = _verifier(root, fetcher)
+    certificate = X509Certificate2(leaf.cert, [], verifier, {})
+    assert not certificate.Verify()  # no CRL yet: revocation status unknown
+    await verifier.prefetch(leaf.cert)
+    assert certificate.Verify() and certificate.Verify()
+    generation = fetcher.generation
+    server.hit.clear()
+    server.body = pki.crl(root, [leaf.cert.serial_number], number=2).public_bytes(Encoding.DER)
+    await verifier.prefetch(leaf.cert)
+    await asyncio.wait_for(server.hit.wait(), 5)
+    deadline = time.monotonic() + 5
+    while fetcher.generation == generation and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert not certificate.Verify()
+    assert certificate.VerifyNoRevocation()
 
 
 def test_uploaded_crl_pem_or_der_and_clear_errors() -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certgate.expressions import compile_expression
+from certgate.expressions import ExpressionRuntimeError, compile_expression
 from tests.expressions.fixtures import Certificate, Context
 
 CASES: list[tuple[str, object]] = [
@@ -350,3 +350,18 @@ def test_client_certificate_conditions(source: str) -> None:
 def test_now_is_close_to_the_clock() -> None:
     got = compile_expression("@(DateTime.UtcNow)").evaluate(None)
     assert abs(got - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_call_sites_follow_receivers_of_changing_types() -> None:
+    """Member lookups are cached per call site and receiver type: a site that sees several
+    types in turn (or null between certificates) resolves each one as C# does."""
+    parts = compile_expression(
+        '@{ var s = ""; foreach (var x in new object[] { "ab", 12, "cd", 3.5, true }) '
+        '{ s += x.ToString() + "|"; } return s; }'
+    )
+    assert parts.evaluate(Context()) == "ab|12|cd|3.5|True|"
+    thumbprint = compile_expression("@(context.Request.Certificate.Thumbprint.ToLower())")
+    for _ in range(2):
+        assert thumbprint.evaluate(Context(Certificate("ABC"))) == "abc"
+        with pytest.raises(ExpressionRuntimeError, match="NullReferenceException"):
+            thumbprint.evaluate(Context())

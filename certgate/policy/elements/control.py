@@ -32,7 +32,11 @@ class Base(Policy):
 
 
 def condition_true(value: Any, context: Any) -> bool:
-    result = value.evaluate(context)
+    return condition_value(value.evaluate(context), value)
+
+
+def condition_value(result: Any, value: Any) -> bool:
+    """What a `condition` attribute's result means: a bool, the literal text, else C#'s rule."""
     if type(result) is bool:
         return result
     if isinstance(value, Const):
@@ -76,7 +80,8 @@ class Choose(Policy):
 
     async def execute(self, context: Any) -> bool | None:
         for condition, policies in self.branches:
-            if condition_true(condition, context):
+            result = condition.evaluate(context)
+            if result is True or (result is not False and condition_value(result, condition)):
                 return await run_policies(policies, context)
         if self.otherwise:
             return await run_policies(self.otherwise, context)
