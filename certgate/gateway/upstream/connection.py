@@ -140,24 +140,34 @@ class ResponseBody:
         self._chunks.clear()
 
     async def _wait(self) -> None:
-        manager = self._conn.pool.manager  # only called while the response is still arriving
-        waiter = self._waiter = manager.loop.create_future()
-        self.deadline = manager.loop.time() + self._timeout
-        manager.watch(self)
-        try:
-            await waiter
+        try:  # only called while the response is still arriving
+            await _wait_with_deadline(self, self._conn.pool.manager, self._timeout)
         except TimeoutError:
             self.close()
             raise BackendError(
                 "Timeout", "The backend did not send the response body in time."
             ) from None
-        finally:
-            manager.watching.discard(self)
-            self._waiter = None
 
     def expire(self) -> None:
         """Called by the pools' deadline ticker once `deadline` passed."""
         _expire(self._waiter)
+
+
+async def _wait_with_deadline(owner, manager, timeout: float) -> None:
+    """Waits on a fresh `owner._waiter` that the pools' deadline ticker fails with TimeoutError
+    once `timeout` passed.
+
+    One shared ticker instead of a timer per wait: uvloop's call_later + cancel costs more than
+    the rest of a keep-alive exchange's bookkeeping.
+    """
+    waiter = owner._waiter = manager.loop.create_future()
+    owner.deadline = manager.loop.time() + timeout
+    manager.watch(owner)
+    try:
+        await waiter
+    finally:
+        manager.watching.discard(owner)
+        owner._waiter = None
 
 
 def _expire(waiter: asyncio.Future | None) -> None:
@@ -338,25 +348,13 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         return head
 
     async def _wait(self) -> None:
-        """Wait for the backend; the pools' deadline ticker expires the wait after `_timeout`.
-
-        One shared ticker instead of a timer per wait: uvloop's call_later + cancel costs more
-        than the rest of a keep-alive exchange's bookkeeping.
-        """
-        manager = self.pool.manager
-        waiter = self._waiter = manager.loop.create_future()
-        self.deadline = manager.loop.time() + self._timeout
-        manager.watch(self)
         try:
-            await waiter
+            await _wait_with_deadline(self, self.pool.manager, self._timeout)
         except TimeoutError:
             self.abort()
             raise BackendError(
                 "Timeout", "The backend did not respond within the configured timeout."
             ) from None
-        finally:
-            manager.watching.discard(self)
-            self._waiter = None
 
     def expire(self) -> None:
         """Called by the pools' deadline ticker once `deadline` passed."""
