@@ -92,9 +92,13 @@ def _add_cert(commands, common) -> None:
     password = add.add_mutually_exclusive_group()
     password.add_argument("--password-file", type=Path)
     password.add_argument("--password-stdin", action="store_true")
-    _command(group, "list", _cert_list, common, "list certificates")
-    _command(group, "show", _cert_show, common, "show one certificate").add_argument("id")
-    _command(group, "delete", _cert_delete, common, "delete a certificate").add_argument("id")
+    _command(group, "list", _lister("certificates"), common, "list certificates")
+    _command(group, "show", _shower("certificates"), common, "show one certificate").add_argument(
+        "id"
+    )
+    _command(
+        group, "delete", _deleter("certificates"), common, "delete a certificate"
+    ).add_argument("id")
     refresh = _command(group, "refresh", _cert_refresh, common, "re-read a key vault certificate")
     refresh.add_argument("id")
 
@@ -132,9 +136,9 @@ def _add_api(commands, common) -> None:
     create.add_argument("--service-url", required=True)
     create.add_argument("--display-name")
     create.add_argument("--protocols", default="https", help="comma-separated: https,http")
-    _command(group, "list", _api_list, common, "list APIs")
-    _command(group, "show", _api_show, common, "show an API").add_argument("id")
-    _command(group, "delete", _api_delete, common, "delete an API").add_argument("id")
+    _command(group, "list", _lister("apis"), common, "list APIs")
+    _command(group, "show", _shower("apis"), common, "show an API").add_argument("id")
+    _command(group, "delete", _deleter("apis"), common, "delete an API").add_argument("id")
     creds = _command(group, "set-credentials", _api_credentials, common, "gateway credentials")
     creds.add_argument("id")
     which = creds.add_mutually_exclusive_group(required=True)
@@ -163,9 +167,9 @@ def _add_backend(commands, common) -> None:
     create.add_argument("--skip-certificate-chain-validation", action="store_true")
     create.add_argument("--skip-certificate-name-validation", action="store_true")
     create.add_argument("--title")
-    _command(group, "list", _backend_list, common, "list backends")
-    _command(group, "show", _backend_show, common, "show a backend").add_argument("id")
-    _command(group, "delete", _backend_delete, common, "delete a backend").add_argument("id")
+    _command(group, "list", _lister("backends"), common, "list backends")
+    _command(group, "show", _shower("backends"), common, "show a backend").add_argument("id")
+    _command(group, "delete", _deleter("backends"), common, "delete a backend").add_argument("id")
 
 
 def _add_policy(commands, common) -> None:
@@ -180,6 +184,21 @@ def _add_policy(commands, common) -> None:
         parser.add_argument("--product", help="product scope")
         if name == "set":
             parser.add_argument("file", type=Path)
+
+
+# --- list, show and delete are the same for every collection ---------------------------------
+
+
+def _lister(collection: str) -> Handler:
+    return lambda client, args: client.list(collection)
+
+
+def _shower(collection: str) -> Handler:
+    return lambda client, args: client.get(f"{collection}/{args.id}")
+
+
+def _deleter(collection: str) -> Handler:
+    return lambda client, args: client.delete(f"{collection}/{args.id}")
 
 
 # --- certificates -----------------------------------------------------------------------------
@@ -205,18 +224,6 @@ def _read_password(args: argparse.Namespace) -> str | None:
     if args.password_file:
         return args.password_file.read_text().rstrip("\r\n")
     return None
-
-
-def _cert_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
-    return client.list("certificates")
-
-
-def _cert_show(client: ManagementClient, args: argparse.Namespace) -> dict:
-    return client.get(f"certificates/{args.id}")
-
-
-def _cert_delete(client: ManagementClient, args: argparse.Namespace) -> None:
-    client.delete(f"certificates/{args.id}")
 
 
 def _cert_refresh(client: ManagementClient, args: argparse.Namespace) -> dict:
@@ -310,18 +317,6 @@ def _api_create(client: ManagementClient, args: argparse.Namespace) -> dict:
     return client.put(f"apis/{args.id}", {"properties": properties})
 
 
-def _api_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
-    return client.list("apis")
-
-
-def _api_show(client: ManagementClient, args: argparse.Namespace) -> dict:
-    return client.get(f"apis/{args.id}")
-
-
-def _api_delete(client: ManagementClient, args: argparse.Namespace) -> None:
-    client.delete(f"apis/{args.id}")
-
-
 def _api_credentials(client: ManagementClient, args: argparse.Namespace) -> dict:
     body = {"properties": {"certificateId": None if args.none else args.certificate}}
     return client.post(f"apis/{args.id}/gatewayCredentials", body)
@@ -354,18 +349,6 @@ def _backend_create(client: ManagementClient, args: argparse.Namespace) -> dict:
     if args.certificate:
         properties["credentials"] = {"certificateIds": args.certificate}
     return client.put(f"backends/{args.id}", {"properties": properties})
-
-
-def _backend_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
-    return client.list("backends")
-
-
-def _backend_show(client: ManagementClient, args: argparse.Namespace) -> dict:
-    return client.get(f"backends/{args.id}")
-
-
-def _backend_delete(client: ManagementClient, args: argparse.Namespace) -> None:
-    client.delete(f"backends/{args.id}")
 
 
 def _policy_path(args: argparse.Namespace) -> str:
