@@ -49,8 +49,10 @@ _SSL_ERROR_WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 _SSL_ERROR_ZERO_RETURN = _lib.SSL_ERROR_ZERO_RETURN
 _BUFFER_SIZE = 262144
 HANDSHAKE_TIMEOUT = 30.0
-_buffer = _ffi.new("char[]", _BUFFER_SIZE)
+_buffer = _ffi.new("char[]", _BUFFER_SIZE)  # ciphertext out, DER out
 _buffer_view = _ffi.buffer(_buffer)
+_plain = _ffi.new("char[]", _BUFFER_SIZE)  # plaintext in
+_plain_view = _ffi.buffer(_plain)
 _der_bio = _lib.BIO_new(_lib.BIO_s_mem())
 _alpn_data = _ffi.new("unsigned char **")
 _alpn_length = _ffi.new("unsigned int *")
@@ -228,52 +230,34 @@ def _der(cert: Any) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-class TLSServerProtocol(asyncio.Protocol):
-    """TLS server over memory BIOs; after the handshake it hands plaintext to an HTTP protocol.
+class MemoryTLSProtocol(asyncio.Protocol):
+    """OpenSSL over memory BIOs under a TCP transport; after the handshake, plaintext goes to an
+    application protocol (HTTP/1.1, HTTP/2, the upstream HTTP/1.1 client).
 
     To that protocol it looks like an asyncio transport (`write`, `close`, `pause_reading`, ...), so
-    HTTP/1.1 and HTTP/2 run unchanged over plain TCP or TLS.
+    the HTTP layers run unchanged over plain TCP or TLS. Subclasses drive the handshake
+    (`_handshake`) and set `_app` once it completes. Plaintext and ciphertext use separate shared
+    buffers, so a write from inside the application's `data_received` cannot clobber what it reads.
     """
 
-    __slots__ = (
-        "_app",
-        "_app_factory",
-        "_closed",
-        "_conn",
-        "_handshake_timer",
-        "_in_bio",
-        "_out_bio",
-        "_router",
-        "_ssl",
-        "_transport",
-        "alpn",
-        "binding",
-        "peer",
-        "server_name",
-    )
+    __slots__ = ("_app", "_closed", "_conn", "_in_bio", "_out_bio", "_ssl", "_transport")
 
-    def __init__(self, router: SNIRouter, app_factory: Callable[[TLSServerProtocol], Any]) -> None:
-        self._router = router
-        self._app_factory = app_factory
-        self._app: asyncio.Protocol | None = None
-        self._transport: asyncio.Transport | None = None
+    def __init__(self) -> None:
+        self._app: Any = None
+        self._transport: Any = None
         self._closed = False
-        self.alpn = ALPN_HTTP1
-        self.binding: TLSBinding | None = None
-        self.peer: PeerCertificates | None = None
-        self.server_name: bytes | None = None  # SNI, as sent
+
+    def _attach(self, transport: Any, conn: SSL.Connection) -> None:
+        self._transport = transport
+        self._conn = conn
+        self._ssl = conn._ssl
+        self._in_bio = conn._into_ssl
+        self._out_bio = conn._from_ssl
+
+    def _handshake(self) -> None:
+        raise NotImplementedError
 
     # -- asyncio side -------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-        self._conn = self._router.new_connection()
-        self._ssl = self._conn._ssl
-        self._in_bio = self._conn._into_ssl
-        self._out_bio = self._conn._from_ssl
-        self._handshake_timer = asyncio.get_running_loop().call_later(
-            HANDSHAKE_TIMEOUT, self._abort
-        )
-
     def data_received(self, data: bytes) -> None:
         _lib.BIO_write(self._in_bio, data, len(data))
         if self._app is None:
@@ -289,7 +273,6 @@ class TLSServerProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self._handshake_timer.cancel()
         if self._app is not None:
             self._app.connection_lost(exc)
         self._app = None
@@ -303,34 +286,12 @@ class TLSServerProtocol(asyncio.Protocol):
             self._app.resume_writing()
 
     # -- TLS ----------------------------------------------------------------------------------
-    def _handshake(self) -> None:
-        ssl = self._ssl
-        result = _lib.SSL_do_handshake(ssl)
-        self._flush()
-        if result <= 0:
-            code = _lib.SSL_get_error(ssl, result)
-            if code != _SSL_ERROR_WANT_READ and code != _SSL_ERROR_WANT_WRITE:
-                _lib.ERR_clear_error()
-                self._abort()
-            return
-        self._handshake_timer.cancel()
-        _lib.SSL_get0_alpn_selected(ssl, _alpn_data, _alpn_length)
-        if _alpn_length[0]:
-            self.alpn = _ALPN_WIRE.get(_ffi.buffer(_alpn_data[0], _alpn_length[0])[:], ALPN_HTTP1)
-        name = _lib.SSL_get_servername(ssl, _lib.TLSEXT_NAMETYPE_host_name)
-        self.server_name = _ffi.string(name) if name != _ffi.NULL else None
-        self.binding = self._router.lookup(self.server_name)
-        self.peer = PeerCertificates.of(ssl)
-        self._app = self._app_factory(self)
-        self._app.connection_made(self)
-
     def _read_plaintext(self) -> None:
         ssl = self._ssl
-        buffer = _buffer
         while self._app is not None:
-            n = _lib.SSL_read(ssl, buffer, _BUFFER_SIZE)
+            n = _lib.SSL_read(ssl, _plain, _BUFFER_SIZE)
             if n > 0:
-                self._app.data_received(_buffer_view[:n])
+                self._app.data_received(_plain_view[:n])
                 if _lib.SSL_pending(ssl) or _lib.BIO_get_mem_data(self._in_bio, _ffi.NULL):
                     continue
                 break  # nothing left to decrypt: skip the SSL_read that would want more
@@ -364,7 +325,7 @@ class TLSServerProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    # -- transport-like side for the HTTP protocol --------------------------------------------
+    # -- transport-like side for the application protocol -------------------------------------
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closed or not data:
             return
@@ -425,3 +386,58 @@ class TLSServerProtocol(asyncio.Protocol):
     @property
     def session_reused(self) -> bool:
         return bool(_lib.SSL_session_reused(self._ssl))
+
+
+class TLSServerProtocol(MemoryTLSProtocol):
+    """The gateway's TLS server: SNI picks the binding, ALPN the HTTP version; the handshake
+    must finish within `HANDSHAKE_TIMEOUT`."""
+
+    __slots__ = (
+        "_app_factory",
+        "_handshake_timer",
+        "_router",
+        "alpn",
+        "binding",
+        "peer",
+        "server_name",
+    )
+
+    def __init__(self, router: SNIRouter, app_factory: Callable[[TLSServerProtocol], Any]) -> None:
+        super().__init__()
+        self._router = router
+        self._app_factory = app_factory
+        self.alpn = ALPN_HTTP1
+        self.binding: TLSBinding | None = None
+        self.peer: PeerCertificates | None = None
+        self.server_name: bytes | None = None  # SNI, as sent
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._attach(transport, self._router.new_connection())
+        self._handshake_timer = asyncio.get_running_loop().call_later(
+            HANDSHAKE_TIMEOUT, self._abort
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._handshake_timer.cancel()
+        super().connection_lost(exc)
+
+    def _handshake(self) -> None:
+        ssl = self._ssl
+        result = _lib.SSL_do_handshake(ssl)
+        self._flush()
+        if result <= 0:
+            code = _lib.SSL_get_error(ssl, result)
+            if code != _SSL_ERROR_WANT_READ and code != _SSL_ERROR_WANT_WRITE:
+                _lib.ERR_clear_error()
+                self._abort()
+            return
+        self._handshake_timer.cancel()
+        _lib.SSL_get0_alpn_selected(ssl, _alpn_data, _alpn_length)
+        if _alpn_length[0]:
+            self.alpn = _ALPN_WIRE.get(_ffi.buffer(_alpn_data[0], _alpn_length[0])[:], ALPN_HTTP1)
+        name = _lib.SSL_get_servername(ssl, _lib.TLSEXT_NAMETYPE_host_name)
+        self.server_name = _ffi.string(name) if name != _ffi.NULL else None
+        self.binding = self._router.lookup(self.server_name)
+        self.peer = PeerCertificates.of(ssl)
+        self._app = self._app_factory(self)
+        self._app.connection_made(self)

@@ -212,10 +212,9 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.transport = transport
         self.pool.opened(self)
 
-    # A BufferedProtocol: uvloop's TLS transport otherwise allocates 256 KiB per read, which glibc
-    # served with mmap/mremap/munmap, costing more than the rest of the exchange. All connections
-    # of one event loop share the pools' buffer: the parser consumes it synchronously and httptools
-    # copies what it keeps.
+    # Plain http backends: a BufferedProtocol on uvloop's TCP transport reads into the pools'
+    # shared buffer instead of a new bytes object per read. The parser consumes it synchronously
+    # and httptools copies what it keeps. Over TLS, `TLSClientProtocol` calls `data_received`.
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buffer
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from certgate.gateway.upstream.connection import UpstreamConnection
 from certgate.gateway.upstream.proxy import Proxy, open_tunnel
-from certgate.gateway.upstream.tls import ClientIdentity, name_matches
+from certgate.gateway.upstream.tls import ClientIdentity, TLSClientProtocol
 from certgate.policy.errors import BackendError
 
 log = logging.getLogger("certgate.upstream")
@@ -69,45 +69,44 @@ class Pool:
         return None
 
     async def connect(self, timeout: float) -> UpstreamConnection:
-        origin, identity = self.origin, self.identity
-        loop = asyncio.get_running_loop()
+        origin = self.origin
         where = f"{origin.host}:{origin.port}"
-        proxy = self.proxy
-        tls = {"ssl": identity.ssl_context, "server_hostname": origin.host} if origin.tls else {}
         try:
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
             # races with the connection completing, and the request would outlive its client.
             async with asyncio.timeout(timeout):
-                if proxy is None:
-                    _, conn = await loop.create_connection(
-                        lambda: UpstreamConnection(self), origin.host, origin.port, **tls
-                    )
-                elif origin.tls:
-                    conn = UpstreamConnection(self)
-                    await open_tunnel(proxy, origin.host, origin.port, conn, identity.ssl_context)
-                else:  # plain http through a proxy: absolute-form requests on this connection
-                    _, conn = await loop.create_connection(
-                        lambda: UpstreamConnection(self), proxy.host, proxy.port
-                    )
+                return await self._open()
         except TimeoutError:
             log.warning("backend %s: connection not established within %.3g s", where, timeout)
             raise BackendError("Timeout", f"Connecting to the backend {where} timed out.") from None
-        except OSError as exc:  # ssl.SSLError, refused, unreachable, DNS
-            reason = getattr(exc, "verify_message", None) or exc.strerror or str(exc)
+        except OSError as exc:  # TLS handshake, refused, unreachable, DNS, the proxy refused
+            reason = exc.strerror or str(exc)
             log.warning("backend %s: connection failed: %s", where, reason)
             raise BackendError(
                 "BackendConnectionFailure", f"Connecting to the backend {where} failed: {reason}"
             ) from None
-        if identity is not None and identity.check_name:
-            der = conn.transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
-            if not der or not name_matches(der, origin.host):
-                conn.abort()
-                reason = f"certificate name mismatch: it is not valid for '{origin.host}'"
-                log.warning("backend %s: %s", where, reason)
-                raise BackendError(
-                    "BackendConnectionFailure",
-                    f"Connecting to the backend {where} failed: {reason}",
-                )
+
+    async def _open(self) -> UpstreamConnection:
+        """A connected `UpstreamConnection`: TCP, through the web proxy if any, then TLS."""
+        origin, proxy = self.origin, self.proxy
+        loop = asyncio.get_running_loop()
+        conn = UpstreamConnection(self)
+        if not origin.tls:
+            host, port = (origin.host, origin.port) if proxy is None else (proxy.host, proxy.port)
+            await loop.create_connection(lambda: conn, host, port)
+            return conn
+        tls = TLSClientProtocol(self.identity, origin.host, conn)
+        if proxy is None:
+            await loop.create_connection(lambda: tls, origin.host, origin.port)
+        else:
+            tunnel = await open_tunnel(proxy, origin.host, origin.port)
+            tunnel.set_protocol(tls)
+            tls.connection_made(tunnel)
+        try:
+            await tls.handshake
+        except BaseException:
+            tls.abort()
+            raise
         return conn
 
     # -- called by connections ------------------------------------------------------------------

@@ -73,10 +73,8 @@ class _Tunnel(asyncio.Protocol):
             self.established.set_exception(error)
 
 
-async def open_tunnel(
-    proxy: Proxy, host: str, port: int, protocol: asyncio.Protocol, ssl_context: Any
-) -> Any:
-    """A TLS transport to host:port through the proxy, driving `protocol`."""
+async def open_tunnel(proxy: Proxy, host: str, port: int) -> asyncio.Transport:
+    """A TCP transport to host:port through the proxy (CONNECT answered 2xx); TLS goes on top."""
     loop = asyncio.get_running_loop()
     transport, tunnel = await loop.create_connection(_Tunnel, proxy.host, proxy.port)
     try:
@@ -84,9 +82,7 @@ async def open_tunnel(
         request = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{proxy.header_line()}\r\n"
         transport.write(request.encode("latin-1"))
         await tunnel.established
-        tls = await loop.start_tls(transport, protocol, ssl_context, server_hostname=host)
     except BaseException:
         transport.abort()
         raise
-    protocol.connection_made(tls)
-    return tls
+    return transport
