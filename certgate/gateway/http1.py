@@ -162,6 +162,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._parsing: H1Exchange | None = None
         self._active: H1Exchange | None = None
         self._task: asyncio.Task | None = None
+        self._next: asyncio.Future | None = None  # the idle task waits here for a request
         self._queue: deque[H1Exchange] = deque()
         self._reading_paused = False
         self._closed = False
@@ -332,25 +333,34 @@ class HTTP1Protocol(asyncio.Protocol):
     # -- request lifecycle --------------------------------------------------------------------
     def _start(self, exchange: H1Exchange) -> None:
         self._active = exchange
-        # The connection's own loop: asyncio.get_running_loop() costs a getpid() system call.
-        self._task = self._loop.create_task(self._run(exchange))
+        waiter = self._next
+        if waiter is not None:
+            self._next = None
+            waiter.set_result(None)
+        elif self._task is None:
+            # The connection's own loop: asyncio.get_running_loop() costs a getpid() system call.
+            self._task = self._loop.create_task(self._serve())
 
-    async def _run(self, exchange: H1Exchange) -> None:
+    async def _serve(self) -> None:
+        """The connection's one task, answering its requests in order: a keep-alive request
+        costs a future, not a new Task (whose creation and weak registration cost more)."""
         try:
-            await self._handler(exchange)
-        except asyncio.CancelledError:
-            self._abort()
-            return
-        except Exception:
-            self._abort()
-            return
-        if not exchange.responded:
-            self._abort()
+            while not self._closed:
+                exchange = self._active
+                if exchange is None:
+                    self._next = self._loop.create_future()
+                    await self._next
+                    continue
+                await self._handler(exchange)
+                if not exchange.responded:
+                    break
+        except (Exception, asyncio.CancelledError):
+            pass  # failed mid-response, or the client went away: the connection is aborted
+        self._abort()
 
     def exchange_done(self, exchange: H1Exchange, keep_alive: bool) -> None:
         """Called by the exchange once its response is fully written."""
         self._active = None
-        self._task = None
         if self._closed:
             return
         if not keep_alive:
@@ -358,7 +368,7 @@ class HTTP1Protocol(asyncio.Protocol):
             self._transport.close()
             return
         if self._queue:
-            self._start(self._queue.popleft())
+            self._active = self._queue.popleft()
         self._resume_reading()
 
     def _body_consumed(self, consumed: int, buffered: int) -> None:

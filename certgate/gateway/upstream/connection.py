@@ -25,13 +25,13 @@ LOW_WATER = 64 * 1024
 # Response headers about this connection only, never passed on to the client.
 _HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
     }
 )
 
@@ -259,6 +259,13 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        lower = name.lower()
+        if lower in _HOP_BY_HOP:
+            if lower == b"transfer-encoding" and b"chunked" in value.lower():
+                self._framed = True
+            return  # framing and connection management are this leg's business only
+        if lower == b"content-length":
+            self._framed = True
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
@@ -266,17 +273,9 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         if status < 200 and status != 101:
             self._headers = []  # interim response (100 Continue, 103 Early Hints): skip
             self._reason = b""
+            self._framed = False
             return
-        headers = []
-        for pair in self._headers:
-            lower = pair[0].lower()
-            if lower in _HOP_BY_HOP:
-                if lower == "transfer-encoding" and "chunked" in pair[1].lower():
-                    self._framed = True
-                continue  # framing and connection management are this leg's business only
-            if lower == "content-length":
-                self._framed = True
-            headers.append(pair)
+        headers = self._headers
         no_body = self._head_only or status in (204, 304)
         body = None if no_body else ResponseBody(self, self._timeout)
         self._body = body
