@@ -37,6 +37,7 @@ _BAD_REQUEST = (
     b"content-length: %d\r\n\r\n" % len(_BAD_REQUEST_BODY) + _BAD_REQUEST_BODY
 )
 _NO_BODY_STATUS = frozenset({204, 304})
+_PLAIN_CONNECTION = frozenset({"keep-alive", "close"})  # names no other header to drop
 IDLE_TIMEOUT = 120.0  # seconds a connection may sit without a request in progress
 MAX_HEAD = 64 * 1024  # request line + headers: beyond this the request is refused (400)
 
@@ -286,6 +287,8 @@ class HTTP1Protocol(asyncio.Protocol):
         elif kind == EXPECT:
             self._expect_continue = text.lower() == "100-continue"
         elif kind == CONNECTION:
+            if text.lower() in _PLAIN_CONNECTION:
+                return
             tokens = [t.strip().lower() for t in text.split(",")]
             extra = [t for t in tokens if t not in ("close", "keep-alive")]
             if extra:

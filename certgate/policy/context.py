@@ -492,6 +492,13 @@ class Request(CsObject):
             self._orig = self.Url.copy()
         return self.Url
 
+    def raw_query(self) -> str:
+        """The query string to send on, without '?' (read from the target while no policy
+        has built `Url`: a policy changes the URL only through it)."""
+        if self._url is None:
+            return self._target[3].partition("?")[2]
+        return self._url.raw_query()
+
     def set_matched_parameters(self, params: dict[str, str]) -> None:
         """URL template parameters found by the router."""
         self._matched = params
@@ -820,9 +827,9 @@ class Context(CsObject):
         """The full upstream URL: backend base URL + API-relative path + current query."""
         if self.backend is None:
             raise LookupError("no backend: the API has no service URL and no set-backend-service")
-        url = self.Request.Url
-        path = self.backend_path if self.backend_path is not None else url.Path
-        query = url.raw_query()
+        request = self.Request
+        path = self.backend_path if self.backend_path is not None else request.Url.Path
+        query = request.raw_query()
         base = self.backend.url.rstrip("/")
         return base + quote_path(path) + (f"?{query}" if query else "")
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from certgate.gateway.exchange import HOP_BY_HOP
 from certgate.gateway.upstream.connection import ConnectionClosed, UpstreamConnection
-from certgate.gateway.upstream.pool import Origin, Pools
+from certgate.gateway.upstream.pool import Origin, Pool, Pools
 from certgate.gateway.upstream.tls import SYSTEM_TRUST, ClientIdentity, Identities
 from certgate.policy.context import Headers, Response
 from certgate.policy.errors import BackendError
@@ -59,6 +59,7 @@ class Forwarder:
         self._snapshot: Any = None
         self._revision = -1
         self._origins: dict[str, Origin] = {}
+        self._routes: dict[tuple, tuple[Origin, Pool]] = {}
 
     async def forward(self, context: Any, options: Any = None) -> None:
         snapshot = context.snapshot
@@ -90,17 +91,18 @@ class Forwarder:
                     params[name] = list(values)
         timeout = getattr(options, "timeout", None) or self.timeout
         base = target.url
-        origin = self._origins.get(base) or self._origin(base)
+        route = self._routes.get((base, material, backend))
+        if route is None or route[1].retired:
+            route = self._route(base, material, backend, snapshot)
+        origin, pool = route
         path = context.backend_url()[origin.prefix_len :]
         if not path.startswith("/"):
             path = "/" + path
-        identity = self._identity(origin, material, backend, snapshot)
-        proxy = backend.proxy if backend is not None else None
+        proxy = pool.proxy
         proxy_line = ""
         if proxy is not None and not origin.tls:
             path = base[: origin.prefix_len] + path  # absolute-form, for the proxy
             proxy_line = proxy.header_line()
-        pool = self.pools.get(origin, identity, proxy)
         head, stream, chunked = _request_head(request, path, origin, backend, proxy_line)
         head_only = request.Method == "HEAD"
 
@@ -126,6 +128,18 @@ class Forwarder:
             )
         else:
             context.Response = Response(status, reason, Headers(headers), b"")
+
+    def _route(self, base: str, material: Any, backend: Any, snapshot: Any) -> tuple[Origin, Pool]:
+        """The origin and pool of (base URL, client certificate, backend entity), kept until the
+        configuration changes or the pool is retired: one lookup per request."""
+        origin = self._origins.get(base) or self._origin(base)
+        identity = self._identity(origin, material, backend, snapshot)
+        proxy = backend.proxy if backend is not None else None
+        route = origin, self.pools.get(origin, identity, proxy)
+        if len(self._routes) > 4096:
+            self._routes.clear()
+        self._routes[base, material, backend] = route
+        return route
 
     def _identity(
         self, origin: Origin, material: Any, backend: Any, snapshot: Any
@@ -162,6 +176,7 @@ class Forwarder:
         if revision <= self._revision:
             return
         self._snapshot, self._revision = snapshot, revision
+        self._routes.clear()
         live = getattr(snapshot, "certificates_by_thumbprint", _NONE)
         trust_key = (getattr(snapshot, "backend_trust", None) or SYSTEM_TRUST).key
 

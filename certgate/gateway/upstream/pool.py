@@ -203,6 +203,7 @@ class Pools:
                 busy = True
             elif all(conn.closed for conn in pool.connections):
                 del self._pools[key]  # nothing busy either: forget the pool
+                pool.retired = True  # the Forwarder's cached routes to it are rebuilt
         if busy:
             self._arm()
 

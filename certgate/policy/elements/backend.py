@@ -11,7 +11,7 @@ from certgate.policy.forwarding import DEFAULT_OPTIONS, ForwardOptions
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register
-from certgate.policy.values import Const, as_bool, as_int
+from certgate.policy.values import Const, as_bool, as_int, as_string
 
 _SF = (
     "sf-resolve-condition",
@@ -26,7 +26,7 @@ _SF = (
 class SetBackendService(Policy):
     """Send the request to `base-url`, or to the backend entity `backend-id`."""
 
-    __slots__ = ("backend_id", "base_url")
+    __slots__ = ("backend_id", "base_url", "target")
     attributes = frozenset({"base-url", "backend-id", *_SF})
     expressions = attributes
     sections = frozenset({"inbound", "backend"})
@@ -53,10 +53,17 @@ class SetBackendService(Policy):
             ("http://", "https://")
         ):
             raise node.error(f"'{self.base_url.value}' is not an absolute http(s) URL.")
+        self.target = None  # built once when the value is a constant (never mutated)
+        if isinstance(self.backend_id, Const):
+            self.target = BackendTarget(None, as_string(self.backend_id.value))
+        elif isinstance(self.base_url, Const):
+            self.target = BackendTarget(as_string(self.base_url.value))
         return self
 
     async def execute(self, context: Any) -> bool | None:
-        if self.backend_id is not None:
+        if self.target is not None:
+            context.backend = self.target
+        elif self.backend_id is not None:
             context.backend = BackendTarget(None, string_of(self.backend_id, context))
         else:
             context.backend = BackendTarget(string_of(self.base_url, context))
