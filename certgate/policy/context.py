@@ -175,14 +175,12 @@ class Headers(CsObject):
     def remove(self, name: str) -> None:
         self._idx().pop(name.lower(), None)
 
-    def items(self) -> Iterator[tuple[str, str]]:
-        """The headers as wire pairs, in insertion order."""
+    def items(self) -> list[tuple[str, str]]:
+        """The headers as wire pairs, in insertion order (the parsed list itself while no policy
+        changed them: callers only read it)."""
         if self._index is None:
-            yield from self._pairs or ()
-            return
-        for name, values in self._index.values():
-            for value in values:
-                yield name, value
+            return self._pairs if type(self._pairs) is list else list(self._pairs or ())
+        return [(name, value) for name, values in self._index.values() for value in values]
 
 
 class QueryParameters(CsObject):
