@@ -255,7 +255,24 @@ class MemoryTLSProtocol(asyncio.Protocol):
         self._out_bio = conn._from_ssl
 
     def _handshake(self) -> None:
+        ssl = self._ssl
+        result = _lib.SSL_do_handshake(ssl)
+        self._flush()
+        if result > 0:
+            self._handshake_done()
+            return
+        code = _lib.SSL_get_error(ssl, result)
+        if code != _SSL_ERROR_WANT_READ and code != _SSL_ERROR_WANT_WRITE:
+            self._handshake_failed()
+            _lib.ERR_clear_error()
+            self._abort()
+
+    def _handshake_done(self) -> None:
+        """Attach the application protocol (set `_app`)."""
         raise NotImplementedError
+
+    def _handshake_failed(self) -> None:
+        """Called with OpenSSL's error queue still holding the reason; the connection aborts."""
 
     # -- asyncio side -------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -421,16 +438,8 @@ class TLSServerProtocol(MemoryTLSProtocol):
         self._handshake_timer.cancel()
         super().connection_lost(exc)
 
-    def _handshake(self) -> None:
+    def _handshake_done(self) -> None:
         ssl = self._ssl
-        result = _lib.SSL_do_handshake(ssl)
-        self._flush()
-        if result <= 0:
-            code = _lib.SSL_get_error(ssl, result)
-            if code != _SSL_ERROR_WANT_READ and code != _SSL_ERROR_WANT_WRITE:
-                _lib.ERR_clear_error()
-                self._abort()
-            return
         self._handshake_timer.cancel()
         _lib.SSL_get0_alpn_selected(ssl, _alpn_data, _alpn_length)
         if _alpn_length[0]:

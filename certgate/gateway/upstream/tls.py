@@ -28,12 +28,7 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 from OpenSSL.SSL import _ffi, _lib
 
-from certgate.gateway.tls import (
-    _SSL_ERROR_WANT_READ,
-    _SSL_ERROR_WANT_WRITE,
-    MemoryTLSProtocol,
-    PeerCertificates,
-)
+from certgate.gateway.tls import MemoryTLSProtocol, PeerCertificates
 
 _PEM = serialization.Encoding.PEM
 _SYSTEM_CAPATH = ssl.get_default_verify_paths().capath
@@ -168,21 +163,15 @@ class TLSClientProtocol(MemoryTLSProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self._fail(TLSHandshakeError(f"connection closed during the TLS handshake ({exc})"))
+        reason = "connection closed during the TLS handshake"
+        self._fail(TLSHandshakeError(f"{reason} ({exc})" if exc else reason))
 
-    def _handshake(self) -> None:
-        ssl = self._ssl
-        result = _lib.SSL_do_handshake(ssl)
-        self._flush()
-        if result <= 0:
-            code = _lib.SSL_get_error(ssl, result)
-            if code != _SSL_ERROR_WANT_READ and code != _SSL_ERROR_WANT_WRITE:
-                self._fail(TLSHandshakeError(_failure_reason(ssl, self._host)))
-                _lib.ERR_clear_error()
-                self._abort()
-            return
+    def _handshake_failed(self) -> None:
+        self._fail(TLSHandshakeError(_failure_reason(self._ssl, self._host)))
+
+    def _handshake_done(self) -> None:
         if self._identity.check_name:
-            peer = PeerCertificates.of(ssl)
+            peer = PeerCertificates.of(self._ssl)
             if peer is None or not name_matches(peer.der, self._host):
                 self._fail(TLSHandshakeError(_name_mismatch(self._host)))
                 self._abort()
@@ -225,7 +214,9 @@ def _failure_reason(ssl: Any, host: str) -> str:
         return f"certificate verify failed: {text}"
     error = _lib.ERR_peek_error()
     reason = _lib.ERR_reason_error_string(error) if error else _ffi.NULL
-    return _ffi.string(reason).decode() if reason != _ffi.NULL else "TLS handshake failed"
+    if reason == _ffi.NULL:
+        return "TLS handshake failed"
+    return f"TLS handshake failed: {_ffi.string(reason).decode()}"
 
 
 def _name_mismatch(host: str) -> str:
