@@ -8,6 +8,7 @@ the client-certificate thumbprint check from APIM's documentation (issue 4's pol
 from __future__ import annotations
 
 import base64
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ class Certgate:
     service: Service
     gateway_port: int
     management_url: str
+    data_dir: Path
 
 
 def certgate_command() -> list[str]:
@@ -62,11 +64,25 @@ def certgate_command() -> list[str]:
     return [sys.executable, "-c", "from certgate.cli import main; main()"]
 
 
-def start_certgate(work: Path, management_port: int, gateway_port: int) -> Certgate:
-    data_dir = work / "certgate-data"
+def start_certgate(
+    work: Path,
+    management_port: int,
+    gateway_port: int,
+    *,
+    name: str = "certgate",
+    source: Path | None = None,
+) -> Certgate:
+    """`certgate serve` with its data in `work/<name>-data`; `source` runs another checkout's
+    code (a git worktree) with this interpreter and its packages."""
+    data_dir = work / f"{name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    command, env = certgate_command(), None
+    if source is not None:
+        # -P: the working directory (this checkout) must not shadow `source` on sys.path
+        command = [sys.executable, "-P", "-c", "from certgate.cli import main; main()"]
+        env = {**os.environ, "PYTHONPATH": str(source)}
     argv = [
-        *certgate_command(),
+        *command,
         "serve",
         "--data-dir",
         str(data_dir),
@@ -81,19 +97,20 @@ def start_certgate(work: Path, management_port: int, gateway_port: int) -> Certg
         "--log-level",
         "WARNING",
     ]
-    service = Service("certgate", argv, work / "logs" / "certgate.out")
+    service = Service(name, argv, work / "logs" / f"{name}.out", env)
     try:
         service.wait_listening(management_port, timeout=60)
         service.wait_listening(gateway_port, timeout=30)
     except BaseException:
         service.stop()
         raise
-    return Certgate(service, gateway_port, f"https://127.0.0.1:{management_port}")
+    return Certgate(service, gateway_port, f"https://127.0.0.1:{management_port}", data_dir)
 
 
-def management_client(certgate: Certgate, data_dir: Path) -> ManagementClient:
-    token = (data_dir / "admin.token").read_text().strip()
-    return ManagementClient(certgate.management_url, token, str(data_dir / "dev-ca.pem"))
+def management_client(certgate: Certgate) -> ManagementClient:
+    """A client of `certgate`'s management API, with the token and dev CA of its data dir."""
+    token = (certgate.data_dir / "admin.token").read_text().strip()
+    return ManagementClient(certgate.management_url, token, str(certgate.data_dir / "dev-ca.pem"))
 
 
 def configure(client: ManagementClient, pki: BenchPki, backend_url: str) -> None:

@@ -279,7 +279,7 @@ def _start_certgate(
 ) -> list[System]:
     gateway = cg.start_certgate(work, free_port(), free_port())
     _started(stack, gateway.service)
-    with cg.management_client(gateway, work / "certgate-data") as client:
+    with cg.management_client(gateway) as client:
         cg.configure(client, pki, f"https://127.0.0.1:{backend_port}")
     found = []
     if "certgate" in wanted:

@@ -57,3 +57,17 @@ def test_ratio_is_the_median_of_same_repetition_ratios():
     assert rows["certgate"]["cpu_ratio"] == pytest.approx(0.45)
     assert rows["certgate"]["failed_runs"] == 1
     assert "0.45x" in table(list(rows.values()), {})
+
+
+def test_paired_rounds_report_the_median_ratio_and_its_spread():
+    from bench.pair import summarize_rounds
+
+    rounds = [
+        {"base": 260.0, "head": 234.0},
+        {"base": 280.0, "head": 249.2},
+        {"base": 250.0, "head": 230.0},
+    ]
+    text = summarize_rounds(rounds)
+    assert "median 0.900 over 3 rounds" in text
+    assert "(min 0.890, max 0.920)" in text
+    assert "head costs 10.0 % less" in text

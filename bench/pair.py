@@ -1,0 +1,136 @@
+"""Two certgate builds under the same load at the same time: which costs less CPU per request.
+
+    .venv/bin/python -m bench.pair [--base REV] [--rounds 4] [--seconds 10]
+
+An A/B for hot-path changes. `bench.run` alternates systems, and on this host one system's CPU per
+keep-alive request swings by 10-20 % from one run to the next, more than most single changes
+save. Here the checkout at `--base` (a git worktree) and the working tree run side by side on one
+core, each loaded by its own `ab -k -c 32` at the same moment (on the other core, with the nginx
+mTLS backend), so whatever the host does hits both alike: the ratio repeats within a few percent.
+Sharing a core costs both more CPU per request than running alone, so compare the ratio, not
+the absolute figures, and use `bench.run` for the ratio to nginx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench import certgate as cg
+from bench import nginx
+from bench.load import parse_ab
+from bench.pki import BenchPki, make_pki
+from bench.procs import TICK, cpu_ticks, free_port, pin
+from bench.run import System, _check, _started, _url
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    summary = __doc__.split("\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m bench.pair", description=summary)
+    parser.add_argument("--base", default="HEAD", help="git revision to compare against")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=10, help="length of one round")
+    parser.add_argument("--work", type=Path, default=HERE / ".work-pair")
+    args = parser.parse_args(argv)
+    for tool in ("nginx", "ab", "git"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} not found; run scripts/install-bench-deps", file=sys.stderr)
+            return 2
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("bench: pairing needs two cores (gateways, then load)", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        base, head, pki, backend = _start(stack, args)
+        print(f"bench: base = {args.base}, head = working tree; both reach the mTLS backend")
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            pin(backend, {cpus[1]})
+            result = measure_round((base, head), pki, args.seconds, cpus[:2])
+            rounds.append(result)
+            print(
+                f"  round {number}: base {result['base']:.1f} µs/req, head {result['head']:.1f} "
+                f"µs/req, head/base {result['head'] / result['base']:.3f}",
+                flush=True,
+            )
+        print(summarize_rounds(rounds))
+    return 0
+
+
+def _start(stack: ExitStack, args: argparse.Namespace):
+    work = args.work.resolve()
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "logs").mkdir(parents=True)
+    source = work / "base-src"
+    git = ["git", "-C", str(REPO)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(source), args.base], check=True)
+    stack.callback(subprocess.run, [*git, "worktree", "remove", "--force", str(source)])
+    pki = make_pki(work / "pki", "ec")
+    backend_port = free_port()
+    config = nginx.backend_config(work, pki, backend_port)
+    backend = _started(stack, nginx.start_nginx(work, "backend", config))
+    backend.wait_listening(backend_port)
+    systems = []
+    for name, code in (("base", source), ("head", None)):
+        gateway = cg.start_certgate(work, free_port(), free_port(), name=name, source=code)
+        _started(stack, gateway.service)
+        with cg.management_client(gateway) as client:
+            cg.configure(client, pki, f"https://127.0.0.1:{backend_port}")
+        system = System(name, _url(gateway.gateway_port, cg.API), gateway.service, name)
+        _check(system, pki)
+        systems.append(system)
+    return systems[0], systems[1], pki, backend.tree()
+
+
+def measure_round(
+    systems: tuple[System, System], pki: BenchPki, seconds: int, cpus: list[int]
+) -> dict:
+    """Both systems on the first core, each under its own keep-alive `ab` on the second, for
+    `seconds`; returns CPU µs per request by system name."""
+    for system in systems:
+        pin(system.service.tree(), {cpus[0]})
+    before = {s.name: cpu_ticks(s.service.tree()) for s in systems}
+    loads = {}
+    for system in systems:
+        argv = ["taskset", "-c", str(cpus[1]), "ab", "-q", "-s", "30", "-t", str(seconds)]
+        argv += ["-n", "100000000", "-c", "32", "-k", "-E", str(pki.loadgen_pem), system.url]
+        loads[system.name] = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    outputs = {name: load.communicate(timeout=seconds + 60)[0] for name, load in loads.items()}
+    result = {}
+    for system in systems:
+        ab = parse_ab(outputs[system.name], loads[system.name].returncode, {})
+        if not ab.ok:
+            raise SystemExit(f"bench: {system.name} failed under load: {ab.tail}")
+        cpu = (cpu_ticks(system.service.tree()) - before[system.name]) / TICK
+        result[system.name] = 1e6 * cpu / ab.complete
+    time.sleep(1)
+    return result
+
+
+def summarize_rounds(rounds: list[dict]) -> str:
+    """The median of the per-round head/base ratios, and their spread."""
+    ratios = sorted(r["head"] / r["base"] for r in rounds)
+    median = statistics.median(ratios)
+    change = (median - 1) * 100
+    verdict = "less" if change < 0 else "more"
+    return (
+        f"head/base CPU per request: median {median:.3f} over {len(ratios)} rounds "
+        f"(min {ratios[0]:.3f}, max {ratios[-1]:.3f}): head costs {abs(change):.1f} % {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
