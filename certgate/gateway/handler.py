@@ -121,7 +121,7 @@ class RequestHandler:
             conn.crl_prefetched = prefetch
         await operation.pipeline.run(context, config.forwarder or self._forwarder)
         response = context.Response
-        body = response.Body.stream()
+        body = response.send_body()
         try:
             await exchange.respond(
                 response.StatusCode,

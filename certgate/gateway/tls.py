@@ -323,7 +323,8 @@ class MemoryTLSProtocol(asyncio.Protocol):
             else:
                 self._abort()
             break
-        self._flush()
+        if _lib.BIO_get_mem_data(self._out_bio, _ffi.NULL):
+            self._flush()  # what reading produced: a TLS 1.3 key update answer, an alert
 
     def _flush(self) -> None:
         out = self._out_bio

@@ -27,9 +27,10 @@ Engine-internal fields of `Context` (not visible to C#): `backend` (set-backend-
 counters). `context.backend_url()` is the full upstream URL when `backend.url` is set.
 
 Bodies are streams (`BodyStream`): the engine awaits `Body.buffer()` before evaluating an
-expression that reads the content, so `Body.As<T>()` itself is synchronous. `Body.stream()` gives
-what to send on: the untouched stream, or bytes once buffered or replaced (set-body also drops
-`Content-Length`; the sender computes it).
+expression that reads the content, so `Body.As<T>()` itself is synchronous. `send_body()` on a
+request or response gives what to send on: the untouched stream (no `Body` object is built until a
+policy reads it), or bytes once buffered or replaced (set-body also drops `Content-Length`; the
+sender computes it).
 """
 
 from __future__ import annotations
@@ -408,7 +409,26 @@ def convert_body(data: bytes, type_arg: str) -> Any:
     raise TypeError(f"Body.As<{type_arg}>() is not supported")
 
 
-class Request(CsObject):
+class _Message(CsObject):
+    """A request or response whose `Body` object is built only when a policy reads it."""
+
+    __slots__ = ("_body", "_source")
+
+    @property
+    def Body(self) -> Body:
+        if self._body is None:
+            self._body = Body(self._source)
+            self._source = None
+        return self._body
+
+    def send_body(self) -> BodyStream | bytes:
+        """What to send on: the body as received while no policy built `Body`, else its stream."""
+        if self._body is None:
+            return self._source if self._source is not None else b""
+        return self._body.stream()
+
+
+class Request(_Message):
     """`IRequest`: the client's request as the policies see and change it."""
 
     __slots__ = (
@@ -416,10 +436,8 @@ class Request(CsObject):
         "Headers",
         "IpAddress",
         "Method",
-        "_body",
         "_matched",
         "_orig",
-        "_source",
         "_target",
         "_url",
     )
@@ -468,13 +486,6 @@ class Request(CsObject):
         return self._url
 
     @property
-    def Body(self) -> Body:
-        if self._body is None:
-            self._body = Body(self._source)
-            self._source = None
-        return self._body
-
-    @property
     def OriginalUrl(self) -> Url:
         if self._orig is None:
             self._orig = self.Url.copy()
@@ -490,6 +501,12 @@ class Request(CsObject):
             self._orig = self.Url.copy()
         return self.Url
 
+    def names_own_host(self, value: str) -> bool:
+        """Whether a Host header value names this request's host (with or without its port)."""
+        url = self._url
+        host, port = (url.host, url.port) if url is not None else self._target[1:3]
+        return value == host or value == f"{host}:{port}"
+
     def raw_query(self) -> str:
         """The query string to send on, without '?' (read from the target while no policy
         has built `Url`: a policy changes the URL only through it)."""
@@ -502,10 +519,10 @@ class Request(CsObject):
         self._matched = params
 
 
-class Response(CsObject):
+class Response(_Message):
     """`IResponse`: the backend's response, or the one policies build."""
 
-    __slots__ = ("Body", "Headers", "StatusCode", "StatusReason")
+    __slots__ = ("Headers", "StatusCode", "StatusReason")
     __cs_type__ = "IResponse"
     __cs_members__ = frozenset({"StatusCode", "StatusReason", "Headers", "Body"})
 
@@ -519,7 +536,8 @@ class Response(CsObject):
         self.StatusCode = status
         self.StatusReason = reason
         self.Headers = headers if headers is not None else Headers()
-        self.Body = Body(body)
+        self._source = body
+        self._body: Body | None = None
 
 
 _CAST_CHECKS = {

@@ -206,7 +206,6 @@ def _request_head(
 ) -> tuple[bytes, Any, bool]:
     """The request head bytes (with a bytes body appended), the body stream, chunked framing."""
     method = request.Method
-    url = request.Url
     host = origin.host_header
     length: str | None = None
     tokens: str | None = None
@@ -216,7 +215,7 @@ def _request_head(
         lower = name.lower()
         if lower in _REQUEST_DROP:
             if lower == "host":
-                if value != url.host and value != f"{url.host}:{url.port}":
+                if not request.names_own_host(value):
                     host = value  # a policy set it
             elif lower == "content-length":
                 length = value
@@ -235,7 +234,7 @@ def _request_head(
     if backend is not None and backend.header_lines:
         block += backend.header_lines
     block += extra
-    body = request.Body.stream()
+    body = request.send_body()
     stream, chunked = None, False
     if isinstance(body, bytes | bytearray):
         if body or length is not None or method in _BODY_METHODS:
