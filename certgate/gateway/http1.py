@@ -101,7 +101,7 @@ class H1Exchange:
                 head.append(f"{name}: {value}\r\n")
             elif lname == "content-length":
                 length = value
-        is_bytes = isinstance(body, bytes | bytearray)
+        is_bytes = isinstance(body, (bytes, bytearray))
         chunked = False
         if status in _NO_BODY_STATUS or status < 200:
             length = None

@@ -92,7 +92,7 @@ class H2Exchange:
                     length = value
                 continue
             fields.append((lname.encode("latin-1"), value.encode("latin-1")))
-        is_bytes = isinstance(body, bytes | bytearray)
+        is_bytes = isinstance(body, (bytes, bytearray))
         if is_bytes and (body_allowed or length is None):
             length = str(len(body))
         if length is not None and status not in _NO_BODY_STATUS:

@@ -365,7 +365,7 @@ class Body(CsObject):
         self._stream: BodyStream | None = None
         if source is None:
             self._data: bytes | None = b""
-        elif type(source) is bytes or isinstance(source, bytes | bytearray):
+        elif isinstance(source, (bytes, bytearray)):
             self._data = bytes(source)
         else:
             self._data = None

@@ -140,22 +140,25 @@ class ResponseBody:
         self._chunks.clear()
 
     async def _wait(self) -> None:
-        try:  # only called while the response is still arriving
-            await _wait_with_deadline(self, self._conn.pool.manager, self._timeout)
+        manager = self._conn.pool.manager  # only called while the response is still arriving
+        try:
+            await _arm(self, manager, self._timeout)
         except TimeoutError:
             self.close()
             raise BackendError(
                 "Timeout", "The backend did not send the response body in time."
             ) from None
+        finally:
+            _disarm(self, manager)
 
     def expire(self) -> None:
         """Called by the pools' deadline ticker once `deadline` passed."""
         _expire(self._waiter)
 
 
-async def _wait_with_deadline(owner, manager, timeout: float) -> None:
-    """Waits on a fresh `owner._waiter` that the pools' deadline ticker fails with TimeoutError
-    once `timeout` passed.
+def _arm(owner: Any, manager: Any, timeout: float) -> asyncio.Future[None]:
+    """A fresh `owner._waiter` that the pools' deadline ticker fails with TimeoutError once
+    `timeout` passed; the caller awaits it, then calls `_disarm`.
 
     One shared ticker instead of a timer per wait: uvloop's call_later + cancel costs more than
     the rest of a keep-alive exchange's bookkeeping.
@@ -163,11 +166,12 @@ async def _wait_with_deadline(owner, manager, timeout: float) -> None:
     waiter = owner._waiter = manager.loop.create_future()
     owner.deadline = manager.loop.time() + timeout
     manager.watch(owner)
-    try:
-        await waiter
-    finally:
-        manager.watching.discard(owner)
-        owner._waiter = None
+    return waiter
+
+
+def _disarm(owner: Any, manager: Any) -> None:
+    manager.watching.discard(owner)
+    owner._waiter = None
 
 
 def _expire(waiter: asyncio.Future | None) -> None:
@@ -346,13 +350,16 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         return head
 
     async def _wait(self) -> None:
+        manager = self.pool.manager
         try:
-            await _wait_with_deadline(self, self.pool.manager, self._timeout)
+            await _arm(self, manager, self._timeout)
         except TimeoutError:
             self.abort()
             raise BackendError(
                 "Timeout", "The backend did not respond within the configured timeout."
             ) from None
+        finally:
+            _disarm(self, manager)
 
     def expire(self) -> None:
         """Called by the pools' deadline ticker once `deadline` passed."""

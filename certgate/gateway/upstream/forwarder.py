@@ -236,7 +236,7 @@ def _request_head(
     block += extra
     body = request.send_body()
     stream, chunked = None, False
-    if isinstance(body, bytes | bytearray):
+    if isinstance(body, (bytes, bytearray)):
         if body or length is not None or method in _BODY_METHODS:
             block += f"Content-Length: {len(body)}\r\n"
     else:
