@@ -152,14 +152,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.info = info
         self._parser = httptools.HttpRequestParser(self)
         self._transport: Any = None
-        self._url = b""
-        self._headers: list[tuple[str, str]] = []
-        self._authority = ""
-        self._has_body = False
-        self._expect_continue = False
-        self._connection_tokens: list[str] | None = None
-        self._forwarded_for: str | None = None
-        self._head_size = 0
+        self._next_message()
         self._parsing: H1Exchange | None = None
         self._active: H1Exchange | None = None
         self._task: asyncio.Task | None = None
@@ -251,14 +244,15 @@ class HTTP1Protocol(asyncio.Protocol):
             self._transport.write(data)
 
     # -- parser callbacks ---------------------------------------------------------------------
-    def on_message_begin(self) -> None:
+    def _next_message(self) -> None:
+        """Fresh state for the next request head (no on_message_begin: one callback less)."""
         self._url = b""
-        self._headers = []
+        self._headers: list[tuple[str, str]] = []
         self._authority = ""
         self._has_body = False
         self._expect_continue = False
-        self._connection_tokens = None
-        self._forwarded_for = None
+        self._connection_tokens: list[str] | None = None
+        self._forwarded_for: str | None = None
         self._head_size = 0
 
     def on_url(self, url: bytes) -> None:
@@ -314,6 +308,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._has_body:
             exchange.body = InboundBody(self._body_consumed, exchange._send_continue)
             exchange.continue_pending = self._expect_continue
+        self._next_message()
         self._parsing = exchange
         if self._active is None:
             self._start(exchange)

@@ -105,17 +105,14 @@ class _TrackedHTTP1(HTTP1Protocol):
         self._raw: list[tuple[str, str]] = []
         self.raw_headers: dict[int, list[tuple[str, str]]] = {}
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._raw = []
-
     def on_header(self, name: bytes, value: bytes) -> None:
         self._raw.append((name.decode("latin-1"), value.decode("latin-1")))
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        raw, self._raw = self._raw, []
         super().on_headers_complete()
-        self.raw_headers[id(self._parsing)] = self._raw
+        self.raw_headers[id(self._parsing)] = raw
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
