@@ -31,6 +31,13 @@ _INTERNAL = error_body(500, "Internal server error")
 _BACKEND_STATUS = {"BackendConnectionFailure": 500, "Timeout": 504}
 
 
+class _Refused(Exception):
+    """The request matches no API or operation: a fixed JSON answer, no pipeline runs."""
+
+    def __init__(self, status: int, reason: str, body: bytes) -> None:
+        self.status, self.reason, self.body = status, reason, body
+
+
 class RequestHandler:
     """Turns one exchange into a pipeline run; `config_ref()` returns the current GatewayConfig."""
 
@@ -42,7 +49,30 @@ class RequestHandler:
 
     async def __call__(self, exchange: Any) -> None:
         try:
-            await self._handle(exchange)
+            config = self._config_ref()
+            context, pipeline = _prepare(exchange, config)
+            conn = exchange.conn
+            peer, prefetch = conn.peer, config.crl_prefetch
+            if prefetch is not None and peer is not None and conn.crl_prefetched is not prefetch:
+                await prefetch(peer.leaf.cert, tuple(c.cert for c in peer.chain))
+                conn.crl_prefetched = prefetch
+            await pipeline.run(context, config.forwarder or self._forwarder)
+            response = context.Response
+            body = response.send_body()
+            try:
+                await exchange.respond(
+                    response.StatusCode,
+                    response.StatusReason or reason_phrase(response.StatusCode),
+                    response.Headers.items(),
+                    body,
+                )
+            except BaseException:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()  # the upstream connection, mid-response, is closed, not leaked
+                raise
+        except _Refused as refused:
+            await exchange.respond(refused.status, refused.reason, _JSON, refused.body)
         except (asyncio.CancelledError, ClientDisconnected):
             raise
         except Exception as exc:
@@ -50,90 +80,69 @@ class RequestHandler:
                 raise  # mid-response: the protocol aborts the connection
             await _respond_error(exchange, exc)
 
-    async def _handle(self, exchange: Any) -> None:
-        config = self._config_ref()
-        target = exchange.target
-        if not target.startswith("/"):
-            target = _origin_form(target)
-            if target is None:
-                await exchange.respond(400, "Bad Request", _JSON, _BAD_TARGET)
-                return
-        path, _, query = target.partition("?")
-        conn = exchange.conn
-        found = config.router.match_api(path)
-        if found is None or conn.scheme not in found[0].protocols:
-            await exchange.respond(404, "Not Found", _JSON, _NOT_FOUND)
-            return
-        api, remainder = found
-        method = exchange.method
-        matched = api.match_operation(method, remainder, query)
-        if matched is None:
-            await exchange.respond(404, "Not Found", _JSON, _NOT_FOUND)
-            return
-        operation, params = matched
 
-        authority = exchange.authority
-        if authority != conn.authority:  # keep-alive clients repeat the same Host
-            conn.authority = authority
-            conn.host_port = _split_authority(authority, conn)
-        host, port = conn.host_port
-        pairs = exchange.headers  # a fresh list per request: extended in place
-        forwarded_for = exchange.forwarded_for
-        pairs.append(
-            (
-                "X-Forwarded-For",
-                conn.client_ip if forwarded_for is None else f"{forwarded_for}, {conn.client_ip}",
-            )
+def _prepare(exchange: Any, config: Any) -> tuple[Context, Any]:
+    """Route the request and build its policy `context` (no I/O); raises `_Refused`."""
+    target = exchange.target
+    if not target.startswith("/"):
+        target = _origin_form(target)
+        if target is None:
+            raise _Refused(400, "Bad Request", _BAD_TARGET)
+    path, _, query = target.partition("?")
+    conn = exchange.conn
+    found = config.router.match_api(path)
+    if found is None or conn.scheme not in found[0].protocols:
+        raise _Refused(404, "Not Found", _NOT_FOUND)
+    api, remainder = found
+    method = exchange.method
+    matched = api.match_operation(method, remainder, query)
+    if matched is None:
+        raise _Refused(404, "Not Found", _NOT_FOUND)
+    operation, params = matched
+
+    authority = exchange.authority
+    if authority != conn.authority:  # keep-alive clients repeat the same Host
+        conn.authority = authority
+        conn.host_port = _split_authority(authority, conn)
+    host, port = conn.host_port
+    pairs = exchange.headers  # a fresh list per request: extended in place
+    forwarded_for = exchange.forwarded_for
+    pairs.append(
+        (
+            "X-Forwarded-For",
+            conn.client_ip if forwarded_for is None else f"{forwarded_for}, {conn.client_ip}",
         )
-        pairs.append(("X-Forwarded-Proto", conn.scheme))
-        if authority:
-            pairs.append(("X-Forwarded-Host", authority))
-        certificate = conn.client_certificate(config.verifier) if conn.peer is not None else None
-        if api.forward_client_certificate and certificate is not None:
-            add_client_cert_headers(pairs, certificate, conn.client_chain_der)
-        request = Request(
-            method,
-            conn.scheme,
-            host,
-            port,
-            target,
-            Headers(pairs),
-            exchange.body,
-            conn.client_ip,
-            certificate,
-        )
-        if params:
-            request.set_matched_parameters(params)
-        context = Context(
-            request,
-            api=api.context_api,
-            operation=operation.context_operation,
-            deployment=config.deployment,
-            snapshot=config.snapshot,
-            connection=conn,
-            backend=BackendTarget(api.service_url) if api.service_url else None,
-            backend_path=unquote(remainder) if "%" in remainder else remainder,
-        )
-        prefetch = config.crl_prefetch
-        if prefetch is not None and conn.peer is not None and conn.crl_prefetched is not prefetch:
-            peer = conn.peer
-            await prefetch(peer.leaf.cert, tuple(c.cert for c in peer.chain))
-            conn.crl_prefetched = prefetch
-        await operation.pipeline.run(context, config.forwarder or self._forwarder)
-        response = context.Response
-        body = response.send_body()
-        try:
-            await exchange.respond(
-                response.StatusCode,
-                response.StatusReason or reason_phrase(response.StatusCode),
-                response.Headers.items(),
-                body,
-            )
-        except BaseException:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()  # the upstream connection, mid-response, is closed rather than leaked
-            raise
+    )
+    pairs.append(("X-Forwarded-Proto", conn.scheme))
+    if authority:
+        pairs.append(("X-Forwarded-Host", authority))
+    certificate = conn.client_certificate(config.verifier) if conn.peer is not None else None
+    if api.forward_client_certificate and certificate is not None:
+        add_client_cert_headers(pairs, certificate, conn.client_chain_der)
+    request = Request(
+        method,
+        conn.scheme,
+        host,
+        port,
+        target,
+        Headers(pairs),
+        exchange.body,
+        conn.client_ip,
+        certificate,
+    )
+    if params:
+        request.set_matched_parameters(params)
+    context = Context(
+        request,
+        api=api.context_api,
+        operation=operation.context_operation,
+        deployment=config.deployment,
+        snapshot=config.snapshot,
+        connection=conn,
+        backend=BackendTarget(api.service_url) if api.service_url else None,
+        backend_path=unquote(remainder) if "%" in remainder else remainder,
+    )
+    return context, operation.pipeline
 
 
 def add_client_cert_headers(pairs: list[tuple[str, str]], certificate: Any, ders: list[bytes]):

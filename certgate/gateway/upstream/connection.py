@@ -336,11 +336,18 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             await self._wait()
 
     async def response_head(self) -> tuple[int, str, list[tuple[str, str]], ResponseBody | None]:
-        """Status, reason, header pairs and the body stream (None when there is no body)."""
-        while self._head is None:
-            if self._error is not None:
-                raise self._error
-            await self._wait()
+        """Status, reason, header pairs and the body stream (None when there is no body).
+
+        A failure or cancellation while waiting closes the connection: it is never half-reused.
+        """
+        try:
+            while self._head is None:
+                if self._error is not None:
+                    raise self._error
+                await self._wait()
+        except BaseException:
+            self.abort()
+            raise
         head = self._head
         self._head_taken = True
         if self._release_pending:

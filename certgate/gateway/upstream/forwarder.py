@@ -20,6 +20,7 @@ changed CA store): their connections are drained, never reused.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -256,29 +257,34 @@ def _request_head(
     return head, stream, chunked
 
 
-async def _exchange(
+def _exchange(
     conn: UpstreamConnection,
     head: bytes,
     stream: Any,
     chunked: bool,
     head_only: bool,
     timeout: float,
-) -> tuple:
-    """One request on `conn`; any failure or cancellation closes it (it is never half-reused)."""
+) -> Awaitable[tuple]:
+    """One request on `conn`: the head is written now; awaiting the result gives the response
+    head. Any failure or cancellation closes the connection (it is never half-reused)."""
     conn.start(head, head_only, timeout)
+    if stream is None:
+        conn.finish_request()
+        return conn.response_head()
+    return _upload_then_head(conn, stream, chunked)
+
+
+async def _upload_then_head(conn: UpstreamConnection, stream: Any, chunked: bool) -> tuple:
     try:
-        if stream is None:
-            conn.finish_request()
-        else:
-            try:
-                await _send_body(conn, stream, chunked)
-            except ConnectionClosed:
-                if not conn.response_started:
-                    raise  # else: the backend answered early, then closed
-        return await conn.response_head()
+        await _send_body(conn, stream, chunked)
+    except ConnectionClosed:
+        if not conn.response_started:
+            conn.abort()
+            raise  # else: the backend answered early, then closed
     except BaseException:
         conn.abort()
         raise
+    return await conn.response_head()
 
 
 async def _send_body(conn: UpstreamConnection, stream: Any, chunked: bool) -> None:
