@@ -38,7 +38,7 @@ _BAD_REQUEST = (
 )
 _NO_BODY_STATUS = frozenset({204, 304})
 _PLAIN_CONNECTION = frozenset({"keep-alive", "close"})  # names no other header to drop
-IDLE_TIMEOUT = 120.0  # seconds a connection may sit without a request in progress
+IDLE_TIMEOUT = 120.0  # seconds without a request in progress (a head still trickling in counts)
 MAX_HEAD = 64 * 1024  # request line + headers: beyond this the request is refused (400)
 
 
@@ -177,7 +177,6 @@ class HTTP1Protocol(asyncio.Protocol):
         self._idle_timer = self._loop.call_later(IDLE_TIMEOUT, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
-        self._last_activity = self._loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -359,6 +358,7 @@ class HTTP1Protocol(asyncio.Protocol):
     def exchange_done(self, exchange: H1Exchange, keep_alive: bool) -> None:
         """Called by the exchange once its response is fully written."""
         self._active = None
+        self._last_activity = self._loop.time()
         if self._closed:
             return
         if not keep_alive:

@@ -347,17 +347,28 @@ class MemoryTLSProtocol(asyncio.Protocol):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closed or not data:
             return
-        buffer = _ffi.from_buffer(data)
         total = len(data)
-        written = 0
-        while written < total:  # pyOpenSSL contexts enable partial writes: loop until all is in
+        # bytes go to OpenSSL as they are; anything else through a buffer
+        result = _lib.SSL_write(
+            self._ssl, data if type(data) is bytes else _ffi.from_buffer(data), total
+        )
+        if 0 < result < total:
+            result = self._write_rest(data, result, total)
+        if result <= 0:
+            _lib.ERR_clear_error()
+            self._abort()
+            return
+        self._flush()
+
+    def _write_rest(self, data: bytes | bytearray | memoryview, written: int, total: int) -> int:
+        """pyOpenSSL contexts enable partial writes (a record at a time): the rest, in a loop."""
+        buffer = _ffi.from_buffer(data)
+        while written < total:
             result = _lib.SSL_write(self._ssl, buffer + written, total - written)
             if result <= 0:
-                _lib.ERR_clear_error()
-                self._abort()
-                return
+                return result
             written += result
-        self._flush()
+        return written
 
     def writelines(self, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
