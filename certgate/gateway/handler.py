@@ -132,15 +132,16 @@ def _prepare(exchange: Any, config: Any) -> tuple[Context, Any]:
     )
     if params:
         request.set_matched_parameters(params)
-    context = Context(
+    context = Context(  # positional: keyword matching costs more than the rest of the call
         request,
-        api=api.context_api,
-        operation=operation.context_operation,
-        deployment=config.deployment,
-        snapshot=config.snapshot,
-        connection=conn,
-        backend=BackendTarget(api.service_url) if api.service_url else None,
-        backend_path=unquote(remainder) if "%" in remainder else remainder,
+        api.context_api,
+        operation.context_operation,
+        None,  # product
+        config.deployment,
+        config.snapshot,
+        conn,
+        BackendTarget(api.service_url) if api.service_url else None,
+        unquote(remainder) if "%" in remainder else remainder,
     )
     return context, operation.pipeline
 

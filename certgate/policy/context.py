@@ -13,7 +13,7 @@ Constructors (what the gateway and the upstream client call):
   order; it is indexed lazily on first read. `Headers.items()` yields the pairs back for the wire;
   `set`, `add`, `remove`, `get_all` are the engine's (case-insensitive) mutators.
 - `Response(status=200, reason="OK", headers=None, body=None)`.
-- `Context(request, *, api=None, operation=None, product=None, deployment=None, snapshot=None,
+- `Context(request, api=None, operation=None, product=None, deployment=None, snapshot=None,
   connection=None, backend=None, backend_path=None)`: `backend` is the API's default
   `BackendTarget(url, backend_id=None)`; `backend_path` the decoded request path relative to the
   API (the operation part; defaults to the whole path). `rewrite-uri` replaces it.
@@ -779,7 +779,6 @@ class Context(CsObject):
     def __init__(
         self,
         request: Request,
-        *,
         api: Api | None = None,
         operation: Operation | None = None,
         product: Product | None = None,
