@@ -10,7 +10,6 @@ back to its pool at once, from the parser callback; its body chunks stay with th
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -61,7 +60,7 @@ class ResponseBody:
     )
 
     def __init__(self, conn: UpstreamConnection | None, timeout: float) -> None:
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []
         self._size = 0
         self._done = conn is None
         self._error: BaseException | None = None
@@ -120,7 +119,7 @@ class ResponseBody:
                 raise self._error
             await self._wait()
         chunks = self._chunks
-        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._size = 0
         if self._paused and self._conn is not None:
