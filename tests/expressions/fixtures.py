@@ -9,6 +9,7 @@ from certgate.expressions.dotnet import default_value
 from certgate.expressions.dotnet.collections import KeyValuePair
 from certgate.expressions.dotnet.json import parse_json
 from certgate.expressions.model import CsObject
+from certgate.policy import context as real
 
 
 class Dictionary(CsObject):
@@ -111,18 +112,7 @@ class Certificate(CsObject):
 
 class Request(CsObject):
     __cs_type__ = "IRequest"
-    __cs_members__ = frozenset(
-        {
-            "Method",
-            "Url",
-            "OriginalUrl",
-            "Headers",
-            "Body",
-            "IpAddress",
-            "MatchedParameters",
-            "Certificate",
-        }
-    )
+    __cs_members__ = real.Request.__cs_members__  # the real request's C# surface, not a copy
 
     def __init__(self, certificate: Certificate | None) -> None:
         self.Method = "POST"
@@ -143,7 +133,7 @@ class Request(CsObject):
 
 class Response(CsObject):
     __cs_type__ = "IResponse"
-    __cs_members__ = frozenset({"StatusCode", "StatusReason", "Headers", "Body"})
+    __cs_members__ = real.Response.__cs_members__
 
     def __init__(self) -> None:
         self.StatusCode, self.StatusReason = 200, "OK"
