@@ -59,7 +59,6 @@ class Forwarder:
         self.identities = Identities()
         self._snapshot: Any = None
         self._revision = -1
-        self._origins: dict[str, Origin] = {}
         self._routes: dict[tuple, tuple[Origin, Pool]] = {}
 
     async def forward(self, context: Any, options: Any = None) -> None:
@@ -133,7 +132,7 @@ class Forwarder:
     def _route(self, base: str, material: Any, backend: Any, snapshot: Any) -> tuple[Origin, Pool]:
         """The origin and pool of (base URL, client certificate, backend entity), kept until the
         configuration changes or the pool is retired: one lookup per request."""
-        origin = self._origins.get(base) or self._origin(base)
+        origin = _parse_origin(base)
         identity = self._identity(origin, material, backend, snapshot)
         proxy = backend.proxy if backend is not None else None
         route = origin, self.pools.get(origin, identity, proxy)
@@ -157,20 +156,6 @@ class Forwarder:
                 "BackendConnectionFailure", "The client certificate for the backend is unusable."
             ) from None
 
-    def _origin(self, base: str) -> Origin:
-        parts = urlsplit(base)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise BackendError("BackendConnectionFailure", f"Invalid backend URL '{base}'.")
-        port = parts.port or (443 if scheme == "https" else 80)
-        netloc = parts.netloc.rpartition("@")[2]
-        prefix_len = base.index(netloc) + len(netloc)
-        origin = Origin(scheme, parts.hostname, port, netloc, prefix_len)
-        if len(self._origins) > 4096:
-            self._origins.clear()
-        self._origins[base] = origin
-        return origin
-
     def _adopt(self, snapshot: Any) -> None:
         """Retire pools a newer configuration no longer allows (older snapshots change nothing)."""
         revision = getattr(snapshot, "revision", 0)
@@ -192,6 +177,17 @@ class Forwarder:
     def close(self) -> None:
         """Close every pooled connection (process shutdown)."""
         self.pools.close()
+
+
+def _parse_origin(base: str) -> Origin:
+    parts = urlsplit(base)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise BackendError("BackendConnectionFailure", f"Invalid backend URL '{base}'.")
+    port = parts.port or (443 if scheme == "https" else 80)
+    netloc = parts.netloc.rpartition("@")[2]
+    prefix_len = base.index(netloc) + len(netloc)
+    return Origin(scheme, parts.hostname, port, netloc, prefix_len)
 
 
 def _closed(origin: Origin) -> BackendError:
