@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from certgate.client import ManagementClient, ManagementError
+from certgate.limits import add_limit_flags
 
 Handler = Callable[[ManagementClient, argparse.Namespace], Any]
 
@@ -73,6 +74,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--vault-role-id-file", type=Path, help="AppRole role-id file")
     serve.add_argument("--vault-secret-id-file", type=Path, help="AppRole secret-id file")
     serve.add_argument("--log-level", default="INFO")
+    add_limit_flags(serve)
 
 
 def _command(group, name: str, handler: Handler, common, help: str) -> argparse.ArgumentParser:

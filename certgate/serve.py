@@ -29,6 +29,7 @@ from certgate.config.store import Store
 from certgate.gateway.config import GatewayConfig
 from certgate.gateway.server import GatewayServer
 from certgate.gateway.workers import WorkerPool
+from certgate.limits import Limits, limits_from_args
 
 log = logging.getLogger("certgate.serve")
 REVISION_POLL_SECONDS = 0.25
@@ -40,6 +41,7 @@ class Listen:
     gateway_port: int
     http_port: int | None
     reuse_port: bool
+    limits: Limits
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -49,7 +51,13 @@ def serve(args: argparse.Namespace) -> None:
     data_dir.store.close()  # created and migrated; every process opens its own
     layout, token = data_dir.layout, data_dir.admin_token
     key = load_key(layout.data_key)
-    listen = Listen(args.host, args.gateway_port, args.http_port, reuse_port=args.workers > 1)
+    listen = Listen(
+        args.host,
+        args.gateway_port,
+        args.http_port,
+        reuse_port=args.workers > 1,
+        limits=limits_from_args(args),
+    )
     others = _start_other_workers(args.workers - 1, layout, listen)
     _announce(args, layout)
     try:
@@ -151,7 +159,7 @@ class _GatewayWorker:
     @classmethod
     async def start(cls, store: Store, layout: DataDirLayout, listen: Listen) -> _GatewayWorker:
         builder = SnapshotBuilder(store, dev_server_pem=layout.dev_server.read_bytes())
-        server = GatewayServer(await asyncio.to_thread(builder.build))
+        server = GatewayServer(await asyncio.to_thread(builder.build), limits=listen.limits)
         await server.start(
             listen.host, listen.gateway_port, listen.http_port, reuse_port=listen.reuse_port
         )
@@ -193,6 +201,7 @@ def _start_other_workers(count: int, layout: DataDirLayout, listen: Listen) -> W
         https_port=listen.gateway_port,
         http_port=listen.http_port,
         poll_interval=REVISION_POLL_SECONDS,
+        limits=listen.limits,
     )
     pool.start()
     return pool

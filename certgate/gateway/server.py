@@ -30,6 +30,7 @@ from certgate.gateway.handler import RequestHandler
 from certgate.gateway.http1 import HTTP1Protocol
 from certgate.gateway.http2 import HTTP2Protocol
 from certgate.gateway.tls import ALPN_H2, TLSServerProtocol
+from certgate.limits import DEFAULT_LIMITS, Limits
 
 
 class _RefusedProtocol(asyncio.Protocol):
@@ -42,8 +43,11 @@ class _RefusedProtocol(asyncio.Protocol):
 class GatewayServer:
     """Serves one `GatewayConfig` at a time; `update()` swaps it atomically."""
 
-    def __init__(self, config: GatewayConfig, *, forwarder: Any = None) -> None:
+    def __init__(
+        self, config: GatewayConfig, *, forwarder: Any = None, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self._config = config
+        self.limits = limits
         self.handler = RequestHandler(self._current, forwarder)
         self._servers: list[asyncio.AbstractServer] = []
         self.https_port: int | None = None
@@ -88,19 +92,22 @@ class GatewayServer:
         http_port: int | None = None,
         *,
         reuse_port: bool = False,
-        backlog: int = 1024,
     ) -> None:
         loop = asyncio.get_running_loop()
+        backlog = self.limits.listen_backlog
         if https_port is not None:
             server = await loop.create_server(
                 self._https_protocol,
                 sock=_listen_socket(host, https_port, reuse_port, backlog),
+                backlog=backlog,  # uvloop listens again with this value (its default is 100)
             )
             self._servers.append(server)
             self.https_port = server.sockets[0].getsockname()[1]
         if http_port is not None:
             server = await loop.create_server(
-                self._http_protocol, sock=_listen_socket(host, http_port, reuse_port, backlog)
+                self._http_protocol,
+                sock=_listen_socket(host, http_port, reuse_port, backlog),
+                backlog=backlog,
             )
             self._servers.append(server)
             self.http_port = server.sockets[0].getsockname()[1]

@@ -36,6 +36,7 @@ import uvloop
 
 from certgate.gateway.config import GatewayConfig
 from certgate.gateway.server import GatewayServer
+from certgate.limits import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger("certgate.workers")
 
@@ -59,6 +60,7 @@ class WorkerPool:
         http_port: int | None = None,
         poll_interval: float = 1.0,
         forwarder_factory: Callable[[], Any] | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if count < 1:
             raise ValueError(f"workers: must be at least 1, got {count}")
@@ -69,6 +71,7 @@ class WorkerPool:
         self.http_port = http_port
         self._poll_interval = poll_interval
         self._forwarder_factory = forwarder_factory
+        self._limits = limits
         self._reserved: list[socket.socket] = []
         self._processes: list[Any] = []
 
@@ -90,6 +93,7 @@ class WorkerPool:
                     self.http_port,
                     self._poll_interval,
                     self._forwarder_factory,
+                    self._limits,
                     ready,
                 ),
                 name=f"certgate-worker-{index}",
@@ -165,12 +169,20 @@ def _worker_main(
     http_port: int | None,
     poll_interval: float,
     forwarder_factory: Callable[[], Any] | None,
+    limits: Limits,
     ready: Any,
 ) -> None:
     try:
         uvloop.run(
             _serve(
-                build_config, host, https_port, http_port, poll_interval, forwarder_factory, ready
+                build_config,
+                host,
+                https_port,
+                http_port,
+                poll_interval,
+                forwarder_factory,
+                limits,
+                ready,
             )
         )
     except Exception as exc:
@@ -185,6 +197,7 @@ async def _serve(
     http_port: int | None,
     poll_interval: float,
     forwarder_factory: Callable[[], Any] | None,
+    limits: Limits,
     ready: Any,
 ) -> None:
     if forwarder_factory is None:
@@ -195,7 +208,7 @@ async def _serve(
     if config is None:
         raise WorkerError("build_config(None) returned no configuration")
     forwarder = forwarder_factory()
-    server = GatewayServer(config, forwarder=forwarder)
+    server = GatewayServer(config, forwarder=forwarder, limits=limits)
     await server.start(host, https_port, http_port, reuse_port=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
