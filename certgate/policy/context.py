@@ -753,6 +753,7 @@ class Context(CsObject):
         "backend_certificate",
         "backend_path",
         "connection",
+        "expression_seconds",
         "forwarder",
         "on_response",
         "snapshot",
@@ -807,6 +808,7 @@ class Context(CsObject):
         self.snapshot = snapshot
         self.forwarder: Any = None
         self.on_response: list[Callable[[Context], None]] | None = None
+        self.expression_seconds = 0.0  # time its metered expressions ran (expressions/budget.py)
 
     @property
     def Response(self) -> Response:
