@@ -74,6 +74,9 @@ class Limits:
     expression_json_max_chars: int = _limit(
         4 * 1024 * 1024, "--expression-json-max-chars", "length of JSON text an expression parses"
     )
+    expression_regex_timeout: float = _limit(
+        0.5, "--expression-regex-timeout", "seconds one regular expression operation may run"
+    )
     expression_json_max_depth: int = _limit(
         64, "--expression-json-max-depth", "nesting of parsed JSON (Json.NET's MaxDepth)"
     )

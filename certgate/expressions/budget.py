@@ -53,6 +53,7 @@ class Meter:
         "json_max_depth",
         "loop_iterations",
         "max_string",
+        "regex_timeout",
         "time_budget",
     )
 
@@ -67,6 +68,7 @@ class Meter:
         self.max_string = limits.expression_max_string_chars
         self.json_max_chars = limits.expression_json_max_chars
         self.json_max_depth = limits.expression_json_max_depth
+        self.regex_timeout = limits.expression_regex_timeout
 
 
 METER = Meter(DEFAULT_LIMITS)
