@@ -71,6 +71,9 @@ class Limits:
     expression_max_string_chars: int = _limit(
         4 * 1024 * 1024, "--expression-max-string-chars", "length of a string an expression builds"
     )
+    expression_max_items: int = _limit(
+        1_000_000, "--expression-max-items", "items of a collection an expression builds"
+    )
     expression_json_max_chars: int = _limit(
         4 * 1024 * 1024, "--expression-json-max-chars", "length of JSON text an expression parses"
     )

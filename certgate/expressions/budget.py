@@ -4,8 +4,9 @@ Expressions run synchronously on the gateway's event loop, so a slow one delays 
 client of the process. Two kinds of bound apply:
 
 * Sizes, checked *before* a value is built: a string an expression builds
-  (`expression_max_string_chars`), JSON text it parses (`expression_json_max_chars`) and JSON
-  nesting (`expression_json_max_depth`, Json.NET's MaxDepth), loop iterations per evaluation.
+  (`expression_max_string_chars`), a collection (`expression_max_items`), JSON text it parses
+  (`expression_json_max_chars`) and JSON nesting (`expression_json_max_depth`, Json.NET's
+  MaxDepth), loop iterations per evaluation (`expression_loop_iterations`).
 * Time: one request's *metered* expressions together may run `expression_time_budget` seconds.
   The compiler marks an expression metered when it can take long (loops, lambdas, local
   functions, calls of costly members such as `Replace`, `Join` or JSON parsing); evaluating one
@@ -52,6 +53,7 @@ class Meter:
         "json_max_chars",
         "json_max_depth",
         "loop_iterations",
+        "max_items",
         "max_string",
         "regex_timeout",
         "time_budget",
@@ -66,6 +68,7 @@ class Meter:
         self.time_budget = limits.expression_time_budget
         self.loop_iterations = limits.expression_loop_iterations
         self.max_string = limits.expression_max_string_chars
+        self.max_items = limits.expression_max_items
         self.json_max_chars = limits.expression_json_max_chars
         self.json_max_depth = limits.expression_json_max_depth
         self.regex_timeout = limits.expression_regex_timeout
@@ -92,6 +95,12 @@ def pulse() -> None:
     if meter.countdown <= 0:
         meter.countdown = PULSE_EVERY
         spend()
+
+
+def check_items(count: int) -> None:
+    """Before building a list, array, dictionary or JSON array of `count` items."""
+    if count > METER.max_items:
+        raise BudgetExceeded("collection larger than the expression limit")
 
 
 def check_length(length: int) -> None:

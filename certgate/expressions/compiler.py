@@ -16,7 +16,7 @@ from typing import Any
 from tree_sitter import Node
 
 from . import dotnet, literals
-from .budget import COSTLY_MEMBERS, check_length, pulse
+from .budget import COSTLY_MEMBERS, check_items, check_length, pulse
 from .closures import (
     BINARY,
     NULL_SHORT,
@@ -36,7 +36,7 @@ from .closures import (
     to_int,
 )
 from .dotnet import CsType
-from .errors import BudgetExceeded, ExpressionCompileError, cs_error
+from .errors import ExpressionCompileError, cs_error
 from .members import get_index, resolve_method, resolve_property, set_index, set_property
 from .parser import Parsed
 from .runtime import add, cs_str, equals, sub, truthy, wrap32
@@ -997,8 +997,7 @@ class Compiler(StatementCompiler):
             n = to_int(size(e))
             if n < 0:
                 raise cs_error("OverflowException", "Arithmetic operation resulted in an overflow.")
-            if n > 1_000_000:
-                raise BudgetExceeded("array larger than the expression limit")
+            check_items(n)
             return bytearray(n) if is_bytes else [default] * n
 
         return run

@@ -9,12 +9,14 @@ import asyncio
 class CrlServer:
     """A tiny HTTP/1.1 server: serves `body` with `status` at any path, redirects the paths in
     `redirects` (path -> Location), or holds every request until `release` is set when `hang`.
-    `paths` lists what was asked, in order."""
+    `trickle` (seconds) sends a long body one byte at a time at that pace, each byte well within
+    any read timeout. `paths` lists what was asked, in order."""
 
     def __init__(self) -> None:
         self.body = b""
         self.status = 200
         self.hang = False
+        self.trickle: float | None = None
         self.redirects: dict[str, str] = {}
         self.hits = 0
         self.active = 0
@@ -50,6 +52,9 @@ class CrlServer:
         if self.hang:
             await self.release.wait()
         self.active -= 1
+        if self.trickle is not None:
+            await self._trickle(writer)
+            return
         if path in self.redirects:
             location = self.redirects[path]
             head = f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n"
@@ -57,4 +62,15 @@ class CrlServer:
             head = f"HTTP/1.1 {self.status} X\r\nContent-Length: {len(self.body)}\r\n"
         writer.write(head.encode() + b"Connection: close\r\n\r\n" + self.body)
         await writer.drain()
+        writer.close()
+
+    async def _trickle(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+        try:
+            while not self.release.is_set():
+                writer.write(b"0")
+                await writer.drain()
+                await asyncio.sleep(self.trickle)  # the pace of the attack, not synchronisation
+        except ConnectionError:
+            pass
         writer.close()

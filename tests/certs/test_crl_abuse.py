@@ -5,6 +5,7 @@ goes to a real HTTP server on 127.0.0.1 that counts what it was asked."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -141,6 +142,27 @@ async def test_downloads_share_a_per_process_concurrency_cap(crl_server):
     await asyncio.gather(*waiting)
     assert crl_server.hits == 6
     assert crl_server.most_active == 2  # the others queued without opening a connection
+
+
+async def test_a_trickling_crl_server_is_cut_at_the_total_deadline(crl_server):
+    crl_server.trickle = 0.05  # a byte every 50 ms: never a read timeout
+    root = pki.ca("Root")
+    leaf = root.issue("client", crl_url=f"http://127.0.0.1:{crl_server.port}/slow.crl")
+    verifier = _verifier(root, Limits(crl_fetch_timeout=0.5))
+    started = time.monotonic()
+    await verifier.prefetch(leaf.cert)
+    assert time.monotonic() - started < 5  # 0.5 s deadline; generous for a loaded machine
+    assert "unknown" in verifier.verify(leaf.cert).detail
+
+
+async def test_a_failed_url_is_tried_again_after_the_backoff(crl_server):
+    crl_server.status = 503
+    root = pki.ca("Root")
+    leaf = root.issue("client", crl_url=f"http://127.0.0.1:{crl_server.port}/ca.crl")
+    remembering, forgetting = _verifier(root), _verifier(root, Limits(crl_failure_backoff=0))
+    for verifier in (remembering, remembering, forgetting, forgetting):
+        await verifier.prefetch(leaf.cert)
+    assert crl_server.hits == 3  # once for the default backoff, twice without one
 
 
 POLICY = """<policies><inbound>

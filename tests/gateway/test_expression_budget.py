@@ -9,7 +9,7 @@ import time
 import pytest
 
 from certgate.expressions import apply_limits, compile_expression
-from certgate.expressions.errors import BudgetExceeded
+from certgate.expressions.errors import BudgetExceeded, ExpressionRuntimeError
 from certgate.gateway.config import build_gateway_config
 from certgate.gateway.server import GatewayServer
 from certgate.limits import DEFAULT_LIMITS, Limits
@@ -167,5 +167,57 @@ def test_the_time_budget_is_shared_by_a_requests_expressions():
             metered.evaluate(context)
         assert plain.evaluate(context) == "GET!"  # never metered: reads no clock
         assert metered.evaluate(make_context()) == "a+b"  # the next request has its own
+    finally:
+        apply_limits(DEFAULT_LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("limits", "within", "beyond", "error"),
+    [
+        (
+            Limits(expression_loop_iterations=10),
+            "@{ var n = 0; for (var i = 0; i < 10; i++) { n++; } return n; }",
+            "@{ var n = 0; for (var i = 0; i < 11; i++) { n++; } return n; }",
+            "loop iteration budget",
+        ),
+        (
+            Limits(expression_max_string_chars=10),
+            "@(new string('a', 5) + new string('b', 5))",
+            "@(new string('a', 5) + new string('b', 6))",
+            "size limit",
+        ),
+        (
+            Limits(expression_max_items=10),
+            "@(Enumerable.Range(0, 10).Count())",
+            "@(new int[11].Length)",
+            "collection larger",
+        ),
+        (
+            Limits(expression_json_max_chars=10),
+            '@(JToken.Parse("[1,2,3,45]").Count())',
+            '@(JToken.Parse("[1,2,3,456]").Count())',
+            "larger than the limit",
+        ),
+        (
+            Limits(expression_json_max_depth=2),
+            '@(JToken.Parse("[[1]]").Count())',
+            '@(JToken.Parse("[[[1]]]").Count())',
+            "MaxDepth of 2",
+        ),
+        (
+            Limits(expression_regex_timeout=0.05),
+            '@(Regex.IsMatch("aaaa", "(a|aa)+c"))',
+            "@(Regex.IsMatch(new string('a', 40), \"(a|aa)+c\"))",
+            "time limit",
+        ),
+    ],
+    ids=["loop-iterations", "string", "items", "json-chars", "json-depth", "regex-timeout"],
+)
+def test_each_expression_limit_follows_its_flag(limits, within, beyond, error):
+    apply_limits(limits)
+    try:
+        compile_expression(within).evaluate(make_context())
+        with pytest.raises(ExpressionRuntimeError, match=error):
+            compile_expression(beyond).evaluate(make_context())
     finally:
         apply_limits(DEFAULT_LIMITS)

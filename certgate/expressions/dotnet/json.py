@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from decimal import Decimal
 
-from ..budget import METER, spend
+from ..budget import METER, check_items, spend
 from ..errors import BudgetExceeded, cs_error
 from ..model import CsObject
 from ..runtime import Char, cs_str
@@ -336,8 +336,7 @@ class JArray(JContainer):
         return list(self._items)
 
     def Add(self, value: object) -> None:
-        if len(self._items) >= 1_000_000:
-            raise BudgetExceeded("JSON array larger than the expression limit")
+        check_items(len(self._items) + 1)
         self._items.append(_adopt(value, self))
 
     def Insert(self, index: int, value: object) -> None:
