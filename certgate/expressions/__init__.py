@@ -30,6 +30,7 @@ The object protocol every engine object must follow (helpers writing `context`, 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from time import monotonic
 from typing import Any
@@ -80,7 +81,8 @@ class CompiledExpression:
 
 class MeteredExpression(CompiledExpression):
     """An expression that can take long (see `budget`): it runs against its request's time
-    budget, kept in `context.expression_seconds` (seconds its metered expressions have run)."""
+    budget. `context.expression_seconds` counts the seconds the request's metered expressions
+    have run; it is unset until the first one (requests without them never pay for it)."""
 
     __slots__ = ()
 
@@ -95,7 +97,7 @@ class MeteredExpression(CompiledExpression):
             return super().evaluate(context)
         finally:
             meter.deadline = math.inf
-            if hasattr(context, "expression_seconds"):
+            with contextlib.suppress(AttributeError):  # None, or a context without the slot
                 context.expression_seconds = spent + monotonic() - start  # type: ignore[union-attr]
 
 

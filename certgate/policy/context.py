@@ -753,7 +753,7 @@ class Context(CsObject):
         "backend_certificate",
         "backend_path",
         "connection",
-        "expression_seconds",
+        "expression_seconds",  # set by its first metered expression (expressions/budget.py)
         "forwarder",
         "on_response",
         "snapshot",
@@ -808,7 +808,6 @@ class Context(CsObject):
         self.snapshot = snapshot
         self.forwarder: Any = None
         self.on_response: list[Callable[[Context], None]] | None = None
-        self.expression_seconds = 0.0  # time its metered expressions ran (expressions/budget.py)
 
     @property
     def Response(self) -> Response:
