@@ -55,7 +55,7 @@ class Limits:
     crl_max_redirects: int = _limit(
         2, "--crl-max-redirects", "same-host redirects followed per CRL download"
     )
-    crl_max_bytes: int = _limit(20 * 1024 * 1024, "--crl-max-bytes", "size of one downloaded CRL")
+    crl_max_bytes: int = _limit(20 * 1024 * 1024, "--crl-max-bytes", "bytes of one downloaded CRL")
     crl_failure_backoff: float = _limit(
         30.0, "--crl-failure-backoff", "seconds a failed CRL URL is not tried again"
     )
