@@ -39,6 +39,50 @@ class Limits:
     max_head_bytes: int = _limit(
         64 * 1024, "--max-request-head-bytes", "request line and headers together, in bytes (431)"
     )
+    # -- CRL downloads from client certificates' distribution points (h11-crl-cpu) -----------
+    crl_urls_per_certificate: int = _limit(
+        4, "--crl-urls-per-certificate", "CRL distribution point URLs fetched per certificate"
+    )
+    crl_urls_per_connection: int = _limit(
+        8, "--crl-urls-per-connection", "CRL URLs fetched for one client connection's chain"
+    )
+    crl_fetch_concurrency: int = _limit(
+        4, "--crl-fetch-concurrency", "CRL downloads in progress at once per gateway process"
+    )
+    crl_fetch_timeout: float = _limit(
+        5.0, "--crl-fetch-timeout", "seconds one CRL download may take in total, redirects included"
+    )
+    crl_max_redirects: int = _limit(
+        2, "--crl-max-redirects", "same-host redirects followed per CRL download"
+    )
+    crl_max_bytes: int = _limit(20 * 1024 * 1024, "--crl-max-bytes", "bytes of one downloaded CRL")
+    crl_failure_backoff: float = _limit(
+        30.0, "--crl-failure-backoff", "seconds a failed CRL URL is not tried again"
+    )
+    # -- policy expressions (h11-crl-cpu) ----------------------------------------------------
+    expression_time_budget: float = _limit(
+        1.0,
+        "--expression-time-budget",
+        "seconds one request's looping or data-heavy policy expressions may run (500)",
+    )
+    expression_loop_iterations: int = _limit(
+        100_000, "--expression-loop-iterations", "loop iterations of one expression evaluation"
+    )
+    expression_max_string_chars: int = _limit(
+        4 * 1024 * 1024, "--expression-max-string-chars", "length of a string an expression builds"
+    )
+    expression_max_items: int = _limit(
+        1_000_000, "--expression-max-items", "items of a collection an expression builds"
+    )
+    expression_json_max_chars: int = _limit(
+        4 * 1024 * 1024, "--expression-json-max-chars", "length of JSON text an expression parses"
+    )
+    expression_regex_timeout: float = _limit(
+        0.5, "--expression-regex-timeout", "seconds one regular expression operation may run"
+    )
+    expression_json_max_depth: int = _limit(
+        64, "--expression-json-max-depth", "nesting of parsed JSON (Json.NET's MaxDepth)"
+    )
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:

@@ -98,7 +98,7 @@ def issue(
     eku: list[x509.ObjectIdentifier] | None = None,
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
-    crl_url: str | None = None,
+    crl_url: str | list[str] | None = None,
     key_kind: str = "ec",
     subject: x509.Name | None = None,
     serial: int | None = None,
@@ -108,6 +108,7 @@ def issue(
     """Issues a certificate (self-signed without `issuer`); leaves get clientAuth+serverAuth.
 
     `key` reuses a key (cross-signing: the same subject and key under another issuer).
+    `crl_url`: one CRL distribution point URL, or a list (one distribution point each).
     """
     key = key or new_key(key_kind)
     subject = subject or name(common_name)
@@ -160,8 +161,11 @@ def issue(
     if name_constraints is not None:
         builder = builder.add_extension(name_constraints, True)
     if crl_url:
-        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
-        builder = builder.add_extension(x509.CRLDistributionPoints([point]), False)
+        points = [
+            x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)
+            for url in ([crl_url] if isinstance(crl_url, str) else crl_url)
+        ]
+        builder = builder.add_extension(x509.CRLDistributionPoints(points), False)
     cert = builder.sign(signing_key, hashes.SHA256())
     above = [] if issuer is None or _is_root(issuer.cert) else [issuer.cert, *issuer.chain]
     return Issued(cert, key, above)

@@ -1,11 +1,17 @@
 """Where CRLs come from: operator uploads and the certificates' http CRL distribution points.
 
 `Verify()` runs inside policy evaluation and must never wait on the network, so the gateway
-awaits `CrlStore.prefetch(leaf, chain)` before the pipeline whenever a client certificate is
+awaits `Verifier.prefetch(leaf, chain)` before the pipeline whenever a client certificate is
 present; verification then reads what is cached (`candidates`). Fetched CRLs are kept until their
 nextUpdate and refreshed in the background shortly before; a distribution point that fails is
 remembered for a short while, so a down CRL server costs one timeout, not one per request.
 Every change to the set of usable CRLs bumps `generation`, which invalidates cached results.
+
+The handshake is unauthenticated input, so downloads are bounded (`Limits`, crl_* fields): only
+certificates whose path reaches a trust anchor are fetched for (the Verifier decides), a few
+http(s) URLs per certificate and per connection, one shared HTTP client with a per-process cap on
+concurrent downloads, a total deadline per download, a size cap, and redirects only to the same
+host (at most a few).
 """
 
 from __future__ import annotations
@@ -22,17 +28,17 @@ from cryptography import x509
 from certgate.certs.certinfo import CertInfo, NameKey
 from certgate.certs.crlinfo import CrlInfo, CrlLoadError, load_crl
 from certgate.certs.revocation import CrlSource
+from certgate.limits import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger(__name__)
 
-FETCH_TIMEOUT = 3.0
-FAILURE_BACKOFF = 30.0
 REFRESH_MARGIN = 0.1
-MAX_CRL_BYTES = 20 * 1024 * 1024
+_SCHEMES = ("http://", "https://")
+_FAILURES = (httpx.HTTPError, httpx.InvalidURL, CrlLoadError, OSError, ValueError)
 
 
 def distribution_urls(cert: x509.Certificate) -> list[str]:
-    """The http(s) URLs of a certificate's CRL distribution points."""
+    """The http(s) URLs of a certificate's CRL distribution points (ldap, file... are ignored)."""
     try:
         points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
@@ -42,7 +48,7 @@ def distribution_urls(cert: x509.Certificate) -> list[str]:
         for point in points
         for name in point.full_name or ()
         if isinstance(name, x509.UniformResourceIdentifier)
-        and name.value.lower().startswith(("http://", "https://"))
+        and name.value.lower().startswith(_SCHEMES)
     ]
 
 
@@ -56,22 +62,39 @@ class _Fetched:
         self.refreshing: asyncio.Task | None = None
 
 
+class _Downloader:
+    """The one HTTP client and the concurrency cap of an event loop (both are bound to it)."""
+
+    __slots__ = ("client", "loop", "slots")
+
+    def __init__(self, limits: Limits) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.slots = asyncio.Semaphore(limits.crl_fetch_concurrency)
+        self.client = httpx.AsyncClient(
+            follow_redirects=False,
+            headers={"Accept-Encoding": "identity"},
+            timeout=limits.crl_fetch_timeout,
+            limits=httpx.Limits(max_connections=limits.crl_fetch_concurrency),
+        )
+
+
 class CrlFetcher:
     """Process-wide cache of CRLs downloaded from distribution points (shared by all Snapshots)."""
 
-    def __init__(self, timeout: float = FETCH_TIMEOUT, failure_backoff: float = FAILURE_BACKOFF):
-        self.timeout = timeout
-        self.failure_backoff = failure_backoff
+    def __init__(self, limits: Limits = DEFAULT_LIMITS):
+        self.limits = limits
         self.generation = 0
         self._by_url: dict[str, _Fetched] = {}
         self._by_issuer: dict[NameKey, dict[str, CrlInfo]] = {}
         self._inflight: dict[str, asyncio.Task] = {}
+        self._downloader: _Downloader | None = None
 
     def candidates(self, issuer_key: NameKey) -> list[CrlInfo]:
         return list(self._by_issuer.get(issuer_key, {}).values())
 
     async def ensure(self, urls: Iterable[str]) -> None:
-        """Fetches every URL with no fresh CRL (concurrently); schedules refreshes of aging ones."""
+        """Starts a download for every URL with no fresh CRL and waits for them, at most one
+        download deadline (they finish in the background); schedules refreshes of aging ones."""
         now = time.time()
         waits = []
         for url in dict.fromkeys(urls):
@@ -85,41 +108,67 @@ class CrlFetcher:
                 continue
             waits.append(self._start(url))
         if waits:
-            await asyncio.gather(*waits, return_exceptions=True)
+            await asyncio.wait(waits, timeout=self.limits.crl_fetch_timeout)
 
     def _start(self, url: str) -> asyncio.Task:
         task = self._inflight.get(url)
         if task is None or task.done():
             task = asyncio.get_running_loop().create_task(self._fetch(url))
             self._inflight[url] = task
+            task.add_done_callback(lambda done: self._forget(url, done))
         return task
+
+    def _forget(self, url: str, task: asyncio.Task) -> None:
+        if self._inflight.get(url) is task:
+            del self._inflight[url]
 
     async def _fetch(self, url: str) -> None:
         entry = self._by_url.setdefault(url, _Fetched())
         try:
             info = load_crl(await self._download(url), source=url)
-        except (httpx.HTTPError, CrlLoadError, OSError) as exc:
-            log.warning("CRL download from %s failed: %s", url, exc)
-            entry.failed_until = time.time() + self.failure_backoff
+        except _FAILURES as exc:
+            log.warning("CRL download from %s failed: %s", url, str(exc) or type(exc).__name__)
+            entry.failed_until = time.time() + self.limits.crl_failure_backoff
             return
         finally:
             entry.refreshing = None
         self._store(url, entry, info)
 
+    def _downloader_here(self) -> _Downloader:
+        downloader = self._downloader
+        if downloader is None or downloader.loop is not asyncio.get_running_loop():
+            downloader = self._downloader = _Downloader(self.limits)
+        return downloader
+
     async def _download(self, url: str) -> bytes:
-        """The body at `url` (200 only, at most MAX_CRL_BYTES), within the timeout."""
-        async with (
-            httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise CrlLoadError(f"HTTP {response.status_code}")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_CRL_BYTES:
-                    raise CrlLoadError("CRL larger than 20 MiB")
+        """The body at `url` (200 only, at most crl_max_bytes), following same-host redirects,
+        within one deadline that starts when a download slot is free."""
+        downloader = self._downloader_here()
+        async with downloader.slots, asyncio.timeout(self.limits.crl_fetch_timeout):
+            target = httpx.URL(url)
+            for _ in range(self.limits.crl_max_redirects + 1):
+                async with downloader.client.stream("GET", target) as response:
+                    if response.next_request is None:
+                        return await self._body(response)
+                    target = _redirect_target(target, response.next_request.url)
+            raise CrlLoadError("too many redirects")
+
+    async def _body(self, response: httpx.Response) -> bytes:
+        if response.status_code != 200:
+            raise CrlLoadError(f"HTTP {response.status_code}")
+        limit = self.limits.crl_max_bytes
+        body = bytearray()
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) > limit:
+                raise CrlLoadError(f"CRL larger than {limit} bytes")
         return bytes(body)
+
+    async def aclose(self) -> None:
+        """Closes the shared HTTP client (its connections)."""
+        if self._downloader is not None:
+            await self._downloader.client.aclose()
+            self._downloader = None
 
     def _store(self, url: str, entry: _Fetched, info: CrlInfo) -> None:
         changed = entry.crl is None or entry.crl.fingerprint != info.fingerprint
@@ -155,17 +204,28 @@ class CrlStore(CrlSource):
             return uploaded
         return [*uploaded, *self.fetcher.candidates(issuer_key)]
 
-    async def prefetch(
-        self, leaf: x509.Certificate | CertInfo, chain: Sequence[x509.Certificate | CertInfo] = ()
-    ) -> None:
-        """Downloads missing or expired CRLs of every presented certificate (timeout ~3 s each,
-        concurrently). Call before the pipeline so `Verify()` finds them without blocking."""
-        if self.fetcher is None:
+    async def prefetch(self, path: Sequence[x509.Certificate | CertInfo]) -> None:
+        """Downloads missing or expired CRLs of the certificates of a path that reaches a trust
+        anchor (the caller checks that), within the per-certificate and per-connection URL caps.
+        Call before the pipeline so `Verify()` finds them without blocking."""
+        fetcher = self.fetcher
+        if fetcher is None:
             return
-        urls = [
+        per_certificate = fetcher.limits.crl_urls_per_certificate
+        urls = dict.fromkeys(
             url
-            for cert in (leaf, *chain)
-            for url in distribution_urls(cert.cert if isinstance(cert, CertInfo) else cert)
-        ]
+            for cert in path
+            for url in distribution_urls(cert.cert if isinstance(cert, CertInfo) else cert)[
+                :per_certificate
+            ]
+        )
         if urls:
-            await self.fetcher.ensure(urls)
+            await fetcher.ensure(list(urls)[: fetcher.limits.crl_urls_per_connection])
+
+
+def _redirect_target(current: httpx.URL, target: httpx.URL) -> httpx.URL:
+    """A redirect is followed only to http(s) on the same host: a CRL URL is attacker-chosen
+    text, and a redirect must not turn it into a request towards another host."""
+    if target.scheme not in ("http", "https") or target.host != current.host:
+        raise CrlLoadError(f"redirect to another host refused ({target.scheme}://{target.host})")
+    return target

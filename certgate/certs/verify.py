@@ -205,12 +205,18 @@ class Verifier:
     async def prefetch(
         self, leaf: x509.Certificate | CertInfo, chain: Sequence[x509.Certificate | CertInfo] = ()
     ) -> None:
-        """Downloads the CRLs `verify` may need for this client (presented certificates and the
-        CertificateAuthority store); the gateway awaits it before running the policy pipeline."""
+        """Downloads the CRLs `verify` may need for this client; the gateway awaits it before
+        running the policy pipeline. Only for a path that reaches a trust anchor (time and
+        revocation aside): the handshake is unauthenticated, and an untrusted certificate's
+        distribution points are attacker-chosen URLs."""
         prefetch = getattr(self.crls, "prefetch", None)
-        if prefetch is not None:
-            known = [c for certs in self.trust.intermediates.values() for c in certs]
-            await prefetch(leaf, [*chain, *known])
+        if prefetch is None:
+            return
+        found = self.verify(
+            leaf, chain, check_revocation=False, check_not_before=False, check_not_after=False
+        )
+        if found.ok:
+            await prefetch(found.path[:-1])
 
     def revision(self) -> tuple[object, object]:
         """What cached results depend on: the trust store's content and the CRL generation.

@@ -30,11 +30,15 @@ The object protocol every engine object must follow (helpers writing `context`, 
 
 from __future__ import annotations
 
+import contextlib
+import math
+from time import monotonic
 from typing import Any
 
+from .budget import METER, apply_limits
 from .closures import translate
 from .compiler import FIRST_SLOT, Compiler
-from .errors import BudgetExceeded, ExpressionCompileError, ExpressionRuntimeError
+from .errors import ExpressionCompileError, ExpressionRuntimeError
 from .parser import parse
 from .scanner import find_expressions
 
@@ -42,11 +46,10 @@ __all__ = [
     "CompiledExpression",
     "ExpressionCompileError",
     "ExpressionRuntimeError",
+    "apply_limits",
     "compile_expression",
     "find_expressions",
 ]
-
-LOOP_BUDGET = 100_000
 
 
 class CompiledExpression:
@@ -63,7 +66,7 @@ class CompiledExpression:
 
     def evaluate(self, context: object) -> object:
         """Run the expression; failures raise `ExpressionRuntimeError`."""
-        e = [context, LOOP_BUDGET, None, *self._pad]
+        e = [context, METER.loop_iterations, None, *self._pad]
         try:
             return self._fn(e)
         except ExpressionRuntimeError:
@@ -74,6 +77,28 @@ class CompiledExpression:
 
     def __repr__(self) -> str:
         return f"CompiledExpression({self.source!r})"
+
+
+class MeteredExpression(CompiledExpression):
+    """An expression that can take long (see `budget`): it runs against its request's time
+    budget. `context.expression_seconds` counts the seconds the request's metered expressions
+    have run; it is unset until the first one (requests without them never pay for it)."""
+
+    __slots__ = ()
+
+    def evaluate(self, context: object) -> object:
+        meter = METER
+        if meter.deadline != math.inf:  # inside another metered evaluation: its clock runs
+            return super().evaluate(context)
+        spent = getattr(context, "expression_seconds", 0.0)
+        start = monotonic()
+        meter.deadline = start + meter.time_budget - spent
+        try:
+            return super().evaluate(context)
+        finally:
+            meter.deadline = math.inf
+            with contextlib.suppress(AttributeError):  # None, or a context without the slot
+                context.expression_seconds = spent + monotonic() - start  # type: ignore[union-attr]
 
 
 def compile_expression(source: str) -> CompiledExpression:
@@ -89,7 +114,5 @@ def compile_expression(source: str) -> CompiledExpression:
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, StopIteration) as e:
         # A construct the compiler did not anticipate: refuse it rather than fail the save.
         raise ExpressionCompileError(f"unsupported: construct ({type(e).__name__})", 1, 1) from None
-    return CompiledExpression(source, fn, c.nslots, c.uses_request_body, c.uses_response_body)
-
-
-_ = BudgetExceeded
+    kind = MeteredExpression if c.metered else CompiledExpression
+    return kind(source, fn, c.nslots, c.uses_request_body, c.uses_response_body)

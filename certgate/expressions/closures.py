@@ -11,6 +11,7 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
+from .budget import pulse
 from .errors import BudgetExceeded, CsException, cs_error
 from .members import get_index, resolve_method, resolve_property
 from .model import CsObject
@@ -222,6 +223,7 @@ def static_call_fn(
 
 def local_call_fn(holder: list, pos: list[Fn]) -> Fn:
     def call(e: list) -> Any:
+        pulse()
         slots, body = holder
         args = [f(e) for f in pos]
         saved = [e[s] for s in slots]
@@ -271,9 +273,11 @@ def all_of(conds: list[Fn]) -> Fn:
 
 
 def tick(e: list) -> None:
+    """A loop back-edge: counts the evaluation's iterations and watches the request's time."""
     e[1] -= 1
     if e[1] < 0:
         raise BudgetExceeded("loop iteration budget exhausted")
+    pulse()
 
 
 def nop(e: list) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 from tree_sitter import Node
 
 from . import dotnet, literals
+from .budget import COSTLY_MEMBERS, check_items, check_length, pulse
 from .closures import (
     BINARY,
     NULL_SHORT,
@@ -35,10 +36,10 @@ from .closures import (
     to_int,
 )
 from .dotnet import CsType
-from .errors import BudgetExceeded, ExpressionCompileError, cs_error
+from .errors import ExpressionCompileError, cs_error
 from .members import get_index, resolve_method, resolve_property, set_index, set_property
 from .parser import Parsed
-from .runtime import add, concat, cs_str, equals, sub, truthy, wrap32
+from .runtime import add, cs_str, equals, sub, truthy, wrap32
 from .statements import StatementCompiler
 from .syntax import (
     CHAIN,
@@ -91,6 +92,7 @@ class Compiler(StatementCompiler):
         self.nslots = FIRST_SLOT
         self.uses_request_body = False
         self.uses_response_body = False
+        self.metered = False  # can take long: runs against the request's time budget (budget.py)
         self.override: dict[tuple[int, int, str], Fn] = {}
         self.int32: set[Any] = set()  # closures statically typed `int` (32-bit wrap-around)
         self.int_slots: set[int] = set()
@@ -329,8 +331,9 @@ class Compiler(StatementCompiler):
         fns = [p if callable(p) else (lambda e, s=p: s) for p in parts]
 
         def run(e: list) -> str:
-            out = "".join([f(e) for f in fns])
-            return concat(out, "")
+            pieces = [f(e) for f in fns]
+            check_length(sum(map(len, pieces)))
+            return "".join(pieces)
 
         return run
 
@@ -400,6 +403,7 @@ class Compiler(StatementCompiler):
     def _note_body(self, receiver: Node, name: str) -> None:
         if name != "Body":
             return
+        self.metered = True
         text = "".join(self.text(receiver).split())
         if text.endswith("Request") and "Variables" not in text:
             self.uses_request_body = True
@@ -552,6 +556,7 @@ class Compiler(StatementCompiler):
             if name == "nameof":
                 raise self.unsupported(fn_node, "nameof")
             holder = self.scope.func(name)
+            self.metered = True  # a local function (it may recurse) or a delegate
             if holder is not None:
                 return local_call_fn(holder, pos)
             slot = self.scope.find(name)
@@ -565,6 +570,7 @@ class Compiler(StatementCompiler):
             name = self.text(
                 name_node.named_children[0] if name_node.type == "generic_name" else name_node
             )
+            self.metered |= name in COSTLY_MEMBERS
             st = self._static_type(recv)
             if st is not None:
                 fn = st.static_methods.get(name)
@@ -584,6 +590,7 @@ class Compiler(StatementCompiler):
                 name_node.named_children[0] if name_node.type == "generic_name" else name_node
             )
             self._check_member_name(name_node, name)
+            self.metered |= name in COSTLY_MEMBERS
             cond = self.chain(fn_node.child_by_field_name("condition"))
 
             def guard(e: list) -> Any:
@@ -594,6 +601,7 @@ class Compiler(StatementCompiler):
 
             return method_call_fn(guard, name, pos, named, type_arg)
         target = self.expr(fn_node)
+        self.metered = True
         return delegate_call_fn(target, pos)
 
     def x_cast_expression(self, node: Node) -> Fn:
@@ -842,6 +850,7 @@ class Compiler(StatementCompiler):
         raise self.unsupported(target, f"assignment to '{target.type}'")
 
     def x_lambda_expression(self, node: Node) -> Fn:
+        self.metered = True  # LINQ calls it once per item
         params = node.child_by_field_name("parameters")
         body = node.child_by_field_name("body")
         self.push()
@@ -872,6 +881,7 @@ class Compiler(StatementCompiler):
 
             def make1(e: list) -> Callable:
                 def lam(a: Any) -> Any:
+                    pulse()
                     e[s0] = a
                     return fn(e)
 
@@ -884,6 +894,7 @@ class Compiler(StatementCompiler):
 
             def make2(e: list) -> Callable:
                 def lam(a: Any, b: Any) -> Any:
+                    pulse()
                     e[s0] = a
                     e[s1] = b
                     return fn(e)
@@ -894,6 +905,7 @@ class Compiler(StatementCompiler):
 
         def make(e: list) -> Callable:
             def lam(*args: Any) -> Any:
+                pulse()
                 for s, a in zip(slots, args, strict=False):
                     e[s] = a
                 return fn(e)
@@ -985,8 +997,7 @@ class Compiler(StatementCompiler):
             n = to_int(size(e))
             if n < 0:
                 raise cs_error("OverflowException", "Arithmetic operation resulted in an overflow.")
-            if n > 1_000_000:
-                raise BudgetExceeded("array larger than the expression limit")
+            check_items(n)
             return bytearray(n) if is_bytes else [default] * n
 
         return run

@@ -12,10 +12,10 @@ import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from .errors import BudgetExceeded, cs_error, null_reference
+from .budget import check_length
+from .errors import cs_error, null_reference
 from .model import CsObject
 
-MAX_STRING = 4 * 1024 * 1024
 _I32 = 1 << 32
 _I64 = 1 << 64
 
@@ -76,10 +76,9 @@ def cs_str(v: object) -> str:
 
 
 def concat(a: object, b: object) -> str:
-    s = cs_str(a) + cs_str(b)
-    if len(s) > MAX_STRING:
-        raise BudgetExceeded("string grew beyond the expression size limit")
-    return s
+    x, y = cs_str(a), cs_str(b)
+    check_length(len(x) + len(y))
+    return x + y
 
 
 def add(a: object, b: object) -> object:

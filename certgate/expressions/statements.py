@@ -216,6 +216,7 @@ class StatementCompiler:
         return run
 
     def _loop_body(self, node: Node) -> Fn:
+        self.metered = True
         return self.stmt(node) or nop
 
     def s_while_statement(self, node: Node) -> Fn:

@@ -24,6 +24,7 @@ from typing import Any
 
 import uvloop
 
+from certgate.expressions import apply_limits as apply_expression_limits
 from certgate.gateway.config import GatewayConfig
 from certgate.gateway.exchange import ConnectionInfo
 from certgate.gateway.handler import RequestHandler
@@ -48,6 +49,7 @@ class GatewayServer:
     ) -> None:
         self._config = config
         self.limits = limits
+        apply_expression_limits(limits)  # expressions read them per process (expressions/budget.py)
         self.handler = RequestHandler(self._current, forwarder)
         self._servers: list[asyncio.AbstractServer] = []
         self.https_port: int | None = None

@@ -753,6 +753,7 @@ class Context(CsObject):
         "backend_certificate",
         "backend_path",
         "connection",
+        "expression_seconds",  # set by its first metered expression (expressions/budget.py)
         "forwarder",
         "on_response",
         "snapshot",

@@ -13,6 +13,7 @@ from certgate.certs.crl import CrlFetcher, CrlStore
 from certgate.certs.crlinfo import CrlLoadError, load_crl
 from certgate.certs.verify import NOT_TRUSTED, REVOKED, TrustStore, Verifier
 from certgate.certs.x509 import X509Certificate2
+from certgate.limits import Limits
 from tests import pki
 from tests.certs.crlserver import CrlServer
 
@@ -75,7 +76,7 @@ async def test_hanging_crl_server_costs_at_most_the_timeout(crl_server) -> None:
     server.hang = True
     root = pki.ca("Root")
     leaf = root.issue("client", crl_url=url)
-    verifier = _verifier(root, CrlFetcher(timeout=0.5))
+    verifier = _verifier(root, CrlFetcher(Limits(crl_fetch_timeout=0.5)))
     started = time.monotonic()
     await verifier.prefetch(leaf.cert)
     assert time.monotonic() - started < 3

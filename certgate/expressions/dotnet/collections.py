@@ -10,13 +10,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 
-from ..errors import BudgetExceeded, cs_error
+from ..budget import check_items
+from ..errors import cs_error
 from ..model import CsObject
 from ..runtime import Char, compare, equals
 from . import CsType, members, register
 from .enums import ignore_case
-
-MAX_ITEMS = 1_000_000
 
 
 class KeyValuePair(CsObject):
@@ -61,8 +60,7 @@ def is_enumerable(t: type) -> bool:
 
 def _items(v: object) -> list[object]:
     items = list(enumerate_cs(v))
-    if len(items) > MAX_ITEMS:
-        raise BudgetExceeded("sequence larger than the expression limit")
+    check_items(len(items))
     return items
 
 
@@ -291,8 +289,7 @@ def _check_index(lst: list, i: int) -> int:
 
 
 def _list_add(lst: list, v: object) -> None:
-    if len(lst) >= MAX_ITEMS:
-        raise BudgetExceeded("list larger than the expression limit")
+    check_items(len(lst) + 1)
     lst.append(v)
 
 
@@ -362,8 +359,7 @@ def _dict_get(d: dict, key: object) -> object:
 def _dict_add(d: dict, k: object, v: object) -> None:
     if k in d:
         raise cs_error("ArgumentException", "An item with the same key has already been added.")
-    if len(d) >= MAX_ITEMS:
-        raise BudgetExceeded("dictionary larger than the expression limit")
+    check_items(len(d) + 1)
     d[k] = v
 
 
@@ -436,16 +432,8 @@ register(
         "Enumerable",
         lambda v: False,
         static_methods={
-            "Range": lambda start, n: (
-                list(range(start, start + n))
-                if n <= MAX_ITEMS
-                else (_ for _ in ()).throw(BudgetExceeded("range too large"))
-            ),
-            "Repeat": lambda v, n: (
-                [v] * n
-                if n <= MAX_ITEMS
-                else (_ for _ in ()).throw(BudgetExceeded("range too large"))
-            ),
+            "Range": lambda start, n: check_items(n) or list(range(start, start + n)),
+            "Repeat": lambda v, n: check_items(n) or [v] * n,
             "Empty": lambda type_arg=None: [],
         },
     )

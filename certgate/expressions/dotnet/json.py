@@ -12,14 +12,13 @@ import re
 from datetime import datetime
 from decimal import Decimal
 
+from ..budget import METER, check_items, spend
 from ..errors import BudgetExceeded, cs_error
 from ..model import CsObject
 from ..runtime import Char, cs_str
 from . import CsType, lookup, register
 from .collections import KeyValuePair
 from .enums import JTOKEN_TYPE, CsEnum
-
-MAX_DEPTH = 64
 
 
 class JToken(CsObject):
@@ -337,8 +336,7 @@ class JArray(JContainer):
         return list(self._items)
 
     def Add(self, value: object) -> None:
-        if len(self._items) >= 1_000_000:
-            raise BudgetExceeded("JSON array larger than the expression limit")
+        check_items(len(self._items) + 1)
         self._items.append(_adopt(value, self))
 
     def Insert(self, index: int, value: object) -> None:
@@ -501,7 +499,7 @@ class JProperty(JToken):
 
 def to_token(value: object, depth: int = 0) -> JToken:
     """JToken.FromObject for the values expressions hold."""
-    if depth > MAX_DEPTH:
+    if depth > METER.json_max_depth:
         raise BudgetExceeded("JSON nested too deeply")
     if isinstance(value, JToken):
         return value
@@ -599,8 +597,11 @@ def convert_token(token: JToken, type_name: str) -> object:
 
 
 def _from_python(v: object, depth: int = 0) -> JToken:
-    if depth > MAX_DEPTH:
-        raise BudgetExceeded("JSON nested too deeply")
+    """JTokens from `json.loads` output; containers deeper than MaxDepth fail as in Json.NET."""
+    if isinstance(v, list):
+        if depth >= METER.json_max_depth:
+            raise _too_deep()
+        spend()
     if isinstance(v, _Pairs):
         o = JObject()
         for k, x in v:
@@ -614,6 +615,12 @@ def _from_python(v: object, depth: int = 0) -> JToken:
     return JValue(v)
 
 
+def _too_deep() -> Exception:
+    return cs_error(
+        "JsonReaderException", f"The reader's MaxDepth of {METER.json_max_depth} has been exceeded."
+    )
+
+
 class _Pairs(list):
     """Object members in document order (duplicates: the last wins, as Json.NET's Parse)."""
 
@@ -623,11 +630,15 @@ def parse_json(text: object) -> JToken:
     if text is None:
         raise cs_error("ArgumentNullException", "Value cannot be null.")
     s = str(text)
-    if len(s) > 32 * 1024 * 1024:
-        raise BudgetExceeded("JSON text larger than the expression limit")
+    if len(s) > METER.json_max_chars:
+        raise BudgetExceeded(
+            f"JSON text of {len(s)} characters is larger than the limit ({METER.json_max_chars})"
+        )
     try:
         data = json.loads(s, object_pairs_hook=_Pairs, parse_constant=_bad_constant)
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as e:
         raise cs_error(
             "JsonReaderException", f"Unexpected character while parsing JSON: {e}"
         ) from None
@@ -697,7 +708,7 @@ def _scalar(v: object) -> str:
 
 def write(token: JToken, indent: bool, level: int = 0) -> str:
     """Json.NET serialisation: compact, or indented by two spaces with `": "`."""
-    if level > MAX_DEPTH:
+    if level > METER.json_max_depth:
         raise BudgetExceeded("JSON nested too deeply")
     nl = "\n" + "  " * (level + 1) if indent else ""
     end = "\n" + "  " * level if indent else ""

@@ -2,16 +2,19 @@
 
 Translated: named groups `(?<n>...)` / `(?'n'...)`, back-references `\\k<n>`, `\\z`, and replacement
 patterns `$1`, `${n}`, `$$`, `$&`. Balancing groups, `\\G` and conditionals fail with
-ArgumentException when the Regex is built. Every match runs under a time limit (`TIMEOUT`), so a
-catastrophically backtracking pattern fails the request instead of stalling the gateway.
+ArgumentException when the Regex is built. Every match runs under a time limit (the
+`expression_regex_timeout` limit, within the request's time budget), so a catastrophically
+backtracking pattern fails the request instead of stalling the gateway.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from time import monotonic
 
 import regex as re
 
+from ..budget import METER, check_length, spend
 from ..errors import BudgetExceeded, cs_error
 from ..model import CsObject
 from ..runtime import cs_str
@@ -25,7 +28,6 @@ _FLAGS = {
     "IgnorePatternWhitespace": re.VERBOSE,
 }
 _UNSUPPORTED = re.compile(r"\(\?<\w*-\w+>|\\G|\(\?\(")
-TIMEOUT = 0.5
 
 
 def _flags(options: object) -> int:
@@ -172,10 +174,23 @@ class Regex(CsObject):
         return [Match(m) for m in _timed(_all_matches(self._re), _input(s))]
 
     def Replace(self, s: object, repl: object, *_: object) -> str:
+        """The result's length is checked before it is built: from the match count for a
+        literal replacement, match by match for group references and MatchEvaluators."""
         text = _input(s)
-        if callable(repl):
-            return _timed(self._re.sub, lambda m: cs_str(repl(Match(m))), text)
-        return _timed(self._re.sub, _replacement(cs_str(repl)), text)
+        template = None if callable(repl) else _replacement(cs_str(repl))
+        if template is not None and "\\g<" not in template:
+            matches = _timed(self._re.subn, "", text)[1]
+            check_length(len(text) + matches * len(template))
+            return _timed(self._re.sub, template, text)
+        total = [len(text)]
+
+        def expand(m: re.Match) -> str:
+            piece = m.expand(template) if template is not None else cs_str(repl(Match(m)))
+            total[0] += len(piece)
+            check_length(total[0])
+            return piece
+
+        return _timed(self._re.sub, expand, text)
 
     def Split(self, s: object, *_: object) -> list[str]:
         return [x if x is not None else "" for x in _timed(self._re.split, _input(s))]
@@ -189,9 +204,11 @@ def _all_matches(pattern: re.Pattern):
 
 
 def _timed(fn, *args: object) -> object:
-    """Run one regex operation under `TIMEOUT` seconds."""
+    """Run one regex operation within the regex timeout and the request's time budget."""
+    spend()
+    timeout = min(METER.regex_timeout, METER.deadline - monotonic())
     try:
-        return fn(*args, timeout=TIMEOUT)
+        return fn(*args, timeout=timeout)
     except TimeoutError:
         raise BudgetExceeded("regular expression ran past its time limit") from None
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from ..errors import BudgetExceeded, cs_error
-from ..runtime import MAX_STRING, Char, cs_str
+from ..budget import check_length, spend
+from ..errors import cs_error
+from ..runtime import Char, cs_str
 from . import CsType, members, register
 from .enums import CsEnum, ignore_case
 
@@ -100,8 +101,8 @@ def _trim_chars(args: tuple) -> str:
 
 
 def pad(s: str, width: int, ch: str = " ", left: bool = True) -> str:
-    if width > MAX_STRING:
-        raise BudgetExceeded("padding beyond the expression size limit")
+    check_length(width)
+    spend()
     return s.rjust(width, ch) if left else s.ljust(width, ch)
 
 
@@ -110,12 +111,18 @@ def replace(s: str, old: object, new: object, *args: object) -> str:
     if old == "":
         raise cs_error("ArgumentException", "String cannot be of zero length.")
     new = cs_str(new)
+    spend()
     if args and ignore_case(args[-1]):
-        return re.sub(re.escape(old), lambda _m: new, s, flags=re.IGNORECASE)
-    out = s.replace(old, new)
-    if len(out) > MAX_STRING:
-        raise BudgetExceeded("string grew beyond the expression size limit")
-    return out
+        pattern = re.compile(re.escape(old), re.IGNORECASE)
+        check_length(len(s) + _count(pattern, s) * max(0, len(new) - len(old)))
+        return pattern.sub(new.replace("\\", "\\\\"), s)
+    check_length(len(s) + s.count(old) * (len(new) - len(old)))
+    return s.replace(old, new)
+
+
+def _count(pattern: re.Pattern, s: str) -> int:
+    """Matches of `pattern` in `s`, without building them (`subn` onto nothing)."""
+    return pattern.subn("", s)[1]
 
 
 def string_hash(s: str) -> int:
@@ -186,10 +193,11 @@ def _join(sep: object, *values: object) -> str:
         from .collections import enumerate_cs
 
         values = tuple(enumerate_cs(values[0]))
-    out = cs_str(sep).join(cs_str(v) for v in values)
-    if len(out) > MAX_STRING:
-        raise BudgetExceeded("string grew beyond the expression size limit")
-    return out
+    glue = cs_str(sep)
+    pieces = [cs_str(v) for v in values]
+    check_length(sum(map(len, pieces)) + len(glue) * max(0, len(pieces) - 1))
+    spend()
+    return glue.join(pieces)
 
 
 def _concat(*values: object) -> str:
@@ -207,6 +215,8 @@ def cs_format(fmt: object, *args: object) -> str:
 
     if len(args) == 1 and isinstance(args[0], list):
         args = tuple(args[0])
+    template = _s(fmt)
+    built = [len(template)]  # an upper bound of the result's length so far
 
     def item(m: re.Match) -> str:
         if m.group(0) in ("{{", "}}"):
@@ -220,15 +230,16 @@ def cs_format(fmt: object, *args: object) -> str:
         if m.group(2):
             w = max(-MAX_ALIGN, min(MAX_ALIGN, int(m.group(2))))
             text = text.ljust(-w) if w < 0 else text.rjust(w)
+        built[0] += len(text)
+        check_length(built[0])
         return text
 
-    return _FORMAT_ITEM.sub(item, _s(fmt))
+    return _FORMAT_ITEM.sub(item, template)
 
 
 def _new_string(value: object, count: int | None = None) -> str:
     if count is not None:
-        if count > MAX_STRING:
-            raise BudgetExceeded("string beyond the expression size limit")
+        check_length(count)
         return str(value) * count
     return "".join(value)  # type: ignore[arg-type]
 

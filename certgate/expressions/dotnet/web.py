@@ -11,9 +11,10 @@ import re
 import uuid
 from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
-from ..errors import BudgetExceeded, cs_error
+from ..budget import check_length, spend
+from ..errors import cs_error
 from ..model import CsObject
-from ..runtime import MAX_STRING, cs_str
+from ..runtime import cs_str
 from . import CsType, members, register
 from .numbers import bytes_of
 
@@ -395,9 +396,9 @@ class StringBuilder(CsObject):
 
     def Append(self, v: object, *_: object) -> StringBuilder:
         s = cs_str(v)
+        check_length(self._len + len(s))
+        spend()
         self._len += len(s)
-        if self._len > MAX_STRING:
-            raise BudgetExceeded("string grew beyond the expression size limit")
         self._parts.append(s)
         return self
 
@@ -410,8 +411,11 @@ class StringBuilder(CsObject):
         return self.Append(cs_format(fmt, *args))
 
     def Insert(self, index: int, v: object) -> StringBuilder:
+        inserted = cs_str(v)
+        check_length(self._len + len(inserted))
+        spend()
         s = self.ToString()
-        self._parts = [s[:index] + cs_str(v) + s[index:]]
+        self._parts = [s[:index] + inserted + s[index:]]
         self._len = len(self._parts[0])
         return self
 
