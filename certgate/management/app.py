@@ -397,15 +397,17 @@ async def _call(hook, write: WriteRequest) -> Validated:
 
 def _level_path(kind: Kind, ids: dict[str, str]) -> str:
     """The store path of the resource named by the first ids of `kind`'s pattern."""
-    segments, out = kind.pattern.split("/"), []
-    for segment in segments:
+    out: list[str] = []
+    named = 0
+    for segment in kind.pattern.split("/"):
         if segment.startswith("{"):
             if segment[1:-1] not in ids:
                 break
             out.append(ids[segment[1:-1]])
+            named = len(out)
         else:
             out.append(segment)
-    return "/".join(out)
+    return "/".join(out[:named])
 
 
 _DIGITS = re.compile(r"[0-9]{1,15}")

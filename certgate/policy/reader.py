@@ -19,7 +19,7 @@ from certgate.policy.errors import PolicyValidationError
 MAX_DEPTH = 64  # element nesting; real documents stay below 15, recursion in Python does not
 _NAMED_VALUE = re.compile(r"\{\{([A-Za-z0-9._\-]+)\}\}")
 _TOKEN = re.compile(r"@@(\d+)@@")
-_ENTITY = re.compile(r"&(quot|apos|lt|gt|amp|#[0-9]{1,12}|#x[0-9a-fA-F]{1,12});")
+_ENTITY = re.compile(r"&(quot|apos|lt|gt|amp|#[0-9]+|#x[0-9a-fA-F]+);")
 _ENTITIES = {"quot": '"', "apos": "'", "lt": "<", "gt": ">", "amp": "&"}
 # An attribute expression the scanner cannot balance ends at its closing bracket followed by the
 # attribute's closing quote and then the end of the tag or the next attribute.
@@ -53,7 +53,12 @@ def decode_entities(text: str) -> str:
         name = match.group(1)
         if not name.startswith("#"):
             return _ENTITIES[name]
-        number = int(name[2:], 16) if name.startswith("#x") else int(name[1:])
+        hexadecimal = name.startswith("#x")
+        digits = name[2:] if hexadecimal else name[1:]
+        significant = digits.lstrip("0")
+        # At most 0x10FFFF: bounds int() on a 5,000-digit reference before it runs.
+        fits = len(significant) <= (6 if hexadecimal else 7)
+        number = int(digits, 16 if hexadecimal else 10) if fits else -1
         if not _xml_char(number):
             line = text.count("\n", 0, match.start()) + 1
             raise PolicyValidationError(
