@@ -43,14 +43,14 @@ def _policy(inbound: str) -> dict:
         (
             b'{"properties":{"displayName":"nv","value":"x","tags":[Infinity]}}',
             "properties.tags[0]",
-        ),  # noqa: E501
+        ),
         (b'{"properties":{"displayName":"nv","value":-Infinity}}', "properties.value"),
         (b'{"properties":{"displayName":"nv","value":1e999}}', "properties.value"),
         (b'{"properties":{"displayName":"nv","value":"a\\ud800b"}}', "properties.value"),
         (
             b'{"properties":{"displayName":"nv","value":"x","tags":["\\udfff"]}}',
             "properties.tags[0]",
-        ),  # noqa: E501
+        ),
         (b'{"properties":{"displayName":"nv","\\ud800":"x"}}', "properties"),
     ],
 )
