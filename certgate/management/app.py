@@ -54,6 +54,8 @@ MAX_TOP = 1000
 # ARM declares these deletes long-running (the SDKs' `begin_delete` accepts only 202 or 204):
 # certgate deletes synchronously, so it answers 204, "done, nothing to poll".
 LONG_RUNNING_DELETES = frozenset({"Microsoft.ApiManagement/service/apis"})
+# ARM deletes without an If-Match parameter (links): the SDKs send none, so none is required.
+UNCONDITIONAL_DELETES = frozenset({"Microsoft.ApiManagement/service/products/apis"})
 MAX_SKIP = 2**31 - 1
 METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "POST"]
 
@@ -307,6 +309,8 @@ class _Dispatcher:
     async def _delete(self, request: Request, match: Match) -> Response:
         kind = match.kind
         if_match = request.headers.get("if-match")
+        if not if_match and kind.arm_type in UNCONDITIONAL_DELETES:
+            if_match = "*"
         if not if_match:
             raise ApiError(
                 428,
