@@ -150,7 +150,7 @@ class _Dispatcher:
     def _authorise(self, request: Request) -> None:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(
-            presented.strip().encode(errors="surrogateescape"), self._token
+            presented.strip().encode(), self._token
         ):
             raise ApiError(
                 401,

@@ -18,6 +18,7 @@ from certgate.management.apis import APIS
 from certgate.management.certificates import certificate_path
 from certgate.management.errors import ApiError, ValidationError
 from certgate.management.kinds import Validated, WriteRequest
+from certgate.policy.errors import PolicyValidationError
 from certgate.policy.formats import to_xml
 from certgate.policy.management import API_POLICY
 
@@ -36,9 +37,9 @@ def with_gateway_certificate(document: str, certificate_id: str | None) -> str:
     """`document` (raw or xml form) with its inbound gateway credential set to `certificate_id`."""
     try:
         root = etree.fromstring(to_xml(document).encode(), _PARSER)
-    except etree.XMLSyntaxError as error:
+    except (etree.XMLSyntaxError, PolicyValidationError) as error:
         raise ValidationError(
-            f"The API policy cannot be updated: it is not well-formed XML ({error.msg}).", "value"
+            f"The API policy cannot be updated: it is not well-formed XML ({error}).", "value"
         ) from None
     if root.getroottree().docinfo.doctype:
         raise ValidationError(
