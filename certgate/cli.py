@@ -6,6 +6,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,11 +31,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         with ManagementClient.from_args(args) as client:
             result = args.handler(client, args)
+        if result is not None:
+            _print(result, args)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`certgate cert list | head`): stop quietly, as cat does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     except (ManagementError, CliError, httpx.HTTPError, OSError) as error:
-        print(f"certgate: {_one_line(error)}", file=sys.stderr)
+        print(f"certgate: {_printable(_one_line(error))}", file=sys.stderr)
         sys.exit(1)
-    if result is not None:
-        _print(result, args)
 
 
 class CliError(Exception):
@@ -58,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_operation(commands, common)
     _add_backend(commands, common)
     _add_policy(commands, common)
+    _add_named_value(commands, common)
+    _add_product(commands, common)
+    _add_fragment(commands, common)
+    _add_crl(commands, common)
     return parser
 
 
@@ -128,6 +138,9 @@ def _add_hostname(commands, common) -> None:
     setter.add_argument("--certificate", help="server certificate id (default: the dev one)")
     setter.add_argument("--default", action="store_true", help="use for unknown or absent SNI")
     _command(group, "list", _hostname_list, common, "list gateway hostnames")
+    _command(group, "delete", _hostname_delete, common, "remove a gateway hostname").add_argument(
+        "name"
+    )
 
 
 def _add_api(commands, common) -> None:
@@ -158,6 +171,9 @@ def _add_operation(commands, common) -> None:
     add.add_argument("--display-name")
     listing = _command(group, "list", _operation_list, common, "list an API's operations")
     listing.add_argument("api")
+    delete = _command(group, "delete", _operation_delete, common, "delete an operation")
+    delete.add_argument("api")
+    delete.add_argument("id")
 
 
 def _add_backend(commands, common) -> None:
@@ -179,6 +195,7 @@ def _add_policy(commands, common) -> None:
     for name, handler, help in (
         ("set", _policy_set, "store a policy document (XML file)"),
         ("show", _policy_show, "print a policy document"),
+        ("delete", _policy_delete, "delete a policy document"),
     ):
         parser = _command(group, name, handler, common, help)
         parser.add_argument("--api", help="API scope (default: global)")
@@ -186,6 +203,62 @@ def _add_policy(commands, common) -> None:
         parser.add_argument("--product", help="product scope")
         if name == "set":
             parser.add_argument("file", type=Path)
+
+
+def _add_named_value(commands, common) -> None:
+    group = commands.add_parser("named-value", help="named values ({{name}} in policies)")
+    group = group.add_subparsers(required=True)
+    setter = _command(group, "set", _named_value_set, common, "create or replace a named value")
+    setter.add_argument("id")
+    setter.add_argument("--display-name", help="the {{name}} policies use (default: the id)")
+    value = setter.add_mutually_exclusive_group(required=True)
+    value.add_argument("--value")
+    value.add_argument("--value-file", type=Path)
+    value.add_argument("--value-stdin", action="store_true")
+    setter.add_argument("--secret", action="store_true", help="never returned by the API")
+    _add_list_show_delete(group, common, "namedValues", "named value")
+
+
+def _add_product(commands, common) -> None:
+    group = commands.add_parser("product", help="products").add_subparsers(required=True)
+    create = _command(group, "create", _product_create, common, "create or replace a product")
+    create.add_argument("id")
+    create.add_argument("--display-name")
+    create.add_argument("--description")
+    create.add_argument("--published", action="store_true", help="state published")
+    _add_list_show_delete(group, common, "products", "product")
+    for name, handler, help in (
+        ("add-api", _product_add_api, "link an API to a product"),
+        ("remove-api", _product_remove_api, "unlink an API from a product"),
+    ):
+        link = _command(group, name, handler, common, help)
+        link.add_argument("product")
+        link.add_argument("api")
+    _command(group, "apis", _product_apis, common, "list a product's APIs").add_argument("product")
+
+
+def _add_fragment(commands, common) -> None:
+    group = commands.add_parser("fragment", help="policy fragments").add_subparsers(required=True)
+    setter = _command(group, "set", _fragment_set, common, "store a policy fragment (XML file)")
+    setter.add_argument("id")
+    setter.add_argument("file", type=Path)
+    setter.add_argument("--description")
+    _add_list_show_delete(group, common, "policyFragments", "policy fragment")
+
+
+def _add_crl(commands, common) -> None:
+    group = commands.add_parser("crl", help="certificate revocation lists")
+    group = group.add_subparsers(required=True)
+    add = _command(group, "add", _crl_add, common, "upload a CRL (DER or PEM file)")
+    add.add_argument("id")
+    add.add_argument("file", type=Path)
+    _add_list_show_delete(group, common, "certificateRevocationLists", "CRL")
+
+
+def _add_list_show_delete(group, common, collection: str, what: str) -> None:
+    _command(group, "list", _lister(collection), common, f"list {what}s")
+    _command(group, "show", _shower(collection), common, f"show a {what}").add_argument("id")
+    _command(group, "delete", _deleter(collection), common, f"delete a {what}").add_argument("id")
 
 
 # --- list, show and delete are the same for every collection ---------------------------------
@@ -237,7 +310,7 @@ def _cert_refresh(client: ManagementClient, args: argparse.Namespace) -> dict:
 
 def _ca_add(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
     store = "Root" if args.store == "root" else "CertificateAuthority"
-    encoded = base64.b64encode(_der_or_pem(args.file.read_bytes())).decode()
+    encoded = base64.b64encode(_certificate_der(args.file)).decode()
     cas = _service(client).get("certificates") or []
     cas = [_ca_entry(ca) for ca in cas]
     cas.append({"encodedCertificate": encoded, "storeName": store})
@@ -245,18 +318,27 @@ def _ca_add(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
     return [_flatten_ca(ca) for ca in service["certificates"]]
 
 
-def _der_or_pem(data: bytes) -> bytes:
+def _certificate_der(path: Path) -> bytes:
     """The ARM contract carries base64 DER; accept a PEM file too, as openssl writes them."""
-    if b"-----BEGIN" not in data:
-        return data
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+    data = path.read_bytes()
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+        return x509.load_der_x509_certificate(data).public_bytes(Encoding.DER)
+    except ValueError:
+        raise CliError(f"{path} is not a certificate (PEM or DER)") from None
 
 
 def _ca_entry(ca: dict) -> dict:
-    return {"encodedCertificate": ca["encodedCertificate"], "storeName": ca["storeName"]}
+    """An existing CA as the service keeps it: by thumbprint (the API never returns the DER)."""
+    return {"storeName": ca["storeName"], "certificate": {"thumbprint": _thumbprint(ca)}}
+
+
+def _thumbprint(ca: dict) -> str:
+    return (ca.get("certificate") or {}).get("thumbprint", "")
 
 
 def _ca_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
@@ -271,7 +353,7 @@ def _flatten_ca(ca: dict) -> dict:
 def _ca_delete(client: ManagementClient, args: argparse.Namespace) -> None:
     cas = _service(client).get("certificates") or []
     wanted = args.thumbprint.upper()
-    kept = [ca for ca in cas if (ca.get("certificate") or {}).get("thumbprint") != wanted]
+    kept = [ca for ca in cas if _thumbprint(ca) != wanted]
     if len(kept) == len(cas):
         raise CliError(f"no CA certificate with thumbprint {wanted}")
     client.patch("", {"properties": {"certificates": [_ca_entry(ca) for ca in kept]}})
@@ -300,6 +382,14 @@ def _hostname_set(client: ManagementClient, args: argparse.Namespace) -> list[di
 
 def _hostname_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
     return _service(client).get("hostnameConfigurations") or []
+
+
+def _hostname_delete(client: ManagementClient, args: argparse.Namespace) -> None:
+    configs = _service(client).get("hostnameConfigurations") or []
+    kept = [c for c in configs if c["hostName"].lower() != args.name.lower()]
+    if len(kept) == len(configs):
+        raise CliError(f"no hostname configuration for {args.name}")
+    client.patch("", {"properties": {"hostnameConfigurations": kept}})
 
 
 def _service(client: ManagementClient) -> dict:
@@ -335,6 +425,10 @@ def _operation_add(client: ManagementClient, args: argparse.Namespace) -> dict:
 
 def _operation_list(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
     return client.list(f"apis/{args.api}/operations")
+
+
+def _operation_delete(client: ManagementClient, args: argparse.Namespace) -> None:
+    client.delete(f"apis/{args.api}/operations/{args.id}")
 
 
 def _backend_create(client: ManagementClient, args: argparse.Namespace) -> dict:
@@ -374,12 +468,65 @@ def _policy_show(client: ManagementClient, args: argparse.Namespace) -> str:
     return client.get(_policy_path(args), params={"format": "rawxml"})["properties"]["value"]
 
 
+def _policy_delete(client: ManagementClient, args: argparse.Namespace) -> None:
+    client.delete(_policy_path(args))
+
+
+# --- named values, products, fragments, CRLs --------------------------------------------------
+
+
+def _named_value_set(client: ManagementClient, args: argparse.Namespace) -> dict:
+    if args.value_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    elif args.value_file:
+        value = args.value_file.read_text().rstrip("\r\n")
+    else:
+        value = args.value
+    properties = {"displayName": args.display_name or args.id, "value": value}
+    properties["secret"] = args.secret
+    return client.put(f"namedValues/{args.id}", {"properties": properties})
+
+
+def _product_create(client: ManagementClient, args: argparse.Namespace) -> dict:
+    properties = {
+        "displayName": args.display_name or args.id,
+        "state": "published" if args.published else "notPublished",
+    }
+    if args.description:
+        properties["description"] = args.description
+    return client.put(f"products/{args.id}", {"properties": properties})
+
+
+def _product_add_api(client: ManagementClient, args: argparse.Namespace) -> dict:
+    return client.put(f"products/{args.product}/apis/{args.api}", {})
+
+
+def _product_remove_api(client: ManagementClient, args: argparse.Namespace) -> None:
+    client.delete(f"products/{args.product}/apis/{args.api}")
+
+
+def _product_apis(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    return client.list(f"products/{args.product}/apis")
+
+
+def _fragment_set(client: ManagementClient, args: argparse.Namespace) -> dict:
+    properties = {"format": "rawxml", "value": args.file.read_text()}
+    if args.description:
+        properties["description"] = args.description
+    return client.put(f"policyFragments/{args.id}", {"properties": properties})
+
+
+def _crl_add(client: ManagementClient, args: argparse.Namespace) -> dict:
+    data = base64.b64encode(args.file.read_bytes()).decode()
+    return client.put(f"certificateRevocationLists/{args.id}", {"properties": {"data": data}})
+
+
 # --- output -----------------------------------------------------------------------------------
 
 
 def _print(result: Any, args: argparse.Namespace) -> None:
     if isinstance(result, str):
-        print(result)
+        print(_printable(result, keep="\n\t"))
     elif args.output == "json":
         print(json.dumps(result, indent=2))
     else:
@@ -391,10 +538,31 @@ def _table(rows: list[dict]) -> str:
     if not flat:
         return "(none)"
     columns = list(dict.fromkeys(key for row in flat for key in row))
-    widths = {c: max(len(c), *(len(str(row.get(c, ""))) for row in flat)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns) for row in flat]
+    cells = [{c: _printable(str(row.get(c, ""))) for c in columns} for row in flat]
+    columns_shown = {c: _printable(c) for c in columns}
+    widths = {c: max(len(columns_shown[c]), *(len(row[c]) for row in cells)) for c in columns}
+    lines = ["  ".join(columns_shown[c].ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(row[c].ljust(widths[c]) for c in columns) for row in cells]
     return "\n".join(line.rstrip() for line in lines)
+
+
+# C0/C1 controls, DEL, and the invisible formatting characters that reorder or hide text
+# (bidirectional overrides, zero-width): a certificate subject may carry any of them.
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+
+def _printable(text: str, keep: str = "") -> str:
+    """`text` with terminal control characters shown as escapes (`\\x1b`), never sent raw."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in keep:
+            return char
+        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+    return _UNPRINTABLE.sub(escape, text)
 
 
 def _flat_row(row: dict) -> dict:

@@ -21,16 +21,19 @@ class ManagementError(Exception):
             error = response.json()["error"]
         except (ValueError, KeyError, TypeError):
             return cls(f"HTTP {response.status_code}")
+        message = error.get("message")
         details = "; ".join(
             f"{d.get('target') or d.get('code')}: {d.get('message')}"
             for d in error.get("details") or []
+            if d.get("message") != message
         )
-        text = f"{error.get('code')}: {error.get('message')}"
+        text = f"{error.get('code')}: {message}"
         return cls(f"{text} ({details})" if details else text)
 
 
 class ManagementClient:
     def __init__(self, url: str, token: str, verify: str | bool) -> None:
+        self.url = url
         self._http = httpx.Client(
             base_url=url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {token}"},
@@ -85,7 +88,13 @@ class ManagementClient:
         self._send("DELETE", path, headers={"If-Match": "*"})
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as error:
+            reason = " ".join(str(error).split()) or type(error).__name__
+            raise ManagementError(
+                f"cannot reach the management API at {self.url}: {reason}"
+            ) from None
         if response.status_code >= 400:
             raise ManagementError.from_response(response)
         return response.json() if response.content else None

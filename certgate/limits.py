@@ -83,6 +83,22 @@ class Limits:
     expression_json_max_depth: int = _limit(
         64, "--expression-json-max-depth", "nesting of parsed JSON (Json.NET's MaxDepth)"
     )
+    # -- management API input (issue 12) ----------------------------------------------------
+    management_max_body_bytes: int = _limit(
+        4 * 1024 * 1024,
+        "--management-max-body-bytes",
+        "management API request body, in bytes (413)",
+    )
+    management_max_json_depth: int = _limit(
+        64,
+        "--management-max-json-depth",
+        "nesting of arrays and objects in a management request body (400)",
+    )
+    management_max_filter_depth: int = _limit(
+        32,
+        "--management-max-filter-depth",
+        "nesting of 'not' and parentheses in a management $filter (400)",
+    )
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:

@@ -104,7 +104,9 @@ async def _main(
     store = Store(layout.database_url, Sealer(key), migrate=False)
     worker = await _GatewayWorker.start(store, layout, listen)
     refresher = _start_refresher(args, store, worker)
-    app = create_management_app(store, admin_token=token, on_change=worker.rebuild)
+    app = create_management_app(
+        store, admin_token=token, on_change=worker.rebuild, limits=listen.limits
+    )
     config = uvicorn.Config(
         app,
         host=args.host,

@@ -161,6 +161,14 @@ class Store:
             rows = conn.execute(query).all()
         return [self._resource(row) for row in rows]
 
+    def names_in(self, collection: str) -> list[str]:
+        """Names of the resources in `collection` (`certificates`, `apis/a/operations`)."""
+        parent = split_path(f"{collection}/_")[0]
+        query = select(resources.c.path).where(resources.c.parent == parent)
+        with self._engine.connect() as conn:
+            paths = conn.execute(query).scalars()
+            return [p.rpartition("/")[2] for p in paths if p.rpartition("/")[0] == collection]
+
     def revision(self) -> int:
         with self._engine.connect() as conn:
             value = conn.execute(

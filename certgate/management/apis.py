@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from certgate.gateway.router import RouteConfigError, api_route, operation_route
-from certgate.management.errors import ValidationError
+from certgate.management.errors import ApiError, ValidationError
 from certgate.management.kinds import Kind, Validated, WriteRequest, register
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "*"})
@@ -17,6 +17,15 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
 
 def validate_api(request: WriteRequest) -> Validated:
     props = request.properties
+    imported = next((name for name in ("format", "value") if name in props), None)
+    if imported:
+        raise ApiError(
+            400,
+            "NotSupported",
+            "Importing an API from a definition ('format' and 'value') is not supported yet: "
+            "create the API, then its operations.",
+            target=imported,
+        )
     path = _string(props, "path", default=None)
     if path is None:
         raise ValidationError("'path' is required (use '' for the root).", "path")
@@ -56,9 +65,14 @@ def _check_unique_path(request: WriteRequest, path: str) -> None:
 def validate_operation(request: WriteRequest) -> Validated:
     props = request.properties
     method = _string(props, "method", default=None)
-    if not method or method.upper() not in METHODS:
+    if not method:
         raise ValidationError(
             "'method' is required: an HTTP method such as GET or POST, or '*'.", "method"
+        )
+    if method.upper() not in METHODS:
+        raise ValidationError(
+            f"'method' must be one of {', '.join(sorted(METHODS))}, not '{method[:20]}'.",
+            "method",
         )
     template = _string(props, "urlTemplate", default=None)
     if not template or not template.startswith("/"):

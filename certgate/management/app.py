@@ -5,30 +5,36 @@ Rules the dispatcher applies to every kind (docs/management.md lists them for us
 - PUT creates (201) or replaces (200); `If-Match` optional on PUT, required on DELETE (`*` or the
   ETag; 428 `PreconditionRequired` when missing, 412 `PreconditionFailed` on mismatch);
 - DELETE of a missing resource is 404; deleting a referenced one is 409 `<Kind>InUse`;
-- request bodies above `max_body_bytes` (default 4 MiB) are refused with 413 before being buffered.
+- request bodies above `limits.management_max_body_bytes` are refused with 413 before being
+  buffered; JSON nested deeper than `management_max_json_depth`, NaN/Infinity and lone surrogates
+  are refused with 400 naming the field, before anything is stored;
+- resource names are case-insensitive as in ARM: a request naming `CS` reaches the stored `cs`.
 """
 
 from __future__ import annotations
 
-import hmac
 import inspect
 import json
 import logging
+import math
+import re
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from certgate.config.store import InUse, MissingReference, NotFound, PreconditionFailed, Store
+from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management import builtin
-from certgate.management.arm import Addressed, ServiceRoot, address
+from certgate.management.arm import Addressed, ServiceRoot, address, check_id
 from certgate.management.errors import ApiError, Detail, ValidationError, not_found
 from certgate.management.kinds import (
-    ID_PATTERN,
     SERVICE_PATH,
     Kind,
     KindRegistry,
@@ -43,9 +49,14 @@ from certgate.management.openapi import openapi_document
 log = logging.getLogger("certgate.management")
 
 OnChange = Callable[[], Awaitable[None]]
-MAX_BODY_BYTES = 4 * 1024 * 1024
 PAGE_SIZE = 100
 MAX_TOP = 1000
+# ARM declares these deletes long-running (the SDKs' `begin_delete` accepts only 202 or 204):
+# certgate deletes synchronously, so it answers 204, "done, nothing to poll".
+LONG_RUNNING_DELETES = frozenset({"Microsoft.ApiManagement/service/apis"})
+# ARM deletes without an If-Match parameter (links): the SDKs send none, so none is required.
+UNCONDITIONAL_DELETES = frozenset({"Microsoft.ApiManagement/service/products/apis"})
+MAX_SKIP = 2**31 - 1
 METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "POST"]
 
 
@@ -56,7 +67,7 @@ def create_management_app(
     on_change: OnChange | None = None,
     kinds: KindRegistry | None = None,
     service_root: ServiceRoot | None = None,
-    max_body_bytes: int = MAX_BODY_BYTES,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Starlette:
     """The Starlette app serving every registered kind at short and ARM paths."""
     if not admin_token:
@@ -65,15 +76,24 @@ def create_management_app(
         builtin.load()
         kinds = registry
     dispatcher = _Dispatcher(
-        store, admin_token, on_change, kinds, service_root or ServiceRoot(), max_body_bytes
+        store, admin_token, on_change, kinds, service_root or ServiceRoot(), limits
     )
     dispatcher.ensure_service()
     return Starlette(
         routes=[
             Route("/openapi.json", dispatcher.openapi, methods=["GET"]),
             Route("/{path:path}", dispatcher.handle, methods=METHODS),
-        ]
+        ],
+        exception_handlers={HTTPException: _http_exception},
     )
+
+
+async def _http_exception(_request: Request, error: Exception) -> Response:
+    """Starlette's own refusals (an unrouted method) in the ARM error shape."""
+    status = error.status_code if isinstance(error, HTTPException) else 500
+    code = {404: "ResourceNotFound", 405: "MethodNotAllowed"}.get(status, "Error")
+    message = str(error.detail) if status < 500 else "The request failed."
+    return ApiError(status, code, message).response()
 
 
 class _Dispatcher:
@@ -84,11 +104,11 @@ class _Dispatcher:
         on_change: OnChange | None,
         kinds: KindRegistry,
         root: ServiceRoot,
-        max_body: int,
+        limits: Limits,
     ) -> None:
         self.store, self.kinds, self.root = store, kinds, root
-        self._token = f"Bearer {token}".encode()
-        self.on_change, self.max_body = on_change, max_body
+        self._token = token.encode()
+        self.on_change, self.limits = on_change, limits
 
     def ensure_service(self) -> None:
         """Writes the service row once, with its defaults, so it always has an ETag."""
@@ -115,7 +135,9 @@ class _Dispatcher:
             match = self.kinds.find(where.relative)
             if match is None:
                 raise ApiError(404, "ResourceNotFound", f"No resource at '/{where.relative}'.")
-            _check_ids(match)
+            for name, value in match.ids.items():
+                check_id(name, value)
+            match = await _thread(self._canonical, match)
             response = await self._route(request, where, match)
         except ApiError as error:
             response = error.response()
@@ -126,14 +148,32 @@ class _Dispatcher:
         return response
 
     def _authorise(self, request: Request) -> None:
-        presented = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(presented, self._token):
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(
+            presented.strip().encode(), self._token
+        ):
             raise ApiError(
                 401,
                 "AuthenticationFailed",
                 "Authentication failed: send 'Authorization: Bearer <admin token>'.",
                 headers={"WWW-Authenticate": 'Bearer realm="certgate"'},
             )
+
+    def _canonical(self, match: Match) -> Match:
+        """`match` with each id spelled as stored: ARM names are case-insensitive."""
+        if not match.ids or self.store.get(_level_path(match.kind, match.ids)) is not None:
+            return match
+        ids = dict(match.ids)
+        names = list(ids)
+        for depth, name in enumerate(names):
+            level = {n: ids[n] for n in names[: depth + 1]}
+            collection, _, wanted = _level_path(match.kind, level).rpartition("/")
+            wanted_folded = wanted.casefold()
+            for stored in self.store.names_in(collection):
+                if stored.casefold() == wanted_folded:
+                    ids[name] = stored
+                    break
+        return Match(match.kind, ids, match.item, match.action)
 
     async def _route(self, request: Request, where: Addressed, match: Match) -> Response:
         method = request.method
@@ -155,6 +195,10 @@ class _Dispatcher:
 
     # -- reads -------------------------------------------------------------------------------
     async def _get(self, request: Request, where: Addressed, match: Match, *, head: bool):
+        if request.query_params.get("export", "").lower() == "true":
+            raise ApiError(
+                400, "NotSupported", "Exporting a definition is not supported yet.", target="export"
+            )
         resource = await _thread(self.store.get, match.path)
         if resource is None:
             raise not_found(f"{match.kind.title} '{_display(match)}'")
@@ -175,13 +219,15 @@ class _Dispatcher:
                 rows = [row for row in rows if keep(row, query[param])]
         presented = [(row, kind.render(row, query)) for row in rows]
         if text := query.get("$filter"):
-            predicate = compile_filter(text, kind.filter_fields)
+            predicate = compile_filter(
+                text, kind.filter_fields, self.limits.management_max_filter_depth
+            )
             presented = [
                 (row, props)
                 for row, props in presented
                 if predicate(lambda f, row=row, props=props: _field(row, props, f))
             ]
-        skip = _int_param(query, "$skip", 0, 0, None)
+        skip = _int_param(query, "$skip", 0, 0, MAX_SKIP)
         top = _int_param(query, "$top", PAGE_SIZE, 1, MAX_TOP)
         page = presented[skip : skip + top]
         body: dict[str, Any] = {
@@ -263,6 +309,8 @@ class _Dispatcher:
     async def _delete(self, request: Request, match: Match) -> Response:
         kind = match.kind
         if_match = request.headers.get("if-match")
+        if not if_match and kind.arm_type in UNCONDITIONAL_DELETES:
+            if_match = "*"
         if not if_match:
             raise ApiError(
                 428,
@@ -288,7 +336,7 @@ class _Dispatcher:
                 ],
             ) from None
         await self._changed()
-        return Response(status_code=200)
+        return Response(status_code=204 if kind.arm_type in LONG_RUNNING_DELETES else 200)
 
     async def _changed(self) -> None:
         if self.on_change is None:
@@ -300,24 +348,30 @@ class _Dispatcher:
 
     async def _read_json(self, request: Request) -> dict:
         """The JSON object body; an empty body is `{}` (kinds say which fields they need)."""
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_body:
-            raise _too_large(self.max_body)
+        limit = self.limits.management_max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if _DIGITS.fullmatch(declared) and int(declared) > limit:
+            raise _too_large(limit)
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > self.max_body:
-                raise _too_large(self.max_body)
+            if size > limit:
+                raise _too_large(limit)
             chunks.append(chunk)
         raw = b"".join(chunks)
         if not raw.strip():
             return {}
         try:
             body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ValidationError("The request body is not valid JSON.", "body") from None
+        except RecursionError:
+            raise _too_deep(self.limits.management_max_json_depth, "body") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValidationError(
+                f"The request body is not valid JSON: {_json_reason(error)}.", "body"
+            ) from None
         if not isinstance(body, dict):
             raise ValidationError("The request body must be a JSON object.", "body")
+        _check_json(body, self.limits.management_max_json_depth)
         return body
 
     # -- shapes ------------------------------------------------------------------------------
@@ -345,13 +399,71 @@ async def _call(hook, write: WriteRequest) -> Validated:
     return await result if inspect.isawaitable(result) else result
 
 
-def _check_ids(match: Match) -> None:
-    for name, value in match.ids.items():
-        if not ID_PATTERN.match(value):
-            raise ValidationError(
-                f"'{value}' is not a valid {name}: 1 to 80 characters, none of * # & + : < > ? /.",
-                name,
-            )
+def _level_path(kind: Kind, ids: dict[str, str]) -> str:
+    """The store path of the resource named by the first ids of `kind`'s pattern."""
+    out: list[str] = []
+    named = 0
+    for segment in kind.pattern.split("/"):
+        if segment.startswith("{"):
+            if segment[1:-1] not in ids:
+                break
+            out.append(ids[segment[1:-1]])
+            named = len(out)
+        else:
+            out.append(segment)
+    return "/".join(out[:named])
+
+
+_DIGITS = re.compile(r"[0-9]{1,15}")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _json_reason(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno}, column {error.colno}"
+    return "it is not UTF-8"
+
+
+def _check_json(body: dict, max_depth: int) -> None:
+    """Refuses what JSON parsers accept but the store cannot hold or clients cannot read.
+
+    Non-finite numbers (`1e999`), lone surrogates (`"\\ud800"`, not UTF-8) and nesting deeper than
+    `max_depth`; the error names the field (`properties.value`) and never echoes the value.
+    """
+    stack: list[tuple[Any, str, int]] = [(body, "", 1)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, dict):
+            items = value.items()
+        elif isinstance(value, list):
+            items = ((f"[{i}]", v) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError(f"'{where}' must be a finite number.", where)
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            raise ValidationError(f"'{where}' contains a lone UTF-16 surrogate.", where)
+        else:
+            continue
+        if depth > max_depth:
+            raise _too_deep(max_depth, where or "body")
+        for key, item in items:
+            if isinstance(value, list):
+                path = f"{where}{key}"
+            elif _SURROGATE.search(key):
+                raise ValidationError(
+                    f"A key in '{where or 'body'}' contains a lone UTF-16 surrogate.",
+                    where or "body",
+                )
+            else:
+                path = f"{where}.{key}" if where else key
+            stack.append((item, path, depth + 1))
+
+
+def _too_deep(limit: int, where: str) -> ValidationError:
+    return ValidationError(
+        f"'{where}' nests arrays and objects deeper than {limit} levels "
+        "(--management-max-json-depth).",
+        where,
+    )
 
 
 def _field(row, props: dict, name: str) -> Any:
@@ -363,13 +475,12 @@ def _field(row, props: dict, name: str) -> Any:
     return value
 
 
-def _int_param(query, name: str, default: int, low: int, high: int | None) -> int:
+def _int_param(query, name: str, default: int, low: int, high: int) -> int:
     raw = query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
-        limit = f" and {high}" if high is not None else ""
-        raise ValidationError(f"'{name}' must be an integer between {low}{limit}.", name)
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+        raise ValidationError(f"'{name}' must be an integer between {low} and {high}.", name)
     return int(raw)
 
 

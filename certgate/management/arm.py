@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from certgate.management.errors import ApiError
+from certgate.management.errors import ApiError, ValidationError
 
 PROVIDER = "Microsoft.ApiManagement"
 STABLE_API_VERSIONS = (
@@ -99,3 +99,35 @@ def address(url_path: str, api_version: str | None, default: ServiceRoot) -> Add
             f"'{', '.join(STABLE_API_VERSIONS)}' and their previews.",
         )
     return Addressed(root, relative, arm)
+
+
+# -- resource names ------------------------------------------------------------------------------
+# APIM's id parameters (apimanagement.json): length limits and patterns per id; ids not listed get
+# the common rule (1 to 80 characters, no `* # & + : < > ?`). ARM names are case-insensitive
+# (the dispatcher resolves a name to its stored spelling); `.` and `..` are refused because HTTP
+# clients resolve them as path segments, and control characters because names reach terminals.
+_APIM_NAME = r"[^*#&+:<>?/\x00-\x1f\x7f]"
+_FRAGMENT_NAME = r"(?:\w|\w[\w-]*\w)"
+_ID_RULES: dict[str, tuple[int, str, str]] = {
+    "apiId": (256, _APIM_NAME + "+", "none of * # & + : < > ? /"),
+    "productId": (256, _APIM_NAME + "+", "none of * # & + : < > ? /"),
+    "namedValueId": (256, _APIM_NAME + "+", "none of * # & + : < > ? /"),
+    "id": (80, _FRAGMENT_NAME, "letters, digits, '_' and '-' (not first or last)"),
+}
+_DEFAULT_RULE = (80, _APIM_NAME + "+", "none of * # & + : < > ? /")
+_COMPILED = {
+    name: (limit, re.compile(pattern), wording)
+    for name, (limit, pattern, wording) in {**_ID_RULES, "": _DEFAULT_RULE}.items()
+}
+
+
+def check_id(name: str, value: str) -> None:
+    """400 naming the id parameter when `value` breaks APIM's rules for it."""
+    limit, pattern, wording = _COMPILED.get(name, _COMPILED[""])
+    if value in (".", "..") or len(value) > limit or not pattern.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise ValidationError(
+            f"'{shown.encode('unicode_escape').decode()}' is not a valid {name}: 1 to {limit} "
+            f"characters, {wording}, not '.' or '..'.",
+            name,
+        )

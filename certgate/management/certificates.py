@@ -24,7 +24,8 @@ from certgate.config.store import Resource
 from certgate.management.errors import ValidationError
 from certgate.management.kinds import Kind, Validated, WriteRequest, register
 
-PRESENTED = ("subject", "thumbprint", "expirationDate", "keyVault")
+# `hasPrivateKey` is a certgate extension (APIM shows it only in the portal)
+PRESENTED = ("subject", "thumbprint", "expirationDate", "hasPrivateKey", "keyVault")
 _ARM_CERTIFICATE = re.compile(r"(?:^|/)certificates/(?P<id>[^/]+)/?$", re.IGNORECASE)
 
 

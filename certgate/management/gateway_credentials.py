@@ -18,6 +18,7 @@ from certgate.management.apis import APIS
 from certgate.management.certificates import certificate_path
 from certgate.management.errors import ApiError, ValidationError
 from certgate.management.kinds import Validated, WriteRequest
+from certgate.policy.errors import PolicyValidationError
 from certgate.policy.formats import to_xml
 from certgate.policy.management import API_POLICY
 
@@ -27,11 +28,23 @@ _EMPTY = (
     "</policies>"
 )
 ELEMENT = "authentication-certificate"
+# Stored documents never carry a DOCTYPE (saving refuses one); this parser makes sure an older row
+# cannot make lxml expand entities or read files either.
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def with_gateway_certificate(document: str, certificate_id: str | None) -> str:
     """`document` (raw or xml form) with its inbound gateway credential set to `certificate_id`."""
-    root = etree.fromstring(to_xml(document).encode())
+    try:
+        root = etree.fromstring(to_xml(document).encode(), _PARSER)
+    except (etree.XMLSyntaxError, PolicyValidationError) as error:
+        raise ValidationError(
+            f"The API policy cannot be updated: it is not well-formed XML ({error}).", "value"
+        ) from None
+    if root.getroottree().docinfo.doctype:
+        raise ValidationError(
+            "The API policy cannot be updated: it contains a DOCTYPE declaration.", "value"
+        )
     inbound = root.find("inbound")
     if inbound is None:
         inbound = etree.Element("inbound")

@@ -240,6 +240,12 @@ def validate_identity(request: WriteRequest) -> Validated:
             raise ValidationError("AppRole needs both 'roleId' and 'secretId'.", missing)
         secrets = {"roleId": role_id, "secretId": secret_id}
     elif request.method == "PATCH" and request.current is not None:
+        if normalize_origin(request.current.properties["vaultAddress"]) != origin:
+            raise ValidationError(
+                "Changing 'vaultAddress' requires new credentials ('token', or 'roleId' + "
+                "'secretId'): stored credentials are never sent to another vault.",
+                "vaultAddress",
+            )
         secrets = dict(request.current.secrets)
     else:
         raise ValidationError(

@@ -6,14 +6,12 @@ A kind is data plus three hooks; see docs/management.md for how to add one.
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from certgate.config.store import Resource, Store
 
 SERVICE_PATH = "service"
-ID_PATTERN = re.compile(r"^[^*#&+:<>?/]{1,80}$")
 
 
 @dataclass

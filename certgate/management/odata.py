@@ -3,6 +3,8 @@
 Supported: `eq ne gt lt ge le` on every field; `contains(f,'x')`, `startswith(f,'x')`,
 `endswith(f,'x')`, `substringof('x',f)` on string fields. String comparisons ignore case (as APIM's
 do); datetime fields compare as instants. Anything else is refused with a message naming it.
+Nesting (`not`, parentheses) deeper than `max_depth` is refused, so neither parsing nor evaluation
+recurses without bound; `and`/`or` chains evaluate as flat lists.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ _FUNCTIONS = {"contains", "startswith", "endswith", "substringof"}
 _KEYWORDS = {"true": True, "false": False, "null": None}
 
 
-def compile_filter(text: str, fields: Mapping[str, str]) -> Predicate:
+def compile_filter(text: str, fields: Mapping[str, str], max_depth: int) -> Predicate:
     """Compiles `text` against the fields (name -> type); the predicate takes a field getter."""
-    parser = _Parser(_tokenize(text), fields)
+    parser = _Parser(_tokenize(text), fields, max_depth)
     predicate = parser.expression()
     if parser.peek() is not None:
         raise _error(f"unexpected '{parser.peek()[1]}'")
@@ -59,8 +61,11 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]], fields: Mapping[str, str]) -> None:
+    def __init__(
+        self, tokens: list[tuple[str, str]], fields: Mapping[str, str], max_depth: int
+    ) -> None:
         self.tokens, self.index, self.fields = tokens, 0, fields
+        self.depth, self.max_depth = 0, max_depth
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -85,27 +90,37 @@ class _Parser:
         return False
 
     def expression(self) -> Predicate:
-        left = self.conjunction()
+        terms = [self.conjunction()]
         while self.keyword("or"):
-            right = self.conjunction()
-            left = (lambda a, b: lambda get: a(get) or b(get))(left, right)
-        return left
+            terms.append(self.conjunction())
+        if len(terms) == 1:
+            return terms[0]
+        return lambda get: any(term(get) for term in terms)
 
     def conjunction(self) -> Predicate:
-        left = self.unary()
+        terms = [self.unary()]
         while self.keyword("and"):
-            right = self.unary()
-            left = (lambda a, b: lambda get: a(get) and b(get))(left, right)
-        return left
+            terms.append(self.unary())
+        if len(terms) == 1:
+            return terms[0]
+        return lambda get: all(term(get) for term in terms)
+
+    def nested(self, parse: Callable[[], Predicate]) -> Predicate:
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise _error(f"'not' and parentheses nest deeper than {self.max_depth} levels")
+        inner = parse()
+        self.depth -= 1
+        return inner
 
     def unary(self) -> Predicate:
         if self.keyword("not"):
-            inner = self.unary()
+            inner = self.nested(self.unary)
             return lambda get: not inner(get)
         token = self.peek()
         if token and token[1] == "(":
             self.take()
-            inner = self.expression()
+            inner = self.nested(self.expression)
             self.expect(")")
             return inner
         if token and token[0] == "name" and token[1].lower() in _FUNCTIONS:

@@ -68,7 +68,11 @@ def _item_operations(kind: Kind) -> dict:
         }
     if kind.pattern:
         operations["delete"] = {
-            **_operation(kind, f"{kind.title}_Delete", {"200": {"description": "Deleted"}}),
+            **_operation(
+                kind,
+                f"{kind.title}_Delete",
+                {"200": {"description": "Deleted"}, "204": {"description": "Deleted (APIs)"}},
+            ),
             "parameters": [*_parameters(kind), _IF_MATCH],
         }
     return operations

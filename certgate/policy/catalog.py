@@ -3,7 +3,8 @@
 The store (or the Snapshot builder) passes an object with this protocol to parsing:
 
 - `has(path) -> bool`: does `certificates/ID` or `backends/ID` exist?
-- `named_value(display_name) -> tuple[str, str] | None`: the named value's `(id, value)`.
+- `named_value(display_name) -> tuple | None`: the named value's `(id, value)` or
+  `(id, value, secret)`; without the flag the value is treated as secret (redacted from errors).
 - `fragment(fragment_id) -> str | None`: the policy fragment's XML.
 - `certificate_id_by_thumbprint(thumbprint) -> str | None`: the id of a stored certificate.
 """
@@ -16,7 +17,7 @@ from typing import Protocol
 class Catalog(Protocol):
     def has(self, path: str) -> bool: ...
 
-    def named_value(self, display_name: str) -> tuple[str, str] | None: ...
+    def named_value(self, display_name: str) -> tuple[str, str] | tuple[str, str, bool] | None: ...
 
     def fragment(self, fragment_id: str) -> str | None: ...
 
@@ -75,18 +76,20 @@ class StoreCatalog:
 
     def __init__(self, store) -> None:
         self.store = store
-        self._named: dict[str, tuple[str, str]] | None = None
+        self._named: dict[str, tuple[str, str, bool]] | None = None
         self._thumbprints: dict[str, str] | None = None
 
     def has(self, path: str) -> bool:
         return self.store.get(path) is not None
 
-    def named_value(self, display_name: str) -> tuple[str, str] | None:
+    def named_value(self, display_name: str) -> tuple[str, str, bool] | None:
         if self._named is None:
             self._named = {}
             for row in self.store.list("namedValue"):
+                secret = "value" in row.secrets
                 value = row.secrets.get("value", row.properties.get("value"))
-                self._named[row.properties.get("displayName", row.name)] = (row.name, value or "")
+                name = row.properties.get("displayName", row.name)
+                self._named[name] = (row.name, value or "", secret)
         return self._named.get(display_name)
 
     def fragment(self, fragment_id: str) -> str | None:

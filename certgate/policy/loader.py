@@ -103,7 +103,7 @@ class Loader:
         self._paths: list[str] = [""]
         self._fragments: list[str] = []
         self._body_flags: list[list[bool]] = []
-        # Text of every named value substituted so far -> its display name (for redaction).
+        # Text of every secret named value substituted so far -> its display name (redaction).
         self.substituted: dict[str, str] = {}
 
     # -- element content ------------------------------------------------------------------
@@ -269,26 +269,43 @@ class Loader:
         if found is None:
             return None
         self.references.add(f"namedValues/{found[0]}")
-        if found[1]:
+        secret = len(found) < 3 or found[2]
+        if found[1] and secret:
             self.substituted[found[1]] = display_name
         return found[1]
 
     def redact(self, error: PolicyValidationError) -> PolicyValidationError:
-        """The error without any named value's text (secret values must never be echoed)."""
+        """The error without any secret named value's text, in the reason or the element name.
+
+        A secret of `MIN_REDACTED` characters or more becomes `{{displayName}}` wherever it
+        appears. A shorter one cannot be replaced without garbling the text (`1` in `line 1`):
+        if it appears, the reason is withheld. Public named values are never touched (their
+        values can be read back through the API anyway).
+        """
         if not self.substituted:
             return error
-        reason = error.reason
+        reason, element = error.reason, error.element
+        for value, display_name in self.substituted.items():
+            if len(value) < MIN_REDACTED and (value in reason or value in (element or "")):
+                withheld = (
+                    "The message is withheld: it would show the value of the secret named value "
+                    f"'{display_name}'."
+                )
+                return type(error)(withheld, None, error.line, error.column)
         for value, display_name in sorted(self.substituted.items(), key=lambda i: -len(i[0])):
-            reason = reason.replace(value, f"{{{{{display_name}}}}}")
+            shown = f"{{{{{display_name}}}}}"
+            reason = reason.replace(value, shown)
+            element = element.replace(value, shown) if element else element
         source = getattr(error, "source", "")
         if any(value in source for value in self.substituted):
             # The compiler may quote a piece of a substituted value: drop its quotations.
             where, _, detail = reason.partition(": ")
             reason = where + ": " + _QUOTED.sub("'…'", detail)
-        return type(error)(reason, error.element, error.line, error.column)
+        return type(error)(reason, element, error.line, error.column)
 
 
 _QUOTED = re.compile(r"'[^']*'")
+MIN_REDACTED = 4  # shorter secret values withhold the message instead (see Loader.redact)
 
 
 def parse_document(text: str, scope: str, catalog: Catalog) -> PolicyDocument:

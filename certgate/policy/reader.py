@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from certgate.expressions import find_expressions
 from certgate.policy.errors import PolicyValidationError
 
+MAX_DEPTH = 64  # element nesting; real documents stay below 15, recursion in Python does not
 _NAMED_VALUE = re.compile(r"\{\{([A-Za-z0-9._\-]+)\}\}")
 _TOKEN = re.compile(r"@@(\d+)@@")
 _ENTITY = re.compile(r"&(quot|apos|lt|gt|amp|#[0-9]+|#x[0-9a-fA-F]+);")
@@ -50,13 +51,32 @@ def decode_entities(text: str) -> str:
 
     def entity(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name.startswith("#x"):
-            return chr(int(name[2:], 16))
-        if name.startswith("#"):
-            return chr(int(name[1:]))
-        return _ENTITIES[name]
+        if not name.startswith("#"):
+            return _ENTITIES[name]
+        hexadecimal = name.startswith("#x")
+        digits = name[2:] if hexadecimal else name[1:]
+        significant = digits.lstrip("0")
+        # At most 0x10FFFF: bounds int() on a 5,000-digit reference before it runs.
+        fits = len(significant) <= (6 if hexadecimal else 7)
+        number = int(digits, 16 if hexadecimal else 10) if fits else -1
+        if not _xml_char(number):
+            line = text.count("\n", 0, match.start()) + 1
+            raise PolicyValidationError(
+                f"'&{name[:12]};' is not a valid XML character reference.", None, line, 0
+            )
+        return chr(number)
 
     return _ENTITY.sub(entity, text)
+
+
+def _xml_char(number: int) -> bool:
+    """XML 1.0's Char production: what a character reference may name."""
+    return (
+        number in (0x9, 0xA, 0xD)
+        or 0x20 <= number <= 0xD7FF
+        or 0xE000 <= number <= 0xFFFD
+        or 0x10000 <= number <= 0x10FFFF
+    )
 
 
 def substitute_named_values(text: str, resolve: Callable[[str], str | None]) -> str:
@@ -191,6 +211,8 @@ def read_document(text: str, resolve: Callable[[str], str | None] | None = None)
             "",
             frozenset(exprs),
         )
+        if len(stack) >= MAX_DEPTH:
+            raise node.error(f"Elements are nested deeper than {MAX_DEPTH} levels.")
         if stack:
             stack[-1].children.append(node)
         else:
@@ -206,6 +228,15 @@ def read_document(text: str, resolve: Callable[[str], str | None] | None = None)
         if texts:
             texts[-1].append(data)
 
+    def doctype(*_args) -> None:
+        raise PolicyValidationError(
+            "A policy document may not contain a DOCTYPE declaration.",
+            None,
+            parser.CurrentLineNumber,
+            parser.CurrentColumnNumber,
+        )
+
+    parser.StartDoctypeDeclHandler = doctype
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = chars

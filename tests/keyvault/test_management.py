@@ -26,7 +26,7 @@ def test_create_by_reference_pfx_layout(bao, api, management):
     assert props["keyVault"]["secretIdentifier"] == bao.url("mgmt/pfx")
     assert props["keyVault"]["lastStatus"]["code"] == "Success"
     assert props["keyVault"]["lastStatus"]["timeStampUtc"].endswith("Z")
-    assert set(props) == {"subject", "thumbprint", "expirationDate", "keyVault"}
+    assert set(props) == {"subject", "thumbprint", "expirationDate", "hasPrivateKey", "keyVault"}
     stored = management.store.get("certificates/kv-pfx")
     assert stored.secrets["keyVaultVersion"] == "1"
     assert "BEGIN PRIVATE KEY" in stored.secrets["pem"]

@@ -19,6 +19,7 @@ import uvicorn
 
 from certgate.config.sealing import Sealer, load_key
 from certgate.config.store import Store
+from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management import create_management_app
 from certgate.management.kinds import KindRegistry
 from tests import pki
@@ -66,6 +67,7 @@ def management_server(
     token: str = TOKEN,
     on_change: Callable[[], Awaitable[None]] | None = None,
     kinds: KindRegistry | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[ManagementServer]:
     """Serves the management app over TLS (a fresh test CA) until the block exits."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,9 @@ def management_server(
     cert_file, key_file = pki.server(authority, "localhost").write(directory, "management")
     ca_file = directory / "management-ca.pem"
     ca_file.write_bytes(authority.cert_pem)
-    app = create_management_app(store, admin_token=token, on_change=on_change, kinds=kinds)
+    app = create_management_app(
+        store, admin_token=token, on_change=on_change, kinds=kinds, limits=limits
+    )
     config = uvicorn.Config(
         app,
         ssl_certfile=str(cert_file),

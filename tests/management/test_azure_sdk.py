@@ -82,3 +82,52 @@ def test_sdk_creates_lists_reads_and_deletes(sdk):
     with pytest.raises(ResourceNotFoundError):
         certificates.get("rg", "apim", "alpha")
     assert list(certificates.list_by_service("rg", "apim")) == []
+
+
+POLICY_XML = "<policies><inbound><base /></inbound><backend><base /></backend></policies>"
+FRAGMENT_XML = "<fragment><set-header name='x'><value>1</value></set-header></fragment>"
+
+
+def test_sdk_deletes_every_kind(sdk, client):
+    """Each delete as the SDK sends it (begin_delete polls; product-API links send no If-Match)."""
+    policy = {"properties": {"format": "xml", "value": POLICY_XML}}
+    cert = pki.issue("delete.sdk.example.test")
+    created = {
+        "/apis/a": {"properties": {"path": "a"}},
+        "/apis/a/operations/o": {"properties": {"method": "GET", "urlTemplate": "/o"}},
+        "/apis/a/policies/policy": policy,
+        "/apis/a/operations/o/policies/policy": policy,
+        "/policies/policy": policy,
+        "/products/p": {"properties": {"displayName": "P"}},
+        "/products/p/policies/policy": policy,
+        "/products/p/apis/a": {},
+        "/backends/b": {"properties": {"url": "https://backend.example.test", "protocol": "http"}},
+        "/namedValues/nv": {"properties": {"displayName": "nv", "value": "v"}},
+        "/policyFragments/f": {"properties": {"format": "xml", "value": FRAGMENT_XML}},
+        "/certificates/c": {
+            "properties": {"data": base64.b64encode(cert.pfx("pw")).decode(), "password": "pw"}
+        },
+    }
+    for path, body in created.items():
+        response = client.put(path, json=body)
+        assert response.status_code == 201, (path, response.text)
+
+    rg, name = "rg", "apim"
+    deletes = [
+        ("/products/p/apis/a", lambda: sdk.product_api.delete(rg, name, "p", "a")),
+        ("/products/p/policies/policy", lambda: sdk.product_policy.delete(rg, name, "p", "policy", "*")),  # noqa: E501
+        ("/apis/a/operations/o/policies/policy",
+         lambda: sdk.api_operation_policy.delete(rg, name, "a", "o", "policy", "*")),
+        ("/apis/a/policies/policy", lambda: sdk.api_policy.delete(rg, name, "a", "policy", "*")),
+        ("/policies/policy", lambda: sdk.policy.delete(rg, name, "policy", "*")),
+        ("/apis/a/operations/o", lambda: sdk.api_operation.delete(rg, name, "a", "o", "*")),
+        ("/apis/a", lambda: sdk.api.begin_delete(rg, name, "a", "*").result()),
+        ("/products/p", lambda: sdk.product.delete(rg, name, "p", "*")),
+        ("/backends/b", lambda: sdk.backend.delete(rg, name, "b", "*")),
+        ("/namedValues/nv", lambda: sdk.named_value.delete(rg, name, "nv", "*")),
+        ("/policyFragments/f", lambda: sdk.policy_fragment.delete(rg, name, "f", "*")),
+        ("/certificates/c", lambda: sdk.certificate.delete(rg, name, "c", "*")),
+    ]  # fmt: skip
+    for path, delete in deletes:
+        delete()
+        assert client.get(path).status_code == 404, path

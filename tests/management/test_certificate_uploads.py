@@ -62,6 +62,7 @@ def test_openssl_pfx_with_password_and_chain(client, leaf, tmp_path):
         "subject": "CN=upload.example.test",
         "thumbprint": leaf.thumbprint,
         "expirationDate": leaf.cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "hasPrivateKey": True,  # certgate extension
     }
     assert response.headers["etag"].startswith('"')
     again = client.get("/certificates/c1")

@@ -105,9 +105,9 @@ def test_nested_kind_lifecycle(api):
     assert bad_reference.status_code == 400
     assert bad_reference.json()["error"]["details"][0]["target"] == "apis/ghost"
 
-    assert client.delete("/apis/a", headers={"If-Match": "*"}).status_code == 200
+    assert client.delete("/apis/a", headers={"If-Match": "*"}).status_code == 204
     assert server.store.get("apis/a/operations/o") is None
-    assert client.delete("/apis/b", headers={"If-Match": "*"}).status_code == 200
+    assert client.delete("/apis/b", headers={"If-Match": "*"}).status_code == 204
 
 
 def test_patch_merges_and_validation_names_the_field(api):

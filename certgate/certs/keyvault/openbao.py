@@ -1,4 +1,10 @@
-"""OpenBao / HashiCorp Vault KV v2 through `hvac`."""
+"""OpenBao / HashiCorp Vault KV v2 through `hvac`.
+
+Redirects are followed only within the vault's origin (scheme, host, port): hvac sends the token in
+`X-Vault-Token`, which `requests` keeps on every redirect, so a redirect to another origin (a
+compromised or misconfigured node, an HA standby pointing at an address nobody configured) would
+hand the token to it. Point certgate at the active node or a load balancer instead.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +20,34 @@ import requests
 from certgate.certs.keyvault.credentials import VaultCredentials
 from certgate.certs.keyvault.errors import (
     AccessDenied,
+    InvalidReference,
     KeyVaultError,
     SecretNotFound,
     VaultUnreachable,
 )
-from certgate.certs.keyvault.reference import VaultReference
+from certgate.certs.keyvault.reference import VaultReference, normalize_origin
 from certgate.certs.keyvault.secret import FetchedSecret, from_vault_data
 
 T = TypeVar("T")
 _TOKEN_MARGIN = 30.0  # log in again this many seconds before an AppRole token expires
+
+
+class CrossOriginRedirect(requests.exceptions.RequestException):
+    """The vault redirected to another origin; the request (and its token) is not sent there."""
+
+
+class _SameOriginSession(requests.Session):
+    def rebuild_auth(self, prepared_request, response) -> None:
+        if _origin(prepared_request.url) != _origin(response.request.url):
+            raise CrossOriginRedirect(request=prepared_request, response=response)
+        super().rebuild_auth(prepared_request, response)
+
+
+def _origin(url: str) -> str:
+    try:
+        return normalize_origin(url)
+    except (InvalidReference, ValueError):
+        return "another address"
 
 
 class OpenBaoProvider:
@@ -77,6 +102,7 @@ class OpenBaoProvider:
                 verify=credentials.ca_cert or True,
                 timeout=self.timeout,
                 namespace=credentials.namespace,
+                session=_SameOriginSession(),
             )
             try:
                 client.token = self._token(client, credentials)
@@ -92,6 +118,12 @@ class OpenBaoProvider:
                 raise SecretNotFound(f"no secret at '{ref.identifier}'") from None
             except (hvac.exceptions.VaultDown, hvac.exceptions.InternalServerError):
                 raise VaultUnreachable(f"the vault at {ref.origin} is sealed or failing") from None
+            except CrossOriginRedirect as error:
+                raise VaultUnreachable(
+                    f"the vault at {ref.origin} redirected to {_origin(error.request.url)}; "
+                    "certgate follows "
+                    "redirects within the vault's origin only (configure the active node's address)"
+                ) from None
             except requests.exceptions.SSLError:
                 raise VaultUnreachable(
                     f"TLS to the vault at {ref.origin} failed (certificate not trusted?)"
