@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def _limit(default: Any, flag: str, help: str) -> Any:
-    return field(default=default, metadata={"flag": flag, "help": help})
+def _limit(default: Any, flag: str, help: str, *, minimum: float | None = None) -> Any:
+    """A limit field. A flag value below `minimum` is refused: by default 1 for counts and sizes
+    and 1 ms for times, since 0 would silently mean "never" or "nothing"."""
+    if minimum is None:
+        minimum = 0.001 if isinstance(default, float) else 1
+    return field(default=default, metadata={"flag": flag, "help": help, "minimum": minimum})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +57,7 @@ class Limits:
         5.0, "--crl-fetch-timeout", "seconds one CRL download may take in total, redirects included"
     )
     crl_max_redirects: int = _limit(
-        2, "--crl-max-redirects", "same-host redirects followed per CRL download"
+        2, "--crl-max-redirects", "same-host redirects followed per CRL download", minimum=0
     )
     crl_max_bytes: int = _limit(20 * 1024 * 1024, "--crl-max-bytes", "bytes of one downloaded CRL")
     crl_failure_backoff: float = _limit(
@@ -108,11 +112,22 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument(
             item.metadata["flag"],
             dest=f"limit_{item.name}",
-            type=type(item.default),
+            type=_checked(type(item.default), item.metadata["minimum"]),
             default=item.default,
             metavar=type(item.default).__name__.upper(),
             help=f"{item.metadata['help']} (default {item.default})",
         )
+
+
+def _checked(kind: type, minimum: float) -> Any:
+    def convert(text: str) -> Any:
+        value = kind(text)
+        if not value >= minimum:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its own error messages
+    return convert
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:
