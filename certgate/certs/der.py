@@ -118,30 +118,3 @@ def with_placeholder_dsa_parameters(cert_der: bytes) -> bytes | None:
     new_spki = _tlv(0x30, new_alg + cert_der[key[0] : key[2]])
     new_tbs = _tlv(0x30, cert_der[tbs[1] : spki[0]] + new_spki + cert_der[spki[2] : tbs[2]])
     return _tlv(0x30, new_tbs + cert_der[rest[0][0] : cert_end])
-
-
-def oid_string(content: bytes) -> str:
-    """Dotted form of an OBJECT IDENTIFIER's content bytes."""
-    values, value = [], 0
-    for byte in content:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            values.append(value)
-            value = 0
-    if not values or value:
-        raise ValueError("malformed OID")
-    first = values[0]
-    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
-    return ".".join(map(str, head + values[1:]))
-
-
-def policy_mappings(value: bytes) -> list[tuple[str, str]]:
-    """(issuerDomainPolicy, subjectDomainPolicy) pairs of a policyMappings extension value."""
-    _, start, end = read_tlv(value, 0)
-    pairs = []
-    for _, m_start, m_end in children(value, start, end):
-        (t1, s1, e1), (t2, s2, e2) = children(value, m_start, m_end)
-        if t1 != 0x06 or t2 != 0x06:
-            raise ValueError("policyMappings entry is not two OIDs")
-        pairs.append((oid_string(value[s1:e1]), oid_string(value[s2:e2])))
-    return pairs
