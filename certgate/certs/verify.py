@@ -114,10 +114,11 @@ class TrustStore:
     `extended_key_usages`: EKU OIDs a certificate may carry to be accepted (clientAuth by default;
     anyExtendedKeyUsage always counts; empty = EKU not checked, as .NET's bare `Verify()`).
     `require_revocation_information`: .NET's strict rule, every non-root certificate needs a CRL.
-    The OpenSSL stores (one checking times, one not) are built once, here.
+    The OpenSSL stores (one checking times, one for the switched-off time checks) are built once.
     """
 
     __slots__ = (
+        "_anchor_list",
         "_lock",
         "_stores",
         "anchor_ders",
@@ -140,9 +141,8 @@ class TrustStore:
         require_revocation_information: bool = False,
         extended_key_usages: Iterable[x509.ObjectIdentifier] = (CLIENT_AUTH,),
     ):
-        anchors = list(dict.fromkeys(_info(c) for c in roots))
-        if use_system_roots:
-            anchors.extend(c for c in system_roots() if c not in anchors)
+        system = system_roots() if use_system_roots else ()
+        anchors = list(dict.fromkeys([*(_info(c) for c in roots), *system]))
         self.anchors = _index(anchors)
         self.anchor_ders = frozenset(a.der for a in anchors)
         self.intermediates = _index(_info(c) for c in intermediates)
@@ -152,7 +152,8 @@ class TrustStore:
         self.use_system_roots = use_system_roots
         self.require_revocation_information = require_revocation_information
         self.extended_key_usages = frozenset(extended_key_usages)
-        self._stores = tuple(self._store(anchors, flags) for flags in (0, _NO_CHECK_TIME))
+        self._stores: dict[int, crypto.X509Store] = {}
+        self._anchor_list = anchors
         self._lock = threading.Lock()
         digest = hashlib.sha256()
         for info in sorted({*anchors, *known}, key=lambda c: c.fingerprint):
@@ -167,13 +168,14 @@ class TrustStore:
         )
         self.fingerprint = digest.digest()
 
-    @staticmethod
-    def _store(anchors: Sequence[CertInfo], flags: int) -> crypto.X509Store:
-        store = crypto.X509Store()
-        for anchor in anchors:
-            if anchor.openssl is not None:
-                store.add_cert(anchor.openssl)
-        if flags:
+    def _store(self, flags: int) -> crypto.X509Store:
+        """The anchors as an OpenSSL store with `flags`, built on first use (callers hold _lock)."""
+        store = self._stores.get(flags)
+        if store is None:
+            store = self._stores[flags] = crypto.X509Store()
+            for anchor in self._anchor_list:
+                if anchor.openssl is not None:
+                    store.add_cert(anchor.openssl)
             store.set_flags(flags)
         return store
 
@@ -183,8 +185,8 @@ class TrustStore:
         """`X509_verify_cert` at `at`: the path's DER certificates (leaf first), or the failure."""
         if leaf.openssl is None:
             return NOT_TRUSTED, f"{leaf.describe()} cannot be parsed by OpenSSL"
-        store = self._stores[0 if check_time else 1]
         with self._lock:  # the verification time is a setting of the shared store
+            store = self._store(0 if check_time else _NO_CHECK_TIME)
             store.set_time(at)
             context = crypto.X509StoreContext(store, leaf.openssl, untrusted)
             try:
