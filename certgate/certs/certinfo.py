@@ -164,21 +164,6 @@ class CertInfo:
         except (ValueError, UnsupportedAlgorithm):
             return None
 
-    def key_with_inherited_parameters(self, issuer_key: object) -> object | None:
-        """This certificate's key; a DSA key without parameters inherits the issuer's (RFC 5280)."""
-        if self.public_key is not None:
-            return self.public_key
-        if not isinstance(issuer_key, dsa.DSAPublicKey):
-            return None
-        try:
-            oid, _, params, key = der.spki(self.der)
-            if oid != der.DSA_OID or params is not None:
-                return None
-            inherited = issuer_key.parameters().parameter_numbers()
-            return dsa.DSAPublicNumbers(der.integer(key), inherited).public_key()
-        except ValueError:
-            return None
-
     def describe(self) -> str:
         """The subject for error details (.NET rendering)."""
         return dotnet_name(self.cert.subject) or "<empty subject>"

@@ -370,7 +370,7 @@ class Verifier:
             run.at,
             lambda signer: self._signer_ok(signer, run, nesting, validating),
             lambda name: [*run.pool.get(name, ()), *self.trust.anchors.get(name, ())],
-            lambda cert: self._keys(cert, run),
+            lambda cert: [] if cert.public_key is None else [cert.public_key],
         )
         strict = self.trust.require_revocation_information
         for index in range(len(path) - 1):
@@ -395,13 +395,3 @@ class Verifier:
             return False
         outcome = self._validate(signer, run, nesting + 1, validating | {signer.fingerprint})
         return not isinstance(outcome, tuple)
-
-    def _keys(self, cert: CertInfo, run: _Run) -> list[object]:
-        """`cert`'s public key; for a DSA key without parameters, one per possible issuer."""
-        if cert.public_key is not None:
-            return [cert.public_key]
-        if not cert.inherits_parameters:
-            return []
-        issuers = [*self.trust.anchors.get(cert.issuer_key, ()), *run.pool.get(cert.issuer_key, ())]
-        keys = (cert.key_with_inherited_parameters(i.public_key) for i in issuers)
-        return [k for k in keys if k is not None]
