@@ -8,10 +8,10 @@ issuers, name constraints, unknown critical extensions, alternative chains; and 
 profile rules (a v1 certificate from `openssl x509 -req` without key identifiers is fine).
 tests/certs/test_conformance.py measures the agreement with the `openssl verify` CLI.
 
-certgate adds, on the path OpenSSL returns: the depth limit, the configured extendedKeyUsage rule
-and revocation through CRLs (revocation.py: RFC 5280 6.3 with indirect and delta CRLs, CRLs
-uploaded or fetched from distribution points, checked only where a CRL is expected, or always in
-strict mode), which OpenSSL's own CRL check does not do the way the documentation promises.
+certgate adds, on the path OpenSSL returns: the depth limit (`Limits`), the configured
+extendedKeyUsage rule and revocation through CRLs (revocation.py: RFC 5280 6.3 with indirect and
+delta CRLs, uploaded or fetched from distribution points, checked only where a CRL is expected or
+always in strict mode), which OpenSSL's own CRL check does not do the way the docs promise.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from OpenSSL import crypto
 
 from certgate.certs.certinfo import CertInfo, NameKey, cached_der
 from certgate.certs.revocation import Checker, CrlSource, Status
+from certgate.limits import DEFAULT_LIMITS, Limits
 
 NOT_FOUND = "ClientCertificateNotFound"
 NOT_TRUSTED = "ClientCertificateNotTrusted"
@@ -41,9 +42,6 @@ NOT_YET_VALID = "ClientCertificateNotYetValid"
 
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 _ANY_EKU = ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE
-SHARED_CACHE_SIZE = 4096
-FAILURE_TTL = 60.0
-SUCCESS_TTL = 300.0
 # X509_V_FLAG_NO_CHECK_TIME: validate-not-before / validate-not-after switched off.
 _NO_CHECK_TIME = 0x200000
 # X509_V_ERR_* codes that map to a validate-client-certificate reason of their own.
@@ -225,12 +223,14 @@ class Verifier:
     which is part of every cache key.
     """
 
-    __slots__ = ("_shared", "crls", "max_depth", "trust")
+    __slots__ = ("_shared", "crls", "limits", "trust")
 
-    def __init__(self, trust: TrustStore, crls: CrlSource | None = None, *, max_depth: int = 10):
+    def __init__(
+        self, trust: TrustStore, crls: CrlSource | None = None, *, limits: Limits = DEFAULT_LIMITS
+    ):
         self.trust = trust
         self.crls = crls if crls is not None else _NoCrls()
-        self.max_depth = max_depth
+        self.limits = limits
         self._shared: dict = {}
 
     async def prefetch(
@@ -287,7 +287,7 @@ class Verifier:
             check_revocation,
             check_not_before,
             check_not_after,
-            self.max_depth if max_depth is None else max_depth,
+            self.limits.max_client_chain_intermediates if max_depth is None else max_depth,
             pool,
             [
                 *(c.openssl for c in chain_infos if c.openssl is not None),
@@ -300,20 +300,21 @@ class Verifier:
             if cache is not None:
                 cache[key] = result
             self._shared[key] = result
-            if len(self._shared) > SHARED_CACHE_SIZE:
+            if len(self._shared) > self.limits.verification_cache_entries:
                 self._shared.pop(next(iter(self._shared)))
         return result
 
-    @staticmethod
-    def _result(outcome: list[CertInfo] | tuple[str, str]) -> VerificationResult:
+    def _result(self, outcome: list[CertInfo] | tuple[str, str]) -> VerificationResult:
+        """The verdict, reusable until its TTL passes or a certificate of its path expires."""
         if isinstance(outcome, tuple):
             reason, detail = outcome
-            return VerificationResult(False, reason, detail, valid_until=time.time() + FAILURE_TTL)
+            expiry = time.time() + self.limits.verification_failure_ttl
+            return VerificationResult(False, reason, detail, valid_until=expiry)
         valid_until = min(c.not_after for c in outcome).timestamp()
         return VerificationResult(
             True,
             path=tuple(c.cert for c in outcome),
-            valid_until=min(valid_until, time.time() + SUCCESS_TTL),
+            valid_until=min(valid_until, time.time() + self.limits.verification_success_ttl),
         )
 
     def _validate(

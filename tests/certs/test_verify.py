@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import time
 
@@ -10,6 +11,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certgate.certs.crl import CrlStore
 from certgate.certs.crlinfo import CrlInfo
+from certgate.certs.trust import build_verifier
 from certgate.certs.verify import (
     EXPIRED,
     NOT_TRUSTED,
@@ -18,17 +20,18 @@ from certgate.certs.verify import (
     TrustStore,
     Verifier,
 )
+from certgate.limits import DEFAULT_LIMITS, Limits
 from tests import pki
 
 
-def _verifier(roots, intermediates=(), crls=(), **options) -> Verifier:
+def _verifier(roots, intermediates=(), crls=(), limits=DEFAULT_LIMITS, **options) -> Verifier:
     trust = TrustStore(
         [r.cert for r in roots],
         [i.cert for i in intermediates],
         use_system_roots=False,
         **options,
     )
-    return Verifier(trust, CrlStore([CrlInfo(c) for c in crls]))
+    return Verifier(trust, CrlStore([CrlInfo(c) for c in crls]), limits=limits)
 
 
 def test_chain_through_presented_or_stored_intermediate() -> None:
@@ -183,3 +186,56 @@ def test_results_are_cached_per_connection_until_crls_change() -> None:
     assert verifier.verify(leaf.cert, cache=cache) is first
     revoking = _verifier([root], crls=[pki.crl(root, [leaf.cert.serial_number])])
     assert revoking.verify(leaf.cert, cache=cache).reason == REVOKED
+
+
+def test_client_certificate_without_any_extension_is_trusted() -> None:
+    """No key identifiers, no basicConstraints, no EKU: what `openssl x509 -req -CA` makes
+    (issue 13; tests/e2e/test_openssl_made_certificates.py runs the real v1 one)."""
+    root = pki.ca("Root")
+    leaf = root.issue("bare client", bare=True)
+    assert len(leaf.cert.extensions) == 0
+    assert _verifier([root]).verify(leaf.cert).ok
+
+
+def test_chain_longer_than_the_intermediate_limit_is_refused() -> None:
+    root = pki.ca("Root")
+    upper = root.issue("Upper CA", ca=True)
+    lower = upper.issue("Lower CA", ca=True)
+    leaf = lower.issue("client")
+    chain = [lower.cert, upper.cert]
+    assert (
+        _verifier([root], limits=Limits(max_client_chain_intermediates=2))
+        .verify(leaf.cert, chain)
+        .ok
+    )
+    short = _verifier([root], limits=Limits(max_client_chain_intermediates=1))
+    refused = short.verify(leaf.cert, chain)
+    assert (refused.ok, refused.reason) == (False, NOT_TRUSTED)
+    assert "more than 1 intermediates" in refused.detail
+    service = {
+        "certificates": [
+            {"storeName": "Root", "encodedCertificate": base64.b64encode(root.der).decode()}
+        ],
+        "clientCertificateTrust": {"useSystemRoots": False},
+    }
+    limited = build_verifier(service, limits=Limits(max_client_chain_intermediates=1))
+    assert not limited.verify(leaf.cert, chain).ok
+
+
+def test_shared_verdicts_are_bounded_in_number_and_time() -> None:
+    root = pki.ca("Root")
+    first, second = root.issue("first").cert, root.issue("second").cert
+    stranger = pki.ca("Other").issue("stranger").cert
+    verifier = _verifier([root])
+    assert verifier.verify(first) is verifier.verify(first)  # reused across connections
+    one_entry = _verifier([root], limits=Limits(verification_cache_entries=1))
+    kept = one_entry.verify(first)
+    one_entry.verify(second)
+    assert one_entry.verify(first) is not kept  # evicted by the second client
+    no_reuse = _verifier(
+        [root], limits=Limits(verification_success_ttl=0.0, verification_failure_ttl=0.0)
+    )
+    assert no_reuse.verify(first) is not no_reuse.verify(first)
+    assert no_reuse.verify(stranger) is not no_reuse.verify(stranger)
+    failure = verifier.verify(stranger)
+    assert not failure.ok and verifier.verify(stranger) is failure
