@@ -56,6 +56,11 @@ class Limits:
     verification_failure_ttl: float = _limit(
         60.0, "--verification-failure-ttl", "seconds a failed verdict is reused"
     )
+    max_crl_signer_nesting: int = _limit(
+        2,
+        "--max-crl-signer-nesting",
+        "levels of CRL signers other than the issuer whose own paths are validated",
+    )
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:

@@ -46,8 +46,6 @@ _ANY_EKU = ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE
 _NO_CHECK_TIME = 0x200000
 # X509_V_ERR_* codes that map to a validate-client-certificate reason of their own.
 _OPENSSL_REASONS = {9: NOT_YET_VALID, 10: EXPIRED}
-# CRL signers are validated with revocation up to this nesting (a signer's signer's CRL...).
-_MAX_SIGNER_NESTING = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +390,7 @@ class Verifier:
         """A CRL signer other than the certificate's issuer needs a valid path of its own."""
         if signer.der in self.trust.anchor_ders or signer.fingerprint in validating:
             return True
-        if nesting >= _MAX_SIGNER_NESTING:
+        if nesting >= self.limits.max_crl_signer_nesting:
             return False
         outcome = self._validate(signer, run, nesting + 1, validating | {signer.fingerprint})
         return not isinstance(outcome, tuple)

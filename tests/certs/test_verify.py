@@ -166,7 +166,7 @@ def test_extended_key_usage_must_allow_client_auth() -> None:
     assert _verifier([root]).verify(any_usage.cert).ok
 
 
-def test_many_same_named_issuers_end_within_the_budget() -> None:
+def test_many_same_named_issuers_end_quickly() -> None:
     root = pki.ca("Root")
     decoys = [pki.ca("Issuing CA") for _ in range(40)]
     inter = root.issue("Issuing CA", ca=True)
@@ -239,3 +239,17 @@ def test_shared_verdicts_are_bounded_in_number_and_time() -> None:
     assert no_reuse.verify(stranger) is not no_reuse.verify(stranger)
     failure = verifier.verify(stranger)
     assert not failure.ok and verifier.verify(stranger) is failure
+
+
+def test_crl_signer_other_than_the_issuer_is_validated_within_the_nesting_limit() -> None:
+    root = pki.ca("Root")
+    leaf = root.issue("client")
+    signer_key = pki.new_key()
+    signer = root.issue("unused", subject=root.cert.subject, key=signer_key, ca=True)
+    revoking = pki.crl(root, [leaf.cert.serial_number], signing_key=signer_key)
+    nested = _verifier([root], [signer], crls=[revoking])
+    assert nested.verify(leaf.cert).reason == REVOKED
+    flat = _verifier([root], [signer], crls=[revoking], limits=Limits(max_crl_signer_nesting=0))
+    refused = flat.verify(leaf.cert)
+    assert (refused.ok, refused.reason) == (False, NOT_TRUSTED)
+    assert "no valid signer" in refused.detail
