@@ -5,19 +5,27 @@ APIM's `Verify()` is .NET's X509Chain, which on Linux builds and checks paths wi
 `openssl verify` run with the case's anchors (`-CAfile`), intermediates (`-untrusted`), CRLs
 (`-CRLfile -crl_check_all`, only when the case has CRLs), time (`-attime`) and depth limit
 (`-verify_depth`); the runs go in parallel, one process per question.
+
+Answers are remembered across test runs (`ask_all(..., memo=)`, a JSON file per openssl build in
+the temp directory, since the suite runs without pytest's cache): the key is the question's exact
+content and the identity of the openssl binary and library, so a remembered answer is the one the
+same openssl would give again. Questions at "now" never repeat. Delete the file to ask again.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
 OPENSSL = shutil.which("openssl")
@@ -80,7 +88,56 @@ def _ask(question: Question) -> Answer:
     return Answer(False, False, " ".join(output.split())[:200])
 
 
-def ask_all(questions: Sequence[Question]) -> list[Answer]:
-    """`openssl verify`'s answers, in order, a few processes at a time."""
+@cache
+def binary_identity() -> str:
+    """A digest of the openssl binary and of what `openssl version -a` says about its library."""
+    described = subprocess.run([OPENSSL, "version", "-a"], capture_output=True, timeout=30)
+    return hashlib.sha256(Path(OPENSSL).read_bytes() + described.stdout).hexdigest()[:32]
+
+
+def _key(question: Question) -> str:
+    digest = hashlib.sha256(binary_identity().encode())
+    for name in ("trusted", "untrusted", "crls"):
+        blobs = getattr(question, name)
+        digest.update(f"{name}:{'-' if blobs is None else len(blobs)}".encode())
+        for blob in blobs or ():
+            digest.update(hashlib.sha256(blob).digest())
+    at = None if question.at is None else question.at.timestamp()
+    digest.update(hashlib.sha256(question.leaf).digest() + repr((at, question.depth)).encode())
+    return digest.hexdigest()
+
+
+def ask_all(questions: Sequence[Question], memo: dict | None = None) -> list[Answer]:
+    """`openssl verify`'s answers, in order, a few processes at a time. `memo` (key -> answer
+    fields) supplies remembered answers and is left holding exactly this run's answers."""
+    keys = [_key(q) for q in questions]
+    known = dict(memo or {})
+    missing = [(k, q) for k, q in zip(keys, questions, strict=True) if k not in known]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        return list(pool.map(_ask, questions))
+        for key, answer in zip(
+            [k for k, _ in missing], pool.map(_ask, [q for _, q in missing]), strict=True
+        ):
+            known[key] = asdict(answer)
+    if memo is not None:
+        memo.clear()
+        memo.update({k: known[k] for k in keys})
+    return [Answer(**known[k]) for k in keys]
+
+
+def memo_file(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"certgate-openssl-oracle-{name}-{binary_identity()}.json"
+
+
+def load_memo(name: str) -> dict:
+    try:
+        return json.loads(memo_file(name).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_memo(name: str, memo: dict) -> None:
+    """Written whole and renamed into place: parallel runs never see half a file."""
+    target = memo_file(name)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(memo))
+    os.replace(partial, target)

@@ -5,7 +5,8 @@ Gate: agreement on at least 99 % of the questions both can run (limbo and PKITS 
 disagreement is listed with its reason in `openssl_disagreements.txt`, and a listed question that
 now agrees fails too, so the list stays honest. The corpus's own expectation and
 pyca/cryptography are information columns.
-Run with `-s` to see the per-case lines and the figures.
+Run with `-s` to see the per-case lines and the figures. openssl's answers are remembered for
+the same openssl build and inputs (tests/certs/openssl_oracle.py says where).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import re
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,12 +77,12 @@ def _compare(corpus: str, rows: list[Row]) -> tuple[int, int]:
     return len(ran), agreed
 
 
-def _limbo_rows() -> list[Row]:
+def _limbo_rows(memo: dict) -> list[Row]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # limbo has non-positive serial numbers on purpose
         cases = limbo.load_cases()
     assert len(cases) == 3178
-    answers = openssl_oracle.ask_all([limbo.question(case) for case in cases])
+    answers = openssl_oracle.ask_all([limbo.question(case) for case in cases], memo)
     rows, expected_agree, pyca_openssl, pyca_expected = [], 0, 0, 0
     for case, answer in zip(cases, answers, strict=True):
         with warnings.catch_warnings():
@@ -96,10 +98,11 @@ def _limbo_rows() -> list[Row]:
     return rows
 
 
-def _pkits_rows() -> list[Row]:
+def _pkits_rows(memo: dict) -> list[Row]:
     cases = pkits.load_cases()
     assert len(cases) == 246
-    answers = openssl_oracle.ask_all([q for case in cases for q in pkits.questions(case)])
+    questions = [q for case in cases for q in pkits.questions(case)]
+    answers = openssl_oracle.ask_all(questions, memo)
     rows, expected_agree = [], 0
     for index, case in enumerate(cases):
         with warnings.catch_warnings():
@@ -121,11 +124,21 @@ def _pkits_rows() -> list[Row]:
     return rows
 
 
-def test_verdicts_agree_with_openssl_on_limbo_and_pkits() -> None:
+@pytest.fixture
+def oracle_memo() -> Iterator[tuple[dict, dict]]:
+    """openssl's remembered answers per corpus (see openssl_oracle)."""
     _require(limbo.CORPUS / "limbo.json")
     _require(pkits.CORPUS / "pkits.json")
-    run_limbo, agreed_limbo = _compare("limbo", _limbo_rows())
-    run_pkits, agreed_pkits = _compare("pkits", _pkits_rows())
+    memos = {corpus: openssl_oracle.load_memo(corpus) for corpus in ("limbo", "pkits")}
+    yield memos["limbo"], memos["pkits"]
+    for corpus, memo in memos.items():
+        openssl_oracle.save_memo(corpus, memo)
+
+
+def test_verdicts_agree_with_openssl_on_limbo_and_pkits(oracle_memo: tuple[dict, dict]) -> None:
+    limbo_memo, pkits_memo = oracle_memo
+    run_limbo, agreed_limbo = _compare("limbo", _limbo_rows(limbo_memo))
+    run_pkits, agreed_pkits = _compare("pkits", _pkits_rows(pkits_memo))
     run, agreed = run_limbo + run_pkits, agreed_limbo + agreed_pkits
     print(f"all: {agreed} of {run} ({agreed / run:.2%}) agree with openssl")
     assert agreed >= MIN_AGREEMENT * run
