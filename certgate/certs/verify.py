@@ -211,7 +211,7 @@ class _Run:
     max_depth: int
     pool: dict[NameKey, list[CertInfo]]
     untrusted: list[crypto.X509]
-    by_der: dict[bytes, CertInfo]
+    presented: dict[bytes, CertInfo]  # by DER: the leaf and the chain the client sent
 
 
 class Verifier:
@@ -291,7 +291,7 @@ class Verifier:
                 *(c.openssl for c in chain_infos if c.openssl is not None),
                 *self.trust.intermediate_x509s,
             ],
-            {**self.trust.by_der, **{c.der: c for c in (leaf_info, *chain_infos)}},
+            {c.der: c for c in (leaf_info, *chain_infos)},
         )
         result = self._result(self._validate(leaf_info, run))
         if key is not None:
@@ -327,7 +327,8 @@ class Verifier:
         found = self.trust.openssl_path(leaf, run.untrusted, run.at, check_time)
         if isinstance(found, tuple):
             return found
-        path = [run.by_der.get(der) or cached_der(der) for der in found]
+        known = self.trust.by_der
+        path = [run.presented.get(der) or known.get(der) or cached_der(der) for der in found]
         if len(path) - 2 > run.max_depth:
             return NOT_TRUSTED, f"the chain has more than {run.max_depth} intermediates"
         for cert in path:
