@@ -103,6 +103,28 @@ class Limits:
         "--management-max-filter-depth",
         "nesting of 'not' and parentheses in a management $filter (400)",
     )
+    # -- client-certificate verification (certgate/certs/verify.py) ---------------------------
+    max_client_chain_intermediates: int = _limit(
+        10,
+        "--max-client-chain-intermediates",
+        "CA certificates between a client certificate and its trust anchor (Verify() false)",
+    )
+    verification_cache_entries: int = _limit(
+        4096,
+        "--verification-cache-entries",
+        "client-certificate verdicts each process keeps across connections (oldest dropped)",
+    )
+    verification_success_ttl: float = _limit(
+        300.0, "--verification-success-ttl", "seconds a successful verdict is reused"
+    )
+    verification_failure_ttl: float = _limit(
+        60.0, "--verification-failure-ttl", "seconds a failed verdict is reused"
+    )
+    max_crl_signer_nesting: int = _limit(
+        2,
+        "--max-crl-signer-nesting",
+        "levels of CRL signers other than the issuer whose own paths are validated",
+    )
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:

@@ -104,17 +104,19 @@ def issue(
     serial: int | None = None,
     key: PrivateKey | None = None,
     name_constraints: x509.NameConstraints | None = None,
+    bare: bool = False,
 ) -> Issued:
     """Issues a certificate (self-signed without `issuer`); leaves get clientAuth+serverAuth.
 
     `key` reuses a key (cross-signing: the same subject and key under another issuer).
-    `crl_url`: one CRL distribution point URL, or a list (one distribution point each).
+    `crl_url`: one CRL distribution point URL, or a list (one distribution point each). `bare`
+    leaves out every extension, like `openssl x509 -req` (which also writes version 1).
     """
     key = key or new_key(key_kind)
     subject = subject or name(common_name)
     issuer_name = issuer.cert.subject if issuer else subject
     signing_key = issuer.key if issuer else key
-    builder = (
+    plain = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer_name)
@@ -122,9 +124,10 @@ def issue(
         .serial_number(serial or x509.random_serial_number())
         .not_valid_before(not_before or NOW - dt.timedelta(days=1))
         .not_valid_after(not_after or NOW + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
     )
+    builder = plain.add_extension(
+        x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), True
+    ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
     if issuer:
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False
@@ -166,6 +169,8 @@ def issue(
             for url in ([crl_url] if isinstance(crl_url, str) else crl_url)
         ]
         builder = builder.add_extension(x509.CRLDistributionPoints(points), False)
+    if bare:
+        builder = plain
     cert = builder.sign(signing_key, hashes.SHA256())
     above = [] if issuer is None or _is_root(issuer.cert) else [issuer.cert, *issuer.chain]
     return Issued(cert, key, above)

@@ -74,8 +74,6 @@ class CrlInfo:
                     self.problem = f"unknown critical CRL extension {ext.oid.dotted_string}"
         except (ValueError, TypeError, x509.DuplicateExtension) as exc:
             self.problem = f"malformed CRL extensions: {exc}"
-        if self.number is None and not self.problem:
-            self.problem = "the CRL has no CRL number (RFC 5280 5.2.3)"
         self._entries: dict[tuple[NameKey, int], Entry] | None = None
 
     @property

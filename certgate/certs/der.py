@@ -47,29 +47,6 @@ def serial_bytes(cert_der: bytes) -> bytes:
     return cert_der[start:end]
 
 
-def spki(cert_der: bytes) -> tuple[bytes, int, bytes | None, bytes]:
-    """(algorithm OID, parameters tag (0 if absent), parameters content, public key payload)."""
-    fields = tbs_fields(cert_der)
-    index = 6 if fields[0][0] == 0xA0 else 5
-    _, start, end = fields[index]
-    (_, alg_start, alg_end), (_, key_start, key_end) = children(cert_der, start, end)
-    alg = children(cert_der, alg_start, alg_end)
-    oid = cert_der[alg[0][1] : alg[0][2]]
-    tag, params = 0, None
-    if len(alg) > 1 and alg[1][0] != 0x05:
-        tag, p_start, p_end = alg[1]
-        params = cert_der[p_start:p_end]
-    return oid, tag, params, cert_der[key_start + 1 : key_end]
-
-
-def integer(data: bytes) -> int:
-    """Decodes one DER INTEGER TLV."""
-    tag, start, end = read_tlv(data, 0)
-    if tag != 0x02:
-        raise ValueError("not an INTEGER")
-    return int.from_bytes(data[start:end], "big", signed=True)
-
-
 def _elements(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
     """(TLV start, content start, end) of each element inside a constructed value."""
     out = []
@@ -100,8 +77,8 @@ def with_placeholder_dsa_parameters(cert_der: bytes) -> bytes | None:
 
     RFC 5280 lets a DSA key inherit p, q, g from its issuer; `cryptography` refuses such a
     certificate. The copy carries dummy parameters so it parses; callers keep the original DER
-    for fingerprints and signatures and take the real parameters from the issuer. None when the
-    certificate is not such a case.
+    for fingerprints and for OpenSSL, which judges the path. None when the certificate is not
+    such a case.
     """
     _, cert_start, cert_end = read_tlv(cert_der, 0)
     tbs, *rest = _elements(cert_der, cert_start, cert_end)
@@ -118,30 +95,3 @@ def with_placeholder_dsa_parameters(cert_der: bytes) -> bytes | None:
     new_spki = _tlv(0x30, new_alg + cert_der[key[0] : key[2]])
     new_tbs = _tlv(0x30, cert_der[tbs[1] : spki[0]] + new_spki + cert_der[spki[2] : tbs[2]])
     return _tlv(0x30, new_tbs + cert_der[rest[0][0] : cert_end])
-
-
-def oid_string(content: bytes) -> str:
-    """Dotted form of an OBJECT IDENTIFIER's content bytes."""
-    values, value = [], 0
-    for byte in content:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            values.append(value)
-            value = 0
-    if not values or value:
-        raise ValueError("malformed OID")
-    first = values[0]
-    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
-    return ".".join(map(str, head + values[1:]))
-
-
-def policy_mappings(value: bytes) -> list[tuple[str, str]]:
-    """(issuerDomainPolicy, subjectDomainPolicy) pairs of a policyMappings extension value."""
-    _, start, end = read_tlv(value, 0)
-    pairs = []
-    for _, m_start, m_end in children(value, start, end):
-        (t1, s1, e1), (t2, s2, e2) = children(value, m_start, m_end)
-        if t1 != 0x06 or t2 != 0x06:
-            raise ValueError("policyMappings entry is not two OIDs")
-        pairs.append((oid_string(value[s1:e1]), oid_string(value[s2:e2])))
-    return pairs

@@ -5,7 +5,8 @@ CertificateAuthority, `encodedCertificate` base64 DER) and `clientCertificateTru
 (`useSystemRoots`, default true; `requireRevocationInformation`, default false;
 `extendedKeyUsages`, optional list of EKU OIDs, default clientAuth, `[]` = not checked).
 `crl_properties` are the stored `certificateRevocationLists/*` properties (`data`: base64 DER).
-`fetcher` is the process-wide `CrlFetcher` so downloaded CRLs survive Snapshot rebuilds.
+`fetcher` is the process-wide `CrlFetcher` so downloaded CRLs survive Snapshot rebuilds; `limits`
+are the process's data-plane limits (chain depth, verdict cache).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cryptography import x509
 from certgate.certs.crl import CrlFetcher, CrlStore
 from certgate.certs.crlinfo import CrlInfo
 from certgate.certs.verify import CLIENT_AUTH, TrustStore, Verifier
+from certgate.limits import DEFAULT_LIMITS, Limits
 
 
 def build_verifier(
@@ -25,6 +27,7 @@ def build_verifier(
     crl_properties: Iterable[Mapping] = (),
     *,
     fetcher: CrlFetcher | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Verifier:
     roots, intermediates = [], []
     for entry in service_properties.get("certificates") or ():
@@ -42,4 +45,4 @@ def build_verifier(
         ),
     )
     crls = [CrlInfo(x509.load_der_x509_crl(base64.b64decode(p["data"]))) for p in crl_properties]
-    return Verifier(trust, CrlStore(crls, fetcher))
+    return Verifier(trust, CrlStore(crls, fetcher), limits=limits)

@@ -1,11 +1,17 @@
-"""Client-certificate chain building and validation over `cryptography` primitives.
+"""Client-certificate verification: OpenSSL builds and checks the path, certgate adds revocation.
 
-Why our own path builder: pyOpenSSL's X509Store stops at the first path it finds, and
-`cryptography.x509.verification` applies web-PKI leaf rules that reject valid client certificates
-(no SAN, no EKU). This builder explores every candidate path (cross-signed CAs, several issuers
-with one name) within a work budget and accepts the first one that passes every check:
-signatures, validity periods, basicConstraints and pathLen, keyUsage, extendedKeyUsage, name
-constraints, unknown critical extensions and, when asked, revocation through CRLs.
+Why OpenSSL: APIM's `Verify()` is .NET's `X509Chain`, which on Linux builds and checks paths with
+OpenSSL's `X509_verify_cert` at default flags (no X509_STRICT, no purpose). Running the same
+function (pyOpenSSL's `X509StoreContext`) makes certgate's verdict agree with `openssl verify` by
+construction: signatures, validity periods, basicConstraints and pathLen, keyUsage keyCertSign on
+issuers, name constraints, unknown critical extensions, alternative chains; and no web-PKI
+profile rules (a v1 certificate from `openssl x509 -req` without key identifiers is fine).
+tests/certs/test_conformance.py measures the agreement with the `openssl verify` CLI.
+
+certgate adds, on the path OpenSSL returns: the depth limit (`Limits`), the configured
+extendedKeyUsage rule and revocation through CRLs (revocation.py: RFC 5280 6.3 with indirect and
+delta CRLs, uploaded or fetched from distribution points, checked only where a CRL is expected or
+always in strict mode), which OpenSSL's own CRL check does not do the way the docs promise.
 """
 
 from __future__ import annotations
@@ -17,16 +23,16 @@ import threading
 import time
 import warnings
 from collections.abc import Iterable, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from OpenSSL import crypto
 
-from certgate.certs import nameconstraints
-from certgate.certs.certinfo import CertInfo, NameKey, profile_problem, verify_signature
-from certgate.certs.policies import policy_problem
+from certgate.certs.certinfo import CertInfo, NameKey, cached_der
 from certgate.certs.revocation import Checker, CrlSource, Status
+from certgate.limits import DEFAULT_LIMITS, Limits
 
 NOT_FOUND = "ClientCertificateNotFound"
 NOT_TRUSTED = "ClientCertificateNotTrusted"
@@ -36,11 +42,10 @@ NOT_YET_VALID = "ClientCertificateNotYetValid"
 
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 _ANY_EKU = ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE
-MAX_PATH_LENGTH = 16
-SHARED_CACHE_SIZE = 4096
-FAILURE_TTL = 60.0
-SUCCESS_TTL = 300.0
-_REASON_RANK = {REVOKED: 4, EXPIRED: 3, NOT_YET_VALID: 2, NOT_TRUSTED: 1}
+# X509_V_FLAG_NO_CHECK_TIME: validate-not-before / validate-not-after switched off.
+_NO_CHECK_TIME = 0x200000
+# X509_V_ERR_* codes that map to a validate-client-certificate reason of their own.
+_OPENSSL_REASONS = {9: NOT_YET_VALID, 10: EXPIRED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +97,11 @@ def _info(cert: x509.Certificate | CertInfo) -> CertInfo:
     return cert if isinstance(cert, CertInfo) else CertInfo(cert)
 
 
-def _depth(intermediates: Sequence[CertInfo]) -> int:
-    """Logical chain depth: intermediates that are not self-issued (key rollover) count."""
-    return sum(1 for c in intermediates if not c.self_issued)
+def _describe(der: bytes) -> str:
+    try:
+        return cached_der(der).describe()
+    except ValueError:
+        return "a certificate that cannot be parsed"
 
 
 class TrustStore:
@@ -103,13 +110,19 @@ class TrustStore:
     `extended_key_usages`: EKU OIDs a certificate may carry to be accepted (clientAuth by default;
     anyExtendedKeyUsage always counts; empty = EKU not checked, as .NET's bare `Verify()`).
     `require_revocation_information`: .NET's strict rule, every non-root certificate needs a CRL.
+    The OpenSSL stores (one checking times, one for the switched-off time checks) are built once.
     """
 
     __slots__ = (
+        "_anchor_list",
+        "_lock",
+        "_stores",
         "anchor_ders",
         "anchors",
+        "by_der",
         "extended_key_usages",
         "fingerprint",
+        "intermediate_x509s",
         "intermediates",
         "require_revocation_information",
         "use_system_roots",
@@ -124,20 +137,22 @@ class TrustStore:
         require_revocation_information: bool = False,
         extended_key_usages: Iterable[x509.ObjectIdentifier] = (CLIENT_AUTH,),
     ):
-        anchors = [_info(c) for c in roots]
-        if use_system_roots:
-            anchors.extend(system_roots())
+        system = system_roots() if use_system_roots else ()
+        anchors = list(dict.fromkeys([*(_info(c) for c in roots), *system]))
         self.anchors = _index(anchors)
         self.anchor_ders = frozenset(a.der for a in anchors)
         self.intermediates = _index(_info(c) for c in intermediates)
+        known = [c for bucket in self.intermediates.values() for c in bucket]
+        self.intermediate_x509s = [c.openssl for c in known if c.openssl is not None]
+        self.by_der = {c.der: c for c in (*known, *anchors)}
         self.use_system_roots = use_system_roots
         self.require_revocation_information = require_revocation_information
         self.extended_key_usages = frozenset(extended_key_usages)
+        self._stores: dict[int, crypto.X509Store] = {}
+        self._anchor_list = anchors
+        self._lock = threading.Lock()
         digest = hashlib.sha256()
-        for info in sorted(
-            {*anchors, *(c for b in self.intermediates.values() for c in b)},
-            key=lambda c: c.fingerprint,
-        ):
+        for info in sorted({*anchors, *known}, key=lambda c: c.fingerprint):
             digest.update(info.fingerprint)
         digest.update(
             repr(
@@ -149,57 +164,71 @@ class TrustStore:
         )
         self.fingerprint = digest.digest()
 
+    def _store(self, flags: int) -> crypto.X509Store:
+        """The anchors as an OpenSSL store with `flags`, built on first use (callers hold _lock)."""
+        store = self._stores.get(flags)
+        if store is None:
+            store = self._stores[flags] = crypto.X509Store()
+            for anchor in self._anchor_list:
+                if anchor.openssl is not None:
+                    store.add_cert(anchor.openssl)
+            store.set_flags(flags)
+        return store
+
+    def openssl_path(
+        self, leaf: CertInfo, untrusted: Sequence[crypto.X509], at: dt.datetime, check_time: bool
+    ) -> list[bytes] | tuple[str, str]:
+        """`X509_verify_cert` at `at`: the path's DER certificates (leaf first), or the failure."""
+        if leaf.openssl is None:
+            return NOT_TRUSTED, f"{leaf.describe()} cannot be parsed by OpenSSL"
+        with self._lock:  # the verification time is a setting of the shared store
+            store = self._store(0 if check_time else _NO_CHECK_TIME)
+            store.set_time(at)
+            context = crypto.X509StoreContext(store, leaf.openssl, untrusted)
+            try:
+                chain = context.get_verified_chain()
+            except crypto.X509StoreContextError as error:
+                code, depth, message = error.errors
+                failing = crypto.dump_certificate(crypto.FILETYPE_ASN1, error.certificate)
+                detail = f"{message} at depth {depth} ({_describe(failing)})"
+                return _OPENSSL_REASONS.get(code, NOT_TRUSTED), detail
+        return [crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in chain]
+
 
 class _NoCrls(CrlSource):
     def candidates(self, issuer_key: NameKey) -> Sequence:
         return ()
 
 
-@dataclass
-class _Search:
-    """One verification's state: the certificate pool, the budget and the best failure so far."""
+@dataclass(frozen=True)
+class _Run:
+    """One verification's inputs, shared with the nested validation of CRL signers."""
 
-    pool: dict[NameKey, list[CertInfo]]
     at: dt.datetime
     check_revocation: bool
     check_not_before: bool
     check_not_after: bool
     max_depth: int
-    budget: int
-    signature_cache: dict[tuple[bytes, bytes], bool] = field(default_factory=dict)
-    failure: tuple[str, str] = (NOT_TRUSTED, "no chain to a trusted root")
-    failure_rank: int = 0
-    depth: int = 0
-    validating: frozenset[bytes] = frozenset()
-
-    def fail(self, reason: str, detail: str, *, complete: bool = True) -> None:
-        """Remembers the most telling failure: complete paths beat dead ends, then by reason."""
-        rank = _REASON_RANK[reason] + (10 if complete else 0)
-        if rank > self.failure_rank:
-            self.failure, self.failure_rank = (reason, detail), rank
+    pool: dict[NameKey, list[CertInfo]]
+    untrusted: list[crypto.X509]
+    presented: dict[bytes, CertInfo]  # by DER: the leaf and the chain the client sent
 
 
 class Verifier:
-    """Builds and checks client-certificate chains against one TrustStore and CrlStore.
+    """Checks client-certificate chains against one TrustStore and CrlSource.
 
     Immutable per Snapshot: a new CA or CRL set means a new Verifier (or a new CRL generation),
     which is part of every cache key.
     """
 
-    __slots__ = ("_shared", "budget", "crls", "max_depth", "trust")
+    __slots__ = ("_shared", "crls", "limits", "trust")
 
     def __init__(
-        self,
-        trust: TrustStore,
-        crls: CrlSource | None = None,
-        *,
-        max_depth: int = 10,
-        budget: int = 256,
+        self, trust: TrustStore, crls: CrlSource | None = None, *, limits: Limits = DEFAULT_LIMITS
     ):
         self.trust = trust
         self.crls = crls if crls is not None else _NoCrls()
-        self.max_depth = max_depth
-        self.budget = budget
+        self.limits = limits
         self._shared: dict = {}
 
     async def prefetch(
@@ -254,131 +283,79 @@ class Verifier:
                 if cache is not None:
                     cache[key] = hit
                 return hit
-        result = self._verify(
-            leaf_info,
-            chain_infos,
-            at or dt.datetime.now(dt.UTC),
+        pool = _index(chain_infos)
+        for name, certs in self.trust.intermediates.items():
+            pool.setdefault(name, []).extend(c for c in certs if c not in pool.get(name, ()))
+        run = _Run(
+            (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC),
             check_revocation,
             check_not_before,
             check_not_after,
-            self.max_depth if max_depth is None else max_depth,
+            self.limits.max_client_chain_intermediates if max_depth is None else max_depth,
+            pool,
+            [
+                *(c.openssl for c in chain_infos if c.openssl is not None),
+                *self.trust.intermediate_x509s,
+            ],
+            {c.der: c for c in (leaf_info, *chain_infos)},
         )
+        result = self._result(self._validate(leaf_info, run))
         if key is not None:
             if cache is not None:
                 cache[key] = result
             self._shared[key] = result
-            if len(self._shared) > SHARED_CACHE_SIZE:
+            if len(self._shared) > self.limits.verification_cache_entries:
                 self._shared.pop(next(iter(self._shared)))
         return result
 
-    def _verify(
-        self,
-        leaf: CertInfo,
-        chain: list[CertInfo],
-        at: dt.datetime,
-        check_revocation: bool,
-        check_not_before: bool,
-        check_not_after: bool,
-        max_depth: int,
-    ) -> VerificationResult:
-        pool = _index([*chain])
-        for name, certs in self.trust.intermediates.items():
-            pool.setdefault(name, []).extend(c for c in certs if c not in pool.get(name, ()))
-        search = _Search(
-            pool, at, check_revocation, check_not_before, check_not_after, max_depth, self.budget
-        )
-        path = self._find(leaf, search)
-        if path is None:
-            reason, detail = search.failure
-            return VerificationResult(False, reason, detail, valid_until=time.time() + FAILURE_TTL)
-        valid_until = min(c.not_after for c in path).timestamp()
+    def _result(self, outcome: list[CertInfo] | tuple[str, str]) -> VerificationResult:
+        """The verdict, reusable until its TTL passes or a certificate of its path expires."""
+        if isinstance(outcome, tuple):
+            reason, detail = outcome
+            expiry = time.time() + self.limits.verification_failure_ttl
+            return VerificationResult(False, reason, detail, valid_until=expiry)
+        valid_until = min(c.not_after for c in outcome).timestamp()
         return VerificationResult(
             True,
-            path=tuple(c.cert for c in path),
-            valid_until=min(valid_until, time.time() + SUCCESS_TTL),
+            path=tuple(c.cert for c in outcome),
+            valid_until=min(valid_until, time.time() + self.limits.verification_success_ttl),
         )
 
-    # -- path building ------------------------------------------------------------------------
+    def _validate(
+        self,
+        leaf: CertInfo,
+        run: _Run,
+        nesting: int = 0,
+        validating: frozenset[bytes] = frozenset(),
+    ) -> list[CertInfo] | tuple[str, str]:
+        """The path (leaf first, anchor last) when `leaf` passes every check, else the failure."""
+        check_time = run.check_not_before and run.check_not_after
+        found = self.trust.openssl_path(leaf, run.untrusted, run.at, check_time)
+        if isinstance(found, tuple):
+            return found
+        known = self.trust.by_der
+        path = [run.presented.get(der) or known.get(der) or cached_der(der) for der in found]
+        if len(path) - 2 > run.max_depth:
+            return NOT_TRUSTED, f"the chain has more than {run.max_depth} intermediates"
+        for cert in path:
+            problem = self._time_problem(cert, run) if not check_time else None
+            if problem is None and nesting == 0 and not self._eku_ok(cert):
+                problem = NOT_TRUSTED, f"{cert.describe()} is not valid for client authentication"
+            if problem is not None:
+                return problem
+        if run.check_revocation:
+            problem = self._revocation(path, run, nesting, validating)
+            if problem is not None:
+                return problem
+        return path
 
-    def _issuers(self, cert: CertInfo, search: _Search) -> list[tuple[CertInfo, bool]]:
-        anchors = [(c, True) for c in self.trust.anchors.get(cert.issuer_key, ())]
-        others = [
-            (c, False)
-            for c in search.pool.get(cert.issuer_key, ())
-            if c.der not in self.trust.anchor_ders
-        ]
-        candidates = anchors + others
-        if cert.aki is not None:
-            candidates.sort(key=lambda pair: pair[0].ski != cert.aki)
-        return candidates
-
-    def _signed(self, child: CertInfo, parent: CertInfo, search: _Search) -> bool:
-        key = (parent.fingerprint, child.fingerprint)
-        cached = search.signature_cache.get(key)
-        if cached is None:
-            search.budget -= 1
-            cached = any(
-                verify_signature(k, child.cert.signature, child.tbs, child.cert)
-                for k in self._keys(parent, search)
-            )
-            search.signature_cache[key] = cached
-        return cached
-
-    def _keys(self, cert: CertInfo, search: _Search) -> list[object]:
-        """`cert`'s public key; for a DSA key without parameters, one per possible issuer."""
-        if cert.public_key is not None:
-            return [cert.public_key]
-        if not cert.inherits_parameters:
-            return []
-        issuers = [
-            *self.trust.anchors.get(cert.issuer_key, ()),
-            *search.pool.get(cert.issuer_key, ()),
-        ]
-        keys = (cert.key_with_inherited_parameters(i.public_key) for i in issuers)
-        return [k for k in keys if k is not None]
-
-    def _find(self, leaf: CertInfo, search: _Search) -> list[CertInfo] | None:
-        if leaf.der in self.trust.anchor_ders:
-            problem = self._time_problem(leaf, search)
-            if problem is None:
-                return [leaf]
-            search.fail(*problem)
-            return None
-        stack: list[list[CertInfo]] = [[leaf]]
-        while stack:
-            if search.budget <= 0:
-                search.fail(NOT_TRUSTED, "chain-building budget exhausted", complete=False)
-                return None
-            path = stack.pop()
-            top = path[-1]
-            extensions: list[list[CertInfo]] = []
-            for candidate, is_anchor in self._issuers(top, search):
-                if any(candidate.same_entity(p) for p in path):
-                    continue
-                if not self._signed(top, candidate, search):
-                    search.fail(NOT_TRUSTED, f"bad signature on {top.describe()}", complete=False)
-                    continue
-                if is_anchor:
-                    full = [*path, candidate]
-                    problem = self._check(full, search)
-                    if problem is None:
-                        return full
-                    search.fail(*problem)
-                elif (
-                    len(path) < MAX_PATH_LENGTH
-                    and _depth([*path[1:], candidate]) <= search.max_depth
-                ):
-                    extensions.append([*path, candidate])
-            stack.extend(reversed(extensions))
-        return None
-
-    # -- path checks ---------------------------------------------------------------------------
-
-    def _time_problem(self, cert: CertInfo, search: _Search) -> tuple[str, str] | None:
-        at = search.at.replace(microsecond=0)
-        if search.check_not_before and at < cert.not_before:
+    @staticmethod
+    def _time_problem(cert: CertInfo, run: _Run) -> tuple[str, str] | None:
+        """The validity check left on when one of validate-not-before/after is switched off."""
+        at = run.at.replace(microsecond=0)
+        if run.check_not_before and at < cert.not_before:
             return NOT_YET_VALID, f"{cert.describe()} is not valid before {cert.not_before}"
-        if search.check_not_after and at > cert.not_after:
+        if run.check_not_after and at > cert.not_after:
             return EXPIRED, f"{cert.describe()} expired at {cert.not_after}"
         return None
 
@@ -389,56 +366,17 @@ class Verifier:
         usages = set(cert.eku)
         return _ANY_EKU in usages or bool(usages & wanted)
 
-    def _check(self, path: list[CertInfo], search: _Search) -> tuple[str, str] | None:
-        """The first problem of a complete path (leaf first, anchor last), or None."""
-        anchor_index = len(path) - 1
-        for index, cert in enumerate(path):
-            role = "leaf" if index == 0 else "anchor" if index == anchor_index else "intermediate"
-            problem = profile_problem(cert, role)
-            if problem:
-                return NOT_TRUSTED, f"{cert.describe()}: {problem}"
-            if search.depth == 0 and not self._eku_ok(cert):
-                return NOT_TRUSTED, f"{cert.describe()} is not valid for client authentication"
-            if index == 0:
-                continue
-            if not cert.is_ca and not (
-                index == anchor_index
-                and cert.basic_constraints is None
-                and cert.cert.version == x509.Version.v1
-            ):
-                return NOT_TRUSTED, f"{cert.describe()} is not a CA"
-            if index < anchor_index and cert.cert.version != x509.Version.v3:
-                return NOT_TRUSTED, f"{cert.describe()} is a v1/v2 intermediate"
-            if cert.key_usage is not None and not cert.key_usage.key_cert_sign:
-                return NOT_TRUSTED, f"{cert.describe()} may not sign certificates (keyUsage)"
-            limit = cert.basic_constraints.path_length if cert.basic_constraints else None
-            if limit is not None and _depth(path[1:index]) > limit:
-                return NOT_TRUSTED, f"{cert.describe()} pathLenConstraint {limit} exceeded"
-            if cert.name_constraints is not None:
-                for lower_index, lower in enumerate(path[:index]):
-                    if lower_index and lower.self_issued:
-                        continue
-                    problem = nameconstraints.violation(cert.name_constraints, lower)
-                    if problem:
-                        return NOT_TRUSTED, problem
-        problem = policy_problem(path)
-        if problem:
-            return NOT_TRUSTED, problem
-        for cert in path:
-            problem = self._time_problem(cert, search)
-            if problem is not None:
-                return problem
-        if search.check_revocation:
-            return self._revocation(path, search)
-        return None
+    # -- revocation ----------------------------------------------------------------------------
 
-    def _revocation(self, path: list[CertInfo], search: _Search) -> tuple[str, str] | None:
+    def _revocation(
+        self, path: list[CertInfo], run: _Run, nesting: int, validating: frozenset[bytes]
+    ) -> tuple[str, str] | None:
         checker = Checker(
             self.crls,
-            search.at,
-            lambda signer: self._signer_ok(signer, search),
-            lambda name: [*search.pool.get(name, ()), *self.trust.anchors.get(name, ())],
-            lambda cert: self._keys(cert, search),
+            run.at,
+            lambda signer: self._signer_ok(signer, run, nesting, validating),
+            lambda name: [*run.pool.get(name, ()), *self.trust.anchors.get(name, ())],
+            lambda cert: [] if cert.public_key is None else [cert.public_key],
         )
         strict = self.trust.require_revocation_information
         for index in range(len(path) - 1):
@@ -453,22 +391,13 @@ class Verifier:
                 return NOT_TRUSTED, f"revocation status of {cert.describe()} is unknown ({notes})"
         return None
 
-    def _signer_ok(self, signer: CertInfo, search: _Search) -> bool:
+    def _signer_ok(
+        self, signer: CertInfo, run: _Run, nesting: int, validating: frozenset[bytes]
+    ) -> bool:
         """A CRL signer other than the certificate's issuer needs a valid path of its own."""
-        if signer.der in self.trust.anchor_ders or signer.fingerprint in search.validating:
+        if signer.der in self.trust.anchor_ders or signer.fingerprint in validating:
             return True
-        if search.depth >= 2:
+        if nesting >= self.limits.max_crl_signer_nesting:
             return False
-        nested = _Search(
-            search.pool,
-            search.at,
-            search.check_revocation,
-            search.check_not_before,
-            search.check_not_after,
-            search.max_depth,
-            search.budget,
-            search.signature_cache,
-            depth=search.depth + 1,
-            validating=search.validating | {signer.fingerprint},
-        )
-        return self._find(signer, nested) is not None
+        outcome = self._validate(signer, run, nesting + 1, validating | {signer.fingerprint})
+        return not isinstance(outcome, tuple)

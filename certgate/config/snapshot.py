@@ -55,6 +55,7 @@ class SnapshotBuilder:
         self, store: Store, *, dev_server_pem: bytes, limits: Limits = DEFAULT_LIMITS
     ) -> None:
         self.store = store
+        self.limits = limits
         self.revision = -1
         self.forwarder = Forwarder()
         self.crl_fetcher = CrlFetcher(limits)
@@ -97,6 +98,7 @@ def _compile(rows: _Rows, revision: int, builder: SnapshotBuilder) -> GatewayCon
         service,
         [r.properties for r in rows.kind("certificateRevocationList")],
         fetcher=builder.crl_fetcher,
+        limits=builder.limits,
     )
     apis = {r.name: r.properties for r in rows.kind("api")}
     snapshot = Snapshot(

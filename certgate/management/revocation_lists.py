@@ -1,9 +1,11 @@
 """The `certificateRevocationLists/{crlId}` kind (certgate extension): operator-uploaded CRLs.
 
 PUT `{"properties": {"data": "<base64 of a DER or PEM CRL, or the PEM text>"}}`. The CRL is parsed
-and checked (CRL number present, no unknown critical extension, and, when a CA certificate of the
-service carries the CRL's issuer name, its signature and that CA's cRLSign key usage). Stored: the
-CRL as base64 DER plus `issuer`, `thisUpdate`, `nextUpdate`, `number`, `deltaOf`, `revokedCount`;
+and checked (no unknown critical extension, and, when a CA certificate of the service carries the
+CRL's issuer name, its signature and that CA's cRLSign key usage). A CRL without a CRL number is
+accepted, as OpenSSL does (`openssl ca -gencrl` makes one unless a crlnumber file is set). Stored:
+the CRL as base64 DER plus `issuer`, `thisUpdate`, `nextUpdate`, `number`, `deltaOf`,
+`revokedCount`;
 GET shows everything except `data`.
 """
 

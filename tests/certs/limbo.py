@@ -1,9 +1,10 @@
-"""x509-limbo's client-usable subset, run through certgate's verifier and through pyca/cryptography.
+"""x509-limbo's client-usable subset, run through certgate's verifier, `openssl verify` (the oracle)
+and pyca/cryptography.
 
 The subset: the CLIENT cases, plus SERVER cases whose expected peer name is literally in the
 leaf's SAN (so hostname matching cannot be what decides them). Each case is validated as a
-certificate chain at its `validation_time`, for the usage the case is about (clientAuth for
-CLIENT cases, serverAuth for SERVER cases), with its CRLs.
+certificate chain at its `validation_time` (now when it has none), with its depth limit and its
+CRLs, without an extendedKeyUsage rule (OpenSSL's default: no purpose).
 """
 
 from __future__ import annotations
@@ -16,28 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certgate.certs.crl import CrlStore
 from certgate.certs.crlinfo import CrlInfo
 from certgate.certs.verify import TrustStore, Verifier
+from tests.certs import openssl_oracle
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpora" / "x509-limbo"
-
-# Optional behaviours certgate does not implement; cases tagged with them are skipped.
-# (has-crl is deliberately absent: CRL cases always run.) Web-PKI pedantry does not apply to
-# client certificates; has-policy-constraints' only case wants a non-critical policyConstraints
-# refused, while NIST PKITS (asserted) expects such CAs accepted.
-SKIPPED_FEATURES = frozenset(
-    {
-        "has-policy-constraints",
-        "pedantic-webpki-subscriber-key",
-        "pedantic-webpki-eku",
-        "pedantic-public-suffix-wildcard",
-        "pedantic-serial-number",
-    }
-)
 
 
 @dataclass
@@ -101,12 +89,8 @@ def load_cases(ids: Collection[str] | None = None) -> list[Case]:
 
 
 def certgate_accepts(case: Case) -> tuple[bool, str]:
-    usage = (
-        ExtendedKeyUsageOID.CLIENT_AUTH
-        if case.kind == "CLIENT"
-        else ExtendedKeyUsageOID.SERVER_AUTH
-    )
-    trust = TrustStore(case.trusted, use_system_roots=False, extended_key_usages=(usage,))
+    """certgate's verdict as APIM's `Verify()` gives it: no EKU rule (no purpose), its CRLs."""
+    trust = TrustStore(case.trusted, use_system_roots=False, extended_key_usages=())
     verifier = Verifier(trust, CrlStore([CrlInfo(c) for c in case.crls]))
     result = verifier.verify(
         case.leaf,
@@ -116,6 +100,18 @@ def certgate_accepts(case: Case) -> tuple[bool, str]:
         check_revocation=bool(case.crls),
     )
     return result.ok, result.detail
+
+
+def question(case: Case) -> openssl_oracle.Question:
+    """The same case for `openssl verify`."""
+    return openssl_oracle.Question(
+        [c.public_bytes(Encoding.DER) for c in case.trusted],
+        [c.public_bytes(Encoding.DER) for c in case.intermediates],
+        case.leaf.public_bytes(Encoding.DER),
+        [c.public_bytes(Encoding.DER) for c in case.crls] if case.crls else None,
+        case.at,
+        case.max_depth,
+    )
 
 
 def pyca_accepts(case: Case) -> bool:

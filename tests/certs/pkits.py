@@ -1,5 +1,7 @@
 """NIST PKITS through certgate's verifier: `Verify()` (chain + CRLs, .NET's strict revocation
-rule) and `VerifyNoRevocation()` (chain only) against each case's expected outcome."""
+rule) and `VerifyNoRevocation()` (chain only), beside `openssl verify` (the oracle: with
+`-crl_check_all` and every CRL of the case for `Verify()`, without CRLs for the other) and each
+case's expected outcome. Policy inputs (`params`) are not applicable: APIM has none."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from certgate.certs.certinfo import CertInfo, load_der
 from certgate.certs.crl import CrlStore
 from certgate.certs.crlinfo import CrlInfo
 from certgate.certs.verify import TrustStore, Verifier
+from tests.certs import openssl_oracle
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpora" / "nist-pkits"
 AT = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
@@ -76,6 +79,23 @@ def run_case(case: dict) -> Outcome:
     full = verifier.verify(leaf, others, at=AT)
     chain_only = verifier.verify(leaf, others, at=AT, check_revocation=False)
     return Outcome(case, full.ok, chain_only.ok, full.detail or chain_only.detail)
+
+
+@cache
+def _der(folder: str, name: str) -> bytes:
+    return (CORPUS / folder / name).read_bytes()
+
+
+def questions(case: dict) -> tuple[openssl_oracle.Question, openssl_oracle.Question]:
+    """`Verify()` and `VerifyNoRevocation()` of `case` as `openssl verify` questions."""
+    trusted = [_der("certs", "TrustAnchorRootCertificate.crt")]
+    others = [_der("certs", n) for n in case.get("other_certs", [])]
+    leaf = _der("certs", case["cert"])
+    crls = [_der("crls", n) for n in ["TrustAnchorRootCRL.crl", *case.get("crls", [])]]
+    return (
+        openssl_oracle.Question(trusted, others, leaf, crls, AT),
+        openssl_oracle.Question(trusted, others, leaf, None, AT),
+    )
 
 
 def load_cases() -> list[dict]:

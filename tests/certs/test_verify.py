@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import time
 
@@ -10,6 +11,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certgate.certs.crl import CrlStore
 from certgate.certs.crlinfo import CrlInfo
+from certgate.certs.trust import build_verifier
 from certgate.certs.verify import (
     EXPIRED,
     NOT_TRUSTED,
@@ -18,17 +20,18 @@ from certgate.certs.verify import (
     TrustStore,
     Verifier,
 )
+from certgate.limits import DEFAULT_LIMITS, Limits
 from tests import pki
 
 
-def _verifier(roots, intermediates=(), crls=(), **options) -> Verifier:
+def _verifier(roots, intermediates=(), crls=(), limits=DEFAULT_LIMITS, **options) -> Verifier:
     trust = TrustStore(
         [r.cert for r in roots],
         [i.cert for i in intermediates],
         use_system_roots=False,
         **options,
     )
-    return Verifier(trust, CrlStore([CrlInfo(c) for c in crls]))
+    return Verifier(trust, CrlStore([CrlInfo(c) for c in crls]), limits=limits)
 
 
 def test_chain_through_presented_or_stored_intermediate() -> None:
@@ -57,7 +60,7 @@ def test_unknown_ca_is_not_trusted() -> None:
     root, other = pki.ca("Root"), pki.ca("Other Root")
     result = _verifier([root]).verify(other.issue("client").cert)
     assert (result.ok, result.reason) == (False, NOT_TRUSTED)
-    assert "no chain" in result.detail
+    assert "unable to get local issuer certificate" in result.detail
 
 
 def test_self_signed_client_uploaded_as_root_is_trusted() -> None:
@@ -131,7 +134,7 @@ def test_path_length_constraint() -> None:
     inter = strict_root.issue("Issuing CA", ca=True)
     leaf = inter.issue("client")
     result = _verifier([strict_root]).verify(leaf.cert, [inter.cert])
-    assert not result.ok and "pathLenConstraint" in result.detail
+    assert not result.ok and "path length constraint exceeded" in result.detail
     root = pki.ca("Root", path_length=1)
     inter = root.issue("Issuing CA", ca=True)
     assert _verifier([root]).verify(inter.issue("client").cert, [inter.cert]).ok
@@ -148,7 +151,7 @@ def test_name_constraints_on_dns_and_email() -> None:
     assert verifier.verify(inter.issue("a", dns=["a.example.com"]).cert).ok
     assert verifier.verify(inter.issue("m", emails=["me@example.com"]).cert).ok
     outside = verifier.verify(inter.issue("e", dns=["evil.com"]).cert)
-    assert not outside.ok and "outside the permitted" in outside.detail
+    assert not outside.ok and "permitted subtree violation" in outside.detail
     assert not verifier.verify(inter.issue("x", dns=["x.bad.example.com"]).cert).ok
     assert not verifier.verify(inter.issue("m", emails=["me@evil.com"]).cert).ok
 
@@ -163,7 +166,7 @@ def test_extended_key_usage_must_allow_client_auth() -> None:
     assert _verifier([root]).verify(any_usage.cert).ok
 
 
-def test_many_same_named_issuers_end_within_the_budget() -> None:
+def test_many_same_named_issuers_end_quickly() -> None:
     root = pki.ca("Root")
     decoys = [pki.ca("Issuing CA") for _ in range(40)]
     inter = root.issue("Issuing CA", ca=True)
@@ -183,3 +186,70 @@ def test_results_are_cached_per_connection_until_crls_change() -> None:
     assert verifier.verify(leaf.cert, cache=cache) is first
     revoking = _verifier([root], crls=[pki.crl(root, [leaf.cert.serial_number])])
     assert revoking.verify(leaf.cert, cache=cache).reason == REVOKED
+
+
+def test_client_certificate_without_any_extension_is_trusted() -> None:
+    """No key identifiers, no basicConstraints, no EKU: what `openssl x509 -req -CA` makes
+    (issue 13; tests/e2e/test_openssl_made_certificates.py runs the real v1 one)."""
+    root = pki.ca("Root")
+    leaf = root.issue("bare client", bare=True)
+    assert len(leaf.cert.extensions) == 0
+    assert _verifier([root]).verify(leaf.cert).ok
+
+
+def test_chain_longer_than_the_intermediate_limit_is_refused() -> None:
+    root = pki.ca("Root")
+    upper = root.issue("Upper CA", ca=True)
+    lower = upper.issue("Lower CA", ca=True)
+    leaf = lower.issue("client")
+    chain = [lower.cert, upper.cert]
+    assert (
+        _verifier([root], limits=Limits(max_client_chain_intermediates=2))
+        .verify(leaf.cert, chain)
+        .ok
+    )
+    short = _verifier([root], limits=Limits(max_client_chain_intermediates=1))
+    refused = short.verify(leaf.cert, chain)
+    assert (refused.ok, refused.reason) == (False, NOT_TRUSTED)
+    assert "more than 1 intermediates" in refused.detail
+    service = {
+        "certificates": [
+            {"storeName": "Root", "encodedCertificate": base64.b64encode(root.der).decode()}
+        ],
+        "clientCertificateTrust": {"useSystemRoots": False},
+    }
+    limited = build_verifier(service, limits=Limits(max_client_chain_intermediates=1))
+    assert not limited.verify(leaf.cert, chain).ok
+
+
+def test_shared_verdicts_are_bounded_in_number_and_time() -> None:
+    root = pki.ca("Root")
+    first, second = root.issue("first").cert, root.issue("second").cert
+    stranger = pki.ca("Other").issue("stranger").cert
+    verifier = _verifier([root])
+    assert verifier.verify(first) is verifier.verify(first)  # reused across connections
+    one_entry = _verifier([root], limits=Limits(verification_cache_entries=1))
+    kept = one_entry.verify(first)
+    one_entry.verify(second)
+    assert one_entry.verify(first) is not kept  # evicted by the second client
+    no_reuse = _verifier(
+        [root], limits=Limits(verification_success_ttl=0.0, verification_failure_ttl=0.0)
+    )
+    assert no_reuse.verify(first) is not no_reuse.verify(first)
+    assert no_reuse.verify(stranger) is not no_reuse.verify(stranger)
+    failure = verifier.verify(stranger)
+    assert not failure.ok and verifier.verify(stranger) is failure
+
+
+def test_crl_signer_other_than_the_issuer_is_validated_within_the_nesting_limit() -> None:
+    root = pki.ca("Root")
+    leaf = root.issue("client")
+    signer_key = pki.new_key()
+    signer = root.issue("unused", subject=root.cert.subject, key=signer_key, ca=True)
+    revoking = pki.crl(root, [leaf.cert.serial_number], signing_key=signer_key)
+    nested = _verifier([root], [signer], crls=[revoking])
+    assert nested.verify(leaf.cert).reason == REVOKED
+    flat = _verifier([root], [signer], crls=[revoking], limits=Limits(max_crl_signer_nesting=0))
+    refused = flat.verify(leaf.cert)
+    assert (refused.ok, refused.reason) == (False, NOT_TRUSTED)
+    assert "no valid signer" in refused.detail
