@@ -3,7 +3,7 @@
 `service_properties` is the stored service resource: `certificates[]` (`storeName` Root or
 CertificateAuthority, `encodedCertificate` base64 DER) and `clientCertificateTrust`
 (`useSystemRoots`, default true; `requireRevocationInformation`, default false;
-`extendedKeyUsages`, optional list of EKU OIDs, default clientAuth, `[]` = not checked).
+`extendedKeyUsages`, optional list of EKU OIDs; absent or `[]` = not checked, as APIM).
 `crl_properties` are the stored `certificateRevocationLists/*` properties (`data`: base64 DER).
 `fetcher` is the process-wide `CrlFetcher` so downloaded CRLs survive Snapshot rebuilds; `limits`
 are the process's data-plane limits (chain depth, verdict cache).
@@ -18,7 +18,7 @@ from cryptography import x509
 
 from certgate.certs.crl import CrlFetcher, CrlStore
 from certgate.certs.crlinfo import CrlInfo
-from certgate.certs.verify import CLIENT_AUTH, TrustStore, Verifier
+from certgate.certs.verify import TrustStore, Verifier
 from certgate.limits import DEFAULT_LIMITS, Limits
 
 
@@ -40,9 +40,7 @@ def build_verifier(
         intermediates,
         use_system_roots=settings.get("useSystemRoots", True),
         require_revocation_information=settings.get("requireRevocationInformation", False),
-        extended_key_usages=(
-            (CLIENT_AUTH,) if usages is None else [x509.ObjectIdentifier(o) for o in usages]
-        ),
+        extended_key_usages=[x509.ObjectIdentifier(o) for o in usages or ()],
     )
     crls = [CrlInfo(x509.load_der_x509_crl(base64.b64decode(p["data"]))) for p in crl_properties]
     return Verifier(trust, CrlStore(crls, fetcher), limits=limits)

@@ -107,8 +107,8 @@ def _describe(der: bytes) -> str:
 class TrustStore:
     """Trust anchors (Root store, system roots) and intermediates (CertificateAuthority store).
 
-    `extended_key_usages`: EKU OIDs a certificate may carry to be accepted (clientAuth by default;
-    anyExtendedKeyUsage always counts; empty = EKU not checked, as .NET's bare `Verify()`).
+    `extended_key_usages`: EKU OIDs a certificate may carry to be accepted (anyExtendedKeyUsage
+    always counts); empty, the default, = EKU not checked, as .NET's bare `Verify()` in APIM.
     `require_revocation_information`: .NET's strict rule, every non-root certificate needs a CRL.
     The OpenSSL stores (one checking times, one for the switched-off time checks) are built once.
     """
@@ -135,7 +135,7 @@ class TrustStore:
         *,
         use_system_roots: bool = True,
         require_revocation_information: bool = False,
-        extended_key_usages: Iterable[x509.ObjectIdentifier] = (CLIENT_AUTH,),
+        extended_key_usages: Iterable[x509.ObjectIdentifier] = (),
     ):
         system = system_roots() if use_system_roots else ()
         anchors = list(dict.fromkeys([*(_info(c) for c in roots), *system]))

@@ -7,7 +7,7 @@ Stored properties (what the Snapshot compiler reads):
   server certificate; `certificate_path()` resolves it), negotiateClientCertificate,
   defaultSslBinding}]`;
 - `clientCertificateTrust`: `{useSystemRoots (default true), requireRevocationInformation
-  (default false), extendedKeyUsages (optional list of OIDs; default clientAuth, [] = unchecked)}`,
+  (default false), extendedKeyUsages (optional list of OIDs; absent or [] = unchecked, as APIM)}`,
   a certgate extension (see docs/verification.md).
 """
 

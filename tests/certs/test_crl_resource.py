@@ -100,10 +100,10 @@ def test_extended_key_usages_setting_reaches_the_verifier(client) -> None:
     entry = {"storeName": "Root", "encodedCertificate": _b64(ROOT.der)}
     trust = {"useSystemRoots": False}
     http.patch("/", json={"properties": {"certificates": [entry], "clientCertificateTrust": trust}})
-    assert not build_verifier(server.store.get("service").properties).verify(server_only.cert).ok
-    trust["extendedKeyUsages"] = [ExtendedKeyUsageOID.SERVER_AUTH.dotted_string]
-    http.patch("/", json={"properties": {"clientCertificateTrust": trust}})
     assert build_verifier(server.store.get("service").properties).verify(server_only.cert).ok
+    trust["extendedKeyUsages"] = [ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string]
+    http.patch("/", json={"properties": {"clientCertificateTrust": trust}})
+    assert not build_verifier(server.store.get("service").properties).verify(server_only.cert).ok
     bad = http.patch(
         "/", json={"properties": {"clientCertificateTrust": {"extendedKeyUsages": "x"}}}
     )

@@ -156,14 +156,15 @@ def test_name_constraints_on_dns_and_email() -> None:
     assert not verifier.verify(inter.issue("m", emails=["me@evil.com"]).cert).ok
 
 
-def test_extended_key_usage_must_allow_client_auth() -> None:
+def test_extended_key_usage_is_checked_only_when_configured() -> None:
     root = pki.ca("Root")
     server_only = root.issue("srv", eku=[ExtendedKeyUsageOID.SERVER_AUTH])
-    result = _verifier([root]).verify(server_only.cert)
+    assert _verifier([root]).verify(server_only.cert).ok  # APIM's Verify() checks no EKU
+    client_auth = (ExtendedKeyUsageOID.CLIENT_AUTH,)
+    result = _verifier([root], extended_key_usages=client_auth).verify(server_only.cert)
     assert not result.ok and "client authentication" in result.detail
-    assert _verifier([root], extended_key_usages=()).verify(server_only.cert).ok
     any_usage = root.issue("any", eku=[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE])
-    assert _verifier([root]).verify(any_usage.cert).ok
+    assert _verifier([root], extended_key_usages=client_auth).verify(any_usage.cert).ok
 
 
 def test_many_same_named_issuers_end_quickly() -> None:
