@@ -6,6 +6,7 @@ import argparse
 import base64
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         with ManagementClient.from_args(args) as client:
             result = args.handler(client, args)
+            if client.last_revision is not None and not args.no_wait:
+                client.wait_for_revision(client.last_revision, args.wait_timeout)
     except (ManagementError, CliError, httpx.HTTPError, OSError) as error:
         print(f"certgate: {_one_line(error)}", file=sys.stderr)
         sys.exit(1)
@@ -51,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--data-dir", type=Path, default=Path("certgate-data"))
     common.add_argument("--cacert", type=Path, help="CA bundle that signed the management API")
     common.add_argument("--output", choices=("table", "json"), default="table")
+    common.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="after a change, wait at most this long until every gateway worker serves it "
+        "(default 10)",
+    )
+    common.add_argument(
+        "--no-wait", action="store_true", help="return as soon as a change is stored"
+    )
     _add_cert(commands, common)
     _add_ca(commands, common)
     _add_hostname(commands, common)
@@ -58,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_operation(commands, common)
     _add_backend(commands, common)
     _add_policy(commands, common)
+    _add_status(commands, common)
     return parser
 
 
@@ -74,6 +89,18 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--vault-role-id-file", type=Path, help="AppRole role-id file")
     serve.add_argument("--vault-secret-id-file", type=Path, help="AppRole secret-id file")
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument(
+        "--node",
+        default=socket.gethostname(),
+        help="this gateway's name in the worker status (default: the host name)",
+    )
+    serve.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=2.0,
+        help="seconds between worker status heartbeats; a worker silent for 5 intervals "
+        "is not live (default 2)",
+    )
     add_limit_flags(serve)
 
 
@@ -186,6 +213,18 @@ def _add_policy(commands, common) -> None:
         parser.add_argument("--product", help="product scope")
         if name == "set":
             parser.add_argument("file", type=Path)
+
+
+def _add_status(commands, common) -> None:
+    status = commands.add_parser(
+        "status", parents=[common], help="the revision every gateway worker serves"
+    )
+    status.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait (--wait-timeout) until every live worker serves the store's revision",
+    )
+    status.set_defaults(handler=_status)
 
 
 # --- list, show and delete are the same for every collection ---------------------------------
@@ -372,6 +411,34 @@ def _policy_set(client: ManagementClient, args: argparse.Namespace) -> None:
 
 def _policy_show(client: ManagementClient, args: argparse.Namespace) -> str:
     return client.get(_policy_path(args), params={"format": "rawxml"})["properties"]["value"]
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def _status(client: ManagementClient, args: argparse.Namespace) -> dict | str:
+    document = client.status()
+    if args.wait:
+        client.wait_for_revision(document["properties"]["revision"], args.wait_timeout)
+        document = client.status()
+    if args.output == "json":
+        return document
+    properties = document["properties"]
+    rows = [_status_row(worker) for worker in properties["workers"]]
+    return f"store revision: {properties['revision']}\n{_table(rows)}"
+
+
+def _status_row(worker: dict) -> dict:
+    error = worker.get("lastError")
+    return {
+        "node": worker["node"],
+        "worker": worker["worker"],
+        "pid": worker["pid"],
+        "live": "yes" if worker["live"] else "no",
+        "revision": worker["revision"],
+        "heartbeat": worker["heartbeat"],
+        "lastError": f"revision {error['revision']}: {error['message']}" if error else "",
+    }
 
 
 # --- output -----------------------------------------------------------------------------------

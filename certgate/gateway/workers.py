@@ -16,18 +16,31 @@ it returns a new config to swap in (`GatewayServer.update`) or None when nothing
 store revision did not move). Workers are spawned, not forked, so `build_config` and
 `forwarder_factory` must be picklable: module-level functions or `functools.partial` of them.
 Each worker runs uvloop and its own `Forwarder` (`forwarder_factory()`, default
-`certgate.gateway.upstream.forwarder.Forwarder()`).
+`certgate.gateway.upstream.forwarder.Forwarder()`); `worker_index()` tells code running inside a
+worker (such as `build_config`) which worker it is.
+
+Ports: `start()` first binds each port without SO_REUSEPORT (`certgate.gateway.ports`), so a port
+another process listens on, another pool's workers included, raises `AddressInUse` before any
+worker starts; then it keeps a SO_REUSEPORT reservation that only its own workers join.
+
+Lifecycle: workers exit when the process that started them dies, even by SIGKILL: on Linux the
+kernel sends them SIGKILL (PR_SET_PDEATHSIG, tied to the *thread* that called `start()`, so call it
+from a thread that lives as long as the pool), and everywhere each worker checks its parent
+process id every `poll_interval` and stops when it changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,12 +48,21 @@ from typing import Any
 import uvloop
 
 from certgate.gateway.config import GatewayConfig
+from certgate.gateway.ports import ensure_free, family
 from certgate.gateway.server import GatewayServer
 from certgate.limits import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger("certgate.workers")
 
 BuildConfig = Callable[[GatewayConfig | None], GatewayConfig | None]
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+_index: int | None = None
+
+
+def worker_index() -> int | None:
+    """The index of the worker this code runs in (0 .. count-1), None outside a worker."""
+    return _index
 
 
 class WorkerError(RuntimeError):
@@ -76,10 +98,14 @@ class WorkerPool:
         self._processes: list[Any] = []
 
     def start(self, timeout: float = 30.0) -> None:
-        if self.https_port is not None:
-            self.https_port = self._reserve(self.https_port)
-        if self.http_port is not None:
-            self.http_port = self._reserve(self.http_port)
+        try:
+            if self.https_port is not None:
+                self.https_port = self._reserve(self.https_port)
+            if self.http_port is not None:
+                self.http_port = self._reserve(self.http_port)
+        except OSError:
+            self.stop()
+            raise
         ctx = multiprocessing.get_context("spawn")
         ready = ctx.Queue()
         for index in range(self.count):
@@ -95,6 +121,7 @@ class WorkerPool:
                     self._forwarder_factory,
                     self._limits,
                     ready,
+                    os.getpid(),
                 ),
                 name=f"certgate-worker-{index}",
                 daemon=True,
@@ -114,8 +141,8 @@ class WorkerPool:
 
     def _reserve(self, port: int) -> int:
         """Binds (without listening) so port 0 becomes one port every worker then shares."""
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        ensure_free(self._host, port)
+        sock = socket.socket(family(self._host), socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self._host, port))
@@ -125,6 +152,11 @@ class WorkerPool:
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self._processes if p.pid is not None]
+
+    @property
+    def sentinels(self) -> list[int]:
+        """One file descriptor per worker that becomes readable when the worker has exited."""
+        return [p.sentinel for p in self._processes]
 
     def wait(self) -> None:
         for process in self._processes:
@@ -171,7 +203,11 @@ def _worker_main(
     forwarder_factory: Callable[[], Any] | None,
     limits: Limits,
     ready: Any,
+    parent: int,
 ) -> None:
+    global _index
+    _index = index
+    _die_with_parent(parent)
     try:
         uvloop.run(
             _serve(
@@ -183,6 +219,7 @@ def _worker_main(
                 forwarder_factory,
                 limits,
                 ready,
+                parent,
             )
         )
     except Exception as exc:
@@ -199,6 +236,7 @@ async def _serve(
     forwarder_factory: Callable[[], Any] | None,
     limits: Limits,
     ready: Any,
+    parent: int,
 ) -> None:
     if forwarder_factory is None:
         from certgate.gateway.upstream.forwarder import Forwarder
@@ -221,6 +259,9 @@ async def _serve(
                 await asyncio.wait_for(stop.wait(), poll_interval)
             if stop.is_set():
                 break
+            if os.getppid() != parent:
+                log.warning("the supervisor (pid %s) is gone; this worker stops", parent)
+                break
             try:
                 fresh = await asyncio.to_thread(build_config, server.config)
             except Exception:
@@ -233,3 +274,13 @@ async def _serve(
         close = getattr(forwarder, "close", None)
         if close is not None:
             close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Asks Linux to SIGKILL this process when its parent dies; exits if that already happened."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %s", ctypes.get_errno())
+    if os.getppid() != parent:
+        os._exit(1)

@@ -5,7 +5,9 @@ Rules the dispatcher applies to every kind (docs/management.md lists them for us
 - PUT creates (201) or replaces (200); `If-Match` optional on PUT, required on DELETE (`*` or the
   ETag; 428 `PreconditionRequired` when missing, 412 `PreconditionFailed` on mismatch);
 - DELETE of a missing resource is 404; deleting a referenced one is 409 `<Kind>InUse`;
-- request bodies above `max_body_bytes` (default 4 MiB) are refused with 413 before being buffered.
+- request bodies above `max_body_bytes` (default 4 MiB) are refused with 413 before being buffered;
+- every write answers with `X-Certgate-Revision`, a store revision that includes it: gateway
+  workers serve it once `GET /status` shows them at that revision or later.
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ from certgate.management.kinds import (
 )
 from certgate.management.odata import compile_filter
 from certgate.management.openapi import openapi_document
+from certgate.management.status import status_routes
 
 log = logging.getLogger("certgate.management")
 
 OnChange = Callable[[], Awaitable[None]]
+REVISION_HEADER = "X-Certgate-Revision"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 PAGE_SIZE = 100
 MAX_TOP = 1000
@@ -71,6 +75,7 @@ def create_management_app(
     return Starlette(
         routes=[
             Route("/openapi.json", dispatcher.openapi, methods=["GET"]),
+            *status_routes(store, dispatcher._authorise, dispatcher.root),
             Route("/{path:path}", dispatcher.handle, methods=METHODS),
         ]
     )
@@ -242,6 +247,7 @@ class _Dispatcher:
                     if_match=if_match,
                 )
             )
+            revision = await _thread(self.store.revision)
         except PreconditionFailed:
             raise _precondition_failed(kind, match) from None
         except MissingReference as error:
@@ -257,7 +263,7 @@ class _Dispatcher:
         return JSONResponse(
             self._contract(where, kind, resource, request.query_params),
             status_code=status,
-            headers={"ETag": _quote(resource.etag)},
+            headers={"ETag": _quote(resource.etag), REVISION_HEADER: str(revision)},
         )
 
     async def _delete(self, request: Request, match: Match) -> Response:
@@ -287,8 +293,9 @@ class _Dispatcher:
                     for r in error.referrers
                 ],
             ) from None
+        revision = await _thread(self.store.revision)
         await self._changed()
-        return Response(status_code=200)
+        return Response(status_code=200, headers={REVISION_HEADER: str(revision)})
 
     async def _changed(self) -> None:
         if self.on_change is None:
