@@ -13,26 +13,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, Text, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 
-from certgate.config.store import metadata
+from certgate.config.store import worker_status
 
 MAX_ERROR_CHARS = 2000
-
-worker_status = Table(
-    "worker_status",
-    metadata,
-    Column("node", String(256), primary_key=True),
-    Column("worker", String(64), primary_key=True),
-    Column("pid", Integer, nullable=False),
-    Column("revision", Integer, nullable=False),
-    Column("error_message", Text, nullable=True),
-    Column("error_revision", Integer, nullable=True),
-    Column("started", DateTime(timezone=True), nullable=False),
-    Column("heartbeat", DateTime(timezone=True), nullable=False),
-    Column("expires", DateTime(timezone=True), nullable=False),
-)
 
 
 @dataclass(frozen=True)
