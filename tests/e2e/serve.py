@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from certgate.client import REVISION_HEADER, ManagementClient
 from tests.gateway.support import ClientFiles
 
 CERTGATE = str(Path(sys.executable).parent / "certgate")
@@ -157,14 +158,22 @@ class Served:
     def dev_ca(self) -> Path:
         return self.data_dir / "dev-ca.pem"
 
-    def http(self) -> httpx.Client:
-        """An httpx client of the management API (token and dev CA set)."""
+    def http(self, *, wait: bool = True) -> httpx.Client:
+        """An httpx client of the management API (token and dev CA set). With `wait`, each write
+        returns once every gateway worker serves it, as the CLI does (`X-Certgate-Revision`)."""
         return httpx.Client(
             base_url=self.management_url,
             headers={"Authorization": f"Bearer {self.token}"},
             verify=ssl.create_default_context(cafile=self.dev_ca),
             timeout=30,
+            event_hooks={"response": [self._wait_until_served]} if wait else {},
         )
+
+    def _wait_until_served(self, response: httpx.Response) -> None:
+        revision = response.headers.get(REVISION_HEADER)
+        if revision is not None:
+            with ManagementClient(self.management_url, self.token, str(self.dev_ca)) as client:
+                client.wait_for_revision(int(revision), START_DEADLINE)
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Runs `certgate ARGS --management-url URL --data-dir DIR`; never raises on failure."""
