@@ -101,6 +101,25 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         help="seconds between worker status heartbeats; a worker silent for 5 intervals "
         "is not live (default 2)",
     )
+    serve.add_argument(
+        "--revision-poll-interval",
+        type=float,
+        default=0.25,
+        help="seconds between a worker's checks of the store revision (default 0.25)",
+    )
+    serve.add_argument(
+        "--worker-start-timeout",
+        type=float,
+        default=30.0,
+        help="seconds every gateway worker has to compile its configuration and listen "
+        "(default 30)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        help="seconds workers have to finish after SIGTERM before they are killed (default 10)",
+    )
     add_limit_flags(serve)
 
 

@@ -6,11 +6,11 @@ Process model:
   starts or prints), starts `--workers` gateway processes (`WorkerPool`), and then serves the
   management API (HTTPS) and runs the key vault refresher on its own event loop. It carries no
   gateway traffic, so a loaded gateway or a slow policy never stalls management.
-- Every gateway worker follows the store's revision (`RevisionFollower`, polled every
-  REVISION_POLL_SECONDS) and records the revision it serves and its last compile error in the
-  store (`certgate.config.status`; `GET /status`, `certgate status`). A management write returns
-  as soon as it is stored, with the new revision (`X-Certgate-Revision`); the CLI then waits until
-  every live worker serves it.
+- Every gateway worker follows the store's revision (`RevisionFollower`, every
+  `--revision-poll-interval` seconds) and records the revision it serves and its last compile
+  error in the store (`certgate.config.status`; `GET /status`, `certgate status`). A management
+  write returns as soon as it is stored, with the new revision (`X-Certgate-Revision`); the CLI
+  then waits until every live worker serves it.
 - Workers exit when the supervisor dies, even by SIGKILL. If a worker dies, the supervisor stops
   the others and exits with status 1, so a service manager restarts the gateway as a whole.
 """
@@ -39,7 +39,6 @@ from certgate.gateway.workers import WorkerError, WorkerPool
 from certgate.limits import limits_from_args
 
 log = logging.getLogger("certgate.serve")
-REVISION_POLL_SECONDS = 0.25
 
 
 class ServeError(Exception):
@@ -61,8 +60,10 @@ def serve(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ServeError(f"--workers must be at least 1, got {args.workers}")
-    if args.heartbeat_interval <= 0:
-        raise ServeError(f"--heartbeat-interval must be > 0 seconds, got {args.heartbeat_interval}")
+    for flag in ("heartbeat_interval", "revision_poll_interval", "worker_start_timeout"):
+        if getattr(args, flag) <= 0:
+            name = "--" + flag.replace("_", "-")
+            raise ServeError(f"{name} must be > 0 seconds, got {getattr(args, flag)}")
     data_dir = initialise_data_dir(args.data_dir.resolve())
     management = _bind(args.host, args.management_port, "the management port, --management-port")
     pool = WorkerPool(
@@ -71,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         https_port=args.gateway_port,
         http_port=args.http_port,
-        poll_interval=REVISION_POLL_SECONDS,
+        poll_interval=args.revision_poll_interval,
         limits=limits_from_args(args),
     )
     status.forget_node(data_dir.store.engine, args.node)
@@ -80,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
         _announce(args, data_dir.layout)
         return uvloop.run(_supervise(args, data_dir, management, pool))
     finally:
-        pool.stop()
+        pool.stop(args.shutdown_timeout)
         management.close()
         status.forget_node(data_dir.store.engine, args.node)
         data_dir.store.close()
@@ -96,7 +97,7 @@ def _bind(host: str, port: int, role: str) -> socket.socket:
 def _start(pool: WorkerPool, args: argparse.Namespace) -> None:
     """Starts the workers from the main thread (their parent-death signal follows this thread)."""
     try:
-        pool.start()
+        pool.start(args.worker_start_timeout)
     except AddressInUse as error:
         role = "the gateway port, --gateway-port"
         if error.port == args.http_port:

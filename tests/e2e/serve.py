@@ -85,34 +85,38 @@ class Served:
     log: Path
     workers: int = 1
     announced: str = field(default="")
+    options: tuple[str, ...] = ()
 
     @classmethod
-    def start(cls, cwd: Path, *, workers: int = 1, http: bool = False) -> Served:
-        """Starts serve from `cwd`; returns once the API answers and every worker listens.
+    def start(
+        cls, cwd: Path, *, workers: int = 1, http: bool = False, options: tuple[str, ...] = ()
+    ) -> Served:
+        """Starts serve from `cwd` (with more serve `options`); returns once the API answers and
+        every worker listens.
 
         A free port can be taken between choosing it and serve binding it: then it retries.
         """
         for _ in range(2):
             try:
-                return cls._start(cwd, workers, http)
+                return cls._start(cwd, workers, http, options)
             except PortTaken:
                 continue
-        return cls._start(cwd, workers, http)
+        return cls._start(cwd, workers, http, options)
 
     @classmethod
-    def _start(cls, cwd: Path, workers: int, http: bool) -> Served:
+    def _start(cls, cwd: Path, workers: int, http: bool, options: tuple[str, ...]) -> Served:
         cwd.mkdir(parents=True, exist_ok=True)
         management, gateway = free_port(), free_port()
         http_port = free_port() if http else None
         argv = [CERTGATE, "serve", "--data-dir", DATA_DIR, "--management-port", str(management)]
         argv += ["--gateway-port", str(gateway), "--workers", str(workers)]
-        argv += ["--log-level", "warning"]
+        argv += ["--log-level", "warning", *options]
         if http_port is not None:
             argv += ["--http-port", str(http_port)]
         log = cwd / f"serve-{management}.log"
         with (cwd / f"serve-{management}.out").open("wb") as out, log.open("wb") as err:
             process = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err, env=client_env())
-        served = cls(cwd, process, management, gateway, http_port, log, workers)
+        served = cls(cwd, process, management, gateway, http_port, log, workers, options=options)
         served._wait_until_ready(workers)
         served.announced = (cwd / f"serve-{management}.out").read_text()
         return served
@@ -122,7 +126,7 @@ class Served:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 error = self.log.read_text()
-                if "Address already in use" in error:
+                if "address already in use" in error.lower():
                     raise PortTaken(error[-300:])
                 raise RuntimeError(f"certgate serve exited: {error[-2000:]}")
             if self._answers() and listeners(self.gateway_port) >= workers:
@@ -239,7 +243,9 @@ class Served:
     def restart(self) -> None:
         """Stops and starts again from the same directory (on new ports)."""
         self.stop()
-        fresh = Served.start(self.cwd, workers=self.workers, http=self.http_port is not None)
+        fresh = Served.start(
+            self.cwd, workers=self.workers, http=self.http_port is not None, options=self.options
+        )
         self.__dict__.update(fresh.__dict__)
 
     def stop(self) -> None:

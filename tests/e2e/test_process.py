@@ -127,6 +127,48 @@ def test_sigkill_of_serve_leaves_no_worker_behind(tmp_path) -> None:
         served.stop()
 
 
+def test_a_stopped_worker_times_the_wait_out_then_a_dead_one_stops_serve(tmp_path) -> None:
+    """--wait-timeout, the heartbeat's liveness, the worker watch and --shutdown-timeout."""
+    heartbeat = 1.0  # live for 5 s after the last heartbeat: far longer than one CLI call
+    options = ("--heartbeat-interval", str(heartbeat), "--shutdown-timeout", "1")
+    served = Served.start(tmp_path / "stalled", workers=WORKERS, options=options)
+    try:
+        workers = {w["worker"]: w["pid"] for w in _status(served)["properties"]["workers"]}
+        descendants = _children(served.process.pid)
+        os.kill(workers["0"], signal.SIGSTOP)  # alive, listening, but it cannot follow the store
+        create = ("api", "create", "late", "--path", "late", "--service-url", "http://127.0.0.1:9")
+        waited = served.cli(*create, "--wait-timeout", "0.5")
+        assert waited.returncode != 0
+        assert "after 0.5 s these gateway workers do not serve it yet" in waited.stderr
+        assert "/0 (serves" in waited.stderr and "/1 (serves" not in waited.stderr
+        served.ok("status", "--wait", "--wait-timeout", "30")  # once worker 0 is no longer live
+        live = {w["worker"]: w["live"] for w in _status(served)["properties"]["workers"]}
+        assert live == {"0": False, "1": True}
+        os.kill(workers["1"], signal.SIGKILL)
+        assert served.process.wait(timeout=30) == 1  # worker 0 is still stopped: killed after 1 s
+        _wait_until(
+            lambda: not any(_alive(pid) for pid in descendants), GONE_WITHIN, "every worker exits"
+        )
+    finally:
+        for pid in workers.values():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        served.stop()
+
+
+def test_workers_that_do_not_start_in_time_fail_serve_in_one_line(tmp_path) -> None:
+    cwd = tmp_path / "slow"
+    cwd.mkdir()
+    argv = [CERTGATE, "serve", "--data-dir", DATA_DIR, "--worker-start-timeout", "0.001"]
+    argv += ["--management-port", str(free_port()), "--gateway-port", str(free_port())]
+    result = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=60, env=client_env()
+    )
+    assert result.returncode == 1
+    assert "certgate serve: workers did not start within 0.001 s" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
 def test_a_second_serve_on_the_gateway_port_fails_naming_it(gateway: Served, tmp_path) -> None:
     result = _serve_again(tmp_path / "second", free_port(), gateway.gateway_port)
     assert result.returncode != 0
