@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -65,7 +66,6 @@ def _serve(args: argparse.Namespace) -> int:
             name = "--" + flag.replace("_", "-")
             raise ServeError(f"{name} must be > 0 seconds, got {getattr(args, flag)}")
     data_dir = initialise_data_dir(args.data_dir.resolve())
-    management = _bind(args.host, args.management_port, "the management port, --management-port")
     pool = WorkerPool(
         args.workers,
         RevisionFollower(data_dir.root, args.node, args.heartbeat_interval),
@@ -75,22 +75,34 @@ def _serve(args: argparse.Namespace) -> int:
         poll_interval=args.revision_poll_interval,
         limits=limits_from_args(args),
     )
-    status.forget_node(data_dir.store.engine, args.node)
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(data_dir.store.close)
+        management = _bind_management(args)
+        cleanup.callback(management.close)
+        _reserve(pool, args)
+        cleanup.callback(pool.stop, args.shutdown_timeout)
+        # only once every port is ours: the rows of this node belong to this supervisor
+        status.forget_node(data_dir.store.engine, args.node)
+        cleanup.callback(status.forget_node, data_dir.store.engine, args.node)
         _start(pool, args)
         _announce(args, data_dir.layout)
         return uvloop.run(_supervise(args, data_dir, management, pool))
-    finally:
-        pool.stop(args.shutdown_timeout)
-        management.close()
-        status.forget_node(data_dir.store.engine, args.node)
-        data_dir.store.close()
 
 
-def _bind(host: str, port: int, role: str) -> socket.socket:
+def _bind_management(args: argparse.Namespace) -> socket.socket:
     try:
-        return bind_exclusive(host, port)
+        return bind_exclusive(args.host, args.management_port)
     except AddressInUse as error:
+        raise ServeError(f"{error} (the management port, --management-port)") from None
+
+
+def _reserve(pool: WorkerPool, args: argparse.Namespace) -> None:
+    try:
+        pool.reserve()
+    except AddressInUse as error:
+        role = "the gateway port, --gateway-port"
+        if error.port == args.http_port:
+            role = "the HTTP port, --http-port"
         raise ServeError(f"{error} ({role})") from None
 
 
@@ -98,11 +110,6 @@ def _start(pool: WorkerPool, args: argparse.Namespace) -> None:
     """Starts the workers from the main thread (their parent-death signal follows this thread)."""
     try:
         pool.start(args.worker_start_timeout)
-    except AddressInUse as error:
-        role = "the gateway port, --gateway-port"
-        if error.port == args.http_port:
-            role = "the HTTP port, --http-port"
-        raise ServeError(f"{error} ({role})") from None
     except (WorkerError, OSError) as error:
         raise ServeError(str(error)) from None
 

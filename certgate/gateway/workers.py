@@ -4,6 +4,7 @@ API:
 
     pool = WorkerPool(count, build_config, host="0.0.0.0", https_port=8443, http_port=None,
                       poll_interval=1.0, forwarder_factory=None)
+    pool.reserve()        # optional: claims the ports first (AddressInUse when taken)
     pool.start()          # spawns the workers, returns once every one of them listens
     pool.https_port       # the shared port (also when 0 was asked: reserved by the parent)
     pool.wait()           # blocks until the workers exit;  pool.stop() ends them (SIGTERM)
@@ -97,7 +98,10 @@ class WorkerPool:
         self._reserved: list[socket.socket] = []
         self._processes: list[Any] = []
 
-    def start(self, timeout: float = 30.0) -> None:
+    def reserve(self) -> None:
+        """Claims the ports (AddressInUse if another process holds one); `start()` does it too."""
+        if self._reserved:
+            return
         try:
             if self.https_port is not None:
                 self.https_port = self._reserve(self.https_port)
@@ -106,6 +110,9 @@ class WorkerPool:
         except OSError:
             self.stop()
             raise
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.reserve()
         ctx = multiprocessing.get_context("spawn")
         ready = ctx.Queue()
         for index in range(self.count):
@@ -250,8 +257,8 @@ async def _serve(
     await server.start(host, https_port, http_port, reuse_port=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     ready.put(("ready", ""))
     try:
         while not stop.is_set():

@@ -176,6 +176,7 @@ def test_a_second_serve_on_the_gateway_port_fails_naming_it(gateway: Served, tmp
     assert "--gateway-port" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert listeners(gateway.gateway_port) == WORKERS  # nobody joined the first one's workers
+    assert [w["live"] for w in _status(gateway)["properties"]["workers"]] == [True] * WORKERS
 
 
 def test_a_second_serve_on_the_management_port_fails_naming_it(gateway: Served, tmp_path) -> None:
