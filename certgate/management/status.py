@@ -33,6 +33,55 @@ ARM_STATUS_PATH = (
 )
 
 
+_WORKER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "node": {"type": "string"},
+        "worker": {"type": "string"},
+        "pid": {"type": "integer"},
+        "live": {"type": "boolean"},
+        "revision": {"type": "integer"},
+        "lastError": {
+            "type": ["object", "null"],
+            "properties": {"message": {"type": "string"}, "revision": {"type": "integer"}},
+        },
+        "started": {"type": "string", "format": "date-time"},
+        "heartbeat": {"type": "string", "format": "date-time"},
+    },
+}
+STATUS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"type": "string", "const": STATUS_TYPE},
+        "name": {"type": "string"},
+        "properties": {
+            "type": "object",
+            "properties": {
+                "revision": {"type": "integer"},
+                "workers": {"type": "array", "items": _WORKER_SCHEMA},
+            },
+        },
+    },
+}
+
+
+def status_path_item() -> dict:
+    """The OpenAPI path item of `/status`."""
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}
+    return {
+        "get": {
+            "operationId": "Status_Get",
+            "tags": ["Status"],
+            "summary": "The store revision and the revision every gateway worker serves",
+            "responses": {
+                "200": {"description": "Status", "content": content},
+                "default": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    }
+
+
 def status_document(
     revision: int, workers: Iterable[status.WorkerStatus], root: ServiceRoot, now: dt.datetime
 ) -> dict:

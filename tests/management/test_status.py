@@ -106,3 +106,10 @@ def test_progress_reports_a_compile_error_at_or_after_the_revision():
     assert progress.failed == [
         "worker n/1 could not compile revision 9 (it serves 8): bad urlTemplate"
     ]
+
+
+def test_openapi_describes_the_status_resource(client):
+    document = client.get("/openapi.json").json()
+    assert "get" in document["paths"]["/status"]
+    body = client.get("/status").json()
+    assert set(body) == set(document["components"]["schemas"]["Status"]["properties"])
