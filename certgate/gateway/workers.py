@@ -7,15 +7,15 @@ API:
     pool.reserve()        # optional: claims the ports first (AddressInUse when taken)
     pool.start()          # spawns the workers, returns once every one of them listens
     pool.https_port       # the shared port (also when 0 was asked: reserved by the parent)
-    pool.wait()           # blocks until the workers exit;  pool.stop() ends them (SIGTERM)
-
-    run_workers(count, build_config, ...)   # start + wait, stopping the workers on SIGINT/SIGTERM
+    pool.sentinels        # one fd per worker, readable once it exited (to watch them)
+    pool.stop()           # SIGTERM, then SIGKILL after the timeout
 
 `build_config(previous)` runs inside each worker: first with `previous=None` (must return a
 `GatewayConfig`), then every `poll_interval` seconds in a thread with the config being served;
 it returns a new config to swap in (`GatewayServer.update`) or None when nothing changed (e.g. the
 store revision did not move). Workers are spawned, not forked, so `build_config` and
-`forwarder_factory` must be picklable: module-level functions or `functools.partial` of them.
+`forwarder_factory` must be picklable: module-level functions, `functools.partial` of them, or
+objects such as `certgate.config.follower.RevisionFollower` (what `certgate serve` passes).
 Each worker runs uvloop and its own `Forwarder` (`forwarder_factory()`, default
 `certgate.gateway.upstream.forwarder.Forwarder()`); `worker_index()` tells code running inside a
 worker (such as `build_config`) which worker it is.
@@ -27,7 +27,8 @@ worker starts; then it keeps a SO_REUSEPORT reservation that only its own worker
 Lifecycle: workers exit when the process that started them dies, even by SIGKILL: on Linux the
 kernel sends them SIGKILL (PR_SET_PDEATHSIG, tied to the *thread* that called `start()`, so call it
 from a thread that lives as long as the pool), and everywhere each worker checks its parent
-process id every `poll_interval` and stops when it changed.
+process id every `poll_interval` and stops when it changed. Workers ignore SIGINT (Ctrl-C reaches
+the whole process group; the parent then stops them) and stop cleanly on SIGTERM.
 """
 
 from __future__ import annotations
@@ -165,10 +166,6 @@ class WorkerPool:
         """One file descriptor per worker that becomes readable when the worker has exited."""
         return [p.sentinel for p in self._processes]
 
-    def wait(self) -> None:
-        for process in self._processes:
-            process.join()
-
     def stop(self, timeout: float = 10.0) -> None:
         for process in self._processes:
             if process.is_alive():
@@ -183,21 +180,6 @@ class WorkerPool:
         for sock in self._reserved:
             sock.close()
         self._reserved.clear()
-
-
-def run_workers(count: int, build_config: BuildConfig, **options: Any) -> None:
-    """Runs `count` workers until SIGINT/SIGTERM (the `certgate serve --workers N` entry point)."""
-    pool = WorkerPool(count, build_config, **options)
-    pool.start()
-    previous = {
-        sig: signal.signal(sig, lambda *_: pool.stop()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        pool.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        pool.stop()
 
 
 def _worker_main(
