@@ -4,8 +4,9 @@
 `WorkerPool`: it is pickled into each spawned worker, opens the store there on its first call, and
 is then called every poll interval (in a thread) with the configuration being served. It compiles
 only when the store's revision moved, and never twice for a revision that failed to compile, so a
-broken configuration costs one compile per write, not one per poll. Every compile and every
-`heartbeat` seconds it writes the worker's row (`certgate.config.status`).
+broken configuration costs one compile per write, not one per poll. It writes the worker's row
+(`certgate.config.status`) when the revision the worker serves changes, when a compile fails, and
+every `heartbeat` seconds.
 """
 
 from __future__ import annotations
@@ -37,18 +38,23 @@ class RevisionFollower:
         self._node = node
         self._heartbeat = heartbeat
         self._builder: SnapshotBuilder | None = None
+        self._serving = -1
         self._failed_revision: int | None = None
         self._error: tuple[str, int] | None = None
         self._started: dt.datetime | None = None
-        self._reported_at: dt.datetime | None = None
+        self._reported: tuple[int, dt.datetime] | None = None
 
     def __call__(self, previous: GatewayConfig | None) -> GatewayConfig | None:
+        """`previous` is what the worker serves now: a revision is reported as served only once
+        the worker swapped it in (one call after it compiled), never while it is being swapped."""
         builder = self._builder or self._open()
+        if previous is not None:
+            self._serving = previous.revision
         revision = builder.store.revision()
         config = None
         if previous is None or revision not in (builder.revision, self._failed_revision):
             config = self._compile(builder, revision, first=previous is None)
-        elif self._due():
+        if self._due():
             self._report(builder)
         return config
 
@@ -73,17 +79,19 @@ class RevisionFollower:
             log.exception(
                 "configuration revision %s did not compile; still serving %s",
                 revision,
-                builder.revision,
+                self._serving,
             )
             return None
         self._failed_revision = None
-        self._report(builder)
+        if first:
+            self._serving = config.revision  # served from the moment the worker listens
         return config
 
     def _due(self) -> bool:
-        if self._reported_at is None:
+        """When the served revision changed, or a heartbeat is due."""
+        if self._reported is None or self._reported[0] != self._serving:
             return True
-        return (status.now() - self._reported_at).total_seconds() >= self._heartbeat
+        return (status.now() - self._reported[1]).total_seconds() >= self._heartbeat
 
     def _report(self, builder: SnapshotBuilder) -> None:
         now = status.now()
@@ -92,7 +100,7 @@ class RevisionFollower:
             node=self._node,
             worker=str(worker_index()),
             pid=os.getpid(),
-            revision=builder.revision,
+            revision=self._serving,
             error_message=message,
             error_revision=failed,
             started=self._started or now,
@@ -104,4 +112,4 @@ class RevisionFollower:
         except Exception:
             log.exception("could not write this worker's status")
             return
-        self._reported_at = now
+        self._reported = (self._serving, now)
