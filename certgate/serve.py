@@ -175,7 +175,8 @@ async def _supervise(
     for task in waits:
         task.cancel()
     if died.is_set() and not stop.is_set():
-        log.error("a gateway worker exited; stopping certgate serve")
+        codes = ", ".join(f"pid {pid}, exit code {code}" for pid, code in pool.exited().items())
+        log.error("gateway worker exited (%s); stopping certgate serve", codes)
     management.should_exit = True
     if refresher is not None:
         await refresher.stop()

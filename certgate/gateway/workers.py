@@ -8,6 +8,7 @@ API:
     pool.start()          # spawns the workers, returns once every one of them listens
     pool.https_port       # the shared port (also when 0 was asked: reserved by the parent)
     pool.sentinels        # one fd per worker, readable once it exited (to watch them)
+    pool.exited()         # pid -> exit code of the workers that ended
     pool.stop()           # SIGTERM, then SIGKILL after the timeout
 
 `build_config(previous)` runs inside each worker: first with `previous=None` (must return a
@@ -38,6 +39,7 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import signal
@@ -160,6 +162,14 @@ class WorkerPool:
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self._processes if p.pid is not None]
+
+    def exited(self) -> dict[int, int | None]:
+        """pid -> exit code (negative: the signal) of every worker whose sentinel says it ended."""
+        ended = set(multiprocessing.connection.wait(self.sentinels, timeout=0))
+        gone = [p for p in self._processes if p.sentinel in ended]
+        for process in gone:
+            process.join(5)  # its files are closed a moment before it can be reaped
+        return {p.pid: p.exitcode for p in gone}
 
     @property
     def sentinels(self) -> list[int]:

@@ -146,6 +146,7 @@ def test_a_stopped_worker_times_the_wait_out_then_a_dead_one_stops_serve(tmp_pat
         assert live == {"0": False, "1": True}
         os.kill(workers["1"], signal.SIGKILL)
         assert served.process.wait(timeout=30) == 1  # worker 0 is still stopped: killed after 1 s
+        assert f"gateway worker exited (pid {workers['1']}, exit code -9)" in served.log.read_text()
         _wait_until(
             lambda: not any(_alive(pid) for pid in descendants), GONE_WITHIN, "every worker exits"
         )
