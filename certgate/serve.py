@@ -40,6 +40,7 @@ from certgate.gateway.workers import WorkerError, WorkerPool
 from certgate.limits import limits_from_args
 
 log = logging.getLogger("certgate.serve")
+MAX_NODE_CHARS = 256  # the store's worker_status.node column
 
 
 class ServeError(Exception):
@@ -61,6 +62,8 @@ def serve(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ServeError(f"--workers must be at least 1, got {args.workers}")
+    if not 0 < len(args.node) <= MAX_NODE_CHARS:
+        raise ServeError(f"--node must be 1 to {MAX_NODE_CHARS} characters")
     for flag in ("heartbeat_interval", "revision_poll_interval", "worker_start_timeout"):
         if getattr(args, flag) <= 0:
             name = "--" + flag.replace("_", "-")
