@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import re
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         with ManagementClient.from_args(args) as client:
             result = args.handler(client, args)
+            if client.last_revision is not None and not args.no_wait:
+                client.wait_for_revision(client.last_revision, args.wait_timeout)
         if result is not None:
             _print(result, args)
             sys.stdout.flush()
@@ -57,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--data-dir", type=Path, default=Path("certgate-data"))
     common.add_argument("--cacert", type=Path, help="CA bundle that signed the management API")
     common.add_argument("--output", choices=("table", "json"), default="table")
+    common.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="after a change, wait at most this long until every gateway worker serves it "
+        "(default 10)",
+    )
+    common.add_argument(
+        "--no-wait", action="store_true", help="return as soon as a change is stored"
+    )
     _add_cert(commands, common)
     _add_ca(commands, common)
     _add_hostname(commands, common)
@@ -68,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_product(commands, common)
     _add_fragment(commands, common)
     _add_crl(commands, common)
+    _add_status(commands, common)
     return parser
 
 
@@ -84,6 +99,37 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--vault-role-id-file", type=Path, help="AppRole role-id file")
     serve.add_argument("--vault-secret-id-file", type=Path, help="AppRole secret-id file")
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument(
+        "--node",
+        default=socket.gethostname(),
+        help="this gateway's name in the worker status (default: the host name)",
+    )
+    serve.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=2.0,
+        help="seconds between worker status heartbeats; a worker silent for 5 intervals "
+        "is not live (default 2)",
+    )
+    serve.add_argument(
+        "--revision-poll-interval",
+        type=float,
+        default=0.25,
+        help="seconds between a worker's checks of the store revision (default 0.25)",
+    )
+    serve.add_argument(
+        "--worker-start-timeout",
+        type=float,
+        default=30.0,
+        help="seconds every gateway worker has to compile its configuration and listen "
+        "(default 30)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        help="seconds workers have to finish after SIGTERM before they are killed (default 10)",
+    )
     add_limit_flags(serve)
 
 
@@ -259,6 +305,18 @@ def _add_list_show_delete(group, common, collection: str, what: str) -> None:
     _command(group, "list", _lister(collection), common, f"list {what}s")
     _command(group, "show", _shower(collection), common, f"show a {what}").add_argument("id")
     _command(group, "delete", _deleter(collection), common, f"delete a {what}").add_argument("id")
+
+
+def _add_status(commands, common) -> None:
+    status = commands.add_parser(
+        "status", parents=[common], help="the revision every gateway worker serves"
+    )
+    status.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait (--wait-timeout) until every live worker serves the store's revision",
+    )
+    status.set_defaults(handler=_status)
 
 
 # --- list, show and delete are the same for every collection ---------------------------------
@@ -519,6 +577,34 @@ def _fragment_set(client: ManagementClient, args: argparse.Namespace) -> dict:
 def _crl_add(client: ManagementClient, args: argparse.Namespace) -> dict:
     data = base64.b64encode(args.file.read_bytes()).decode()
     return client.put(f"certificateRevocationLists/{args.id}", {"properties": {"data": data}})
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def _status(client: ManagementClient, args: argparse.Namespace) -> dict | str:
+    document = client.status()
+    if args.wait:
+        client.wait_for_revision(document["properties"]["revision"], args.wait_timeout)
+        document = client.status()
+    if args.output == "json":
+        return document
+    properties = document["properties"]
+    rows = [_status_row(worker) for worker in properties["workers"]]
+    return f"store revision: {properties['revision']}\n{_table(rows)}"
+
+
+def _status_row(worker: dict) -> dict:
+    error = worker.get("lastError")
+    return {
+        "node": worker["node"],
+        "worker": worker["worker"],
+        "pid": worker["pid"],
+        "live": "yes" if worker["live"] else "no",
+        "revision": worker["revision"],
+        "heartbeat": worker["heartbeat"],
+        "lastError": f"revision {error['revision']}: {error['message']}" if error else "",
+    }
 
 
 # --- output -----------------------------------------------------------------------------------

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 DEFAULT_URL = "https://127.0.0.1:9443"
+REVISION_HEADER = "x-certgate-revision"
+WAIT_POLL_SECONDS = 0.1
 
 
 class ManagementError(Exception):
@@ -37,9 +42,11 @@ class ManagementClient:
         self._http = httpx.Client(
             base_url=url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {token}"},
-            verify=verify,
+            verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify,
             timeout=30,
         )
+        self.last_revision: int | None = None
+        """The store revision of the last write (`X-Certgate-Revision`), None before any."""
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ManagementClient:
@@ -87,6 +94,29 @@ class ManagementClient:
     def delete(self, path: str) -> None:
         self._send("DELETE", path, headers={"If-Match": "*"})
 
+    def status(self) -> dict:
+        """`GET /status`: the store revision and every gateway worker's."""
+        return self._send("GET", "status")
+
+    def wait_for_revision(self, revision: int, timeout: float) -> None:
+        """Returns once every live gateway worker serves `revision` or later; raises
+        ManagementError when one reports that it failed to compile it, or after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            progress = RevisionProgress.of(self.status(), revision)
+            if progress.failed:
+                raise ManagementError(
+                    f"revision {revision} is stored but not served: " + "; ".join(progress.failed)
+                )
+            if not progress.pending:
+                return
+            if time.monotonic() >= deadline:
+                raise ManagementError(
+                    f"revision {revision} is stored, but after {timeout:g} s these gateway "
+                    f"workers do not serve it yet: {', '.join(progress.pending)}"
+                )
+            time.sleep(WAIT_POLL_SECONDS)  # the poll interval of a condition with a deadline
+
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
@@ -97,7 +127,34 @@ class ManagementClient:
             ) from None
         if response.status_code >= 400:
             raise ManagementError.from_response(response)
+        if REVISION_HEADER in response.headers:
+            self.last_revision = int(response.headers[REVISION_HEADER])
         return response.json() if response.content else None
+
+
+@dataclass
+class RevisionProgress:
+    """How far the live gateway workers of a `/status` document are towards one revision."""
+
+    pending: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, document: dict, revision: int) -> RevisionProgress:
+        progress = cls()
+        for worker in document["properties"]["workers"]:
+            if not worker["live"] or worker["revision"] >= revision:
+                continue
+            name = f"{worker['node']}/{worker['worker']}"
+            error = worker.get("lastError")
+            if error and error["revision"] >= revision:
+                progress.failed.append(
+                    f"worker {name} could not compile revision {error['revision']} "
+                    f"(it serves {worker['revision']}): {error['message']}"
+                )
+            else:
+                progress.pending.append(f"{name} (serves {worker['revision']})")
+        return progress
 
 
 def _read(path: Path) -> str | None:

@@ -1,70 +1,121 @@
-"""`certgate serve`: the management API, the gateway workers and the key vault refresher.
+"""`certgate serve`: a supervisor serving the management API, and N equal gateway workers.
 
-Process model: the first process serves the management API (HTTPS), one gateway worker and the
-key vault refresher; `--workers N` adds N-1 gateway-only processes (`certgate.gateway.workers`).
-All gateway processes listen on the same ports (SO_REUSEPORT). A management write rebuilds this
-process's Snapshot before it returns; the other workers poll the store's revision and rebuild when
-it moves, so every worker serves a change within a second.
+Process model:
+- The first process (the supervisor) prepares the data directory, makes sure every port is free
+  (`certgate.gateway.ports`: a port another process holds is an error naming it, before anything
+  starts or prints), starts `--workers` gateway processes (`WorkerPool`), and then serves the
+  management API (HTTPS) and runs the key vault refresher on its own event loop. It carries no
+  gateway traffic, so a loaded gateway or a slow policy never stalls management.
+- Every gateway worker follows the store's revision (`RevisionFollower`, every
+  `--revision-poll-interval` seconds) and records the revision it serves and its last compile
+  error in the store (`certgate.config.status`; `GET /status`, `certgate status`). A management
+  write returns as soon as it is stored, with the new revision (`X-Certgate-Revision`); the CLI
+  then waits until every live worker serves it.
+- Workers exit when the supervisor dies, even by SIGKILL. If a worker dies, the supervisor stops
+  the others and exits with status 1, so a service manager restarts the gateway as a whole.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
+import contextlib
 import logging
 import os
 import signal
-from dataclasses import dataclass
+import socket
+import sys
 from pathlib import Path
 
 import uvicorn
 import uvloop
 
-from certgate.config.bootstrap import initialise_data_dir
+from certgate.config import status
+from certgate.config.bootstrap import DataDir, initialise_data_dir
 from certgate.config.datadir import DataDirLayout
-from certgate.config.sealing import Sealer, load_key
-from certgate.config.snapshot import SnapshotBuilder
+from certgate.config.follower import RevisionFollower
 from certgate.config.store import Store
-from certgate.gateway.config import GatewayConfig
-from certgate.gateway.server import GatewayServer
-from certgate.gateway.workers import WorkerPool
-from certgate.limits import Limits, limits_from_args
+from certgate.gateway.ports import AddressInUse, bind_exclusive
+from certgate.gateway.workers import WorkerError, WorkerPool
+from certgate.limits import limits_from_args
 
 log = logging.getLogger("certgate.serve")
-REVISION_POLL_SECONDS = 0.25
+MAX_NODE_CHARS = 256  # the store's worker_status.node column
 
 
-@dataclass(frozen=True)
-class Listen:
-    host: str
-    gateway_port: int
-    http_port: int | None
-    reuse_port: bool
-    limits: Limits
+class ServeError(Exception):
+    """`certgate serve` cannot start; the message says why (printed without a traceback)."""
 
 
 def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    data_dir = initialise_data_dir(args.data_dir.resolve())
-    data_dir.store.close()  # created and migrated; every process opens its own
-    layout, token = data_dir.layout, data_dir.admin_token
-    key = load_key(layout.data_key)
-    listen = Listen(
-        args.host,
-        args.gateway_port,
-        args.http_port,
-        reuse_port=args.workers > 1,
-        limits=limits_from_args(args),
-    )
-    others = _start_other_workers(args.workers - 1, layout, listen)
-    _announce(args, layout)
     try:
-        uvloop.run(_main(args, layout, key, token, listen))
-    finally:
-        if others is not None:
-            others.stop()
+        code = _serve(args)
+    except ServeError as error:
+        print(f"certgate serve: {error}", file=sys.stderr)
+        sys.exit(1)
+    if code:
+        sys.exit(code)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise ServeError(f"--workers must be at least 1, got {args.workers}")
+    if not 0 < len(args.node) <= MAX_NODE_CHARS:
+        raise ServeError(f"--node must be 1 to {MAX_NODE_CHARS} characters")
+    for flag in ("heartbeat_interval", "revision_poll_interval", "worker_start_timeout"):
+        if getattr(args, flag) <= 0:
+            name = "--" + flag.replace("_", "-")
+            raise ServeError(f"{name} must be > 0 seconds, got {getattr(args, flag)}")
+    data_dir = initialise_data_dir(args.data_dir.resolve())
+    limits = limits_from_args(args)
+    pool = WorkerPool(
+        args.workers,
+        RevisionFollower(data_dir.root, args.node, args.heartbeat_interval, limits),
+        host=args.host,
+        https_port=args.gateway_port,
+        http_port=args.http_port,
+        poll_interval=args.revision_poll_interval,
+        limits=limits,
+    )
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(data_dir.store.close)
+        management = _bind_management(args)
+        cleanup.callback(management.close)
+        _reserve(pool, args)
+        cleanup.callback(pool.stop, args.shutdown_timeout)
+        # only once every port is ours: the rows of this node belong to this supervisor
+        status.forget_node(data_dir.store.engine, args.node)
+        cleanup.callback(status.forget_node, data_dir.store.engine, args.node)
+        _start(pool, args)
+        _announce(args, data_dir.layout)
+        return uvloop.run(_supervise(args, data_dir, management, pool))
+
+
+def _bind_management(args: argparse.Namespace) -> socket.socket:
+    try:
+        return bind_exclusive(args.host, args.management_port)
+    except AddressInUse as error:
+        raise ServeError(f"{error} (the management port, --management-port)") from None
+
+
+def _reserve(pool: WorkerPool, args: argparse.Namespace) -> None:
+    try:
+        pool.reserve()
+    except AddressInUse as error:
+        role = "the gateway port, --gateway-port"
+        if error.port == args.http_port:
+            role = "the HTTP port, --http-port"
+        raise ServeError(f"{error} ({role})") from None
+
+
+def _start(pool: WorkerPool, args: argparse.Namespace) -> None:
+    """Starts the workers from the main thread (their parent-death signal follows this thread)."""
+    try:
+        pool.start(args.worker_start_timeout)
+    except (WorkerError, OSError) as error:
+        raise ServeError(str(error)) from None
 
 
 def _announce(args: argparse.Namespace, layout: DataDirLayout) -> None:
@@ -96,135 +147,56 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-async def _main(
-    args: argparse.Namespace, layout: DataDirLayout, key: bytes, token: str, listen: Listen
-) -> None:
+async def _supervise(
+    args: argparse.Namespace, data_dir: DataDir, sock: socket.socket, pool: WorkerPool
+) -> int:
+    """Serves the management API until SIGINT/SIGTERM (0) or until a worker dies (1)."""
     from certgate.management.app import create_management_app
 
-    store = Store(layout.database_url, Sealer(key), migrate=False)
-    worker = await _GatewayWorker.start(store, layout, listen)
-    refresher = _start_refresher(args, store, worker)
+    store = data_dir.store
+    refresher = _start_refresher(args, store)
     app = create_management_app(
-        store, admin_token=token, on_change=worker.rebuild, limits=listen.limits
+        store, admin_token=data_dir.admin_token, limits=limits_from_args(args)
     )
     config = uvicorn.Config(
         app,
-        host=args.host,
-        port=args.management_port,
-        ssl_certfile=str(layout.dev_server),
+        ssl_certfile=str(data_dir.layout.dev_server),
         log_level="warning",
         loop="none",
         lifespan="off",
     )
     management = uvicorn.Server(config)
     management.install_signal_handlers = lambda: None
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    stop, died = asyncio.Event(), asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    served = asyncio.create_task(management.serve())
-    polling = asyncio.create_task(worker.follow_revisions())
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({served, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
+    for sentinel in pool.sentinels:
+        loop.add_reader(sentinel, died.set)
+    served = asyncio.create_task(management.serve(sockets=[sock]))
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(died.wait())]
+    await asyncio.wait({served, *waits}, return_when=asyncio.FIRST_COMPLETED)
+    for sentinel in pool.sentinels:
+        loop.remove_reader(sentinel)
+    for task in waits:
+        task.cancel()
+    if died.is_set() and not stop.is_set():
+        codes = ", ".join(f"pid {pid}, exit code {code}" for pid, code in pool.exited().items())
+        log.error("gateway worker exited (%s); stopping certgate serve", codes)
     management.should_exit = True
-    polling.cancel()
     if refresher is not None:
         await refresher.stop()
     await served
-    await worker.close()
-    store.close()
+    return 1 if died.is_set() and not stop.is_set() else 0
 
 
-def _start_refresher(args: argparse.Namespace, store: Store, worker: _GatewayWorker):
+def _start_refresher(args: argparse.Namespace, store: Store):
     from certgate.certs.keyvault.service import start_refresher
 
     return start_refresher(
         store,
         interval=args.key_vault_refresh_interval,
-        on_change=worker.rebuild,
         token_file=args.vault_token_file,
         role_id_file=args.vault_role_id_file,
         secret_id_file=args.vault_secret_id_file,
     )
-
-
-class _GatewayWorker:
-    """One process's gateway: its Snapshot, its server, and the rebuild when the store moves."""
-
-    def __init__(self, store: Store, builder: SnapshotBuilder, server: GatewayServer) -> None:
-        self._store = store
-        self._builder = builder
-        self._server = server
-        self._lock = asyncio.Lock()
-
-    @classmethod
-    async def start(cls, store: Store, layout: DataDirLayout, listen: Listen) -> _GatewayWorker:
-        builder = SnapshotBuilder(
-            store, dev_server_pem=layout.dev_server.read_bytes(), limits=listen.limits
-        )
-        server = GatewayServer(await asyncio.to_thread(builder.build), limits=listen.limits)
-        await server.start(
-            listen.host, listen.gateway_port, listen.http_port, reuse_port=listen.reuse_port
-        )
-        return cls(store, builder, server)
-
-    async def rebuild(self) -> None:
-        """Compiles a new Snapshot if the store moved; a bad one is logged and the old one kept."""
-        async with self._lock:
-            if self._store.revision() == self._builder.revision:
-                return
-            try:
-                config = await asyncio.to_thread(self._builder.build)
-            except Exception:
-                log.exception(
-                    "configuration did not compile; still serving revision %s",
-                    self._builder.revision,
-                )
-                return
-            self._server.update(config)
-
-    async def follow_revisions(self) -> None:
-        while True:
-            await asyncio.sleep(REVISION_POLL_SECONDS)
-            if await asyncio.to_thread(self._store.revision) != self._builder.revision:
-                await self.rebuild()
-
-    async def close(self) -> None:
-        await self._server.close()
-        self._builder.close()
-        await self._builder.crl_fetcher.aclose()
-
-
-def _start_other_workers(count: int, layout: DataDirLayout, listen: Listen) -> WorkerPool | None:
-    if count < 1:
-        return None
-    pool = WorkerPool(
-        count,
-        functools.partial(_worker_config, layout.root, listen.limits),
-        host=listen.host,
-        https_port=listen.gateway_port,
-        http_port=listen.http_port,
-        poll_interval=REVISION_POLL_SECONDS,
-        limits=listen.limits,
-    )
-    pool.start()
-    return pool
-
-
-_worker_builder: SnapshotBuilder | None = None
-
-
-def _worker_config(root: Path, limits: Limits, previous: object) -> GatewayConfig | None:
-    """Runs inside a spawned worker: the first config, then a new one when the store moved."""
-    global _worker_builder
-    if _worker_builder is None:
-        layout = DataDirLayout(root)
-        store = Store(layout.database_url, Sealer(load_key(layout.data_key)), migrate=False)
-        _worker_builder = SnapshotBuilder(
-            store, dev_server_pem=layout.dev_server.read_bytes(), limits=limits
-        )
-    builder = _worker_builder
-    if previous is not None and builder.store.revision() == builder.revision:
-        return None
-    return builder.build()

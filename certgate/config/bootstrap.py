@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,16 +52,27 @@ class DataDir:
 
 
 def initialise_data_dir(data_dir: Path, *, database_url: str | None = None) -> DataDir:
-    """Creates what is missing in `data_dir` (mode 0700) and opens the store.
+    """Creates what is missing in `data_dir` and opens the store.
 
-    `database_url` overrides the embedded SQLite file (e.g. a PostgreSQL URL); the data key still
-    comes from `CERTGATE_DATA_KEY` or `data_dir/data.key`.
+    A new directory is made 0700; an existing one keeps its mode (the operator chose it). Secret
+    files, the SQLite store included, are created 0600. `database_url` overrides the embedded
+    SQLite file (e.g. a PostgreSQL URL); the data key still comes from `CERTGATE_DATA_KEY` or
+    `data_dir/data.key`.
     """
     layout = DataDirLayout(Path(data_dir))
-    layout.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(layout.root, 0o700)
+    if not layout.root.is_dir():
+        layout.root.mkdir(parents=True, mode=0o700)
     sealer = Sealer(load_key(layout.data_key))
     token = ensure_admin_token(layout)
     ensure_dev_pki(layout)
+    if database_url is None:
+        _create_private(layout.database)
     store = Store(database_url or layout.database_url, sealer)
     return DataDir(layout, store, token)
+
+
+def _create_private(path: Path) -> None:
+    """Creates an empty file readable by its owner only, unless it exists: SQLite then opens it
+    (and gives its -wal and -shm files the same mode) instead of creating it with the umask."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

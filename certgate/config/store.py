@@ -67,6 +67,20 @@ revision_table = Table(
     Column("value", Integer, nullable=False),
 )
 
+worker_status = Table(  # written by gateway workers, read by GET /status: certgate.config.status
+    "worker_status",
+    metadata,
+    Column("node", String(256), primary_key=True),
+    Column("worker", String(64), primary_key=True),
+    Column("pid", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("error_message", Text, nullable=True),
+    Column("error_revision", Integer, nullable=True),
+    Column("started", DateTime(timezone=True), nullable=False),
+    Column("heartbeat", DateTime(timezone=True), nullable=False),
+    Column("expires", DateTime(timezone=True), nullable=False),
+)
+
 
 class StoreError(Exception):
     """Base of the store's refusals; each names the path involved."""

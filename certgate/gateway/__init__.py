@@ -2,5 +2,6 @@
 routing, the per-request pipeline run, and worker processes.
 
 Entry points: `config.build_gateway_config` (-> `GatewayConfig`), `server.GatewayServer`
-(`start`, `update`, `close`), `workers.WorkerPool` / `workers.run_workers`.
+(`start`, `update`, `close`), `workers.WorkerPool` (`certgate serve` runs
+them: `certgate/serve.py`).
 """

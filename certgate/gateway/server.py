@@ -9,8 +9,6 @@ API (for `certgate serve` and tests):
                                              # in-flight requests finish on the old one
     await server.close()
 
-    run_gateway(config_factory, host=..., https_port=..., http_port=...)   # blocking, uvloop
-
 `forwarder` is the default `Forwarder` (`await forwarder.forward(context, options)`), used unless
 the config carries its own. Several processes: see `certgate.gateway.workers`.
 """
@@ -19,10 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 from typing import Any
-
-import uvloop
 
 from certgate.expressions import apply_limits as apply_expression_limits
 from certgate.gateway.config import GatewayConfig
@@ -121,9 +116,6 @@ class GatewayServer:
             await server.wait_closed()
         self._servers.clear()
 
-    async def serve_forever(self) -> None:
-        await asyncio.gather(*(s.serve_forever() for s in self._servers))
-
 
 def _listen_socket(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -136,24 +128,3 @@ def _listen_socket(host: str, port: int, reuse_port: bool, backlog: int) -> sock
     sock.listen(backlog)
     sock.setblocking(False)
     return sock
-
-
-def run_gateway(
-    config_factory: Callable[[], GatewayConfig],
-    *,
-    host: str = "127.0.0.1",
-    https_port: int | None = 8443,
-    http_port: int | None = None,
-    forwarder: Any = None,
-) -> None:
-    """Runs one gateway process on uvloop until interrupted (single-process `certgate serve`)."""
-
-    async def main() -> None:
-        server = GatewayServer(config_factory(), forwarder=forwarder)
-        await server.start(host, https_port, http_port)
-        try:
-            await server.serve_forever()
-        finally:
-            await server.close()
-
-    uvloop.run(main())

@@ -4,30 +4,47 @@ API:
 
     pool = WorkerPool(count, build_config, host="0.0.0.0", https_port=8443, http_port=None,
                       poll_interval=1.0, forwarder_factory=None)
+    pool.reserve()        # optional: claims the ports first (AddressInUse when taken)
     pool.start()          # spawns the workers, returns once every one of them listens
     pool.https_port       # the shared port (also when 0 was asked: reserved by the parent)
-    pool.wait()           # blocks until the workers exit;  pool.stop() ends them (SIGTERM)
-
-    run_workers(count, build_config, ...)   # start + wait, stopping the workers on SIGINT/SIGTERM
+    pool.sentinels        # one fd per worker, readable once it exited (to watch them)
+    pool.exited()         # pid -> exit code of the workers that ended
+    pool.stop()           # SIGTERM, then SIGKILL after the timeout
 
 `build_config(previous)` runs inside each worker: first with `previous=None` (must return a
 `GatewayConfig`), then every `poll_interval` seconds in a thread with the config being served;
 it returns a new config to swap in (`GatewayServer.update`) or None when nothing changed (e.g. the
 store revision did not move). Workers are spawned, not forked, so `build_config` and
-`forwarder_factory` must be picklable: module-level functions or `functools.partial` of them.
+`forwarder_factory` must be picklable: module-level functions, `functools.partial` of them, or
+objects such as `certgate.config.follower.RevisionFollower` (what `certgate serve` passes).
 Each worker runs uvloop and its own `Forwarder` (`forwarder_factory()`, default
-`certgate.gateway.upstream.forwarder.Forwarder()`).
+`certgate.gateway.upstream.forwarder.Forwarder()`); `worker_index()` tells code running inside a
+worker (such as `build_config`) which worker it is.
+
+Ports: `start()` first binds each port without SO_REUSEPORT (`certgate.gateway.ports`), so a port
+another process listens on, another pool's workers included, raises `AddressInUse` before any
+worker starts; then it keeps a SO_REUSEPORT reservation that only its own workers join.
+
+Lifecycle: workers exit when the process that started them dies, even by SIGKILL: on Linux the
+kernel sends them SIGKILL (PR_SET_PDEATHSIG, tied to the *thread* that called `start()`, so call it
+from a thread that lives as long as the pool), and everywhere each worker checks its parent
+process id every `poll_interval` and stops when it changed. Workers ignore SIGINT (Ctrl-C reaches
+the whole process group; the parent then stops them) and stop cleanly on SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import queue
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,12 +52,21 @@ from typing import Any
 import uvloop
 
 from certgate.gateway.config import GatewayConfig
+from certgate.gateway.ports import ensure_free, family
 from certgate.gateway.server import GatewayServer
 from certgate.limits import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger("certgate.workers")
 
 BuildConfig = Callable[[GatewayConfig | None], GatewayConfig | None]
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+_index: int | None = None
+
+
+def worker_index() -> int | None:
+    """The index of the worker this code runs in (0 .. count-1), None outside a worker."""
+    return _index
 
 
 class WorkerError(RuntimeError):
@@ -75,11 +101,21 @@ class WorkerPool:
         self._reserved: list[socket.socket] = []
         self._processes: list[Any] = []
 
+    def reserve(self) -> None:
+        """Claims the ports (AddressInUse if another process holds one); `start()` does it too."""
+        if self._reserved:
+            return
+        try:
+            if self.https_port is not None:
+                self.https_port = self._reserve(self.https_port)
+            if self.http_port is not None:
+                self.http_port = self._reserve(self.http_port)
+        except OSError:
+            self.stop()
+            raise
+
     def start(self, timeout: float = 30.0) -> None:
-        if self.https_port is not None:
-            self.https_port = self._reserve(self.https_port)
-        if self.http_port is not None:
-            self.http_port = self._reserve(self.http_port)
+        self.reserve()
         ctx = multiprocessing.get_context("spawn")
         ready = ctx.Queue()
         for index in range(self.count):
@@ -95,6 +131,7 @@ class WorkerPool:
                     self._forwarder_factory,
                     self._limits,
                     ready,
+                    os.getpid(),
                 ),
                 name=f"certgate-worker-{index}",
                 daemon=True,
@@ -114,8 +151,8 @@ class WorkerPool:
 
     def _reserve(self, port: int) -> int:
         """Binds (without listening) so port 0 becomes one port every worker then shares."""
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        ensure_free(self._host, port)
+        sock = socket.socket(family(self._host), socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self._host, port))
@@ -126,9 +163,18 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [p.pid for p in self._processes if p.pid is not None]
 
-    def wait(self) -> None:
-        for process in self._processes:
-            process.join()
+    def exited(self) -> dict[int, int | None]:
+        """pid -> exit code (negative: the signal) of every worker whose sentinel says it ended."""
+        ended = set(multiprocessing.connection.wait(self.sentinels, timeout=0))
+        gone = [p for p in self._processes if p.sentinel in ended]
+        for process in gone:
+            process.join(5)  # its files are closed a moment before it can be reaped
+        return {p.pid: p.exitcode for p in gone}
+
+    @property
+    def sentinels(self) -> list[int]:
+        """One file descriptor per worker that becomes readable when the worker has exited."""
+        return [p.sentinel for p in self._processes]
 
     def stop(self, timeout: float = 10.0) -> None:
         for process in self._processes:
@@ -146,21 +192,6 @@ class WorkerPool:
         self._reserved.clear()
 
 
-def run_workers(count: int, build_config: BuildConfig, **options: Any) -> None:
-    """Runs `count` workers until SIGINT/SIGTERM (the `certgate serve --workers N` entry point)."""
-    pool = WorkerPool(count, build_config, **options)
-    pool.start()
-    previous = {
-        sig: signal.signal(sig, lambda *_: pool.stop()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        pool.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        pool.stop()
-
-
 def _worker_main(
     index: int,
     build_config: BuildConfig,
@@ -171,7 +202,11 @@ def _worker_main(
     forwarder_factory: Callable[[], Any] | None,
     limits: Limits,
     ready: Any,
+    parent: int,
 ) -> None:
+    global _index
+    _index = index
+    _die_with_parent(parent)
     try:
         uvloop.run(
             _serve(
@@ -183,6 +218,7 @@ def _worker_main(
                 forwarder_factory,
                 limits,
                 ready,
+                parent,
             )
         )
     except Exception as exc:
@@ -199,6 +235,7 @@ async def _serve(
     forwarder_factory: Callable[[], Any] | None,
     limits: Limits,
     ready: Any,
+    parent: int,
 ) -> None:
     if forwarder_factory is None:
         from certgate.gateway.upstream.forwarder import Forwarder
@@ -212,14 +249,17 @@ async def _serve(
     await server.start(host, https_port, http_port, reuse_port=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     ready.put(("ready", ""))
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), poll_interval)
             if stop.is_set():
+                break
+            if os.getppid() != parent:
+                log.warning("the supervisor (pid %s) is gone; this worker stops", parent)
                 break
             try:
                 fresh = await asyncio.to_thread(build_config, server.config)
@@ -233,3 +273,13 @@ async def _serve(
         close = getattr(forwarder, "close", None)
         if close is not None:
             close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Asks Linux to SIGKILL this process when its parent dies; exits if that already happened."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %s", ctypes.get_errno())
+    if os.getppid() != parent:
+        os._exit(1)

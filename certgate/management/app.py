@@ -8,7 +8,9 @@ Rules the dispatcher applies to every kind (docs/management.md lists them for us
 - request bodies above `limits.management_max_body_bytes` are refused with 413 before being
   buffered; JSON nested deeper than `management_max_json_depth`, NaN/Infinity and lone surrogates
   are refused with 400 naming the field, before anything is stored;
-- resource names are case-insensitive as in ARM: a request naming `CS` reaches the stored `cs`.
+- resource names are case-insensitive as in ARM: a request naming `CS` reaches the stored `cs`;
+- every write answers with `X-Certgate-Revision`, a store revision that includes it: gateway
+  workers serve it once `GET /status` shows them at that revision or later.
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ from certgate.management.kinds import (
 )
 from certgate.management.odata import compile_filter
 from certgate.management.openapi import openapi_document
+from certgate.management.status import status_routes
 
 log = logging.getLogger("certgate.management")
 
 OnChange = Callable[[], Awaitable[None]]
+REVISION_HEADER = "X-Certgate-Revision"
 PAGE_SIZE = 100
 MAX_TOP = 1000
 # ARM declares these deletes long-running (the SDKs' `begin_delete` accepts only 202 or 204):
@@ -82,6 +86,7 @@ def create_management_app(
     return Starlette(
         routes=[
             Route("/openapi.json", dispatcher.openapi, methods=["GET"]),
+            *status_routes(store, dispatcher._authorise, dispatcher.root),
             Route("/{path:path}", dispatcher.handle, methods=METHODS),
         ],
         exception_handlers={HTTPException: _http_exception},
@@ -288,6 +293,7 @@ class _Dispatcher:
                     if_match=if_match,
                 )
             )
+            revision = await _thread(self.store.revision)
         except PreconditionFailed:
             raise _precondition_failed(kind, match) from None
         except MissingReference as error:
@@ -303,7 +309,7 @@ class _Dispatcher:
         return JSONResponse(
             self._contract(where, kind, resource, request.query_params),
             status_code=status,
-            headers={"ETag": _quote(resource.etag)},
+            headers={"ETag": _quote(resource.etag), REVISION_HEADER: str(revision)},
         )
 
     async def _delete(self, request: Request, match: Match) -> Response:
@@ -335,8 +341,10 @@ class _Dispatcher:
                     for r in error.referrers
                 ],
             ) from None
+        revision = await _thread(self.store.revision)
         await self._changed()
-        return Response(status_code=204 if kind.arm_type in LONG_RUNNING_DELETES else 200)
+        status = 204 if kind.arm_type in LONG_RUNNING_DELETES else 200
+        return Response(status_code=status, headers={REVISION_HEADER: str(revision)})
 
     async def _changed(self) -> None:
         if self.on_change is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from certgate import __version__
 from certgate.management.kinds import Kind, KindRegistry
+from certgate.management.status import STATUS_SCHEMA, status_path_item
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _IF_MATCH = {"name": "If-Match", "in": "header", "required": True, "schema": {"type": "string"}}
@@ -11,7 +12,8 @@ _IF_MATCH = {"name": "If-Match", "in": "header", "required": True, "schema": {"t
 
 def openapi_document(kinds: KindRegistry) -> dict:
     paths: dict[str, dict] = {}
-    schemas: dict[str, dict] = {"Error": _error_schema()}
+    schemas: dict[str, dict] = {"Error": _error_schema(), "Status": STATUS_SCHEMA}
+    paths["/status"] = status_path_item()
     for kind in kinds:
         schemas[kind.title] = _contract_schema(kind)
         item = "/" + kind.pattern if kind.pattern else "/"

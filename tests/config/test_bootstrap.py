@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 import stat
 
@@ -51,3 +52,27 @@ def test_second_start_is_idempotent(tmp_path):
 def test_admin_token_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CERTGATE_ADMIN_TOKEN", "from-the-environment")
     assert initialise_data_dir(tmp_path / "data").admin_token == "from-the-environment"
+
+
+def test_an_existing_directory_keeps_its_mode(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o750)
+    shared.chmod(0o750)  # the operator's choice, e.g. a group that reads the dev CA
+    data = initialise_data_dir(shared)
+    assert _mode(shared) == 0o750
+    assert _mode(data.key_file) == 0o600 and _mode(data.admin_token_file) == 0o600
+    initialise_data_dir(shared)
+    assert _mode(shared) == 0o750
+
+
+def test_the_sqlite_store_and_its_journal_files_are_private(tmp_path):
+    previous = os.umask(0o022)  # a permissive umask, as many shells have
+    try:
+        data = initialise_data_dir(tmp_path / "data")
+        data.store.put("api", "apis/a", {})
+    finally:
+        os.umask(previous)
+    files = sorted(data.root.glob("certgate.sqlite*"))
+    assert data.root / "certgate.sqlite" in files
+    assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
+    data.store.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from certgate.client import REVISION_HEADER, ManagementClient
 from tests.gateway.support import ClientFiles
 
 CERTGATE = str(Path(sys.executable).parent / "certgate")
@@ -84,34 +85,38 @@ class Served:
     log: Path
     workers: int = 1
     announced: str = field(default="")
+    options: tuple[str, ...] = ()
 
     @classmethod
-    def start(cls, cwd: Path, *, workers: int = 1, http: bool = False) -> Served:
-        """Starts serve from `cwd`; returns once the API answers and every worker listens.
+    def start(
+        cls, cwd: Path, *, workers: int = 1, http: bool = False, options: tuple[str, ...] = ()
+    ) -> Served:
+        """Starts serve from `cwd` (with more serve `options`); returns once the API answers and
+        every worker listens.
 
         A free port can be taken between choosing it and serve binding it: then it retries.
         """
         for _ in range(2):
             try:
-                return cls._start(cwd, workers, http)
+                return cls._start(cwd, workers, http, options)
             except PortTaken:
                 continue
-        return cls._start(cwd, workers, http)
+        return cls._start(cwd, workers, http, options)
 
     @classmethod
-    def _start(cls, cwd: Path, workers: int, http: bool) -> Served:
+    def _start(cls, cwd: Path, workers: int, http: bool, options: tuple[str, ...]) -> Served:
         cwd.mkdir(parents=True, exist_ok=True)
         management, gateway = free_port(), free_port()
         http_port = free_port() if http else None
         argv = [CERTGATE, "serve", "--data-dir", DATA_DIR, "--management-port", str(management)]
         argv += ["--gateway-port", str(gateway), "--workers", str(workers)]
-        argv += ["--log-level", "warning"]
+        argv += ["--log-level", "warning", *options]
         if http_port is not None:
             argv += ["--http-port", str(http_port)]
         log = cwd / f"serve-{management}.log"
         with (cwd / f"serve-{management}.out").open("wb") as out, log.open("wb") as err:
             process = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err, env=client_env())
-        served = cls(cwd, process, management, gateway, http_port, log, workers)
+        served = cls(cwd, process, management, gateway, http_port, log, workers, options=options)
         served._wait_until_ready(workers)
         served.announced = (cwd / f"serve-{management}.out").read_text()
         return served
@@ -121,7 +126,7 @@ class Served:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 error = self.log.read_text()
-                if "Address already in use" in error:
+                if "address already in use" in error.lower():
                     raise PortTaken(error[-300:])
                 raise RuntimeError(f"certgate serve exited: {error[-2000:]}")
             if self._answers() and listeners(self.gateway_port) >= workers:
@@ -157,14 +162,22 @@ class Served:
     def dev_ca(self) -> Path:
         return self.data_dir / "dev-ca.pem"
 
-    def http(self) -> httpx.Client:
-        """An httpx client of the management API (token and dev CA set)."""
+    def http(self, *, wait: bool = True) -> httpx.Client:
+        """An httpx client of the management API (token and dev CA set). With `wait`, each write
+        returns once every gateway worker serves it, as the CLI does (`X-Certgate-Revision`)."""
         return httpx.Client(
             base_url=self.management_url,
             headers={"Authorization": f"Bearer {self.token}"},
             verify=ssl.create_default_context(cafile=self.dev_ca),
             timeout=30,
+            event_hooks={"response": [self._wait_until_served]} if wait else {},
         )
+
+    def _wait_until_served(self, response: httpx.Response) -> None:
+        revision = response.headers.get(REVISION_HEADER)
+        if revision is not None:
+            with ManagementClient(self.management_url, self.token, str(self.dev_ca)) as client:
+                client.wait_for_revision(int(revision), START_DEADLINE)
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Runs `certgate ARGS --management-url URL --data-dir DIR`; never raises on failure."""
@@ -230,7 +243,9 @@ class Served:
     def restart(self) -> None:
         """Stops and starts again from the same directory (on new ports)."""
         self.stop()
-        fresh = Served.start(self.cwd, workers=self.workers, http=self.http_port is not None)
+        fresh = Served.start(
+            self.cwd, workers=self.workers, http=self.http_port is not None, options=self.options
+        )
         self.__dict__.update(fresh.__dict__)
 
     def stop(self) -> None:

@@ -46,7 +46,7 @@ async def test_every_worker_serves_a_new_api_within_a_second(
 ) -> None:
     assert listeners(two_workers.gateway_port) == 2
     assert {status for _, status in await _round(two_workers, "/fresh/x")} == {404}
-    with two_workers.http() as http:
+    with two_workers.http(wait=False) as http:
         api = {"displayName": "fresh", "path": "fresh", "serviceUrl": backend.url}
         assert http.put("/apis/fresh", json={"properties": api}).is_success
         operation = {"displayName": "all", "method": "*", "urlTemplate": "/*"}

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
+from certgate.gateway.ports import AddressInUse
 from certgate.gateway.workers import WorkerPool
 from tests import pki
 from tests.gateway.support import curl, file_config, run, write_file_config
@@ -84,3 +86,19 @@ async def test_streaming_upload_and_download_stay_in_bounded_memory(workers, cer
     assert down[1] == str(STREAM_BYTES).encode()
     for pid in workers.pids:
         assert peak_rss_mb(pid) < 200, f"worker {pid} peaked at {peak_rss_mb(pid):.0f} MB"
+
+
+def test_a_pool_refuses_a_port_another_gateway_listens_on():
+    """Another gateway's worker holds the port with SO_REUSEPORT: joining it would split traffic."""
+    other = socket.socket()
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    port = other.getsockname()[1]
+    pool = WorkerPool(1, functools.partial(file_config, "never-read.json"), https_port=port)
+    try:
+        with pytest.raises(AddressInUse, match=f"address already in use: 127.0.0.1:{port}"):
+            pool.start()
+        assert pool.pids == []
+    finally:
+        other.close()

@@ -1,0 +1,121 @@
+"""A gateway worker follows the store: a new Snapshot when the revision moves, and its status row.
+
+`RevisionFollower(root, node, heartbeat)` is the `build_config` that `certgate serve` hands to
+`WorkerPool`: it is pickled into each spawned worker, opens the store there on its first call, and
+is then called every poll interval (in a thread) with the configuration being served. It compiles
+only when the store's revision moved, and never twice for a revision that failed to compile, so a
+broken configuration costs one compile per write, not one per poll. It writes the worker's row
+(`certgate.config.status`) when the revision the worker serves changes, when a compile fails, and
+every `heartbeat` seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+
+from certgate.config import status
+from certgate.config.datadir import DataDirLayout
+from certgate.config.sealing import Sealer, load_key
+from certgate.config.snapshot import SnapshotBuilder
+from certgate.config.store import Store
+from certgate.gateway.config import GatewayConfig
+from certgate.gateway.workers import worker_index
+from certgate.limits import DEFAULT_LIMITS, Limits
+
+log = logging.getLogger("certgate.follower")
+
+LIVE_HEARTBEATS = 5
+"""A row stays live for this many heartbeat intervals after its last write."""
+
+
+class RevisionFollower:
+    """See the module docstring."""
+
+    def __init__(
+        self, root: Path, node: str, heartbeat: float, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
+        self._root = root
+        self._limits = limits
+        self._node = node
+        self._heartbeat = heartbeat
+        self._builder: SnapshotBuilder | None = None
+        self._serving = -1
+        self._failed_revision: int | None = None
+        self._error: tuple[str, int] | None = None
+        self._started: dt.datetime | None = None
+        self._reported: tuple[int, dt.datetime] | None = None
+
+    def __call__(self, previous: GatewayConfig | None) -> GatewayConfig | None:
+        """`previous` is what the worker serves now: a revision is reported as served only once
+        the worker swapped it in (one call after it compiled), never while it is being swapped."""
+        builder = self._builder or self._open()
+        if previous is not None:
+            self._serving = previous.revision
+        revision = builder.store.revision()
+        config = None
+        if previous is None or revision not in (builder.revision, self._failed_revision):
+            config = self._compile(builder, revision, first=previous is None)
+        if self._due():
+            self._report(builder)
+        return config
+
+    def _open(self) -> SnapshotBuilder:
+        self._started = status.now()
+        layout = DataDirLayout(self._root)
+        store = Store(layout.database_url, Sealer(load_key(layout.data_key)), migrate=False)
+        self._builder = SnapshotBuilder(
+            store, dev_server_pem=layout.dev_server.read_bytes(), limits=self._limits
+        )
+        return self._builder
+
+    def _compile(
+        self, builder: SnapshotBuilder, revision: int, *, first: bool
+    ) -> GatewayConfig | None:
+        try:
+            config = builder.build()
+        except Exception as error:
+            self._failed_revision = revision
+            self._error = (f"{type(error).__name__}: {error}", revision)
+            self._report(builder)
+            if first:
+                raise
+            log.exception(
+                "configuration revision %s did not compile; still serving %s",
+                revision,
+                self._serving,
+            )
+            return None
+        self._failed_revision = None
+        if first:
+            self._serving = config.revision  # served from the moment the worker listens
+        return config
+
+    def _due(self) -> bool:
+        """When the served revision changed, or a heartbeat is due."""
+        if self._reported is None or self._reported[0] != self._serving:
+            return True
+        return (status.now() - self._reported[1]).total_seconds() >= self._heartbeat
+
+    def _report(self, builder: SnapshotBuilder) -> None:
+        now = status.now()
+        message, failed = self._error or (None, None)
+        row = status.WorkerStatus(
+            node=self._node,
+            worker=str(worker_index()),
+            pid=os.getpid(),
+            revision=self._serving,
+            error_message=message,
+            error_revision=failed,
+            started=self._started or now,
+            heartbeat=now,
+            expires=now + dt.timedelta(seconds=self._heartbeat * LIVE_HEARTBEATS),
+        )
+        try:
+            status.report(builder.store.engine, row)
+        except Exception:
+            log.exception("could not write this worker's status")
+            return
+        self._reported = (self._serving, now)

@@ -1,0 +1,126 @@
+"""`GET /status`: the store's revision and what every gateway worker serves (no APIM counterpart).
+
+Also at the ARM path `.../providers/Microsoft.ApiManagement/service/{name}/status`. The body:
+
+    {"id": ".../status", "type": "certgate/status", "name": "status",
+     "properties": {"revision": 12,
+                    "workers": [{"node", "worker", "pid", "live", "revision", "lastError":
+                                 {"message", "revision"} | null, "started", "heartbeat"}]}}
+
+A worker is `live` while it keeps renewing its heartbeat (`certgate.config.status`); rows of
+stopped workers stay listed, not live, until their node's next start. Issue 14 (several nodes)
+adds APIM's self-hosted `gateways` resource beside this one, which stays as the per-worker view.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from certgate.config import status
+from certgate.config.store import Store
+from certgate.management.arm import ServiceRoot, address
+from certgate.management.errors import ApiError
+
+STATUS_TYPE = "certgate/status"
+ARM_STATUS_PATH = (
+    "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.ApiManagement/service/{n}/status"
+)
+
+
+_WORKER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "node": {"type": "string"},
+        "worker": {"type": "string"},
+        "pid": {"type": "integer"},
+        "live": {"type": "boolean"},
+        "revision": {"type": "integer"},
+        "lastError": {
+            "type": ["object", "null"],
+            "properties": {"message": {"type": "string"}, "revision": {"type": "integer"}},
+        },
+        "started": {"type": "string", "format": "date-time"},
+        "heartbeat": {"type": "string", "format": "date-time"},
+    },
+}
+STATUS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"type": "string", "const": STATUS_TYPE},
+        "name": {"type": "string"},
+        "properties": {
+            "type": "object",
+            "properties": {
+                "revision": {"type": "integer"},
+                "workers": {"type": "array", "items": _WORKER_SCHEMA},
+            },
+        },
+    },
+}
+
+
+def status_path_item() -> dict:
+    """The OpenAPI path item of `/status`."""
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}
+    return {
+        "get": {
+            "operationId": "Status_Get",
+            "tags": ["Status"],
+            "summary": "The store revision and the revision every gateway worker serves",
+            "responses": {
+                "200": {"description": "Status", "content": content},
+                "default": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    }
+
+
+def status_document(
+    revision: int, workers: Iterable[status.WorkerStatus], root: ServiceRoot, now: dt.datetime
+) -> dict:
+    return {
+        "id": f"{root.prefix}/status",
+        "type": STATUS_TYPE,
+        "name": "status",
+        "properties": {
+            "revision": revision,
+            "workers": [worker.as_json(now) for worker in workers],
+        },
+    }
+
+
+def status_routes(
+    store: Store, authorise: Callable[[Request], None], root: ServiceRoot
+) -> list[Route]:
+    """The two routes of the status resource, for `create_management_app`."""
+
+    def read(where_root: ServiceRoot) -> dict:
+        return status_document(
+            store.revision(), status.read_all(store.engine), where_root, status.now()
+        )
+
+    async def handle(request: Request) -> Response:
+        try:
+            authorise(request)
+            if request.method not in ("GET", "HEAD"):
+                raise ApiError(
+                    405, "MethodNotAllowed", f"{request.method} is not supported on this resource."
+                )
+            where = address(request.url.path, request.query_params.get("api-version"), root)
+            body = await anyio.to_thread.run_sync(read, where.root)
+        except ApiError as error:
+            return error.response()
+        return JSONResponse(body)
+
+    methods = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "POST"]
+    return [
+        Route("/status", handle, methods=methods),
+        Route(ARM_STATUS_PATH, handle, methods=methods),
+    ]
