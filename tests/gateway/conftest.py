@@ -12,6 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from certgate.gateway.config import HostnameConfig, build_gateway_config
 from certgate.gateway.server import GatewayServer
 from certgate.gateway.upstream.forwarder import Forwarder
+from certgate.limits import Limits
 from certgate.policy.catalog import MemoryCatalog
 from certgate.policy.engine import compile_pipeline
 from certgate.policy.loader import parse_document
@@ -141,7 +142,7 @@ async def backend():
 
 @pytest.fixture
 async def forwarder():
-    instance = Forwarder(timeout=1.0)
+    instance = Forwarder(Limits(backend_timeout=1.0))
     yield instance
     instance.close()
 

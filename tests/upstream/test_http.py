@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from certgate.gateway.upstream import ResponseBody
+from certgate.limits import Limits
 from certgate.policy.errors import BackendError
 from tests.upstream.conftest import make_context, send, snapshot, wait_for
 from tests.upstream.echo import EchoBackend
@@ -170,7 +171,7 @@ async def test_stale_pooled_connection_is_retried_once(certs, backend, forwarder
 async def test_idle_connections_close_after_the_idle_timeout(certs, backend):
     from certgate.gateway.upstream import Forwarder
 
-    forwarder = Forwarder(idle_timeout=0.2)
+    forwarder = Forwarder(Limits(backend_idle_timeout=0.2))
     try:
         await send(forwarder, make_context(backend.url(), snapshot(certs)))
         assert len(backend.open) == 1
