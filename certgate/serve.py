@@ -158,7 +158,9 @@ class _GatewayWorker:
 
     @classmethod
     async def start(cls, store: Store, layout: DataDirLayout, listen: Listen) -> _GatewayWorker:
-        builder = SnapshotBuilder(store, dev_server_pem=layout.dev_server.read_bytes())
+        builder = SnapshotBuilder(
+            store, dev_server_pem=layout.dev_server.read_bytes(), limits=listen.limits
+        )
         server = GatewayServer(await asyncio.to_thread(builder.build), limits=listen.limits)
         await server.start(
             listen.host, listen.gateway_port, listen.http_port, reuse_port=listen.reuse_port
@@ -196,7 +198,7 @@ def _start_other_workers(count: int, layout: DataDirLayout, listen: Listen) -> W
         return None
     pool = WorkerPool(
         count,
-        functools.partial(_worker_config, layout.root),
+        functools.partial(_worker_config, layout.root, listen.limits),
         host=listen.host,
         https_port=listen.gateway_port,
         http_port=listen.http_port,
@@ -210,13 +212,15 @@ def _start_other_workers(count: int, layout: DataDirLayout, listen: Listen) -> W
 _worker_builder: SnapshotBuilder | None = None
 
 
-def _worker_config(root: Path, previous: object) -> GatewayConfig | None:
+def _worker_config(root: Path, limits: Limits, previous: object) -> GatewayConfig | None:
     """Runs inside a spawned worker: the first config, then a new one when the store moved."""
     global _worker_builder
     if _worker_builder is None:
         layout = DataDirLayout(root)
         store = Store(layout.database_url, Sealer(load_key(layout.data_key)), migrate=False)
-        _worker_builder = SnapshotBuilder(store, dev_server_pem=layout.dev_server.read_bytes())
+        _worker_builder = SnapshotBuilder(
+            store, dev_server_pem=layout.dev_server.read_bytes(), limits=limits
+        )
     builder = _worker_builder
     if previous is not None and builder.store.revision() == builder.revision:
         return None

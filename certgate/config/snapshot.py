@@ -27,6 +27,7 @@ from certgate.gateway.config import GatewayConfig, HostnameConfig, build_gateway
 from certgate.gateway.upstream.backend import Backend
 from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.gateway.upstream.tls import BackendTrust, service_backend_trust
+from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management.backends import compile_stored_backends
 from certgate.management.certificates import certificate_material, certificate_path
 from certgate.policy.context import Deployment
@@ -50,10 +51,12 @@ class Snapshot:
 class SnapshotBuilder:
     """Compiles Snapshots for one process; keeps what must outlive a Snapshot (pools, CRL cache)."""
 
-    def __init__(self, store: Store, *, dev_server_pem: bytes) -> None:
+    def __init__(
+        self, store: Store, *, dev_server_pem: bytes, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self.store = store
         self.revision = -1
-        self.forwarder = Forwarder()
+        self.forwarder = Forwarder(limits)
         self.crl_fetcher = CrlFetcher()
         self._dev_server = load_certificate(dev_server_pem, None)
         self._previous: GatewayConfig | None = None

@@ -16,7 +16,7 @@ it returns a new config to swap in (`GatewayServer.update`) or None when nothing
 store revision did not move). Workers are spawned, not forked, so `build_config` and
 `forwarder_factory` must be picklable: module-level functions or `functools.partial` of them.
 Each worker runs uvloop and its own `Forwarder` (`forwarder_factory()`, default
-`certgate.gateway.upstream.forwarder.Forwarder()`).
+`certgate.gateway.upstream.forwarder.Forwarder(limits)`).
 """
 
 from __future__ import annotations
@@ -201,9 +201,11 @@ async def _serve(
     ready: Any,
 ) -> None:
     if forwarder_factory is None:
+        from functools import partial
+
         from certgate.gateway.upstream.forwarder import Forwarder
 
-        forwarder_factory = Forwarder
+        forwarder_factory = partial(Forwarder, limits)
     config = build_config(None)
     if config is None:
         raise WorkerError("build_config(None) returned no configuration")

@@ -21,6 +21,7 @@ from certgate.policy.registry import SECTIONS, Policy, PolicyFault, run_policies
 
 log = logging.getLogger("certgate.policy")
 
+
 def _default_section(section: str) -> list[Policy]:
     """What `<base/>` means at global scope: APIM's default global policy."""
     if section != "backend":

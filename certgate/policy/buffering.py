@@ -1,0 +1,47 @@
+"""Reading a whole message body into memory for a policy, bounded by the process's limit.
+
+A policy whose expressions read a body (`context.Request.Body.As<string>(preserveContent: true)`)
+or `forward-request buffer-request-body="true"` needs the body in memory; everything else
+streams. The bound is `Limits.max_buffered_body_bytes` (default 2 MiB, APIM's documented buffered
+payload size), which the process's forwarder carries (`context.forwarder.limits`). A declared
+Content-Length above it is refused before a byte is read; a body that turns out longer is refused
+as soon as it crosses the limit, without buffering more:
+
+- a request body: 413 (nginx's `client_max_body_size` answer), reason `RequestEntityTooLarge`. The
+  rest of the request is never read, so an HTTP/1.1 connection closes after the answer;
+- a backend response body: 502, reason `BackendConnectionFailure`, the backend connection closed
+  (a response the gateway cannot handle, as nginx answers an upstream head it cannot hold).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from certgate.policy.errors import BackendError, BodyTooLarge, PolicyRuntimeError
+
+
+async def buffer_request_body(context: Any) -> None:
+    limit = context.forwarder.limits.max_buffered_body_bytes
+    request = context.Request
+    try:
+        await request.Body.buffer(limit, request.Headers.GetValueOrDefault("Content-Length"))
+    except BodyTooLarge:
+        raise PolicyRuntimeError(
+            "RequestEntityTooLarge",
+            f"The request body is larger than the {limit} bytes a policy may read.",
+            status=413,
+            public_message="Payload Too Large",
+        ) from None
+
+
+async def buffer_response_body(context: Any) -> None:
+    limit = context.forwarder.limits.max_buffered_body_bytes
+    response = context.Response
+    try:
+        await response.Body.buffer(limit, response.Headers.GetValueOrDefault("Content-Length"))
+    except BodyTooLarge:
+        raise BackendError(
+            "BackendConnectionFailure",
+            f"The backend response body is larger than the {limit} bytes a policy may read.",
+            502,
+        ) from None
