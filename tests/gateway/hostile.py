@@ -82,12 +82,16 @@ class RawBackend:
         self.most_open = max(self.most_open, self.open)
         conn = RawConnection(reader, writer, self.accepted)
         self.connections.append(conn)
+        self._tasks.add(asyncio.current_task())
         self.changed.set()
         try:
             await self.behave(conn)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the gateway closed the connection: what these attacks expect
+        except asyncio.CancelledError:
+            pass  # `close()`: ends quietly (asyncio logs a cancelled connection callback)
         finally:
+            self._tasks.discard(asyncio.current_task())
             self.open -= 1
             writer.transport.abort()
             self.changed.set()
@@ -102,6 +106,10 @@ class RawBackend:
         self._server.close()
         for conn in self.connections:
             conn.writer.transport.abort()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks)
         await self._server.wait_closed()
 
 

@@ -13,7 +13,15 @@ import time
 import pytest
 
 from certgate.limits import Limits
-from tests.gateway.hostile import RawBackend, RawConnection, fetch, get, rss_kib, start_gateway
+from tests.gateway.hostile import (
+    RawBackend,
+    RawConnection,
+    connect,
+    fetch,
+    get,
+    rss_kib,
+    start_gateway,
+)
 
 ATTACK_BYTES = 512 * 1024 * 1024  # what the attacking backend would send if it were let
 LIMITS = Limits(max_response_head_bytes=16 * 1024, max_response_headers=50)
@@ -99,8 +107,7 @@ async def test_endless_trailers_of_a_streamed_response_close_the_backend(certs):
     backend = await RawBackend(endless_trailers).start()
     gateway = await start_gateway(certs, backend.url, LIMITS)
     try:
-        reader_writer = await _open(certs, gateway.port)
-        reader, writer = reader_writer
+        reader, writer = await connect(certs, gateway.port)
         writer.write(get("/h/x"))
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 ")
@@ -115,12 +122,6 @@ async def test_endless_trailers_of_a_streamed_response_close_the_backend(certs):
     finally:
         await gateway.close()
         await backend.close()
-
-
-async def _open(certs, port):
-    from tests.gateway.hostile import connect
-
-    return await connect(certs, port)
 
 
 # -- bytes after a complete response ----------------------------------------------------------
