@@ -15,33 +15,40 @@ as soon as it crosses the limit, without buffering more:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from certgate.policy.errors import BackendError, BodyTooLarge, PolicyRuntimeError
 
 
 async def buffer_request_body(context: Any) -> None:
-    limit = context.forwarder.limits.max_buffered_body_bytes
-    request = context.Request
-    try:
-        await request.Body.buffer(limit, request.Headers.GetValueOrDefault("Content-Length"))
-    except BodyTooLarge:
-        raise PolicyRuntimeError(
-            "RequestEntityTooLarge",
-            f"The request body is larger than the {limit} bytes a policy may read.",
-            status=413,
-            public_message="Payload Too Large",
-        ) from None
+    await _buffer(context, context.Request, _request_too_large)
 
 
 async def buffer_response_body(context: Any) -> None:
+    await _buffer(context, context.Response, _response_too_large)
+
+
+async def _buffer(context: Any, message: Any, refuse: Callable[[int], Exception]) -> None:
     limit = context.forwarder.limits.max_buffered_body_bytes
-    response = context.Response
     try:
-        await response.Body.buffer(limit, response.Headers.GetValueOrDefault("Content-Length"))
+        await message.Body.buffer(limit, message.Headers.GetValueOrDefault("Content-Length"))
     except BodyTooLarge:
-        raise BackendError(
-            "BackendConnectionFailure",
-            f"The backend response body is larger than the {limit} bytes a policy may read.",
-            502,
-        ) from None
+        raise refuse(limit) from None
+
+
+def _request_too_large(limit: int) -> Exception:
+    return PolicyRuntimeError(
+        "RequestEntityTooLarge",
+        f"The request body is larger than the {limit} bytes a policy may read.",
+        status=413,
+        public_message="Payload Too Large",
+    )
+
+
+def _response_too_large(limit: int) -> Exception:
+    return BackendError(
+        "BackendConnectionFailure",
+        f"The backend response body is larger than the {limit} bytes a policy may read.",
+        502,
+    )

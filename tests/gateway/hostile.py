@@ -9,8 +9,9 @@ most open at once), and `conn.sent` counts what the backend managed to write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httptools
@@ -151,6 +152,36 @@ async def start_gateway(certs, backend_url: str, limits: Limits, **sections: str
     server = GatewayServer(config, forwarder=forwarder, limits=limits)
     await server.start("127.0.0.1", 0)
     return Gateway(server, forwarder)
+
+
+@contextlib.asynccontextmanager
+async def attacked(
+    certs, behave: Behaviour, limits: Limits, **sections: str
+) -> AsyncIterator[tuple[Gateway, RawBackend]]:
+    """A raw backend behaving as `behave` and a gateway in front of it, closed afterwards."""
+    backend = await RawBackend(behave).start()
+    try:
+        gateway = await start_gateway(certs, backend.url, limits, **sections)
+        try:
+            yield gateway, backend
+        finally:
+            await gateway.close()
+    finally:
+        await backend.close()
+
+
+async def h2_connect(certs, port: int):
+    """An HTTP/2 client connection (the `h2` library over real TLS): reader, writer, h2."""
+    from h2.connection import H2Connection
+
+    context = ssl.create_default_context(cafile=str(certs.ca_file))
+    context.set_alpn_protocols(["h2"])
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=context, server_hostname="localhost"
+    )
+    h2 = H2Connection()
+    h2.initiate_connection()
+    return reader, writer, h2
 
 
 @dataclass

@@ -9,7 +9,6 @@ forward-request deadline passes first.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections import Counter
 
@@ -17,15 +16,17 @@ from certgate.limits import Limits
 from tests.gateway.hostile import (
     RawBackend,
     RawConnection,
+    attacked,
     connect,
     fetch,
     get,
+    h2_connect,
     read_reply,
     start_gateway,
 )
 
 
-async def hold_until(release: asyncio.Event):
+def hold_until(release: asyncio.Event):
     async def behave(conn: RawConnection) -> None:
         while True:
             await conn.read_head()
@@ -41,11 +42,9 @@ async def reads_the_body_slowly(conn: RawConnection) -> None:
 
 
 async def test_stalled_request_body_gets_504_and_frees_the_backend_connection(certs):
-    backend = await RawBackend(reads_the_body_slowly).start()
-    gateway = await start_gateway(
-        certs, backend.url, Limits(), backend="<forward-request timeout-ms='500'/>"
-    )
-    try:
+    async with attacked(
+        certs, reads_the_body_slowly, Limits(), backend="<forward-request timeout-ms='500'/>"
+    ) as (gateway, backend):
         reader, writer = await connect(certs, gateway.port)
         writer.write(
             b"POST /h/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000\r\n\r\n"
@@ -58,17 +57,12 @@ async def test_stalled_request_body_gets_504_and_frees_the_backend_connection(ce
         await backend.wait_for(lambda: backend.open == 0)
         assert sum(len(pool.connections) for pool in gateway.forwarder.pools.pools()) == 0
         writer.transport.abort()
-    finally:
-        await gateway.close()
-        await backend.close()
 
 
 async def test_full_pool_queues_then_refuses_with_503(certs):
     release = asyncio.Event()
-    backend = await RawBackend(await hold_until(release)).start()
     limits = Limits(backend_max_connections=2, backend_queue_length=2, backend_queue_timeout=30)
-    gateway = await start_gateway(certs, backend.url, limits)
-    try:
+    async with attacked(certs, hold_until(release), limits) as (gateway, backend):
         busy = [asyncio.ensure_future(fetch(certs, gateway.port, get(f"/h/{i}"))) for i in (1, 2)]
         await backend.wait_for(lambda: backend.accepted == 2)
         queued = [asyncio.ensure_future(fetch(certs, gateway.port, get(f"/h/{i}"))) for i in (3, 4)]
@@ -82,14 +76,11 @@ async def test_full_pool_queues_then_refuses_with_503(certs):
         assert [(r.status, r.body) for r in replies] == [(200, b"held")] * 4
         assert backend.accepted == 2  # the queued requests reused the two connections
         assert backend.most_open == 2
-    finally:
-        await gateway.close()
-        await backend.close()
 
 
 async def test_queue_wait_is_bounded_503_or_504_at_the_request_deadline(certs):
     release = asyncio.Event()
-    backend = await RawBackend(await hold_until(release)).start()
+    backend = await RawBackend(hold_until(release)).start()
     limits = Limits(backend_max_connections=1, backend_queue_timeout=0.3)
     gateway = await start_gateway(certs, backend.url, limits)
     deadline_first = await start_gateway(
@@ -117,22 +108,13 @@ async def test_queue_wait_is_bounded_503_or_504_at_the_request_deadline(certs):
 async def test_http2_streams_with_stalled_bodies_cannot_exceed_the_pool(certs):
     """Issue 11's replay, scaled down: many HTTP/2 streams whose bodies never finish used one
     backend connection each until every file descriptor was gone."""
-    from h2.connection import H2Connection
     from h2.events import StreamEnded, StreamReset
 
-    backend = await RawBackend(reads_the_body_slowly).start()
     limits = Limits(backend_max_connections=4, backend_queue_length=8, backend_queue_timeout=30)
-    gateway = await start_gateway(
-        certs, backend.url, limits, backend="<forward-request timeout-ms='1500'/>"
-    )
-    try:
-        context = ssl.create_default_context(cafile=str(certs.ca_file))
-        context.set_alpn_protocols(["h2"])
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", gateway.port, ssl=context, server_hostname="localhost"
-        )
-        h2 = H2Connection()
-        h2.initiate_connection()
+    async with attacked(
+        certs, reads_the_body_slowly, limits, backend="<forward-request timeout-ms='1500'/>"
+    ) as (gateway, backend):
+        reader, writer, h2 = await h2_connect(certs, gateway.port)
         streams = list(range(1, 2 * 40, 2))  # 40 streams, each with a body that never ends
         for stream_id in streams:
             headers = [
@@ -165,6 +147,3 @@ async def test_http2_streams_with_stalled_bodies_cannot_exceed_the_pool(certs):
         assert set(counts) <= {503, 504}
         await backend.wait_for(lambda: backend.open == 0)
         writer.transport.abort()
-    finally:
-        await gateway.close()
-        await backend.close()

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 
 import pytest
 
 from certgate.limits import Limits
 from tests.gateway.hostile import (
-    RawBackend,
     RawConnection,
+    attacked,
     connect,
     fetch,
     get,
+    h2_connect,
     read_reply,
     rss_kib,
-    start_gateway,
 )
 
 LIMIT = 64 * 1024
@@ -55,11 +54,8 @@ def post(length: int | None) -> bytes:
 
 @pytest.fixture
 async def reading_gateway(certs):
-    backend = await RawBackend(echo_size).start()
-    gateway = await start_gateway(certs, backend.url, LIMITS, inbound=READS_REQUEST)
-    yield gateway, backend
-    await gateway.close()
-    await backend.close()
+    async with attacked(certs, echo_size, LIMITS, inbound=READS_REQUEST) as running:
+        yield running
 
 
 async def test_request_body_under_the_limit_is_read_and_forwarded(certs, reading_gateway):
@@ -123,17 +119,10 @@ async def test_endless_upload_is_refused_without_being_buffered(certs, reading_g
 
 
 async def test_http2_body_over_the_limit_is_413(certs, reading_gateway):
-    from h2.connection import H2Connection
     from h2.events import DataReceived, ResponseReceived, StreamEnded, StreamReset
 
     gateway, backend = reading_gateway
-    context = ssl.create_default_context(cafile=str(certs.ca_file))
-    context.set_alpn_protocols(["h2"])
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", gateway.port, ssl=context, server_hostname="localhost"
-    )
-    h2 = H2Connection()
-    h2.initiate_connection()
+    reader, writer, h2 = await h2_connect(certs, gateway.port)
     results = {}
     # stream 1 declares its length, stream 3 does not and sends until it is answered
     for stream_id, declared in ((1, [("content-length", str(10 * LIMIT))]), (3, [])):
@@ -192,9 +181,7 @@ async def big_response(conn: RawConnection) -> None:
 
 @pytest.mark.parametrize("path", ["/h/declared", "/h/endless"])
 async def test_response_body_over_the_limit_is_502_and_closes_the_backend(certs, path):
-    backend = await RawBackend(big_response).start()
-    gateway = await start_gateway(certs, backend.url, LIMITS, outbound=READS_RESPONSE)
-    try:
+    async with attacked(certs, big_response, LIMITS, outbound=READS_RESPONSE) as (gateway, backend):
         small = await fetch(certs, gateway.port, get("/h/small"))
         assert (small.status, small.body, small.headers["x-size"]) == (200, b"small", "5")
         reply = await fetch(certs, gateway.port, get(path))
@@ -202,6 +189,3 @@ async def test_response_body_over_the_limit_is_502_and_closes_the_backend(certs,
         assert reply.json()["statusCode"] == 502
         await backend.wait_for(lambda: backend.open == 0)
         assert backend.connections[-1].sent < 32 * 1024 * 1024
-    finally:
-        await gateway.close()
-        await backend.close()

@@ -13,15 +13,7 @@ import time
 import pytest
 
 from certgate.limits import Limits
-from tests.gateway.hostile import (
-    RawBackend,
-    RawConnection,
-    connect,
-    fetch,
-    get,
-    rss_kib,
-    start_gateway,
-)
+from tests.gateway.hostile import RawConnection, attacked, connect, fetch, get, rss_kib
 
 ATTACK_BYTES = 512 * 1024 * 1024  # what the attacking backend would send if it were let
 LIMITS = Limits(max_response_head_bytes=16 * 1024, max_response_headers=50)
@@ -82,9 +74,7 @@ async def endless_trailers(conn: RawConnection) -> None:
     ],
 )
 async def test_huge_or_endless_response_head_is_502_and_closes_the_backend(certs, behave):
-    backend = await RawBackend(behave).start()
-    gateway = await start_gateway(certs, backend.url, LIMITS)
-    try:
+    async with attacked(certs, behave, LIMITS) as (gateway, backend):
         before = rss_kib()
         started = time.monotonic()
         reply = await fetch(certs, gateway.port, get("/h/x"))
@@ -98,15 +88,10 @@ async def test_huge_or_endless_response_head_is_502_and_closes_the_backend(certs
         assert backend.connections[0].sent < 32 * 1024 * 1024
         assert rss_kib() - before < 64 * 1024
         assert sum(len(pool.connections) for pool in gateway.forwarder.pools.pools()) == 0
-    finally:
-        await gateway.close()
-        await backend.close()
 
 
 async def test_endless_trailers_of_a_streamed_response_close_the_backend(certs):
-    backend = await RawBackend(endless_trailers).start()
-    gateway = await start_gateway(certs, backend.url, LIMITS)
-    try:
+    async with attacked(certs, endless_trailers, LIMITS) as (gateway, backend):
         reader, writer = await connect(certs, gateway.port)
         writer.write(get("/h/x"))
         head = await reader.readuntil(b"\r\n\r\n")
@@ -119,9 +104,6 @@ async def test_endless_trailers_of_a_streamed_response_close_the_backend(certs):
         await backend.wait_for(lambda: backend.open == 0)
         assert backend.connections[0].sent < 32 * 1024 * 1024
         writer.transport.abort()
-    finally:
-        await gateway.close()
-        await backend.close()
 
 
 # -- bytes after a complete response ----------------------------------------------------------
@@ -132,6 +114,14 @@ async def _answer_fine(conn: RawConnection) -> None:
     while True:
         await conn.read_head()
         await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine")
+
+
+async def _next_request_gets_a_new_connection(certs, gateway, backend) -> None:
+    """The first connection was closed, not pooled: the next request opens the second one."""
+    await backend.wait_for(lambda: backend.open == 0)
+    second = await fetch(certs, gateway.port, get("/h/second"))
+    assert (second.status, second.body) == (200, b"fine")
+    assert backend.accepted == 2
 
 
 async def longer_than_declared(conn: RawConnection) -> None:
@@ -167,19 +157,11 @@ async def body_after_head_response(conn: RawConnection) -> None:
     ],
 )
 async def test_bytes_after_a_complete_response_close_the_connection(certs, behave, first):
-    backend = await RawBackend(behave).start()
-    gateway = await start_gateway(certs, backend.url, LIMITS)
-    try:
+    async with attacked(certs, behave, LIMITS) as (gateway, backend):
         reply = await fetch(certs, gateway.port, first)
         assert reply.status == 200
         assert reply.body in (b"OK", b"")  # never "OKOK"
-        await backend.wait_for(lambda: backend.open == 0)  # not pooled with the leftovers
-        second = await fetch(certs, gateway.port, get("/h/second"))
-        assert (second.status, second.body) == (200, b"fine")
-        assert backend.accepted == 2
-    finally:
-        await gateway.close()
-        await backend.close()
+        await _next_request_gets_a_new_connection(certs, gateway, backend)
 
 
 async def test_unasked_response_on_an_idle_connection_closes_it(certs):
@@ -196,19 +178,11 @@ async def test_unasked_response_on_an_idle_connection_closes_it(certs):
         await conn.send(SMUGGLED)  # nobody asked: the connection sits idle in the pool
         await conn.until_closed()
 
-    backend = await RawBackend(behave).start()
-    gateway = await start_gateway(certs, backend.url, LIMITS)
-    try:
+    async with attacked(certs, behave, LIMITS) as (gateway, backend):
         assert (await fetch(certs, gateway.port, get("/h/first"))).body == b"OK"
         await answered.wait()
         push.set()
-        await backend.wait_for(lambda: backend.open == 0)
-        second = await fetch(certs, gateway.port, get("/h/second"))
-        assert (second.status, second.body) == (200, b"fine")
-        assert backend.accepted == 2
-    finally:
-        await gateway.close()
-        await backend.close()
+        await _next_request_gets_a_new_connection(certs, gateway, backend)
 
 
 async def test_late_response_to_a_timed_out_request_never_answers_the_next(certs):
@@ -222,17 +196,11 @@ async def test_late_response_to_a_timed_out_request_never_answers_the_next(certs
         await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate")
         await conn.until_closed()
 
-    backend = await RawBackend(behave).start()
-    gateway = await start_gateway(
-        certs, backend.url, LIMITS, backend="<forward-request timeout-ms='300'/>"
-    )
-    try:
+    async with attacked(certs, behave, LIMITS, backend="<forward-request timeout-ms='300'/>") as (
+        gateway,
+        backend,
+    ):
         reply = await fetch(certs, gateway.port, get("/h/first"))
         assert (reply.status, reply.headers["x-reason"]) == (504, "Timeout")
         release.set()
-        await backend.wait_for(lambda: backend.open == 0)  # closed at the timeout
-        second = await fetch(certs, gateway.port, get("/h/second"))
-        assert (second.status, second.body) == (200, b"fine")
-    finally:
-        await gateway.close()
-        await backend.close()
+        await _next_request_gets_a_new_connection(certs, gateway, backend)

@@ -457,7 +457,8 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     def abort(self) -> None:
         if not self.closed:
             self.closed = True
-            self.transport.abort()
+            if self.transport is not None:  # None: still connecting (pools shutting down)
+                self.transport.abort()
 
     def close(self) -> None:
         """Close gracefully (an idle connection being drained)."""

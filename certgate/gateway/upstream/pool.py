@@ -205,8 +205,7 @@ class Pool:
         return conn
 
     def _failed(self, conn: UpstreamConnection) -> None:
-        if conn.transport is not None:
-            conn.abort()
+        conn.abort()
         self.lost(conn)
 
     async def _open(self, conn: UpstreamConnection) -> None:
