@@ -233,7 +233,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._finished = False
         self._expecting = True  # a response may begin (cleared once it is complete)
         self._release = False  # complete and reusable: back to the pool after this read
-        self._head_size = 0  # bytes of status lines and header fields of this exchange
+        self._head_size = 0  # bytes of the header fields of this exchange (interim heads too)
         self._unparsed = 0  # bytes received since the last head or body byte was delivered
         self._head_deadline = 0.0
         self._timeout = 300.0
@@ -305,16 +305,13 @@ class UpstreamConnection(asyncio.BufferedProtocol):
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
-        self._head_size += len(reason)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value)
-        if self._head_size > self._max_head:
-            raise _Refused(_HEAD_TOO_LARGE)
         if self._head is not None:
-            return  # a trailer field of a chunked body: counted, never passed on
-        if len(self._headers) >= self._max_headers:
-            raise _Refused(_TOO_MANY_HEADERS)
+            return  # a trailer field of a chunked body (bounded by `_unparsed`): never passed on
+        # Checked once the head is complete: a single read bounds what arrives meanwhile, and
+        # `_unparsed` bounds what a head spread over many reads holds.
+        self._head_size += len(name) + len(value)
         lower = name.lower()
         if lower in _HOP_BY_HOP:
             if lower == b"transfer-encoding" and b"chunked" in value.lower():
@@ -331,8 +328,12 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             self._reason = b""
             self._framed = False
             return  # its bytes still count towards the head limit
-        self._unparsed = 0
         headers = self._headers
+        if self._head_size > self._max_head:
+            raise _Refused(_HEAD_TOO_LARGE)
+        if len(headers) > self._max_headers:
+            raise _Refused(_TOO_MANY_HEADERS)
+        self._unparsed = 0
         no_body = self._head_only or status in (204, 304)
         body = None if no_body else ResponseBody(self, self._timeout)
         self._body = body
