@@ -281,20 +281,20 @@ async def _upload_then_head(
     conn: UpstreamConnection, stream: Any, chunked: bool, deadline: float
 ) -> tuple:
     """The body upload waits on the client too, so the deadline bounds it as a whole."""
+    scope = asyncio.timeout_at(deadline)
     try:
-        async with asyncio.timeout_at(deadline):
+        async with scope:
             await _send_body(conn, stream, chunked)
     except ConnectionClosed:
         if not conn.response_started:
             conn.abort()
             raise  # else: the backend answered early, then closed
-    except TimeoutError:
+    except BaseException as exc:
         conn.abort()
-        raise BackendError(
-            "Timeout", "The request was not sent to the backend within the configured timeout."
-        ) from None
-    except BaseException:
-        conn.abort()
+        if isinstance(exc, TimeoutError) and scope.expired():  # not the inbound body's own
+            raise BackendError(
+                "Timeout", "The request was not sent to the backend within the configured timeout."
+            ) from None
         raise
     return await conn.response_head()
 
