@@ -152,6 +152,8 @@ class Pool:
         if conn is None:
             self.reserved -= 1
             return await self.connect(deadline)  # a slot was freed for this request
+        if conn.closed:  # the backend closed it before this request ran: its slot is free
+            return await self.acquire(deadline, fresh)
         return conn
 
     def _forget(self, waiter: asyncio.Future) -> None:
