@@ -112,7 +112,8 @@ REPORTING_POLICY = """<policies><inbound><base/>
 <set-header name="X-Matched-Id" exists-action="override"><value>@(
   context.Request.MatchedParameters.GetValueOrDefault("id", "-"))</value></set-header>
 </inbound><backend>
-<forward-request timeout='@(context.Request.Url.Path.EndsWith("/upload") ? 30 : 2)' /></backend><outbound><base/></outbound>
+<forward-request timeout='@(context.Request.Url.Path.EndsWith("/upload") ? 30 : 2)' />
+</backend><outbound><base/></outbound>
 <on-error><base/></on-error>
 </policies>"""
 
