@@ -125,6 +125,49 @@ class Limits:
         "--max-crl-signer-nesting",
         "levels of CRL signers other than the issuer whose own paths are validated",
     )
+    # -- backend leg (upstream) ----------------------------------------------------------------
+    max_response_head_bytes: int = _limit(
+        64 * 1024,
+        "--max-response-head-bytes",
+        "backend response status line and headers (and trailers), in bytes (502, closed)",
+    )
+    max_response_headers: int = _limit(
+        100, "--max-response-headers", "header fields in a backend response (502, closed)"
+    )
+    backend_timeout: float = _limit(
+        300.0,
+        "--backend-timeout",
+        "seconds from forwarding a request (connect, upload) to the response head when "
+        "forward-request sets no timeout (APIM's default); also the limit of each body read",
+    )
+    backend_max_connections: int = _limit(
+        256,
+        "--backend-max-connections",
+        "open connections per backend pool (origin and client certificate) per gateway process; "
+        "further requests queue",
+    )
+    backend_queue_length: int = _limit(
+        1024,
+        "--backend-queue-length",
+        "requests waiting for a connection of a full backend pool (503 beyond it)",
+        minimum=0,
+    )
+    backend_queue_timeout: float = _limit(
+        60.0, "--backend-queue-timeout", "seconds a request waits for a backend connection (503)"
+    )
+    backend_idle_timeout: float = _limit(
+        15.0, "--backend-idle-timeout", "seconds an idle keep-alive backend connection stays open"
+    )
+    backend_max_idle: int = _limit(
+        64, "--backend-max-idle", "idle keep-alive connections kept per backend pool"
+    )
+    # -- bodies buffered for policies (upstream) -----------------------------------------------
+    max_buffered_body_bytes: int = _limit(
+        2 * 1024 * 1024,
+        "--max-buffered-body-bytes",
+        "request or response body a policy may read into memory "
+        "(request 413, response 502); APIM's buffered payload size",
+    )
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:

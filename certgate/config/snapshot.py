@@ -57,7 +57,7 @@ class SnapshotBuilder:
         self.store = store
         self.limits = limits
         self.revision = -1
-        self.forwarder = Forwarder()
+        self.forwarder = Forwarder(limits)
         self.crl_fetcher = CrlFetcher(limits)
         self._dev_server = load_certificate(dev_server_pem, None)
         self._previous: GatewayConfig | None = None

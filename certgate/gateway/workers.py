@@ -18,8 +18,8 @@ store revision did not move). Workers are spawned, not forked, so `build_config`
 `forwarder_factory` must be picklable: module-level functions, `functools.partial` of them, or
 objects such as `certgate.config.follower.RevisionFollower` (what `certgate serve` passes).
 Each worker runs uvloop and its own `Forwarder` (`forwarder_factory()`, default
-`certgate.gateway.upstream.forwarder.Forwarder()`); `worker_index()` tells code running inside a
-worker (such as `build_config`) which worker it is.
+`certgate.gateway.upstream.forwarder.Forwarder(limits)`); `worker_index()` tells code running
+inside a worker (such as `build_config`) which worker it is.
 
 Ports: `start()` first binds each port without SO_REUSEPORT (`certgate.gateway.ports`), so a port
 another process listens on, another pool's workers included, raises `AddressInUse` before any
@@ -238,9 +238,11 @@ async def _serve(
     parent: int,
 ) -> None:
     if forwarder_factory is None:
+        from functools import partial
+
         from certgate.gateway.upstream.forwarder import Forwarder
 
-        forwarder_factory = Forwarder
+        forwarder_factory = partial(Forwarder, limits)
     config = build_config(None)
     if config is None:
         raise WorkerError("build_config(None) returned no configuration")

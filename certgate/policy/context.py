@@ -47,6 +47,8 @@ from certgate.expressions.dotnet.collections import KeyValuePair
 from certgate.expressions.dotnet.json import parse_json
 from certgate.expressions.errors import cs_error
 from certgate.expressions.model import CsObject
+from certgate.limits import DEFAULT_LIMITS
+from certgate.policy.errors import BodyTooLarge
 
 _STATUS_REASONS = {
     200: "OK",
@@ -62,6 +64,7 @@ _STATUS_REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    413: "Payload Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -371,11 +374,18 @@ class Body(CsObject):
             self._data = None
             self._stream = source
 
-    async def buffer(self) -> bytes:
-        """Read the whole stream once; later reads use the bytes."""
+    async def buffer(
+        self, limit: int = DEFAULT_LIMITS.max_buffered_body_bytes, declared: str | None = None
+    ) -> bytes:
+        """Read the whole stream once, at most `limit` bytes (`certgate.policy.buffering` passes
+        the process's limit and the declared Content-Length); later reads use the bytes. A
+        longer body raises `BodyTooLarge` before a byte is read when its declared length says
+        so, else as soon as it crosses the limit; its stream is closed, nothing more read."""
         if self._data is None:
             stream, self._stream = self._stream, None
-            self._data = await stream.read_all() if stream is not None else b""
+            self._data = b""  # what remains if reading fails
+            if stream is not None:
+                self._data = await _read_bounded(stream, limit, declared)
         return self._data
 
     def stream(self) -> BodyStream | bytes:
@@ -396,6 +406,26 @@ class Body(CsObject):
         if not preserveContent:
             self._data = b""
         return convert_body(data, type_arg)
+
+
+async def _read_bounded(stream: BodyStream, limit: int, declared: str | None) -> bytes:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(stream, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(stream, limit)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(stream: BodyStream, limit: int) -> BodyTooLarge:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()  # a backend response: its connection, mid-response, cannot be reused
+    return BodyTooLarge(limit)
 
 
 def convert_body(data: bytes, type_arg: str) -> Any:

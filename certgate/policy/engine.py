@@ -21,8 +21,6 @@ from certgate.policy.registry import SECTIONS, Policy, PolicyFault, run_policies
 
 log = logging.getLogger("certgate.policy")
 
-_BACKEND_STATUS = {"BackendConnectionFailure": 500, "Timeout": 504}
-
 
 def _default_section(section: str) -> list[Policy]:
     """What `<base/>` means at global scope: APIM's default global policy."""
@@ -87,7 +85,7 @@ def _describe(fault: PolicyFault) -> tuple[str | None, str, int, str, tuple]:
             error.headers,
         )
     if isinstance(error, BackendError):
-        status = _BACKEND_STATUS.get(error.reason, 500)
+        status = error.status
         public = "Internal server error" if status == 500 else reason_phrase(status)
         return error.reason, error.message, status, public, ()
     if isinstance(error, ExpressionRuntimeError):

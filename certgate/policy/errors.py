@@ -65,10 +65,21 @@ class PolicyRuntimeError(Exception):
 class BackendError(Exception):
     """Raised by a forwarder: `reason` is `BackendConnectionFailure` (-> 500) or `Timeout` (-> 504).
 
-    `message` is shown in `context.LastError.Message`; it must not contain secrets.
+    `message` is shown in `context.LastError.Message`; it must not contain secrets. `status`
+    overrides the status of the default error response: 502 for a backend response the gateway
+    refuses (a head or a buffered body over its limit), 503 when the backend pool's queue is full.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.status = status if status is not None else 504 if reason == "Timeout" else 500
+
+
+class BodyTooLarge(Exception):
+    """A policy needed more of a message body than `Limits.max_buffered_body_bytes` allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the body is larger than the {limit} bytes a policy may buffer")
+        self.limit = limit

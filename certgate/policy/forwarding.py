@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from certgate.limits import Limits
+
 
 @dataclass(frozen=True, slots=True)
 class ForwardOptions:
-    """The `forward-request` attributes, evaluated: timeout in seconds."""
+    """The `forward-request` attributes, evaluated: timeout in seconds (None: the gateway's
+    `--backend-timeout`, whose default is APIM's 300 s)."""
 
-    timeout: float = 300.0
+    timeout: float | None = None
     follow_redirects: bool = False
     buffer_request_body: bool = False
     buffer_response: bool = True
@@ -22,6 +25,8 @@ DEFAULT_OPTIONS = ForwardOptions()
 
 
 class Forwarder(Protocol):
+    limits: Limits  # the process's limits; policies read `max_buffered_body_bytes`
+
     async def forward(self, context: Any, options: ForwardOptions) -> None:
         """Send `context.Request` to `context.backend_url()` (or `context.backend.backend_id`'s
         URL) and set `context.Response` (status, headers, streaming body).

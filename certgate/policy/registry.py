@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from certgate.policy.buffering import buffer_request_body, buffer_response_body
+
 if TYPE_CHECKING:
     from certgate.policy.loader import Loader
     from certgate.policy.reader import Node
@@ -133,7 +135,7 @@ class BufferBodies(Policy):
 
     async def execute(self, context: Any) -> bool | None:
         if self.request:
-            await context.Request.Body.buffer()
+            await buffer_request_body(context)
         if self.response:
-            await context.Response.Body.buffer()
+            await buffer_response_body(context)
         return await self.inner.execute(context)

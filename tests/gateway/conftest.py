@@ -12,6 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from certgate.gateway.config import HostnameConfig, build_gateway_config
 from certgate.gateway.server import GatewayServer
 from certgate.gateway.upstream.forwarder import Forwarder
+from certgate.limits import Limits
 from certgate.policy.catalog import MemoryCatalog
 from certgate.policy.engine import compile_pipeline
 from certgate.policy.loader import parse_document
@@ -102,13 +103,17 @@ def apis(backend_url: str) -> tuple[dict, dict]:
 
 
 # The API scope tells the backend what policies saw: the client certificate and template parameters.
+# forward-request's timeout covers the upload (as in APIM): 30 s for the large-body tests' uploads,
+# 2 s elsewhere so that a slow backend is a quick 504.
 REPORTING_POLICY = """<policies><inbound><base/>
 <set-header name="X-Client-Thumbprint" exists-action="override"><value>@(
   context.Request.Certificate == null ? "none" : context.Request.Certificate.Thumbprint)</value>
 </set-header>
 <set-header name="X-Matched-Id" exists-action="override"><value>@(
   context.Request.MatchedParameters.GetValueOrDefault("id", "-"))</value></set-header>
-</inbound><backend><forward-request timeout="2" /></backend><outbound><base/></outbound>
+</inbound><backend>
+<forward-request timeout='@(context.Request.Url.Path.EndsWith("/upload") ? 30 : 2)' />
+</backend><outbound><base/></outbound>
 <on-error><base/></on-error>
 </policies>"""
 
@@ -141,7 +146,7 @@ async def backend():
 
 @pytest.fixture
 async def forwarder():
-    instance = Forwarder(timeout=1.0)
+    instance = Forwarder(Limits(backend_timeout=1.0))
     yield instance
     instance.close()
 

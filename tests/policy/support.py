@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.policy.catalog import Catalog, MemoryCatalog
 from certgate.policy.context import (
     Api,
@@ -75,6 +76,7 @@ class RecordingForwarder:
     headers: list[tuple[str, str]] = field(default_factory=lambda: [("X-Backend", "yes")])
     error: BackendError | None = None
     calls: list[Call] = field(default_factory=list)
+    limits: Limits = DEFAULT_LIMITS
 
     async def forward(self, context: Context, options: ForwardOptions) -> None:
         request = context.Request

@@ -19,6 +19,7 @@ import uvloop  # noqa: E402
 
 from certgate.certs.material import CertificateMaterial, load_certificate  # noqa: E402
 from certgate.gateway.upstream import BackendTrust, Forwarder  # noqa: E402
+from certgate.limits import Limits  # noqa: E402
 from certgate.policy.context import BackendTarget, Context, Headers, Request  # noqa: E402
 from tests import pki  # noqa: E402
 from tests.upstream.echo import EchoBackend  # noqa: E402
@@ -85,7 +86,7 @@ async def backend(certs: Pki):
 
 @pytest.fixture
 async def forwarder():
-    forwarder = Forwarder(timeout=10)
+    forwarder = Forwarder(Limits(backend_timeout=10))
     yield forwarder
     forwarder.close()
 

@@ -172,9 +172,11 @@ class _EchoProtocol(asyncio.Protocol):
             extra = b"Connection: close\r\n" if path == "/close" else b""
             if path == "/continue":
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if payload["method"] == "HEAD":
+                body = b""  # the length of the GET response, no content (RFC 9110 9.3.2)
             self.transport.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%b"
-                b"Content-Length: %d\r\n\r\n%b" % (extra, len(body), body)
+                b"Content-Length: %d\r\n\r\n%b" % (extra, len(json.dumps(payload)), body)
             )
             if extra:
                 self.transport.close()

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from certgate.gateway.upstream import ResponseBody
+from certgate.limits import Limits
 from certgate.policy.errors import BackendError
 from tests.upstream.conftest import make_context, send, snapshot, wait_for
 from tests.upstream.echo import EchoBackend
@@ -170,7 +171,7 @@ async def test_stale_pooled_connection_is_retried_once(certs, backend, forwarder
 async def test_idle_connections_close_after_the_idle_timeout(certs, backend):
     from certgate.gateway.upstream import Forwarder
 
-    forwarder = Forwarder(idle_timeout=0.2)
+    forwarder = Forwarder(Limits(backend_idle_timeout=0.2))
     try:
         await send(forwarder, make_context(backend.url(), snapshot(certs)))
         assert len(backend.open) == 1
@@ -294,3 +295,69 @@ async def test_stalled_response_body_times_out(certs, backend, forwarder):
         await body.__anext__()
     assert failure.value.reason == "Timeout"
     await wait_for(lambda: not backend.open)
+
+
+class _Stalled:
+    """A request body whose client sends one chunk, then nothing (`more` never set)."""
+
+    def __init__(self) -> None:
+        self.more = asyncio.Event()
+
+    def __aiter__(self):
+        return self._chunks()
+
+    async def _chunks(self):
+        yield b"first"
+        await self.more.wait()
+        yield b"never"
+
+
+async def test_timeout_covers_a_stalled_upload(certs, backend, forwarder):
+    headers = [("Content-Length", "1000")]
+    context = make_context(
+        backend.url(), snapshot(certs), method="POST", headers=headers, body=_Stalled()
+    )
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(BackendError) as failure:
+        await forwarder.forward(context, SimpleNamespace(timeout=0.3))
+    assert failure.value.reason == "Timeout"
+    assert asyncio.get_running_loop().time() - started < 3
+    await wait_for(lambda: not backend.open)
+
+
+async def test_timeout_covers_an_upload_the_backend_does_not_read(certs, forwarder):
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_reads(reader, writer) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(never_reads, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        upload = Upload(1024)  # 64 MB: far more than socket buffers hold
+        context = make_context(url, snapshot(certs), method="PUT", body=upload)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(BackendError) as failure:
+            await forwarder.forward(context, SimpleNamespace(timeout=0.5))
+        assert failure.value.reason == "Timeout"
+        assert asyncio.get_running_loop().time() - started < 3
+        assert upload.sent < 64 * 1024 * 1024
+        await wait_for(lambda: all(not pool.connections for pool in forwarder.pools.pools()))
+    finally:
+        for writer in accepted:
+            writer.transport.abort()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_cancelled_upload_closes_its_upstream_connection(certs, backend, forwarder):
+    context = make_context(
+        backend.url(), snapshot(certs), method="POST", headers=[], body=_Stalled()
+    )
+    task = asyncio.ensure_future(forwarder.forward(context))
+    await wait_for(lambda: backend.open)
+    task.cancel()  # the inbound side gave up on the client's body
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_for(lambda: not backend.open)
+    assert all(not pool.connections for pool in forwarder.pools.pools())

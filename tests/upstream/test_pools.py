@@ -110,3 +110,31 @@ async def test_back_to_back_requests_on_shared_pool(certs, backend, forwarder):
     results = await asyncio.gather(*(worker(n) for n in range(12)))
     for n, paths in enumerate(results):
         assert paths == [f"/w{n}/{i}" for i in range(15)]
+
+
+async def test_cancelled_waiters_never_leak_a_slot(certs, backend):
+    from certgate.gateway.upstream import Forwarder
+    from certgate.limits import Limits
+
+    forwarder = Forwarder(Limits(backend_max_connections=1, backend_timeout=10))
+    snap = snapshot(certs)
+    try:
+        busy = asyncio.ensure_future(
+            forwarder.forward(make_context(backend.url(), snap, path="/slow"))
+        )
+        await wait_for(lambda: backend.open)
+        (pool,) = forwarder.pools.pools()
+        for _ in range(3):  # queued, then the client goes away
+            gone = asyncio.ensure_future(send(forwarder, make_context(backend.url(), snap)))
+            await wait_for(lambda: len(pool.queue) == 1)
+            gone.cancel()
+            await asyncio.gather(gone, return_exceptions=True)
+            assert not pool.queue
+        waiting = asyncio.ensure_future(send(forwarder, make_context(backend.url(), snap)))
+        await wait_for(lambda: len(pool.queue) == 1)
+        busy.cancel()  # its connection closes and the slot goes to the queued request
+        await asyncio.gather(busy, return_exceptions=True)
+        assert (await waiting)["path"] == "/"
+        assert (pool.reserved, len(pool.connections), backend.connections) == (0, 1, 2)
+    finally:
+        forwarder.close()

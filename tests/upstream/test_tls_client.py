@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from certgate.limits import Limits
 from certgate.policy.errors import BackendError
 from tests.upstream.conftest import make_context, send, snapshot, wait_for
 
@@ -86,7 +87,7 @@ async def test_handshake_that_never_completes_times_out(certs):
 async def test_pool_forgotten_by_the_idle_sweep_is_rebuilt_for_the_next_request(certs, backend):
     from certgate.gateway.upstream import Forwarder
 
-    forwarder = Forwarder(idle_timeout=0.2)
+    forwarder = Forwarder(Limits(backend_idle_timeout=0.2))
     try:
         snap = snapshot(certs)
         await send(forwarder, make_context(backend.url(), snap))

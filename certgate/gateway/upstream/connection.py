@@ -4,12 +4,23 @@ Bodies stream both ways with backpressure: an upload waits while the transport's
 full (`pause_writing`), and a download stops reading from the backend while more than
 `HIGH_WATER` bytes wait unread in the `ResponseBody`. Memory per exchange stays bounded whatever
 the body size. When a response completes on a connection that can be reused, the connection goes
-back to its pool at once, from the parser callback; its body chunks stay with the `ResponseBody`.
+back to its pool once the bytes that completed it are parsed; its body chunks stay with the
+`ResponseBody`.
+
+A hostile or broken backend is bounded and never desynchronises the connection:
+- the response head (status line, headers, interim 1xx heads, trailers) is limited in bytes and
+  header count while it arrives (`Limits.max_response_head_bytes`, `max_response_headers`): bytes
+  the parser holds without completing a header count too, so an endless line cannot grow;
+- a byte that starts a message when no request is waiting for one (after a complete response, on
+  an idle pooled connection, a body after a HEAD response) closes the connection: it is never
+  parsed as the response to the next request;
+- every wait of an exchange ends at one absolute deadline (the forward-request timeout).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -19,6 +30,7 @@ from certgate.policy.errors import BackendError
 if TYPE_CHECKING:
     from certgate.gateway.upstream.pool import Pool
 
+log = logging.getLogger("certgate.upstream")
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 # Response headers about this connection only, never passed on to the client.
@@ -37,6 +49,15 @@ _HOP_BY_HOP = frozenset(
 
 class ConnectionClosed(ConnectionError):
     """The backend closed the connection before the response was complete."""
+
+
+class _Refused(Exception):
+    """Raised inside a parser callback: the backend sent what this side will not parse."""
+
+
+_HEAD_TOO_LARGE = "The backend response head is larger than the gateway accepts."
+_TOO_MANY_HEADERS = "The backend response has more header fields than the gateway accepts."
+_UNEXPECTED = "The backend sent data after a complete response."
 
 
 class ResponseBody:
@@ -141,7 +162,7 @@ class ResponseBody:
     async def _wait(self) -> None:
         manager = self._conn.pool.manager  # only called while the response is still arriving
         try:
-            await _arm(self, manager, self._timeout)
+            await _arm(self, manager, manager.loop.time() + self._timeout)
         except TimeoutError:
             self.close()
             raise BackendError(
@@ -155,15 +176,15 @@ class ResponseBody:
         _expire(self._waiter)
 
 
-def _arm(owner: Any, manager: Any, timeout: float) -> asyncio.Future[None]:
-    """A fresh `owner._waiter` that the pools' deadline ticker fails with TimeoutError once
-    `timeout` passed; the caller awaits it, then calls `_disarm`.
+def _arm(owner: Any, manager: Any, deadline: float) -> asyncio.Future[None]:
+    """A fresh `owner._waiter` that the pools' deadline ticker fails with TimeoutError once the
+    loop time `deadline` passed; the caller awaits it, then calls `_disarm`.
 
     One shared ticker instead of a timer per wait: uvloop's call_later + cancel costs more than
     the rest of a keep-alive exchange's bookkeeping.
     """
     waiter = owner._waiter = manager.loop.create_future()
-    owner.deadline = manager.loop.time() + timeout
+    owner.deadline = deadline
     manager.watch(owner)
     return waiter
 
@@ -183,8 +204,11 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     `response_head`; the connection returns to its pool when the response has fully arrived."""
 
     def __init__(self, pool: Pool) -> None:
+        manager = pool.manager
         self.pool = pool
-        self._buffer = pool.manager.read_buffer
+        self._buffer = manager.read_buffer
+        self._max_head = manager.max_head_bytes
+        self._max_headers = manager.max_headers
         self.transport: Any = None
         self.closed = False
         self.reused = False
@@ -195,6 +219,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._write_paused = False
         self._error: BaseException | None = None
         self._reset()
+        self._expecting = False  # no request written yet: nothing may arrive
 
     def _reset(self) -> None:
         self._headers: list[tuple[str, str]] = []
@@ -206,6 +231,11 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._request_sent = False
         self._received = False
         self._finished = False
+        self._expecting = True  # a response may begin (cleared once it is complete)
+        self._release = False  # complete and reusable: back to the pool after this read
+        self._head_size = 0  # bytes of the header fields of this exchange (interim heads too)
+        self._unparsed = 0  # bytes received since the last head or body byte was delivered
+        self._head_deadline = 0.0
         self._timeout = 300.0
         self._head_taken = False  # the exchange collected its head; only then may the pool reuse
         self._release_pending = False
@@ -213,7 +243,6 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     # -- asyncio.Protocol -----------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.pool.opened(self)
 
     # Plain http backends: a BufferedProtocol on uvloop's TCP transport reads into the pools'
     # shared buffer instead of a new bytes object per read. The parser consumes it synchronously
@@ -226,11 +255,23 @@ class UpstreamConnection(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes | memoryview) -> None:
         self._received = True
+        self._unparsed += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._lose(BackendError("BackendConnectionFailure", f"Invalid backend response: {exc}"))
+            refused = exc.__context__ if isinstance(exc.__context__, _Refused) else None
+            message = str(refused) if refused else f"Invalid backend response: {exc}"
+            self._refuse(message, status=502 if refused is not None else None)
             return
+        if self._unparsed > self._max_head:  # a head (or trailer) line that never ends
+            self._refuse(_HEAD_TOO_LARGE, status=502)
+            return
+        if self._release:
+            self._release = False
+            if self._head_taken:
+                self.pool.release(self)
+            else:
+                self._release_pending = True  # another start() would wipe the unread head
         if self._head_only and self._finished:
             self._head_only = False
             self._parser = httptools.HttpResponseParser(self)  # HEAD: no body follows
@@ -258,10 +299,19 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             waiter.set_result(None)
 
     # -- httptools callbacks --------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if not self._expecting:
+            raise _Refused(_UNEXPECTED)
+
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head is not None:
+            return  # a trailer field of a chunked body (bounded by `_unparsed`): never passed on
+        # Checked once the head is complete: a single read bounds what arrives meanwhile, and
+        # `_unparsed` bounds what a head spread over many reads holds.
+        self._head_size += len(name) + len(value)
         lower = name.lower()
         if lower in _HOP_BY_HOP:
             if lower == b"transfer-encoding" and b"chunked" in value.lower():
@@ -277,8 +327,13 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             self._headers = []  # interim response (100 Continue, 103 Early Hints): skip
             self._reason = b""
             self._framed = False
-            return
+            return  # its bytes still count towards the head limit
         headers = self._headers
+        if self._head_size > self._max_head:
+            raise _Refused(_HEAD_TOO_LARGE)
+        if len(headers) > self._max_headers:
+            raise _Refused(_TOO_MANY_HEADERS)
+        self._unparsed = 0
         no_body = self._head_only or status in (204, 304)
         body = None if no_body else ResponseBody(self, self._timeout)
         self._body = body
@@ -290,8 +345,11 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             waiter.set_result(None)
 
     def on_body(self, data: bytes) -> None:
-        if self._body is not None:
-            self._body._feed(data)
+        body = self._body
+        if body is None:
+            raise _Refused(_UNEXPECTED)  # a body after a HEAD response's head
+        self._unparsed = 0
+        body._feed(data)
 
     def on_message_complete(self) -> None:
         if self._head is None or self._finished:
@@ -303,19 +361,19 @@ class UpstreamConnection(asyncio.BufferedProtocol):
 
     def _complete(self) -> None:
         self._finished = True
+        self._expecting = False
         if self._request_sent and self._parser.should_keep_alive() and not self.closed:
-            if self._head_taken:
-                self.pool.release(self)
-            else:
-                self._release_pending = True  # another start() would wipe the unread head
+            self._release = True
         else:
             self.close()
 
     # -- the exchange ---------------------------------------------------------------------------
-    def start(self, head: bytes, head_only: bool, timeout: float) -> None:
-        """Write the request head (and a small body already joined to it)."""
+    def start(self, head: bytes, head_only: bool, deadline: float, timeout: float) -> None:
+        """Write the request head (and a small body already joined to it); every wait until the
+        response head ends at the loop time `deadline`, each body read after `timeout` seconds."""
         self._reset()
         self._head_only = head_only
+        self._head_deadline = deadline
         self._timeout = timeout
         self.transport.write(head)
 
@@ -358,7 +416,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     async def _wait(self) -> None:
         manager = self.pool.manager
         try:
-            await _arm(self, manager, self._timeout)
+            await _arm(self, manager, self._head_deadline)
         except TimeoutError:
             self.abort()
             raise BackendError(
@@ -376,13 +434,21 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         """No response byte arrived: a failure here is a stale keep-alive connection."""
         return not self._received
 
+    def _refuse(self, message: str, status: int | None) -> None:
+        where = f"{self.pool.origin.host}:{self.pool.origin.port}"
+        log.warning("backend %s: %s Connection closed.", where, message)
+        self._lose(BackendError("BackendConnectionFailure", message, status))
+
     def _lose(self, error: BaseException) -> None:
         self._error = error
+        self._release = self._release_pending = False
         body, self._body = self._body, None
         if body is not None:
-            body._fail(
-                BackendError("BackendConnectionFailure", f"Backend response incomplete: {error}")
-            )
+            failure = error
+            if not isinstance(error, BackendError):
+                message = f"Backend response incomplete: {error}"
+                failure = BackendError("BackendConnectionFailure", message)
+            body._fail(failure)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
@@ -392,7 +458,8 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     def abort(self) -> None:
         if not self.closed:
             self.closed = True
-            self.transport.abort()
+            if self.transport is not None:  # None: still connecting (pools shutting down)
+                self.transport.abort()
 
     def close(self) -> None:
         """Close gracefully (an idle connection being drained)."""

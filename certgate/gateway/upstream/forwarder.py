@@ -15,10 +15,20 @@ What it reads:
 
 A newer snapshot retires the pools of identities it no longer holds (a replaced certificate, a
 changed CA store): their connections are drained, never reused.
+
+The forward-request timeout covers the whole exchange up to the response head, as APIM documents
+it ("the time to wait for the HTTP response headers"): waiting for a pool connection, connecting,
+sending the request and its body, and waiting for the head all end at one deadline (504, reason
+Timeout). Each read of the response body then waits at most that timeout again. Cancelling
+`forward` (the client went away, or its body timed out) closes the backend connection in use.
+
+`limits` (the process's `Limits`) bound the pools and response heads, and policies read
+`limits.max_buffered_body_bytes` from here (`certgate.policy.buffering`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -28,6 +38,7 @@ from certgate.gateway.exchange import HOP_BY_HOP
 from certgate.gateway.upstream.connection import ConnectionClosed, UpstreamConnection
 from certgate.gateway.upstream.pool import Origin, Pool, Pools
 from certgate.gateway.upstream.tls import SYSTEM_TRUST, ClientIdentity, Identities
+from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.policy.context import Headers, Response
 from certgate.policy.errors import BackendError
 
@@ -36,7 +47,6 @@ log = logging.getLogger("certgate.upstream")
 # Hop-by-hop headers never travel on, and the forwarder computes Host and the framing itself.
 _REQUEST_DROP = HOP_BY_HOP | {"host", "content-length"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-DEFAULT_TIMEOUT = 300.0  # APIM's forward-request default
 _NONE: dict = {}
 
 
@@ -44,18 +54,13 @@ class Forwarder:
     """One per gateway process: TLS identities, pools, and `forward(context, options)`.
 
     `options` may carry `timeout` (seconds until the response head, as forward-request's
-    attribute); without it `timeout` from here applies.
+    attribute); without it `limits.backend_timeout` applies.
     """
 
-    def __init__(
-        self,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        idle_timeout: float = 15.0,
-        max_idle_per_pool: int = 64,
-    ) -> None:
-        self.timeout = timeout
-        self.pools = Pools(idle_timeout, max_idle_per_pool)
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self.timeout = limits.backend_timeout
+        self.pools = Pools(limits)
         self.identities = Identities()
         self._snapshot: Any = None
         self._revision = -1
@@ -106,18 +111,19 @@ class Forwarder:
         head, stream, chunked = _request_head(request, path, origin, backend, proxy_line)
         head_only = request.Method == "HEAD"
 
-        conn = pool.take_idle() or await pool.connect(timeout)
+        deadline = self.pools.loop.time() + timeout
+        conn = pool.take_idle() or await pool.acquire(deadline)
         try:
             status, reason, headers, body = await _exchange(
-                conn, head, stream, chunked, head_only, timeout
+                conn, head, stream, chunked, head_only, deadline, timeout
             )
         except ConnectionClosed:
             if stream is not None or not (conn.reused and conn.received_nothing):
                 raise _closed(origin) from None
-            conn = await pool.connect(timeout)  # a stale keep-alive connection: once more
+            conn = await pool.acquire(deadline, fresh=True)  # a stale keep-alive connection
             try:
                 status, reason, headers, body = await _exchange(
-                    conn, head, None, False, head_only, timeout
+                    conn, head, None, False, head_only, deadline, timeout
                 )
             except ConnectionClosed:
                 raise _closed(origin) from None
@@ -259,26 +265,36 @@ def _exchange(
     stream: Any,
     chunked: bool,
     head_only: bool,
+    deadline: float,
     timeout: float,
 ) -> Awaitable[tuple]:
     """One request on `conn`: the head is written now; awaiting the result gives the response
     head. Any failure or cancellation closes the connection (it is never half-reused)."""
-    conn.start(head, head_only, timeout)
+    conn.start(head, head_only, deadline, timeout)
     if stream is None:
         conn.finish_request()
         return conn.response_head()
-    return _upload_then_head(conn, stream, chunked)
+    return _upload_then_head(conn, stream, chunked, deadline)
 
 
-async def _upload_then_head(conn: UpstreamConnection, stream: Any, chunked: bool) -> tuple:
+async def _upload_then_head(
+    conn: UpstreamConnection, stream: Any, chunked: bool, deadline: float
+) -> tuple:
+    """The body upload waits on the client too, so the deadline bounds it as a whole."""
+    scope = asyncio.timeout_at(deadline)
     try:
-        await _send_body(conn, stream, chunked)
+        async with scope:
+            await _send_body(conn, stream, chunked)
     except ConnectionClosed:
         if not conn.response_started:
             conn.abort()
             raise  # else: the backend answered early, then closed
-    except BaseException:
+    except BaseException as exc:
         conn.abort()
+        if isinstance(exc, TimeoutError) and scope.expired():  # not the inbound body's own
+            raise BackendError(
+                "Timeout", "The request was not sent to the backend within the configured timeout."
+            ) from None
         raise
     return await conn.response_head()
 

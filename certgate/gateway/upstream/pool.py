@@ -6,18 +6,26 @@ certificate replaced, the CA store changed), its pool leaves the table: idle con
 once, busy ones close when their response ends, and new requests build a fresh pool.
 Idle connections close after `idle_timeout` seconds (one sweep timer for all pools), and waits
 for a backend expire through one deadline ticker (`TICK`), not a timer per request.
+
+A pool holds at most `Limits.backend_max_connections` connections (open or opening). A request
+finding it full waits in a bounded queue (`backend_queue_length`; beyond it 503 at once) for a
+connection released by another request or a freed slot, at most `backend_queue_timeout` seconds
+(503) and never past its forward-request deadline (504, reason Timeout), as Envoy's circuit
+breakers (max_connections, max_pending_requests) and nginx's upstream queue do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from certgate.gateway.upstream.connection import UpstreamConnection
 from certgate.gateway.upstream.proxy import Proxy, open_tunnel
 from certgate.gateway.upstream.tls import ClientIdentity, TLSClientProtocol
+from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.policy.errors import BackendError
 
 log = logging.getLogger("certgate.upstream")
@@ -38,10 +46,36 @@ class Origin:
         self.key = (scheme, host, port)
 
 
-class Pool:
-    """Idle connections of one (origin, identity), most recently used first out."""
+class _Ticket:
+    """A request waiting for a connection of a full pool (`deadline` for the shared ticker)."""
 
-    __slots__ = ("connections", "identity", "idle", "manager", "origin", "proxy", "retired")
+    __slots__ = ("_waiter", "deadline")
+
+    def __init__(self, waiter: asyncio.Future, deadline: float) -> None:
+        self._waiter = waiter
+        self.deadline = deadline
+
+    def expire(self) -> None:
+        waiter = self._waiter
+        if not waiter.done():
+            waiter.set_exception(TimeoutError())
+
+
+class Pool:
+    """Connections of one (origin, identity): the idle ones most recently used first out, at
+    most `max_connections` in all, and the requests queued for one."""
+
+    __slots__ = (
+        "connections",
+        "identity",
+        "idle",
+        "manager",
+        "origin",
+        "proxy",
+        "queue",
+        "reserved",
+        "retired",
+    )
 
     def __init__(
         self,
@@ -55,11 +89,13 @@ class Pool:
         self.identity = identity
         self.proxy = proxy
         self.idle: list[UpstreamConnection] = []
-        self.connections: set[UpstreamConnection] = set()
+        self.connections: set[UpstreamConnection] = set()  # open or opening: the slots in use
+        self.queue: deque[asyncio.Future] = deque()
+        self.reserved = 0  # slots promised to woken queued requests that have not connected yet
         self.retired = False
 
     def take_idle(self) -> UpstreamConnection | None:
-        """The most recently used live idle connection, or None (then `connect`)."""
+        """The most recently used live idle connection, or None (then `acquire`)."""
         idle = self.idle
         while idle:
             conn = idle.pop()
@@ -68,33 +104,120 @@ class Pool:
                 return conn
         return None
 
-    async def connect(self, timeout: float) -> UpstreamConnection:
+    async def acquire(self, deadline: float, fresh: bool = False) -> UpstreamConnection:
+        """An idle connection (unless `fresh`), a new one while the pool has room, else one
+        released while this request waits in the queue. `deadline` is the loop time the
+        forward-request timeout ends at."""
+        if not fresh:
+            conn = self.take_idle()
+            if conn is not None:
+                return conn
+        manager = self.manager
+        if len(self.connections) + self.reserved < manager.max_connections:
+            return await self.connect(deadline)
+        where = f"{self.origin.host}:{self.origin.port}"
+        if len(self.queue) >= manager.queue_length:
+            log.warning("backend %s: connection pool and queue full", where)
+            raise BackendError(
+                "BackendConnectionFailure",
+                f"All connections to the backend {where} are busy and the queue is full.",
+                503,
+            )
+        loop = manager.loop
+        waiter = loop.create_future()
+        ticket = _Ticket(waiter, min(deadline, loop.time() + manager.queue_timeout))
+        self.queue.append(waiter)
+        manager.watch(ticket)
+        try:
+            conn = await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._pass_on(waiter.result())  # handed over as this request went away
+            else:
+                self._forget(waiter)
+            if not isinstance(exc, TimeoutError):
+                raise
+            if loop.time() >= deadline:
+                raise BackendError(
+                    "Timeout", f"No connection to the backend {where} became free in time."
+                ) from None
+            log.warning("backend %s: no connection became free in the queue time", where)
+            raise BackendError(
+                "BackendConnectionFailure",
+                f"No connection to the backend {where} became free in time.",
+                503,
+            ) from None
+        finally:
+            manager.watching.discard(ticket)
+        if conn is None:
+            self.reserved -= 1
+            return await self.connect(deadline)  # a slot was freed for this request
+        if conn.closed:  # the backend closed it before this request ran: its slot is free
+            return await self.acquire(deadline, fresh)
+        return conn
+
+    def _forget(self, waiter: asyncio.Future) -> None:
+        try:
+            self.queue.remove(waiter)
+        except ValueError:
+            pass
+
+    def _pass_on(self, conn: UpstreamConnection | None) -> None:
+        """A connection or slot given to a request that no longer wants it goes to the next."""
+        if conn is None:
+            self.reserved -= 1
+            self._wake()
+        elif not conn.closed:
+            self.release(conn)
+
+    def _wake(self) -> None:
+        """Slots are free: let the first queued requests open connections (each reserves one)."""
+        queue = self.queue
+        limit = self.manager.max_connections
+        while queue and len(self.connections) + self.reserved < limit:
+            waiter = queue.popleft()
+            if not waiter.done():
+                self.reserved += 1
+                waiter.set_result(None)
+
+    async def connect(self, deadline: float) -> UpstreamConnection:
         origin = self.origin
         where = f"{origin.host}:{origin.port}"
+        conn = UpstreamConnection(self)
+        self.connections.add(conn)
         try:
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
             # races with the connection completing, and the request would outlive its client.
-            async with asyncio.timeout(timeout):
-                return await self._open()
+            async with asyncio.timeout_at(deadline):
+                await self._open(conn)
         except TimeoutError:
-            log.warning("backend %s: connection not established within %.3g s", where, timeout)
+            self._failed(conn)
+            log.warning("backend %s: connection not established in time", where)
             raise BackendError("Timeout", f"Connecting to the backend {where} timed out.") from None
         except OSError as exc:  # TLS handshake, refused, unreachable, DNS, the proxy refused
+            self._failed(conn)
             reason = exc.strerror or str(exc)
             log.warning("backend %s: connection failed: %s", where, reason)
             raise BackendError(
                 "BackendConnectionFailure", f"Connecting to the backend {where} failed: {reason}"
             ) from None
+        except BaseException:
+            self._failed(conn)
+            raise
+        return conn
 
-    async def _open(self) -> UpstreamConnection:
-        """A connected `UpstreamConnection`: TCP, through the web proxy if any, then TLS."""
+    def _failed(self, conn: UpstreamConnection) -> None:
+        conn.abort()
+        self.lost(conn)
+
+    async def _open(self, conn: UpstreamConnection) -> None:
+        """Connect `conn`: TCP, through the web proxy if any, then TLS."""
         origin, proxy = self.origin, self.proxy
         loop = asyncio.get_running_loop()
-        conn = UpstreamConnection(self)
         if not origin.tls:
             host, port = (origin.host, origin.port) if proxy is None else (proxy.host, proxy.port)
             await loop.create_connection(lambda: conn, host, port)
-            return conn
+            return
         tls = TLSClientProtocol(self.identity, origin.host, conn)
         if proxy is None:
             await loop.create_connection(lambda: tls, origin.host, origin.port)
@@ -107,13 +230,17 @@ class Pool:
         except BaseException:
             tls.abort()
             raise
-        return conn
 
     # -- called by connections ------------------------------------------------------------------
-    def opened(self, conn: UpstreamConnection) -> None:
-        self.connections.add(conn)
-
     def release(self, conn: UpstreamConnection) -> None:
+        """`conn` finished its exchange cleanly: to the first queued request, else idle."""
+        queue = self.queue
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                conn.reused = True
+                waiter.set_result(conn)
+                return
         manager = self.manager
         if self.retired or len(self.idle) >= manager.max_idle_per_pool:
             conn.close()
@@ -124,9 +251,13 @@ class Pool:
             manager._arm()
 
     def lost(self, conn: UpstreamConnection) -> None:
+        if conn not in self.connections:
+            return
         self.connections.discard(conn)
         if conn in self.idle:
             self.idle.remove(conn)
+        if self.queue:
+            self._wake()
 
     def retire(self) -> None:
         """Drain: close the idle connections now, the busy ones when they are released."""
@@ -139,9 +270,14 @@ class Pool:
 class Pools:
     """Every pool of a gateway process, keyed by (origin key, identity key)."""
 
-    def __init__(self, idle_timeout: float = 15.0, max_idle_per_pool: int = 64) -> None:
-        self.idle_timeout = idle_timeout
-        self.max_idle_per_pool = max_idle_per_pool
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.idle_timeout = limits.backend_idle_timeout
+        self.max_idle_per_pool = limits.backend_max_idle
+        self.max_connections = limits.backend_max_connections
+        self.queue_length = limits.backend_queue_length
+        self.queue_timeout = limits.backend_queue_timeout
+        self.max_head_bytes = limits.max_response_head_bytes
+        self.max_headers = limits.max_response_headers
         self.loop: Any = None
         self._pools: dict[tuple, Pool] = {}
         self._sweeper: asyncio.TimerHandle | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from certgate.policy.buffering import buffer_request_body
 from certgate.policy.context import BackendTarget, reason_phrase
 from certgate.policy.elements.control import string_of
 from certgate.policy.errors import PolicyRuntimeError
@@ -120,7 +121,7 @@ class ForwardRequest(Policy):
                 "BackendConnectionFailure", "No backend service URL is configured for the API."
             )
         if options.buffer_request_body:
-            await context.Request.Body.buffer()
+            await buffer_request_body(context)
         await context.forwarder.forward(context, options)
         if options.fail_on_error_status_code and 400 <= context.Response.StatusCode <= 599:
             status = context.Response.StatusCode
