@@ -39,6 +39,14 @@ class Limits:
     max_head_bytes: int = _limit(
         64 * 1024, "--max-request-head-bytes", "request line and headers together, in bytes (431)"
     )
+    # -- routing and headers (paths, policy-written heads, identity headers) -----------------
+    strip_request_headers: str = _limit(
+        "x-arr-clientcert,x-forwarded-client-cert,x-ssl-client-*,x-client-cert*,forwarded,"
+        "x-real-ip",
+        "--strip-request-headers",
+        "client-sent identity headers removed before policies run: comma-separated names, "
+        "'name*' for a prefix, '' for none (Client-Cert and Client-Cert-Chain always go)",
+    )
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:

@@ -28,6 +28,7 @@ from certgate.config.snapshot import SnapshotBuilder
 from certgate.config.store import Store
 from certgate.gateway.config import GatewayConfig
 from certgate.gateway.server import GatewayServer
+from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.workers import WorkerPool
 from certgate.limits import Limits, limits_from_args
 
@@ -51,12 +52,13 @@ def serve(args: argparse.Namespace) -> None:
     data_dir.store.close()  # created and migrated; every process opens its own
     layout, token = data_dir.layout, data_dir.admin_token
     key = load_key(layout.data_key)
+    limits = limits_from_args(args)
+    try:
+        request_header_rules(limits.strip_request_headers)  # refused here, not in each worker
+    except ValueError as exc:
+        raise SystemExit(f"certgate serve: {exc}") from None
     listen = Listen(
-        args.host,
-        args.gateway_port,
-        args.http_port,
-        reuse_port=args.workers > 1,
-        limits=limits_from_args(args),
+        args.host, args.gateway_port, args.http_port, reuse_port=args.workers > 1, limits=limits
     )
     others = _start_other_workers(args.workers - 1, layout, listen)
     _announce(args, layout)
