@@ -59,7 +59,7 @@ def _values(
         if check is not None and isinstance(value, Const):
             problem = check(value.value)
             if problem is not None:
-                raise child.error(f"Element 'value': {problem}")
+                raise node.error(f"Element 'value': {problem}")
         values.append(value)
     return tuple(values)
 
