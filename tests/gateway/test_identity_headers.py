@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from certgate.gateway.config import build_gateway_config
-from certgate.gateway.server import GatewayServer
 from certgate.gateway.stripping import request_header_rules
 from certgate.limits import Limits
-from certgate.policy.catalog import MemoryCatalog
-from certgate.policy.engine import compile_pipeline
-from certgate.policy.loader import parse_document
-from tests.gateway.conftest import hostnames
+from tests.gateway.conftest import operation_pipeline, start_gateway
 from tests.gateway.support import curl
 
 FORGED = [
@@ -40,20 +35,11 @@ SEEING = """<policies><inbound>
 </inbound><backend><forward-request timeout="5"/></backend><outbound/><on-error/></policies>"""
 
 
-async def _gateway(certs, backend, forwarder, limits: Limits) -> GatewayServer:
-    pipeline = compile_pipeline(
-        None, None, None, parse_document(SEEING, "operation", MemoryCatalog())
-    )
-    config = build_gateway_config(
-        revision=1,
-        hostnames=hostnames(certs),
-        apis={"api": {"path": "api", "serviceUrl": backend.url, "protocols": ["https"]}},
-        operations={"api": {"all": {"method": "*", "urlTemplate": "/*"}}},
-        pipeline_for=lambda api_id, op_id: pipeline,
-    )
-    server = GatewayServer(config, forwarder=forwarder, limits=limits)
-    await server.start("127.0.0.1", 0, None)
-    return server
+async def _gateway(certs, backend, forwarder, limits: Limits):
+    apis = {"api": {"path": "api", "serviceUrl": backend.url, "protocols": ["https"]}}
+    operations = {"api": {"all": {"method": "*", "urlTemplate": "/*"}}}
+    pipelines = {"all": operation_pipeline(SEEING)}
+    return await start_gateway(certs, forwarder, apis, operations, pipelines, limits=limits)
 
 
 async def _received(server, headers, version: str, tmp) -> dict[str, str]:
