@@ -12,6 +12,9 @@ import asyncio
 import ssl
 
 import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import ResponseReceived
 
 from certgate.gateway.paths import NO_CLIMB, PathError, normalize
 from tests.gateway.conftest import operation_pipeline, start_gateway
@@ -156,6 +159,44 @@ async def test_a_raw_backslash_is_refused_over_http1(guarded, backend, path):
         guarded.https_port, b"GET %b HTTP/1.1\r\nHost: localhost\r\n\r\n" % path
     )
     assert answer.startswith(b"HTTP/1.1 400 ")
+    assert backend.requests == 0
+
+
+async def _raw_h2(port: int, path: str) -> int:
+    """One HTTP/2 request whose `:path` goes out exactly as given; the response status."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    client = H2Connection(H2Configuration(validate_outbound_headers=False))
+    client.initiate_connection()
+    fields = [(":method", "GET"), (":path", path), (":scheme", "https"), (":authority", "a")]
+    client.send_headers(1, fields, end_stream=True)
+    writer.write(client.data_to_send())
+    try:
+        async with asyncio.timeout(10):
+            while data := await reader.read(65536):
+                for event in client.receive_data(data):
+                    if isinstance(event, ResponseReceived):
+                        return int(dict(event.headers)[b":status"])
+                writer.write(client.data_to_send())
+    finally:
+        writer.close()
+    raise AssertionError("the gateway closed the connection without a response")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/internal\\x",
+        "/api/public\\..\\admin\\x",
+        "/api/public/\x01/x",
+        "/api/public/x?a b",
+    ],
+)
+async def test_raw_h2_paths_with_backslashes_or_controls_are_refused(guarded, backend, path):
+    assert await _raw_h2(guarded.https_port, path) == 400
     assert backend.requests == 0
 
 
