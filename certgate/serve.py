@@ -48,15 +48,15 @@ class Listen:
 def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    data_dir = initialise_data_dir(args.data_dir.resolve())
-    data_dir.store.close()  # created and migrated; every process opens its own
-    layout, token = data_dir.layout, data_dir.admin_token
-    key = load_key(layout.data_key)
     limits = limits_from_args(args)
     try:
         request_header_rules(limits.strip_request_headers)  # refused here, not in each worker
     except ValueError as exc:
         raise SystemExit(f"certgate serve: {exc}") from None
+    data_dir = initialise_data_dir(args.data_dir.resolve())
+    data_dir.store.close()  # created and migrated; every process opens its own
+    layout, token = data_dir.layout, data_dir.admin_token
+    key = load_key(layout.data_key)
     listen = Listen(
         args.host, args.gateway_port, args.http_port, reuse_port=args.workers > 1, limits=limits
     )

@@ -6,12 +6,14 @@ sends them itself would claim a certificate or address it does not have.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from certgate.gateway.stripping import request_header_rules
 from certgate.limits import Limits
 from tests.gateway.conftest import operation_pipeline, start_gateway
-from tests.gateway.support import curl
+from tests.gateway.support import curl, run
 
 FORGED = [
     ("X-ARR-ClientCert", "MIIB...forged"),
@@ -104,3 +106,16 @@ async def test_an_empty_list_strips_only_client_cert(certs, backend, forwarder, 
 def test_a_bad_list_is_refused_naming_the_flag(spec: str, reason: str) -> None:
     with pytest.raises(ValueError, match=f"--strip-request-headers: {reason}"):
         request_header_rules(spec)
+
+
+async def test_certgate_serve_refuses_a_bad_list_before_starting(tmp_path):
+    data_dir = tmp_path / "data"
+    code, _, err = await run(
+        sys.executable, "-m", "certgate.cli", "serve", "--data-dir", str(data_dir),
+        "--strip-request-headers", "x-ssl-client-*,X-Forwarded-For",
+    )  # fmt: skip
+    assert code == 1
+    assert (
+        "--strip-request-headers: 'X-Forwarded-For' is a header the gateway itself" in err.decode()
+    )
+    assert not data_dir.exists()  # nothing was created
