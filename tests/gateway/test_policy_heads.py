@@ -30,6 +30,8 @@ HOSTILE = {
     'exists-action="override"><value>v</value></set-header>',
     "request-name-space": '<set-header name="@(&quot;Transfer-Encoding &quot;)" '
     'exists-action="override"><value>chunked</value></set-header>',
+    "request-framing": '<set-header name="@(&quot;Content-Length&quot;)" '
+    'exists-action="override"><value>0</value></set-header>',
     "host": '<set-header name="Host" exists-action="override">'
     "<value>@(&quot;backend.example\\r\\nX-Injected: yes&quot;)</value></set-header>",
     "host-not-authority": '<set-header name="Host" exists-action="override">'

@@ -120,6 +120,8 @@ class SetHeader(Policy):
 
     def _check(self, name: str, values: list[str]) -> None:
         problem = name_problem(name)
+        if problem is None and name.lower() in _FIXED:  # framing: smuggling if a policy set it
+            problem = f"Header '{name}' cannot be modified."
         if problem is None:
             check = _host_value_problem if name.lower() == "host" and not self.response else None
             for value in values:
