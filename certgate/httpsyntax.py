@@ -26,11 +26,9 @@ class UnsafeHead(ValueError):
 
 def name_problem(name: str) -> str | None:
     """Why `name` cannot be a header name (None when it can)."""
-    return (
-        None
-        if _TOKEN(name)
-        else f"'{_shown(name)}' is not a valid header name (an RFC 9110 token)."
-    )
+    if _TOKEN(name):
+        return None
+    return f"'{_shown(name)}' is not a valid header name (an RFC 9110 token)."
 
 
 def value_problem(value: str, what: str = "header value") -> str | None:
@@ -39,6 +37,7 @@ def value_problem(value: str, what: str = "header value") -> str | None:
 
 
 def method_problem(method: str) -> str | None:
+    """Why `method` cannot be a request method (None when it can)."""
     return None if _TOKEN(method) else f"'{_shown(method)}' is not a valid HTTP method (a token)."
 
 

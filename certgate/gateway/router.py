@@ -206,6 +206,20 @@ class Router:
         return None
 
 
+def api_path_problem(path: str) -> str | None:
+    """Why an API path (without outer slashes) could never match a request: requests are routed
+    on their normalised path, so the API path must be normalised too."""
+    try:
+        if normalize("/" + path)[0] == "/" + path:
+            return None
+    except PathError:
+        pass
+    return (
+        f"'path' {path!r} is not a normalised URL path (no '.', '..' or empty segments, no "
+        "escapes of unreserved characters or of '/', no characters a URL must escape)"
+    )
+
+
 def api_route(api_id: str, properties: Mapping[str, Any]) -> ApiRoute:
     """An `ApiRoute` from ARM `apis/{id}` properties (or the whole resource with `properties`)."""
     props = properties.get("properties", properties)
@@ -219,15 +233,9 @@ def api_route(api_id: str, properties: Mapping[str, Any]) -> ApiRoute:
     if service_url is not None and not re.match(r"^https?://[^/]+", str(service_url)):
         raise RouteConfigError(f"api {api_id!r}: 'serviceUrl' must be an http(s) URL")
     path = path.strip("/")
-    try:
-        canonical = normalize("/" + path)[0] == "/" + path
-    except PathError:
-        canonical = False
-    if not canonical:
-        raise RouteConfigError(
-            f"api {api_id!r}: 'path' {path!r} is not a normalised URL path (no '.' or '..' "
-            "segments, no empty segments, no escapes of unreserved characters or of '/')"
-        )
+    problem = api_path_problem(path)
+    if problem is not None:
+        raise RouteConfigError(f"api {api_id!r}: {problem}")
     return ApiRoute(
         api_id,
         path,
