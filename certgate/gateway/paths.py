@@ -8,7 +8,8 @@ request and before routing, the path is brought to one canonical form (RFC 3986 
 - percent-escapes of unreserved characters are decoded (`%69` -> `i`, `%2E` -> `.`), every other
   escape is kept with upper-case hex and decoded by nobody here (`%252e` stays `%252E`: a literal
   `%2e` to the backend, never decoded twice);
-- characters a path may not hold raw (`"`, `<`, `{`, non-ASCII...) are percent-encoded (UTF-8);
+- characters a path may not hold raw (`"`, `<`, `{`, non-ASCII bytes...) are percent-encoded
+  (the protocols hand the target over as Latin-1 text, one character per byte as received);
 - dot segments are removed (RFC 3986 5.2.4) and empty segments merged (`//` -> `/`).
 
 Refused (`PathError`, answered 400): an encoded `/` or `\\` (`%2F`, `%5C`: a segment boundary for
@@ -59,7 +60,8 @@ def _canonical_escape(found: re.Match[str]) -> str:
             raise PathError("a backslash in the path")
         if char < " " or char == "\x7f":
             raise PathError("a control character in the path")
-        return "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+        raw = char.encode("latin-1") if char <= "\xff" else char.encode("utf-8")
+        return "".join(f"%{byte:02X}" for byte in raw)
     char = chr(int(hexdigits, 16))
     if char in _UNRESERVED:
         return char

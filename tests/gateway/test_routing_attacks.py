@@ -9,12 +9,13 @@ request that tried to hide a guarded path must get 403 or 400 and reach no backe
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 
 import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
-from h2.events import ResponseReceived
+from h2.events import DataReceived, ResponseReceived, StreamEnded
 
 from certgate.gateway.paths import NO_CLIMB, PathError, normalize
 from tests.gateway.conftest import operation_pipeline, start_gateway
@@ -136,17 +137,18 @@ async def test_policies_see_the_normalised_path(guarded, backend, tmp_path, vers
     assert headers["x-url-path"] == "/api/public/x"
 
 
-async def _raw_tls(port: int, request: bytes) -> bytes:
-    """One request written byte for byte over TLS (curl would re-encode these paths)."""
+async def _raw_tls(port: int, path: bytes) -> bytes:
+    """A GET of `path` written byte for byte over TLS (curl would re-encode these paths); the
+    whole response."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["http/1.1"])
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
     try:
-        writer.write(request)
+        writer.write(b"GET %b HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % path)
         async with asyncio.timeout(10):
-            return await reader.read(65536)
+            return await reader.read()
     finally:
         writer.close()
 
@@ -155,15 +157,13 @@ async def _raw_tls(port: int, request: bytes) -> bytes:
     "path", [b"/api/internal\\x", b"/api/public\\..\\admin\\x", b"/api/public/%2e%2e\\admin/x"]
 )
 async def test_a_raw_backslash_is_refused_over_http1(guarded, backend, path):
-    answer = await _raw_tls(
-        guarded.https_port, b"GET %b HTTP/1.1\r\nHost: localhost\r\n\r\n" % path
-    )
+    answer = await _raw_tls(guarded.https_port, path)
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert backend.requests == 0
 
 
-async def _raw_h2(port: int, path: str) -> int:
-    """One HTTP/2 request whose `:path` goes out exactly as given; the response status."""
+async def _raw_h2(port: int, path: bytes) -> tuple[int, bytes]:
+    """One HTTP/2 request whose `:path` goes out byte for byte; the response status and body."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -171,32 +171,43 @@ async def _raw_h2(port: int, path: str) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
     client = H2Connection(H2Configuration(validate_outbound_headers=False))
     client.initiate_connection()
-    fields = [(":method", "GET"), (":path", path), (":scheme", "https"), (":authority", "a")]
+    fields = [(b":method", b"GET"), (b":path", path), (b":scheme", b"https"), (b":authority", b"a")]
     client.send_headers(1, fields, end_stream=True)
     writer.write(client.data_to_send())
+    status, body = 0, b""
     try:
         async with asyncio.timeout(10):
             while data := await reader.read(65536):
                 for event in client.receive_data(data):
                     if isinstance(event, ResponseReceived):
-                        return int(dict(event.headers)[b":status"])
+                        status = int(dict(event.headers)[b":status"])
+                    elif isinstance(event, DataReceived):
+                        body += event.data
+                    elif isinstance(event, StreamEnded):
+                        return status, body
                 writer.write(client.data_to_send())
     finally:
         writer.close()
     raise AssertionError("the gateway closed the connection without a response")
 
 
+async def test_raw_non_ascii_bytes_are_forwarded_percent_encoded(guarded, backend):
+    status, body = await _raw_h2(guarded.https_port, b"/api/public/caf\xc3\xa9/\xff")
+    assert status == 200
+    assert json.loads(body)["target"] == "/base/public/caf%C3%A9/%FF"
+
+
 @pytest.mark.parametrize(
     "path",
     [
-        "/api/internal\\x",
-        "/api/public\\..\\admin\\x",
-        "/api/public/\x01/x",
-        "/api/public/x?a b",
+        b"/api/internal\\x",
+        b"/api/public\\..\\admin\\x",
+        b"/api/public/\x01/x",
+        b"/api/public/x?a b",
     ],
 )
 async def test_raw_h2_paths_with_backslashes_or_controls_are_refused(guarded, backend, path):
-    assert await _raw_h2(guarded.https_port, path) == 400
+    assert (await _raw_h2(guarded.https_port, path))[0] == 400
     assert backend.requests == 0
 
 
@@ -217,7 +228,7 @@ async def test_raw_h2_paths_with_backslashes_or_controls_are_refused(guarded, ba
         ("/%7Euser/%2d%5F", "/~user/-_"),
         ("/a%20b/%e2%82%ac", "/a%20b/%E2%82%AC"),
         ('/a"b<c>', "/a%22b%3Cc%3E"),
-        ("/caf\u00e9", "/caf%C3%A9"),
+        ("/caf\u00c3\u00a9", "/caf%C3%A9"),  # the bytes as received (Latin-1 text)
     ],
 )
 def test_normalised_form(raw: str, expected: str) -> None:
