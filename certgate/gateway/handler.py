@@ -10,11 +10,11 @@ import asyncio
 import base64
 import json
 import logging
-import re
 from typing import Any
 
 from certgate.gateway.body import ClientDisconnected
 from certgate.gateway.paths import PathError, normalize
+from certgate.httpsyntax import target_problem
 from certgate.policy.context import BackendTarget, Context, Headers, Request, reason_phrase
 
 log = logging.getLogger("certgate.gateway")
@@ -30,7 +30,6 @@ _NOT_FOUND = error_body(404, "Resource not found")
 _BAD_TARGET = error_body(400, "Bad request: the request target must be an absolute path")
 _BAD_QUERY = error_body(400, "Bad request: a control character or space in the query")
 _ABOVE_ROOT = error_body(400, "Bad request: the path climbs above the API's root")
-_UNSAFE_QUERY = re.compile(r"[\x00-\x20\x7f]").search
 _INTERNAL = error_body(500, "Internal server error")
 _BACKEND_STATUS = {"BackendConnectionFailure": 500, "Timeout": 504}
 
@@ -97,7 +96,7 @@ def _prepare(exchange: Any, config: Any) -> tuple[Context, Any]:
         path, floor = normalize(raw_path)
     except PathError as exc:
         raise _Refused(400, "Bad Request", error_body(400, f"Bad request: {exc}")) from None
-    if sep and _UNSAFE_QUERY(query):
+    if sep and target_problem(query):
         raise _Refused(400, "Bad Request", _BAD_QUERY)
     if path is not raw_path:
         target = f"{path}?{query}" if sep else path

@@ -65,6 +65,10 @@ def _document(inbound: str = "", outbound: str = "") -> str:
 async def hostile(certs, backend, forwarder):
     documents = {name: _document(inbound=xml) for name, xml in HOSTILE.items()}
     documents |= {name: _document(outbound=xml) for name, xml in HOSTILE_OUTBOUND.items()}
+    base_url = f"{backend.url}/a HTTP/1.1\\r\\nX-Injected: yes\\r\\n\\r\\nGET /b"
+    documents["base-url"] = _document(
+        inbound=f'<set-backend-service base-url="@(&quot;{base_url}&quot;)"/>'
+    )
     pipelines = {name: operation_pipeline(text) for name, text in documents.items()}
     apis = {"api": {"path": "api", "serviceUrl": backend.url, "protocols": ["https"]}}
     operations = {"api": {name: {"method": "GET", "urlTemplate": f"/{name}"} for name in documents}}
@@ -164,3 +168,13 @@ async def test_the_http2_writer_sends_nothing_of_a_split_head():
     assert (b":status", b"500") in headers
     assert not any(b"injected" in name or b"\n" in value for name, value in headers)
     assert len(outcomes) == 1
+
+
+@VERSIONS
+async def test_a_computed_backend_url_cannot_split_the_request_line(
+    hostile, backend, tmp_path, version
+):
+    reply = await curl(hostile.https_port, "/api/base-url", version, "-k", tmp=tmp_path)
+    assert reply.status == 500
+    assert reply.headers["x-last-error"] == "forward-request|BackendConnectionFailure"
+    assert backend.requests == 0

@@ -274,6 +274,19 @@ async def test_a_stored_policy_broken_by_a_named_value_change_fails_closed(serve
             "<value>v</value></set-header></return-response>",
             "Attribute 'name': 'X\\nY' is not a valid header name",
         ),
+        (
+            '<rate-limit calls="5" renewal-period="60" retry-after-header-name="X&#10;Y"/>',
+            "Attribute 'retry-after-header-name': 'X\\nY' is not a valid header name",
+        ),
+        (
+            '<mock-response status-code="200" content-type="a&#13;&#10;X-Injected: 1"/>',
+            "Attribute 'content-type': The header value contains a CR, LF or NUL character.",
+        ),
+        (
+            "<cors><allowed-origins><origin>https://a&#10;X-Injected: 1</origin>"
+            "</allowed-origins></cors>",
+            "The header value contains a CR, LF or NUL character.",
+        ),
     ],
 )
 def test_a_constant_that_would_split_a_head_is_refused_at_save_time(

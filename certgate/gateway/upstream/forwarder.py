@@ -28,7 +28,7 @@ from certgate.gateway.exchange import HOP_BY_HOP
 from certgate.gateway.upstream.connection import ConnectionClosed, UpstreamConnection
 from certgate.gateway.upstream.pool import Origin, Pool, Pools
 from certgate.gateway.upstream.tls import SYSTEM_TRUST, ClientIdentity, Identities
-from certgate.httpsyntax import UnsafeHead, head_is_clean, host_problem, request_line_problem
+from certgate.httpsyntax import UnsafeHead, head_is_clean, host_problem, target_problem
 from certgate.policy.context import Headers, Response
 from certgate.policy.errors import BackendError
 
@@ -188,6 +188,8 @@ def _parse_origin(base: str) -> Origin:
         raise BackendError("BackendConnectionFailure", "Invalid backend URL.")
     port = parts.port or (443 if scheme == "https" else 80)
     prefix_len = base.index(netloc) + len(netloc)
+    if target_problem(base[prefix_len:]):  # once per route: the request line stays one line
+        raise BackendError("BackendConnectionFailure", "Invalid backend URL.")
     return Origin(scheme, parts.hostname, port, netloc, prefix_len)
 
 
@@ -231,8 +233,6 @@ def _request_head(
     block = "".join(lines)
     if not head_is_clean(block, len(lines)):
         raise UnsafeHead("a request header has a CR, LF or NUL in its name or value")
-    if request_line_problem(method, path):
-        raise UnsafeHead("the method is not a token or the path has a space or control character")
     if backend is not None and backend.header_lines:
         block += backend.header_lines
     block += extra
