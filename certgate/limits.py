@@ -168,6 +168,14 @@ class Limits:
         "request or response body a policy may read into memory "
         "(request 413, response 502); APIM's buffered payload size",
     )
+    # -- routing and headers (paths, policy-written heads, identity headers) -----------------
+    strip_request_headers: str = _limit(
+        "x-arr-clientcert,x-forwarded-client-cert,x-ssl-client-*,x-client-cert*,forwarded,"
+        "x-real-ip",
+        "--strip-request-headers",
+        "client-sent identity headers removed before policies run: comma-separated names, "
+        "'name*' for a prefix, '' for none (Client-Cert and Client-Cert-Chain always go)",
+    )
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +193,9 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _checked(kind: type, minimum: float) -> Any:
+    if kind is str:
+        return kind
+
     def convert(text: str) -> Any:
         value = kind(text)
         if not value >= minimum:  # also refuses NaN

@@ -36,6 +36,7 @@ from certgate.config.datadir import DataDirLayout
 from certgate.config.follower import RevisionFollower
 from certgate.config.store import Store
 from certgate.gateway.ports import AddressInUse, bind_exclusive
+from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.workers import WorkerError, WorkerPool
 from certgate.limits import limits_from_args
 
@@ -68,8 +69,12 @@ def _serve(args: argparse.Namespace) -> int:
         if getattr(args, flag) <= 0:
             name = "--" + flag.replace("_", "-")
             raise ServeError(f"{name} must be > 0 seconds, got {getattr(args, flag)}")
-    data_dir = initialise_data_dir(args.data_dir.resolve())
     limits = limits_from_args(args)
+    try:
+        request_header_rules(limits.strip_request_headers)  # refused here, not in each worker
+    except ValueError as exc:
+        raise ServeError(str(exc)) from None
+    data_dir = initialise_data_dir(args.data_dir.resolve())
     pool = WorkerPool(
         args.workers,
         RevisionFollower(data_dir.root, args.node, args.heartbeat_interval, limits),

@@ -120,8 +120,8 @@ class Exchange(Protocol):
     method: str
     target: str  # raw request-target: /path?query, still percent-encoded
     authority: str  # Host header or :authority ('' when absent)
-    # End-to-end request headers in wire order, without hop-by-hop ones and without a
-    # client-sent Client-Cert / Client-Cert-Chain.
+    # End-to-end request headers in wire order, without hop-by-hop ones, without a client-sent
+    # Client-Cert / Client-Cert-Chain and without the stripped identity headers (stripping.py).
     headers: list[tuple[str, str]]
     forwarded_for: str | None  # the client's own X-Forwarded-For values, joined (None: absent)
     body: InboundBody | None

@@ -11,9 +11,10 @@ import base64
 import json
 import logging
 from typing import Any
-from urllib.parse import unquote
 
 from certgate.gateway.body import ClientDisconnected
+from certgate.gateway.paths import PathError, normalize
+from certgate.httpsyntax import target_problem
 from certgate.policy.context import BackendTarget, Context, Headers, Request, reason_phrase
 
 log = logging.getLogger("certgate.gateway")
@@ -27,6 +28,8 @@ def error_body(status: int, message: str) -> bytes:
 
 _NOT_FOUND = error_body(404, "Resource not found")
 _BAD_TARGET = error_body(400, "Bad request: the request target must be an absolute path")
+_BAD_QUERY = error_body(400, "Bad request: a control character or space in the query")
+_ABOVE_ROOT = error_body(400, "Bad request: the path climbs above the API's root")
 _INTERNAL = error_body(500, "Internal server error")
 _BACKEND_STATUS = {"BackendConnectionFailure": 500, "Timeout": 504}
 
@@ -88,12 +91,22 @@ def _prepare(exchange: Any, config: Any) -> tuple[Context, Any]:
         target = _origin_form(target)
         if target is None:
             raise _Refused(400, "Bad Request", _BAD_TARGET)
-    path, _, query = target.partition("?")
+    raw_path, sep, query = target.partition("?")
+    try:
+        path, floor = normalize(raw_path)
+    except PathError as exc:
+        raise _Refused(400, "Bad Request", error_body(400, f"Bad request: {exc}")) from None
+    if sep and target_problem(query):
+        raise _Refused(400, "Bad Request", _BAD_QUERY)
+    if path is not raw_path:
+        target = f"{path}?{query}" if sep else path
     conn = exchange.conn
     found = config.router.match_api(path)
     if found is None or conn.scheme not in found[0].protocols:
         raise _Refused(404, "Not Found", _NOT_FOUND)
     api, remainder = found
+    if floor < api.depth:
+        raise _Refused(400, "Bad Request", _ABOVE_ROOT)
     method = exchange.method
     matched = api.match_operation(method, remainder, query)
     if matched is None:
@@ -141,7 +154,7 @@ def _prepare(exchange: Any, config: Any) -> tuple[Context, Any]:
         config.snapshot,
         conn,
         BackendTarget(api.service_url) if api.service_url else None,
-        unquote(remainder) if "%" in remainder else remainder,
+        remainder,
     )
     return context, operation.pipeline
 

@@ -23,10 +23,11 @@ from certgate.gateway.exchange import (
     FORWARDED_FOR,
     HOST,
     RESPONSE_SKIP,
-    SPECIAL_REQUEST_HEADERS,
     TRANSFER_ENCODING,
     ConnectionInfo,
 )
+from certgate.gateway.stripping import DEFAULT_HEADER_RULES, RequestHeaderRules
+from certgate.httpsyntax import UnsafeHead, head_is_clean
 
 Handler = Callable[[Any], Awaitable[None]]
 
@@ -87,8 +88,6 @@ class H1Exchange:
         self, status: int, reason: str, headers: Iterable[tuple[str, str]], body: Any
     ) -> None:
         proto = self._proto
-        self.responded = True
-        self.continue_pending = False
         body_allowed = self.method != "HEAD" and status not in _NO_BODY_STATUS and status >= 200
         if self.body is not None and not self.body.complete:
             self.keep_alive = False  # unread request body: the connection cannot be reused
@@ -118,12 +117,16 @@ class H1Exchange:
         elif self.http_version == "1.0":
             head.append("connection: keep-alive\r\n")
         if length is not None:
-            head.append(f"content-length: {length}\r\n\r\n")
+            head.append(f"content-length: {length}\r\n")
         elif chunked:
-            head.append("transfer-encoding: chunked\r\n\r\n")
-        else:
-            head.append("\r\n")
-        data = "".join(head).encode("latin-1")
+            head.append("transfer-encoding: chunked\r\n")
+        head.append("\r\n")
+        text = "".join(head)
+        if not head_is_clean(text, len(head)):
+            raise UnsafeHead("a response header or the reason phrase has a CR, LF or NUL")
+        self.responded = True
+        self.continue_pending = False
+        data = text.encode("latin-1")
         if is_bytes:
             proto.write(data + body if body_allowed and body else data)
             proto.exchange_done(self, keep_alive)
@@ -147,9 +150,15 @@ class H1Exchange:
 class HTTP1Protocol(asyncio.Protocol):
     """HTTP/1.1 over any transport-like object (a plain TCP transport or `TLSServerProtocol`)."""
 
-    def __init__(self, handler: Handler, info: ConnectionInfo | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        info: ConnectionInfo | None = None,
+        header_rules: RequestHeaderRules = DEFAULT_HEADER_RULES,
+    ) -> None:
         self._handler = handler
         self.info = info
+        self._header_kinds, self._drop_prefixes = header_rules
         self._parser = httptools.HttpRequestParser(self)
         self._transport: Any = None
         self._next_message()
@@ -266,9 +275,11 @@ class HTTP1Protocol(asyncio.Protocol):
             raise _HeadTooLarge
         key = name.decode("latin-1")
         text = value.decode("latin-1")
-        kind = SPECIAL_REQUEST_HEADERS.get(key.lower())
+        lower = key.lower()
+        kind = self._header_kinds.get(lower)
         if kind is None:
-            self._headers.append((key, text))
+            if not lower.startswith(self._drop_prefixes):
+                self._headers.append((key, text))
         elif kind == CONTENT_LENGTH:
             self._has_body = text.strip() != "0"
             self._headers.append((key, text))

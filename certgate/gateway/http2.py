@@ -32,10 +32,11 @@ from certgate.gateway.exchange import (
     FORWARDED_FOR,
     HOST,
     RESPONSE_SKIP,
-    SPECIAL_REQUEST_HEADERS,
     ConnectionInfo,
 )
 from certgate.gateway.http1 import IDLE_TIMEOUT, Handler
+from certgate.gateway.stripping import DEFAULT_HEADER_RULES, RequestHeaderRules
+from certgate.httpsyntax import UnsafeHead, name_problem, value_problem
 
 _CONNECTION_WINDOW = 4 * 1024 * 1024
 _MAX_STREAMS = 128
@@ -81,7 +82,6 @@ class H2Exchange:
         self, status: int, reason: str, headers: Iterable[tuple[str, str]], body: Any
     ) -> None:
         proto = self._proto
-        self.responded = True
         body_allowed = self.method != "HEAD" and status not in _NO_BODY_STATUS
         fields = [(b":status", str(status).encode())]
         length: str | None = None
@@ -91,7 +91,10 @@ class H2Exchange:
                 if lname == "content-length":
                     length = value
                 continue
+            if name_problem(lname) or value_problem(value):
+                raise UnsafeHead("a response header is not a token or has a CR, LF or NUL")
             fields.append((lname.encode("latin-1"), value.encode("latin-1")))
+        self.responded = True
         is_bytes = isinstance(body, (bytes, bytearray))
         if is_bytes and (body_allowed or length is None):
             length = str(len(body))
@@ -113,7 +116,13 @@ class H2Exchange:
 class HTTP2Protocol(asyncio.Protocol):
     """HTTP/2 over `TLSServerProtocol` (ALPN h2)."""
 
-    def __init__(self, handler: Handler, info: ConnectionInfo) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        info: ConnectionInfo,
+        header_rules: RequestHeaderRules = DEFAULT_HEADER_RULES,
+    ) -> None:
+        self._header_kinds, self._drop_prefixes = header_rules
         self._handler = handler
         self.info = info
         self._h2 = H2Connection(
@@ -202,6 +211,7 @@ class HTTP2Protocol(asyncio.Protocol):
     def _request(self, event: RequestReceived) -> None:
         exchange = H2Exchange(self, event.stream_id)
         regular = exchange.headers
+        kinds, drop_prefixes = self._header_kinds, self._drop_prefixes
         for name, value in event.headers:
             if name[0] == 58:  # b":"
                 if name == b":method":
@@ -212,8 +222,11 @@ class HTTP2Protocol(asyncio.Protocol):
                     exchange.authority = value.decode("latin-1")
                 continue
             key = name.decode("latin-1")
-            kind = SPECIAL_REQUEST_HEADERS.get(key)
-            if kind is None or kind == CONTENT_LENGTH:
+            kind = kinds.get(key)
+            if kind is None:
+                if not key.startswith(drop_prefixes):
+                    regular.append((key, value.decode("latin-1")))
+            elif kind == CONTENT_LENGTH:
                 regular.append((key, value.decode("latin-1")))
             elif kind == HOST:
                 exchange.authority = exchange.authority or value.decode("latin-1")

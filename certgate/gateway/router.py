@@ -2,7 +2,8 @@
 
 Everything is compiled when the configuration compiles: API paths into a dict keyed by the
 lower-case prefix, operation URL templates into regexes (literal templates into a dict). Matching is
-case-insensitive, as in APIM. Matched template parameters come back percent-decoded.
+case-insensitive, as in APIM, on the normalised path (`paths.normalize`): the one forwarded.
+Matched template parameters come back percent-decoded.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
+
+from certgate.gateway.paths import PathError, normalize
 
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_\-.]*)\}")
 
@@ -46,9 +49,13 @@ class ApiRoute:
     protocols: frozenset[str]
     forward_client_certificate: bool = False  # RFC 9440 Client-Cert to the backend (extension)
     context_api: Any = None  # the policy `context.Api` object, built once
+    depth: int = field(init=False)  # segments in `path`: a `..` below this left the API
     operations: list[OperationRoute] = field(default_factory=list)
     _literal: dict[tuple[str, str], OperationRoute] = field(default_factory=dict)
     _patterns: list[OperationRoute] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.depth = self.path.count("/") + 1 if self.path else 0
 
     def add_operation(self, operation: OperationRoute) -> None:
         _compile_template(operation)
@@ -63,7 +70,7 @@ class ApiRoute:
     def match_operation(
         self, method: str, path: str, query: str
     ) -> tuple[OperationRoute, dict[str, str]] | None:
-        """`path` is the raw (percent-encoded) remainder after the API path, starting with '/'."""
+        """`path` is the normalised remainder after the API path, starting with '/'."""
         literal = self._literal
         if literal:
             key_path = path.rstrip("/").lower() or "/"
@@ -176,7 +183,8 @@ class Router:
         return list(self._apis.values())
 
     def match_api(self, path: str) -> tuple[ApiRoute, str] | None:
-        """Longest API path prefix of `path` (raw, starting with '/'): the API and the remainder."""
+        """Longest API path prefix of `path` (normalised, starting with '/'): the API and the
+        remainder."""
         apis = self._apis
         lower = path.lower()
         if self._depth == 1:  # the usual case: single-segment API paths
@@ -198,6 +206,20 @@ class Router:
         return None
 
 
+def api_path_problem(path: str) -> str | None:
+    """Why an API path (without outer slashes) could never match a request: requests are routed
+    on their normalised path, so the API path must be normalised too."""
+    try:
+        if normalize("/" + path)[0] == "/" + path:
+            return None
+    except PathError:
+        pass
+    return (
+        f"'path' {path!r} is not a normalised URL path (no '.', '..' or empty segments, no "
+        "escapes of unreserved characters or of '/', no characters a URL must escape)"
+    )
+
+
 def api_route(api_id: str, properties: Mapping[str, Any]) -> ApiRoute:
     """An `ApiRoute` from ARM `apis/{id}` properties (or the whole resource with `properties`)."""
     props = properties.get("properties", properties)
@@ -210,9 +232,13 @@ def api_route(api_id: str, properties: Mapping[str, Any]) -> ApiRoute:
     service_url = props.get("serviceUrl")
     if service_url is not None and not re.match(r"^https?://[^/]+", str(service_url)):
         raise RouteConfigError(f"api {api_id!r}: 'serviceUrl' must be an http(s) URL")
+    path = path.strip("/")
+    problem = api_path_problem(path)
+    if problem is not None:
+        raise RouteConfigError(f"api {api_id!r}: {problem}")
     return ApiRoute(
         api_id,
-        path.strip("/"),
+        path,
         service_url,
         frozenset(protocols),
         bool(props.get("forwardClientCertificate")),

@@ -25,7 +25,9 @@ from certgate.gateway.exchange import ConnectionInfo
 from certgate.gateway.handler import RequestHandler
 from certgate.gateway.http1 import HTTP1Protocol
 from certgate.gateway.http2 import HTTP2Protocol
+from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.tls import ALPN_H2, TLSServerProtocol
+from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.limits import DEFAULT_LIMITS, Limits
 
 
@@ -45,7 +47,9 @@ class GatewayServer:
         self._config = config
         self.limits = limits
         apply_expression_limits(limits)  # expressions read them per process (expressions/budget.py)
-        self.handler = RequestHandler(self._current, forwarder)
+        self.header_rules = request_header_rules(limits.strip_request_headers)
+        # A policy's body limit and backend calls come from the forwarder: there is always one.
+        self.handler = RequestHandler(self._current, forwarder or Forwarder(limits))
         self._servers: list[asyncio.AbstractServer] = []
         self.https_port: int | None = None
         self.http_port: int | None = None
@@ -75,11 +79,11 @@ class GatewayServer:
         name = tls.server_name
         info.server_name = name.decode("ascii", "replace") if name else None
         if tls.alpn == ALPN_H2:
-            return HTTP2Protocol(self.handler, info)
-        return HTTP1Protocol(self.handler, info)
+            return HTTP2Protocol(self.handler, info, self.header_rules)
+        return HTTP1Protocol(self.handler, info, self.header_rules)
 
     def _http_protocol(self) -> asyncio.Protocol:
-        return HTTP1Protocol(self.handler)
+        return HTTP1Protocol(self.handler, None, self.header_rules)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from certgate.gateway.router import RouteConfigError, api_route, operation_route
+from certgate.gateway.router import RouteConfigError, api_path_problem, api_route, operation_route
 from certgate.management.errors import ApiError, ValidationError
 from certgate.management.kinds import Kind, Validated, WriteRequest, register
 
@@ -35,6 +35,9 @@ def validate_api(request: WriteRequest) -> Validated:
     protocols = props.get("protocols") or ["https"]
     if not isinstance(protocols, list) or not all(isinstance(p, str) for p in protocols):
         raise ValidationError("'protocols' must be a list of 'https' and 'http'.", "protocols")
+    problem = api_path_problem(path.strip("/"))
+    if problem is not None:
+        raise ValidationError(problem, "path")
     stored: dict[str, Any] = {
         "displayName": _string(props, "displayName", default=request.name),
         "description": _string(props, "description", default=""),

@@ -15,8 +15,9 @@ Constructors (what the gateway and the upstream client call):
 - `Response(status=200, reason="OK", headers=None, body=None)`.
 - `Context(request, api=None, operation=None, product=None, deployment=None, snapshot=None,
   connection=None, backend=None, backend_path=None)`: `backend` is the API's default
-  `BackendTarget(url, backend_id=None)`; `backend_path` the decoded request path relative to the
-  API (the operation part; defaults to the whole path). `rewrite-uri` replaces it.
+  `BackendTarget(url, backend_id=None)`; `backend_path` the request path relative to the API as
+  it goes on the wire (normalised, percent-encoded: the operation part; defaults to the whole
+  path). `rewrite-uri` replaces it.
 - `Api(id, name, path, service_url, ...)`, `Operation(id, name, method, url_template)`,
   `Product(id, name)`, `Deployment(certificates, gateway_id, service_name, region)`.
 
@@ -874,10 +875,12 @@ class Context(CsObject):
         if self.backend is None:
             raise LookupError("no backend: the API has no service URL and no set-backend-service")
         request = self.Request
-        path = self.backend_path if self.backend_path is not None else request.Url.Path
+        path = self.backend_path
+        if path is None:
+            path = quote_path(request.Url.Path)
         query = request.raw_query()
         base = self.backend.url.rstrip("/")
-        return base + quote_path(path) + (f"?{query}" if query else "")
+        return base + path + (f"?{query}" if query else "")
 
 
 _NO_DEPLOYMENT = Deployment()

@@ -169,3 +169,14 @@ def test_api_gateway_credentials_are_written_into_the_policy(served: Served, fil
     served.ok("api", "set-credentials", "credentialed", "--none")
     assert "authentication-certificate" not in served.ok("policy", "show", "--api", "credentialed")
     served.ok("cert", "delete", "creds")
+
+
+@pytest.mark.parametrize("path", ["a/../b", "a//b", "%61pi", "a%2Fb", "a b"])
+def test_an_api_path_no_request_could_match_is_refused(served: Served, path: str) -> None:
+    """Requests are routed on their normalised path: an API path must be normalised too."""
+    with served.http() as client:
+        response = client.put("/apis/unmatchable", json={"properties": {"path": path}})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "is not a normalised URL path" in error["message"]
+    assert error["details"][0]["target"] == "path"

@@ -157,3 +157,26 @@ async def gateway(certs, backend, forwarder):
     await server.start("127.0.0.1", 0, 0)
     yield server
     await server.close()
+
+
+def operation_pipeline(document: str):
+    """A pipeline from one operation-scope policy document (no broader scopes)."""
+    return compile_pipeline(
+        None, None, None, parse_document(document, "operation", MemoryCatalog())
+    )
+
+
+async def start_gateway(
+    certs: Certs, forwarder, apis: dict, operations: dict, pipelines: dict, **server_options
+) -> GatewayServer:
+    """A running HTTPS gateway whose operations run `pipelines[operation id]`."""
+    config = build_gateway_config(
+        revision=1,
+        hostnames=hostnames(certs),
+        apis=apis,
+        operations=operations,
+        pipeline_for=lambda api_id, op_id: pipelines[op_id],
+    )
+    server = GatewayServer(config, forwarder=forwarder, **server_options)
+    await server.start("127.0.0.1", 0, None)
+    return server

@@ -26,6 +26,7 @@ LIMITS = Limits(
     expression_time_budget=0.3,
     expression_loop_iterations=10**9,  # only the time budget stops the endless loop
     expression_json_max_chars=2 * 1024 * 1024,
+    max_buffered_body_bytes=4 * 1024 * 1024,  # the JSON limit, not the body limit, is crossed
 )
 
 ABUSE = """<policies><inbound>

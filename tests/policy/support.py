@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.policy.catalog import Catalog, MemoryCatalog
@@ -47,7 +46,7 @@ def make_context(
         ip,
         certificate,
     )
-    path = unquote(target.partition("?")[0])
+    path = target.partition("?")[0]  # the handler passes the normalised, still encoded path
     return Context(
         request,
         api=Api("api", "API", "api", BACKEND),

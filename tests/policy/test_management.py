@@ -239,3 +239,68 @@ async def test_a_stored_policy_broken_by_a_named_value_change_fails_closed(serve
         "PolicyInvalid",
     )
     assert len(forwarder.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("element", "message"),
+    [
+        (
+            '<set-header name="X-A&#13;&#10;X-Injected" exists-action="override">'
+            "<value>v</value></set-header>",
+            "Attribute 'name': 'X-A\\r\\nX-Injected' is not a valid header name",
+        ),
+        (
+            '<set-header name="Transfer-Encoding " exists-action="override">'
+            "<value>chunked</value></set-header>",
+            "Attribute 'name': 'Transfer-Encoding ' is not a valid header name",
+        ),
+        (
+            '<set-header name="X-A" exists-action="override">'
+            "<value>ok&#13;&#10;X-Injected: yes</value></set-header>",
+            "Element 'value': The header value contains a CR, LF or NUL character.",
+        ),
+        (
+            '<set-header name="Host" exists-action="override">'
+            "<value>backend.example/x</value></set-header>",
+            "Element 'value': 'backend.example/x' is not a valid Host (host[:port]).",
+        ),
+        (
+            '<set-status code="200" reason="OK&#13;&#10;X-Injected: yes"/>',
+            "Attribute 'reason': The reason phrase contains a CR, LF or NUL character.",
+        ),
+        ("<set-method>GET /x HTTP/1.1</set-method>", "'GET /x HTTP/1.1' is not a valid HTTP"),
+        (
+            '<return-response><set-header name="X&#10;Y" exists-action="override">'
+            "<value>v</value></set-header></return-response>",
+            "Attribute 'name': 'X\\nY' is not a valid header name",
+        ),
+        (
+            '<rate-limit calls="5" renewal-period="60" retry-after-header-name="X&#10;Y"/>',
+            "Attribute 'retry-after-header-name': 'X\\nY' is not a valid header name",
+        ),
+        (
+            '<mock-response status-code="200" content-type="a&#13;&#10;X-Injected: 1"/>',
+            "Attribute 'content-type': The header value contains a CR, LF or NUL character.",
+        ),
+        (
+            "<cors><allowed-origins><origin>https://a&#10;X-Injected: 1</origin>"
+            "</allowed-origins></cors>",
+            "The header value contains a CR, LF or NUL character.",
+        ),
+    ],
+)
+def test_a_constant_that_would_split_a_head_is_refused_at_save_time(
+    client, element: str, message: str
+) -> None:
+    document = f"<policies><inbound>{element}</inbound></policies>"
+    path = "/apis/a/operations/o/policies/policy"
+    before = client.get(path, params={"format": "rawxml"}).text
+    response = client.put(path, json=_policy(document))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "ValidationError"
+    assert message in error["message"]
+    tag = element[1:].split(" ", 1)[0].split(">", 1)[0]
+    inner = "set-header" if tag == "return-response" else tag
+    assert error["details"][0]["target"] == inner
+    assert client.get(path, params={"format": "rawxml"}).text == before  # nothing stored

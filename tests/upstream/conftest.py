@@ -8,7 +8,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -108,7 +107,7 @@ def make_context(
         request,
         snapshot=snap,
         backend=BackendTarget(url, backend_id),
-        backend_path=unquote(path.partition("?")[0]),
+        backend_path=path.partition("?")[0],
     )
 
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from certgate.gateway.upstream import ResponseBody
+from certgate.httpsyntax import UnsafeHead
 from certgate.limits import Limits
 from certgate.policy.errors import BackendError
 from tests.upstream.conftest import make_context, send, snapshot, wait_for
@@ -262,7 +263,7 @@ async def test_cancelled_request_closes_its_upstream_connection(certs, backend, 
 
 async def test_header_with_a_line_break_is_never_sent(certs, backend, forwarder):
     headers = [("X-Bad", "a\r\nX-Injected: 1")]
-    with pytest.raises(ValueError, match="line break"):
+    with pytest.raises(UnsafeHead, match="CR, LF or NUL"):
         await forwarder.forward(make_context(backend.url(), snapshot(certs), headers=headers))
     assert backend.connections == 0
 

@@ -38,6 +38,7 @@ from certgate.gateway.exchange import HOP_BY_HOP
 from certgate.gateway.upstream.connection import ConnectionClosed, UpstreamConnection
 from certgate.gateway.upstream.pool import Origin, Pool, Pools
 from certgate.gateway.upstream.tls import SYSTEM_TRUST, ClientIdentity, Identities
+from certgate.httpsyntax import UnsafeHead, head_is_clean, host_problem, target_problem
 from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.policy.context import Headers, Response
 from certgate.policy.errors import BackendError
@@ -188,11 +189,13 @@ class Forwarder:
 def _parse_origin(base: str) -> Origin:
     parts = urlsplit(base)
     scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise BackendError("BackendConnectionFailure", f"Invalid backend URL '{base}'.")
-    port = parts.port or (443 if scheme == "https" else 80)
     netloc = parts.netloc.rpartition("@")[2]
+    if scheme not in ("http", "https") or not parts.hostname or host_problem(netloc):
+        raise BackendError("BackendConnectionFailure", "Invalid backend URL.")
+    port = parts.port or (443 if scheme == "https" else 80)
     prefix_len = base.index(netloc) + len(netloc)
+    if target_problem(base[prefix_len:]):  # once per route: the request line stays one line
+        raise BackendError("BackendConnectionFailure", "Invalid backend URL.")
     return Origin(scheme, parts.hostname, port, netloc, prefix_len)
 
 
@@ -219,6 +222,8 @@ def _request_head(
         if lower in _REQUEST_DROP:
             if lower == "host":
                 if not request.names_own_host(value):
+                    if host_problem(value) is not None:
+                        raise UnsafeHead("the Host a policy set is not a valid authority")
                     host = value  # a policy set it
             elif lower == "content-length":
                 length = value
@@ -232,8 +237,8 @@ def _request_head(
         named = {token.strip().lower() for token in tokens.split(",")}
         lines = [line for line in lines if line.partition(":")[0].lower() not in named]
     block = "".join(lines)
-    if block.count("\n") != len(lines) or block.count("\r") != len(lines):
-        raise ValueError("a request header has a line break in its name or value")
+    if not head_is_clean(block, len(lines)):
+        raise UnsafeHead("a request header has a CR, LF or NUL in its name or value")
     if backend is not None and backend.header_lines:
         block += backend.header_lines
     block += extra

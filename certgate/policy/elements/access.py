@@ -6,6 +6,7 @@ import base64
 import ipaddress
 from typing import Any
 
+from certgate.httpsyntax import value_problem
 from certgate.policy.context import Headers, Response
 from certgate.policy.elements.control import string_of
 from certgate.policy.errors import PolicyRuntimeError
@@ -216,6 +217,10 @@ class Cors(Policy):
                 self.expose = tuple(_items(child, loader, child.tag, "header"))
         if not self.origins:
             raise node.error("Element 'cors' needs 'allowed-origins'.")
+        for item in (*self.origins, *(self.methods or ()), *self.expose):
+            problem = value_problem(item)  # each goes into a response header value
+            if problem is not None:
+                raise node.error(problem)
         self.any_origin = "*" in self.origins
         if self.any_origin and self.credentials:
             raise node.error("Wildcard origin '*' cannot be used with allow-credentials.")

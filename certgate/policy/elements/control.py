@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from certgate.expressions.runtime import truthy
+from certgate.httpsyntax import value_problem
 from certgate.policy.context import Response, Variables, reason_phrase
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
@@ -129,6 +130,9 @@ class MockResponse(Policy):
         self = cls()
         self.status = loader.const_int(node, "status-code", 200)
         self.content_type = loader.literal(node, "content-type", "application/json")
+        problem = value_problem(self.content_type)
+        if problem is not None:
+            raise node.error(f"Attribute 'content-type': {problem}")
         loader.no_children(node)
         return self
 

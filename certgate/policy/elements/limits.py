@@ -6,6 +6,7 @@ import math
 import time
 from typing import Any
 
+from certgate.httpsyntax import name_problem
 from certgate.policy.elements.control import condition_true, string_of
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
@@ -57,6 +58,11 @@ class _RateLimitBase(Policy):
                 except ValueError:
                     raise node.error(f"Attribute '{name}' must be a positive integer.") from None
         self.names = {name: loader.literal(node, name) for name in _HEADER_ATTRS}
+        for name in _HEADER_ATTRS:
+            header = self.names[name] if name.endswith("-header-name") else None
+            problem = name_problem(header) if header is not None else None
+            if problem is not None:
+                raise node.error(f"Attribute '{name}': {problem}")
         self.windows = _Windows()
 
     def _check(self, context: Any, key: Any) -> list[float]:

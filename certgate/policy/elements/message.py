@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
-from certgate.policy.context import Headers, reason_phrase
+from certgate.httpsyntax import host_problem, method_problem, name_problem, value_problem
+from certgate.policy.context import Headers, quote_path, reason_phrase
 from certgate.policy.elements.control import string_of
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
@@ -44,21 +46,34 @@ def _action(node: Node, loader: Loader) -> Any:
     return action
 
 
-def _values(node: Node, loader: Loader) -> tuple[Any, ...]:
+def _values(
+    node: Node, loader: Loader, check: Callable[[str], str | None] | None = None
+) -> tuple[Any, ...]:
+    """The `value` children; `check` refuses a constant one (a message, or None when fine)."""
     values = []
     for child in loader.children(node, {"value"}):
         if child.attrib:
             raise child.error("Element 'value' takes no attributes.")
         loader.no_children(child)
-        values.append(loader.text(child, strip=False))
+        value = loader.text(child, strip=False)
+        if check is not None and isinstance(value, Const):
+            problem = check(value.value)
+            if problem is not None:
+                raise node.error(f"Element 'value': {problem}")
+        values.append(value)
     return tuple(values)
+
+
+def _computed_value_error(problem: str) -> PolicyRuntimeError:
+    """A value an expression computed cannot go on the wire: the policy fails, nothing is sent."""
+    return PolicyRuntimeError("ExpressionValueEvaluationFailure", problem)
 
 
 @register("set-header")
 class SetHeader(Policy):
     """Set, append, skip or delete a request header (inbound/backend) or response header."""
 
-    __slots__ = ("action", "header", "response", "values")
+    __slots__ = ("action", "computed", "header", "response", "values")
     attributes = frozenset({"name", "exists-action"})
     expressions = frozenset({"name", "exists-action", "value/#text"})
 
@@ -66,11 +81,21 @@ class SetHeader(Policy):
     def parse(cls, node: Node, loader: Loader) -> Policy:
         self = cls()
         self.header = loader.attr(node, "name", required=True)
-        if isinstance(self.header, Const) and self.header.value.lower() in _FIXED:
-            raise node.error(f"Header '{self.header.value}' cannot be modified.")
-        self.action = _action(node, loader)
-        self.values = _values(node, loader)
         self.response = loader.target == "response"
+        check = value_problem
+        if isinstance(self.header, Const):
+            name = self.header.value
+            if name.lower() in _FIXED:
+                raise node.error(f"Header '{name}' cannot be modified.")
+            problem = name_problem(name)
+            if problem is not None:
+                raise node.error(f"Attribute 'name': {problem}")
+            if name.lower() == "host" and not self.response:
+                check = _host_value_problem
+        self.action = _action(node, loader)
+        self.values = _values(node, loader, check)
+        # Constants were checked above; computed names and values are checked when they run.
+        self.computed = not all(isinstance(v, Const) for v in (self.header, *self.values))
         return self
 
     async def execute(self, context: Any) -> bool | None:
@@ -83,6 +108,8 @@ class SetHeader(Policy):
         if action == "skip" and headers.ContainsKey(name):
             return None
         values = [as_string(value.evaluate(context)) for value in self.values] or [""]
+        if self.computed:
+            self._check(name, values)
         if len(values) > 1 and name.lower() not in _SEPARATE:
             values = [",".join(values)]
         if action == "append":
@@ -90,6 +117,23 @@ class SetHeader(Policy):
         else:
             headers.set(name, values)
         return None
+
+    def _check(self, name: str, values: list[str]) -> None:
+        problem = name_problem(name)
+        if problem is None and name.lower() in _FIXED:  # framing: smuggling if a policy set it
+            problem = f"Header '{name}' cannot be modified."
+        if problem is None:
+            check = _host_value_problem if name.lower() == "host" and not self.response else None
+            for value in values:
+                problem = value_problem(value) or (check(value) if check else None)
+                if problem is not None:
+                    break
+        if problem is not None:
+            raise _computed_value_error(problem)
+
+
+def _host_value_problem(value: str) -> str | None:
+    return value_problem(value) or host_problem(value)
 
 
 @register("set-query-parameter")
@@ -173,12 +217,19 @@ class SetMethod(Policy):
         loader.no_children(node)
         self = cls()
         self.method = loader.text(node)
-        if isinstance(self.method, Const) and not re.fullmatch(r"[A-Za-z]+", self.method.value):
-            raise node.error(f"'{self.method.value}' is not an HTTP method.")
+        if isinstance(self.method, Const):
+            problem = method_problem(self.method.value)
+            if problem is not None:
+                raise node.error(problem)
         return self
 
     async def execute(self, context: Any) -> bool | None:
-        context.Request.Method = string_of(self.method, context).upper()
+        method = string_of(self.method, context).upper()
+        if not isinstance(self.method, Const):
+            problem = method_problem(method)
+            if problem is not None:
+                raise _computed_value_error(problem)
+        context.Request.Method = method
         return None
 
 
@@ -204,6 +255,10 @@ class SetStatus(Policy):
                 raise node.error(f"'{self.code.value}' is not a valid HTTP status code.")
             self.code = Const(code)
         self.reason = loader.attr(node, "reason")
+        if isinstance(self.reason, Const):
+            problem = value_problem(self.reason.value, "reason phrase")
+            if problem is not None:
+                raise node.error(f"Attribute 'reason': {problem}")
         return self
 
     async def execute(self, context: Any) -> bool | None:
@@ -211,10 +266,16 @@ class SetStatus(Policy):
         code = as_int(self.code.evaluate(context))
         if not 100 <= code <= 599:
             raise PolicyRuntimeError(None, f"Status code {code} is not valid.")
+        if self.reason is None:
+            reason = reason_phrase(code)
+        else:
+            reason = string_of(self.reason, context)
+            if not isinstance(self.reason, Const):
+                problem = value_problem(reason, "reason phrase")
+                if problem is not None:
+                    raise _computed_value_error(problem)
         response.StatusCode = code
-        response.StatusReason = (
-            reason_phrase(code) if self.reason is None else string_of(self.reason, context)
-        )
+        response.StatusReason = reason
         return None
 
 
@@ -263,7 +324,7 @@ class RewriteUri(Policy):
                     new[key] = values
         params.clear()
         params.update(new)
-        context.backend_path = path if path.startswith("/") else "/" + path
+        context.backend_path = quote_path(path if path.startswith("/") else "/" + path)
         return None
 
 
