@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote, urlsplit
 
+from certgate.expressions.dotnet import default_value
 from certgate.expressions.dotnet.collections import KeyValuePair
 from certgate.expressions.dotnet.json import parse_json
 from certgate.expressions.errors import cs_error
@@ -562,9 +563,10 @@ class Variables(CsObject):
     def GetValueOrDefault(
         self, name: str, default: Any = None, *, type_arg: str | None = None
     ) -> Any:
-        """`GetValueOrDefault<T>` throws InvalidCastException when the stored value is no `T`."""
+        """`GetValueOrDefault<T>` throws InvalidCastException when the stored value is no `T`;
+        a missing name without a default gives C#'s `default(T)` (false, 0, null)."""
         if name not in self._values:
-            return default
+            return default if default is not None or type_arg is None else default_value(type_arg)
         value = self._values[name]
         expected = _CAST_CHECKS.get(type_arg) if type_arg else None
         if expected is not None and value is not None and not expected(value):

@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, quote
 import pytest
 
 from certgate.expressions import compile_expression
-from certgate.expressions.model import CsObject
-from tests.expressions.fixtures import Context, Dictionary, Headers
+from certgate.policy.context import LastError
+from tests.expressions.contexts import build_context
 from tests.expressions.test_corpus_compile import CORPUS, corpus_expressions
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpora not present")
@@ -29,30 +29,15 @@ def corpus_program(marker: str) -> str:
 def test_ip_filter_with_cidr_arithmetic(forwarded_for: str, expected: str) -> None:
     """Filter on IP Address when using Application Gateway: int shifts, BitConverter, byte[]."""
     program = compile_expression(corpus_program("HostToNetworkOrder"))
-    ctx = Context()
-    ctx.Request.Headers = Headers({"X-Forwarded-For": [forwarded_for]}, case_insensitive=True)
+    ctx = build_context(headers=[("X-Forwarded-For", forwarded_for)])
     assert program.evaluate(ctx) == expected
-
-
-class _LastError(CsObject):
-    __cs_type__ = "ILastError"
-    __cs_members__ = frozenset({"Message", "Source"})
-
-    def __init__(self) -> None:
-        self.Message, self.Source = "boom", "forward-request"
-
-
-class _ErrorContext(Context):
-    __cs_members__ = Context.__cs_members__ | {"LastError"}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.LastError = _LastError()
 
 
 def test_stackify_log_document_is_indented_json() -> None:
     """Log errors to Stackify: nested `new JObject(new JProperty(...))` and `ToString()`."""
-    text = compile_expression(corpus_program("stackify-agent")).evaluate(_ErrorContext())
+    ctx = build_context()
+    ctx.LastError = LastError("forward-request", "BackendConnectionFailure", "boom")
+    text = compile_expression(corpus_program("stackify-agent")).evaluate(ctx)
     assert text.startswith('{\n  "Environment": "1",\n  "ServerName": "certgate",')
     doc = json.loads(text)
     assert doc["Msgs"][0]["Msg"] == "boom"
@@ -62,9 +47,10 @@ def test_stackify_log_document_is_indented_json() -> None:
 
 def test_relay_sas_token_is_signed() -> None:
     """Generate Azure Relay Token: TimeSpan arithmetic, HMACSHA256, Uri.EscapeDataString."""
-    ctx = Context()
+    ctx = build_context()
     uri = "https://x.servicebus.windows.net/q"
-    ctx.Variables = Dictionary({"resourceUri": uri, "accessKey": "a2V5", "keyName": "Root"})
+    for name, value in {"resourceUri": uri, "accessKey": "a2V5", "keyName": "Root"}.items():
+        ctx.Variables.set(name, value)
     token = compile_expression(corpus_program("sinceEpoch")).evaluate(ctx)
     assert token.startswith("SharedAccessSignature sr=")
     fields = parse_qs(token.removeprefix("SharedAccessSignature "))
@@ -77,5 +63,5 @@ def test_relay_sas_token_is_signed() -> None:
 
 def test_correlation_id_from_guid_and_ticks() -> None:
     """Add correlation id: byte arrays, Array.Copy, `unchecked` shifts, `new Guid(byte[])`."""
-    value = compile_expression(corpus_program("guidBinary")).evaluate(Context())
+    value = compile_expression(corpus_program("guidBinary")).evaluate(build_context())
     assert len(value) == 36 and value.count("-") == 4
