@@ -18,6 +18,7 @@ from ..runtime import Char, cs_str
 from . import CsType, lookup, register
 from .collections import KeyValuePair
 from .enums import JTOKEN_TYPE, CsEnum
+from .jsonlenient import relax
 
 MAX_DEPTH = 64
 
@@ -628,9 +629,12 @@ def parse_json(text: object) -> JToken:
     try:
         data = json.loads(s, object_pairs_hook=_Pairs, parse_constant=_bad_constant)
     except (ValueError, RecursionError) as e:
-        raise cs_error(
-            "JsonReaderException", f"Unexpected character while parsing JSON: {e}"
-        ) from None
+        try:  # Json.NET also reads 'quotes', unquoted names, comments, trailing commas
+            data = json.loads(relax(s), object_pairs_hook=_Pairs, parse_constant=_bad_constant)
+        except (ValueError, RecursionError):
+            raise cs_error(
+                "JsonReaderException", f"Unexpected character while parsing JSON: {e}"
+            ) from None
     return _from_python(data)
 
 
