@@ -5,7 +5,8 @@ The object protocol every engine object must follow (helpers writing `context`, 
 * Derive from `model.CsObject`; list the C# member names (PascalCase, properties and methods)
   in `__cs_members__` and name the C# type in `__cs_type__`. Only listed names resolve. Optional:
   `__cs_interfaces__` (extra type names a cast such as `(IResponse)x` accepts) and
-  `__cs_settable__` (properties an expression may assign).
+  `__cs_settable__` (properties an expression may assign), `__cs_getters__` (C# property name ->
+  function of the object, when C# must see something else than the Python attribute).
 * Properties are plain attributes or `@property`; methods are Python methods with the C# name.
   Named arguments arrive as keywords with the C# parameter name (`preserveContent=True`);
   generic methods (`As<JObject>`, `GetValueOrDefault<int>`) get `type_arg="JObject"` (the C#

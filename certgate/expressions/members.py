@@ -51,6 +51,9 @@ def resolve_property(t: type, name: str) -> Getter:
     if t is type(None):
         return _null(name)
     if issubclass(t, CsObject) and name in t.__cs_members__:
+        getter = getattr(t, "__cs_getters__", {}).get(name)
+        if getter is not None:
+            return getter
         if hasattr(t, "__cs_property__") and callable(getattr(t, name, None)):
             return lambda o: o.__cs_property__(name)
         return attrgetter(name)

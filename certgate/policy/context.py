@@ -44,8 +44,9 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote, urlsplit
 
 from certgate.expressions.dotnet import default_value
-from certgate.expressions.dotnet.collections import KeyValuePair
+from certgate.expressions.dotnet.collections import KeyValuePair, StringValuesDictionary
 from certgate.expressions.dotnet.json import parse_json
+from certgate.expressions.dotnet.web import Uri
 from certgate.expressions.errors import cs_error
 from certgate.expressions.model import CsObject
 
@@ -185,45 +186,6 @@ class Headers(CsObject):
         return [(name, value) for name, values in self._index.values() for value in values]
 
 
-class QueryParameters(CsObject):
-    """`IReadOnlyDictionary<string, string[]>` of the query string, decoded, order preserved."""
-
-    __slots__ = ("_params",)
-    __cs_type__ = "IReadOnlyDictionary<string, string[]>"
-    __cs_members__ = frozenset({"GetValueOrDefault", "ContainsKey", "Count", "Keys", "Values"})
-
-    def __init__(self, params: dict[str, list[str]]) -> None:
-        self._params = params
-
-    def GetValueOrDefault(self, name: str, default: str | None = None) -> str | None:
-        values = self._params.get(name)
-        return default if values is None else ",".join(values)
-
-    def ContainsKey(self, name: str) -> bool:
-        return name in self._params
-
-    @property
-    def Count(self) -> int:
-        return len(self._params)
-
-    @property
-    def Keys(self) -> list[str]:
-        return list(self._params)
-
-    @property
-    def Values(self) -> list[list[str]]:
-        return [list(v) for v in self._params.values()]
-
-    def __getitem__(self, name: str) -> list[str]:
-        return list(self._params[name])
-
-    def __iter__(self) -> Iterator[KeyValuePair]:
-        return (KeyValuePair(k, list(v)) for k, v in self._params.items())
-
-    def __len__(self) -> int:
-        return len(self._params)
-
-
 def _parse_query(query: str) -> dict[str, list[str]]:
     params: dict[str, list[str]] = {}
     for part in query.split("&"):
@@ -250,7 +212,9 @@ class Url(CsObject):
 
     __slots__ = ("_dirty", "_params", "_path", "_query_raw", "_target", "host", "port", "scheme")
     __cs_type__ = "IUrl"
-    __cs_members__ = frozenset({"Scheme", "Host", "Port", "Path", "Query", "QueryString"})
+    __cs_members__ = frozenset(
+        {"Scheme", "Host", "Port", "Path", "Query", "QueryString", "ToUri", "ToString"}
+    )
 
     def __init__(self, scheme: str, host: str, port: int, target: str) -> None:
         self.scheme = scheme
@@ -303,8 +267,8 @@ class Url(CsObject):
         return self._path
 
     @property
-    def Query(self) -> QueryParameters:
-        return QueryParameters(self._query())
+    def Query(self) -> StringValuesDictionary:
+        return StringValuesDictionary(self._query())
 
     @property
     def QueryString(self) -> str:
@@ -316,6 +280,9 @@ class Url(CsObject):
         default = 443 if self.scheme == "https" else 80
         port = "" if self.port == default else f":{self.port}"
         return f"{self.scheme}://{self.host}{port}{self.path_and_query()}"
+
+    def ToUri(self) -> Uri:
+        return Uri(self.ToString())
 
     # Engine side
     def raw_query(self) -> str:
@@ -358,11 +325,13 @@ class Url(CsObject):
 class Body(CsObject):
     """`IMessageBody`: a streamed body, buffered by the engine before an expression reads it."""
 
-    __slots__ = ("_data", "_stream")
+    __slots__ = ("_data", "_stream", "present")
     __cs_type__ = "IMessageBody"
     __cs_members__ = frozenset({"As"})
 
     def __init__(self, source: BodyStream | bytes | None = None) -> None:
+        # A message received without a body shows C# a null `Body` until a policy sets one.
+        self.present = bool(source)
         self._stream: BodyStream | None = None
         if source is None:
             self._data: bytes | None = b""
@@ -386,6 +355,7 @@ class Body(CsObject):
         return self._data or b""
 
     def replace(self, data: bytes) -> None:
+        self.present = True
         self._data = data
         self._stream = None
 
@@ -421,6 +391,13 @@ class _Message(CsObject):
             self._body = Body(self._source)
             self._source = None
         return self._body
+
+    def _cs_body(self) -> Body | None:
+        """`Body` as C# sees it: null for a message without a body (APIM's documentation)."""
+        body = self.Body
+        return body if body.present else None
+
+    __cs_getters__ = {"Body": _cs_body}
 
     def send_body(self) -> BodyStream | bytes:
         """What to send on: the body as received while no policy built `Body`, else its stream."""

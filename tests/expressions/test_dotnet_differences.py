@@ -5,6 +5,9 @@ Each case runs against a real `context` (tests/expressions/contexts.py) and stat
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from certgate.expressions import ExpressionRuntimeError, compile_expression
@@ -64,3 +67,93 @@ def test_evaluates_like_dotnet(source: str, expected: object) -> None:
 def test_json_that_json_net_refuses_is_refused(source: str) -> None:
     with pytest.raises(ExpressionRuntimeError, match="JsonReaderException"):
         compile_expression(source).evaluate(build_context())
+
+
+def _segment(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+TOKEN = ".".join(
+    [
+        _segment({"alg": "RS256", "typ": "JWT"}),
+        _segment(
+            {
+                "sub": "ada",
+                "aud": ["api://one", "api://two"],
+                "iss": "https://issuer.example",
+                "jti": "id-1",
+                "exp": 1700000000,
+                "iat": 1699990000,
+                "nbf": 1699990000,
+                "roles": ["reader", "writer"],
+                "tid": "t1",
+            }
+        ),
+        "c2lnbmF0dXJl",
+    ]
+)
+BASIC = "Basic " + base64.b64encode(b"ada:s3cret:with-colon").decode()
+AUTH = '(context.Request.Headers.GetValueOrDefault("Authorization", ""))'
+
+CREDENTIAL_CASES: list[tuple[str, object]] = [
+    (f"@({AUTH}.AsJwt()?.Subject)", "ada"),
+    (f"@({AUTH}.AsJwt().Algorithm + {AUTH}.AsJwt().Type)", "RS256JWT"),
+    (f'@(string.Join("|", {AUTH}.AsJwt().Audiences))', "api://one|api://two"),
+    (f"@({AUTH}.AsJwt().Issuer + {AUTH}.AsJwt().Id)", "https://issuer.example" + "id-1"),
+    (f'@({AUTH}.AsJwt().ExpirationTime.Value.ToString("o"))', "2023-11-14T22:13:20.0000000Z"),
+    (f"@({AUTH}.AsJwt().IssuedAt < {AUTH}.AsJwt().ExpirationTime)", True),
+    (f"@({AUTH}.AsJwt().NotBefore == {AUTH}.AsJwt().IssuedAt)", True),
+    (f'@({AUTH}.AsJwt().Claims.GetValueOrDefault("roles", ""))', "reader,writer"),
+    (f'@({AUTH}.AsJwt().Claims["tid"][0])', "t1"),
+    (f'@({AUTH}.AsJwt().Claims.ContainsKey("missing"))', False),
+    (
+        f'@{{ Jwt jwt; return {AUTH}.TryParseJwt(out jwt) ? jwt.Subject : "invalid"; }}',
+        "ada",
+    ),
+    ('@("not.a-token".AsJwt() == null)', True),
+    ('@{ Jwt jwt; return "x".TryParseJwt(out jwt) || jwt != null; }', False),
+    ('@(context.Request.Headers.GetValueOrDefault("X-Basic").AsBasic().UserId)', "ada"),
+    (
+        '@(context.Request.Headers.GetValueOrDefault("X-Basic").AsBasic().Password)',
+        "s3cret:with-colon",
+    ),
+    (f"@({AUTH}.AsBasic() == null)", True),
+    (
+        '@{ BasicAuthCredentials c; return context.Request.Headers.GetValueOrDefault("X-Basic").TryParseBasic(out c) ? c.UserId : "-"; }',  # noqa: E501
+        "ada",
+    ),
+    # IUrl.ToUri()
+    (
+        "@(context.Request.Url.ToUri().AbsoluteUri)",
+        "https://api.example.com/orders/42?page=2&sort=desc",
+    ),
+    ("@(context.Request.OriginalUrl.ToUri().Segments[2])", "42"),
+    ("@(context.Request.Url.ToUri().Query)", "?page=2&sort=desc"),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), CREDENTIAL_CASES)
+def test_credentials_and_urls(source: str, expected: object) -> None:
+    ctx = build_context(headers=[("Authorization", f"Bearer {TOKEN}"), ("X-Basic", BASIC)])
+    got = compile_expression(source).evaluate(ctx)
+    assert got == expected and type(got) is type(expected), f"{source} -> {got!r}"
+
+
+def test_request_without_body_has_null_body() -> None:
+    """APIM documents `context.Request.Body` as null for a request without a body."""
+    is_null = compile_expression("@(context.Request.Body == null)")
+    assert is_null.evaluate(build_context(body=None, method="GET")) is True
+    assert is_null.evaluate(build_context()) is False
+    fallback = compile_expression('@(context.Request.Body?.As<string>() ?? "none")')
+    assert fallback.evaluate(build_context(body=None, method="GET")) == "none"
+    with pytest.raises(ExpressionRuntimeError, match="NullReferenceException"):
+        compile_expression("@(context.Request.Body.As<string>())").evaluate(
+            build_context(body=None, method="GET")
+        )
+
+
+def test_body_set_by_a_policy_is_not_null() -> None:
+    ctx = build_context(body=None, method="GET")
+    ctx.Request.Body.replace(b"set by set-body")
+    got = compile_expression("@(context.Request.Body.As<string>(true))").evaluate(ctx)
+    assert got == "set by set-body"

@@ -99,7 +99,7 @@ def is_namespace(prefix: str) -> bool:
 
 
 def _load() -> None:
-    from . import collections, datetimes, json, numbers, regex, strings, web  # noqa: F401
+    from . import auth, collections, datetimes, json, numbers, regex, strings, web  # noqa: F401
 
 
 _load()

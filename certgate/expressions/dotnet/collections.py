@@ -8,7 +8,7 @@ Python `list` stands for arrays and `List<T>`, `dict` for `Dictionary<K,V>` (enu
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from ..errors import BudgetExceeded, cs_error
 from ..model import CsObject
@@ -34,6 +34,52 @@ class KeyValuePair(CsObject):
         from ..runtime import cs_str
 
         return f"[{cs_str(self.Key)}, {cs_str(self.Value)}]"
+
+
+class StringValuesDictionary(CsObject):
+    """`IReadOnlyDictionary<string, string[]>` with APIM's `GetValueOrDefault` (values joined
+    with commas): URL query parameters, JWT claims. Keys are case-sensitive."""
+
+    __slots__ = ("_values",)
+    __cs_type__ = "IReadOnlyDictionary<string, string[]>"
+    __cs_members__ = frozenset(
+        {"GetValueOrDefault", "ContainsKey", "TryGetValue", "Count", "Keys", "Values"}
+    )
+
+    def __init__(self, values: dict[str, list[str]]) -> None:
+        self._values = values
+
+    def GetValueOrDefault(self, name: str, default: str | None = None) -> str | None:
+        values = self._values.get(name)
+        return default if values is None else ",".join(values)
+
+    def ContainsKey(self, name: str) -> bool:
+        return name in self._values
+
+    def TryGetValue(self, name: str) -> tuple[bool, list[str] | None]:
+        values = self._values.get(name)
+        return (False, None) if values is None else (True, list(values))
+
+    @property
+    def Count(self) -> int:
+        return len(self._values)
+
+    @property
+    def Keys(self) -> list[str]:
+        return list(self._values)
+
+    @property
+    def Values(self) -> list[list[str]]:
+        return [list(v) for v in self._values.values()]
+
+    def __getitem__(self, name: str) -> list[str]:
+        return list(self._values[name])
+
+    def __iter__(self) -> Iterator[KeyValuePair]:
+        return (KeyValuePair(k, list(v)) for k, v in self._values.items())
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def enumerate_cs(v: object) -> Iterable[object]:
