@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 
@@ -51,6 +52,25 @@ CASES: list[tuple[str, object]] = [
     ),
     ('@((string)JsonConvert.DeserializeObject<JObject>("{name: \'Ada\'}")["name"])', "Ada"),
     ('@(JArray.Parse("[1, // one\\n 2]").Count)', 2),
+    # Regex: .NET syntax translated token by token
+    ('@(Regex.IsMatch("abc\\n", "abc\\\\Z"))', True),
+    ('@(Regex.IsMatch("abc\\n", @"abc\\z"))', False),
+    (r'@(Regex.IsMatch("abc", @"abc\z"))', True),
+    (r'@(Regex.IsMatch(@"a\z", @"^a\\z$"))', True),
+    (r'@(Regex.Match("1-2x", @"[\d-]+").Value)', "1-2"),
+    (r'@(Regex.Match("ab]c", @"[^\]]+").Value)', "ab"),
+    ('@(Regex.Match("]a]b", @"[]a]+").Value)', "]a]"),
+    ('@(Regex.Match("a[b", @"[[a]+").Value)', "a["),
+    (r'@(Regex.Match("xyxy", @"(?<p>xy)\k<p>").Value)', "xyxy"),
+    ('@(Regex.Match("xyxy", @"(?\'p\'xy)\\k\'p\'").Groups["p"].Value)', "xy"),
+    ('@(Regex.Match("ab", @"(?<=a)b(?<!x)").Value)', "b"),
+    (r'@(Regex.Match(@"x\(?<n>", @"\\\(\?<n>").Value)', r"\(?<n>"),
+    (
+        r'@(Regex.IsMatch("a#", @"a\# # a comment with [", RegexOptions.IgnorePatternWhitespace))',
+        True,
+    ),
+    ('@(Regex.IsMatch("\\u001b", @"^\\e$"))', True),
+    ('@(Regex.IsMatch("\\u0003", @"^\\cC$"))', True),
 ]
 
 
@@ -58,6 +78,29 @@ CASES: list[tuple[str, object]] = [
 def test_evaluates_like_dotnet(source: str, expected: object) -> None:
     got = compile_expression(source).evaluate(build_context())
     assert got == expected and type(got) is type(expected), f"{source} -> {got!r}"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        (r"[\Z]", r"Unrecognized escape sequence \\Z"),
+        (r"[\A]", r"Unrecognized escape sequence \\A"),
+        (r"[a-z-[aeiou]]", "subtraction"),
+        (r"(?<open>a)(?<close-open>b)", "balancing"),
+        (r"(?(a)b|c)", "conditional"),
+        (r"\Ga", r"\\G"),
+        (r"[abc", "Unterminated"),
+        ("a\\", "end of pattern"),
+    ],
+)
+def test_regex_constructs_dotnet_refuses_or_we_cannot_express(pattern: str, reason: str) -> None:
+    """An ArgumentException naming the construct, never a silently different pattern."""
+    expr = compile_expression('@(Regex.IsMatch("abc", (string)context.Variables["p"]))')
+    ctx = build_context()
+    ctx.Variables.set("p", pattern)
+    with pytest.raises(ExpressionRuntimeError, match="ArgumentException") as caught:
+        expr.evaluate(ctx)
+    assert re.search(reason, str(caught.value)), str(caught.value)
 
 
 @pytest.mark.parametrize(
