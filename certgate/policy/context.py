@@ -47,6 +47,7 @@ from certgate.expressions.dotnet import default_value
 from certgate.expressions.dotnet.collections import KeyValuePair, StringValuesDictionary
 from certgate.expressions.dotnet.json import parse_json
 from certgate.expressions.dotnet.web import Uri
+from certgate.expressions.dotnet.xml import XDocument, parse_element
 from certgate.expressions.errors import cs_error
 from certgate.expressions.model import CsObject
 
@@ -370,13 +371,18 @@ class Body(CsObject):
 
 
 def convert_body(data: bytes, type_arg: str) -> Any:
-    """Body bytes as the C# type `type_arg` names (string, byte[], JObject, JArray, JToken)."""
+    """Body bytes as the C# type `type_arg` names (string, byte[], JObject, JArray, JToken,
+    XElement, XDocument)."""
     if type_arg == "string":
         return data.decode("utf-8", errors="replace")
     if type_arg == "byte[]":
         return data
     if type_arg in ("JObject", "JArray", "JToken"):
         return parse_json(data.decode("utf-8", errors="replace"))
+    if type_arg == "XElement":
+        return parse_element(data.decode("utf-8", errors="replace"))
+    if type_arg == "XDocument":
+        return XDocument(parse_element(data.decode("utf-8", errors="replace")))
     raise TypeError(f"Body.As<{type_arg}>() is not supported")
 
 

@@ -200,3 +200,129 @@ def test_body_set_by_a_policy_is_not_null() -> None:
     ctx.Request.Body.replace(b"set by set-body")
     got = compile_expression("@(context.Request.Body.As<string>(true))").evaluate(ctx)
     assert got == "set by set-body"
+
+
+XML_BODY = (
+    b'<?xml version="1.0"?><r xmlns="urn:x" xmlns:p="urn:p">'
+    b"<conditionValue>true</conditionValue>"
+    b'<item id="1" p:k="v">one</item><item id="2">two<b>!</b></item>\n  '
+    b"<SignedOid>oid</SignedOid><empty>  </empty></r>"
+)
+BODY_ROOT = "context.Request.Body.As<XElement>(true)"
+
+XML_CASES: list[tuple[str, object]] = [
+    # the corpus's "Extracting multiple values from xml documents" idiom
+    (
+        "@(XDocument.Parse(context.Request.Body.As<string>(true)).Descendants()"
+        '.Where(r => r.Name.LocalName == "conditionValue").First().Value)',
+        "true",
+    ),
+    ("@(context.Request.Body.As<XDocument>(true).Root.Name.LocalName)", "r"),
+    (f"@({BODY_ROOT}.Name.NamespaceName)", "urn:x"),
+    (f"@({BODY_ROOT}.Name.ToString())", "{urn:x}r"),
+    (f"@({BODY_ROOT}.Elements().Count())", 5),
+    (f'@({BODY_ROOT}.Element("{{urn:x}}SignedOid")?.Value ?? "")', "oid"),
+    (f'@({BODY_ROOT}.Element("SignedOid")?.Value ?? "none")', "none"),
+    (f'@({BODY_ROOT}.Descendants("{{urn:x}}item").Last().Value)', "two!"),
+    (
+        f'@({BODY_ROOT}.Descendants().Where(e => e.Name.LocalName == "item")'
+        '.Select(e => e.Attribute("id").Value).Last())',
+        "2",
+    ),
+    (
+        f'@({BODY_ROOT}.Descendants().First(e => e.Name.LocalName == "item")'
+        '.Attribute("{urn:p}k").Value)',
+        "v",
+    ),
+    (f'@({BODY_ROOT}.Descendants().First(e => e.Name.LocalName == "empty").Value)', ""),
+    (
+        '@(XElement.Parse("<a><b x=\\"1\\">t</b><c/></a>").ToString())',
+        '<a>\n  <b x="1">t</b>\n  <c />\n</a>',
+    ),
+    ('@((int)XElement.Parse("<n>42</n>") + 1)', 43),
+    ('@((string)XElement.Parse("<n>42</n>").Attribute("missing"))', None),
+    (
+        '@(new XElement("a", new XAttribute("k", "v"), new XElement("b", "t & u")).ToString())',
+        '<a k="v">\n  <b>t &amp; u</b>\n</a>',
+    ),
+    ('@(XName.Get("a", "urn:q").ToString())', "{urn:q}a"),
+    ('@(System.Xml.Linq.XDocument.Parse("<a><b/></a>").Root.HasElements)', True),
+    # TimeZoneInfo: Windows and IANA ids
+    (
+        "@(TimeZoneInfo.ConvertTimeFromUtc(new DateTime(2024, 7, 1, 12, 0, 0, DateTimeKind.Utc), "
+        'TimeZoneInfo.FindSystemTimeZoneById("W. Europe Standard Time"))'
+        '.ToString("yyyy-MM-dd HH:mm"))',
+        "2024-07-01 14:00",
+    ),
+    (
+        "@(TimeZoneInfo.ConvertTimeFromUtc(new DateTime(2024, 1, 1, 12, 0, 0), "
+        'TimeZoneInfo.FindSystemTimeZoneById("America/New_York")).Hour)',
+        7,
+    ),
+    (
+        "@(TimeZoneInfo.ConvertTimeFromUtc(DateTime.UtcNow, "
+        'TimeZoneInfo.FindSystemTimeZoneById("Tokyo Standard Time")).Kind.ToString())',
+        "Unspecified",
+    ),
+    (
+        "@(TimeZoneInfo.ConvertTimeFromUtc(DateTime.UtcNow, TimeZoneInfo.Utc).Kind.ToString())",
+        "Utc",
+    ),
+    (
+        '@(TimeZoneInfo.FindSystemTimeZoneById("India Standard Time").BaseUtcOffset.ToString())',
+        "05:30:00",
+    ),
+    (
+        '@(TimeZoneInfo.FindSystemTimeZoneById("Pacific Standard Time")'
+        ".IsDaylightSavingTime(new DateTime(2024, 7, 1)))",
+        True,
+    ),
+    (
+        "@(TimeZoneInfo.ConvertTimeToUtc(new DateTime(2024, 7, 1, 14, 0, 0), "
+        'TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris")).ToString("o"))',
+        "2024-07-01T12:00:00.0000000Z",
+    ),
+    (
+        "@(TimeZoneInfo.ConvertTime(DateTimeOffset.FromUnixTimeSeconds(0), "
+        'TimeZoneInfo.FindSystemTimeZoneById("Tokyo Standard Time")).Hour)',
+        9,
+    ),
+    ("@(TimeZoneInfo.Utc.Id)", "UTC"),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), XML_CASES)
+def test_xml_and_time_zones(source: str, expected: object) -> None:
+    got = compile_expression(source).evaluate(build_context(body=XML_BODY))
+    assert got == expected and type(got) is type(expected), f"{source} -> {got!r}"
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        # a DTD (entity expansion, external entities) is refused before anything expands
+        (
+            '@(XElement.Parse("<!DOCTYPE a [<!ENTITY x \\"y\\">]><a>&x;</a>").Value)',
+            "XmlException: For security reasons DTD is prohibited",
+        ),
+        (
+            '@(XDocument.Parse("<!DOCTYPE a SYSTEM \\"file:///etc/passwd\\"><a/>").Root)',
+            "XmlException: For security reasons DTD is prohibited",
+        ),
+        ('@(XElement.Parse("<a>").Value)', "XmlException: no element found"),
+        ('@(XElement.Parse("").Value)', "XmlException"),
+        ('@(TimeZoneInfo.FindSystemTimeZoneById("Nowhere/Zone"))', "TimeZoneNotFoundException"),
+        ('@(TimeZoneInfo.FindSystemTimeZoneById("../../etc/passwd"))', "TimeZoneNotFoundException"),
+    ],
+)
+def test_xml_and_time_zone_errors(source: str, error: str) -> None:
+    with pytest.raises(ExpressionRuntimeError) as caught:
+        compile_expression(source).evaluate(build_context())
+    assert error in str(caught.value)
+
+
+def test_deep_xml_does_not_exhaust_the_stack() -> None:
+    depth = 50_000
+    ctx = build_context(body=b"<a>" * depth + b"x" + b"</a>" * depth)
+    expr = compile_expression("@(context.Request.Body.As<XElement>(true).Descendants().Count())")
+    assert expr.evaluate(ctx) == depth - 1

@@ -54,6 +54,7 @@ NAMESPACES = (
     "System.Text.",
     "System.Linq.",
     "System.Net.",
+    "System.Xml.Linq.",
     "System.Web.",
     "Newtonsoft.Json.Linq.",
     "Newtonsoft.Json.",
@@ -99,7 +100,18 @@ def is_namespace(prefix: str) -> bool:
 
 
 def _load() -> None:
-    from . import auth, collections, datetimes, json, numbers, regex, strings, web  # noqa: F401
+    from . import (  # noqa: F401
+        auth,
+        collections,
+        datetimes,
+        json,
+        numbers,
+        regex,
+        strings,
+        timezones,
+        web,
+        xml,
+    )
 
 
 _load()
