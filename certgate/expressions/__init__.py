@@ -31,11 +31,17 @@ The object protocol every engine object must follow (helpers writing `context`, 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from .closures import translate
 from .compiler import FIRST_SLOT, Compiler
-from .errors import BudgetExceeded, ExpressionCompileError, ExpressionRuntimeError
+from .errors import (
+    BudgetExceeded,
+    ExpressionCompileError,
+    ExpressionRuntimeError,
+    InternalCompileError,
+)
 from .parser import parse
 from .scanner import find_expressions
 
@@ -48,6 +54,7 @@ __all__ = [
 ]
 
 LOOP_BUDGET = 100_000
+log = logging.getLogger(__name__)
 
 
 class CompiledExpression:
@@ -87,9 +94,25 @@ def compile_expression(source: str) -> CompiledExpression:
         raise
     except RecursionError:
         raise ExpressionCompileError("unsupported: expression nested too deeply", 1, 1) from None
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError, StopIteration) as e:
-        # A construct the compiler did not anticipate: refuse it rather than fail the save.
-        raise ExpressionCompileError(f"unsupported: construct ({type(e).__name__})", 1, 1) from None
+    except InternalCompileError as e:
+        # A compiler bug, not a refusal: logged with its cause (never the source text, which
+        # may hold named values), and reported as an internal error at the construct's position.
+        line, column = parsed.position(e.node)
+        cause = e.__cause__
+        log.error(
+            "internal error compiling a policy expression at line %d, column %d (%s): %s",
+            line,
+            column,
+            e.node.type,
+            type(cause).__name__,
+            exc_info=cause,
+        )
+        raise ExpressionCompileError(
+            f"internal error: the compiler failed on this {e.node.type} "
+            f"({type(cause).__name__}); please report it",
+            line,
+            column,
+        ) from None
     return CompiledExpression(source, fn, c.nslots, c.uses_request_body, c.uses_response_body)
 
 

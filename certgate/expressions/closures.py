@@ -7,6 +7,7 @@ is one closure.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
@@ -15,6 +16,8 @@ from .errors import BudgetExceeded, CsException, cs_error
 from .members import get_index, resolve_method, resolve_property
 from .model import CsObject
 from .runtime import add, compare, cs_str, div, equals, mod, mul, sub, wrap64
+
+log = logging.getLogger(__name__)
 
 Fn = Callable[[list], Any]
 NORMAL, BREAK, CONTINUE, RETURN = 0, 1, 2, 3
@@ -372,11 +375,15 @@ def translate(exc: BaseException) -> CsException:
         TypeError: "ArgumentException",
         UnicodeError: "DecoderFallbackException",
     }
-    for py, cs in kind.items():
-        if isinstance(exc, py):
-            return cs_error(cs, str(exc) or cs)
     from .errors import ExpressionRuntimeError
 
     if isinstance(exc, ExpressionRuntimeError):
         return cs_error(exc.cs_type, exc.message)
+    if isinstance(exc, TypeError | AttributeError) or not isinstance(exc, tuple(kind)):
+        # Not what a .NET member throws on bad input: a shim bug (a signature C# can call that
+        # the shim does not take...). Logged, then surfaced as the .NET exception it resembles.
+        log.warning("internal error in a .NET shim: %s", type(exc).__name__, exc_info=exc)
+    for py, cs in kind.items():
+        if isinstance(exc, py):
+            return cs_error(cs, str(exc) or cs)
     return cs_error("Exception", f"{type(exc).__name__}: {exc}")
