@@ -31,6 +31,7 @@ def build_context(
     headers: list[tuple[str, str]] | None = None,
     body: bytes | None = REQUEST_BODY,
     method: str = "POST",
+    target: str = "/orders/42?page=2&sort=desc",
 ) -> Context:
     """A POST to https://api.example.com/orders/42?page=2&sort=desc with a JSON body."""
     if headers is None:
@@ -45,7 +46,7 @@ def build_context(
         "https",
         "api.example.com",
         443,
-        "/orders/42?page=2&sort=desc",
+        target,
         Headers(headers),
         body,
         "10.1.2.3",
