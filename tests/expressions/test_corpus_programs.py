@@ -12,7 +12,7 @@ import pytest
 
 from certgate.expressions import compile_expression
 from certgate.policy.context import LastError
-from tests.expressions.contexts import build_context
+from tests.expressions.contexts import ROOT, build_context
 from tests.expressions.test_corpus_compile import CORPUS, corpus_expressions
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpora not present")
@@ -65,3 +65,36 @@ def test_correlation_id_from_guid_and_ticks() -> None:
     """Add correlation id: byte arrays, Array.Copy, `unchecked` shifts, `new Guid(byte[])`."""
     value = compile_expression(corpus_program("guidBinary")).evaluate(build_context())
     assert len(value) == 36 and value.count("-") == 4
+
+
+def _b64url_decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def test_client_assertion_is_signed_with_the_key_vault_pfx() -> None:
+    """Get OAuth2 access token ... using certificate from key vault: `new X509Certificate2(pfx,
+    (string)null)`, `GetRSAPrivateKey() as RSACng`, `SignData(..., HashAlgorithmName.SHA256,
+    RSASignaturePadding.Pkcs1)`: the JWT verifies with the certificate's public key."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signer = ROOT.issue("assertion signer", key_kind="rsa")
+    ctx = build_context()
+    ctx.Variables.set("keyVaultCertBase64", base64.b64encode(signer.pfx(None)).decode())
+    ctx.Variables.set("authorizationServer", "https://login.example/tenant/oauth2/token")
+    ctx.Variables.set("clientId", "client-1")
+    token = compile_expression(corpus_program("GetRSAPrivateKey")).evaluate(ctx)
+    header, claims, signature = token.split(".")
+    signer.cert.public_key().verify(
+        _b64url_decode(signature),
+        f"{header}.{claims}".encode(),
+        padding.PKCS1v15(),
+        hashes.SHA256(),
+    )
+    head = json.loads(_b64url_decode(header))
+    assert head["alg"] == "RS256"
+    assert _b64url_decode(head["kid"]) == signer.cert.fingerprint(hashes.SHA1())
+    body = json.loads(_b64url_decode(claims))
+    assert body["iss"] == body["sub"] == "client-1"
+    assert body["aud"] == "https://login.example/tenant/oauth2/token"
+    assert int(body["exp"]) - int(body["nbf"]) == 1200

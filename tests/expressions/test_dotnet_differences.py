@@ -12,7 +12,7 @@ import re
 import pytest
 
 from certgate.expressions import ExpressionRuntimeError, compile_expression
-from tests.expressions.contexts import build_context
+from tests.expressions.contexts import CLIENT, ROOT, build_context, certificate
 
 CASES: list[tuple[str, object]] = [
     # GetValueOrDefault<T>(name) of a missing variable is default(T), and `!` works on it
@@ -326,3 +326,36 @@ def test_deep_xml_does_not_exhaust_the_stack() -> None:
     ctx = build_context(body=b"<a>" * depth + b"x" + b"</a>" * depth)
     expr = compile_expression("@(context.Request.Body.As<XElement>(true).Descendants().Count())")
     assert expr.evaluate(ctx) == depth - 1
+
+
+def test_certificates_and_rsa_keys() -> None:
+    """A PFX loaded by an expression carries its key; a client certificate has none."""
+    signer = ROOT.issue("signer", key_kind="rsa")
+    ctx = build_context(certificate(CLIENT))
+    ctx.Variables.set("pfx", signer.pfx("secret"))
+    ctx.Variables.set("der", signer.der)
+    load = 'new X509Certificate2((byte[])context.Variables["pfx"], "secret")'
+
+    def run(source: str) -> object:
+        return compile_expression(source).evaluate(ctx)
+
+    assert run(f"@({load}.HasPrivateKey)") is True
+    assert run(f"@({load}.Thumbprint)") == signer.thumbprint
+    assert run(f"@({load}.GetRSAPrivateKey().KeySize)") == 2048
+    assert run('@(new X509Certificate2((byte[])context.Variables["der"]).HasPrivateKey)') is False
+    assert run("@(context.Request.Certificate.HasPrivateKey)") is False
+    assert run("@(context.Request.Certificate.GetRSAPrivateKey() == null)") is True
+    assert run("@(context.Request.Certificate.GetRSAPublicKey() == null)") is True  # an EC key
+    round_trip = (
+        f'@{{ var cert = {load}; var data = Encoding.UTF8.GetBytes("payload"); '
+        "var sig = (cert.GetRSAPrivateKey() as RSACng).SignData(data, HashAlgorithmName.SHA256, "
+        "RSASignaturePadding.Pss); return cert.GetRSAPublicKey().VerifyData(data, sig, "
+        "HashAlgorithmName.SHA256, RSASignaturePadding.Pss) && !cert.GetRSAPublicKey()"
+        '.VerifyData(Encoding.UTF8.GetBytes("other"), sig, HashAlgorithmName.SHA256, '
+        "RSASignaturePadding.Pss); }"
+    )
+    assert run(round_trip) is True
+    with pytest.raises(ExpressionRuntimeError) as caught:
+        run('@(new X509Certificate2((byte[])context.Variables["pfx"], "wrong").Thumbprint)')
+    assert caught.value.cs_type == "CryptographicException"
+    assert "secret" not in str(caught.value)

@@ -107,6 +107,7 @@ def _load() -> None:
         json,
         numbers,
         regex,
+        rsa,
         strings,
         timezones,
         web,

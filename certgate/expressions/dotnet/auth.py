@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from ..model import CsObject
 from ..runtime import cs_str
-from . import CsType, members, register
+from . import members
 from .collections import StringValuesDictionary
 
 MAX_TOKEN = 64 * 1024  # longer than any header the gateway accepts
@@ -143,5 +143,3 @@ members(
         "TryParseBasic": _try(as_basic),
     },
 )
-register(CsType("Jwt", lambda v: isinstance(v, Jwt)))
-register(CsType("BasicAuthCredentials", lambda v: isinstance(v, BasicAuthCredentials)))

@@ -479,8 +479,6 @@ for _name in [
     "IUrl",
     "Jwt",
     "BasicAuthCredentials",
-    "X509Certificate2",
-    "X509Certificate",
     "X500DistinguishedName",
     "PublicKey",
     "IApi",
