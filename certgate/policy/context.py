@@ -373,6 +373,8 @@ class Body(CsObject):
 def convert_body(data: bytes, type_arg: str) -> Any:
     """Body bytes as the C# type `type_arg` names (string, byte[], JObject, JArray, JToken,
     XElement, XDocument)."""
+    short = type_arg.rpartition(".")[2]  # `System.String`, `Newtonsoft.Json.Linq.JObject`
+    type_arg = _BODY_TYPES.get(short, short)
     if type_arg == "string":
         return data.decode("utf-8", errors="replace")
     if type_arg == "byte[]":
@@ -383,7 +385,10 @@ def convert_body(data: bytes, type_arg: str) -> Any:
         return parse_element(data.decode("utf-8", errors="replace"))
     if type_arg == "XDocument":
         return XDocument(parse_element(data.decode("utf-8", errors="replace")))
-    raise TypeError(f"Body.As<{type_arg}>() is not supported")
+    raise cs_error("InvalidOperationException", f"Body.As<{type_arg}>() is not supported")
+
+
+_BODY_TYPES = {"String": "string", "Byte[]": "byte[]"}
 
 
 class _Message(CsObject):

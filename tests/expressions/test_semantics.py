@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from certgate.expressions import ExpressionRuntimeError, compile_expression
-from tests.expressions.contexts import CLIENT, DEPLOYED, STRANGER, build_context, certificate
+from tests.expressions.contexts import (
+    CLIENT,
+    DEPLOYED,
+    REQUEST_BODY,
+    STRANGER,
+    build_context,
+    certificate,
+)
 
 CASES: list[tuple[str, object]] = [
     # operators and literals
@@ -347,6 +354,19 @@ def test_client_certificate_conditions(source: str) -> None:
     assert expr.evaluate(build_context()) is True
     assert expr.evaluate(build_context(certificate(STRANGER))) is True
     assert expr.evaluate(build_context(certificate(CLIENT))) is False
+
+
+def test_timestamp_and_elapsed_come_from_the_request() -> None:
+    ctx = build_context()
+    stamp = compile_expression("@(context.Timestamp)").evaluate(ctx)
+    assert abs(stamp - datetime.now(UTC)) < timedelta(seconds=5)
+    elapsed = compile_expression("@(context.Elapsed.TotalMilliseconds)").evaluate(ctx)
+    assert 0 <= elapsed < 5000
+    as_types = (
+        "@(context.Request.Body.As<System.String>(true).Length + "
+        "context.Request.Body.As<Newtonsoft.Json.Linq.JObject>(true).Count)"
+    )
+    assert compile_expression(as_types).evaluate(ctx) == len(REQUEST_BODY) + 4
 
 
 def test_now_is_close_to_the_clock() -> None:
