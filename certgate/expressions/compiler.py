@@ -35,7 +35,7 @@ from .closures import (
     to_int,
 )
 from .dotnet import CsType
-from .errors import BudgetExceeded, ExpressionCompileError, InternalCompileError, cs_error
+from .errors import BudgetExceeded, ExpressionCompileError, cs_error
 from .members import get_index, resolve_method, resolve_property, set_index, set_property
 from .parser import Parsed
 from .runtime import add, concat, cs_str, equals, sub, truthy, wrap32
@@ -241,12 +241,7 @@ class Compiler(StatementCompiler):
         if h is None:
             kind = node.type.replace("_expression", "")
             raise self.unsupported(node, f"expression '{kind}'")
-        try:
-            return h(node)
-        except (ExpressionCompileError, InternalCompileError, RecursionError):
-            raise
-        except Exception as e:
-            raise InternalCompileError(node) from e
+        return self.handle(h, node)
 
     def cond(self, node: Node) -> Fn:
         f = self.expr(node)

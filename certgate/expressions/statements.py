@@ -61,8 +61,13 @@ class StatementCompiler:
         if h is None:
             kind = node.type.replace("_statement", "")
             raise self.unsupported(node, f"statement '{kind}'")
+        return self.handle(h, node)
+
+    def handle(self, handler: Callable[[Node], Any], node: Node) -> Any:
+        """`handler(node)`; an unexpected exception becomes an InternalCompileError naming the
+        innermost node it came from (refusals and depth errors pass through)."""
         try:
-            return h(node)
+            return handler(node)
         except (ExpressionCompileError, InternalCompileError, RecursionError):
             raise
         except Exception as e:

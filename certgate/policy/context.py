@@ -44,7 +44,11 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote, urlsplit
 
 from certgate.expressions.dotnet import default_value
-from certgate.expressions.dotnet.collections import KeyValuePair, StringValuesDictionary
+from certgate.expressions.dotnet.collections import (
+    KeyValuePair,
+    ReadOnlyDictionary,
+    StringValuesDictionary,
+)
 from certgate.expressions.dotnet.json import parse_json
 from certgate.expressions.dotnet.web import Uri
 from certgate.expressions.dotnet.xml import XDocument, parse_element
@@ -538,15 +542,13 @@ _CAST_CHECKS = {
 }
 
 
-class Variables(CsObject):
+class Variables(ReadOnlyDictionary):
     """`IReadOnlyDictionary<string, object>` written by `set-variable`."""
 
-    __slots__ = ("_values",)
-    __cs_type__ = "IReadOnlyDictionary<string, object>"
-    __cs_members__ = frozenset({"GetValueOrDefault", "ContainsKey", "Count", "Keys", "Values"})
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._values: dict[str, Any] = {}
+        super().__init__({})
 
     def GetValueOrDefault(
         self, name: str, default: Any = None, *, type_arg: str | None = None
@@ -563,30 +565,6 @@ class Variables(CsObject):
                 f"Variable '{name}' holds {type(value).__name__}, not {type_arg}.",
             )
         return value
-
-    def ContainsKey(self, name: str) -> bool:
-        return name in self._values
-
-    @property
-    def Count(self) -> int:
-        return len(self._values)
-
-    @property
-    def Keys(self) -> list[str]:
-        return list(self._values)
-
-    @property
-    def Values(self) -> list[Any]:
-        return list(self._values.values())
-
-    def __getitem__(self, name: str) -> Any:
-        return self._values[name]
-
-    def __iter__(self) -> Iterator[KeyValuePair]:
-        return (KeyValuePair(k, v) for k, v in self._values.items())
-
-    def __len__(self) -> int:
-        return len(self._values)
 
     def set(self, name: str, value: Any) -> None:
         self._values[name] = value
