@@ -21,7 +21,10 @@ CASES: list[tuple[str, object]] = [
     ('@(context.Variables.GetValueOrDefault<int>("missing"))', 0),
     ('@(context.Variables.GetValueOrDefault<string>("missing"))', None),
     ('@(context.Variables.GetValueOrDefault("missing"))', None),
-    ('@{ object v; return context.Variables.TryGetValue("name", out v) ? (string)v : "-"; }', "ada"),
+    (
+        '@{ object v; return context.Variables.TryGetValue("name", out v) ? (string)v : "-"; }',
+        "ada",
+    ),
     ('@(context.Request.Url.Query.TryGetValue("page", out var p) ? p[0] : "-")', "2"),
     # a parenthesised value followed by + or - is a binary operation, not a cast (spec 12.9.7)
     ('@("/x/" + (context.Variables["name"]) + "/y")', "/x/ada/y"),
