@@ -110,7 +110,12 @@ def test_regex_constructs_dotnet_refuses_or_we_cannot_express(pattern: str, reas
 
 @pytest.mark.parametrize(
     "source",
-    ['@(JObject.Parse("{a: b}"))', '@(JObject.Parse("{\'a: 1}"))', '@(JArray.Parse("[1,,2]"))'],
+    [
+        '@(JObject.Parse("{a: b}"))',
+        '@(JObject.Parse("{\'a: 1}"))',
+        '@(JArray.Parse("[1,,2]"))',
+        r'@(JObject.Parse("{\"a\": 1} /* unterminated"))',
+    ],
 )
 def test_json_that_json_net_refuses_is_refused(source: str) -> None:
     with pytest.raises(ExpressionRuntimeError, match="JsonReaderException"):
@@ -364,3 +369,13 @@ def test_certificates_and_rsa_keys() -> None:
         run('@(new X509Certificate2((byte[])context.Variables["pfx"], "wrong").Thumbprint)')
     assert caught.value.cs_type == "CryptographicException"
     assert "secret" not in str(caught.value)
+
+
+def test_lenient_json_reader_is_linear_on_hostile_text() -> None:
+    """Unterminated strings and comments, escaped quotes: scanned once, not once per quote."""
+    expr = compile_expression('@(JToken.Parse((string)context.Variables["text"]).Type)')
+    for hostile in ('"' + '\\"' * 200_000, ",/*" * 100_000, "['" + "\\'" * 200_000):
+        ctx = build_context()
+        ctx.Variables.set("text", hostile)
+        with pytest.raises(ExpressionRuntimeError, match="JsonReaderException"):
+            expr.evaluate(ctx)
