@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from certgate.expressions import ExpressionRuntimeError, compile_expression
+from certgate.expressions import ExpressionCompileError, ExpressionRuntimeError, compile_expression
 from tests.expressions.contexts import CLIENT, ROOT, build_context, certificate
 
 CASES: list[tuple[str, object]] = [
@@ -379,3 +379,19 @@ def test_lenient_json_reader_is_linear_on_hostile_text() -> None:
         ctx.Variables.set("text", hostile)
         with pytest.raises(ExpressionRuntimeError, match="JsonReaderException"):
             expr.evaluate(ctx)
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "column"),
+    [
+        ("@{\n  var x = 1;\n  return (x) - (x) - nope;\n}", 3, 22),
+        ('@((context.Variables["a"]) + (context.Variables["b"]) + nope)', 1, 57),
+    ],
+)
+def test_positions_survive_the_cast_disambiguation(source: str, line: int, column: int) -> None:
+    """The parser adds parentheses to read `(x) - y` as C# does; errors still point at the
+    original text."""
+    with pytest.raises(ExpressionCompileError) as caught:
+        compile_expression(source)
+    assert (caught.value.line, caught.value.column) == (line, column)
+    assert "'nope' does not exist" in caught.value.message
