@@ -35,6 +35,7 @@ sender computes it).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -54,7 +55,9 @@ from certgate.expressions.dotnet.web import Uri
 from certgate.expressions.dotnet.xml import XDocument, parse_element
 from certgate.expressions.errors import cs_error
 from certgate.expressions.model import CsObject
+from certgate.expressions.runtime import cs_str
 
+access_log = logging.getLogger("certgate.access")
 _STATUS_REASONS = {
     200: "OK",
     201: "Created",
@@ -332,7 +335,7 @@ class Body(CsObject):
 
     __slots__ = ("_data", "_stream", "present")
     __cs_type__ = "IMessageBody"
-    __cs_members__ = frozenset({"As"})
+    __cs_members__ = frozenset({"As", "AsFormUrlEncodedContent"})
 
     def __init__(self, source: BodyStream | bytes | None = None) -> None:
         # A message received without a body shows C# a null `Body` until a policy sets one.
@@ -363,6 +366,10 @@ class Body(CsObject):
         self.present = True
         self._data = data
         self._stream = None
+
+    def AsFormUrlEncodedContent(self, preserveContent: bool = False) -> dict[str, list[str]]:
+        """The body as `application/x-www-form-urlencoded` fields (name -> values, in order)."""
+        return _parse_query(self.As(preserveContent))
 
     def As(self, preserveContent: bool = False, *, type_arg: str = "string") -> Any:
         """`As<T>(preserveContent)`; without preserveContent the content is consumed, as in APIM."""
@@ -741,6 +748,7 @@ class Context(CsObject):
             "Elapsed",
             "User",
             "Subscription",
+            "Trace",
         }
     )
 
@@ -805,6 +813,16 @@ class Context(CsObject):
     @property
     def Elapsed(self) -> timedelta:
         return timedelta(seconds=time.perf_counter() - self._start)
+
+    def Trace(self, message: object) -> None:
+        """`context.Trace(message)`: what the `trace` policy writes at severity verbose."""
+        if access_log.isEnabledFor(logging.DEBUG):
+            access_log.debug(
+                "trace %s: %s",
+                "expression",
+                cs_str(message),
+                extra={"trace_source": "expression", "trace_metadata": {}},
+            )
 
     def backend_url(self) -> str:
         """The full upstream URL: backend base URL + API-relative path + current query."""

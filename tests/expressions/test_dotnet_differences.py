@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 
 import pytest
@@ -395,3 +396,20 @@ def test_positions_survive_the_cast_disambiguation(source: str, line: int, colum
         compile_expression(source)
     assert (caught.value.line, caught.value.column) == (line, column)
     assert "'nope' does not exist" in caught.value.message
+
+
+def test_form_body_and_trace(caplog: pytest.LogCaptureFixture) -> None:
+    """`Body.AsFormUrlEncodedContent()` (the corpus's OAuth callback) and `context.Trace()`."""
+    ctx = build_context(body=b"code=a%2Bb&state=s+1&state=s2&empty=")
+    code = compile_expression(
+        '@(context.Request.Body.AsFormUrlEncodedContent(preserveContent: true)["code"].Single())'
+    )
+    assert code.evaluate(ctx) == "a+b"
+    state = compile_expression(
+        '@(string.Join("|", context.Request.Body.AsFormUrlEncodedContent(true)["state"]))'
+    )
+    assert state.evaluate(ctx) == "s 1|s2"
+    trace = compile_expression('@{ context.Trace("reached " + 42); return 1; }')
+    with caplog.at_level(logging.DEBUG, logger="certgate.access"):
+        assert trace.evaluate(ctx) == 1
+    assert any(r.getMessage() == "trace expression: reached 42" for r in caplog.records)
