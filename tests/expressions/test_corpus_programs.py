@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 from urllib.parse import parse_qs, quote
 
 import pytest
@@ -98,3 +99,27 @@ def test_client_assertion_is_signed_with_the_key_vault_pfx() -> None:
     assert body["iss"] == body["sub"] == "client-1"
     assert body["aud"] == "https://login.example/tenant/oauth2/token"
     assert int(body["exp"]) - int(body["nbf"]) == 1200
+
+
+def test_every_corpus_expression_runs_or_fails_as_dotnet(caplog: pytest.LogCaptureFixture) -> None:
+    """Each compiled corpus expression, run against a real context, returns or raises a .NET
+    exception (KeyNotFoundException for the variables this context lacks...): never a Python
+    error from a shim, which would be logged as internal."""
+    from certgate.expressions import ExpressionCompileError, ExpressionRuntimeError
+    from tests.expressions.contexts import CLIENT, certificate
+
+    ran = 0
+    with caplog.at_level(logging.WARNING, logger="certgate.expressions"):
+        for source in corpus_expressions():
+            try:
+                expr = compile_expression(source)
+            except ExpressionCompileError:
+                continue  # listed in corpus_refusals.txt (test_corpus_compile)
+            try:
+                expr.evaluate(build_context(certificate(CLIENT)))
+            except ExpressionRuntimeError:
+                pass
+            ran += 1
+    assert ran > 600
+    internal = [r.getMessage() for r in caplog.records if "internal error" in r.getMessage()]
+    assert not internal, internal
