@@ -26,7 +26,9 @@ The object protocol every engine object must follow (helpers writing `context`, 
 * `GetValueOrDefault<T>(name)` without a default returns `dotnet.default_value(type_arg)`
   (false for bool, 0 for int, null for reference types), as C#'s `default(T)`.
 * A class may define `__cs_convert__(type_name)` for explicit casts (`(int)x`), `__cs_equals__`
-  for `==`, `__cs_compare__` for `<`/`>`, and `ToString()`.
+  for `==` (consulted on either side), `__cs_compare__` for `<`/`>`, `__cs_add__` for
+  `x + "text"` (XNamespace + name), and `ToString()`. A `CsType(implicit=...)` converts values
+  assigned to a local declared with that type (`XNamespace ns = "urn:x";`).
 """
 
 from __future__ import annotations

@@ -331,13 +331,20 @@ BINARY: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def implicit_conversion(init: Fn, tname: str) -> Fn:
-    """Implicit numeric widening for declared locals (`double d = 1;` holds 1.0)."""
+    """Implicit conversions for declared locals: numeric widening (`double d = 1;` holds 1.0)
+    and a type's own (`XNamespace ns = "urn:x";`)."""
     if tname in ("double", "float", "Double", "Single"):
         return lambda e: float(v) if type(v := init(e)) is int else v
     if tname in ("decimal", "Decimal"):
         from decimal import Decimal
 
         return lambda e: Decimal(v) if type(v := init(e)) is int else v
+    from .dotnet import lookup
+
+    target = lookup(tname)
+    convert = target.implicit if target is not None else None
+    if convert is not None:
+        return lambda e: convert(init(e))
     return init
 
 

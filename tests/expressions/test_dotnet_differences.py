@@ -257,6 +257,15 @@ XML_CASES: list[tuple[str, object]] = [
         '<a k="v">\n  <b>t &amp; u</b>\n</a>',
     ),
     ('@(XName.Get("a", "urn:q").ToString())', "{urn:q}a"),
+    (
+        '@{ XNamespace x = "urn:x"; XNamespace p = "urn:p"; var item = '
+        f'{BODY_ROOT}.Element(x + "item"); return item.Attribute(p + "k").Value; }}',
+        "v",
+    ),
+    (f'@({BODY_ROOT}.Descendants(XNamespace.Get("urn:x") + "item").Count())', 2),
+    ('@((XNamespace.Get("urn:m") + "id").ToString())', "{urn:m}id"),
+    ('@("{urn:m}id" == XNamespace.Get("urn:m").GetName("id"))', True),
+    (f'@({BODY_ROOT}.Descendants().Count(e => "SignedOid" == e.Name.LocalName))', 1),
     ('@(System.Xml.Linq.XDocument.Parse("<a><b/></a>").Root.HasElements)', True),
     # TimeZoneInfo: Windows and IANA ids
     (

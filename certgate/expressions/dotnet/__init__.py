@@ -26,6 +26,7 @@ class CsType:
     static_methods: dict[str, Fn] = field(default_factory=dict)
     new: Fn | None = None
     default: object = None
+    implicit: Fn | None = None  # C# implicit conversion into this type (declared locals)
 
     def cast(self, value: object) -> object:
         """Explicit conversion `(T)value`; InvalidCastException when C# would throw one."""

@@ -1,4 +1,4 @@
-"""System.Xml.Linq: XDocument, XElement, XAttribute and XName, read from text with expat.
+"""System.Xml.Linq: XDocument, XElement, XAttribute, XName and XNamespace, read with expat.
 
 Hostile input: a document with a DTD is refused (XmlException, as .NET does with
 DtdProcessing.Prohibit), so no entity can expand or reach outside the text; trees are walked
@@ -53,6 +53,43 @@ class XName(CsObject):
             other = XName.of(other)
             return (other.NamespaceName, other.LocalName) == (self.NamespaceName, self.LocalName)
         return False
+
+
+class XNamespace(CsObject):
+    """A namespace URI; `ns + "local"` is the XName `{uri}local`."""
+
+    __slots__ = ("NamespaceName",)
+    __cs_type__ = "XNamespace"
+    __cs_members__ = frozenset({"NamespaceName", "GetName", "ToString", "Equals"})
+
+    def __init__(self, uri: str) -> None:
+        self.NamespaceName = uri
+
+    @classmethod
+    def of(cls, uri: object) -> XNamespace:
+        """`XNamespace.Get(uri)` and C#'s implicit string -> XNamespace conversion."""
+        if isinstance(uri, XNamespace):
+            return uri
+        if uri is None:
+            raise cs_error("ArgumentNullException", "Value cannot be null. (Parameter 'name')")
+        return cls(cs_str(uri))
+
+    def GetName(self, local: object) -> XName:
+        return XName(self.NamespaceName, cs_str(local))
+
+    def ToString(self) -> str:
+        return self.NamespaceName
+
+    def Equals(self, other: object) -> bool:
+        return self.__cs_equals__(other)
+
+    def __cs_equals__(self, other: object) -> bool:
+        if isinstance(other, str | XNamespace):
+            return XNamespace.of(other).NamespaceName == self.NamespaceName
+        return False
+
+    def __cs_add__(self, local: object) -> XName:
+        return self.GetName(local)
 
 
 class XAttribute(CsObject):
@@ -323,9 +360,24 @@ def _expat_name(name: str) -> XName:
 
 register(
     CsType(
+        "XNamespace",
+        lambda v: isinstance(v, XNamespace),
+        convert=XNamespace.of,
+        implicit=XNamespace.of,
+        static_props={
+            "None": lambda: XNamespace(""),
+            "Xml": lambda: XNamespace("http://www.w3.org/XML/1998/namespace"),
+            "Xmlns": lambda: XNamespace("http://www.w3.org/2000/xmlns/"),
+        },
+        static_methods={"Get": XNamespace.of},
+    )
+)
+register(
+    CsType(
         "XName",
         lambda v: isinstance(v, XName),
         convert=XName.of,
+        implicit=XName.of,
         static_methods={
             "Get": lambda name, namespace="": XName.of(
                 f"{{{namespace}}}{name}" if namespace else name
