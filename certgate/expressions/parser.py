@@ -77,12 +77,16 @@ def parse(source: str) -> Parsed:
     parsed = Parsed(tree.root_node, is_block, data, shift, lines_before)
     _check_errors(tree.root_node, parsed)
     inserted: list[int] = []
-    while (span := _misparsed(tree.root_node)) is not None:
-        # Parenthesise the span C# reads as one operand, and parse again.
-        opening, closing = span
-        data = data[:opening] + b"(" + data[opening:closing] + b")" + data[closing:]
-        inserted = [at + (at >= opening) + (at >= closing) for at in inserted]
-        inserted += [opening, closing + 1]
+    rounds = data.count(b"(")  # each round settles at least one parenthesis: a bound
+    while spans := _misparsed(tree.root_node):
+        # Parenthesise each span C# reads as one operand (outermost first), and parse again.
+        rounds -= 1
+        if rounds < 0:
+            raise ExpressionCompileError("syntax error: ambiguous parenthesised expression", 1, 1)
+        for opening, closing in reversed(spans):
+            data = data[:opening] + b"(" + data[opening:closing] + b")" + data[closing:]
+            inserted = [at + (at >= opening) + (at >= closing) for at in inserted]
+            inserted += [opening, closing + 1]
         tree = _parser().parse(data)
         parsed = Parsed(tree.root_node, is_block, data, shift, lines_before, tuple(inserted))
         _check_errors(tree.root_node, parsed)
@@ -117,8 +121,9 @@ _VALUE_SHAPES = ("identifier", "qualified_name", "array_type", "generic_name")
 _TYPE_SHAPES = ("identifier", "qualified_name", "generic_name", "predefined_type")
 
 
-def _misparsed(root: tree_sitter.Node) -> tuple[int, int] | None:
-    """The first span tree-sitter splits where C# reads one operand, as (start, end) offsets.
+def _misparsed(root: tree_sitter.Node) -> list[tuple[int, int]]:
+    """The spans tree-sitter splits where C# reads one operand, as (start, end) offsets, in
+    text order and disjoint (a span nested in another waits for the next round).
 
     - `(x) + y` / `(x) - y` read as a cast of `+y`/`-y`: as C# decides (spec 12.9.7), it is a
       binary operation unless the parentheses hold a predefined or known type (`(int)-1`).
@@ -127,6 +132,7 @@ def _misparsed(root: tree_sitter.Node) -> tuple[int, int] | None:
     - `(T)a.M<U>(b)` read as `((T)a.M) < U > (b)`: a `<...>` followed by `(` is a type argument
       list (spec 6.2.5). The span is `a.M<U>(b)`, the cast's operand.
     """
+    spans: list[tuple[int, int]] = []
     stack = [root]
     while stack:
         n = stack.pop()
@@ -141,7 +147,9 @@ def _misparsed(root: tree_sitter.Node) -> tuple[int, int] | None:
                 and kind.type in _VALUE_SHAPES
                 and not _names_type(kind)
             ):
-                return n.children[0].start_byte, n.children[2].end_byte
+                spans.append((n.children[0].start_byte, n.children[2].end_byte))
+                stack.append(value)  # more operands of the same chain, after the span
+                continue
         elif n.type == "binary_expression" and _operator(n) == ">":
             less, after = n.child_by_field_name("left"), n.child_by_field_name("right")
             if less is not None and less.type == "binary_expression" and _operator(less) == "<":
@@ -156,9 +164,10 @@ def _misparsed(root: tree_sitter.Node) -> tuple[int, int] | None:
                     and after is not None
                     and after.start_byte == n.child_by_field_name("right").start_byte
                 ):
-                    return cast.child_by_field_name("value").start_byte, after.end_byte
+                    spans.append((cast.child_by_field_name("value").start_byte, after.end_byte))
+                    continue
         stack.extend(reversed(n.children))
-    return None
+    return spans
 
 
 def _operator(node: tree_sitter.Node) -> str:

@@ -422,3 +422,13 @@ def test_form_body_and_trace(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="certgate.access"):
         assert trace.evaluate(ctx) == 1
     assert any(r.getMessage() == "trace expression: reached 42" for r in caplog.records)
+
+
+def test_long_chains_of_parenthesised_operands() -> None:
+    """Every `(x) - y` of a chain is settled in one parse round (no reparse per operand)."""
+    minus = " - ".join('(context.Variables["count"])' for _ in range(5))
+    assert compile_expression(f"@({minus})").evaluate(build_context()) == -15
+    nested = '@(1 - ((context.Variables["count"]) - 2) - (context.Variables["count"]))'
+    assert compile_expression(nested).evaluate(build_context()) == -7
+    plus = " + ".join('(context.Variables["name"])' for _ in range(300))
+    assert compile_expression(f"@({plus})").evaluate(build_context()) == "ada" * 300
