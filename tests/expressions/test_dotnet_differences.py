@@ -251,6 +251,7 @@ XML_CASES: list[tuple[str, object]] = [
         '<a>\n  <b x="1">t</b>\n  <c />\n</a>',
     ),
     ('@((int)XElement.Parse("<n>42</n>") + 1)', 43),
+    ('@((bool)XElement.Parse("<b>1</b>") && !(bool)XElement.Parse("<b>false</b>"))', True),
     ('@((string)XElement.Parse("<n>42</n>").Attribute("missing"))', None),
     (
         '@(new XElement("a", new XAttribute("k", "v"), new XElement("b", "t & u")).ToString())',

@@ -114,8 +114,11 @@ def _convert(text: str, type_name: str) -> object:
 
     if type_name in ("string", "String"):
         return text
-    if type_name in ("bool", "Boolean"):
-        return text.strip().lower() in ("true", "1")
+    if type_name in ("bool", "Boolean"):  # XmlConvert.ToBoolean
+        value = text.strip()
+        if value not in ("true", "false", "1", "0"):
+            raise cs_error("FormatException", f"The string '{text}' is not a valid Boolean value.")
+        return value in ("true", "1")
     target = lookup(type_name)
     parse = target.static_methods.get("Parse") if target is not None else None
     if parse is None:
