@@ -27,6 +27,7 @@ from certgate.certs.certinfo import CertInfo, cached_der
 from certgate.certs.names import attribute_values, dotnet_name
 from certgate.certs.verify import VerificationResult, Verifier
 from certgate.expressions.dotnet.enums import X509_NAME_TYPE
+from certgate.expressions.dotnet.rsa import RSA, rsa_private_key, rsa_public_key
 from certgate.expressions.model import CsObject
 
 X509NameType = X509_NAME_TYPE
@@ -124,6 +125,8 @@ class X509Certificate2(CsObject):
             "Equals",
             "Sha256Thumbprint",
             "SubjectAlternativeNames",
+            "GetRSAPublicKey",
+            "GetRSAPrivateKey",
         }
     )
 
@@ -226,7 +229,8 @@ class X509Certificate2(CsObject):
 
     @property
     def HasPrivateKey(self) -> bool:
-        return False
+        """Only a certificate an expression loaded from a PFX has one (`private_key`)."""
+        return self.__dict__.get("private_key") is not None
 
     @property
     def FriendlyName(self) -> str:
@@ -248,6 +252,12 @@ class X509Certificate2(CsObject):
         return SubjectAlternativeNames(self._info.san)
 
     # -- .NET methods ---------------------------------------------------------------------------
+
+    def GetRSAPublicKey(self) -> RSA | None:
+        return rsa_public_key(self._info.cert)
+
+    def GetRSAPrivateKey(self) -> RSA | None:
+        return rsa_private_key(self.__dict__.get("private_key"))
 
     def GetCertHash(self) -> bytes:
         return hashlib.sha1(self._info.der).digest()

@@ -5,7 +5,8 @@ The object protocol every engine object must follow (helpers writing `context`, 
 * Derive from `model.CsObject`; list the C# member names (PascalCase, properties and methods)
   in `__cs_members__` and name the C# type in `__cs_type__`. Only listed names resolve. Optional:
   `__cs_interfaces__` (extra type names a cast such as `(IResponse)x` accepts) and
-  `__cs_settable__` (properties an expression may assign).
+  `__cs_settable__` (properties an expression may assign), `__cs_getters__` (C# property name ->
+  function of the object, when C# must see something else than the Python attribute).
 * Properties are plain attributes or `@property`; methods are Python methods with the C# name.
   Named arguments arrive as keywords with the C# parameter name (`preserveContent=True`);
   generic methods (`As<JObject>`, `GetValueOrDefault<int>`) get `type_arg="JObject"` (the C#
@@ -25,12 +26,15 @@ The object protocol every engine object must follow (helpers writing `context`, 
 * `GetValueOrDefault<T>(name)` without a default returns `dotnet.default_value(type_arg)`
   (false for bool, 0 for int, null for reference types), as C#'s `default(T)`.
 * A class may define `__cs_convert__(type_name)` for explicit casts (`(int)x`), `__cs_equals__`
-  for `==`, `__cs_compare__` for `<`/`>`, and `ToString()`.
+  for `==` (consulted on either side), `__cs_compare__` for `<`/`>`, `__cs_add__` for
+  `x + "text"` (XNamespace + name), and `ToString()`. A `CsType(implicit=...)` converts values
+  assigned to a local declared with that type (`XNamespace ns = "urn:x";`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from time import monotonic
 from typing import Any
@@ -38,7 +42,11 @@ from typing import Any
 from .budget import METER, apply_limits
 from .closures import translate
 from .compiler import FIRST_SLOT, Compiler
-from .errors import ExpressionCompileError, ExpressionRuntimeError
+from .errors import (
+    ExpressionCompileError,
+    ExpressionRuntimeError,
+    InternalCompileError,
+)
 from .parser import parse
 from .scanner import find_expressions
 
@@ -50,6 +58,8 @@ __all__ = [
     "compile_expression",
     "find_expressions",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class CompiledExpression:
@@ -111,8 +121,24 @@ def compile_expression(source: str) -> CompiledExpression:
         raise
     except RecursionError:
         raise ExpressionCompileError("unsupported: expression nested too deeply", 1, 1) from None
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError, StopIteration) as e:
-        # A construct the compiler did not anticipate: refuse it rather than fail the save.
-        raise ExpressionCompileError(f"unsupported: construct ({type(e).__name__})", 1, 1) from None
+    except InternalCompileError as e:
+        # A compiler bug, not a refusal: logged with its cause (never the source text, which
+        # may hold named values), and reported as an internal error at the construct's position.
+        line, column = parsed.position(e.node)
+        cause = e.__cause__
+        log.error(
+            "internal error compiling a policy expression at line %d, column %d (%s): %s",
+            line,
+            column,
+            e.node.type,
+            type(cause).__name__,
+            exc_info=cause,
+        )
+        raise ExpressionCompileError(
+            f"internal error: the compiler failed on this {e.node.type} "
+            f"({type(cause).__name__}); please report it",
+            line,
+            column,
+        ) from None
     kind = MeteredExpression if c.metered else CompiledExpression
     return kind(source, fn, c.nslots, c.uses_request_body, c.uses_response_body)

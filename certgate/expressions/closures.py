@@ -7,6 +7,7 @@ is one closure.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
@@ -16,6 +17,8 @@ from .errors import BudgetExceeded, CsException, cs_error
 from .members import get_index, resolve_method, resolve_property
 from .model import CsObject
 from .runtime import add, compare, cs_str, div, equals, mod, mul, sub, wrap64
+
+log = logging.getLogger(__name__)
 
 Fn = Callable[[list], Any]
 NORMAL, BREAK, CONTINUE, RETURN = 0, 1, 2, 3
@@ -332,13 +335,20 @@ BINARY: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def implicit_conversion(init: Fn, tname: str) -> Fn:
-    """Implicit numeric widening for declared locals (`double d = 1;` holds 1.0)."""
+    """Implicit conversions for declared locals: numeric widening (`double d = 1;` holds 1.0)
+    and a type's own (`XNamespace ns = "urn:x";`)."""
     if tname in ("double", "float", "Double", "Single"):
         return lambda e: float(v) if type(v := init(e)) is int else v
     if tname in ("decimal", "Decimal"):
         from decimal import Decimal
 
         return lambda e: Decimal(v) if type(v := init(e)) is int else v
+    from .dotnet import lookup
+
+    target = lookup(tname)
+    convert = target.implicit if target is not None else None
+    if convert is not None:
+        return lambda e: convert(init(e))
     return init
 
 
@@ -376,11 +386,15 @@ def translate(exc: BaseException) -> CsException:
         TypeError: "ArgumentException",
         UnicodeError: "DecoderFallbackException",
     }
-    for py, cs in kind.items():
-        if isinstance(exc, py):
-            return cs_error(cs, str(exc) or cs)
     from .errors import ExpressionRuntimeError
 
     if isinstance(exc, ExpressionRuntimeError):
         return cs_error(exc.cs_type, exc.message)
+    if isinstance(exc, TypeError | AttributeError) or not isinstance(exc, tuple(kind)):
+        # Not what a .NET member throws on bad input: a shim bug (a signature C# can call that
+        # the shim does not take...). Logged, then surfaced as the .NET exception it resembles.
+        log.warning("internal error in a .NET shim: %s", type(exc).__name__, exc_info=exc)
+    for py, cs in kind.items():
+        if isinstance(exc, py):
+            return cs_error(cs, str(exc) or cs)
     return cs_error("Exception", f"{type(exc).__name__}: {exc}")

@@ -243,7 +243,7 @@ class Compiler(StatementCompiler):
         if h is None:
             kind = node.type.replace("_expression", "")
             raise self.unsupported(node, f"expression '{kind}'")
-        return h(node)
+        return self.handle(h, node)
 
     def cond(self, node: Node) -> Fn:
         f = self.expr(node)
@@ -607,17 +607,6 @@ class Compiler(StatementCompiler):
     def x_cast_expression(self, node: Node) -> Fn:
         tnode = node.child_by_field_name("type")
         vnode = node.child_by_field_name("value")
-        if (
-            tnode.type == "identifier"
-            and self.scope.find(self.text(tnode)) is not None
-            and vnode.type == "prefix_unary_expression"
-        ):
-            # `(a) - b` is a subtraction in C#, not a cast.
-            left = self.x_identifier(tnode)
-            op = self.text(vnode)[0]
-            right = self.expr(vnode.named_children[0])
-            fn = add if op == "+" else sub
-            return lambda e: fn(left(e), right(e))
         ct, _tname = self.type_of(tnode)
         value = self.expr(vnode)
         if ct is None:

@@ -16,6 +16,14 @@ class ExpressionCompileError(Exception):
         self.column = column
 
 
+class InternalCompileError(Exception):
+    """The compiler itself failed on `node` (a bug, not a refusal); the cause is chained."""
+
+    def __init__(self, node: object) -> None:
+        super().__init__(getattr(node, "type", "node"))
+        self.node = node
+
+
 class ExpressionRuntimeError(Exception):
     """Evaluation failed; the engine reports it with APIM's reason below."""
 

@@ -51,6 +51,9 @@ def resolve_property(t: type, name: str) -> Getter:
     if t is type(None):
         return _null(name)
     if issubclass(t, CsObject) and name in t.__cs_members__:
+        getter = getattr(t, "__cs_getters__", {}).get(name)
+        if getter is not None:
+            return getter
         if hasattr(t, "__cs_property__") and callable(getattr(t, name, None)):
             return lambda o: o.__cs_property__(name)
         return attrgetter(name)
@@ -96,9 +99,10 @@ def resolve_method(t: type, name: str) -> Callable[..., object]:
         return fn
     if name in LINQ and is_enumerable(t) and t is not Char:
         linq = LINQ[name]
-        return lambda o, *a, type_arg=None, **k: (
-            linq(o, *a, **k) if type_arg is None else linq(o, *a, type_arg=type_arg, **k)
-        )
+        if "type_arg" in inspect.signature(linq).parameters:  # Cast<T>, OfType<T>
+            return linq
+        # `ToList<string>()`, `Select<string, int>(f)`: the type arguments change nothing here.
+        return lambda o, *a, type_arg=None, **k: linq(o, *a, **k)
     if name in _UNIVERSAL:
         return _UNIVERSAL[name]
     return _missing(t, name)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import tree_sitter
 import tree_sitter_c_sharp
 
+from . import dotnet
 from .errors import ExpressionCompileError
 
 _LANGUAGE = tree_sitter.Language(tree_sitter_c_sharp.language())
@@ -31,12 +32,14 @@ class Parsed:
     wrapped: bytes
     shift: int  # characters the first line moved right by
     lines_before: int = 0  # newlines in whitespace before the `@`
+    inserted: tuple[int, ...] = ()  # offsets in `wrapped` of parentheses the parser added
 
     def position(self, node: tree_sitter.Node) -> tuple[int, int]:
         """1-based (line, column) of `node` inside the original `@...` text."""
         row, col_bytes = node.start_point
         line_start = self.wrapped.rfind(b"\n", 0, node.start_byte) + 1
         col = len(self.wrapped[line_start : line_start + col_bytes].decode("utf-8", "replace"))
+        col -= sum(1 for at in self.inserted if line_start <= at < node.start_byte)
         if row == 0:
             col -= self.shift
         return row + 1 + self.lines_before, max(col, 0) + 1
@@ -73,6 +76,20 @@ def parse(source: str) -> Parsed:
     tree = _parser().parse(data)
     parsed = Parsed(tree.root_node, is_block, data, shift, lines_before)
     _check_errors(tree.root_node, parsed)
+    inserted: list[int] = []
+    rounds = data.count(b"(")  # each round settles at least one parenthesis: a bound
+    while spans := _misparsed(tree.root_node):
+        # Parenthesise each span C# reads as one operand (outermost first), and parse again.
+        rounds -= 1
+        if rounds < 0:
+            raise ExpressionCompileError("syntax error: ambiguous parenthesised expression", 1, 1)
+        for opening, closing in reversed(spans):
+            data = data[:opening] + b"(" + data[opening:closing] + b")" + data[closing:]
+            inserted = [at + (at >= opening) + (at >= closing) for at in inserted]
+            inserted += [opening, closing + 1]
+        tree = _parser().parse(data)
+        parsed = Parsed(tree.root_node, is_block, data, shift, lines_before, tuple(inserted))
+        _check_errors(tree.root_node, parsed)
     cls = tree.root_node.named_children
     if len(cls) != 1 or cls[0].type != "class_declaration":
         raise ExpressionCompileError("syntax error: the expression does not stand alone", 1, 1)
@@ -98,6 +115,78 @@ def parse(source: str) -> Parsed:
             raise ExpressionCompileError("syntax error: unbalanced parentheses", 1, 1)
         parsed.body = expr.named_children[0]
     return parsed
+
+
+_VALUE_SHAPES = ("identifier", "qualified_name", "array_type", "generic_name")
+_TYPE_SHAPES = ("identifier", "qualified_name", "generic_name", "predefined_type")
+
+
+def _misparsed(root: tree_sitter.Node) -> list[tuple[int, int]]:
+    """The spans tree-sitter splits where C# reads one operand, as (start, end) offsets, in
+    text order and disjoint (a span nested in another waits for the next round).
+
+    - `(x) + y` / `(x) - y` read as a cast of `+y`/`-y`: as C# decides (spec 12.9.7), it is a
+      binary operation unless the parentheses hold a predefined or known type (`(int)-1`).
+      `(a["k"])` comes back as an array type whose rank holds an expression: never a type.
+      The span is `(x)`: doubled parentheses cannot be a cast.
+    - `(T)a.M<U>(b)` read as `((T)a.M) < U > (b)`: a `<...>` followed by `(` is a type argument
+      list (spec 6.2.5). The span is `a.M<U>(b)`, the cast's operand.
+    """
+    spans: list[tuple[int, int]] = []
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        if n.type == "cast_expression":
+            kind = n.child_by_field_name("type")
+            value = n.child_by_field_name("value")
+            if (
+                kind is not None
+                and value is not None
+                and value.type == "prefix_unary_expression"
+                and value.children[0].type in ("+", "-")
+                and kind.type in _VALUE_SHAPES
+                and not _names_type(kind)
+            ):
+                spans.append((n.children[0].start_byte, n.children[2].end_byte))
+                stack.append(value)  # more operands of the same chain, after the span
+                continue
+        elif n.type == "binary_expression" and _operator(n) == ">":
+            less, after = n.child_by_field_name("left"), n.child_by_field_name("right")
+            if less is not None and less.type == "binary_expression" and _operator(less) == "<":
+                cast, middle = less.child_by_field_name("left"), less.child_by_field_name("right")
+                while after is not None and after.type != "parenthesized_expression":
+                    after = after.named_children[0] if after.named_children else None
+                if (
+                    cast is not None
+                    and cast.type == "cast_expression"
+                    and middle is not None
+                    and middle.type in _TYPE_SHAPES
+                    and after is not None
+                    and after.start_byte == n.child_by_field_name("right").start_byte
+                ):
+                    spans.append((cast.child_by_field_name("value").start_byte, after.end_byte))
+                    continue
+        stack.extend(reversed(n.children))
+    return spans
+
+
+def _operator(node: tree_sitter.Node) -> str:
+    op = node.child_by_field_name("operator")
+    return op.type if op is not None else ""
+
+
+def _names_type(node: tree_sitter.Node) -> bool:
+    if node.type == "array_type":
+        rank = node.child_by_field_name("rank")
+        inner = node.child_by_field_name("type")
+        return (
+            rank is not None
+            and not rank.named_children
+            and inner is not None
+            and (inner.type == "predefined_type" or _names_type(inner))
+        )
+    text = node.text.decode("utf-8") if node.text else ""
+    return text.split(".")[0] != "context" and dotnet.lookup(text) is not None
 
 
 def _check_errors(root: tree_sitter.Node, parsed: Parsed) -> None:

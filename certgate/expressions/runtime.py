@@ -86,6 +86,8 @@ def add(a: object, b: object) -> object:
     if ta is int and tb is int:
         return wrap64(a + b)  # type: ignore[operator]
     if ta is str or tb is str:
+        if ta is not str and isinstance(a, CsObject) and hasattr(ta, "__cs_add__"):
+            return a.__cs_add__(b)  # type: ignore[attr-defined]  # XNamespace + "name"
         return concat(a, b)
     if a is None or b is None:
         return None
@@ -194,9 +196,9 @@ def equals(a: object, b: object) -> bool:
         return ta is tb and a == b
     if isinstance(a, datetime) and isinstance(b, datetime):
         return _naive(a) == _naive(b)
-    eq = getattr(a, "__cs_equals__", None)
-    if eq is not None:
-        return bool(eq(b))
+    eq = getattr(a, "__cs_equals__", None) or getattr(b, "__cs_equals__", None)
+    if eq is not None:  # either side: `"name" == element.Name` converts the string as C# does
+        return bool(eq(a if eq.__self__ is b else b))
     if isinstance(a, CsObject) or isinstance(b, CsObject):
         return False
     return a == b

@@ -23,7 +23,7 @@ from .closures import (
     translate,
 )
 from .dotnet.collections import enumerate_cs
-from .errors import BudgetExceeded, cs_error
+from .errors import BudgetExceeded, ExpressionCompileError, InternalCompileError, cs_error
 from .runtime import cs_str
 
 Fn = Callable[[list], Any]
@@ -61,7 +61,17 @@ class StatementCompiler:
         if h is None:
             kind = node.type.replace("_statement", "")
             raise self.unsupported(node, f"statement '{kind}'")
-        return h(node)
+        return self.handle(h, node)
+
+    def handle(self, handler: Callable[[Node], Any], node: Node) -> Any:
+        """`handler(node)`; an unexpected exception becomes an InternalCompileError naming the
+        innermost node it came from (refusals and depth errors pass through)."""
+        try:
+            return handler(node)
+        except (ExpressionCompileError, InternalCompileError, RecursionError):
+            raise
+        except Exception as e:
+            raise InternalCompileError(node) from e
 
     def s_block(self, node: Node) -> Fn:
         return self.block(node)

@@ -36,7 +36,7 @@ APIM_MEMBERS = _names(
     VerifyNoRevocation HasPrivateKey GetCertHash GetCertHashString GetSerialNumberString
     GetRawCertData FriendlyName Version SignatureAlgorithm PublicKey AsJwt TryParseJwt
     AsBasic TryParseBasic Algorithm Audiences Claims ExpirationTime IssuedAt Type UserId
-    Password ToString Equals GetHashCode AccessToken
+    Password ToString Equals GetHashCode AccessToken GetRSAPrivateKey GetRSAPublicKey
     """
 )
 

@@ -36,6 +36,7 @@ sender computes it).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -44,13 +45,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote, urlsplit
 
-from certgate.expressions.dotnet.collections import KeyValuePair
+from certgate.expressions.dotnet import default_value
+from certgate.expressions.dotnet.collections import (
+    KeyValuePair,
+    ReadOnlyDictionary,
+    StringValuesDictionary,
+)
 from certgate.expressions.dotnet.json import parse_json
+from certgate.expressions.dotnet.web import Uri
+from certgate.expressions.dotnet.xml import XDocument, parse_element
 from certgate.expressions.errors import cs_error
 from certgate.expressions.model import CsObject
+from certgate.expressions.runtime import cs_str
 from certgate.limits import DEFAULT_LIMITS
 from certgate.policy.errors import BodyTooLarge
 
+access_log = logging.getLogger("certgate.access")
 _STATUS_REASONS = {
     200: "OK",
     201: "Created",
@@ -188,45 +198,6 @@ class Headers(CsObject):
         return [(name, value) for name, values in self._index.values() for value in values]
 
 
-class QueryParameters(CsObject):
-    """`IReadOnlyDictionary<string, string[]>` of the query string, decoded, order preserved."""
-
-    __slots__ = ("_params",)
-    __cs_type__ = "IReadOnlyDictionary<string, string[]>"
-    __cs_members__ = frozenset({"GetValueOrDefault", "ContainsKey", "Count", "Keys", "Values"})
-
-    def __init__(self, params: dict[str, list[str]]) -> None:
-        self._params = params
-
-    def GetValueOrDefault(self, name: str, default: str | None = None) -> str | None:
-        values = self._params.get(name)
-        return default if values is None else ",".join(values)
-
-    def ContainsKey(self, name: str) -> bool:
-        return name in self._params
-
-    @property
-    def Count(self) -> int:
-        return len(self._params)
-
-    @property
-    def Keys(self) -> list[str]:
-        return list(self._params)
-
-    @property
-    def Values(self) -> list[list[str]]:
-        return [list(v) for v in self._params.values()]
-
-    def __getitem__(self, name: str) -> list[str]:
-        return list(self._params[name])
-
-    def __iter__(self) -> Iterator[KeyValuePair]:
-        return (KeyValuePair(k, list(v)) for k, v in self._params.items())
-
-    def __len__(self) -> int:
-        return len(self._params)
-
-
 def _parse_query(query: str) -> dict[str, list[str]]:
     params: dict[str, list[str]] = {}
     for part in query.split("&"):
@@ -253,7 +224,9 @@ class Url(CsObject):
 
     __slots__ = ("_dirty", "_params", "_path", "_query_raw", "_target", "host", "port", "scheme")
     __cs_type__ = "IUrl"
-    __cs_members__ = frozenset({"Scheme", "Host", "Port", "Path", "Query", "QueryString"})
+    __cs_members__ = frozenset(
+        {"Scheme", "Host", "Port", "Path", "Query", "QueryString", "ToUri", "ToString"}
+    )
 
     def __init__(self, scheme: str, host: str, port: int, target: str) -> None:
         self.scheme = scheme
@@ -306,8 +279,8 @@ class Url(CsObject):
         return self._path
 
     @property
-    def Query(self) -> QueryParameters:
-        return QueryParameters(self._query())
+    def Query(self) -> StringValuesDictionary:
+        return StringValuesDictionary(self._query())
 
     @property
     def QueryString(self) -> str:
@@ -319,6 +292,9 @@ class Url(CsObject):
         default = 443 if self.scheme == "https" else 80
         port = "" if self.port == default else f":{self.port}"
         return f"{self.scheme}://{self.host}{port}{self.path_and_query()}"
+
+    def ToUri(self) -> Uri:
+        return Uri(self.ToString())
 
     # Engine side
     def raw_query(self) -> str:
@@ -361,11 +337,13 @@ class Url(CsObject):
 class Body(CsObject):
     """`IMessageBody`: a streamed body, buffered by the engine before an expression reads it."""
 
-    __slots__ = ("_data", "_stream")
+    __slots__ = ("_data", "_stream", "present")
     __cs_type__ = "IMessageBody"
-    __cs_members__ = frozenset({"As"})
+    __cs_members__ = frozenset({"As", "AsFormUrlEncodedContent"})
 
     def __init__(self, source: BodyStream | bytes | None = None) -> None:
+        # A message received without a body shows C# a null `Body` until a policy sets one.
+        self.present = bool(source)
         self._stream: BodyStream | None = None
         if source is None:
             self._data: bytes | None = b""
@@ -396,8 +374,13 @@ class Body(CsObject):
         return self._data or b""
 
     def replace(self, data: bytes) -> None:
+        self.present = True
         self._data = data
         self._stream = None
+
+    def AsFormUrlEncodedContent(self, preserveContent: bool = False) -> dict[str, list[str]]:
+        """The body as `application/x-www-form-urlencoded` fields (name -> values, in order)."""
+        return _parse_query(self.As(preserveContent))
 
     def As(self, preserveContent: bool = False, *, type_arg: str = "string") -> Any:
         """`As<T>(preserveContent)`; without preserveContent the content is consumed, as in APIM."""
@@ -430,14 +413,24 @@ def _too_large(stream: BodyStream, limit: int) -> BodyTooLarge:
 
 
 def convert_body(data: bytes, type_arg: str) -> Any:
-    """Body bytes as the C# type `type_arg` names (string, byte[], JObject, JArray, JToken)."""
+    """Body bytes as the C# type `type_arg` names (string, byte[], JObject, JArray, JToken,
+    XElement, XDocument)."""
+    short = type_arg.rpartition(".")[2]  # `System.String`, `Newtonsoft.Json.Linq.JObject`
+    type_arg = _BODY_TYPES.get(short, short)
     if type_arg == "string":
         return data.decode("utf-8", errors="replace")
     if type_arg == "byte[]":
         return data
     if type_arg in ("JObject", "JArray", "JToken"):
         return parse_json(data.decode("utf-8", errors="replace"))
-    raise TypeError(f"Body.As<{type_arg}>() is not supported")
+    if type_arg == "XElement":
+        return parse_element(data.decode("utf-8", errors="replace"))
+    if type_arg == "XDocument":
+        return XDocument(parse_element(data.decode("utf-8", errors="replace")))
+    raise cs_error("InvalidOperationException", f"Body.As<{type_arg}>() is not supported")
+
+
+_BODY_TYPES = {"String": "string", "Byte[]": "byte[]"}
 
 
 class _Message(CsObject):
@@ -451,6 +444,13 @@ class _Message(CsObject):
             self._body = Body(self._source)
             self._source = None
         return self._body
+
+    def _cs_body(self) -> Body | None:
+        """`Body` as C# sees it: null for a message without a body (APIM's documentation)."""
+        body = self.Body
+        return body if body.present else None
+
+    __cs_getters__ = {"Body": _cs_body}
 
     def send_body(self) -> BodyStream | bytes:
         """What to send on: the body as received while no policy built `Body`, else its stream."""
@@ -580,22 +580,21 @@ _CAST_CHECKS = {
 }
 
 
-class Variables(CsObject):
+class Variables(ReadOnlyDictionary):
     """`IReadOnlyDictionary<string, object>` written by `set-variable`."""
 
-    __slots__ = ("_values",)
-    __cs_type__ = "IReadOnlyDictionary<string, object>"
-    __cs_members__ = frozenset({"GetValueOrDefault", "ContainsKey", "Count", "Keys", "Values"})
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._values: dict[str, Any] = {}
+        super().__init__({})
 
     def GetValueOrDefault(
         self, name: str, default: Any = None, *, type_arg: str | None = None
     ) -> Any:
-        """`GetValueOrDefault<T>` throws InvalidCastException when the stored value is no `T`."""
+        """`GetValueOrDefault<T>` throws InvalidCastException when the stored value is no `T`;
+        a missing name without a default gives C#'s `default(T)` (false, 0, null)."""
         if name not in self._values:
-            return default
+            return default if default is not None or type_arg is None else default_value(type_arg)
         value = self._values[name]
         expected = _CAST_CHECKS.get(type_arg) if type_arg else None
         if expected is not None and value is not None and not expected(value):
@@ -604,30 +603,6 @@ class Variables(CsObject):
                 f"Variable '{name}' holds {type(value).__name__}, not {type_arg}.",
             )
         return value
-
-    def ContainsKey(self, name: str) -> bool:
-        return name in self._values
-
-    @property
-    def Count(self) -> int:
-        return len(self._values)
-
-    @property
-    def Keys(self) -> list[str]:
-        return list(self._values)
-
-    @property
-    def Values(self) -> list[Any]:
-        return list(self._values.values())
-
-    def __getitem__(self, name: str) -> Any:
-        return self._values[name]
-
-    def __iter__(self) -> Iterator[KeyValuePair]:
-        return (KeyValuePair(k, v) for k, v in self._values.items())
-
-    def __len__(self) -> int:
-        return len(self._values)
 
     def set(self, name: str, value: Any) -> None:
         self._values[name] = value
@@ -805,6 +780,7 @@ class Context(CsObject):
             "Elapsed",
             "User",
             "Subscription",
+            "Trace",
         }
     )
 
@@ -869,6 +845,16 @@ class Context(CsObject):
     @property
     def Elapsed(self) -> timedelta:
         return timedelta(seconds=time.perf_counter() - self._start)
+
+    def Trace(self, message: object) -> None:
+        """`context.Trace(message)`: what the `trace` policy writes at severity verbose."""
+        if access_log.isEnabledFor(logging.DEBUG):
+            access_log.debug(
+                "trace %s: %s",
+                "expression",
+                cs_str(message),
+                extra={"trace_source": "expression", "trace_metadata": {}},
+            )
 
     def backend_url(self) -> str:
         """The full upstream URL: backend base URL + API-relative path + current query."""

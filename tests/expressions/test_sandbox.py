@@ -9,7 +9,7 @@ from certgate.expressions import (
     ExpressionRuntimeError,
     compile_expression,
 )
-from tests.expressions.fixtures import Context
+from tests.expressions.contexts import build_context
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_refused_with_position(source: str, message: str, line: int, column: int
 def test_runtime_failures_name_the_dotnet_exception(source: str, cs_type: str) -> None:
     expr = compile_expression(source)
     with pytest.raises(ExpressionRuntimeError) as info:
-        expr.evaluate(Context())
+        expr.evaluate(build_context())
     assert info.value.cs_type == cs_type
     assert info.value.reason == "ExpressionValueEvaluationFailure"
 
@@ -86,7 +86,7 @@ def test_runtime_failures_name_the_dotnet_exception(source: str, cs_type: str) -
 def test_runaway_blocks_fail_without_hurting_the_process(source: str) -> None:
     expr = compile_expression(source)
     with pytest.raises(ExpressionRuntimeError):
-        expr.evaluate(Context())
+        expr.evaluate(build_context())
     assert compile_expression("@(1 + 1)").evaluate(None) == 2
 
 
@@ -95,7 +95,7 @@ def test_budget_cannot_be_caught() -> None:
         '@{ try { while (true) { } } catch (Exception) { return "caught"; } return "no"; }'
     )
     with pytest.raises(ExpressionRuntimeError):
-        expr.evaluate(Context())
+        expr.evaluate(build_context())
 
 
 def test_body_flags() -> None:

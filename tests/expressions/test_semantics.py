@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from certgate.expressions import ExpressionRuntimeError, compile_expression
-from tests.expressions.fixtures import Certificate, Context
+from tests.expressions.contexts import (
+    CLIENT,
+    DEPLOYED,
+    REQUEST_BODY,
+    STRANGER,
+    build_context,
+    certificate,
+)
 
 CASES: list[tuple[str, object]] = [
     # operators and literals
@@ -290,17 +297,18 @@ CONTEXT_CASES: list[tuple[str, object]] = [
     ('@(((JObject)context.Variables["json"])["a"]["b"][1].ToString())', "20"),
     ('@(((JObject)context.Variables["json"]).Value<string>("s"))', "x"),
     ('@(((DateTime)context.Variables["when"]).ToString("o"))', "2024-03-05T07:08:09.0000000Z"),
-    ("@(context.Timestamp.AddHours(1).Hour)", 8),
-    ("@(context.Elapsed.TotalMilliseconds)", 1500.0),
     (
         '@(context.Deployment.Region.Equals("west europe", StringComparison.OrdinalIgnoreCase))',
         True,
     ),
     ("@(context.Deployment.Certificates.Count)", 2),
-    ('@(context.Deployment.Certificates.Any(c => c.Value.Thumbprint == "DEF"))', True),
     (
-        '@(context.Deployment.Certificates.Where(c => c.Key != "ABC").Select(c => c.Key).First())',
-        "DEF",
+        f'@(context.Deployment.Certificates.Any(c => c.Value.Thumbprint == "{DEPLOYED[1].thumbprint}"))',  # noqa: E501
+        True,
+    ),
+    (
+        f'@(context.Deployment.Certificates.Where(c => c.Key != "{DEPLOYED[0].thumbprint}").Select(c => c.Value.Subject).First())',  # noqa: E501
+        "CN=deployed two",
     ),
     ("@(context.Request.Certificate == null)", True),
     ('@(context.Request.Certificate?.Thumbprint ?? "none")', "none"),
@@ -310,7 +318,7 @@ CONTEXT_CASES: list[tuple[str, object]] = [
     ),
     (
         "@{ var sum = 0; foreach (var kv in context.Deployment.Certificates) { sum += kv.Key.Length; } return sum; }",  # noqa: E501
-        6,
+        80,
     ),
 ]
 
@@ -323,15 +331,16 @@ def test_evaluates_like_csharp(source: str, expected: object) -> None:
         with pytest.raises(ExpressionCompileError):
             compile_expression(source)
         return
-    got = compile_expression(source).evaluate(Context())
+    got = compile_expression(source).evaluate(build_context())
     same_type = type(got) is type(expected) or (isinstance(got, str) and isinstance(expected, str))
     assert got == expected and same_type, f"{source} -> {got!r}"
 
 
 CERT_POLICIES = [
-    '@(context.Request.Certificate == null || context.Request.Certificate.Thumbprint != "ABC")',
+    "@(context.Request.Certificate == null "
+    f'|| context.Request.Certificate.Thumbprint != "{CLIENT.thumbprint}")',
     "@(context.Request.Certificate == null || !context.Request.Certificate.Verify() "
-    '|| context.Request.Certificate.Issuer != "CN=ca" '
+    '|| context.Request.Certificate.Issuer != "CN=Expressions Root" '
     '|| context.Request.Certificate.Subject != "CN=client")',
     "@(context.Request.Certificate == null || !context.Deployment.Certificates.Any("
     "c => c.Value.Thumbprint == context.Request.Certificate.Thumbprint))",
@@ -342,9 +351,22 @@ CERT_POLICIES = [
 def test_client_certificate_conditions(source: str) -> None:
     """The three documented APIM client-certificate checks reject, then accept."""
     expr = compile_expression(source)
-    assert expr.evaluate(Context()) is True
-    assert expr.evaluate(Context(Certificate("ZZZ"))) is True
-    assert expr.evaluate(Context(Certificate("ABC"))) is False
+    assert expr.evaluate(build_context()) is True
+    assert expr.evaluate(build_context(certificate(STRANGER))) is True
+    assert expr.evaluate(build_context(certificate(CLIENT))) is False
+
+
+def test_timestamp_and_elapsed_come_from_the_request() -> None:
+    ctx = build_context()
+    stamp = compile_expression("@(context.Timestamp)").evaluate(ctx)
+    assert abs(stamp - datetime.now(UTC)) < timedelta(seconds=5)
+    elapsed = compile_expression("@(context.Elapsed.TotalMilliseconds)").evaluate(ctx)
+    assert 0 <= elapsed < 5000
+    as_types = (
+        "@(context.Request.Body.As<System.String>(true).Length + "
+        "context.Request.Body.As<Newtonsoft.Json.Linq.JObject>(true).Count)"
+    )
+    assert compile_expression(as_types).evaluate(ctx) == len(REQUEST_BODY) + 4
 
 
 def test_now_is_close_to_the_clock() -> None:
@@ -359,9 +381,9 @@ def test_call_sites_follow_receivers_of_changing_types() -> None:
         '@{ var s = ""; foreach (var x in new object[] { "ab", 12, "cd", 3.5, true }) '
         '{ s += x.ToString() + "|"; } return s; }'
     )
-    assert parts.evaluate(Context()) == "ab|12|cd|3.5|True|"
+    assert parts.evaluate(build_context()) == "ab|12|cd|3.5|True|"
     thumbprint = compile_expression("@(context.Request.Certificate.Thumbprint.ToLower())")
     for _ in range(2):
-        assert thumbprint.evaluate(Context(Certificate("ABC"))) == "abc"
+        assert thumbprint.evaluate(build_context(certificate(CLIENT))) == CLIENT.thumbprint.lower()
         with pytest.raises(ExpressionRuntimeError, match="NullReferenceException"):
-            thumbprint.evaluate(Context())
+            thumbprint.evaluate(build_context())

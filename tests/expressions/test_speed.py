@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 from certgate.expressions import compile_expression
-from tests.expressions.fixtures import Certificate, Context
+from tests.expressions.contexts import CLIENT, build_context, certificate
 
 THUMBPRINT_CHECK = (
-    '@(context.Request.Certificate == null || context.Request.Certificate.Thumbprint != "ABC")'
+    "@(context.Request.Certificate == null "
+    f'|| context.Request.Certificate.Thumbprint != "{CLIENT.thumbprint}")'
 )
 
 
@@ -24,7 +25,7 @@ def per_call(fn, n: int = 20_000) -> float:
 
 def test_thumbprint_check_costs_microseconds() -> None:
     expr = compile_expression(THUMBPRINT_CHECK)
-    ctx = Context(Certificate("ABC"))
+    ctx = build_context(certificate(CLIENT))
     assert expr.evaluate(ctx) is False
     cost = per_call(lambda: expr.evaluate(ctx))
     print(f"thumbprint check: {cost * 1e6:.2f} us per evaluation")

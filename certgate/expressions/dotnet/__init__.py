@@ -26,6 +26,7 @@ class CsType:
     static_methods: dict[str, Fn] = field(default_factory=dict)
     new: Fn | None = None
     default: object = None
+    implicit: Fn | None = None  # C# implicit conversion into this type (declared locals)
 
     def cast(self, value: object) -> object:
         """Explicit conversion `(T)value`; InvalidCastException when C# would throw one."""
@@ -54,6 +55,7 @@ NAMESPACES = (
     "System.Text.",
     "System.Linq.",
     "System.Net.",
+    "System.Xml.Linq.",
     "System.Web.",
     "Newtonsoft.Json.Linq.",
     "Newtonsoft.Json.",
@@ -99,7 +101,19 @@ def is_namespace(prefix: str) -> bool:
 
 
 def _load() -> None:
-    from . import collections, datetimes, json, numbers, regex, strings, web  # noqa: F401
+    from . import (  # noqa: F401
+        auth,
+        collections,
+        datetimes,
+        json,
+        numbers,
+        regex,
+        rsa,
+        strings,
+        timezones,
+        web,
+        xml,
+    )
 
 
 _load()

@@ -8,7 +8,7 @@ Python `list` stands for arrays and `List<T>`, `dict` for `Dictionary<K,V>` (enu
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from ..budget import check_items
 from ..errors import cs_error
@@ -33,6 +33,68 @@ class KeyValuePair(CsObject):
         from ..runtime import cs_str
 
         return f"[{cs_str(self.Key)}, {cs_str(self.Value)}]"
+
+
+class ReadOnlyDictionary(CsObject):
+    """`IReadOnlyDictionary<string, T>` over a dict its owner fills; keys are case-sensitive.
+
+    Subclasses define `GetValueOrDefault` (APIM's extension differs per value type) and may
+    override `_item` to hand out copies of mutable values."""
+
+    __slots__ = ("_values",)
+    __cs_type__ = "IReadOnlyDictionary<string, object>"
+    __cs_members__ = frozenset(
+        {"GetValueOrDefault", "ContainsKey", "TryGetValue", "Count", "Keys", "Values"}
+    )
+
+    def __init__(self, values: dict[str, object]) -> None:
+        self._values = values
+
+    @staticmethod
+    def _item(value: object) -> object:
+        return value
+
+    def ContainsKey(self, name: str) -> bool:
+        return name in self._values
+
+    def TryGetValue(self, name: str) -> tuple[bool, object]:
+        if name not in self._values:
+            return False, None
+        return True, self._item(self._values[name])
+
+    @property
+    def Count(self) -> int:
+        return len(self._values)
+
+    @property
+    def Keys(self) -> list[str]:
+        return list(self._values)
+
+    @property
+    def Values(self) -> list[object]:
+        return [self._item(v) for v in self._values.values()]
+
+    def __getitem__(self, name: str) -> object:
+        return self._item(self._values[name])
+
+    def __iter__(self) -> Iterator[KeyValuePair]:
+        return (KeyValuePair(k, self._item(v)) for k, v in self._values.items())
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class StringValuesDictionary(ReadOnlyDictionary):
+    """`IReadOnlyDictionary<string, string[]>` with APIM's `GetValueOrDefault` (values joined
+    with commas): URL query parameters, JWT claims."""
+
+    __slots__ = ()
+    __cs_type__ = "IReadOnlyDictionary<string, string[]>"
+    _item = staticmethod(list)
+
+    def GetValueOrDefault(self, name: str, default: str | None = None) -> str | None:
+        values = self._values.get(name)
+        return default if values is None else ",".join(values)  # type: ignore[arg-type]
 
 
 def enumerate_cs(v: object) -> Iterable[object]:

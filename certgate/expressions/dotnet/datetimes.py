@@ -355,6 +355,8 @@ _DT_METHODS = {
     "GetHashCode": lambda d: ticks(d) & 0x7FFFFFFF,
 }
 members(datetime, props=_DT_PROPS, methods=_DT_METHODS)
+# `DateTime?` (Jwt.ExpirationTime...): a present value reads through `.Value` / `.HasValue`.
+members(datetime, props={"Value": lambda d: d, "HasValue": lambda d: True})
 
 register(
     CsType(

@@ -19,6 +19,7 @@ from ..runtime import Char, cs_str
 from . import CsType, lookup, register
 from .collections import KeyValuePair
 from .enums import JTOKEN_TYPE, CsEnum
+from .jsonlenient import relax
 
 
 class JToken(CsObject):
@@ -639,9 +640,14 @@ def parse_json(text: object) -> JToken:
     except RecursionError:
         raise _too_deep() from None
     except ValueError as e:
-        raise cs_error(
-            "JsonReaderException", f"Unexpected character while parsing JSON: {e}"
-        ) from None
+        try:  # Json.NET also reads 'quotes', unquoted names, comments, trailing commas
+            data = json.loads(relax(s), object_pairs_hook=_Pairs, parse_constant=_bad_constant)
+        except RecursionError:
+            raise _too_deep() from None
+        except ValueError:
+            raise cs_error(
+                "JsonReaderException", f"Unexpected character while parsing JSON: {e}"
+            ) from None
     return _from_python(data)
 
 

@@ -1,10 +1,11 @@
 """System.Text.RegularExpressions.Regex over the `regex` package, translating .NET syntax.
 
-Translated: named groups `(?<n>...)` / `(?'n'...)`, back-references `\\k<n>`, `\\z`, and replacement
-patterns `$1`, `${n}`, `$$`, `$&`. Balancing groups, `\\G` and conditionals fail with
-ArgumentException when the Regex is built. Every match runs under a time limit (the
-`expression_regex_timeout` limit, within the request's time budget), so a catastrophically
-backtracking pattern fails the request instead of stalling the gateway.
+Patterns are translated token by token by `regexsyntax.translate` (named groups, `\\Z`/`\\z`,
+escapes inside character classes...); replacement patterns `$1`, `${n}`, `$$`, `$&` here.
+Constructs the translation cannot express fail with ArgumentException when the Regex is built.
+Every match runs under a time limit (the `expression_regex_timeout` limit, within the request's
+time budget), so a catastrophically backtracking pattern fails the request instead of stalling
+the gateway.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..model import CsObject
 from ..runtime import cs_str
 from . import CsType, register
 from .enums import CsEnum
+from .regexsyntax import translate
 
 _FLAGS = {
     "IgnoreCase": re.IGNORECASE,
@@ -27,7 +29,6 @@ _FLAGS = {
     "Singleline": re.DOTALL,
     "IgnorePatternWhitespace": re.VERBOSE,
 }
-_UNSUPPORTED = re.compile(r"\(\?<\w*-\w+>|\\G|\(\?\(")
 
 
 def _flags(options: object) -> int:
@@ -42,12 +43,7 @@ def _flags(options: object) -> int:
 
 @lru_cache(maxsize=512)
 def compile_regex(pattern: str, flags: int) -> re.Pattern[str]:
-    if _UNSUPPORTED.search(pattern):
-        raise cs_error("ArgumentException", f"unsupported .NET regex construct in '{pattern}'")
-    p = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
-    p = re.sub(r"\(\?'([A-Za-z_]\w*)'", r"(?P<\1>", p)
-    p = re.sub(r"\\k<([A-Za-z_]\w*)>", r"(?P=\1)", p)
-    p = p.replace("\\z", "\\Z")
+    p = translate(pattern, bool(flags & re.VERBOSE))
     try:
         return re.compile(p, flags)
     except re.error as e:

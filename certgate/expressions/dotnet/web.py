@@ -9,7 +9,7 @@ import hmac
 import html
 import re
 import uuid
-from urllib.parse import quote, unquote, unquote_plus, urlsplit
+from urllib.parse import quote, unquote, unquote_plus, urljoin, urlsplit
 
 from ..budget import check_length, spend
 from ..errors import cs_error
@@ -128,8 +128,12 @@ class Uri(CsObject):
     )
     _PORTS = {"http": 80, "https": 443, "ftp": 21, "ws": 80, "wss": 443}
 
-    def __init__(self, s: object, *_: object) -> None:
-        text = cs_str(s)
+    def __init__(self, s: object, relative: object = None) -> None:
+        """`new Uri(string[, UriKind])`, or `new Uri(Uri baseUri, string relativeUri)`."""
+        if isinstance(s, Uri) and isinstance(relative, str | Uri):
+            text = urljoin(s.AbsoluteUri, cs_str(relative))
+        else:
+            text = cs_str(s)
         p = urlsplit(text.strip())
         if not p.scheme or (not p.netloc and p.scheme in self._PORTS):
             raise cs_error(
@@ -479,8 +483,6 @@ for _name in [
     "IUrl",
     "Jwt",
     "BasicAuthCredentials",
-    "X509Certificate2",
-    "X509Certificate",
     "X500DistinguishedName",
     "PublicKey",
     "IApi",
