@@ -3,20 +3,34 @@
 Inbound backpressure is HTTP/2 flow control: received DATA is acknowledged (window credit returned)
 only when the consumer reads it, so a slow backend stalls the client, not memory. Outbound data is
 sent as the peer's window allows. A reset stream or a lost connection cancels the request.
+
+Hostile clients (docs/security.md): a stream past `Limits.h2_max_streams` is refused with
+RST_STREAM REFUSED_STREAM (h2 alone would end the connection); more than `Limits.h2_max_resets`
+client resets (CVE-2023-44487, rapid reset) or `Limits.h2_max_control_frames` PING/SETTINGS frames
+in one second end it with GOAWAY ENHANCE_YOUR_CALM, as nginx and Envoy do. A `:method` that is not
+a token is a stream error (PROTOCOL_ERROR); h2 itself refuses CR/LF/NUL in fields,
+connection-specific headers, malformed pseudo-headers and a Host that disagrees with `:authority`.
+Header names with `_` are dropped (as HTTP/1.1); more than `Limits.max_header_count` fields get
+431. A body that makes no progress for `Limits.body_timeout` resets its stream (CANCEL); a
+connection with no open stream for `Limits.idle_timeout` is closed with GOAWAY (pings do not keep
+it open).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import H2Connection, _decode_headers
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
+    PingAckReceived,
+    PingReceived,
     RemoteSettingsChanged,
     RequestReceived,
     StreamEnded,
@@ -25,8 +39,10 @@ from h2.events import (
 )
 from h2.exceptions import H2Error
 from h2.settings import SettingCodes, Settings
+from h2.stream import StreamClosedBy
+from hyperframe.frame import RstStreamFrame
 
-from certgate.gateway.body import HIGH_WATER, ClientDisconnected, InboundBody
+from certgate.gateway.body import HIGH_WATER, ClientDisconnected, InboundBody, watch_body
 from certgate.gateway.exchange import (
     CONTENT_LENGTH,
     FORWARDED_FOR,
@@ -35,11 +51,59 @@ from certgate.gateway.exchange import (
     SPECIAL_REQUEST_HEADERS,
     ConnectionInfo,
 )
-from certgate.gateway.http1 import IDLE_TIMEOUT, Handler
+from certgate.gateway.http1 import Handler
+from certgate.limits import DEFAULT_LIMITS, Limits
 
 _CONNECTION_WINDOW = 4 * 1024 * 1024
-_MAX_STREAMS = 128
 _NO_BODY_STATUS = frozenset({204, 304})
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch  # RFC 9110 5.6.2 (a method)
+_TOO_LARGE = [("content-type", "application/json")]
+_TOO_LARGE_BODY = b'{"statusCode": 431, "message": "Request header fields too large"}'
+
+
+class _Connection(H2Connection):
+    """h2's connection, except that a stream opened past MAX_CONCURRENT_STREAMS is refused with
+    RST_STREAM REFUSED_STREAM (RFC 9113 5.1.2 allows either; h2 would end the whole connection,
+    failing every other stream). `refused` counts them for the rapid-reset budget."""
+
+    refused = 0
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        stream_id = frame.stream_id
+        if (
+            stream_id not in self.streams
+            and stream_id > self.highest_inbound_stream_id
+            and stream_id % 2
+            and self.open_inbound_streams >= self.local_settings.max_concurrent_streams
+        ):
+            _decode_headers(self.decoder, frame.data)  # the HPACK state must stay in step
+            self.highest_inbound_stream_id = stream_id
+            self._closed_streams[stream_id] = StreamClosedBy.SEND_RST_STREAM
+            self.refused += 1
+            refusal = RstStreamFrame(stream_id)
+            refusal.error_code = ErrorCodes.REFUSED_STREAM
+            return [refusal], []
+        return super()._receive_headers_frame(frame)
+
+
+class _Budget:
+    """At most `limit` events per one-second window (counted only for rare frames, never per
+    request)."""
+
+    __slots__ = ("_count", "_limit", "_window")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._window = 0.0
+        self._count = 0
+
+    def spend(self, now: float, count: int = 1) -> bool:
+        """False once the window's budget is exceeded."""
+        if now - self._window >= 1.0:
+            self._window = now
+            self._count = 0
+        self._count += count
+        return self._count <= self._limit
 
 
 class H2Exchange:
@@ -113,10 +177,15 @@ class H2Exchange:
 class HTTP2Protocol(asyncio.Protocol):
     """HTTP/2 over `TLSServerProtocol` (ALPN h2)."""
 
-    def __init__(self, handler: Handler, info: ConnectionInfo) -> None:
+    def __init__(
+        self, handler: Handler, info: ConnectionInfo, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self._handler = handler
         self.info = info
-        self._h2 = H2Connection(
+        self._limits = limits
+        self._resets = _Budget(limits.h2_max_resets)
+        self._control = _Budget(limits.h2_max_control_frames)
+        self._h2 = _Connection(
             H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
         )
         self._transport: Any = None
@@ -133,8 +202,9 @@ class HTTP2Protocol(asyncio.Protocol):
         h2.local_settings = Settings(
             client=False,
             initial_values={
-                SettingCodes.MAX_CONCURRENT_STREAMS: _MAX_STREAMS,
+                SettingCodes.MAX_CONCURRENT_STREAMS: self._limits.h2_max_streams,
                 SettingCodes.INITIAL_WINDOW_SIZE: HIGH_WATER,
+                SettingCodes.MAX_HEADER_LIST_SIZE: self._limits.max_head_bytes,
             },
         )
         h2.initiate_connection()
@@ -142,12 +212,14 @@ class HTTP2Protocol(asyncio.Protocol):
         self._flush()
         self._loop = asyncio.get_running_loop()
         self._last_activity = self._loop.time()
-        self._idle_timer = self._loop.call_later(IDLE_TIMEOUT, self._check_idle)
+        self._idle_timer = self._loop.call_later(self._limits.idle_timeout, self._check_idle)
 
     def _check_idle(self) -> None:
+        """The clock runs from the last stream's end: frames without a stream (PING) do not
+        keep a connection open, nor does a header block that never completes."""
         if self._closed:
             return
-        left = self._last_activity + IDLE_TIMEOUT - self._loop.time()
+        left = self._last_activity + self._limits.idle_timeout - self._loop.time()
         if self._streams or left > 0:
             self._idle_timer = self._loop.call_later(max(left, 1.0), self._check_idle)
             return
@@ -156,13 +228,18 @@ class HTTP2Protocol(asyncio.Protocol):
         self._close()
 
     def data_received(self, data: bytes) -> None:
-        self._last_activity = self._loop.time()
+        h2 = self._h2
         try:
-            events = self._h2.receive_data(data)
+            events = h2.receive_data(data)
         except H2Error:
             self._flush()
             self._close()
             return
+        if h2.refused:
+            refused, h2.refused = h2.refused, 0
+            if not self._resets.spend(self._loop.time(), refused):
+                self._calm_down()
+                return
         for event in events:
             kind = type(event)
             if kind is RequestReceived:
@@ -175,13 +252,29 @@ class HTTP2Protocol(asyncio.Protocol):
                     exchange.body.finish()
             elif kind is StreamReset:
                 self._reset(event.stream_id)
-            elif kind is WindowUpdated or kind is RemoteSettingsChanged:
+                if not self._resets.spend(self._loop.time()):
+                    self._calm_down()
+                    return
+            elif kind is WindowUpdated:
+                self._wake_writers()
+            elif kind is RemoteSettingsChanged or kind is PingReceived or kind is PingAckReceived:
+                if not self._control.spend(self._loop.time()):
+                    self._calm_down()
+                    return
                 self._wake_writers()
             elif kind is ConnectionTerminated:
                 self._flush()
                 self._close()
                 return
         self._flush()
+
+    def _calm_down(self) -> None:
+        """A flood: GOAWAY ENHANCE_YOUR_CALM, every stream cancelled, the connection closed."""
+        self._h2.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+        self._flush()
+        self._close()
+        for stream_id in list(self._streams):
+            self._reset(stream_id)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -200,17 +293,23 @@ class HTTP2Protocol(asyncio.Protocol):
 
     # -- streams ------------------------------------------------------------------------------
     def _request(self, event: RequestReceived) -> None:
-        exchange = H2Exchange(self, event.stream_id)
+        stream_id = event.stream_id
+        exchange = H2Exchange(self, stream_id)
         regular = exchange.headers
         for name, value in event.headers:
             if name[0] == 58:  # b":"
                 if name == b":method":
+                    if _TOKEN(value) is None:
+                        self._reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+                        return
                     exchange.method = value.decode("ascii")
                 elif name == b":path":
                     exchange.target = value.decode("latin-1")
                 elif name == b":authority":
                     exchange.authority = value.decode("latin-1")
                 continue
+            if b"_" in name:
+                continue  # as HTTP/1.1 (nginx's underscores_in_headers off)
             key = name.decode("latin-1")
             kind = SPECIAL_REQUEST_HEADERS.get(key)
             if kind is None or kind == CONTENT_LENGTH:
@@ -221,10 +320,25 @@ class HTTP2Protocol(asyncio.Protocol):
                 text = value.decode("latin-1")
                 previous = exchange.forwarded_for
                 exchange.forwarded_for = text if previous is None else f"{previous}, {text}"
+        handler = self._handler if len(regular) <= self._limits.max_header_count else _too_large
         if event.stream_ended is None:
-            exchange.body = InboundBody(exchange._consumed)
-        self._streams[event.stream_id] = exchange
-        exchange.task = self._loop.create_task(self._run(exchange))
+            body = exchange.body = InboundBody(exchange._consumed)
+            watch_body(
+                self._loop,
+                body,
+                self._limits.body_timeout,
+                lambda: self._h2.remote_flow_control_window(stream_id) <= 0,
+                lambda: self._body_stalled(stream_id),
+            )
+        self._streams[stream_id] = exchange
+        exchange.task = self._loop.create_task(self._run(exchange, handler))
+
+    def _body_stalled(self, stream_id: int) -> None:
+        """The client stopped sending this stream's body: reset it (CANCEL), cancelling its
+        handler so the forwarder gives its backend connection back."""
+        if not self._closed and stream_id in self._streams:
+            self._reset_stream(stream_id, ErrorCodes.CANCEL)
+            self._reset(stream_id)
 
     def _data(self, event: DataReceived) -> None:
         exchange = self._streams.get(event.stream_id)
@@ -245,10 +359,10 @@ class HTTP2Protocol(asyncio.Protocol):
         if exchange.task is not None and not exchange.task.done():
             exchange.task.cancel()
 
-    async def _run(self, exchange: H2Exchange) -> None:
+    async def _run(self, exchange: H2Exchange, handler: Handler) -> None:
         stream_id = exchange.stream_id
         try:
-            await self._handler(exchange)
+            await handler(exchange)
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -259,12 +373,13 @@ class HTTP2Protocol(asyncio.Protocol):
                 self._reset_stream(stream_id)
         finally:
             self._streams.pop(stream_id, None)
+            self._last_activity = self._loop.time()
             if exchange.body is not None and exchange.body.buffered:
                 self.acknowledge(stream_id, exchange.body.discard())
 
-    def _reset_stream(self, stream_id: int) -> None:
+    def _reset_stream(self, stream_id: int, code: ErrorCodes = ErrorCodes.INTERNAL_ERROR) -> None:
         try:
-            self._h2.reset_stream(stream_id, ErrorCodes.INTERNAL_ERROR)
+            self._h2.reset_stream(stream_id, code)
         except H2Error:
             return
         self._flush()
@@ -331,3 +446,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if not self._closed:
             self._closed = True
             self._transport.close()
+
+
+async def _too_large(exchange: H2Exchange) -> None:
+    await exchange.respond(431, "Request Header Fields Too Large", _TOO_LARGE, _TOO_LARGE_BODY)

@@ -69,7 +69,7 @@ class GatewayServer:
         sni = self._config.sni
         if sni is None:
             return _RefusedProtocol()
-        return TLSServerProtocol(sni, self._app_protocol)
+        return TLSServerProtocol(sni, self._app_protocol, self.limits.handshake_timeout)
 
     def _app_protocol(self, tls: TLSServerProtocol) -> asyncio.Protocol:
         info = ConnectionInfo(
@@ -78,11 +78,11 @@ class GatewayServer:
         name = tls.server_name
         info.server_name = name.decode("ascii", "replace") if name else None
         if tls.alpn == ALPN_H2:
-            return HTTP2Protocol(self.handler, info)
-        return HTTP1Protocol(self.handler, info)
+            return HTTP2Protocol(self.handler, info, self.limits)
+        return HTTP1Protocol(self.handler, info, self.limits)
 
     def _http_protocol(self) -> asyncio.Protocol:
-        return HTTP1Protocol(self.handler)
+        return HTTP1Protocol(self.handler, None, self.limits)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(

@@ -32,6 +32,7 @@ from OpenSSL import SSL, crypto
 from OpenSSL.SSL import _ffi, _lib
 
 from certgate.certs.certinfo import CertInfo, cached_der
+from certgate.limits import DEFAULT_LIMITS
 
 ALPN_H2 = b"h2"
 ALPN_HTTP1 = b"http/1.1"
@@ -48,7 +49,6 @@ _SSL_ERROR_WANT_READ = _lib.SSL_ERROR_WANT_READ
 _SSL_ERROR_WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 _SSL_ERROR_ZERO_RETURN = _lib.SSL_ERROR_ZERO_RETURN
 _BUFFER_SIZE = 262144
-HANDSHAKE_TIMEOUT = 30.0
 _buffer = _ffi.new("char[]", _BUFFER_SIZE)  # ciphertext out, DER out
 _buffer_view = _ffi.buffer(_buffer)
 _plain = _ffi.new("char[]", _BUFFER_SIZE)  # plaintext in
@@ -240,12 +240,22 @@ class MemoryTLSProtocol(asyncio.Protocol):
     buffers, so a write from inside the application's `data_received` cannot clobber what it reads.
     """
 
-    __slots__ = ("_app", "_closed", "_conn", "_in_bio", "_out_bio", "_ssl", "_transport")
+    __slots__ = (
+        "_app",
+        "_closed",
+        "_conn",
+        "_in_bio",
+        "_out_bio",
+        "_reading_paused",
+        "_ssl",
+        "_transport",
+    )
 
     def __init__(self) -> None:
         self._app: Any = None
         self._transport: Any = None
         self._closed = False
+        self._reading_paused = False
 
     def _attach(self, transport: Any, conn: SSL.Connection) -> None:
         self._transport = transport
@@ -304,8 +314,10 @@ class MemoryTLSProtocol(asyncio.Protocol):
 
     # -- TLS ----------------------------------------------------------------------------------
     def _read_plaintext(self) -> None:
+        """Decrypts what arrived, record by record, until the application pauses reading: the
+        rest waits in OpenSSL's buffers (bounded by one socket read) until it resumes."""
         ssl = self._ssl
-        while self._app is not None:
+        while self._app is not None and not self._reading_paused:
             n = _lib.SSL_read(ssl, _plain, _BUFFER_SIZE)
             if n > 0:
                 self._app.data_received(_plain_view[:n])
@@ -391,12 +403,19 @@ class MemoryTLSProtocol(asyncio.Protocol):
         return self._closed or self._transport is None or self._transport.is_closing()
 
     def pause_reading(self) -> None:
+        self._reading_paused = True
         if self._transport is not None and not self._closed:
             self._transport.pause_reading()
 
     def resume_reading(self) -> None:
+        self._reading_paused = False
         if self._transport is not None and not self._closed:
             self._transport.resume_reading()
+            if self._app is not None and (
+                _lib.SSL_pending(self._ssl) or _lib.BIO_get_mem_data(self._in_bio, _ffi.NULL)
+            ):
+                # decrypted later, never from inside the application's own call
+                asyncio.get_running_loop().call_soon(self._read_plaintext)
 
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() if self._transport else 0
@@ -419,10 +438,11 @@ class MemoryTLSProtocol(asyncio.Protocol):
 
 class TLSServerProtocol(MemoryTLSProtocol):
     """The gateway's TLS server: SNI picks the binding, ALPN the HTTP version; the handshake
-    must finish within `HANDSHAKE_TIMEOUT`."""
+    must finish within `handshake_timeout` seconds (`Limits.handshake_timeout`)."""
 
     __slots__ = (
         "_app_factory",
+        "_handshake_timeout",
         "_handshake_timer",
         "_router",
         "alpn",
@@ -431,10 +451,16 @@ class TLSServerProtocol(MemoryTLSProtocol):
         "server_name",
     )
 
-    def __init__(self, router: SNIRouter, app_factory: Callable[[TLSServerProtocol], Any]) -> None:
+    def __init__(
+        self,
+        router: SNIRouter,
+        app_factory: Callable[[TLSServerProtocol], Any],
+        handshake_timeout: float = DEFAULT_LIMITS.handshake_timeout,
+    ) -> None:
         super().__init__()
         self._router = router
         self._app_factory = app_factory
+        self._handshake_timeout = handshake_timeout
         self.alpn = ALPN_HTTP1
         self.binding: TLSBinding | None = None
         self.peer: PeerCertificates | None = None
@@ -443,7 +469,7 @@ class TLSServerProtocol(MemoryTLSProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._attach(transport, self._router.new_connection())
         self._handshake_timer = asyncio.get_running_loop().call_later(
-            HANDSHAKE_TIMEOUT, self._abort
+            self._handshake_timeout, self._abort
         )
 
     def connection_lost(self, exc: Exception | None) -> None:

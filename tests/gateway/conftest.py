@@ -12,6 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from certgate.gateway.config import HostnameConfig, build_gateway_config
 from certgate.gateway.server import GatewayServer
 from certgate.gateway.upstream.forwarder import Forwarder
+from certgate.limits import Limits
 from certgate.policy.catalog import MemoryCatalog
 from certgate.policy.engine import compile_pipeline
 from certgate.policy.loader import parse_document
@@ -152,3 +153,21 @@ async def gateway(certs, backend, forwarder):
     await server.start("127.0.0.1", 0, 0)
     yield server
     await server.close()
+
+
+@pytest.fixture
+async def limited_gateway(certs, backend, forwarder):
+    """`await limited_gateway(body_timeout=0.5, ...)`: a gateway running with small `Limits`."""
+    servers: list[GatewayServer] = []
+
+    async def start(**limits) -> GatewayServer:
+        server = GatewayServer(
+            make_config(certs, backend.url), forwarder=forwarder, limits=Limits(**limits)
+        )
+        await server.start("127.0.0.1", 0, 0)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close()
