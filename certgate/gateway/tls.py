@@ -8,6 +8,14 @@ SNI picks the hostname binding: its server certificate and whether a client cert
 (in the initial handshake only, never by renegotiation). Contexts are built once per binding when
 the configuration compiles (`server_context`), never per connection.
 
+Resumption never crosses hostname bindings. All bindings share the first context's session cache
+(OpenSSL looks sessions up there, in TLS 1.2 before SNI even switches the context), and on a TLS 1.2
+resumption OpenSSL reports the session's original server name, not the one the client asked for.
+So the server keeps the raw ClientHello until the handshake ends, and aborts a resumed handshake
+whose requested name (read from the ClientHello) maps to another binding than the session's
+(`TLSServerProtocol._handshake_done`); clients key sessions by server name, so only a forged
+resumption is cut. The session id context also names the hostname (TLS 1.3 then declines them).
+
 Session resumption uses OpenSSL's stateful session cache (also for TLS 1.3 tickets, via
 `OP_NO_TICKET`), so a resumed session keeps its client certificate and chain whatever their size
 (a stateless ticket cannot carry a ~64 kB+ certificate: the handshake itself would fail). The cache
@@ -49,6 +57,7 @@ _SSL_ERROR_WANT_READ = _lib.SSL_ERROR_WANT_READ
 _SSL_ERROR_WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 _SSL_ERROR_ZERO_RETURN = _lib.SSL_ERROR_ZERO_RETURN
 _BUFFER_SIZE = 262144
+_HELLO_LIMIT = 65536  # raw handshake bytes kept to read the ClientHello's server name
 _buffer = _ffi.new("char[]", _BUFFER_SIZE)  # ciphertext out, DER out
 _buffer_view = _ffi.buffer(_buffer)
 _plain = _ffi.new("char[]", _BUFFER_SIZE)  # plaintext in
@@ -99,9 +108,11 @@ def server_context(
         raise TLSConfigError(
             f"hostname {hostname!r}: server certificate or key unusable ({exc})"
         ) from None
-    # Resumption must never cross bindings: the id context names certificate + negotiation switch.
+    # Resumption must never cross bindings: the id context names the binding (hostname,
+    # certificate, negotiation switch); see the module docstring for the check it backs up.
     fingerprint = certificate.fingerprint(hashes.SHA256())
-    ctx.set_session_id(hashlib.sha256(fingerprint + bytes([negotiate_client_certificate])).digest())
+    binding = hostname.lower().encode() + fingerprint + bytes([negotiate_client_certificate])
+    ctx.set_session_id(hashlib.sha256(binding).digest())
     ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
     ctx.set_alpn_select_callback(_select_alpn)
     ctx.set_tlsext_servername_callback(_on_servername)
@@ -175,6 +186,70 @@ def _on_servername(conn: SSL.Connection) -> None:
         conn.set_context(binding.context)
         mode = SSL.VERIFY_PEER if binding.negotiate_client_certificate else SSL.VERIFY_NONE
         _lib.SSL_set_verify(conn._ssl, mode, _accept_any_certificate)
+
+
+def session_server_name(ssl: Any) -> bytes | None:
+    """The server name the connection's session was first made under (its ASN.1 field
+    `tlsext_hostname` [6]); read for resumed handshakes only."""
+    session = _lib.SSL_get_session(ssl)
+    if session == _ffi.NULL:
+        return None
+    size = _lib.i2d_SSL_SESSION(session, _ffi.NULL)
+    data = _ffi.new("unsigned char[]", size)
+    _lib.i2d_SSL_SESSION(session, _ffi.new("unsigned char **", data))
+    der = _ffi.buffer(data, size)[:]
+    _, position, end = _der_item(der, 0)  # SSL_SESSION_ASN1 ::= SEQUENCE { ... }
+    while position < end:
+        tag, start, stop = _der_item(der, position)
+        if tag == 0xA6:  # [6] EXPLICIT OCTET STRING
+            _, value, value_end = _der_item(der, start)
+            return der[value:value_end]
+        position = stop
+    return None
+
+
+def client_hello_server_name(data: bytes) -> bytes | None:
+    """The host_name of the server_name extension in the ClientHello at the start of `data`
+    (the raw TLS records a server received first); None when there is none or it is cut off.
+    Hostile input: every length is bounded by the bytes present."""
+    hello = bytearray()
+    position = 0
+    while position + 5 <= len(data) and data[position] == 0x16:  # handshake records
+        length = int.from_bytes(data[position + 3 : position + 5], "big")
+        hello += data[position + 5 : position + 5 + length]
+        position += 5 + length
+    if len(hello) < 4 or hello[0] != 1:  # ClientHello
+        return None
+    end = min(len(hello), 4 + int.from_bytes(hello[1:4], "big"))
+    position = 4 + 2 + 32  # legacy_version, random
+    for width in (1, 2, 1):  # session id, cipher suites, compression methods
+        if position + width > end:
+            return None
+        position += width + int.from_bytes(hello[position : position + width], "big")
+    position += 2  # extensions length
+    while position + 4 <= end:
+        kind = int.from_bytes(hello[position : position + 2], "big")
+        size = int.from_bytes(hello[position + 2 : position + 4], "big")
+        position += 4
+        if kind == 0 and position + 5 <= end:  # server_name: list length, type 0, name length
+            if hello[position + 2] != 0:
+                return None
+            length = int.from_bytes(hello[position + 3 : position + 5], "big")
+            name = bytes(hello[position + 5 : min(position + 5 + length, end)])
+            return name if len(name) == length else None
+        position += size
+    return None
+
+
+def _der_item(der: bytes, position: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER item at `position` (OpenSSL's own output)."""
+    tag, length = der[position], der[position + 1]
+    position += 2
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(der[position : position + count], "big")
+        position += count
+    return tag, position, position + length
 
 
 class PeerCertificates:
@@ -288,10 +363,14 @@ class MemoryTLSProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         _lib.BIO_write(self._in_bio, data, len(data))
         if self._app is None:
+            self._handshake_input(data)
             self._handshake()
             if self._app is None:
                 return
         self._read_plaintext()
+
+    def _handshake_input(self, data: bytes) -> None:
+        """Sees the raw bytes that arrive before the handshake completes."""
 
     def eof_received(self) -> bool:
         if self._app is not None:
@@ -444,6 +523,7 @@ class TLSServerProtocol(MemoryTLSProtocol):
         "_app_factory",
         "_handshake_timeout",
         "_handshake_timer",
+        "_hello",
         "_router",
         "alpn",
         "binding",
@@ -461,6 +541,7 @@ class TLSServerProtocol(MemoryTLSProtocol):
         self._router = router
         self._app_factory = app_factory
         self._handshake_timeout = handshake_timeout
+        self._hello = b""  # the raw bytes before the handshake completed (the ClientHello)
         self.alpn = ALPN_HTTP1
         self.binding: TLSBinding | None = None
         self.peer: PeerCertificates | None = None
@@ -476,6 +557,10 @@ class TLSServerProtocol(MemoryTLSProtocol):
         self._handshake_timer.cancel()
         super().connection_lost(exc)
 
+    def _handshake_input(self, data: bytes) -> None:
+        if len(self._hello) < _HELLO_LIMIT:
+            self._hello += data
+
     def _handshake_done(self) -> None:
         ssl = self._ssl
         self._handshake_timer.cancel()
@@ -485,6 +570,12 @@ class TLSServerProtocol(MemoryTLSProtocol):
         name = _lib.SSL_get_servername(ssl, _lib.TLSEXT_NAMETYPE_host_name)
         self.server_name = _ffi.string(name) if name != _ffi.NULL else None
         self.binding = self._router.lookup(self.server_name)
+        hello, self._hello = self._hello, b""
+        if _lib.SSL_session_reused(ssl):
+            requested = self._router.lookup(client_hello_server_name(hello))
+            if requested is not self._router.lookup(session_server_name(ssl)):
+                self._abort()  # a session made under another hostname binding
+                return
         self.peer = PeerCertificates.of(ssl)
         self._app = self._app_factory(self)
         self._app.connection_made(self)
