@@ -267,6 +267,11 @@ class HTTP1Protocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         self._wake_drain()
+        if self._active is None and not self._closed:  # answering stopped in `exchange_done`
+            if self._queue:
+                self._start(self._queue.popleft())
+            if len(self._queue) < self._max_pipelined:
+                self._resume_reading()
 
     def _wake_drain(self) -> None:
         waiter = self._drain_waiter
@@ -440,8 +445,13 @@ class HTTP1Protocol(asyncio.Protocol):
             self._closed = True
             self._transport.close()
             return
-        if self._queue:
-            self._active = self._queue.popleft()
+        if self.write_paused:
+            return  # the client reads no responses: answer (so read) no more until it does
+        queue = self._queue
+        if queue:
+            self._active = queue.popleft()
+            if len(queue) >= self._max_pipelined:
+                return
         self._resume_reading()
 
     def _is_reading_paused(self) -> bool:
