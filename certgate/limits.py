@@ -60,14 +60,15 @@ class Limits:
     )
     h2_max_resets: int = _limit(
         100,
-        "--h2-max-resets-per-second",
-        "streams the client resets (or opens past the stream limit) per second per HTTP/2 "
-        "connection before GOAWAY ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487)",
+        "--h2-max-resets",
+        "streams the client resets or opens past the stream limit, per HTTP/2 connection, beyond "
+        "which GOAWAY ENHANCE_YOUR_CALM once they outnumber answered streams (rapid reset)",
     )
     h2_max_control_frames: int = _limit(
-        200,
-        "--h2-max-control-frames-per-second",
-        "PING and SETTINGS frames per second per HTTP/2 connection before GOAWAY ENHANCE_YOUR_CALM",
+        100,
+        "--h2-max-control-frames",
+        "PING and SETTINGS frames per HTTP/2 connection between two answered streams before "
+        "GOAWAY ENHANCE_YOUR_CALM",
     )
 
 

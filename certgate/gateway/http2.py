@@ -5,14 +5,16 @@ only when the consumer reads it, so a slow backend stalls the client, not memory
 sent as the peer's window allows. A reset stream or a lost connection cancels the request.
 
 Hostile clients (docs/security.md): a stream past `Limits.h2_max_streams` is refused with
-RST_STREAM REFUSED_STREAM (h2 alone would end the connection); more than `Limits.h2_max_resets`
-client resets (CVE-2023-44487, rapid reset) or `Limits.h2_max_control_frames` PING/SETTINGS frames
-in one second end it with GOAWAY ENHANCE_YOUR_CALM, as nginx and Envoy do. A `:method` that is not
-a token is a stream error (PROTOCOL_ERROR); h2 itself refuses CR/LF/NUL in fields,
-connection-specific headers, malformed pseudo-headers and a Host that disagrees with `:authority`.
-Header names with `_` are dropped (as HTTP/1.1); more than `Limits.max_header_count` fields get
-431. A body that makes no progress for `Limits.body_timeout` resets its stream (CANCEL); a
-connection with no open stream for `Limits.idle_timeout` is closed with GOAWAY (pings do not keep
+RST_STREAM REFUSED_STREAM and a malformed request (CR/LF/NUL in a field, bad pseudo-headers,
+connection-specific fields, Host against `:authority`, a `:method` that is not a token) is reset
+with PROTOCOL_ERROR: stream errors, where h2 alone would end the connection. Floods end the
+connection with GOAWAY ENHANCE_YOUR_CALM, as nginx and Envoy do, by counts rather than rates (no
+clock involved): streams the client resets, or that were refused, once more than
+`Limits.h2_max_resets` of them outnumber the streams answered (Envoy's rule; CVE-2023-44487, rapid
+reset), and more than `Limits.h2_max_control_frames` PING/SETTINGS frames between two answered
+streams. Header names with `_` are dropped (as HTTP/1.1); more than `Limits.max_header_count`
+fields get 431. A body that makes no progress for `Limits.body_timeout` resets its stream (CANCEL);
+a connection with no open stream for `Limits.idle_timeout` is closed with GOAWAY (pings do not keep
 it open).
 """
 
@@ -37,7 +39,7 @@ from h2.events import (
     StreamReset,
     WindowUpdated,
 )
-from h2.exceptions import H2Error
+from h2.exceptions import H2Error, ProtocolError
 from h2.settings import SettingCodes, Settings
 from h2.stream import StreamClosedBy
 from hyperframe.frame import RstStreamFrame
@@ -62,9 +64,11 @@ _TOO_LARGE_BODY = b'{"statusCode": 431, "message": "Request header fields too la
 
 
 class _Connection(H2Connection):
-    """h2's connection, except that a stream opened past MAX_CONCURRENT_STREAMS is refused with
-    RST_STREAM REFUSED_STREAM (RFC 9113 5.1.2 allows either; h2 would end the whole connection,
-    failing every other stream). `refused` counts them for the rapid-reset budget."""
+    """h2's connection, except for two stream errors h2 turns into connection errors (ending
+    every other stream of the connection too): a stream opened past MAX_CONCURRENT_STREAMS is
+    refused with RST_STREAM REFUSED_STREAM (RFC 9113 5.1.2), and a malformed request (h2's header
+    validation: CR/LF/NUL, pseudo-headers, connection-specific fields, Host against :authority)
+    is reset with PROTOCOL_ERROR (RFC 9113 8.1.1). `refused` counts both for the reset budget."""
 
     refused = 0
 
@@ -83,27 +87,15 @@ class _Connection(H2Connection):
             refusal = RstStreamFrame(stream_id)
             refusal.error_code = ErrorCodes.REFUSED_STREAM
             return [refusal], []
-        return super()._receive_headers_frame(frame)
-
-
-class _Budget:
-    """At most `limit` events per one-second window (counted only for rare frames, never per
-    request)."""
-
-    __slots__ = ("_count", "_limit", "_window")
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._window = 0.0
-        self._count = 0
-
-    def spend(self, now: float, count: int = 1) -> bool:
-        """False once the window's budget is exceeded."""
-        if now - self._window >= 1.0:
-            self._window = now
-            self._count = 0
-        self._count += count
-        return self._count <= self._limit
+        known = stream_id in self.streams
+        try:
+            return super()._receive_headers_frame(frame)
+        except ProtocolError as error:
+            stream = self.streams.get(stream_id)
+            if known or stream is None or type(error) is not ProtocolError:
+                raise  # not a new stream's header validation (HPACK or framing): connection error
+            self.refused += 1
+            return stream.reset_stream(ErrorCodes.PROTOCOL_ERROR), []
 
 
 class H2Exchange:
@@ -183,8 +175,9 @@ class HTTP2Protocol(asyncio.Protocol):
         self._handler = handler
         self.info = info
         self._limits = limits
-        self._resets = _Budget(limits.h2_max_resets)
-        self._control = _Budget(limits.h2_max_control_frames)
+        self._resets = 0  # streams reset by the client or refused
+        self._answered = 0  # streams answered in full
+        self._control = 0  # PING and SETTINGS frames since the last stream answered
         self._h2 = _Connection(
             H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
         )
@@ -236,9 +229,9 @@ class HTTP2Protocol(asyncio.Protocol):
             self._close()
             return
         if h2.refused:
-            refused, h2.refused = h2.refused, 0
-            if not self._resets.spend(self._loop.time(), refused):
-                self._calm_down()
+            self._resets += h2.refused
+            h2.refused = 0
+            if self._flooded():
                 return
         for event in events:
             kind = type(event)
@@ -252,14 +245,14 @@ class HTTP2Protocol(asyncio.Protocol):
                     exchange.body.finish()
             elif kind is StreamReset:
                 self._reset(event.stream_id)
-                if not self._resets.spend(self._loop.time()):
-                    self._calm_down()
+                self._resets += 1
+                if self._flooded():
                     return
             elif kind is WindowUpdated:
                 self._wake_writers()
             elif kind is RemoteSettingsChanged or kind is PingReceived or kind is PingAckReceived:
-                if not self._control.spend(self._loop.time()):
-                    self._calm_down()
+                self._control += 1
+                if self._flooded():
                     return
                 self._wake_writers()
             elif kind is ConnectionTerminated:
@@ -268,13 +261,19 @@ class HTTP2Protocol(asyncio.Protocol):
                 return
         self._flush()
 
-    def _calm_down(self) -> None:
-        """A flood: GOAWAY ENHANCE_YOUR_CALM, every stream cancelled, the connection closed."""
+    def _flooded(self) -> bool:
+        """A flood ends the connection: GOAWAY ENHANCE_YOUR_CALM, every stream cancelled."""
+        limits = self._limits
+        if self._control <= limits.h2_max_control_frames and (
+            self._resets <= limits.h2_max_resets or self._resets <= self._answered
+        ):
+            return False
         self._h2.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
         self._flush()
         self._close()
         for stream_id in list(self._streams):
             self._reset(stream_id)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -301,6 +300,7 @@ class HTTP2Protocol(asyncio.Protocol):
                 if name == b":method":
                     if _TOKEN(value) is None:
                         self._reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+                        self._resets += 1
                         return
                     exchange.method = value.decode("ascii")
                 elif name == b":path":
@@ -369,8 +369,12 @@ class HTTP2Protocol(asyncio.Protocol):
             if not self._closed and stream_id in self._streams:
                 self._reset_stream(stream_id)
         else:
-            if not exchange.responded and stream_id in self._streams:
-                self._reset_stream(stream_id)
+            if stream_id in self._streams:
+                if exchange.responded:
+                    self._answered += 1
+                    self._control = 0
+                else:
+                    self._reset_stream(stream_id)
         finally:
             self._streams.pop(stream_id, None)
             self._last_activity = self._loop.time()
