@@ -200,6 +200,9 @@ class HTTP2Protocol(asyncio.Protocol):
                 SettingCodes.MAX_HEADER_LIST_SIZE: self._limits.max_head_bytes,
             },
         )
+        # h2 applies its own MAX_HEADER_LIST_SIZE only on a change acknowledged later: enforced
+        # from the first frame here (a larger block ends the connection: ENHANCE_YOUR_CALM)
+        h2.decoder.max_header_list_size = self._limits.max_head_bytes
         h2.initiate_connection()
         h2.increment_flow_control_window(_CONNECTION_WINDOW)
         self._flush()

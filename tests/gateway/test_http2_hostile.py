@@ -305,3 +305,13 @@ async def test_a_header_block_that_never_ends_is_cut_by_the_idle_timeout(limited
     await client.until(lambda events: terminated(events) is not None)
     assert client.closed or terminated(client.events) is not None
     client.close()
+
+
+async def test_a_header_block_over_the_head_limit_ends_the_connection(limited_gateway, certs):
+    gateway = await limited_gateway(max_head_bytes=4096)
+    client = await Attacker.connect(certs, gateway.https_port)
+    client.request(1, headers=[(b"x-big", b"b" * 8192)])
+    await client.until(lambda events: terminated(events) is not None)
+    goaway = terminated(client.events)
+    assert goaway is not None and goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+    client.close()
