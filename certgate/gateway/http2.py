@@ -381,8 +381,9 @@ class HTTP2Protocol(asyncio.Protocol):
         finally:
             self._streams.pop(stream_id, None)
             self._last_activity = self._loop.time()
-            if exchange.body is not None and exchange.body.buffered:
-                self.acknowledge(stream_id, exchange.body.discard())
+            body = exchange.body
+            if body is not None and (body.buffered or not body.complete):  # ends its watch too
+                self.acknowledge(stream_id, body.discard())
 
     def _reset_stream(self, stream_id: int, code: ErrorCodes = ErrorCodes.INTERNAL_ERROR) -> None:
         try:
