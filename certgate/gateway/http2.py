@@ -311,9 +311,9 @@ class HTTP2Protocol(asyncio.Protocol):
                 elif name == b":authority":
                     exchange.authority = value.decode("latin-1")
                 continue
-            if b"_" in name:
-                continue  # as HTTP/1.1 (nginx's underscores_in_headers off)
             key = name.decode("latin-1")
+            if "_" in key:
+                continue  # as HTTP/1.1 (nginx's underscores_in_headers off)
             kind = SPECIAL_REQUEST_HEADERS.get(key)
             if kind is None or kind == CONTENT_LENGTH:
                 regular.append((key, value.decode("latin-1")))
