@@ -11,10 +11,11 @@ the configuration compiles (`server_context`), never per connection.
 Resumption never crosses hostname bindings. All bindings share the first context's session cache
 (OpenSSL looks sessions up there, in TLS 1.2 before SNI even switches the context), and on a TLS 1.2
 resumption OpenSSL reports the session's original server name, not the one the client asked for.
-So the server keeps the raw ClientHello until the handshake ends, and aborts a resumed handshake
-whose requested name (read from the ClientHello) maps to another binding than the session's
-(`TLSServerProtocol._handshake_done`); clients key sessions by server name, so only a forged
-resumption is cut. The session id context also names the hostname (TLS 1.3 then declines them).
+So the server keeps the raw ClientHello record until the handshake ends, and aborts a resumed
+handshake whose requested name (read from the ClientHello) maps to another binding than the
+session's (`TLSServerProtocol._handshake_done`); clients key sessions by server name, so only a
+forged resumption is cut. The session id context also names the hostname (TLS 1.3 then declines
+such sessions).
 
 Session resumption uses OpenSSL's stateful session cache (also for TLS 1.3 tickets, via
 `OP_NO_TICKET`), so a resumed session keeps its client certificate and chain whatever their size
@@ -57,7 +58,6 @@ _SSL_ERROR_WANT_READ = _lib.SSL_ERROR_WANT_READ
 _SSL_ERROR_WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 _SSL_ERROR_ZERO_RETURN = _lib.SSL_ERROR_ZERO_RETURN
 _BUFFER_SIZE = 262144
-_HELLO_LIMIT = 65536  # raw handshake bytes kept to read the ClientHello's server name
 _buffer = _ffi.new("char[]", _BUFFER_SIZE)  # ciphertext out, DER out
 _buffer_view = _ffi.buffer(_buffer)
 _plain = _ffi.new("char[]", _BUFFER_SIZE)  # plaintext in
@@ -541,7 +541,7 @@ class TLSServerProtocol(MemoryTLSProtocol):
         self._router = router
         self._app_factory = app_factory
         self._handshake_timeout = handshake_timeout
-        self._hello = b""  # the raw bytes before the handshake completed (the ClientHello)
+        self._hello = b""  # the first raw TLS record: the ClientHello
         self.alpn = ALPN_HTTP1
         self.binding: TLSBinding | None = None
         self.peer: PeerCertificates | None = None
@@ -558,8 +558,11 @@ class TLSServerProtocol(MemoryTLSProtocol):
         super().connection_lost(exc)
 
     def _handshake_input(self, data: bytes) -> None:
-        if len(self._hello) < _HELLO_LIMIT:
-            self._hello += data
+        """Keeps the first TLS record (the ClientHello; one record holds any practical one, and
+        one that does not makes a resumption fail safe: its name reads as absent)."""
+        hello = self._hello
+        if len(hello) < 5 or len(hello) < 5 + int.from_bytes(hello[3:5], "big"):
+            self._hello = hello + data
 
     def _handshake_done(self) -> None:
         ssl = self._ssl
