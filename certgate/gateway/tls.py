@@ -488,13 +488,22 @@ class MemoryTLSProtocol(asyncio.Protocol):
 
     def resume_reading(self) -> None:
         self._reading_paused = False
-        if self._transport is not None and not self._closed:
+        if self._transport is None or self._closed:
+            return
+        if self._app is not None and (
+            _lib.SSL_pending(self._ssl) or _lib.BIO_get_mem_data(self._in_bio, _ffi.NULL)
+        ):
+            # What already arrived is decrypted first (later: never from inside the application's
+            # own call); the socket is read again only once it is all taken, so ciphertext never
+            # piles up in the BIO while the application takes a little at a time.
+            asyncio.get_running_loop().call_soon(self._read_buffered)
+        else:
             self._transport.resume_reading()
-            if self._app is not None and (
-                _lib.SSL_pending(self._ssl) or _lib.BIO_get_mem_data(self._in_bio, _ffi.NULL)
-            ):
-                # decrypted later, never from inside the application's own call
-                asyncio.get_running_loop().call_soon(self._read_plaintext)
+
+    def _read_buffered(self) -> None:
+        self._read_plaintext()
+        if not self._reading_paused and not self._closed and self._transport is not None:
+            self._transport.resume_reading()
 
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() if self._transport else 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import ssl
 
 import pytest
 
@@ -185,15 +186,15 @@ async def test_a_slow_but_moving_body_is_not_cut(limited_gateway, tmp_path):
 
 @pytest.fixture
 async def one_worker(tmp_path, backend, certs):
-    """One gateway process (its memory is measured apart from the test's), plain HTTP."""
+    """One gateway process (its memory is measured apart from the test's), HTTP and HTTPS."""
     config = tmp_path / "gateway.json"
-    apis = {"echo": {"path": "echo", "serviceUrl": backend.url, "protocols": ["http"]}}
+    apis = {"echo": {"path": "echo", "serviceUrl": backend.url, "protocols": ["http", "https"]}}
     operations = {"echo": {"all": {"method": "*", "urlTemplate": "/*"}}}
     write_file_config(config, 1, pki.server(certs.ca, "localhost"), apis, operations)
     pool = WorkerPool(
         1,
         functools.partial(file_config, str(config)),
-        https_port=None,
+        https_port=0,
         http_port=0,
         limits=Limits(max_pipelined=8),
     )
@@ -202,17 +203,28 @@ async def one_worker(tmp_path, backend, certs):
     await asyncio.to_thread(pool.stop)
 
 
-async def test_a_pipelining_flood_is_read_only_as_fast_as_it_is_answered(one_worker):
-    """24 MiB of pipelined requests whose responses are not read at first: the gateway stops
-    reading instead of queueing them (unbounded, it took them all, at over their size)."""
-    port, pid = one_worker.http_port, one_worker.pids[0]
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_pipelining_flood_is_read_only_as_fast_as_it_is_answered(one_worker, certs, scheme):
+    """22.5 MiB of pipelined requests whose responses are not read at first: the gateway stops
+    reading (over TLS: stops decrypting too) instead of queueing them (unbounded, it took them
+    all, at over their size)."""
+    pid = one_worker.pids[0]
+    if scheme == "https":
+        port = one_worker.https_port
+        tls = {"ssl": ssl.create_default_context(cafile=str(certs.ca_file))}
+        tls["server_hostname"] = "localhost"
+    else:
+        port, tls = one_worker.http_port, {}
     last = b"GET /nothing HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-    assert (await exchange(port, last)).startswith(b"HTTP/1.1 404")  # warmed up
+    warm_reader, warm_writer = await asyncio.open_connection("127.0.0.1", port, **tls)
+    warm_writer.write(last)
+    assert (await warm_reader.read(-1)).startswith(b"HTTP/1.1 404")  # warmed up
+    warm_writer.close()
     before = peak_rss_mb(pid)
     # each answered by the backend, echoing the 60 kB header: answers come slower than requests
     count = 384
     flood = b"GET /echo/x HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"p" * 61440 + b"\r\n\r\n"
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, **tls)
 
     async def send() -> None:
         for _ in range(count // 8):
