@@ -186,7 +186,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._max_headers = limits.max_header_count
         self._max_pipelined = limits.max_pipelined
         self._body_timeout = limits.body_timeout
-        self._unparsed = 0  # bytes received since the parser last completed a head or body part
+        self._unparsed = 0  # bytes received since the last complete head or body
         self._refusal = _BAD_REQUEST
         self._parser = httptools.HttpRequestParser(self)
         self._transport: Any = None
@@ -215,8 +215,9 @@ class HTTP1Protocol(asyncio.Protocol):
         self._idle_timer = self._loop.call_later(self._idle_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
-        # Parser events reset the count, so what is left after feeding is (at most one read more
-        # than) the unfinished head httptools is buffering: a line that never ends is cut off.
+        # A complete head (or body) resets the count, so outside a body what is left after
+        # feeding is (at most one read more than) the unfinished head httptools is buffering:
+        # a line that never ends is cut off.
         self._unparsed += len(data)
         try:
             self._parser.feed_data(data)
@@ -230,7 +231,7 @@ class HTTP1Protocol(asyncio.Protocol):
         except httptools.HttpParserError:
             self._bad_request()
             return
-        if self._unparsed > self._max_head:
+        if self._unparsed > self._max_head and self._parsing is None:
             self._refusal = _HEAD_TOO_LARGE
             self._bad_request()
 
@@ -392,7 +393,6 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._pause_reading()
 
     def on_body(self, body: bytes) -> None:
-        self._unparsed = 0
         exchange = self._parsing
         if exchange is not None and exchange.body is not None:
             exchange.body.feed(body)
@@ -400,11 +400,11 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._pause_reading()
 
     def on_message_complete(self) -> None:
-        self._unparsed = 0
         exchange = self._parsing
         self._parsing = None
         if exchange is not None and exchange.body is not None:
             exchange.body.finish()
+            self._unparsed = 0  # (the body's bytes)
             # A chunked body's trailers went through `on_header` into the next head's state
             # (counted against its size limit): dropped here, never a field of another request.
             self._next_message()
@@ -454,7 +454,8 @@ class HTTP1Protocol(asyncio.Protocol):
             self._active = queue.popleft()
             if len(queue) >= self._max_pipelined:
                 return
-        self._resume_reading()
+        if self._reading_paused:  # (tested here: a call less per keep-alive request)
+            self._resume_reading()
 
     def _is_reading_paused(self) -> bool:
         return self._reading_paused
