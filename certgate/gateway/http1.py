@@ -215,9 +215,9 @@ class HTTP1Protocol(asyncio.Protocol):
         self._idle_timer = self._loop.call_later(self._idle_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
-        # A complete head (or body) resets the count, so outside a body what is left after
-        # feeding is (at most one read more than) the unfinished head httptools is buffering:
-        # a line that never ends is cut off.
+        # Heads and body bytes reset the count, so what is left after feeding is (at most one
+        # read more than) the unfinished head or trailer section httptools is buffering: a line
+        # that never ends is cut off.
         self._unparsed += len(data)
         try:
             self._parser.feed_data(data)
@@ -231,7 +231,7 @@ class HTTP1Protocol(asyncio.Protocol):
         except httptools.HttpParserError:
             self._bad_request()
             return
-        if self._unparsed > self._max_head and self._parsing is None:
+        if self._unparsed > self._max_head:
             self._refusal = _HEAD_TOO_LARGE
             self._bad_request()
 
@@ -393,6 +393,7 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._pause_reading()
 
     def on_body(self, body: bytes) -> None:
+        self._unparsed = 0  # (what follows the last body bytes is a trailer section, counted)
         exchange = self._parsing
         if exchange is not None and exchange.body is not None:
             exchange.body.feed(body)

@@ -247,3 +247,25 @@ async def test_a_pipelining_flood_is_read_only_as_fast_as_it_is_answered(one_wor
     assert all(json.loads(body)["target"] == "/x" for _, body in answers[:count])
     assert stalled - before < 12, (before, stalled)
     assert peak_rss_mb(pid) - before < 12
+
+
+async def test_a_trailer_line_that_never_ends_is_cut_off(limited_gateway, tmp_path):
+    gateway = await limited_gateway(max_head_bytes=4096)
+    start = (
+        b"POST /echo/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\nX-Endless: "
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.http_port)
+    writer.write(start)
+    closed = False
+    try:
+        async with asyncio.timeout(10):
+            for _ in range(2048):  # 1 MiB: without the limit the gateway would buffer it all
+                writer.write(b"t" * 512)
+                await writer.drain()
+            closed = await reader.read(65536) == b""
+    except ConnectionError:
+        closed = True
+    writer.close()
+    assert closed  # cut off (the request was under way: no status line, the connection ends)
+    await assert_still_served(gateway.http_port, tmp_path)
