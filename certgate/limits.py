@@ -23,22 +23,6 @@ def _limit(default: Any, flag: str, help: str) -> Any:
 class Limits:
     """The data plane's limits; see the module docstring."""
 
-    # -- connections -------------------------------------------------------------------------
-    listen_backlog: int = _limit(
-        1024, "--listen-backlog", "pending connections the kernel queues per listening socket"
-    )
-    handshake_timeout: float = _limit(
-        30.0, "--handshake-timeout", "seconds a client may take to complete the TLS handshake"
-    )
-    idle_timeout: float = _limit(
-        120.0,
-        "--idle-timeout",
-        "seconds a connection may stay open with no request in progress (HTTP/1.1 and HTTP/2)",
-    )
-    # -- HTTP/1.1 request heads --------------------------------------------------------------
-    max_head_bytes: int = _limit(
-        64 * 1024, "--max-request-head-bytes", "request line and headers together, in bytes (431)"
-    )
     # -- inbound protocols (HTTP/1.1 and HTTP/2 server side) ---------------------------------
     max_header_count: int = _limit(
         100, "--max-request-headers", "header fields in one request head or HTTP/2 stream (431)"
@@ -69,6 +53,22 @@ class Limits:
         "--h2-max-control-frames",
         "PING and SETTINGS frames per HTTP/2 connection between two answered streams before "
         "GOAWAY ENHANCE_YOUR_CALM",
+    )
+    # -- connections -------------------------------------------------------------------------
+    listen_backlog: int = _limit(
+        1024, "--listen-backlog", "pending connections the kernel queues per listening socket"
+    )
+    handshake_timeout: float = _limit(
+        30.0, "--handshake-timeout", "seconds a client may take to complete the TLS handshake"
+    )
+    idle_timeout: float = _limit(
+        120.0,
+        "--idle-timeout",
+        "seconds a connection may stay open with no request in progress (HTTP/1.1 and HTTP/2)",
+    )
+    # -- HTTP/1.1 request heads --------------------------------------------------------------
+    max_head_bytes: int = _limit(
+        64 * 1024, "--max-request-head-bytes", "request line and headers together, in bytes (431)"
     )
 
 
