@@ -27,6 +27,37 @@ def _limit(default: Any, flag: str, help: str, *, minimum: float | None = None) 
 class Limits:
     """The data plane's limits; see the module docstring."""
 
+    # -- inbound protocols (HTTP/1.1 and HTTP/2 server side) ---------------------------------
+    max_header_count: int = _limit(
+        100, "--max-request-headers", "header fields in one request head or HTTP/2 stream (431)"
+    )
+    max_pipelined: int = _limit(
+        16,
+        "--max-pipelined-requests",
+        "HTTP/1.1 requests parsed but not yet answered on one connection before reading pauses",
+    )
+    body_timeout: float = _limit(
+        60.0,
+        "--client-body-timeout",
+        "seconds a request body may make no progress (HTTP/1.1: 408 and close; HTTP/2: reset)",
+    )
+    h2_max_streams: int = _limit(
+        128,
+        "--h2-max-concurrent-streams",
+        "open streams per HTTP/2 connection (more are refused with REFUSED_STREAM)",
+    )
+    h2_max_resets: int = _limit(
+        100,
+        "--h2-max-resets",
+        "streams the client resets or opens past the stream limit, per HTTP/2 connection, beyond "
+        "which GOAWAY ENHANCE_YOUR_CALM once they outnumber answered streams (rapid reset)",
+    )
+    h2_max_control_frames: int = _limit(
+        100,
+        "--h2-max-control-frames",
+        "PING and SETTINGS frames per HTTP/2 connection between two answered streams before "
+        "GOAWAY ENHANCE_YOUR_CALM",
+    )
     # -- connections -------------------------------------------------------------------------
     listen_backlog: int = _limit(
         1024, "--listen-backlog", "pending connections the kernel queues per listening socket"
@@ -37,7 +68,7 @@ class Limits:
     idle_timeout: float = _limit(
         120.0,
         "--idle-timeout",
-        "seconds an HTTP/1.1 connection may stay open with no request in progress",
+        "seconds a connection may stay open with no request in progress (HTTP/1.1 and HTTP/2)",
     )
     # -- HTTP/1.1 request heads --------------------------------------------------------------
     max_head_bytes: int = _limit(

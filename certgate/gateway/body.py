@@ -19,6 +19,33 @@ class ClientDisconnected(ConnectionError):
     """The client went away before its request body was complete."""
 
 
+class BodyTimeout(ClientDisconnected):
+    """The client stopped sending its request body (nginx `client_body_timeout`)."""
+
+
+def watch_body(
+    loop: asyncio.AbstractEventLoop,
+    body: InboundBody,
+    timeout: float,
+    blocked: Callable[[], bool],
+    on_stall: Callable[[], None],
+) -> None:
+    """Calls `on_stall` once `body` received nothing for `timeout` seconds while the client was free
+    to send (`blocked()` is true while the gateway itself withholds reading). One timer per body,
+    re-armed once per `timeout`, so streaming a body costs nothing per chunk; a stall is noticed
+    between one and two timeouts after the last byte."""
+
+    def check(seen: int) -> None:
+        if body.complete or body.failed:
+            return
+        if body.received != seen or blocked():
+            loop.call_later(timeout, check, body.received)
+            return
+        on_stall()
+
+    loop.call_later(timeout, check, body.received)
+
+
 class InboundBody:
     """One request body: `async for chunk in body` or `await body.read_all()`; read once."""
 
@@ -55,6 +82,10 @@ class InboundBody:
     @property
     def complete(self) -> bool:
         return self._eof
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
 
     def feed(self, chunk: bytes) -> None:
         if self._eof or self._error is not None:

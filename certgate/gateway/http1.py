@@ -2,8 +2,17 @@
 
 One `H1Exchange` per request holds the request line, header pairs and body stream and writes the
 response. Requests on a connection are answered in order; pipelined requests wait in a queue while
-their bodies buffer (bounded: reading pauses past the high-water mark). A client that disconnects
-cancels the request in flight, so the forwarder releases its upstream connection.
+their bodies buffer (bounded: reading pauses past the high-water mark or `Limits.max_pipelined`
+waiting requests). A client that disconnects cancels the request in flight, so the forwarder
+releases its upstream connection.
+
+Hostile input is refused before it reaches a handler (docs/security.md): a request head larger than
+`Limits.max_head_bytes`, counted as bytes arrive (httptools buffers an unfinished line itself), or
+with more than `Limits.max_header_count` fields gets 431; HTTP/0.9, two Host headers or an
+HTTP/1.1 request without Host get 400; both close the connection. Header names containing `_` are
+dropped (nginx's `underscores_in_headers off`: `X_Client_Cert` must not alias `X-Client-Cert` at a
+backend), and so are chunked trailers, so they can never become fields of another request. A body
+that makes no progress for `Limits.body_timeout` gets 408 and the connection closes.
 """
 
 from __future__ import annotations
@@ -15,7 +24,13 @@ from typing import Any
 
 import httptools
 
-from certgate.gateway.body import HIGH_WATER, ClientDisconnected, InboundBody
+from certgate.gateway.body import (
+    HIGH_WATER,
+    BodyTimeout,
+    ClientDisconnected,
+    InboundBody,
+    watch_body,
+)
 from certgate.gateway.exchange import (
     CONNECTION,
     CONTENT_LENGTH,
@@ -28,23 +43,37 @@ from certgate.gateway.exchange import (
 )
 from certgate.gateway.stripping import DEFAULT_HEADER_RULES, RequestHeaderRules
 from certgate.httpsyntax import UnsafeHead, head_is_clean
+from certgate.limits import DEFAULT_LIMITS, Limits
 
 Handler = Callable[[Any], Awaitable[None]]
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_BAD_REQUEST_BODY = b'{"statusCode": 400, "message": "Bad request: malformed HTTP/1.1 message"}'
-_BAD_REQUEST = (
-    b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n"
-    b"content-length: %d\r\n\r\n" % len(_BAD_REQUEST_BODY) + _BAD_REQUEST_BODY
+
+
+def _closing_response(status: int, reason: str, message: str) -> bytes:
+    """A complete JSON error response that ends the connection (sent before any handler ran)."""
+    body = b'{"statusCode": %d, "message": "%s"}' % (status, message.encode())
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: %d\r\n\r\n%s" % (status, reason.encode(), len(body), body)
+    )
+
+
+_BAD_REQUEST = _closing_response(400, "Bad Request", "Bad request: malformed HTTP/1.1 message")
+_DUPLICATE_HOST = _closing_response(400, "Bad Request", "Bad request: more than one Host header")
+_MISSING_HOST = _closing_response(400, "Bad Request", "Bad request: no Host header")
+_HTTP09 = _closing_response(400, "Bad Request", "Bad request: HTTP/0.9 is not supported")
+_HEAD_TOO_LARGE = _closing_response(
+    431, "Request Header Fields Too Large", "Request header fields too large"
 )
+_BODY_TIMEOUT = _closing_response(408, "Request Timeout", "Request body timed out")
 _NO_BODY_STATUS = frozenset({204, 304})
 _PLAIN_CONNECTION = frozenset({"keep-alive", "close"})  # names no other header to drop
-IDLE_TIMEOUT = 120.0  # seconds without a request in progress (a head still trickling in counts)
-MAX_HEAD = 64 * 1024  # request line + headers: beyond this the request is refused (400)
 
 
-class _HeadTooLarge(Exception):
-    """Raised inside a parser callback; httptools turns it into a parse error (-> 400)."""
+class _Refused(Exception):
+    """Raised inside a parser callback to refuse the request with `response` (httptools turns it
+    into a parse error; `HTTP1Protocol.data_received` sends the response and closes)."""
 
 
 class H1Exchange:
@@ -155,10 +184,18 @@ class HTTP1Protocol(asyncio.Protocol):
         handler: Handler,
         info: ConnectionInfo | None = None,
         header_rules: RequestHeaderRules = DEFAULT_HEADER_RULES,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self._handler = handler
         self.info = info
         self._header_kinds, self._drop_prefixes = header_rules
+        self._idle_timeout = limits.idle_timeout
+        self._max_head = limits.max_head_bytes
+        self._max_headers = limits.max_header_count
+        self._max_pipelined = limits.max_pipelined
+        self._body_timeout = limits.body_timeout
+        self._unparsed = 0  # bytes received since the last complete head or body
+        self._refusal = _BAD_REQUEST
         self._parser = httptools.HttpRequestParser(self)
         self._transport: Any = None
         self._next_message()
@@ -183,9 +220,13 @@ class HTTP1Protocol(asyncio.Protocol):
             )
         self._loop = asyncio.get_running_loop()
         self._last_activity = self._loop.time()
-        self._idle_timer = self._loop.call_later(IDLE_TIMEOUT, self._check_idle)
+        self._idle_timer = self._loop.call_later(self._idle_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
+        # Heads and body bytes reset the count, so what is left after feeding is (at most one
+        # read more than) the unfinished head or trailer section httptools is buffering: a line
+        # that never ends is cut off.
+        self._unparsed += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -194,14 +235,19 @@ class HTTP1Protocol(asyncio.Protocol):
             self.keep_alive_allowed = False
             if self._active is None and self._parsing is None:
                 self._bad_request()
+            return
         except httptools.HttpParserError:
+            self._bad_request()
+            return
+        if self._unparsed > self._max_head:
+            self._refusal = _HEAD_TOO_LARGE
             self._bad_request()
 
     def _check_idle(self) -> None:
         """One timer per connection, re-armed lazily: no per-request timer cost."""
         if self._closed:
             return
-        left = self._last_activity + IDLE_TIMEOUT - self._loop.time()
+        left = self._last_activity + self._idle_timeout - self._loop.time()
         if self._active is not None or left > 0:
             self._idle_timer = self._loop.call_later(max(left, 1.0), self._check_idle)
             return
@@ -230,6 +276,11 @@ class HTTP1Protocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         self._wake_drain()
+        if self._active is None and not self._closed:  # answering stopped in `exchange_done`
+            if self._queue:
+                self._start(self._queue.popleft())
+            if len(self._queue) < self._max_pipelined:
+                self._resume_reading()
 
     def _wake_drain(self) -> None:
         waiter = self._drain_waiter
@@ -256,24 +307,30 @@ class HTTP1Protocol(asyncio.Protocol):
         """Fresh state for the next request head (no on_message_begin: one callback less)."""
         self._url = b""
         self._headers: list[tuple[str, str]] = []
-        self._authority = ""
+        self._authority: str | None = None
         self._has_body = False
         self._expect_continue = False
         self._connection_tokens: list[str] | None = None
         self._forwarded_for: str | None = None
         self._head_size = 0
 
+    def _refuse(self, response: bytes) -> None:
+        self._refusal = response
+        raise _Refused
+
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._head_size += len(url)
-        if self._head_size > MAX_HEAD:
-            raise _HeadTooLarge
+        if self._head_size > self._max_head:
+            self._refuse(_HEAD_TOO_LARGE)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_size += len(name) + len(value)
-        if self._head_size > MAX_HEAD:
-            raise _HeadTooLarge
+        if self._head_size > self._max_head:
+            self._refuse(_HEAD_TOO_LARGE)
         key = name.decode("latin-1")
+        if "_" in key:  # (a str test: `b"_" in name` costs ten times more)
+            return  # nginx drops them too: X_Client_Cert must not alias X-Client-Cert
         text = value.decode("latin-1")
         lower = key.lower()
         kind = self._header_kinds.get(lower)
@@ -284,6 +341,8 @@ class HTTP1Protocol(asyncio.Protocol):
             self._has_body = text.strip() != "0"
             self._headers.append((key, text))
         elif kind == HOST:
+            if self._authority is not None:
+                self._refuse(_DUPLICATE_HOST)
             self._authority = text
             self._headers.append((key, text))
         elif kind == TRANSFER_ENCODING:
@@ -303,29 +362,48 @@ class HTTP1Protocol(asyncio.Protocol):
             )
 
     def on_headers_complete(self) -> None:
+        self._unparsed = 0
         parser = self._parser
         headers = self._headers
+        version = parser.get_http_version()
+        authority = self._authority
+        if authority is None:
+            if version != "1.0":
+                self._refuse(_HTTP09 if version == "0.9" else _MISSING_HOST)
+            authority = ""
+        if len(headers) > self._max_headers:
+            self._refuse(_HEAD_TOO_LARGE)
         if self._connection_tokens:
             drop = self._connection_tokens
             headers = [(n, v) for n, v in headers if n.lower() not in drop]
         exchange = H1Exchange(
             self, parser.get_method().decode("ascii"), self._url.decode(), headers
         )
-        exchange.authority = self._authority
+        exchange.authority = authority
         exchange.forwarded_for = self._forwarded_for
-        exchange.http_version = parser.get_http_version()
+        exchange.http_version = version
         exchange.keep_alive = parser.should_keep_alive()
         if self._has_body:
-            exchange.body = InboundBody(self._body_consumed, exchange._send_continue)
+            body = exchange.body = InboundBody(self._body_consumed, exchange._send_continue)
             exchange.continue_pending = self._expect_continue
+            watch_body(
+                self._loop,
+                body,
+                self._body_timeout,
+                self._is_reading_paused,
+                lambda: self._body_stalled(exchange),
+            )
         self._next_message()
         self._parsing = exchange
         if self._active is None:
             self._start(exchange)
         else:
             self._queue.append(exchange)
+            if len(self._queue) >= self._max_pipelined:
+                self._pause_reading()
 
     def on_body(self, body: bytes) -> None:
+        self._unparsed = 0  # (what follows the last body bytes is a trailer section, counted)
         exchange = self._parsing
         if exchange is not None and exchange.body is not None:
             exchange.body.feed(body)
@@ -337,6 +415,10 @@ class HTTP1Protocol(asyncio.Protocol):
         self._parsing = None
         if exchange is not None and exchange.body is not None:
             exchange.body.finish()
+            self._unparsed = 0  # (the body's bytes)
+            # A chunked body's trailers went through `on_header` into the next head's state
+            # (counted against its size limit): dropped here, never a field of another request.
+            self._next_message()
 
     # -- request lifecycle --------------------------------------------------------------------
     def _start(self, exchange: H1Exchange) -> None:
@@ -376,9 +458,33 @@ class HTTP1Protocol(asyncio.Protocol):
             self._closed = True
             self._transport.close()
             return
-        if self._queue:
-            self._active = self._queue.popleft()
-        self._resume_reading()
+        if self.write_paused:
+            return  # the client reads no responses: answer (so read) no more until it does
+        queue = self._queue
+        if queue:
+            self._active = queue.popleft()
+            if len(queue) >= self._max_pipelined:
+                return
+        if self._reading_paused:  # (tested here: a call less per keep-alive request)
+            self._resume_reading()
+
+    def _is_reading_paused(self) -> bool:
+        return self._reading_paused
+
+    def _body_stalled(self, exchange: H1Exchange) -> None:
+        """The client stopped sending `exchange`'s body: 408 when nothing was answered yet, and
+        the request's handler is cancelled (the forwarder gives its backend connection back)."""
+        if self._closed:
+            return
+        exchange.body.fail(BodyTimeout("request body timed out"))
+        if exchange is self._active and not exchange.responded:
+            self._transport.write(_BODY_TIMEOUT)
+            self._closed = True
+            self._transport.close()
+            if self._task is not None:
+                self._task.cancel()
+        else:
+            self._abort()
 
     def _body_consumed(self, consumed: int, buffered: int) -> None:
         if self._reading_paused and buffered < HIGH_WATER // 2 and not self._queue:
@@ -398,7 +504,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._closed:
             return
         if self._active is None and self._parsing is None:
-            self._transport.write(_BAD_REQUEST)
+            self._transport.write(self._refusal)
             self._closed = True
             self._transport.close()
             return

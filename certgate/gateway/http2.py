@@ -3,30 +3,48 @@
 Inbound backpressure is HTTP/2 flow control: received DATA is acknowledged (window credit returned)
 only when the consumer reads it, so a slow backend stalls the client, not memory. Outbound data is
 sent as the peer's window allows. A reset stream or a lost connection cancels the request.
+
+Hostile clients (docs/security.md): a stream past `Limits.h2_max_streams` is refused with
+RST_STREAM REFUSED_STREAM and a malformed request (CR/LF/NUL in a field, bad pseudo-headers,
+connection-specific fields, Host against `:authority`, a `:method` that is not a token) is reset
+with PROTOCOL_ERROR: stream errors, where h2 alone would end the connection. Floods end the
+connection with GOAWAY ENHANCE_YOUR_CALM, as nginx and Envoy do, by counts rather than rates (no
+clock involved): streams the client resets, or that were refused, once more than
+`Limits.h2_max_resets` of them outnumber the streams answered (Envoy's rule; CVE-2023-44487, rapid
+reset), and more than `Limits.h2_max_control_frames` PING/SETTINGS frames between two answered
+streams. Header names with `_` are dropped (as HTTP/1.1); more than `Limits.max_header_count`
+fields get 431. A body that makes no progress for `Limits.body_timeout` resets its stream (CANCEL);
+a connection with no open stream for `Limits.idle_timeout` is closed with GOAWAY (pings do not keep
+it open).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import H2Connection, _decode_headers
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
+    PingAckReceived,
+    PingReceived,
     RemoteSettingsChanged,
     RequestReceived,
     StreamEnded,
     StreamReset,
     WindowUpdated,
 )
-from h2.exceptions import H2Error
+from h2.exceptions import H2Error, ProtocolError
 from h2.settings import SettingCodes, Settings
+from h2.stream import StreamClosedBy
+from hyperframe.frame import RstStreamFrame
 
-from certgate.gateway.body import HIGH_WATER, ClientDisconnected, InboundBody
+from certgate.gateway.body import HIGH_WATER, ClientDisconnected, InboundBody, watch_body
 from certgate.gateway.exchange import (
     CONTENT_LENGTH,
     FORWARDED_FOR,
@@ -34,13 +52,51 @@ from certgate.gateway.exchange import (
     RESPONSE_SKIP,
     ConnectionInfo,
 )
-from certgate.gateway.http1 import IDLE_TIMEOUT, Handler
+from certgate.gateway.http1 import Handler
 from certgate.gateway.stripping import DEFAULT_HEADER_RULES, RequestHeaderRules
 from certgate.httpsyntax import UnsafeHead, name_problem, value_problem
+from certgate.limits import DEFAULT_LIMITS, Limits
 
 _CONNECTION_WINDOW = 4 * 1024 * 1024
-_MAX_STREAMS = 128
 _NO_BODY_STATUS = frozenset({204, 304})
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch  # RFC 9110 5.6.2 (a method)
+_TOO_LARGE = [("content-type", "application/json")]
+_TOO_LARGE_BODY = b'{"statusCode": 431, "message": "Request header fields too large"}'
+
+
+class _Connection(H2Connection):
+    """h2's connection, except for two stream errors h2 turns into connection errors (ending
+    every other stream of the connection too): a stream opened past MAX_CONCURRENT_STREAMS is
+    refused with RST_STREAM REFUSED_STREAM (RFC 9113 5.1.2), and a malformed request (h2's header
+    validation: CR/LF/NUL, pseudo-headers, connection-specific fields, Host against :authority)
+    is reset with PROTOCOL_ERROR (RFC 9113 8.1.1). `refused` counts both for the reset budget."""
+
+    refused = 0
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        stream_id = frame.stream_id
+        if (
+            stream_id not in self.streams
+            and stream_id > self.highest_inbound_stream_id
+            and stream_id % 2
+            and self.open_inbound_streams >= self.local_settings.max_concurrent_streams
+        ):
+            _decode_headers(self.decoder, frame.data)  # the HPACK state must stay in step
+            self.highest_inbound_stream_id = stream_id
+            self._closed_streams[stream_id] = StreamClosedBy.SEND_RST_STREAM
+            self.refused += 1
+            refusal = RstStreamFrame(stream_id)
+            refusal.error_code = ErrorCodes.REFUSED_STREAM
+            return [refusal], []
+        known = stream_id in self.streams
+        try:
+            return super()._receive_headers_frame(frame)
+        except ProtocolError as error:
+            stream = self.streams.get(stream_id)
+            if known or stream is None or type(error) is not ProtocolError:
+                raise  # not a new stream's header validation (HPACK or framing): connection error
+            self.refused += 1
+            return stream.reset_stream(ErrorCodes.PROTOCOL_ERROR), []
 
 
 class H2Exchange:
@@ -121,11 +177,16 @@ class HTTP2Protocol(asyncio.Protocol):
         handler: Handler,
         info: ConnectionInfo,
         header_rules: RequestHeaderRules = DEFAULT_HEADER_RULES,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self._header_kinds, self._drop_prefixes = header_rules
         self._handler = handler
         self.info = info
-        self._h2 = H2Connection(
+        self._limits = limits
+        self._resets = 0  # streams reset by the client or refused
+        self._answered = 0  # streams answered in full
+        self._control = 0  # PING and SETTINGS frames since the last stream answered
+        self._h2 = _Connection(
             H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
         )
         self._transport: Any = None
@@ -142,21 +203,27 @@ class HTTP2Protocol(asyncio.Protocol):
         h2.local_settings = Settings(
             client=False,
             initial_values={
-                SettingCodes.MAX_CONCURRENT_STREAMS: _MAX_STREAMS,
+                SettingCodes.MAX_CONCURRENT_STREAMS: self._limits.h2_max_streams,
                 SettingCodes.INITIAL_WINDOW_SIZE: HIGH_WATER,
+                SettingCodes.MAX_HEADER_LIST_SIZE: self._limits.max_head_bytes,
             },
         )
+        # h2 applies its own MAX_HEADER_LIST_SIZE only on a change acknowledged later: enforced
+        # from the first frame here (a larger block ends the connection: ENHANCE_YOUR_CALM)
+        h2.decoder.max_header_list_size = self._limits.max_head_bytes
         h2.initiate_connection()
         h2.increment_flow_control_window(_CONNECTION_WINDOW)
         self._flush()
         self._loop = asyncio.get_running_loop()
         self._last_activity = self._loop.time()
-        self._idle_timer = self._loop.call_later(IDLE_TIMEOUT, self._check_idle)
+        self._idle_timer = self._loop.call_later(self._limits.idle_timeout, self._check_idle)
 
     def _check_idle(self) -> None:
+        """The clock runs from the last stream's end: frames without a stream (PING) do not
+        keep a connection open, nor does a header block that never completes."""
         if self._closed:
             return
-        left = self._last_activity + IDLE_TIMEOUT - self._loop.time()
+        left = self._last_activity + self._limits.idle_timeout - self._loop.time()
         if self._streams or left > 0:
             self._idle_timer = self._loop.call_later(max(left, 1.0), self._check_idle)
             return
@@ -165,13 +232,18 @@ class HTTP2Protocol(asyncio.Protocol):
         self._close()
 
     def data_received(self, data: bytes) -> None:
-        self._last_activity = self._loop.time()
+        h2 = self._h2
         try:
-            events = self._h2.receive_data(data)
+            events = h2.receive_data(data)
         except H2Error:
             self._flush()
             self._close()
             return
+        if h2.refused:
+            self._resets += h2.refused
+            h2.refused = 0
+            if self._flooded():
+                return
         for event in events:
             kind = type(event)
             if kind is RequestReceived:
@@ -184,13 +256,35 @@ class HTTP2Protocol(asyncio.Protocol):
                     exchange.body.finish()
             elif kind is StreamReset:
                 self._reset(event.stream_id)
-            elif kind is WindowUpdated or kind is RemoteSettingsChanged:
+                self._resets += 1
+                if self._flooded():
+                    return
+            elif kind is WindowUpdated:
+                self._wake_writers()
+            elif kind is RemoteSettingsChanged or kind is PingReceived or kind is PingAckReceived:
+                self._control += 1
+                if self._flooded():
+                    return
                 self._wake_writers()
             elif kind is ConnectionTerminated:
                 self._flush()
                 self._close()
                 return
         self._flush()
+
+    def _flooded(self) -> bool:
+        """A flood ends the connection: GOAWAY ENHANCE_YOUR_CALM, every stream cancelled."""
+        limits = self._limits
+        if self._control <= limits.h2_max_control_frames and (
+            self._resets <= limits.h2_max_resets or self._resets <= self._answered
+        ):
+            return False
+        self._h2.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+        self._flush()
+        self._close()
+        for stream_id in list(self._streams):
+            self._reset(stream_id)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -209,12 +303,17 @@ class HTTP2Protocol(asyncio.Protocol):
 
     # -- streams ------------------------------------------------------------------------------
     def _request(self, event: RequestReceived) -> None:
-        exchange = H2Exchange(self, event.stream_id)
+        stream_id = event.stream_id
+        exchange = H2Exchange(self, stream_id)
         regular = exchange.headers
         kinds, drop_prefixes = self._header_kinds, self._drop_prefixes
         for name, value in event.headers:
             if name[0] == 58:  # b":"
                 if name == b":method":
+                    if _TOKEN(value) is None:
+                        self._reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+                        self._resets += 1
+                        return
                     exchange.method = value.decode("ascii")
                 elif name == b":path":
                     exchange.target = value.decode("latin-1")
@@ -222,6 +321,8 @@ class HTTP2Protocol(asyncio.Protocol):
                     exchange.authority = value.decode("latin-1")
                 continue
             key = name.decode("latin-1")
+            if "_" in key:
+                continue  # as HTTP/1.1 (nginx's underscores_in_headers off)
             kind = kinds.get(key)
             if kind is None:
                 if not key.startswith(drop_prefixes):
@@ -234,10 +335,25 @@ class HTTP2Protocol(asyncio.Protocol):
                 text = value.decode("latin-1")
                 previous = exchange.forwarded_for
                 exchange.forwarded_for = text if previous is None else f"{previous}, {text}"
+        handler = self._handler if len(regular) <= self._limits.max_header_count else _too_large
         if event.stream_ended is None:
-            exchange.body = InboundBody(exchange._consumed)
-        self._streams[event.stream_id] = exchange
-        exchange.task = self._loop.create_task(self._run(exchange))
+            body = exchange.body = InboundBody(exchange._consumed)
+            watch_body(
+                self._loop,
+                body,
+                self._limits.body_timeout,
+                lambda: self._h2.remote_flow_control_window(stream_id) <= 0,
+                lambda: self._body_stalled(stream_id),
+            )
+        self._streams[stream_id] = exchange
+        exchange.task = self._loop.create_task(self._run(exchange, handler))
+
+    def _body_stalled(self, stream_id: int) -> None:
+        """The client stopped sending this stream's body: reset it (CANCEL), cancelling its
+        handler so the forwarder gives its backend connection back."""
+        if not self._closed and stream_id in self._streams:
+            self._reset_stream(stream_id, ErrorCodes.CANCEL)
+            self._reset(stream_id)
 
     def _data(self, event: DataReceived) -> None:
         exchange = self._streams.get(event.stream_id)
@@ -258,26 +374,32 @@ class HTTP2Protocol(asyncio.Protocol):
         if exchange.task is not None and not exchange.task.done():
             exchange.task.cancel()
 
-    async def _run(self, exchange: H2Exchange) -> None:
+    async def _run(self, exchange: H2Exchange, handler: Handler) -> None:
         stream_id = exchange.stream_id
         try:
-            await self._handler(exchange)
+            await handler(exchange)
         except asyncio.CancelledError:
             pass
         except Exception:
             if not self._closed and stream_id in self._streams:
                 self._reset_stream(stream_id)
         else:
-            if not exchange.responded and stream_id in self._streams:
-                self._reset_stream(stream_id)
+            if stream_id in self._streams:
+                if exchange.responded:
+                    self._answered += 1
+                    self._control = 0
+                else:
+                    self._reset_stream(stream_id)
         finally:
             self._streams.pop(stream_id, None)
-            if exchange.body is not None and exchange.body.buffered:
-                self.acknowledge(stream_id, exchange.body.discard())
+            self._last_activity = self._loop.time()
+            body = exchange.body
+            if body is not None and (body.buffered or not body.complete):  # ends its watch too
+                self.acknowledge(stream_id, body.discard())
 
-    def _reset_stream(self, stream_id: int) -> None:
+    def _reset_stream(self, stream_id: int, code: ErrorCodes = ErrorCodes.INTERNAL_ERROR) -> None:
         try:
-            self._h2.reset_stream(stream_id, ErrorCodes.INTERNAL_ERROR)
+            self._h2.reset_stream(stream_id, code)
         except H2Error:
             return
         self._flush()
@@ -344,3 +466,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if not self._closed:
             self._closed = True
             self._transport.close()
+
+
+async def _too_large(exchange: H2Exchange) -> None:
+    await exchange.respond(431, "Request Header Fields Too Large", _TOO_LARGE, _TOO_LARGE_BODY)

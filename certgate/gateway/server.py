@@ -70,7 +70,7 @@ class GatewayServer:
         sni = self._config.sni
         if sni is None:
             return _RefusedProtocol()
-        return TLSServerProtocol(sni, self._app_protocol)
+        return TLSServerProtocol(sni, self._app_protocol, self.limits.handshake_timeout)
 
     def _app_protocol(self, tls: TLSServerProtocol) -> asyncio.Protocol:
         info = ConnectionInfo(
@@ -79,11 +79,11 @@ class GatewayServer:
         name = tls.server_name
         info.server_name = name.decode("ascii", "replace") if name else None
         if tls.alpn == ALPN_H2:
-            return HTTP2Protocol(self.handler, info, self.header_rules)
-        return HTTP1Protocol(self.handler, info, self.header_rules)
+            return HTTP2Protocol(self.handler, info, self.header_rules, self.limits)
+        return HTTP1Protocol(self.handler, info, self.header_rules, self.limits)
 
     def _http_protocol(self) -> asyncio.Protocol:
-        return HTTP1Protocol(self.handler, None, self.header_rules)
+        return HTTP1Protocol(self.handler, None, self.header_rules, self.limits)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(

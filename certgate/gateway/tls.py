@@ -8,6 +8,15 @@ SNI picks the hostname binding: its server certificate and whether a client cert
 (in the initial handshake only, never by renegotiation). Contexts are built once per binding when
 the configuration compiles (`server_context`), never per connection.
 
+Resumption never crosses hostname bindings. All bindings share the first context's session cache
+(OpenSSL looks sessions up there, in TLS 1.2 before SNI even switches the context), and on a TLS 1.2
+resumption OpenSSL reports the session's original server name, not the one the client asked for.
+So the server keeps the raw ClientHello record until the handshake ends, and aborts a resumed
+handshake whose requested name (read from the ClientHello) maps to another binding than the
+session's (`TLSServerProtocol._handshake_done`); clients key sessions by server name, so only a
+forged resumption is cut. The session id context also names the hostname (TLS 1.3 then declines
+such sessions).
+
 Session resumption uses OpenSSL's stateful session cache (also for TLS 1.3 tickets, via
 `OP_NO_TICKET`), so a resumed session keeps its client certificate and chain whatever their size
 (a stateless ticket cannot carry a ~64 kB+ certificate: the handshake itself would fail). The cache
@@ -32,6 +41,7 @@ from OpenSSL import SSL, crypto
 from OpenSSL.SSL import _ffi, _lib
 
 from certgate.certs.certinfo import CertInfo, cached_der
+from certgate.limits import DEFAULT_LIMITS
 
 ALPN_H2 = b"h2"
 ALPN_HTTP1 = b"http/1.1"
@@ -48,7 +58,6 @@ _SSL_ERROR_WANT_READ = _lib.SSL_ERROR_WANT_READ
 _SSL_ERROR_WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 _SSL_ERROR_ZERO_RETURN = _lib.SSL_ERROR_ZERO_RETURN
 _BUFFER_SIZE = 262144
-HANDSHAKE_TIMEOUT = 30.0
 _buffer = _ffi.new("char[]", _BUFFER_SIZE)  # ciphertext out, DER out
 _buffer_view = _ffi.buffer(_buffer)
 _plain = _ffi.new("char[]", _BUFFER_SIZE)  # plaintext in
@@ -99,9 +108,11 @@ def server_context(
         raise TLSConfigError(
             f"hostname {hostname!r}: server certificate or key unusable ({exc})"
         ) from None
-    # Resumption must never cross bindings: the id context names certificate + negotiation switch.
+    # Resumption must never cross bindings: the id context names the binding (hostname,
+    # certificate, negotiation switch); see the module docstring for the check it backs up.
     fingerprint = certificate.fingerprint(hashes.SHA256())
-    ctx.set_session_id(hashlib.sha256(fingerprint + bytes([negotiate_client_certificate])).digest())
+    binding = hostname.lower().encode() + fingerprint + bytes([negotiate_client_certificate])
+    ctx.set_session_id(hashlib.sha256(binding).digest())
     ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
     ctx.set_alpn_select_callback(_select_alpn)
     ctx.set_tlsext_servername_callback(_on_servername)
@@ -177,6 +188,70 @@ def _on_servername(conn: SSL.Connection) -> None:
         _lib.SSL_set_verify(conn._ssl, mode, _accept_any_certificate)
 
 
+def session_server_name(ssl: Any) -> bytes | None:
+    """The server name the connection's session was first made under (its ASN.1 field
+    `tlsext_hostname` [6]); read for resumed handshakes only."""
+    session = _lib.SSL_get_session(ssl)
+    if session == _ffi.NULL:
+        return None
+    size = _lib.i2d_SSL_SESSION(session, _ffi.NULL)
+    data = _ffi.new("unsigned char[]", size)
+    _lib.i2d_SSL_SESSION(session, _ffi.new("unsigned char **", data))
+    der = _ffi.buffer(data, size)[:]
+    _, position, end = _der_item(der, 0)  # SSL_SESSION_ASN1 ::= SEQUENCE { ... }
+    while position < end:
+        tag, start, stop = _der_item(der, position)
+        if tag == 0xA6:  # [6] EXPLICIT OCTET STRING
+            _, value, value_end = _der_item(der, start)
+            return der[value:value_end]
+        position = stop
+    return None
+
+
+def client_hello_server_name(data: bytes) -> bytes | None:
+    """The host_name of the server_name extension in the ClientHello at the start of `data`
+    (the raw TLS records a server received first); None when there is none or it is cut off.
+    Hostile input: every length is bounded by the bytes present."""
+    hello = bytearray()
+    position = 0
+    while position + 5 <= len(data) and data[position] == 0x16:  # handshake records
+        length = int.from_bytes(data[position + 3 : position + 5], "big")
+        hello += data[position + 5 : position + 5 + length]
+        position += 5 + length
+    if len(hello) < 4 or hello[0] != 1:  # ClientHello
+        return None
+    end = min(len(hello), 4 + int.from_bytes(hello[1:4], "big"))
+    position = 4 + 2 + 32  # legacy_version, random
+    for width in (1, 2, 1):  # session id, cipher suites, compression methods
+        if position + width > end:
+            return None
+        position += width + int.from_bytes(hello[position : position + width], "big")
+    position += 2  # extensions length
+    while position + 4 <= end:
+        kind = int.from_bytes(hello[position : position + 2], "big")
+        size = int.from_bytes(hello[position + 2 : position + 4], "big")
+        position += 4
+        if kind == 0 and position + 5 <= end:  # server_name: list length, type 0, name length
+            if hello[position + 2] != 0:
+                return None
+            length = int.from_bytes(hello[position + 3 : position + 5], "big")
+            name = bytes(hello[position + 5 : min(position + 5 + length, end)])
+            return name if len(name) == length else None
+        position += size
+    return None
+
+
+def _der_item(der: bytes, position: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER item at `position` (OpenSSL's own output)."""
+    tag, length = der[position], der[position + 1]
+    position += 2
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(der[position : position + count], "big")
+        position += count
+    return tag, position, position + length
+
+
 class PeerCertificates:
     """The client's certificate and the chain it sent above it (issuer first), as DER.
 
@@ -240,12 +315,22 @@ class MemoryTLSProtocol(asyncio.Protocol):
     buffers, so a write from inside the application's `data_received` cannot clobber what it reads.
     """
 
-    __slots__ = ("_app", "_closed", "_conn", "_in_bio", "_out_bio", "_ssl", "_transport")
+    __slots__ = (
+        "_app",
+        "_closed",
+        "_conn",
+        "_in_bio",
+        "_out_bio",
+        "_reading_paused",
+        "_ssl",
+        "_transport",
+    )
 
     def __init__(self) -> None:
         self._app: Any = None
         self._transport: Any = None
         self._closed = False
+        self._reading_paused = False
 
     def _attach(self, transport: Any, conn: SSL.Connection) -> None:
         self._transport = transport
@@ -278,10 +363,14 @@ class MemoryTLSProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         _lib.BIO_write(self._in_bio, data, len(data))
         if self._app is None:
+            self._handshake_input(data)
             self._handshake()
             if self._app is None:
                 return
         self._read_plaintext()
+
+    def _handshake_input(self, data: bytes) -> None:
+        """Sees the raw bytes that arrive before the handshake completes."""
 
     def eof_received(self) -> bool:
         if self._app is not None:
@@ -304,8 +393,10 @@ class MemoryTLSProtocol(asyncio.Protocol):
 
     # -- TLS ----------------------------------------------------------------------------------
     def _read_plaintext(self) -> None:
+        """Decrypts what arrived, record by record, until the application pauses reading: the
+        rest waits in OpenSSL's buffers (bounded by one socket read) until it resumes."""
         ssl = self._ssl
-        while self._app is not None:
+        while self._app is not None and not self._reading_paused:
             n = _lib.SSL_read(ssl, _plain, _BUFFER_SIZE)
             if n > 0:
                 self._app.data_received(_plain_view[:n])
@@ -391,11 +482,27 @@ class MemoryTLSProtocol(asyncio.Protocol):
         return self._closed or self._transport is None or self._transport.is_closing()
 
     def pause_reading(self) -> None:
+        self._reading_paused = True
         if self._transport is not None and not self._closed:
             self._transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self._transport is not None and not self._closed:
+        self._reading_paused = False
+        if self._transport is None or self._closed:
+            return
+        if self._app is not None and (
+            _lib.SSL_pending(self._ssl) or _lib.BIO_get_mem_data(self._in_bio, _ffi.NULL)
+        ):
+            # What already arrived is decrypted first (later: never from inside the application's
+            # own call); the socket is read again only once it is all taken, so ciphertext never
+            # piles up in the BIO while the application takes a little at a time.
+            asyncio.get_running_loop().call_soon(self._read_buffered)
+        else:
+            self._transport.resume_reading()
+
+    def _read_buffered(self) -> None:
+        self._read_plaintext()
+        if not self._reading_paused and not self._closed and self._transport is not None:
             self._transport.resume_reading()
 
     def get_write_buffer_size(self) -> int:
@@ -419,11 +526,13 @@ class MemoryTLSProtocol(asyncio.Protocol):
 
 class TLSServerProtocol(MemoryTLSProtocol):
     """The gateway's TLS server: SNI picks the binding, ALPN the HTTP version; the handshake
-    must finish within `HANDSHAKE_TIMEOUT`."""
+    must finish within `handshake_timeout` seconds (`Limits.handshake_timeout`)."""
 
     __slots__ = (
         "_app_factory",
+        "_handshake_timeout",
         "_handshake_timer",
+        "_hello",
         "_router",
         "alpn",
         "binding",
@@ -431,10 +540,17 @@ class TLSServerProtocol(MemoryTLSProtocol):
         "server_name",
     )
 
-    def __init__(self, router: SNIRouter, app_factory: Callable[[TLSServerProtocol], Any]) -> None:
+    def __init__(
+        self,
+        router: SNIRouter,
+        app_factory: Callable[[TLSServerProtocol], Any],
+        handshake_timeout: float = DEFAULT_LIMITS.handshake_timeout,
+    ) -> None:
         super().__init__()
         self._router = router
         self._app_factory = app_factory
+        self._handshake_timeout = handshake_timeout
+        self._hello = b""  # the first raw TLS record: the ClientHello
         self.alpn = ALPN_HTTP1
         self.binding: TLSBinding | None = None
         self.peer: PeerCertificates | None = None
@@ -443,12 +559,19 @@ class TLSServerProtocol(MemoryTLSProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._attach(transport, self._router.new_connection())
         self._handshake_timer = asyncio.get_running_loop().call_later(
-            HANDSHAKE_TIMEOUT, self._abort
+            self._handshake_timeout, self._abort
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._handshake_timer.cancel()
         super().connection_lost(exc)
+
+    def _handshake_input(self, data: bytes) -> None:
+        """Keeps the first TLS record (the ClientHello; one record holds any practical one, and
+        one that does not makes a resumption fail safe: its name reads as absent)."""
+        hello = self._hello
+        if len(hello) < 5 or len(hello) < 5 + int.from_bytes(hello[3:5], "big"):
+            self._hello = hello + data
 
     def _handshake_done(self) -> None:
         ssl = self._ssl
@@ -459,6 +582,12 @@ class TLSServerProtocol(MemoryTLSProtocol):
         name = _lib.SSL_get_servername(ssl, _lib.TLSEXT_NAMETYPE_host_name)
         self.server_name = _ffi.string(name) if name != _ffi.NULL else None
         self.binding = self._router.lookup(self.server_name)
+        hello, self._hello = self._hello, b""
+        if _lib.SSL_session_reused(ssl):
+            requested = self._router.lookup(client_hello_server_name(hello))
+            if requested is not self._router.lookup(session_server_name(ssl)):
+                self._abort()  # a session made under another hostname binding
+                return
         self.peer = PeerCertificates.of(ssl)
         self._app = self._app_factory(self)
         self._app.connection_made(self)

@@ -180,3 +180,21 @@ async def start_gateway(
     server = GatewayServer(config, forwarder=forwarder, **server_options)
     await server.start("127.0.0.1", 0, None)
     return server
+
+
+@pytest.fixture
+async def limited_gateway(certs, backend, forwarder):
+    """`await limited_gateway(body_timeout=0.5, ...)`: a gateway running with small `Limits`."""
+    servers: list[GatewayServer] = []
+
+    async def start(**limits) -> GatewayServer:
+        server = GatewayServer(
+            make_config(certs, backend.url), forwarder=forwarder, limits=Limits(**limits)
+        )
+        await server.start("127.0.0.1", 0, 0)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close()

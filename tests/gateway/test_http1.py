@@ -133,10 +133,8 @@ async def test_head_request_has_no_body(gateway):
     assert data.endswith(b"\r\n\r\n")
 
 
-async def test_idle_connections_are_closed(gateway, monkeypatch):
-    import certgate.gateway.http1
-
-    monkeypatch.setattr(certgate.gateway.http1, "IDLE_TIMEOUT", 0.2)
+async def test_idle_connections_are_closed(limited_gateway):
+    gateway = await limited_gateway(idle_timeout=0.2)
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway.http_port)
     async with asyncio.timeout(5):
         assert await reader.read() == b""  # closed by the gateway, not by us
@@ -156,9 +154,9 @@ async def test_upgrade_requests_are_answered_as_http11_then_closed(gateway):
     assert json.loads(body)["target"] == "/users/1"
 
 
-async def test_oversized_request_head_gets_400(gateway):
+async def test_oversized_request_head_gets_431(gateway):
     huge = b"X-Big: " + b"a" * 70_000 + b"\r\n"
     data = await raw_exchange(
         gateway.http_port, b"GET /echo/x HTTP/1.1\r\nHost: a\r\n" + huge + b"\r\n", b"}"
     )
-    assert data.startswith(b"HTTP/1.1 400")
+    assert data.startswith(b"HTTP/1.1 431")
