@@ -1,14 +1,14 @@
 """The `apis/{apiId}` and `apis/{apiId}/operations/{operationId}` kinds (APIM's API contracts).
 
-Validation reuses the data plane's route compilers, so what is stored is exactly what the gateway
-can route; fields the router does not read (`displayName`, `subscriptionRequired`) are checked here.
+`validate` checks the shape of each field; whether the gateway can route what is stored (a URL
+template, a service URL) is decided by the Snapshot compiler itself, which every write runs before
+it commits. Deleting an API deletes its product links, as in APIM.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from certgate.gateway.router import RouteConfigError, api_route, operation_route
 from certgate.management.errors import ValidationError
 from certgate.management.kinds import Kind, Validated, WriteRequest, register
 
@@ -38,7 +38,6 @@ def validate_api(request: WriteRequest) -> Validated:
         "apiRevision": "1",
         "isCurrent": True,
     }
-    _compiles(lambda: api_route(request.name, stored), "serviceUrl")
     _check_unique_path(request, stored["path"])
     return Validated(stored)
 
@@ -70,15 +69,7 @@ def validate_operation(request: WriteRequest) -> Validated:
         "urlTemplate": template,
         "templateParameters": props.get("templateParameters") or [],
     }
-    _compiles(lambda: operation_route(request.name, stored, None), "urlTemplate")
     return Validated(stored)
-
-
-def _compiles(build, target: str) -> None:
-    try:
-        build()
-    except (RouteConfigError, ValueError) as error:
-        raise ValidationError(str(error), target) from None
 
 
 def _string(props: dict, name: str, *, default: str | None) -> str | None:
@@ -104,6 +95,7 @@ APIS = register(
         arm_type="Microsoft.ApiManagement/service/apis",
         validate=validate_api,
         filter_fields={"name": "string", "displayName": "string", "path": "string"},
+        linked=("productApi",),
         description="An API: the path prefix it is served under and the backend service URL.",
     )
 )
