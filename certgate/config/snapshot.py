@@ -100,6 +100,7 @@ class SnapshotBuilder:
         dev = load_certificate(dev_server_pem or issue_dev_pki()[2], None)
         self._compiler = _Compiler(dev, self.crl_fetcher, self.forwarder)
         self._lock = threading.Lock()
+        self._compiled: tuple[int, frozenset[CompileProblem]] = (-1, frozenset())
 
     @property
     def compiles(self) -> Counter:
@@ -125,18 +126,32 @@ class SnapshotBuilder:
                         problem.message,
                     )
             self.problems, self.revision = problems, revision
+            self._compiled = (revision, frozenset(problems))
             return config
 
     def check(self, path: str) -> CandidateCheck:
         """The `WriteCheck` for a write of `path` (`Store.put`/`Store.delete(check=...)`)."""
         return CandidateCheck(self, path)
 
-    def problems_of(self, reader: Reader) -> frozenset[CompileProblem]:
-        """The problems of the state `reader` sees (compiled with the same caches as `build`)."""
+    def problems_of(
+        self, reader: Reader, *, known_as: int | None = None
+    ) -> frozenset[CompileProblem]:
+        """The problems of the state `reader` sees (compiled with the same caches as `build`).
+
+        `known_as`: the committed revision that state is; when the last compile was of that
+        revision (a write usually starts from the state the previous write's check compiled),
+        its problems are returned without compiling again. Without it nothing is reused: an
+        uncommitted candidate's revision may be taken again by another after a rollback.
+        """
         with self._lock:
+            if known_as is not None and self._compiled[0] == known_as:
+                return self._compiled[1]
             rows = self._compiler.read(reader)
-            config = self._compiler.compile(rows, reader.revision(), report=False)
-            return frozenset(config.snapshot.problems)
+            revision = reader.revision()
+            config = self._compiler.compile(rows, revision, report=False)
+            problems = frozenset(config.snapshot.problems)
+            self._compiled = (revision, problems)
+            return problems
 
     def close(self) -> None:
         self.forwarder.close()
@@ -152,7 +167,8 @@ class CandidateCheck:
         self._before: frozenset[CompileProblem] = frozenset()
 
     def before(self, reader: Reader) -> None:
-        self._before = self.builder.problems_of(reader)
+        # The write already bumped the revision: the state it starts from is the one before.
+        self._before = self.builder.problems_of(reader, known_as=reader.revision() - 1)
 
     def after(self, reader: Reader) -> None:
         new = [
@@ -184,6 +200,10 @@ class _Rows:
     def list(self, kind: str) -> list[Resource]:
         return self.by_kind.get(kind, [])
 
+    def etag(self, path: str) -> str | None:
+        row = self.by_path.get(path)
+        return None if row is None else row.etag
+
     def version(self, *kinds: str) -> tuple:
         """What changes whenever a row of these kinds is added, removed or rewritten."""
         return tuple((r.path, r.etag) for kind in kinds for r in self.list(kind))
@@ -200,6 +220,8 @@ class _Compiler:
         self._cache: dict[tuple[str, str], tuple] = {}
         self._used: dict[tuple[str, str], tuple] = {}
         self._bindings: Mapping = {}
+        self._catalog: tuple = ()
+        self._catalog_generation = 0
 
     def read(self, reader: Reader) -> _Rows:
         self.rows = reader.rows(self.rows)
@@ -223,8 +245,7 @@ class _Compiler:
         problems: list[CompileProblem] = []
 
         def problem(path: str, default_field: str, error: Exception) -> None:
-            name = getattr(error, "field", None) or getattr(error, "element", None)
-            problems.append(CompileProblem(path, name or default_field, str(error)))
+            problems.append(_problem(path, default_field, error))
 
         service_row = rows.get("service")
         service = service_row.properties if service_row else {}
@@ -268,13 +289,16 @@ class _Compiler:
             lambda: Deployment(_deployment_certificates(certificates.values(), verifier)),
         )
         bindings, default = self._bindings_of(service, certificates, problem)
-        self.documents.use(rows, rows.version(*_CATALOG_KINDS))
+        catalog = rows.version(*_CATALOG_KINDS)
+        if catalog != self._catalog:
+            self._catalog, self._catalog_generation = catalog, self._catalog_generation + 1
+        self.documents.use(rows, self._catalog_generation)
         for kind, scope in _POLICY_SCOPES.items():
             for row in rows.list(kind):
                 with contextlib.suppress(PolicyValidationError):  # listed by `invalid()`
                     self.documents.document(row.path, scope)
         router = Router(
-            self._routes(rows, _single_products(rows, report), problem),
+            self._routes(rows, _single_products(rows, report), problems),
             refused=lambda route, error: problem(f"apis/{route.id}", "path", error),
         )
         for path, error in self.documents.invalid():
@@ -362,47 +386,85 @@ class _Compiler:
         self._bindings = bindings
         return bindings, default
 
-    def _routes(self, rows: _Rows, products: Mapping[str, str], problem) -> list[ApiRoute]:
+    def _routes(
+        self, rows: _Rows, products: Mapping[str, str], problems: list[CompileProblem]
+    ) -> list[ApiRoute]:
+        """Compiled API routes. An API whose row, operations and policy scopes did not change is
+        reused whole; in a changed API only the changed operations compile again."""
         operations: dict[str, list[Resource]] = {}
         for row in rows.list("operation"):
             operations.setdefault(row.parent.split("/")[1], []).append(row)
+        global_policy = rows.etag("policies/policy")
         routes = []
         for api in rows.list("api"):
-            compiled: list[OperationRoute] = []
-            for op in operations.get(api.name, ()):
-                pipeline = self.documents.pipeline(api.name, op.name, products.get(api.name))
-                try:
-                    compiled.append(
-                        self._get(
-                            "operation",
-                            op.path,
-                            (op.etag, id(pipeline)),
-                            lambda op=op, pipeline=pipeline: compile_operation(
-                                op.name, op.properties, pipeline
-                            ),
-                        )
-                    )
-                except Exception as error:
-                    problem(op.path, "urlTemplate", error)
+            product = products.get(api.name)
+            scopes = (
+                self._catalog_generation,
+                global_policy,
+                product,
+                rows.etag(f"products/{product}/policies/policy") if product else None,
+                rows.etag(f"{api.path}/policies/policy"),
+            )
+            ops = operations.get(api.name, [])
+            version = (
+                api.etag,
+                scopes,
+                tuple((op.etag, rows.etag(f"{op.path}/policies/policy")) for op in ops),
+            )
+            route, found = self._get(
+                "api",
+                api.path,
+                version,
+                lambda api=api, ops=ops, scopes=scopes, product=product: self._api(
+                    rows, api, ops, scopes, product
+                ),
+            )
+            problems.extend(found)
+            if route is not None:
+                routes.append(route)
+        return routes
+
+    def _api(
+        self,
+        rows: _Rows,
+        api: Resource,
+        ops: list[Resource],
+        scopes: tuple,
+        product: str | None,
+    ) -> tuple[ApiRoute | None, tuple[CompileProblem, ...]]:
+        """One API and its operations (unchanged ones reused); never raises: what does not
+        compile is returned as problems and left out."""
+        found: list[CompileProblem] = []
+        compiled: list[OperationRoute] = []
+        for op in ops:
+            version = (op.etag, rows.etag(f"{op.path}/policies/policy"), scopes)
             try:
-                routes.append(
+                compiled.append(
                     self._get(
-                        "api",
-                        api.path,
-                        (api.etag, tuple(id(op) for op in compiled)),
-                        lambda api=api, compiled=compiled: _api_route(api, compiled),
+                        "operation",
+                        op.path,
+                        version,
+                        lambda op=op: compile_operation(
+                            op.name,
+                            op.properties,
+                            self.documents.pipeline(api.name, op.name, product),
+                        ),
                     )
                 )
             except Exception as error:
-                problem(api.path, "path", error)
-        return routes
+                found.append(_problem(op.path, "urlTemplate", error))
+        try:
+            route = compile_api(api.name, api.properties)
+        except Exception as error:
+            return None, (*found, _problem(api.path, "path", error))
+        route.add_operations(compiled)
+        return route, tuple(found)
 
 
-def _api_route(api: Resource, operations: list[OperationRoute]) -> ApiRoute:
-    route = compile_api(api.name, api.properties)
-    for op in operations:
-        route.add_operation(op)
-    return route
+def _problem(path: str, default_field: str, error: Exception) -> CompileProblem:
+    """The field named by the error (`RouteConfigError.field`, a policy error's element)."""
+    name = getattr(error, "field", None) or getattr(error, "element", None)
+    return CompileProblem(path, name or default_field, str(error))
 
 
 def _deployment_certificates(materials, verifier: Verifier) -> dict[str, X509Certificate2]:

@@ -91,8 +91,10 @@ def build_gateway_config(
     routes: list[ApiRoute] = []
     for api_id, resource in apis.items():
         route = compile_api(api_id, resource)
-        for op_id, op_resource in operations.get(api_id, {}).items():
-            route.add_operation(compile_operation(op_id, op_resource, pipeline_for(api_id, op_id)))
+        route.add_operations(
+            compile_operation(op_id, op_resource, pipeline_for(api_id, op_id))
+            for op_id, op_resource in operations.get(api_id, {}).items()
+        )
         routes.append(route)
     return GatewayConfig(
         revision=revision,

@@ -7,7 +7,6 @@ case-insensitive, as in APIM. Matched template parameters come back percent-deco
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -56,14 +55,16 @@ class ApiRoute:
     _literal: dict[tuple[str, str], OperationRoute] = field(default_factory=dict)
     _patterns: list[OperationRoute] = field(default_factory=list)
 
-    def add_operation(self, operation: OperationRoute) -> None:
-        """Adds an operation compiled by `operation_route` (kept in rank order as it goes in)."""
-        self.operations.append(operation)
-        if operation._regex is None and not operation._query:
-            key = (operation.method, operation.url_template.rstrip("/").lower() or "/")
-            self._literal.setdefault(key, operation)
-        else:
-            bisect.insort(self._patterns, operation, key=_rank)
+    def add_operations(self, operations: Iterable[OperationRoute]) -> None:
+        """Adds operations compiled by `operation_route`; patterns are ranked once per call."""
+        for operation in operations:
+            self.operations.append(operation)
+            if operation._regex is None and not operation._query:
+                key = (operation.method, operation.url_template.rstrip("/").lower() or "/")
+                self._literal.setdefault(key, operation)
+            else:
+                self._patterns.append(operation)
+        self._patterns.sort(key=_rank)
 
     def match_operation(
         self, method: str, path: str, query: str

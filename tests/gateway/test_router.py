@@ -11,8 +11,9 @@ def router(*apis: tuple[str, dict, dict[str, dict]]) -> Router:
     routes = []
     for api_id, props, operations in apis:
         route = api_route(api_id, props)
-        for op_id, op_props in operations.items():
-            route.add_operation(operation_route(op_id, op_props, op_id))
+        route.add_operations(
+            operation_route(op_id, op_props, op_id) for op_id, op_props in operations.items()
+        )
         routes.append(route)
     return Router(routes)
 
