@@ -1,8 +1,11 @@
 """Compiled pipelines from a configuration store, for the Snapshot builder.
 
 Each stored document is parsed once and each distinct combination of scopes composed once; both are
-kept across builds (`use` switches to the next state of the store), so a build after a small change
-parses only the documents whose row or catalog changed.
+kept across builds (`use` switches to the next state of the store). A parsed document is reused
+while its row, the rows it references (named values, fragments, certificates, backends) and, when
+it has `{{...}}` or fragments, the set of named value names are unchanged; a document that failed
+is parsed again when anything it could resolve changed (the catalog generation). So a build after
+a small change parses only what it touched.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from certgate.policy.engine import Pipeline, compile_pipeline
 from certgate.policy.errors import PolicyRuntimeError, PolicyValidationError
 from certgate.policy.loader import PolicyDocument, parse_document
 from certgate.policy.registry import Policy
+
+_FRAGMENTS = "policyFragments/"
 
 
 class _Invalid(Policy):
@@ -33,10 +38,11 @@ class _Invalid(Policy):
 class _Parsed:
     """One document as parsed against one catalog version: the document or why it failed."""
 
-    __slots__ = ("document", "error", "failing", "version")
+    __slots__ = ("dependencies", "document", "error", "failing", "version")
 
     def __init__(self, version: object, document: PolicyDocument | None, error, scope: str):
         self.version, self.document, self.error = version, document, error
+        self.dependencies: tuple[tuple[str, str | None], ...] = ()
         self.failing: Pipeline | None = None
         if error is not None:
             failing = _Invalid(f"The {scope} policy is invalid: {error}")
@@ -63,13 +69,35 @@ class PolicyDocuments:
         self.parses = 0  # documents parsed so far (a build after a small change parses few)
         self.use(store)
 
-    def use(self, store, catalog_version: object = None) -> None:
-        """Reads `store` from now on; a document is parsed again when its row's ETag or the
-        `catalog_version` (what its named values, fragments and references resolve to) moved.
-        Entries the previous state used and this one does not are dropped at `sweep`."""
+    def use(self, store, generation: int = 0) -> None:
+        """Reads `store` from now on. `generation` moves whenever any named value, fragment,
+        certificate or backend changed (documents that failed are parsed again then). Entries the
+        previous state used and this one does not are dropped at `sweep`."""
         self.store = store
         self.catalog = StoreCatalog(store)
-        self._catalog_version = catalog_version
+        self._generation = generation
+        self._names = tuple(
+            sorted(str(r.properties.get("displayName")) for r in store.list("namedValue"))
+        )
+
+    def entry(self, path: str) -> object | None:
+        """What the document at `path` was parsed into since the last `sweep` (None: none), an
+        object that is the same for as long as the document is not parsed again."""
+        return self._used_parsed.get(path)
+
+    def _fresh(self, entry: _Parsed, etag: str) -> bool:
+        if entry.version[0] != etag:
+            return False
+        if entry.error is not None:
+            return entry.version[1] == self._generation
+        names = entry.version[2]
+        return (names is None or names == self._names) and all(
+            self._etag(path) == seen for path, seen in entry.dependencies
+        )
+
+    def _etag(self, path: str) -> str | None:
+        row = self.store.get(path)
+        return None if row is None else row.etag
 
     def sweep(self) -> None:
         """Forgets what the current state did not use (deleted or replaced resources)."""
@@ -84,13 +112,18 @@ class PolicyDocuments:
         row = self.store.get(path)
         if row is None:
             return None
-        version = (row.etag, self._catalog_version)
         entry = self._used_parsed.get(path) or self._parsed.get(path)
-        if entry is None or entry.version != version:
+        if entry is None or not self._fresh(entry, row.etag):
             self.parses += 1
+            version = (row.etag, self._generation, self._names)
             try:
-                document = parse_document(_text(row), scope, self.catalog)
+                text = _text(row)
+                document = parse_document(text, scope, self.catalog)
+                references = sorted(document.references)
+                if "{{" not in text and not any(p.startswith(_FRAGMENTS) for p in references):
+                    version = (row.etag, self._generation, None)  # no name can change its meaning
                 entry = _Parsed(version, document, None, scope)
+                entry.dependencies = tuple((p, self._etag(p)) for p in references)
             except PolicyValidationError as exc:
                 entry = _Parsed(version, None, exc, scope)
             except Exception as exc:  # a row no certgate version wrote must not stop the others
