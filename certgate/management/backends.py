@@ -84,7 +84,10 @@ def _text(
 
 
 def _absolute_url(value: str, target: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as error:  # e.g. "Invalid IPv6 URL"
+        raise ValidationError(f"'{target}' is not a valid URL ({error}).", target) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValidationError(f"'{target}' must be an absolute http or https URL.", target)
     try:
