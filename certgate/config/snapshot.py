@@ -100,7 +100,7 @@ class SnapshotBuilder:
         dev = load_certificate(dev_server_pem or issue_dev_pki()[2], None)
         self._compiler = _Compiler(dev, self.crl_fetcher, self.forwarder)
         self._lock = threading.Lock()
-        self._compiled: tuple[int, frozenset[CompileProblem]] = (-1, frozenset())
+        self._last_problems: frozenset[CompileProblem] | None = None
 
     @property
     def compiles(self) -> Counter:
@@ -114,8 +114,8 @@ class SnapshotBuilder:
         with self._lock:
             with self.store.reading() as reader:
                 revision = reader.revision()
-                rows = self._compiler.read(reader)
-            config = self._compiler.compile(rows, revision, report=True)
+                self._compiler.read(reader)
+            config = self._compiler.compile(revision, report=True)
             problems = config.snapshot.problems
             for problem in problems:
                 if problem not in self.problems:
@@ -127,32 +127,23 @@ class SnapshotBuilder:
                         problem.message,
                     )
             self.problems, self.revision = problems, revision
-            self._compiled = (revision, frozenset(problems))
+            self._last_problems = frozenset(problems)
             return config
 
     def check(self, path: str) -> CandidateCheck:
         """The `WriteCheck` for a write of `path` (`Store.put`/`Store.delete(check=...)`)."""
         return CandidateCheck(self, path)
 
-    def problems_of(
-        self, reader: Reader, *, known_as: int | None = None
-    ) -> frozenset[CompileProblem]:
+    def problems_of(self, reader: Reader) -> frozenset[CompileProblem]:
         """The problems of the state `reader` sees (compiled with the same caches as `build`).
-
-        `known_as`: the committed revision that state is; when the last compile was of that
-        revision (a write usually starts from the state the previous write's check compiled),
-        its problems are returned without compiling again. Without it nothing is reused: an
-        uncommitted candidate's revision may be taken again by another after a rollback.
-        """
+        When every row is the one the last compile saw (a write usually starts from the state the
+        previous write's check compiled), its problems are returned without compiling again."""
         with self._lock:
-            if known_as is not None and self._compiled[0] == known_as:
-                return self._compiled[1]
-            rows = self._compiler.read(reader)
-            revision = reader.revision()
-            config = self._compiler.compile(rows, revision, report=False)
-            problems = frozenset(config.snapshot.problems)
-            self._compiled = (revision, problems)
-            return problems
+            unchanged = self._compiler.read(reader)
+            if not unchanged or self._last_problems is None:
+                config = self._compiler.compile(reader.revision(), report=False)
+                self._last_problems = frozenset(config.snapshot.problems)
+            return self._last_problems
 
     def close(self) -> None:
         self.forwarder.close()
@@ -168,8 +159,7 @@ class CandidateCheck:
         self._before: frozenset[CompileProblem] = frozenset()
 
     def before(self, reader: Reader) -> None:
-        # The write already bumped the revision: the state it starts from is the one before.
-        self._before = self.builder.problems_of(reader, known_as=reader.revision() - 1)
+        self._before = self.builder.problems_of(reader)
 
     def after(self, reader: Reader) -> None:
         new = [
@@ -220,9 +210,12 @@ class _Compiler:
         self._catalog: tuple = ()
         self._catalog_generation = 0
 
-    def read(self, reader: Reader) -> _Rows:
-        self.rows = reader.rows(self.rows)
-        return _Rows(self.rows)
+    def read(self, reader: Reader) -> bool:
+        """Reads the rows `compile` will see; True when every one is the row read last time."""
+        previous, self.rows = self.rows, reader.rows(self.rows)
+        return len(previous) == len(self.rows) and all(
+            previous.get(path) is row for path, row in self.rows.items()
+        )
 
     def _get(self, slot: str, key: str, version: object, make: Callable[[], Any]) -> Any:
         """The cached piece while `version` holds, else `make()` (a failure is cached too)."""
@@ -238,7 +231,9 @@ class _Compiler:
             raise entry[2].with_traceback(None)
         return entry[1]
 
-    def compile(self, rows: _Rows, revision: int, *, report: bool) -> GatewayConfig:
+    def compile(self, revision: int, *, report: bool) -> GatewayConfig:
+        """Compiles the rows of the last `read`."""
+        rows = _Rows(self.rows)
         problems: list[CompileProblem] = []
 
         def problem(path: str, default_field: str, error: Exception) -> None:
