@@ -343,7 +343,11 @@ class _Compiler:
         """SNI bindings of `hostnameConfigurations` (the dev certificate where none is named)."""
         configured: list[HostnameConfig] = []
         index: dict[int, int] = {}
-        for position, entry in enumerate(service.get("hostnameConfigurations") or []):
+        entries = service.get("hostnameConfigurations") or []
+        if not isinstance(entries, list):
+            problem("service", "hostnameConfigurations", TypeError("not a list"))
+            entries = []
+        for position, entry in enumerate(entries):
             target = f"hostnameConfigurations[{position}]"
             if not isinstance(entry, dict):
                 problem("service", target, TypeError("not an object"))
@@ -390,7 +394,8 @@ class _Compiler:
         documents = self.documents
         global_policy = documents.entry("policies/policy")
         routes = []
-        for api in rows.list("api"):
+        # The older API keeps a path two APIs claim: the newer one is the write to refuse.
+        for api in sorted(rows.list("api"), key=_age):
             product = products.get(api.name)
             scopes = (
                 global_policy,
@@ -452,6 +457,10 @@ class _Compiler:
             return None, (*found, _problem(api.path, "path", error))
         route.add_operations(compiled)
         return route, tuple(found)
+
+
+def _age(row: Resource) -> tuple:
+    return row.created, row.path
 
 
 def _problem(path: str, default_field: str, error: Exception) -> CompileProblem:

@@ -179,16 +179,16 @@ class Router:
         apis: Iterable[ApiRoute],
         refused: Callable[[ApiRoute, RouteConfigError], None] | None = None,
     ) -> None:
-        """Raises RouteConfigError when two APIs share a path; with `refused`, the later one is
-        reported to it and left out instead."""
+        """Raises RouteConfigError (APIM's message) when two APIs share a path; with `refused`,
+        the later one in `apis` is reported to it and left out instead."""
         self._apis: dict[str, ApiRoute] = {}
         for api in apis:
             key = api.path.strip("/").lower()
             if key in self._apis:
                 error = RouteConfigError(
                     "path",
-                    f"api {api.id!r}: path {api.path!r} is already used by api "
-                    f"{self._apis[key].id!r}",
+                    f"Cannot create API '{api.id}' with the same Path '{api.path}' as API "
+                    f"'{self._apis[key].id}' unless it's a part of the same version set.",
                 )
                 if refused is None:
                     raise error

@@ -1,8 +1,8 @@
 """The `apis/{apiId}` and `apis/{apiId}/operations/{operationId}` kinds (APIM's API contracts).
 
 `validate` checks the shape of each field; whether the gateway can route what is stored (a URL
-template, a service URL) is decided by the Snapshot compiler itself, which every write runs before
-it commits. Deleting an API deletes its product links, as in APIM.
+template, a service URL, a path no other API uses) is decided by the Snapshot compiler itself,
+which every write runs before it commits. Deleting an API deletes its product links, as in APIM.
 """
 
 from __future__ import annotations
@@ -38,18 +38,7 @@ def validate_api(request: WriteRequest) -> Validated:
         "apiRevision": "1",
         "isCurrent": True,
     }
-    _check_unique_path(request, stored["path"])
     return Validated(stored)
-
-
-def _check_unique_path(request: WriteRequest, path: str) -> None:
-    for other in request.store.list("api", parent=""):
-        if other.name != request.name and other.properties.get("path", "").lower() == path.lower():
-            raise ValidationError(
-                f"Cannot create API '{request.name}' with the same Path '{path}' as API "
-                f"'{other.name}' unless it's a part of the same version set.",
-                "path",
-            )
 
 
 def validate_operation(request: WriteRequest) -> Validated:

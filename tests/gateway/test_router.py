@@ -101,7 +101,7 @@ def test_bad_operations_and_duplicate_paths_are_refused():
         operation_route("o", {"urlTemplate": "/"}, None)
     with pytest.raises(RouteConfigError, match="'urlTemplate'"):
         operation_route("o", {"method": "GET"}, None)
-    with pytest.raises(RouteConfigError, match="already used"):
+    with pytest.raises(RouteConfigError, match="same Path 'x' as API 'a'"):
         router(("a", {"path": "x"}, {}), ("b", {"path": "/x/"}, {}))
 
 

@@ -87,7 +87,12 @@ def test_two_apis_cannot_share_a_path_even_written_together(server, client):
     assert client.put("/apis/shop", json={"properties": API}).status_code == 201
     second = client.put("/apis/copy", json={"properties": {**API, "path": "/SHOP/"}})
     assert second.status_code == 400 and second.json()["error"]["target"] == "path"
+    assert "same Path 'SHOP' as API 'shop'" in second.json()["error"]["message"]
     assert client.get("/apis/copy").status_code == 404
+    # the API that had the path first keeps it, whatever the ids' order
+    assert client.put("/apis/a-first", json={"properties": {**API, "path": "x"}}).is_success
+    third = client.put("/apis/0-later", json={"properties": {**API, "path": "x"}})
+    assert third.status_code == 400 and third.json()["error"]["target"] == "path"
 
 
 def test_a_resource_stored_before_the_check_is_left_out_and_the_rest_is_served(server, client):
