@@ -27,7 +27,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from certgate.config.problems import ConfigurationRejected
-from certgate.config.store import InUse, MissingReference, NotFound, PreconditionFailed, Store
+from certgate.config.store import (
+    InUse,
+    MissingReference,
+    NotFound,
+    PreconditionFailed,
+    Store,
+    WriteCheck,
+)
 from certgate.management import builtin
 from certgate.management.arm import Addressed, ServiceRoot, address
 from certgate.management.errors import ApiError, Detail, ValidationError, not_found
@@ -324,7 +331,7 @@ class _Dispatcher:
         await self._changed()
         return Response(status_code=200)
 
-    def _check(self, path: str):
+    def _check(self, path: str) -> WriteCheck | None:
         return self.compiler.check(path) if self.compiler is not None else None
 
     async def _changed(self) -> None:
@@ -445,7 +452,7 @@ def _precondition_failed(kind: Kind, match: Match) -> ApiError:
 def _rejected(path: str, error: ConfigurationRejected) -> ValidationError:
     """400 naming each resource that would not compile and its field; the written resource's
     own problems name just the field, as other validation errors do."""
-    first = error.problems[0]
+    first = next((p for p in error.problems if p.path == path), error.problems[0])
     own = first.path == path
     message = (
         f"The configuration would not compile: {first.message}"
