@@ -1,10 +1,10 @@
 """Property (issue 12): no accepted write leaves the gateway on an older revision.
 
 Hypothesis generates sequences of writes over the kinds (APIs, operations, policies at the four
-scopes, fragments, named values, backends, certificates, products and their links, hostnames, and
-deletes), valid and invalid ones, and sends them through the real management app (in-process ASGI
-client, one fresh store per example, seeded with a configuration whose resources reference each
-other). After every write:
+scopes, fragments, named values, backends, certificates, products and their links, hostnames, CA
+certificates, CRLs, and deletes), valid and invalid ones, and sends them through the real
+management app (in-process ASGI client, one fresh store per example, seeded with a configuration
+whose resources reference each other). After every write:
 - an accepted write: a Snapshot compiled from the store has no problem and the store's revision;
 - a refused write: a 4xx (never a 5xx), and the store's rows and revision are exactly as before.
 A last fresh builder compiles the same routes as the incremental one that followed the writes.
@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
+from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,8 @@ from tests.management.server import TOKEN, open_store
 
 _CA = pki.ca("Property Test CA")
 _PFX = base64.b64encode(_CA.issue("gateway.property.test").pfx("pw")).decode()
+_CA_DER = base64.b64encode(_CA.der).decode()
+_CRL = base64.b64encode(pki.crl(_CA, [7]).public_bytes(Encoding.DER)).decode()
 
 APIS = st.sampled_from(["a", "b"])
 SERVICE_URLS = st.sampled_from(
@@ -77,6 +80,7 @@ DELETABLE = st.sampled_from(
         "products/p1/apis/a",
         "apis/a/policies/policy",
         "policies/policy",
+        "certificateRevocationLists/r1",
     ]
 )
 
@@ -138,6 +142,15 @@ WRITES = st.one_of(
         st.sampled_from(["gateway.property.test", "bad host!"]),
         st.booleans(),
     ),
+    st.just(_put("certificateRevocationLists/r1", {"data": _CRL})),
+    st.builds(
+        lambda store: (
+            "PATCH",
+            "",
+            {"properties": {"certificates": [{"storeName": store, "encodedCertificate": _CA_DER}]}},
+        ),
+        st.sampled_from(["Root", "CertificateAuthority", "Nowhere"]),
+    ),
     st.builds(lambda path: ("DELETE", path, None), DELETABLE),
 )
 
@@ -178,11 +191,11 @@ def _state(store) -> tuple[int, dict[str, str]]:
 
 
 @settings(
-    max_examples=20,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(st.lists(WRITES, min_size=1, max_size=12))
+@given(st.lists(WRITES, min_size=1, max_size=10))
 def test_no_accepted_write_leaves_the_gateway_on_an_older_revision(writes) -> None:
     with tempfile.TemporaryDirectory() as directory:
         store = open_store(Path(directory))
