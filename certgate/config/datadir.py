@@ -74,6 +74,15 @@ def ensure_dev_pki(layout: DataDirLayout) -> None:
     """A development CA and a localhost/127.0.0.1 server certificate it signed, made once."""
     if layout.dev_ca.exists() and layout.dev_server.exists():
         return
+    ca_pem, ca_key_pem, server_pem = issue_dev_pki()
+    write_private(layout.dev_ca_key, ca_key_pem)
+    write_private(layout.dev_server, server_pem)
+    layout.dev_ca.write_bytes(ca_pem)
+
+
+def issue_dev_pki() -> tuple[bytes, bytes, bytes]:
+    """A new development CA and server certificate, in memory: (CA PEM, CA key PEM, server PEM
+    with the certificate, the CA and the key)."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certgate development CA")])
@@ -98,12 +107,8 @@ def ensure_dev_pki(layout: DataDirLayout) -> None:
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
-    write_private(layout.dev_ca_key, _key_pem(ca_key))
-    write_private(
-        layout.dev_server,
-        server_cert.public_bytes(pem) + ca_cert.public_bytes(pem) + _key_pem(server_key),
-    )
-    layout.dev_ca.write_bytes(ca_cert.public_bytes(pem))
+    server_pem = server_cert.public_bytes(pem) + ca_cert.public_bytes(pem) + _key_pem(server_key)
+    return ca_cert.public_bytes(pem), _key_pem(ca_key), server_pem
 
 
 def _builder(subject, issuer, key, now: dt.datetime, days: int) -> x509.CertificateBuilder:

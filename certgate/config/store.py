@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets as _secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import (
     Column,
@@ -29,7 +30,6 @@ from sqlalchemy import (
     delete,
     event,
     insert,
-    or_,
     select,
     update,
 )
@@ -131,6 +131,46 @@ class Resource:
     secrets: dict = field(default_factory=dict, repr=False)
 
 
+class Reader:
+    """Reads one consistent state of the store: committed, or a write's candidate before commit."""
+
+    def __init__(self, store: Store, conn: Connection) -> None:
+        self._store, self._conn = store, conn
+
+    def revision(self) -> int:
+        value = self._conn.execute(
+            select(revision_table.c.value).where(revision_table.c.id == 1)
+        ).scalar()
+        return int(value or 0)
+
+    def rows(self, known: Mapping[str, Resource] = {}) -> dict[str, Resource]:
+        """Every resource by path; rows of `known` whose ETag did not change are reused as they
+        are, so reading a large configuration after a small change decodes only what changed."""
+        etags = self._conn.execute(select(resources.c.path, resources.c.etag)).all()
+        result: dict[str, Resource] = {}
+        changed = []
+        for path, etag in etags:
+            cached = known.get(path)
+            if cached is not None and cached.etag == etag:
+                result[path] = cached
+            else:
+                changed.append(path)
+        for chunk in _chunks(changed):
+            query = select(resources).where(resources.c.path.in_(chunk))
+            for row in self._conn.execute(query):
+                result[row.path] = self._store._resource(row)
+        return result
+
+
+class WriteCheck(Protocol):
+    """Judges a write inside its transaction: `before` sees the state the write starts from,
+    `after` the candidate state; an exception from either rolls the write back."""
+
+    def before(self, reader: Reader) -> None: ...
+
+    def after(self, reader: Reader) -> None: ...
+
+
 def split_path(path: str) -> tuple[str, str]:
     """`apis/a/operations/o` -> (`apis/a`, `o`); `certificates/c` -> (``, `c`)."""
     parts = path.split("/")
@@ -185,10 +225,13 @@ class Store:
 
     def revision(self) -> int:
         with self._engine.connect() as conn:
-            value = conn.execute(
-                select(revision_table.c.value).where(revision_table.c.id == 1)
-            ).scalar()
-        return int(value or 0)
+            return Reader(self, conn).revision()
+
+    @contextmanager
+    def reading(self) -> Iterator[Reader]:
+        """One read transaction: the revision and the rows read through it agree."""
+        with self._engine.connect() as conn, conn.begin():
+            yield Reader(self, conn)
 
     def referrers(self, path: str) -> list[str]:
         """Paths of resources that reference `path`."""
@@ -211,11 +254,12 @@ class Store:
         secrets: dict | None = None,
         references: Iterable[str] = (),
         if_match: str | None = None,
+        check: WriteCheck | None = None,
     ) -> tuple[Resource, bool]:
         """Creates or replaces `path` with its references; returns the row and whether it was new.
 
         `if_match` is an ETag or `*`; a mismatch (or any If-Match on a missing row) raises
-        PreconditionFailed.
+        PreconditionFailed. `check` judges the result before it commits.
         """
         parent, name = split_path(path)
         wanted = sorted(set(references) - {path})
@@ -223,6 +267,8 @@ class Store:
         sealed = self._sealer.seal(path, secrets) if secrets else None
         body = json.dumps(properties, separators=(",", ":"), sort_keys=True)
         with self._write() as conn:
+            if check is not None:
+                check.before(Reader(self, conn))
             current = conn.execute(
                 select(resources.c.etag, resources.c.created).where(resources.c.path == path)
             ).first()
@@ -248,6 +294,8 @@ class Store:
             conn.execute(delete(refs).where(refs.c.from_path == path))
             if wanted:
                 conn.execute(insert(refs), [{"from_path": path, "to_path": t} for t in wanted])
+            if check is not None:
+                check.after(Reader(self, conn))
         resource = Resource(
             kind=kind,
             path=path,
@@ -261,22 +309,37 @@ class Store:
         )
         return resource, current is None
 
-    def delete(self, path: str, *, if_match: str | None = None) -> list[str]:
-        """Deletes `path` and every resource below it; returns the deleted paths.
+    def delete(
+        self,
+        path: str,
+        *,
+        if_match: str | None = None,
+        linked_kinds: Iterable[str] = (),
+        check: WriteCheck | None = None,
+    ) -> list[str]:
+        """Deletes `path`, every resource below it and every resource of `linked_kinds` named as
+        it (a product's link to a deleted API); returns the deleted paths.
 
-        Raises NotFound, PreconditionFailed, or InUse listing referrers outside the deleted subtree.
+        Raises NotFound, PreconditionFailed, or InUse listing referrers outside the deleted set.
+        `check` judges the result before it commits.
         """
         with self._write() as conn:
+            if check is not None:
+                check.before(Reader(self, conn))
             current = conn.execute(select(resources.c.etag).where(resources.c.path == path)).first()
             if current is None:
                 raise NotFound(path)
             _check_etag(path, current.etag, if_match)
-            doomed = [path, *_descendants(conn, path)]
-            outside = [r for r in _referrers(conn, doomed) if r not in doomed]
+            doomed = [path, *_descendants(conn, path), *_linked(conn, path, linked_kinds)]
+            gone = set(doomed)
+            outside = [r for r in _referrers(conn, doomed) if r not in gone]
             if outside:
                 raise InUse(path, outside)
-            conn.execute(delete(refs).where(refs.c.from_path.in_(doomed)))
-            conn.execute(delete(resources).where(resources.c.path.in_(doomed)))
+            for chunk in _chunks(doomed):
+                conn.execute(delete(refs).where(refs.c.from_path.in_(chunk)))
+                conn.execute(delete(resources).where(resources.c.path.in_(chunk)))
+            if check is not None:
+                check.after(Reader(self, conn))
         return doomed
 
     @contextmanager
@@ -345,9 +408,10 @@ def _etag_matches(current: str, header: str) -> bool:
 
 
 def _missing(conn: Connection, paths: list[str]) -> list[str]:
-    if not paths:
-        return []
-    found = set(conn.execute(select(resources.c.path).where(resources.c.path.in_(paths))).scalars())
+    found: set[str] = set()
+    for chunk in _chunks(paths):
+        query = select(resources.c.path).where(resources.c.path.in_(chunk))
+        found.update(conn.execute(query).scalars())
     return [p for p in paths if p not in found]
 
 
@@ -357,14 +421,27 @@ def _descendants(conn: Connection, path: str) -> list[str]:
     return list(conn.execute(query.order_by(resources.c.path)).scalars())
 
 
+def _linked(conn: Connection, path: str, kinds: Iterable[str]) -> list[str]:
+    kinds = list(kinds)
+    if not kinds:
+        return []
+    _, name = split_path(path)
+    query = select(resources.c.path).where(resources.c.kind.in_(kinds), resources.c.name == name)
+    return [p for p in conn.execute(query.order_by(resources.c.path)).scalars() if p != path]
+
+
 def _referrers(conn: Connection, paths: list[str]) -> list[str]:
-    query = (
-        select(refs.c.from_path)
-        .where(or_(*(refs.c.to_path == p for p in paths)))
-        .distinct()
-        .order_by(refs.c.from_path)
-    )
-    return list(conn.execute(query).scalars())
+    found: set[str] = set()
+    for chunk in _chunks(paths):
+        query = select(refs.c.from_path).where(refs.c.to_path.in_(chunk))
+        found.update(conn.execute(query).scalars())
+    return sorted(found)
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    """Bounded IN lists: SQLite limits bound parameters and expression depth per statement."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -12,7 +12,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from certgate.gateway.router import ApiRoute, Router, api_route, operation_route
+from certgate.gateway.router import (
+    ApiRoute,
+    OperationRoute,
+    Router,
+    api_route,
+    operation_route,
+)
 from certgate.gateway.tls import SNIRouter, TLSBinding, TLSConfigError, server_context
 from certgate.policy.context import Api, Operation
 
@@ -81,31 +87,19 @@ def build_gateway_config(
     once per connection before the first pipeline. `previous` lets unchanged hostname bindings keep
     their SSL context (and its session cache). Raises ValueError naming the bad field.
     """
-    bindings, default = _tls_bindings(hostnames, previous)
-    sni = SNIRouter(bindings.values(), default) if default is not None else None
+    bindings, default = tls_bindings(hostnames, previous.bindings if previous is not None else {})
     routes: list[ApiRoute] = []
     for api_id, resource in apis.items():
-        route = api_route(api_id, resource)
-        props = resource.get("properties", resource)
-        route.context_api = Api(
-            api_id,
-            props.get("displayName") or api_id,
-            route.path,
-            route.service_url,
-            tuple(sorted(route.protocols)),
+        route = compile_api(api_id, resource)
+        route.add_operations(
+            compile_operation(op_id, op_resource, pipeline_for(api_id, op_id))
+            for op_id, op_resource in operations.get(api_id, {}).items()
         )
-        for op_id, op_resource in operations.get(api_id, {}).items():
-            op = operation_route(op_id, op_resource, pipeline_for(api_id, op_id))
-            op_props = op_resource.get("properties", op_resource)
-            op.context_operation = Operation(
-                op_id, op_props.get("displayName") or op_id, op.method, op.url_template
-            )
-            route.add_operation(op)
         routes.append(route)
     return GatewayConfig(
         revision=revision,
         router=Router(routes),
-        sni=sni,
+        sni=SNIRouter(bindings.values(), default) if default is not None else None,
         snapshot=snapshot,
         deployment=deployment,
         forwarder=forwarder,
@@ -115,34 +109,77 @@ def build_gateway_config(
     )
 
 
-def _tls_bindings(
-    hostnames: Iterable[HostnameConfig], previous: GatewayConfig | None
+def compile_api(api_id: str, resource: Mapping[str, Any]) -> ApiRoute:
+    """An `ApiRoute` without operations, with its `context.Api`; raises RouteConfigError."""
+    route = api_route(api_id, resource)
+    props = resource.get("properties", resource)
+    route.context_api = Api(
+        api_id,
+        props.get("displayName") or api_id,
+        route.path,
+        route.service_url,
+        tuple(sorted(route.protocols)),
+    )
+    return route
+
+
+def compile_operation(op_id: str, resource: Mapping[str, Any], pipeline: Any) -> OperationRoute:
+    """A compiled `OperationRoute` with its `context.Operation`; raises RouteConfigError."""
+    op = operation_route(op_id, resource, pipeline)
+    props = resource.get("properties", resource)
+    op.context_operation = Operation(
+        op_id, props.get("displayName") or op_id, op.method, op.url_template
+    )
+    return op
+
+
+def tls_bindings(
+    hostnames: Iterable[HostnameConfig],
+    reuse: Mapping[tuple[str, str, bool], TLSBinding],
+    refused: Callable[[HostnameConfig, Exception], None] | None = None,
 ) -> tuple[dict[tuple[str, str, bool], TLSBinding], TLSBinding | None]:
-    reuse = previous.bindings if previous is not None else {}
+    """The SNI bindings (one found in `reuse`, the bindings of the previous config, keeps its
+    context and session cache) and the default binding.
+
+    Raises on a binding that cannot be made; with `refused`, reports it there and leaves it out.
+    """
     bindings: dict[tuple[str, str, bool], TLSBinding] = {}
     default: TLSBinding | None = None
     flagged = False
     for entry in hostnames:
-        material = entry.certificate
-        if material is None:
-            raise TLSConfigError(f"hostname {entry.hostname!r}: no server certificate")
-        hostname = entry.hostname.strip().lower()
-        if not hostname:
-            raise TLSConfigError("hostnameConfigurations: 'hostName' is required")
-        key = (hostname, str(material.thumbprint), bool(entry.negotiate_client_certificate))
-        binding = reuse.get(key)
-        if binding is None:
-            context = server_context(
-                material.certificate,
-                material.private_key,
-                material.chain or (),
-                negotiate_client_certificate=entry.negotiate_client_certificate,
-                hostname=hostname,
-            )
-            binding = TLSBinding(hostname, context, entry.negotiate_client_certificate)
+        try:
+            key, binding = _binding(entry, reuse)
+        except Exception as error:
+            if refused is None:
+                raise
+            refused(entry, error)
+            continue
         bindings[key] = binding
         if entry.default_ssl_binding and not flagged:
             default, flagged = binding, True
         elif default is None:
             default = binding
     return bindings, default
+
+
+def _binding(
+    entry: HostnameConfig, reuse: Mapping[tuple[str, str, bool], TLSBinding]
+) -> tuple[tuple[str, str, bool], TLSBinding]:
+    material = entry.certificate
+    if material is None:
+        raise TLSConfigError(f"hostname {entry.hostname!r}: no server certificate")
+    hostname = entry.hostname.strip().lower()
+    if not hostname:
+        raise TLSConfigError("hostnameConfigurations: 'hostName' is required")
+    key = (hostname, str(material.thumbprint), bool(entry.negotiate_client_certificate))
+    binding = reuse.get(key)
+    if binding is None:
+        context = server_context(
+            material.certificate,
+            material.private_key,
+            material.chain or (),
+            negotiate_client_certificate=entry.negotiate_client_certificate,
+            hostname=hostname,
+        )
+        binding = TLSBinding(hostname, context, entry.negotiate_client_certificate)
+    return key, binding

@@ -9,18 +9,23 @@ Matched template parameters come back percent-decoded.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from certgate.gateway.paths import PathError, normalize
 
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_\-.]*)\}")
+_HTTP_URL = re.compile(r"^https?://[^/]+")
 
 
 class RouteConfigError(ValueError):
-    """An API or operation definition the router cannot use (names the field and the reason)."""
+    """An API or operation definition the router cannot use; `field` names the property."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(slots=True)
@@ -57,15 +62,16 @@ class ApiRoute:
     def __post_init__(self) -> None:
         self.depth = self.path.count("/") + 1 if self.path else 0
 
-    def add_operation(self, operation: OperationRoute) -> None:
-        _compile_template(operation)
-        self.operations.append(operation)
-        if operation._regex is None and not operation._query:
-            key = (operation.method, operation.url_template.rstrip("/").lower() or "/")
-            self._literal.setdefault(key, operation)
-        else:
-            self._patterns.append(operation)
-            self._patterns.sort(key=lambda op: op._rank)
+    def add_operations(self, operations: Iterable[OperationRoute]) -> None:
+        """Adds operations compiled by `operation_route`; patterns are ranked once per call."""
+        for operation in operations:
+            self.operations.append(operation)
+            if operation._regex is None and not operation._query:
+                key = (operation.method, operation.url_template.rstrip("/").lower() or "/")
+                self._literal.setdefault(key, operation)
+            else:
+                self._patterns.append(operation)
+        self._patterns.sort(key=_rank)
 
     def match_operation(
         self, method: str, path: str, query: str
@@ -96,6 +102,10 @@ class ApiRoute:
         return None
 
 
+def _rank(op: OperationRoute) -> tuple:
+    return op._rank
+
+
 def _compile_template(op: OperationRoute) -> None:
     template = op.url_template.strip() or "/"
     if not template.startswith("/"):
@@ -112,7 +122,7 @@ def _compile_template(op: OperationRoute) -> None:
         star, name = found.groups()
         if name in names:
             raise RouteConfigError(
-                f"operation {op.id!r}: urlTemplate repeats the parameter {name!r}"
+                "urlTemplate", f"operation {op.id!r}: urlTemplate repeats the parameter {name!r}"
             )
         names.append(name)
         group = name.replace("-", "_").replace(".", "_")
@@ -126,7 +136,12 @@ def _compile_template(op: OperationRoute) -> None:
     pattern.append(re.escape(tail.rstrip("/")))
     pattern.append("(?:/.*)?/?$" if wildcard_tail else "/?$")
     if names or wildcard_tail:
-        op._regex = re.compile("".join(pattern), re.IGNORECASE | re.DOTALL)
+        try:
+            op._regex = re.compile("".join(pattern), re.IGNORECASE | re.DOTALL)
+        except re.error as error:  # e.g. {a-b} and {a_b} become the same group name
+            raise RouteConfigError(
+                "urlTemplate", f"operation {op.id!r}: urlTemplate cannot be compiled ({error})"
+            ) from None
         op._names = tuple(names)
     query: list[tuple[str, str | None, str]] = []
     for part in query_template.split("&"):
@@ -166,15 +181,26 @@ class Router:
 
     __slots__ = ("_apis", "_depth")
 
-    def __init__(self, apis: Iterable[ApiRoute]) -> None:
+    def __init__(
+        self,
+        apis: Iterable[ApiRoute],
+        refused: Callable[[ApiRoute, RouteConfigError], None] | None = None,
+    ) -> None:
+        """Raises RouteConfigError (APIM's message) when two APIs share a path; with `refused`,
+        the later one in `apis` is reported to it and left out instead."""
         self._apis: dict[str, ApiRoute] = {}
         for api in apis:
             key = api.path.strip("/").lower()
             if key in self._apis:
-                raise RouteConfigError(
-                    f"api {api.id!r}: path {api.path!r} is already used by api "
-                    f"{self._apis[key].id!r}"
+                error = RouteConfigError(
+                    "path",
+                    f"Cannot create API '{api.id}' with the same Path '{api.path}' as API "
+                    f"'{self._apis[key].id}' unless it's a part of the same version set.",
                 )
+                if refused is None:
+                    raise error
+                refused(api, error)
+                continue
             self._apis[key] = api
         self._depth = max((k.count("/") + 1 for k in self._apis if k), default=0)
 
@@ -225,17 +251,21 @@ def api_route(api_id: str, properties: Mapping[str, Any]) -> ApiRoute:
     props = properties.get("properties", properties)
     path = props.get("path")
     if path is None or not isinstance(path, str):
-        raise RouteConfigError(f"api {api_id!r}: 'path' is required (a string, '' for the root)")
+        raise RouteConfigError(
+            "path", f"api {api_id!r}: 'path' is required (a string, '' for the root)"
+        )
     protocols = props.get("protocols") or ["https"]
     if not isinstance(protocols, list) or not set(protocols) <= {"http", "https"}:
-        raise RouteConfigError(f"api {api_id!r}: 'protocols' must be a list of 'http'/'https'")
+        raise RouteConfigError(
+            "protocols", f"api {api_id!r}: 'protocols' must be a list of 'http'/'https'"
+        )
     service_url = props.get("serviceUrl")
-    if service_url is not None and not re.match(r"^https?://[^/]+", str(service_url)):
-        raise RouteConfigError(f"api {api_id!r}: 'serviceUrl' must be an http(s) URL")
+    if service_url is not None:
+        _check_service_url(api_id, service_url)
     path = path.strip("/")
     problem = api_path_problem(path)
     if problem is not None:
-        raise RouteConfigError(f"api {api_id!r}: {problem}")
+        raise RouteConfigError("path", f"api {api_id!r}: {problem}")
     return ApiRoute(
         api_id,
         path,
@@ -245,15 +275,36 @@ def api_route(api_id: str, properties: Mapping[str, Any]) -> ApiRoute:
     )
 
 
+def _check_service_url(api_id: str, value: Any) -> None:
+    """An absolute http(s) URL with a host and a valid port (what the forwarder can reach)."""
+    if not isinstance(value, str) or not _HTTP_URL.match(value):
+        raise RouteConfigError("serviceUrl", f"api {api_id!r}: 'serviceUrl' must be an http(s) URL")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError when out of range)
+    except ValueError as error:
+        raise RouteConfigError(
+            "serviceUrl", f"api {api_id!r}: 'serviceUrl' is not a valid URL ({error})"
+        ) from None
+    if not parts.hostname:
+        raise RouteConfigError("serviceUrl", f"api {api_id!r}: 'serviceUrl' has no host")
+
+
 def operation_route(
     operation_id: str, properties: Mapping[str, Any], pipeline: Any
 ) -> OperationRoute:
-    """An `OperationRoute` from ARM `apis/{a}/operations/{id}` properties."""
+    """A compiled `OperationRoute` from ARM `apis/{a}/operations/{id}` properties."""
     props = properties.get("properties", properties)
     method = props.get("method")
     if not method or not isinstance(method, str):
-        raise RouteConfigError(f"operation {operation_id!r}: 'method' is required (or '*')")
+        raise RouteConfigError(
+            "method", f"operation {operation_id!r}: 'method' is required (or '*')"
+        )
     template = props.get("urlTemplate")
     if not template or not isinstance(template, str):
-        raise RouteConfigError(f"operation {operation_id!r}: 'urlTemplate' is required")
-    return OperationRoute(operation_id, method.upper(), template, pipeline)
+        raise RouteConfigError(
+            "urlTemplate", f"operation {operation_id!r}: 'urlTemplate' is required"
+        )
+    route = OperationRoute(operation_id, method.upper(), template, pipeline)
+    _compile_template(route)
+    return route

@@ -1,14 +1,15 @@
 """The `apis/{apiId}` and `apis/{apiId}/operations/{operationId}` kinds (APIM's API contracts).
 
-Validation reuses the data plane's route compilers, so what is stored is exactly what the gateway
-can route; fields the router does not read (`displayName`, `subscriptionRequired`) are checked here.
+`validate` checks the shape of each field; whether the gateway can route what is stored (a URL
+template, a service URL, a path no other API uses) is decided by the Snapshot compiler itself,
+which every write runs before it commits. Deleting an API deletes its product links, as in APIM.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from certgate.gateway.router import RouteConfigError, api_path_problem, api_route, operation_route
+from certgate.gateway.router import api_path_problem
 from certgate.management.errors import ApiError, ValidationError
 from certgate.management.kinds import Kind, Validated, WriteRequest, register
 
@@ -50,19 +51,7 @@ def validate_api(request: WriteRequest) -> Validated:
         "apiRevision": "1",
         "isCurrent": True,
     }
-    _compiles(lambda: api_route(request.name, stored), "serviceUrl")
-    _check_unique_path(request, stored["path"])
     return Validated(stored)
-
-
-def _check_unique_path(request: WriteRequest, path: str) -> None:
-    for other in request.store.list("api", parent=""):
-        if other.name != request.name and other.properties.get("path", "").lower() == path.lower():
-            raise ValidationError(
-                f"Cannot create API '{request.name}' with the same Path '{path}' as API "
-                f"'{other.name}' unless it's a part of the same version set.",
-                "path",
-            )
 
 
 def validate_operation(request: WriteRequest) -> Validated:
@@ -87,15 +76,7 @@ def validate_operation(request: WriteRequest) -> Validated:
         "urlTemplate": template,
         "templateParameters": props.get("templateParameters") or [],
     }
-    _compiles(lambda: operation_route(request.name, stored, None), "urlTemplate")
     return Validated(stored)
-
-
-def _compiles(build, target: str) -> None:
-    try:
-        build()
-    except (RouteConfigError, ValueError) as error:
-        raise ValidationError(str(error), target) from None
 
 
 def _string(props: dict, name: str, *, default: str | None) -> str | None:
@@ -121,6 +102,7 @@ APIS = register(
         arm_type="Microsoft.ApiManagement/service/apis",
         validate=validate_api,
         filter_fields={"name": "string", "displayName": "string", "path": "string"},
+        linked=("productApi",),
         description="An API: the path prefix it is served under and the backend service URL.",
     )
 )

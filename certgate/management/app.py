@@ -5,6 +5,9 @@ Rules the dispatcher applies to every kind (docs/management.md lists them for us
 - PUT creates (201) or replaces (200); `If-Match` optional on PUT, required on DELETE (`*` or the
   ETag; 428 `PreconditionRequired` when missing, 412 `PreconditionFailed` on mismatch);
 - DELETE of a missing resource is 404; deleting a referenced one is 409 `<Kind>InUse`;
+- a write (PUT, PATCH, POST action, DELETE) commits only if the configuration it produces compiles
+  with the Snapshot compiler, inside the write's transaction: a resource that would not compile, or
+  would break another one, is a 400 `ValidationError` naming the resource and the field;
 - request bodies above `limits.management_max_body_bytes` are refused with 413 before being
   buffered; JSON nested deeper than `management_max_json_depth`, NaN/Infinity and lone surrogates
   are refused with 400 naming the field, before anything is stored;
@@ -22,7 +25,7 @@ import math
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -31,7 +34,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from certgate.config.store import InUse, MissingReference, NotFound, PreconditionFailed, Store
+from certgate.config.problems import ConfigurationRejected
+from certgate.config.store import (
+    InUse,
+    MissingReference,
+    NotFound,
+    PreconditionFailed,
+    Store,
+    WriteCheck,
+)
 from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management import builtin
 from certgate.management.arm import Addressed, ServiceRoot, address, check_id
@@ -48,6 +59,9 @@ from certgate.management.kinds import (
 from certgate.management.odata import compile_filter
 from certgate.management.openapi import openapi_document
 from certgate.management.status import status_routes
+
+if TYPE_CHECKING:
+    from certgate.config.snapshot import SnapshotBuilder
 
 log = logging.getLogger("certgate.management")
 
@@ -72,15 +86,23 @@ def create_management_app(
     kinds: KindRegistry | None = None,
     service_root: ServiceRoot | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    compiler: SnapshotBuilder | None = None,
 ) -> Starlette:
-    """The Starlette app serving every registered kind at short and ARM paths."""
+    """The Starlette app serving every registered kind at short and ARM paths.
+
+    `compiler` checks each write; with certgate's own kinds it defaults to a `SnapshotBuilder` over
+    `store`. Other `kinds` (a registry the Snapshot compiler does not know) are not checked unless
+    a compiler is given."""
     if not admin_token:
         raise ValueError("the management API needs a non-empty admin token")
     if kinds is None:
+        from certgate.config.snapshot import SnapshotBuilder  # the compiler imports the kinds
+
         builtin.load()
         kinds = registry
+        compiler = compiler or SnapshotBuilder(store)
     dispatcher = _Dispatcher(
-        store, admin_token, on_change, kinds, service_root or ServiceRoot(), limits
+        store, admin_token, on_change, kinds, service_root or ServiceRoot(), limits, compiler
     )
     dispatcher.ensure_service()
     return Starlette(
@@ -110,8 +132,9 @@ class _Dispatcher:
         kinds: KindRegistry,
         root: ServiceRoot,
         limits: Limits,
+        compiler: SnapshotBuilder | None,
     ) -> None:
-        self.store, self.kinds, self.root = store, kinds, root
+        self.store, self.kinds, self.root, self.compiler = store, kinds, root, compiler
         self._token = token.encode()
         self.on_change, self.limits = on_change, limits
 
@@ -291,9 +314,12 @@ class _Dispatcher:
                     secrets=result.secrets,
                     references=references,
                     if_match=if_match,
+                    check=self._check(path),
                 )
             )
             revision = await _thread(self.store.revision)
+        except ConfigurationRejected as error:
+            raise _rejected(path, error) from None
         except PreconditionFailed:
             raise _precondition_failed(kind, match) from None
         except MissingReference as error:
@@ -325,7 +351,16 @@ class _Dispatcher:
                 target="If-Match",
             )
         try:
-            await _thread(lambda: self.store.delete(match.path, if_match=if_match))
+            await _thread(
+                lambda: self.store.delete(
+                    match.path,
+                    if_match=if_match,
+                    linked_kinds=kind.linked,
+                    check=self._check(match.path),
+                )
+            )
+        except ConfigurationRejected as error:
+            raise _rejected(match.path, error) from None
         except NotFound:
             raise not_found(f"{kind.title} '{_display(match)}'") from None
         except PreconditionFailed:
@@ -345,6 +380,9 @@ class _Dispatcher:
         await self._changed()
         status = 204 if kind.arm_type in LONG_RUNNING_DELETES else 200
         return Response(status_code=status, headers={REVISION_HEADER: str(revision)})
+
+    def _check(self, path: str) -> WriteCheck | None:
+        return self.compiler.check(path) if self.compiler is not None else None
 
     async def _changed(self) -> None:
         if self.on_change is None:
@@ -522,6 +560,27 @@ def _precondition_failed(kind: Kind, match: Match) -> ApiError:
         "does not match.",
         target="If-Match",
     )
+
+
+def _rejected(path: str, error: ConfigurationRejected) -> ValidationError:
+    """400 naming each resource that would not compile and its field; the written resource's
+    own problems name just the field, as other validation errors do."""
+    first = next((p for p in error.problems if p.path == path), error.problems[0])
+    own = first.path == path
+    message = (
+        f"The configuration would not compile: {first.message}"
+        if own
+        else f"The change would break '{first.path}': {first.message}"
+    )
+    details = [
+        Detail(
+            "InvalidConfiguration",
+            p.field if p.path == path else f"{p.path}:{p.field}",
+            f"'{p.path}' {p.field}: {p.message}",
+        )
+        for p in error.problems
+    ]
+    return ValidationError(message, first.field if own else f"{first.path}:{first.field}", details)
 
 
 def _too_large(limit: int) -> ApiError:

@@ -7,19 +7,17 @@ Certificates named by `credentials.certificateIds` (ids or ARM ids) or `credenti
 (thumbprints, ignored when ids are given) must exist and have a private key; they are indexed as
 references, so deleting one is a 409 naming the backend.
 
-The Snapshot compiler calls `compile_stored_backends(store.list("backend"), by_id, by_thumbprint)`
-(`runtime_properties(resource)` puts the sealed values back for the data plane).
+The Snapshot compiler compiles each stored backend with `compile_backend` over
+`runtime_properties(resource)`, which puts the sealed values back for the data plane.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from certgate.config.store import Resource
-from certgate.gateway.upstream.backend import Backend, compile_backend
 from certgate.management.certificates import certificate_path
 from certgate.management.errors import ValidationError
 from certgate.management.kinds import Kind, Validated, WriteRequest, register
@@ -86,7 +84,10 @@ def _text(
 
 
 def _absolute_url(value: str, target: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as error:  # e.g. "Invalid IPv6 URL"
+        raise ValidationError(f"'{target}' is not a valid URL ({error}).", target) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValidationError(f"'{target}' must be an absolute http or https URL.", target)
     try:
@@ -283,23 +284,6 @@ def runtime_properties(resource: Resource) -> dict:
     if secrets.get("proxyPassword") is not None and "proxy" in properties:
         properties["proxy"]["password"] = secrets["proxyPassword"]
     return properties
-
-
-def compile_stored_backends(
-    resources: Iterable[Resource],
-    certificates_by_id: Mapping[str, Any],
-    certificates_by_thumbprint: Mapping[str, Any],
-) -> dict[str, Backend]:
-    """`Snapshot.backends`: every stored backend (`store.list("backend")`) ready for requests."""
-    return {
-        resource.name: compile_backend(
-            resource.name,
-            runtime_properties(resource),
-            certificates_by_id,
-            certificates_by_thumbprint,
-        )
-        for resource in resources
-    }
 
 
 BACKENDS = register(

@@ -70,6 +70,8 @@ class Kind:
     - `actions`: POST `.../{id}/{action}` handlers; what they return is written like a PUT.
     - `present(resource)` or `present(resource, query)`: the `properties` of responses; the
       two-argument form sees the request's query parameters (e.g. a policy's `?format=`).
+    - `linked`: kinds whose resources elsewhere link to this one by name and are deleted with it
+      (an API's `products/{p}/apis/{apiId}` links, as in APIM).
     """
 
     name: str
@@ -82,6 +84,7 @@ class Kind:
     list_params: dict[str, ListParam] = field(default_factory=dict)
     actions: dict[str, Action] = field(default_factory=dict)
     patch: bool = True
+    linked: tuple[str, ...] = ()
     schema: dict | None = None
     description: str = ""
 

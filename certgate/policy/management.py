@@ -231,8 +231,8 @@ def _validate_product_api(request: WriteRequest) -> Validated:
     api = f"apis/{request.ids['apiId']}"
     if request.store.get(api) is None:
         raise ValidationError(f"API with id '{request.ids['apiId']}' not found.", "apiId")
-    # Not a reference: deleting the API removes it from its products, as in APIM.
-    return Validated({})
+    # Deleting the API deletes this link with it (the API kind's `linked`), as in APIM.
+    return Validated({}, references=[api])
 
 
 PRODUCT_APIS = register(

@@ -11,8 +11,9 @@ def router(*apis: tuple[str, dict, dict[str, dict]]) -> Router:
     routes = []
     for api_id, props, operations in apis:
         route = api_route(api_id, props)
-        for op_id, op_props in operations.items():
-            route.add_operation(operation_route(op_id, op_props, op_id))
+        route.add_operations(
+            operation_route(op_id, op_props, op_id) for op_id, op_props in operations.items()
+        )
         routes.append(route)
     return Router(routes)
 
@@ -100,7 +101,7 @@ def test_bad_operations_and_duplicate_paths_are_refused():
         operation_route("o", {"urlTemplate": "/"}, None)
     with pytest.raises(RouteConfigError, match="'urlTemplate'"):
         operation_route("o", {"method": "GET"}, None)
-    with pytest.raises(RouteConfigError, match="already used"):
+    with pytest.raises(RouteConfigError, match="same Path 'x' as API 'a'"):
         router(("a", {"path": "x"}, {}), ("b", {"path": "/x/"}, {}))
 
 

@@ -7,8 +7,9 @@ import base64
 import pytest
 
 from certgate.certs.material import load_certificate
+from certgate.gateway.upstream.backend import compile_backend
 from certgate.gateway.upstream.tls import service_backend_trust
-from certgate.management.backends import MASK, compile_stored_backends, runtime_properties
+from certgate.management.backends import MASK, runtime_properties
 from tests.management.server import management_server
 from tests.upstream.conftest import make_context, send, snapshot
 
@@ -97,9 +98,8 @@ def test_compiled_backend_carries_certificate_and_switches(client, stored, serve
         },
     ).status_code in (200, 201)
     material = load_certificate(certs.client_b.pfx("pw"), "pw")
-    backend = compile_stored_backends(server.store.list("backend"), {"c-b": material}, {})[
-        "compiled"
-    ]
+    stored = server.store.get("backends/compiled")
+    backend = compile_backend("compiled", runtime_properties(stored), {"c-b": material}, {})
     assert backend.certificate is material
     assert (backend.validate_chain, backend.validate_name) == (True, False)
     assert "Authorization: Basic eA==\r\n" in backend.header_lines

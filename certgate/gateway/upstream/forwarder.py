@@ -7,7 +7,7 @@ What it reads:
   takes precedence over the backend entity's certificate;
 - `context.snapshot` (may be None), duck-typed; missing attributes count as empty:
   - `revision` (int, grows with every configuration change),
-  - `backends`: Mapping[str, `Backend`] (`compile_stored_backends` / `compile_backend`, by id),
+  - `backends`: Mapping[str, `Backend`] (`compile_backend`, by id),
   - `certificates_by_id`, `certificates_by_thumbprint`: Mapping[str, CertificateMaterial]
     (thumbprints upper-case hex SHA-1; `authentication-certificate` reads both),
   - `backend_trust`: a `BackendTrust` (`service_backend_trust(service properties)`: system
