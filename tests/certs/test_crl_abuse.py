@@ -12,15 +12,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certgate.certs.crl import CrlFetcher, CrlStore
 from certgate.certs.verify import TrustStore, Verifier
-from certgate.gateway.config import HostnameConfig, build_gateway_config
-from certgate.gateway.server import GatewayServer
 from certgate.limits import Limits
-from certgate.policy.catalog import MemoryCatalog
-from certgate.policy.engine import compile_pipeline
-from certgate.policy.loader import parse_document
 from tests import pki
 from tests.certs.crlserver import CrlServer
-from tests.gateway.support import curl, material, write_identity
+from tests.gateway.support import curl, start_verifying_gateway, write_identity
 
 LIMITS = Limits(crl_urls_per_certificate=3, crl_urls_per_connection=5, crl_max_redirects=2)
 
@@ -179,25 +174,7 @@ async def gateway(tmp_path, crl_server):
     root = pki.ca("Abuse Root")
     limits = Limits(crl_urls_per_certificate=3, crl_urls_per_connection=5, crl_fetch_timeout=60)
     verifier = _verifier(root, limits)
-    pipeline = compile_pipeline(None, None, parse_document(POLICY, "api", MemoryCatalog()), None)
-    config = build_gateway_config(
-        revision=1,
-        hostnames=[
-            HostnameConfig(
-                "localhost",
-                material(pki.server(root, "localhost")),
-                negotiate_client_certificate=True,
-                default_ssl_binding=True,
-            )
-        ],
-        apis={"a": {"path": "a", "serviceUrl": "http://127.0.0.1:9", "protocols": ["https"]}},
-        operations={"a": {"all": {"method": "*", "urlTemplate": "/*"}}},
-        pipeline_for=lambda api, op: pipeline,
-        verifier=verifier,
-        crl_prefetch=verifier.prefetch,
-    )
-    server = GatewayServer(config, limits=limits)
-    await server.start("127.0.0.1", 0, None)
+    server = await start_verifying_gateway(root, verifier, POLICY, limits)
     ca_file = tmp_path / "ca.pem"
     ca_file.write_bytes(root.cert_pem)
     yield server.https_port, ca_file, root

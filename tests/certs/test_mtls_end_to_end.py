@@ -10,14 +10,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certgate.certs.crl import CrlFetcher, CrlStore
 from certgate.certs.verify import TrustStore, Verifier
-from certgate.gateway.config import HostnameConfig, build_gateway_config
-from certgate.gateway.server import GatewayServer
-from certgate.policy.catalog import MemoryCatalog
-from certgate.policy.engine import compile_pipeline
-from certgate.policy.loader import parse_document
 from tests import pki
 from tests.certs.crlserver import CrlServer
-from tests.gateway.support import curl, material, write_identity
+from tests.gateway.support import curl, start_verifying_gateway, write_identity
 
 POLICY = """<policies><inbound>
 <validate-client-certificate />
@@ -47,25 +42,7 @@ async def setup(tmp_path):
     crl = pki.crl(issuing, [clients["revoked"].cert.serial_number])
     crl_server.body = crl.public_bytes(Encoding.DER)
     verifier = Verifier(TrustStore([root.cert], use_system_roots=False), CrlStore((), CrlFetcher()))
-    pipeline = compile_pipeline(None, None, parse_document(POLICY, "api", MemoryCatalog()), None)
-    config = build_gateway_config(
-        revision=1,
-        hostnames=[
-            HostnameConfig(
-                "localhost",
-                material(pki.server(root, "localhost")),
-                negotiate_client_certificate=True,
-                default_ssl_binding=True,
-            )
-        ],
-        apis={"a": {"path": "a", "serviceUrl": "http://127.0.0.1:9", "protocols": ["https"]}},
-        operations={"a": {"all": {"method": "*", "urlTemplate": "/*"}}},
-        pipeline_for=lambda api, op: pipeline,
-        verifier=verifier,
-        crl_prefetch=verifier.prefetch,
-    )
-    gateway = GatewayServer(config)
-    await gateway.start("127.0.0.1", 0, None)
+    gateway = await start_verifying_gateway(root, verifier, POLICY)
     ca_file = tmp_path / "ca.pem"
     ca_file.write_bytes(root.cert_pem)
     identities = {}

@@ -8,10 +8,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from certgate.certs.material import CertificateMaterial
+from certgate.gateway.config import HostnameConfig, build_gateway_config
 from certgate.gateway.http1 import HTTP1Protocol
-from certgate.gateway.server import _listen_socket
+from certgate.gateway.server import GatewayServer, _listen_socket
+from certgate.limits import DEFAULT_LIMITS, Limits
+from certgate.policy.catalog import MemoryCatalog
+from certgate.policy.engine import compile_pipeline
+from certgate.policy.loader import parse_document
 from tests import pki
 
 CHUNK = b"x" * 65536
@@ -228,3 +234,30 @@ def file_config(path: str, previous):
         pipeline_for=lambda api_id, op_id: pipeline,
         previous=previous,
     )
+
+
+async def start_verifying_gateway(
+    root: pki.Issued, verifier: Any, policy: str, limits: Limits = DEFAULT_LIMITS
+) -> GatewayServer:
+    """A gateway for `localhost` (certificate from `root`) that asks for client certificates and
+    runs `policy` for every request of API `a`, with `verifier` behind Verify()."""
+    pipeline = compile_pipeline(None, None, parse_document(policy, "api", MemoryCatalog()), None)
+    config = build_gateway_config(
+        revision=1,
+        hostnames=[
+            HostnameConfig(
+                "localhost",
+                material(pki.server(root, "localhost")),
+                negotiate_client_certificate=True,
+                default_ssl_binding=True,
+            )
+        ],
+        apis={"a": {"path": "a", "serviceUrl": "http://127.0.0.1:9", "protocols": ["https"]}},
+        operations={"a": {"all": {"method": "*", "urlTemplate": "/*"}}},
+        pipeline_for=lambda api, op: pipeline,
+        verifier=verifier,
+        crl_prefetch=verifier.prefetch,
+    )
+    server = GatewayServer(config, limits=limits)
+    await server.start("127.0.0.1", 0, None)
+    return server
