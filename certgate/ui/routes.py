@@ -1,0 +1,202 @@
+"""Starlette routes of the admin UI: sign-in/out, the static app, and a proxy to the REST API.
+
+The page is a small static JS app (`static/`) that calls `/ui/api/<path>`; that route checks the
+session cookie (and, for every change, the CSRF token bound to the session), then hands the request
+to the management dispatcher with the admin token as its bearer: the UI reaches the store only
+through the REST API's own validation. Two read-only helpers answer what the REST API has no
+resource for: who references each certificate (the store's `refs`) and the store revision.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from urllib.parse import parse_qs
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+
+from certgate.config.store import Store
+from certgate.limits import Limits
+from certgate.ui.sessions import Session, Sessions
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+COOKIE = "__Host-certgate-ui"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "js": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+}
+# Headers the REST API must not see from the browser: the UI's cookie and CSRF token stay here.
+_DROPPED = frozenset({b"authorization", b"cookie", CSRF_HEADER.encode()})
+
+
+def _assets() -> dict[str, tuple[bytes, str]]:
+    folder = resources.files(__package__) / "static"
+    return {
+        item.name: (item.read_bytes(), _TYPES[item.name.rpartition(".")[2]])
+        for item in folder.iterdir()
+        if item.name.rpartition(".")[2] in _TYPES
+    }
+
+
+def ui_mount(handle: Handler, admin_token: str, store: Store, limits: Limits) -> Mount:
+    """`/ui` routes; `handle` is the management dispatcher's request handler."""
+    ui = _AdminUi(handle, admin_token, store, limits)
+    return Mount(
+        "/ui",
+        routes=[
+            Route("/", ui.page, methods=["GET"]),
+            Route("/static/{name}", ui.asset, methods=["GET"]),
+            Route("/signin", ui.sign_in, methods=["POST"]),
+            Route("/signout", ui.sign_out, methods=["POST"]),
+            Route("/session", ui.session, methods=["GET"]),
+            Route("/usage", ui.usage, methods=["GET"]),
+            Route("/revision", ui.revision, methods=["GET"]),
+            Route("/api/{path:path}", ui.api, methods=["GET", "PUT", "PATCH", "DELETE", "POST"]),
+        ],
+    )
+
+
+class _AdminUi:
+    def __init__(self, handle: Handler, token: str, store: Store, limits: Limits) -> None:
+        self._handle, self._store, self._limits = handle, store, limits
+        self._token = token.encode()
+        self._sessions = Sessions(limits.ui_session_seconds, limits.ui_max_sessions)
+        self._assets = _assets()
+
+    # -- pages -------------------------------------------------------------------------------
+    async def page(self, _request: Request) -> Response:
+        return self._asset_response("index.html")
+
+    async def asset(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self._assets:
+            return _plain(404, "Not found.")
+        return self._asset_response(name)
+
+    def _asset_response(self, name: str) -> Response:
+        body, media_type = self._assets[name]
+        return Response(body, media_type=media_type, headers=HEADERS)
+
+    # -- sign-in -----------------------------------------------------------------------------
+    async def sign_in(self, request: Request) -> Response:
+        """The form posts `token`; a match starts a session, anything else goes back, refused."""
+        body = await _bounded_body(request, self._limits.management_max_body_bytes)
+        fields = parse_qs(body.decode("utf-8", "replace")) if body is not None else {}
+        presented = (fields.get("token") or [""])[0].strip().encode()
+        if not secrets.compare_digest(presented, self._token):
+            return RedirectResponse("/ui/?signin=failed", status_code=303, headers=HEADERS)
+        session = self._sessions.create()
+        response = RedirectResponse("/ui/", status_code=303, headers=HEADERS)
+        response.set_cookie(
+            COOKIE,
+            session.id,
+            max_age=int(self._limits.ui_session_seconds),
+            path="/",
+            secure=True,
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    async def sign_out(self, request: Request) -> Response:
+        session = self._authorise(request)
+        if isinstance(session, Response):
+            return session
+        self._sessions.end(session.id)
+        response = JSONResponse({"signedIn": False}, headers=HEADERS)
+        response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return response
+
+    async def session(self, request: Request) -> Response:
+        """The CSRF token for this session (same-origin reads only: no CORS is ever granted)."""
+        session = self._authorise(request)
+        if isinstance(session, Response):
+            return session
+        return JSONResponse({"signedIn": True, "csrfToken": session.csrf}, headers=HEADERS)
+
+    # -- read-only helpers -------------------------------------------------------------------
+    async def usage(self, request: Request) -> Response:
+        """`{certificates/c1: [paths that reference it]}` for every certificate."""
+        if isinstance(refused := self._authorise(request), Response):
+            return refused
+
+        def read() -> dict[str, list[str]]:
+            paths = [r.path for r in self._store.list("certificate")]
+            return {path: self._store.referrers(path) for path in paths}
+
+        return JSONResponse(await anyio.to_thread.run_sync(read), headers=HEADERS)
+
+    async def revision(self, request: Request) -> Response:
+        if isinstance(refused := self._authorise(request), Response):
+            return refused
+        value = await anyio.to_thread.run_sync(self._store.revision)
+        return JSONResponse({"revision": value}, headers=HEADERS)
+
+    # -- the REST API, through the dispatcher ------------------------------------------------
+    async def api(self, request: Request) -> Response:
+        if isinstance(refused := self._authorise(request), Response):
+            return refused
+        scope = dict(request.scope)
+        scope["path"] = "/" + request.path_params["path"]
+        scope["raw_path"] = scope["path"].encode()
+        scope["root_path"] = ""
+        scope["headers"] = [
+            *((k, v) for k, v in request.scope["headers"] if k not in _DROPPED),
+            (b"authorization", b"Bearer " + self._token),
+        ]
+        response = await self._handle(Request(scope, request.receive))
+        response.headers.update(HEADERS)
+        return response
+
+    def _authorise(self, request: Request) -> Session | Response:
+        """The caller's session, or a refusal: 401 signed out, 403 a change without the token."""
+        session = self._sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            return _error(401, "SignInRequired", "Sign in with the admin token.")
+        if request.method not in SAFE_METHODS and not session.csrf_matches(
+            request.headers.get(CSRF_HEADER)
+        ):
+            return _error(
+                403,
+                "CsrfTokenInvalid",
+                f"A change needs the session's CSRF token in the {CSRF_HEADER} header.",
+            )
+        return session
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it passes `limit` bytes (the form is then treated as empty)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": []}}
+    return JSONResponse(body, status_code=status, headers=HEADERS)
+
+
+def _plain(status: int, text: str) -> Response:
+    return Response(text, status_code=status, media_type="text/plain", headers=HEADERS)
