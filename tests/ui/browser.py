@@ -64,10 +64,27 @@ def chromium(home: Path) -> Iterator[Browser]:
 
 def sign_in(page: Page, base_url: str, token: str) -> None:
     page.goto(f"{base_url}/ui/")
-    page.get_by_label("Admin token").fill(token)
+    page.get_by_label("Admin token", exact=True).fill(token)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     expect(page.locator("#app")).to_have_attribute("aria-busy", "false")
+
+
+def fetch(page: Page, method: str, path: str, body=None, headers=None) -> tuple[int, dict]:
+    """`fetch()` inside the page: the browser's own cookies and TLS trust, no UI code involved."""
+    return page.evaluate(
+        """async ([method, path, body, headers]) => {
+            const init = {method, headers: headers || {}, credentials: "same-origin"};
+            if (body !== null) {
+                init.body = JSON.stringify(body);
+                init.headers["Content-Type"] = "application/json";
+            }
+            const response = await fetch(path, init);
+            const text = await response.text();
+            return [response.status, text ? JSON.parse(text) : {}];
+        }""",
+        [method, path, body, headers],
+    )
 
 
 def row(page: Page, text: str):

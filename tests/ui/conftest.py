@@ -47,6 +47,7 @@ def server(tmp_path, authority, bao):
 def page(browser):
     """A page in a fresh context; JavaScript errors and CSP violations fail the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(15_000)
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))

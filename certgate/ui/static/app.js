@@ -1,5 +1,5 @@
-// certgate admin page: builds the DOM with text nodes only (never innerHTML), so every subject,
-// name and policy text is displayed as text; control characters are made visible.
+// certgate admin page: builds the DOM from elements and text nodes only (no HTML parsing), so
+// every subject, name and policy text is displayed as text; control characters are made visible.
 "use strict";
 
 const state = { csrf: null };
