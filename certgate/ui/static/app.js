@@ -90,7 +90,11 @@ function notice(text) {
   return h("div", { class: "ok", role: "status" }, text);
 }
 
+// Each cell carries its column name, which narrow windows show beside the value (app.css).
 function table(headers, rows) {
+  for (const row of rows) {
+    [...row.children].forEach((cell, index) => headers[index] && cell.setAttribute("data-label", headers[index]));
+  }
   return h(
     "div",
     { class: "scroll" },
@@ -156,9 +160,13 @@ function policyLink(scope) {
   return h("a", { href: "#policy/" + scope }, scope ? "Policy" : "Global policy");
 }
 
+// A store path that references a certificate, linked to the page that edits it.
 function referrerLink(path) {
-  const match = /^(.*?)\/?policies\/policy$/.exec(path);
-  return match ? h("a", { href: "#policy/" + match[1] }, path) : path;
+  const policy = /^(.*?)\/?policies\/policy$/.exec(path);
+  if (policy) return h("a", { href: "#policy/" + policy[1] }, path);
+  if (path === "service") return h("a", { href: "#hostnames" }, "custom domains");
+  if (path.startsWith("backends/")) return h("a", { href: "#backends" }, path);
+  return path;
 }
 
 // -- certificates -----------------------------------------------------------------------------
@@ -366,7 +374,7 @@ async function hostnamesPage() {
     "select",
     { name: "certificateId" },
     h("option", { value: "" }, "(development certificate)"),
-    certificates.filter((c) => c.properties.hasPrivateKey).map((c) => h("option", { value: c.name }, c.name + " (" + visible(c.properties.subject) + ")")),
+    certificates.filter((c) => c.properties.hasPrivateKey).map((c) => h("option", { value: c.name }, c.name + " (" + c.properties.subject + ")")),
   );
   const negotiate = h("input", { type: "checkbox", name: "negotiateClientCertificate" });
 
@@ -482,7 +490,7 @@ async function apisPage() {
 
   const out = page(
     "APIs",
-    h("p", {}, policyLink(""), products.map((p) => [" · ", h("a", { href: "#policy/products/" + p.name }, "Product '" + visible(p.name) + "' policy")])),
+    h("p", {}, policyLink(""), products.map((p) => [" · ", h("a", { href: "#policy/products/" + p.name }, "Product '" + p.name + "' policy")])),
     table(["Id", "Display name", "Path", "Web service URL", "Operations", "Policy", ""], rows),
     h("h2", {}, "Add an API"),
     h("form", { class: "card inline", id: "api-form", onsubmit: addApi }, field("Id", id), field("Display name", displayName), field("API URL suffix", path), field("Web service URL", serviceUrl), h("button", { type: "submit" }, "Create")),
@@ -548,7 +556,7 @@ async function policyPage(scope) {
     "select",
     { name: "certificateId", id: "gateway-certificate" },
     h("option", { value: "" }, "(none)"),
-    certificates.filter((c) => c.properties.hasPrivateKey).map((c) => h("option", { value: c.name }, c.name + " (" + visible(c.properties.subject) + ")")),
+    certificates.filter((c) => c.properties.hasPrivateKey).map((c) => h("option", { value: c.name }, c.name + " (" + c.properties.subject + ")")),
   );
   if (isApi) {
     const match = /<authentication-certificate\b[^>]*certificate-id="([^"]*)"/.exec(editor.value);
@@ -647,7 +655,7 @@ async function backendsPage() {
     "select",
     { name: "certificateId" },
     h("option", { value: "" }, "(no client certificate)"),
-    certificates.filter((c) => c.properties.hasPrivateKey).map((c) => h("option", { value: c.name }, c.name + " (" + visible(c.properties.subject) + ")")),
+    certificates.filter((c) => c.properties.hasPrivateKey).map((c) => h("option", { value: c.name }, c.name + " (" + c.properties.subject + ")")),
   );
   const chain = h("input", { type: "checkbox", name: "validateCertificateChain", checked: true });
   const name = h("input", { type: "checkbox", name: "validateCertificateName", checked: true });
