@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import re
+import threading
 from html.parser import HTMLParser
 from importlib import resources
 
@@ -158,3 +161,36 @@ def test_signing_in_beyond_ui_max_sessions_ends_the_oldest(browser, tmp_path, au
         finally:
             first.close()
             second.close()
+
+
+@pytest.fixture
+def attacker_site(tmp_path):
+    """A page on http://127.0.0.1 (another site than https://localhost) with forms to submit."""
+    folder = tmp_path / "attacker"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as site:
+        thread = threading.Thread(target=site.serve_forever, daemon=True)
+        thread.start()
+        yield folder, f"http://127.0.0.1:{site.server_address[1]}"
+        site.shutdown()
+        thread.join(timeout=10)
+
+
+def test_a_cross_site_form_cannot_change_anything(admin, server, attacker_site):
+    folder, origin = attacker_site
+    (folder / "index.html").write_text(
+        f'<form method="post" action="{server.base_url}/ui/api/apis/evil">'
+        '<input name="properties" value="x"><button id="go">go</button></form>'
+        f'<form method="post" action="{server.base_url}/ui/signout">'
+        '<button id="out">out</button></form>'
+    )
+    for button in ("#go", "#out"):
+        admin.goto(f"{origin}/index.html")
+        with admin.expect_navigation() as navigation:
+            admin.locator(button).click()
+        # SameSite=Strict: the session cookie does not travel with a cross-site POST
+        assert navigation.value.status == 401
+    assert server.store.get("apis/evil") is None
+    admin.goto(f"{server.base_url}/ui/")
+    expect(admin.get_by_role("button", name="Sign out")).to_be_visible()
