@@ -45,7 +45,7 @@ from certgate.management.kinds import (
 )
 from certgate.management.odata import compile_filter
 from certgate.management.openapi import openapi_document
-from certgate.ui import ui_mount
+from certgate.ui import ui_routes
 
 log = logging.getLogger("certgate.management")
 
@@ -83,7 +83,7 @@ def create_management_app(
     return Starlette(
         routes=[
             Route("/openapi.json", dispatcher.openapi, methods=["GET"]),
-            ui_mount(dispatcher.handle, admin_token, store, limits),
+            *ui_routes(dispatcher.handle, admin_token, store, limits),
             Route("/{path:path}", dispatcher.handle, methods=METHODS),
         ],
         exception_handlers={HTTPException: _http_exception},

@@ -1,5 +1,5 @@
 """The admin web page, served under `/ui` by the management API's port (docs/ui.md)."""
 
-from certgate.ui.routes import ui_mount
+from certgate.ui.routes import ui_routes
 
-__all__ = ["ui_mount"]
+__all__ = ["ui_routes"]

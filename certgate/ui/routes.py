@@ -27,7 +27,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 COOKIE = "__Host-certgate-ui"
 CSRF_HEADER = "x-csrf-token"
-SAFE_METHODS = frozenset({"GET", "HEAD"})
+CHANGES = ("PUT", "PATCH", "DELETE", "POST")
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -56,22 +56,27 @@ def _assets() -> dict[str, tuple[bytes, str]]:
     }
 
 
-def ui_mount(handle: Handler, admin_token: str, store: Store, limits: Limits) -> Mount:
-    """`/ui` routes; `handle` is the management dispatcher's request handler."""
+def ui_routes(
+    handle: Handler, admin_token: str, store: Store, limits: Limits
+) -> list[Route | Mount]:
+    """The `/ui` routes; `handle` is the management dispatcher's request handler."""
     ui = _AdminUi(handle, admin_token, store, limits)
-    return Mount(
-        "/ui",
-        routes=[
-            Route("/", ui.page, methods=["GET"]),
-            Route("/static/{name}", ui.asset, methods=["GET"]),
-            Route("/signin", ui.sign_in, methods=["POST"]),
-            Route("/signout", ui.sign_out, methods=["POST"]),
-            Route("/session", ui.session, methods=["GET"]),
-            Route("/usage", ui.usage, methods=["GET"]),
-            Route("/revision", ui.revision, methods=["GET"]),
-            Route("/api/{path:path}", ui.api, methods=["GET", "PUT", "PATCH", "DELETE", "POST"]),
-        ],
-    )
+    return [
+        Route("/ui", ui.to_page, methods=["GET"]),
+        Mount(
+            "/ui",
+            routes=[
+                Route("/", ui.page, methods=["GET"]),
+                Route("/static/{name}", ui.asset, methods=["GET"]),
+                Route("/signin", ui.sign_in, methods=["POST"]),
+                Route("/signout", ui.sign_out, methods=["POST"]),
+                Route("/session", ui.session, methods=["GET"]),
+                Route("/usage", ui.usage, methods=["GET"]),
+                Route("/revision", ui.revision, methods=["GET"]),
+                Route("/api/{path:path}", ui.api, methods=[*CHANGES, "GET"]),
+            ],
+        ),
+    ]
 
 
 class _AdminUi:
@@ -82,6 +87,9 @@ class _AdminUi:
         self._assets = _assets()
 
     # -- pages -------------------------------------------------------------------------------
+    async def to_page(self, _request: Request) -> Response:
+        return RedirectResponse("/ui/", status_code=308, headers=HEADERS)
+
     async def page(self, _request: Request) -> Response:
         return self._asset_response("index.html")
 
@@ -171,9 +179,7 @@ class _AdminUi:
         session = self._sessions.get(request.cookies.get(COOKIE))
         if session is None:
             return _error(401, "SignInRequired", "Sign in with the admin token.")
-        if request.method not in SAFE_METHODS and not session.csrf_matches(
-            request.headers.get(CSRF_HEADER)
-        ):
+        if request.method in CHANGES and not session.csrf_matches(request.headers.get(CSRF_HEADER)):
             return _error(
                 403,
                 "CsrfTokenInvalid",

@@ -194,3 +194,21 @@ def test_a_cross_site_form_cannot_change_anything(admin, server, attacker_site):
     assert server.store.get("apis/evil") is None
     admin.goto(f"{server.base_url}/ui/")
     expect(admin.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def test_a_sign_in_body_over_the_management_body_limit_is_refused(tmp_path, authority):
+    limits = Limits(management_max_body_bytes=1024)
+    with management_server(tmp_path / "data", authority=authority, limits=limits) as server:
+        with httpx.Client(base_url=server.base_url, verify=server.ssl_context()) as client:
+            padded = client.post("/ui/signin", data={"token": server.token, "pad": "x" * 1024})
+            plain = client.post("/ui/signin", data={"token": server.token})
+        assert padded.status_code == 303 and padded.headers["location"] == "/ui/?signin=failed"
+        assert COOKIE not in padded.cookies
+        assert plain.status_code == 303 and plain.headers["location"] == "/ui/"
+        assert COOKIE in plain.cookies
+
+
+def test_the_bare_ui_path_redirects_to_the_page(server):
+    with httpx.Client(base_url=server.base_url, verify=server.ssl_context()) as client:
+        answer = client.get("/ui")
+    assert answer.status_code == 308 and answer.headers["location"] == "/ui/"
