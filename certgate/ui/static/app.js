@@ -156,6 +156,13 @@ function say(out, node) {
   out.replaceChildren(node);
 }
 
+// After a change: the API's refusal above the page as it is, or the page re-rendered and confirmed.
+async function settle(answer, out, reload, message) {
+  if (!answer.ok) return say(out, errorBox(answer));
+  await reload();
+  if (message) say(document.querySelector(".messages"), notice(message));
+}
+
 function policyLink(scope) {
   return h("a", { href: "#policy/" + scope }, scope ? "Policy" : "Global policy");
 }
@@ -243,7 +250,7 @@ async function certificatesPage() {
     if (pfxPassword.value) properties.password = pfxPassword.value;
     const answer = await api("PUT", "certificates/" + segment(pfxId.value.trim()), { properties });
     pfxPassword.value = "";
-    done(answer, "Certificate '" + pfxId.value.trim() + "' saved.");
+    return settle(answer, out, certificatesPage, "Certificate '" + pfxId.value.trim() + "' saved.");
   }
 
   async function reference(event) {
@@ -251,23 +258,17 @@ async function certificatesPage() {
     const keyVault = { secretIdentifier: vaultSecret.value.trim() };
     if (vaultIdentity.value) keyVault.identityClientId = vaultIdentity.value;
     const answer = await api("PUT", "certificates/" + segment(vaultId.value.trim()), { properties: { keyVault } });
-    done(answer, "Key vault certificate '" + vaultId.value.trim() + "' saved.");
+    return settle(answer, out, certificatesPage, "Key vault certificate '" + vaultId.value.trim() + "' saved.");
   }
 
   async function refresh(name) {
     const answer = await api("POST", "certificates/" + segment(name) + "/refreshSecret", {});
-    done(answer, "Certificate '" + name + "' refreshed from the key vault.");
+    return settle(answer, out, certificatesPage, "Certificate '" + name + "' refreshed from the key vault.");
   }
 
   async function remove(name) {
     const answer = await api("DELETE", "certificates/" + segment(name), undefined, { "If-Match": "*" });
-    done(answer, "Certificate '" + name + "' deleted.");
-  }
-
-  async function done(answer, message) {
-    if (!answer.ok) return say(out, errorBox(answer));
-    await certificatesPage();
-    say(document.querySelector(".messages"), notice(message));
+    return settle(answer, out, certificatesPage, "Certificate '" + name + "' deleted.");
   }
 }
 
@@ -326,23 +327,18 @@ async function caPage() {
 
   async function saveCas(certificates, message) {
     const answer = await api("PATCH", "", { properties: { certificates } });
-    if (!answer.ok) return say(out, errorBox(answer));
-    await caPage();
-    say(document.querySelector(".messages"), notice(message));
+    return settle(answer, out, caPage, message);
   }
 
   async function addCrl(event) {
     event.preventDefault();
     const answer = await api("PUT", "certificateRevocationLists/" + segment(crlId.value.trim()), { properties: { data: await fileBase64(crlFile) } });
-    if (!answer.ok) return say(out, errorBox(answer));
-    await caPage();
-    say(document.querySelector(".messages"), notice("CRL '" + crlId.value.trim() + "' uploaded."));
+    return settle(answer, out, caPage, "CRL '" + crlId.value.trim() + "' uploaded.");
   }
 
   async function removeCrl(name) {
     const answer = await api("DELETE", "certificateRevocationLists/" + segment(name), undefined, { "If-Match": "*" });
-    if (!answer.ok) return say(out, errorBox(answer));
-    await caPage();
+    return settle(answer, out, caPage);
   }
 }
 
@@ -401,9 +397,7 @@ async function hostnamesPage() {
 
   async function saveHosts(hostnameConfigurations, message) {
     const answer = await api("PATCH", "", { properties: { hostnameConfigurations } });
-    if (!answer.ok) return say(out, errorBox(answer));
-    await hostnamesPage();
-    say(document.querySelector(".messages"), notice(message));
+    return settle(answer, out, hostnamesPage, message);
   }
 }
 
@@ -440,15 +434,12 @@ async function vaultsPage() {
     for (const input of [token, roleId, secretId]) if (input.value) properties[input.name] = input.value;
     for (const input of [token, roleId, secretId]) input.value = "";
     const answer = await api("PUT", "keyVaultIdentities/" + segment(id.value.trim()), { properties });
-    if (!answer.ok) return say(out, errorBox(answer));
-    await vaultsPage();
-    say(document.querySelector(".messages"), notice("Identity '" + id.value.trim() + "' saved."));
+    return settle(answer, out, vaultsPage, "Identity '" + id.value.trim() + "' saved.");
   }
 
   async function remove(name) {
     const answer = await api("DELETE", "keyVaultIdentities/" + segment(name), undefined, { "If-Match": "*" });
-    if (!answer.ok) return say(out, errorBox(answer));
-    await vaultsPage();
+    return settle(answer, out, vaultsPage);
   }
 }
 
@@ -502,24 +493,18 @@ async function apisPage() {
     event.preventDefault();
     const properties = { displayName: displayName.value || id.value.trim(), path: path.value.trim() };
     if (serviceUrl.value) properties.serviceUrl = serviceUrl.value.trim();
-    finish(await api("PUT", "apis/" + segment(id.value.trim()), { properties }), "API '" + id.value.trim() + "' saved.");
+    return settle(await api("PUT", "apis/" + segment(id.value.trim()), { properties }), out, apisPage, "API '" + id.value.trim() + "' saved.");
   }
 
   async function addOperation(event) {
     event.preventDefault();
     const properties = { displayName: opId.value.trim(), method: opMethod.value, urlTemplate: opTemplate.value.trim() };
     const where = "apis/" + segment(opApi.value) + "/operations/" + segment(opId.value.trim());
-    finish(await api("PUT", where, { properties }), "Operation '" + opId.value.trim() + "' saved.");
+    return settle(await api("PUT", where, { properties }), out, apisPage, "Operation '" + opId.value.trim() + "' saved.");
   }
 
   async function remove(name) {
-    finish(await api("DELETE", "apis/" + segment(name), undefined, { "If-Match": "*" }), "API '" + name + "' deleted.");
-  }
-
-  async function finish(answer, message) {
-    if (!answer.ok) return say(out, errorBox(answer));
-    await apisPage();
-    say(document.querySelector(".messages"), notice(message));
+    return settle(await api("DELETE", "apis/" + segment(name), undefined, { "If-Match": "*" }), out, apisPage, "API '" + name + "' deleted.");
   }
 }
 
@@ -597,9 +582,7 @@ async function policyPage(scope) {
     event.preventDefault();
     const certificateId = selector.value || null;
     const answer = await api("POST", "apis/" + segment(scope.split("/")[1]) + "/gatewayCredentials", { properties: { certificateId } });
-    if (!answer.ok) return say(out, errorBox(answer));
-    await policyPage(scope);
-    say(document.querySelector(".messages"), notice(certificateId ? "Gateway credentials set: the policy now holds <authentication-certificate certificate-id=\"" + certificateId + "\" />." : "Gateway credentials removed."));
+    return settle(answer, out, () => policyPage(scope), certificateId ? "Gateway credentials set: the policy now holds <authentication-certificate certificate-id=\"" + certificateId + "\" />." : "Gateway credentials removed.");
   }
 }
 
@@ -634,9 +617,7 @@ async function backendsPage() {
     const ids = (p.credentials && p.credentials.certificateIds) || [];
     const toggle = (name) => async (event) => {
       const answer = await api("PATCH", "backends/" + segment(b.name), { properties: { tls: { ...tls, [name]: event.target.checked } } });
-      if (!answer.ok) return say(out, errorBox(answer));
-      await backendsPage();
-      say(document.querySelector(".messages"), notice("Backend '" + b.name + "' saved."));
+      return settle(answer, out, backendsPage, "Backend '" + b.name + "' saved.");
     };
     return h(
       "tr",
@@ -680,15 +661,12 @@ async function backendsPage() {
     const properties = { url: url.value.trim(), protocol: "http", tls: { validateCertificateChain: chain.checked, validateCertificateName: name.checked } };
     if (certificate.value) properties.credentials = { certificateIds: [certificate.value] };
     const answer = await api("PUT", "backends/" + segment(id.value.trim()), { properties });
-    if (!answer.ok) return say(out, errorBox(answer));
-    await backendsPage();
-    say(document.querySelector(".messages"), notice("Backend '" + id.value.trim() + "' saved."));
+    return settle(answer, out, backendsPage, "Backend '" + id.value.trim() + "' saved.");
   }
 
   async function remove(backend) {
     const answer = await api("DELETE", "backends/" + segment(backend), undefined, { "If-Match": "*" });
-    if (!answer.ok) return say(out, errorBox(answer));
-    await backendsPage();
+    return settle(answer, out, backendsPage);
   }
 }
 
