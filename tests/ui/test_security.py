@@ -26,6 +26,8 @@ def test_sign_in_sets_a_strict_secure_httponly_cookie_and_sign_out_ends_it(page,
     page.get_by_label("Admin token", exact=True).fill("wrong-token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("The admin token was not accepted.")).to_be_visible()
+    expect(page.locator("#nav")).to_be_hidden()
+    expect(page.locator("#app")).to_be_hidden()
     assert page.context.cookies() == []
 
     sign_in(page, server.base_url, server.token)
@@ -39,6 +41,7 @@ def test_sign_in_sets_a_strict_secure_httponly_cookie_and_sign_out_ends_it(page,
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.locator("#nav")).to_be_hidden()
     assert page.context.cookies() == []
     with httpx.Client(verify=server.ssl_context()) as client:
         replayed = client.get(
