@@ -176,9 +176,10 @@ def test_policy_errors_show_their_line_and_column(admin, server):
     assert server.store.get("apis/a1/policies/policy") is None
 
 
-def test_global_and_operation_policies_are_edited_in_place(admin, server):
+def test_global_product_and_operation_policies_are_edited_in_place(admin, server):
     with server.client() as client:
         client.put("/apis/a1", json={"properties": {"path": "a1"}}).raise_for_status()
+        client.put("/products/p1", json={"properties": {"displayName": "P1"}}).raise_for_status()
         client.put(
             "/apis/a1/operations/get",
             json={"properties": {"method": "GET", "urlTemplate": "/x", "displayName": "get"}},
@@ -188,10 +189,19 @@ def test_global_and_operation_policies_are_edited_in_place(admin, server):
         "<value>1</value></set-header></inbound><backend><base /></backend>"
         "<outbound><base /></outbound><on-error><base /></on-error></policies>"
     )
-    operation = "apis/a1/operations/get"
-    for scope, stored in (("", "policies/policy"), (operation, f"{operation}/policies/policy")):
-        admin.goto(f"{server.base_url}/ui/#policy/{scope}")
-        admin.reload()
+    links = {
+        "Global policy (all APIs)": ("#policy/", "policies/policy"),
+        "Product 'p1' policy": ("#policy/products/p1", "products/p1/policies/policy"),
+        "Operation 'get' of API 'a1' policy": (
+            "#policy/apis/a1/operations/get",
+            "apis/a1/operations/get/policies/policy",
+        ),
+    }
+    for title, (href, stored) in links.items():
+        admin.get_by_role("link", name="APIs", exact=True).click()
+        admin.locator(f'a[href="{href}"]').click()
+        expect(admin.get_by_role("heading", level=1)).to_have_text(title)
+        expect(admin.locator("#app")).to_have_attribute("aria-busy", "false")
         admin.locator("#policy-xml").fill(policy)
         admin.get_by_role("button", name="Save").click()
         expect(admin.get_by_role("status")).to_have_text("Policy saved.")

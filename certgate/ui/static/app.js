@@ -2,7 +2,7 @@
 // every subject, name and policy text is displayed as text; control characters are made visible.
 "use strict";
 
-const state = { csrf: null };
+const state = { csrf: null, rendering: Promise.resolve() };
 const SOON_DAYS = 30;
 const DAY = 86400000;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
@@ -726,7 +726,13 @@ const PAGES = {
   status: statusPage,
 };
 
-async function render() {
+// Renders one page at a time, so a slow page never overwrites the one navigated to after it.
+function render() {
+  state.rendering = state.rendering.then(renderNow, renderNow);
+  return state.rendering;
+}
+
+async function renderNow() {
   const hash = decodeURIComponent(location.hash.slice(1)) || "certificates";
   const [name, ...rest] = hash.split("/");
   for (const link of document.querySelectorAll("nav a")) {
