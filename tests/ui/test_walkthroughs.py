@@ -79,6 +79,13 @@ def test_reference_a_key_vault_certificate_and_refresh_it(admin, server, bao):
     expect(line).to_contain_text("CN=vault-v2.example.com")
     expect(line.locator(".last-status")).to_contain_text("Success")
 
+    bao.delete("ui/gateway")
+    line.get_by_role("button", name="Refresh").click()
+    expect(admin.get_by_role("alert")).to_contain_text("Refresh of 'kv1' failed")
+    line = row(admin, "kv1")
+    expect(line.locator(".last-status .badge")).to_have_class(re.compile(r"\bbad\b"))
+    expect(line).to_contain_text(second.thumbprint)  # the last good version stays in use
+
 
 def test_add_a_root_ca_and_a_crl(admin, server, tmp_path):
     root = pki.ca("Client Root CA")

@@ -261,9 +261,15 @@ async function certificatesPage() {
     return settle(answer, out, certificatesPage, "Key vault certificate '" + vaultId.value.trim() + "' saved.");
   }
 
+  // The API answers 200 either way; the outcome of the fetch is the certificate's lastStatus.
   async function refresh(name) {
     const answer = await api("POST", "certificates/" + segment(name) + "/refreshSecret", {});
-    return settle(answer, out, certificatesPage, "Certificate '" + name + "' refreshed from the key vault.");
+    const last = answer.ok ? answer.data.properties.keyVault.lastStatus : null;
+    if (!last || last.code === "Success") {
+      return settle(answer, out, certificatesPage, "Certificate '" + name + "' refreshed from the key vault.");
+    }
+    await certificatesPage();
+    say(document.querySelector(".messages"), h("div", { class: "error", role: "alert" }, "Refresh of '" + name + "' failed: " + last.code + ": " + last.message));
   }
 
   async function remove(name) {
