@@ -82,8 +82,8 @@ def create_management_app(
     dispatcher.ensure_service()
     return Starlette(
         routes=[
+            *ui_routes(admin_token, store, limits),
             Route("/openapi.json", dispatcher.openapi, methods=["GET"]),
-            *ui_routes(dispatcher.handle, admin_token, store, limits),
             Route("/{path:path}", dispatcher.handle, methods=METHODS),
         ],
         exception_handlers={HTTPException: _http_exception},

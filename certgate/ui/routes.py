@@ -2,28 +2,28 @@
 
 The page is a small static JS app (`static/`) that calls `/ui/api/<path>`; that route checks the
 session cookie (and, for every change, the CSRF token bound to the session), then hands the request
-to the management dispatcher with the admin token as its bearer: the UI reaches the store only
-through the REST API's own validation. Two read-only helpers answer what the REST API has no
-resource for: who references each certificate (the store's `refs`) and the store revision.
+to the management app itself, as `/<path>` with the admin token as its bearer: the UI reaches the
+store only through the REST API's own routes and validation (the kinds, `/status`, ...). Two
+read-only helpers answer what the REST API has no resource for: who references each certificate
+(the store's `refs`) and the store revision.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
 from importlib import resources
 from urllib.parse import parse_qs
 
 import anyio.to_thread
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import Message, Receive, Scope, Send
 
 from certgate.config.store import Store
 from certgate.limits import Limits
 from certgate.ui.sessions import Session, Sessions
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 COOKIE = "__Host-certgate-ui"
 CSRF_HEADER = "x-csrf-token"
@@ -56,11 +56,9 @@ def _assets() -> dict[str, tuple[bytes, str]]:
     }
 
 
-def ui_routes(
-    handle: Handler, admin_token: str, store: Store, limits: Limits
-) -> list[Route | Mount]:
-    """The `/ui` routes; `handle` is the management dispatcher's request handler."""
-    ui = _AdminUi(handle, admin_token, store, limits)
+def ui_routes(admin_token: str, store: Store, limits: Limits) -> list[Route | Mount]:
+    """The `/ui` routes of the management app (`create_management_app`)."""
+    ui = _AdminUi(admin_token, store, limits)
     return [
         Route("/ui", ui.to_page, methods=["GET"]),
         Mount(
@@ -73,16 +71,16 @@ def ui_routes(
                 Route("/session", ui.session, methods=["GET"]),
                 Route("/usage", ui.usage, methods=["GET"]),
                 Route("/revision", ui.revision, methods=["GET"]),
-                Route("/api/{path:path}", ui.api, methods=[*CHANGES, "GET"]),
+                Route("/api/{path:path}", _Forward(ui), methods=[*CHANGES, "GET"]),
             ],
         ),
     ]
 
 
 class _AdminUi:
-    def __init__(self, handle: Handler, token: str, store: Store, limits: Limits) -> None:
-        self._handle, self._store, self._limits = handle, store, limits
-        self._token = token.encode()
+    def __init__(self, token: str, store: Store, limits: Limits) -> None:
+        self._store, self._limits = store, limits
+        self.token = token.encode()
         self._sessions = Sessions(limits.ui_session_seconds, limits.ui_max_sessions)
         self._assets = _assets()
 
@@ -109,7 +107,7 @@ class _AdminUi:
         body = await _bounded_body(request, self._limits.management_max_body_bytes)
         fields = parse_qs(body.decode("utf-8", "replace")) if body is not None else {}
         presented = (fields.get("token") or [""])[0].strip().encode()
-        if not secrets.compare_digest(presented, self._token):
+        if not secrets.compare_digest(presented, self.token):
             return RedirectResponse("/ui/?signin=failed", status_code=303, headers=HEADERS)
         session = self._sessions.create()
         response = RedirectResponse("/ui/", status_code=303, headers=HEADERS)
@@ -125,7 +123,7 @@ class _AdminUi:
         return response
 
     async def sign_out(self, request: Request) -> Response:
-        session = self._authorise(request)
+        session = self.authorise(request)
         if isinstance(session, Response):
             return session
         self._sessions.end(session.id)
@@ -135,7 +133,7 @@ class _AdminUi:
 
     async def session(self, request: Request) -> Response:
         """The CSRF token for this session (same-origin reads only: no CORS is ever granted)."""
-        session = self._authorise(request)
+        session = self.authorise(request)
         if isinstance(session, Response):
             return session
         return JSONResponse({"signedIn": True, "csrfToken": session.csrf}, headers=HEADERS)
@@ -143,7 +141,7 @@ class _AdminUi:
     # -- read-only helpers -------------------------------------------------------------------
     async def usage(self, request: Request) -> Response:
         """`{certificates/c1: [paths that reference it]}` for every certificate."""
-        if isinstance(refused := self._authorise(request), Response):
+        if isinstance(refused := self.authorise(request), Response):
             return refused
 
         def read() -> dict[str, list[str]]:
@@ -153,28 +151,12 @@ class _AdminUi:
         return JSONResponse(await anyio.to_thread.run_sync(read), headers=HEADERS)
 
     async def revision(self, request: Request) -> Response:
-        if isinstance(refused := self._authorise(request), Response):
+        if isinstance(refused := self.authorise(request), Response):
             return refused
         value = await anyio.to_thread.run_sync(self._store.revision)
         return JSONResponse({"revision": value}, headers=HEADERS)
 
-    # -- the REST API, through the dispatcher ------------------------------------------------
-    async def api(self, request: Request) -> Response:
-        if isinstance(refused := self._authorise(request), Response):
-            return refused
-        scope = dict(request.scope)
-        scope["path"] = "/" + request.path_params["path"]
-        scope["raw_path"] = scope["path"].encode()
-        scope["root_path"] = ""
-        scope["headers"] = [
-            *((k, v) for k, v in request.scope["headers"] if k not in _DROPPED),
-            (b"authorization", b"Bearer " + self._token),
-        ]
-        response = await self._handle(Request(scope, request.receive))
-        response.headers.update(HEADERS)
-        return response
-
-    def _authorise(self, request: Request) -> Session | Response:
+    def authorise(self, request: Request) -> Session | Response:
         """The caller's session, or a refusal: 401 signed out, 403 a change without the token."""
         session = self._sessions.get(request.cookies.get(COOKIE))
         if session is None:
@@ -186,6 +168,38 @@ class _AdminUi:
                 f"A change needs the session's CSRF token in the {CSRF_HEADER} header.",
             )
         return session
+
+
+class _Forward:
+    """`/ui/api/<path>` -> the management app's `/<path>`, for a signed-in session only."""
+
+    def __init__(self, ui: _AdminUi) -> None:
+        self._ui = ui
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        path = request.path_params["path"]
+        refusal = self._ui.authorise(request)
+        if not isinstance(refusal, Response) and path.split("/", 1)[0].casefold() == "ui":
+            refusal = _error(404, "ResourceNotFound", "The UI's own routes are not forwarded.")
+        if isinstance(refusal, Response):
+            await refusal(scope, receive, send)
+            return
+        inner = dict(scope)
+        inner["path"] = "/" + path
+        inner["raw_path"] = inner["path"].encode()
+        inner["root_path"] = ""
+        inner["headers"] = [
+            *((k, v) for k, v in scope["headers"] if k not in _DROPPED),
+            (b"authorization", b"Bearer " + self._ui.token),
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(HEADERS)
+            await send(message)
+
+        await scope["app"](inner, receive, send_with_headers)
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes | None:
