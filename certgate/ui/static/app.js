@@ -677,8 +677,18 @@ async function backendsPage() {
 }
 
 // -- status -----------------------------------------------------------------------------------
-// `status` is the worker status resource when the management API has one: its `workers` rows are
-// shown as they come (one column per field), and its compile error if it reports one.
+// `GET /status` (the management API's worker status resource) lists every gateway worker with the
+// revision it serves and its last compile error; without that resource only the store revision shows.
+const WORKER_COLUMNS = [
+  ["Node", (w) => w.node],
+  ["Worker", (w) => w.worker],
+  ["PID", (w) => w.pid],
+  ["Live", (w) => (w.live ? "yes" : "no")],
+  ["Serves revision", (w) => w.revision],
+  ["Last compile error", (w) => (w.lastError ? w.lastError.message + " (revision " + w.lastError.revision + ")" : "")],
+  ["Heartbeat", (w) => w.heartbeat],
+];
+
 async function statusPage() {
   const [revision, status, certificates, service] = await Promise.all([
     request("GET", "/ui/revision"),
@@ -686,10 +696,8 @@ async function statusPage() {
     listOf("certificates"),
     api("GET", ""),
   ]);
-  const report = status.ok ? status.data.properties || status.data : null;
-  const workers = (report && report.workers) || [];
-  const columns = [...new Set(workers.flatMap((w) => Object.keys(w)))];
-  const compileError = report && (report.lastCompileError || report.compileError);
+  const workers = (status.ok && status.data.properties.workers) || [];
+  const errors = workers.filter((w) => w.lastError).sort((a, b) => b.lastError.revision - a.lastError.revision);
   const expiries = [
     ...certificates.map((c) => ({ what: "certificate " + c.name, subject: c.properties.subject, expiry: c.properties.expirationDate })),
     ...(service.ok ? service.data.properties.certificates : []).map((c) => ({ what: c.storeName + " CA", subject: c.certificate.subject, expiry: c.certificate.expiry })),
@@ -699,11 +707,16 @@ async function statusPage() {
     "Status",
     h("div", { class: "card" }, h("div", {}, "Store revision: ", h("strong", { id: "store-revision" }, revision.ok ? String(revision.data.revision) : "?"))),
     h("h2", {}, "Workers"),
-    workers.length
-      ? table(columns, workers.map((w) => h("tr", {}, columns.map((c) => h("td", {}, typeof w[c] === "object" && w[c] !== null ? JSON.stringify(w[c]) : w[c])))))
+    status.ok
+      ? table(
+          WORKER_COLUMNS.map(([title]) => title),
+          workers.map((w) => h("tr", { class: w.lastError ? "expired" : "" }, WORKER_COLUMNS.map(([, value]) => h("td", {}, value(w))))),
+        )
       : h("p", { class: "muted" }, "This management API reports no per-worker status; the gateway follows the store revision above."),
     h("h2", {}, "Last compile error"),
-    compileError ? h("div", { class: "error" }, typeof compileError === "object" ? JSON.stringify(compileError) : compileError) : h("p", { class: "muted" }, "None reported."),
+    errors.length
+      ? h("div", { class: "error", id: "compile-error" }, "Revision " + errors[0].lastError.revision + " (worker " + errors[0].worker + "): " + errors[0].lastError.message)
+      : h("p", { class: "muted" }, "None reported."),
     h("h2", {}, "Certificate expiries"),
     h(
       "ol",
