@@ -228,7 +228,9 @@ def test_backend_certificate_and_tls_switches(admin, server):
     line = row(admin, "payments")
     expect(line).to_contain_text("mtls")
     line.get_by_label("Validate certificate name", exact=True).uncheck()
-    expect(admin.get_by_role("status")).to_contain_text("Backend 'payments' saved.")
+    expect(admin.get_by_role("status")).to_have_text(
+        "Backend 'payments': validate certificate name off."
+    )
     line = row(admin, "payments")
     expect(line.get_by_label("Validate certificate name", exact=True)).not_to_be_checked()
     expect(line.get_by_label("Validate certificate chain", exact=True)).to_be_checked()

@@ -621,9 +621,10 @@ async function backendsPage() {
     const p = b.properties;
     const tls = p.tls || {};
     const ids = (p.credentials && p.credentials.certificateIds) || [];
-    const toggle = (name) => async (event) => {
-      const answer = await api("PATCH", "backends/" + segment(b.name), { properties: { tls: { ...tls, [name]: event.target.checked } } });
-      return settle(answer, out, backendsPage, "Backend '" + b.name + "' saved.");
+    const toggle = (name, label) => async (event) => {
+      const on = event.target.checked;
+      const answer = await api("PATCH", "backends/" + segment(b.name), { properties: { tls: { ...tls, [name]: on } } });
+      return settle(answer, out, backendsPage, "Backend '" + b.name + "': " + label + (on ? " on." : " off."));
     };
     return h(
       "tr",
@@ -631,8 +632,8 @@ async function backendsPage() {
       h("td", {}, b.name),
       h("td", { class: "mono" }, p.url),
       h("td", {}, ids.length ? ids.join(", ") : h("span", { class: "muted" }, "none")),
-      h("td", {}, checkbox("Validate certificate chain", { class: "chain", checked: tls.validateCertificateChain !== false, onchange: toggle("validateCertificateChain") })),
-      h("td", {}, checkbox("Validate certificate name", { class: "name", checked: tls.validateCertificateName !== false, onchange: toggle("validateCertificateName") })),
+      h("td", {}, checkbox("Validate certificate chain", { class: "chain", checked: tls.validateCertificateChain !== false, onchange: toggle("validateCertificateChain", "validate certificate chain") })),
+      h("td", {}, checkbox("Validate certificate name", { class: "name", checked: tls.validateCertificateName !== false, onchange: toggle("validateCertificateName", "validate certificate name") })),
       h("td", {}, h("button", { type: "button", class: "danger", onclick: () => remove(b.name) }, "Delete")),
     );
   });
