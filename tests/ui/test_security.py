@@ -215,3 +215,11 @@ def test_the_bare_ui_path_redirects_to_the_page(server):
     with httpx.Client(base_url=server.base_url, verify=server.ssl_context()) as client:
         answer = client.get("/ui")
     assert answer.status_code == 308 and answer.headers["location"] == "/ui/"
+
+
+def test_the_api_proxy_does_not_forward_to_the_ui_itself(admin):
+    for path in ("/ui/api/ui/api/certificates", "/ui/api/UI/session"):
+        status, body = fetch(admin, "GET", path)
+        assert status == 404 and body["error"]["code"] == "ResourceNotFound"
+    status, body = fetch(admin, "GET", "/ui/api/certificates")
+    assert status == 200 and body["value"] == []
