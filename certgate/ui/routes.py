@@ -179,10 +179,12 @@ class _Forward:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         path = request.path_params["path"]
-        refusal = self._ui.authorise(request)
-        if not isinstance(refusal, Response) and path.split("/", 1)[0].casefold() == "ui":
+        session = self._ui.authorise(request)
+        if isinstance(session, Response):
+            await session(scope, receive, send)
+            return
+        if path.split("/", 1)[0].casefold() == "ui":
             refusal = _error(404, "ResourceNotFound", "The UI's own routes are not forwarded.")
-        if isinstance(refusal, Response):
             await refusal(scope, receive, send)
             return
         inner = dict(scope)
