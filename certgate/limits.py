@@ -134,6 +134,17 @@ class Limits:
         "--management-max-filter-depth",
         "nesting of 'not' and parentheses in a management $filter (400)",
     )
+    # -- admin UI sessions (certgate/ui, issue 15) -------------------------------------------
+    ui_session_seconds: float = _limit(
+        8 * 3600.0,
+        "--ui-session-seconds",
+        "seconds an admin UI sign-in lasts before the token must be entered again",
+    )
+    ui_max_sessions: int = _limit(
+        64,
+        "--ui-max-sessions",
+        "admin UI sessions kept at once (a new sign-in ends the oldest)",
+    )
     # -- client-certificate verification (certgate/certs/verify.py) ---------------------------
     max_client_chain_intermediates: int = _limit(
         10,

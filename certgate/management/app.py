@@ -59,6 +59,7 @@ from certgate.management.kinds import (
 from certgate.management.odata import compile_filter
 from certgate.management.openapi import openapi_document
 from certgate.management.status import status_routes
+from certgate.ui import ui_routes
 
 if TYPE_CHECKING:
     from certgate.config.snapshot import SnapshotBuilder
@@ -107,6 +108,7 @@ def create_management_app(
     dispatcher.ensure_service()
     return Starlette(
         routes=[
+            *ui_routes(admin_token, store, limits),
             Route("/openapi.json", dispatcher.openapi, methods=["GET"]),
             *status_routes(store, dispatcher._authorise, dispatcher.root),
             Route("/{path:path}", dispatcher.handle, methods=METHODS),

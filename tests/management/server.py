@@ -68,11 +68,13 @@ def management_server(
     on_change: Callable[[], Awaitable[None]] | None = None,
     kinds: KindRegistry | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    authority: pki.Issued | None = None,
 ) -> Iterator[ManagementServer]:
-    """Serves the management app over TLS (a fresh test CA) until the block exits."""
+    """Serves the management app over TLS until the block exits; `authority` issues its server
+    certificate (default: a fresh test CA, in `ca_file`)."""
     directory.mkdir(parents=True, exist_ok=True)
     store = store or open_store(directory)
-    authority = pki.ca("Management Test CA")
+    authority = authority or pki.ca("Management Test CA")
     cert_file, key_file = pki.server(authority, "localhost").write(directory, "management")
     ca_file = directory / "management-ca.pem"
     ca_file.write_bytes(authority.cert_pem)
