@@ -84,6 +84,13 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--vault-role-id-file", type=Path, help="AppRole role-id file")
     serve.add_argument("--vault-secret-id-file", type=Path, help="AppRole secret-id file")
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument(
+        "--api-import-allow-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="URL prefix '-link' API imports may fetch from (repeatable; default: none)",
+    )
     add_limit_flags(serve)
 
 

@@ -103,6 +103,17 @@ class Limits:
         "--management-max-filter-depth",
         "nesting of 'not' and parentheses in a management $filter (400)",
     )
+    # -- API definition import and export (issue 16) ----------------------------------------
+    api_import_link_timeout: float = _limit(
+        10.0,
+        "--api-import-link-timeout",
+        "seconds a '-link' API import may take to download the definition (400)",
+    )
+    api_export_link_seconds: int = _limit(
+        300,
+        "--api-export-link-seconds",
+        "seconds an exported definition's link stays valid (then 404)",
+    )
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:

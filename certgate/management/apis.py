@@ -2,6 +2,8 @@
 
 Validation reuses the data plane's route compilers, so what is stored is exactly what the gateway
 can route; fields the router does not read (`displayName`, `subscriptionRequired`) are checked here.
+A PUT with `format` and `value` imports an OpenAPI / Swagger definition (`api_definitions`): the
+API's operations become exactly the document's, and the request's own properties win over it.
 """
 
 from __future__ import annotations
@@ -9,23 +11,27 @@ from __future__ import annotations
 from typing import Any
 
 from certgate.gateway.router import RouteConfigError, api_route, operation_route
-from certgate.management.errors import ApiError, ValidationError
-from certgate.management.kinds import Kind, Validated, WriteRequest, register
+from certgate.management.api_definitions import (
+    LINK_FORMATS,
+    Definition,
+    check_format,
+    parse_definition,
+)
+from certgate.management.arm import check_id
+from certgate.management.definition_fetch import fetch_definition
+from certgate.management.errors import ValidationError
+from certgate.management.kinds import Children, Kind, Validated, WriteRequest, register
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "*"})
 
 
 def validate_api(request: WriteRequest) -> Validated:
     props = request.properties
-    imported = next((name for name in ("format", "value") if name in props), None)
-    if imported:
-        raise ApiError(
-            400,
-            "NotSupported",
-            "Importing an API from a definition ('format' and 'value') is not supported yet: "
-            "create the API, then its operations.",
-            target=imported,
-        )
+    definition = _imported(props) if ("format" in props or "value" in props) else None
+    if definition is not None:
+        given = {k: v for k, v in props.items() if k not in ("format", "value")}
+        found = {k: v for k, v in definition.properties.items() if v is not None}
+        props = {**found, **given}  # what the request says wins over the document
     path = _string(props, "path", default=None)
     if path is None:
         raise ValidationError("'path' is required (use '' for the root).", "path")
@@ -49,7 +55,27 @@ def validate_api(request: WriteRequest) -> Validated:
     }
     _compiles(lambda: api_route(request.name, stored), "serviceUrl")
     _check_unique_path(request, stored["path"])
-    return Validated(stored)
+    if definition is None:
+        return Validated(stored)
+    operations = {}
+    for name, operation in definition.operations.items():
+        try:
+            check_id("operationId", name)
+            operations[f"{request.path}/operations/{name}"] = operation_properties(name, operation)
+        except ValidationError as error:
+            raise ValidationError(f"Operation '{name}': {error.message}", "value") from None
+    return Validated(stored, children=Children("operation", operations))
+
+
+def _imported(props: dict) -> Definition:
+    """The definition a PUT with `format` and `value` imports (fetched first for `-link`)."""
+    fmt = check_format(props.get("format"))
+    value = props.get("value")
+    if fmt in LINK_FORMATS:
+        return parse_definition(LINK_FORMATS[fmt], fetch_definition(value))
+    if not isinstance(value, str):
+        raise ValidationError("'value' must be the definition document as a string.", "value")
+    return parse_definition(fmt, value)
 
 
 def _check_unique_path(request: WriteRequest, path: str) -> None:
@@ -63,7 +89,11 @@ def _check_unique_path(request: WriteRequest, path: str) -> None:
 
 
 def validate_operation(request: WriteRequest) -> Validated:
-    props = request.properties
+    return Validated(operation_properties(request.name, request.properties))
+
+
+def operation_properties(name: str, props: dict) -> dict:
+    """The stored properties of operation `name`, or 400 naming the field."""
     method = _string(props, "method", default=None)
     if not method:
         raise ValidationError(
@@ -78,14 +108,36 @@ def validate_operation(request: WriteRequest) -> Validated:
     if not template or not template.startswith("/"):
         raise ValidationError("'urlTemplate' is required and must start with '/'.", "urlTemplate")
     stored = {
-        "displayName": _string(props, "displayName", default=request.name),
+        "displayName": _string(props, "displayName", default=name),
         "description": _string(props, "description", default=""),
         "method": method.upper(),
         "urlTemplate": template,
-        "templateParameters": props.get("templateParameters") or [],
+        "templateParameters": _template_parameters(props.get("templateParameters") or []),
     }
-    _compiles(lambda: operation_route(request.name, stored, None), "urlTemplate")
-    return Validated(stored)
+    _compiles(lambda: operation_route(name, stored, None), "urlTemplate")
+    return stored
+
+
+def _template_parameters(value: object) -> list[dict]:
+    """`[{name, type, required, description?}]`, defaults filled in, so definitions round-trip."""
+    target = "templateParameters"
+    if not isinstance(value, list):
+        raise ValidationError(f"'{target}' must be a list of objects with a 'name'.", target)
+    out = []
+    for index, item in enumerate(value):
+        where = f"{target}[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            raise ValidationError(f"'{where}' must be an object with a 'name'.", where)
+        entry = {
+            "name": item["name"],
+            "type": _string(item, "type", default="string"),
+            "required": _bool(item, "required", default=True),
+        }
+        description = _string(item, "description", default=None)
+        if description:
+            entry["description"] = description
+        out.append(entry)
+    return out
 
 
 def _compiles(build, target: str) -> None:

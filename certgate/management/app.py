@@ -31,11 +31,12 @@ from starlette.routing import Route
 
 from certgate.config.store import InUse, MissingReference, NotFound, PreconditionFailed, Store
 from certgate.limits import DEFAULT_LIMITS, Limits
-from certgate.management import builtin
+from certgate.management import api_export, builtin
 from certgate.management.arm import Addressed, ServiceRoot, address, check_id
 from certgate.management.errors import ApiError, Detail, ValidationError, not_found
 from certgate.management.kinds import (
     SERVICE_PATH,
+    Children,
     Kind,
     KindRegistry,
     Match,
@@ -82,6 +83,7 @@ def create_management_app(
     return Starlette(
         routes=[
             Route("/openapi.json", dispatcher.openapi, methods=["GET"]),
+            Route("/exports/{token}", dispatcher.export_link, methods=["GET"]),
             Route("/{path:path}", dispatcher.handle, methods=METHODS),
         ],
         exception_handlers={HTTPException: _http_exception},
@@ -108,6 +110,7 @@ class _Dispatcher:
     ) -> None:
         self.store, self.kinds, self.root = store, kinds, root
         self._token = token.encode()
+        self._export_key = api_export.export_key(token)
         self.on_change, self.limits = on_change, limits
 
     def ensure_service(self) -> None:
@@ -127,6 +130,17 @@ class _Dispatcher:
         except ApiError as error:
             return error.response()
         return JSONResponse(openapi_document(self.kinds))
+
+    async def export_link(self, request: Request) -> Response:
+        """An exported API definition behind a signed, expiring link (no bearer token)."""
+        try:
+            token = request.path_params["token"]
+            text, media_type = await _thread(
+                api_export.linked_document, self.store, self._export_key, token
+            )
+        except ApiError as error:
+            return error.response()
+        return Response(text, media_type=media_type)
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -195,10 +209,8 @@ class _Dispatcher:
 
     # -- reads -------------------------------------------------------------------------------
     async def _get(self, request: Request, where: Addressed, match: Match, *, head: bool):
-        if request.query_params.get("export", "").lower() == "true":
-            raise ApiError(
-                400, "NotSupported", "Exporting a definition is not supported yet.", target="export"
-            )
+        if request.query_params.get("export", "").lower() == "true" and not head:
+            return await self._export(request, where, match)
         resource = await _thread(self.store.get, match.path)
         if resource is None:
             raise not_found(f"{match.kind.title} '{_display(match)}'")
@@ -207,6 +219,22 @@ class _Dispatcher:
             return Response(status_code=200, headers=headers)
         contract = self._contract(where, match.kind, resource, request.query_params)
         return JSONResponse(contract, headers=headers)
+
+    async def _export(self, request: Request, where: Addressed, match: Match) -> Response:
+        if match.kind.name != "api":
+            raise ApiError(400, "NotSupported", "Only APIs can be exported.", target="export")
+        fmt = api_export.export_format(request.query_params)
+        result = await _thread(
+            api_export.export_result,
+            self.store,
+            match.path,
+            where.root.resource_id(match.path),
+            fmt,
+            str(request.base_url),
+            self._export_key,
+            self.limits.api_export_link_seconds,
+        )
+        return JSONResponse(result)
 
     async def _list(self, request: Request, where: Addressed, match: Match) -> Response:
         kind, query = match.kind, request.query_params
@@ -288,6 +316,8 @@ class _Dispatcher:
                     if_match=if_match,
                 )
             )
+            if result.children is not None:
+                await _thread(self._replace_children, path, result.children)
         except PreconditionFailed:
             raise _precondition_failed(kind, match) from None
         except MissingReference as error:
@@ -305,6 +335,14 @@ class _Dispatcher:
             status_code=status,
             headers={"ETag": _quote(resource.etag)},
         )
+
+    def _replace_children(self, parent: str, children: Children) -> None:
+        """The children of `children.kind` below `parent` become exactly `children.items`."""
+        for row in self.store.list(children.kind, parent=parent):
+            if row.path not in children.items:
+                self.store.delete(row.path)
+        for path, properties in children.items.items():
+            self.store.put(children.kind, path, properties, references=[parent])
 
     async def _delete(self, request: Request, match: Match) -> Response:
         kind = match.kind

@@ -1,0 +1,302 @@
+"""OpenAPI 3 and Swagger 2 definitions of an API: import as APIM does it, and export.
+
+Pure functions, no I/O: `parse_definition(format, text)` turns a document into API properties and
+operations (APIM's rules: operation names from `operationId`, else `{method}-{path}`; template
+parameters from `in: path` parameters and the `{name}`s of the path; the first server URL as
+`serviceUrl`); `export_definition(...)` turns a stored API and its operations back into a document.
+`-link` formats are fetched by `certgate.management.api_links` before they reach here.
+
+An operation with method `*` has no place in OpenAPI: it is written under the path item's
+`x-certgate-any-method` extension, which the import reads back, so export -> import keeps it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from certgate.management.errors import ApiError, ValidationError
+
+INLINE_FORMATS = frozenset({"openapi", "openapi+json", "swagger-json"})
+LINK_FORMATS = {
+    "openapi-link": "openapi",
+    "openapi+json-link": "openapi+json",
+    "swagger-link-json": "swagger-json",
+}
+# APIM's other ContentFormat values: certgate has no SOAP, WADL, GraphQL, OData or gRPC APIs.
+NOT_SUPPORTED = frozenset(
+    {
+        "wadl-xml",
+        "wadl-link-json",
+        "wsdl",
+        "wsdl-link",
+        "graphql-link",
+        "odata",
+        "odata-link",
+        "grpc",
+        "grpc-link",
+    }
+)
+# Export formats: the inline ones and APIM's `-link` forms (ExportFormat of the SDK).
+EXPORT_FORMATS = {
+    "openapi": "openapi",
+    "openapi+json": "openapi+json",
+    "swagger": "swagger",
+    "swagger-json": "swagger",
+    "openapi-link": "openapi",
+    "openapi+json-link": "openapi+json",
+    "swagger-link": "swagger",
+}
+EXPORT_RESULT_FORMATS = {"swagger-link": "swagger-link-json", "openapi+json-link": "openapi-link"}
+ANY_METHOD = "x-certgate-any-method"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+MAX_NAME = 80
+_PATH_NAMES = re.compile(r"\{([^{}]+)\}")
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+_NOT_GENERATED = re.compile(r"[^a-z0-9_]+")
+
+
+@dataclass
+class Definition:
+    """What a document contributes: API properties (None = not in the document) and operations."""
+
+    properties: dict[str, Any]
+    operations: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def check_format(fmt: object) -> str:
+    """The import format, or 400: NotSupported for APIM formats certgate has no API type for."""
+    if not isinstance(fmt, str):
+        raise ValidationError("'format' must be a string such as 'openapi+json'.", "format")
+    if fmt in NOT_SUPPORTED:
+        raise ApiError(
+            400,
+            "NotSupported",
+            f"Importing '{fmt}' definitions is not supported: certgate imports OpenAPI 3 "
+            "('openapi', 'openapi+json') and Swagger 2 ('swagger-json'), inline or as '-link'.",
+            target="format",
+        )
+    if fmt not in INLINE_FORMATS and fmt not in LINK_FORMATS:
+        known = ", ".join(sorted(INLINE_FORMATS | set(LINK_FORMATS)))
+        raise ValidationError(f"'format' must be one of {known}; got '{fmt[:40]}'.", "format")
+    return fmt
+
+
+def parse_definition(fmt: str, text: str) -> Definition:
+    """The API and operations an inline OpenAPI 3 / Swagger 2 document (`value`) describes."""
+    document = _load(fmt, text)
+    if str(document.get("openapi", "")).startswith("3."):
+        properties = {"serviceUrl": _server_url_v3(document.get("servers"))}
+    elif str(document.get("swagger", "")) == "2.0":
+        properties = {"serviceUrl": _server_url_v2(document)}
+    else:
+        raise ValidationError(
+            "'value' is neither OpenAPI 3 ('openapi: 3.x') nor Swagger 2 ('swagger: \"2.0\"').",
+            "value",
+        )
+    info = _object(document.get("info", {}), "info")
+    properties["displayName"] = _optional_text(info, "title", "info.title")
+    properties["description"] = _optional_text(info, "description", "info.description")
+    return Definition(properties, _operations(document))
+
+
+def _load(fmt: str, text: str) -> dict:
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("'value' must be the definition document.", "value")
+    try:
+        if fmt == "openapi":
+            _refuse_aliases(text)
+            document = yaml.safe_load(text)
+        else:
+            document = json.loads(text)
+    except RecursionError:
+        raise ValidationError("'value' nests too deeply.", "value") from None
+    except (ValueError, yaml.YAMLError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise ValidationError(f"'value' does not parse: {reason}", "value") from None
+    if not isinstance(document, dict):
+        raise ValidationError("'value' must be an OpenAPI document (an object).", "value")
+    return document
+
+
+def _refuse_aliases(text: str) -> None:
+    """Refuses YAML aliases: nested aliases expand exponentially (billion laughs)."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise ValidationError("'value' uses YAML aliases ('*name'); inline them.", "value")
+
+
+def _server_url_v3(servers: object) -> str | None:
+    if not isinstance(servers, list) or not servers or not isinstance(servers[0], dict):
+        return None
+    url = servers[0].get("url")
+    if not isinstance(url, str):
+        return None
+    variables = servers[0].get("variables") or {}
+    for name, variable in variables.items() if isinstance(variables, dict) else ():
+        if isinstance(variable, dict) and isinstance(variable.get("default"), str):
+            url = url.replace("{" + name + "}", variable["default"])
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+def _server_url_v2(document: dict) -> str | None:
+    host = document.get("host")
+    if not isinstance(host, str) or not host:
+        return None
+    schemes = document.get("schemes") or ["https"]
+    scheme = "https" if "https" in schemes else str(schemes[0])
+    base = document.get("basePath") or ""
+    return f"{scheme}://{host}{base if isinstance(base, str) else ''}".rstrip("/")
+
+
+def _operations(document: dict) -> dict[str, dict]:
+    paths = _object(document.get("paths", {}), "paths")
+    operations: dict[str, dict] = {}
+    where: dict[str, str] = {}
+    for template, item in paths.items():
+        if not isinstance(template, str) or not template.startswith("/"):
+            raise ValidationError(f"paths: '{str(template)[:80]}' must start with '/'.", "value")
+        item = _object(item, f"paths.{template}")
+        shared = _path_parameters(document, item.get("parameters"), template)
+        for method in (*HTTP_METHODS, ANY_METHOD):
+            if method not in item:
+                continue
+            operation = _object(item[method], f"paths.{template}.{method}")
+            verb = "*" if method == ANY_METHOD else method.upper()
+            name = _operation_name(operation, method, template)
+            if name in operations:
+                raise ValidationError(
+                    f"Operation name '{name}' is used by both {where[name]} and "
+                    f"{verb} {template}: give them distinct operationIds.",
+                    "value",
+                )
+            own = _path_parameters(document, operation.get("parameters"), template)
+            parameters = {**shared, **own}
+            for found in _PATH_NAMES.findall(template.split("?", 1)[0]):
+                parameters.setdefault(found, {"name": found, "type": "string", "required": True})
+            where[name] = f"{verb} {template}"
+            operations[name] = {
+                "displayName": operation.get("summary") or operation.get("operationId") or name,
+                "description": operation.get("description") or "",
+                "method": verb,
+                "urlTemplate": template,
+                "templateParameters": list(parameters.values()),
+            }
+    return operations
+
+
+def _operation_name(operation: dict, method: str, template: str) -> str:
+    """APIM: the operationId, else `{method}-{path}`; other than [A-Za-z0-9_-] becomes '-'."""
+    given = operation.get("operationId")
+    if isinstance(given, str) and given.strip():
+        name = _NOT_NAME.sub("-", given.strip())
+    else:
+        verb = "any" if method == ANY_METHOD else method
+        name = _NOT_GENERATED.sub("-", f"{verb} {template}".lower())
+    return name.strip("-")[:MAX_NAME] or method
+
+
+def _path_parameters(document: dict, parameters: object, template: str) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for parameter in parameters if isinstance(parameters, list) else ():
+        parameter = _resolve(document, parameter)
+        if not isinstance(parameter, dict) or parameter.get("in") != "path":
+            continue
+        name = parameter.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"paths.{template}: a path parameter has no name.", "value")
+        schema = parameter.get("schema")
+        kind = schema.get("type") if isinstance(schema, dict) else parameter.get("type")
+        entry: dict[str, Any] = {
+            "name": name,
+            "type": kind if isinstance(kind, str) else "string",
+            "required": True,
+        }
+        if isinstance(parameter.get("description"), str) and parameter["description"]:
+            entry["description"] = parameter["description"]
+        found[name] = entry
+    return found
+
+
+def _resolve(document: dict, value: object) -> object:
+    """A local `$ref` (`#/components/parameters/x`, `#/parameters/x`), one level deep."""
+    if not isinstance(value, dict) or not isinstance(value.get("$ref"), str):
+        return value
+    node: object = document
+    for part in value["$ref"].removeprefix("#/").split("/"):
+        key = part.replace("~1", "/").replace("~0", "~")
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _object(value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValidationError(f"'{where}' in 'value' must be an object.", "value")
+    return value
+
+
+def _optional_text(value: dict, name: str, where: str) -> str | None:
+    text = value.get(name)
+    if text is not None and not isinstance(text, str):
+        raise ValidationError(f"'{where}' in 'value' must be a string.", "value")
+    return text
+
+
+# -- export ------------------------------------------------------------------------------------
+def export_definition(kind: str, api: dict, operations: list[tuple[str, dict]]) -> dict:
+    """The OpenAPI 3.0.1 (`kind` 'openapi'/'openapi+json') or Swagger 2.0 ('swagger') document.
+
+    `servers` carries the API's backend `serviceUrl` (APIM writes its gateway URL there), so an
+    exported document imports back into the same API.
+    """
+    info = {"title": api.get("displayName") or "", "version": "1.0"}
+    if api.get("description"):
+        info["description"] = api["description"]
+    swagger = kind == "swagger"
+    paths: dict[str, dict] = {}
+    for name, props in operations:
+        method = props["method"]
+        key = ANY_METHOD if method == "*" else method.lower()
+        operation: dict[str, Any] = {"summary": props.get("displayName") or name}
+        if props.get("description"):
+            operation["description"] = props["description"]
+        operation["operationId"] = name
+        parameters = [_export_parameter(p, swagger) for p in props.get("templateParameters", [])]
+        if parameters:
+            operation["parameters"] = parameters
+        operation["responses"] = {"200": {"description": ""}}
+        paths.setdefault(props["urlTemplate"], {})[key] = operation
+    if not swagger:
+        document: dict[str, Any] = {"openapi": "3.0.1", "info": info}
+        if api.get("serviceUrl"):
+            document["servers"] = [{"url": api["serviceUrl"]}]
+        return {**document, "paths": paths}
+    document = {"swagger": "2.0", "info": info}
+    if api.get("serviceUrl"):
+        url = urlsplit(api["serviceUrl"])
+        document.update(host=url.netloc, basePath=url.path or "/", schemes=[url.scheme])
+    return {**document, "paths": paths}
+
+
+def _export_parameter(parameter: dict, swagger: bool) -> dict:
+    out: dict[str, Any] = {"name": parameter["name"], "in": "path", "required": True}
+    if parameter.get("description"):
+        out["description"] = parameter["description"]
+    kind = parameter.get("type") or "string"
+    if swagger:
+        out["type"] = kind
+    else:
+        out["schema"] = {"type": kind}
+    return out
+
+
+def render(kind: str, document: dict) -> str:
+    """The document as text: YAML for 'openapi', JSON otherwise."""
+    if kind == "openapi":
+        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    return json.dumps(document, indent=2)

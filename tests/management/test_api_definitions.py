@@ -1,0 +1,207 @@
+"""OpenAPI 3 / Swagger 2 import (PUT with format and value) and export (`?export=true`)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import yaml
+
+from certgate.limits import DEFAULT_LIMITS
+from certgate.management.definition_fetch import configure_import_links
+
+PETSTORE_YAML = """
+openapi: 3.0.1
+info:
+  title: Pet store
+  description: Pets, by id
+  version: "1.0"
+servers:
+  - url: https://{region}.pets.example.test/v1
+    variables:
+      region: {default: eu}
+paths:
+  /pets:
+    get:
+      operationId: listPets
+      summary: List pets
+      responses: {"200": {description: ok}}
+    post:
+      summary: Add a pet
+      responses: {"201": {description: created}}
+  /pets/{petId}:
+    parameters:
+      - {name: petId, in: path, required: true, schema: {type: integer}, description: The id}
+    get:
+      operationId: showPetById
+      responses: {"200": {description: ok}}
+    delete:
+      operationId: deletePet
+      parameters:
+        - $ref: "#/components/parameters/Force"
+      responses: {"204": {description: gone}}
+components:
+  parameters:
+    Force: {name: force, in: query, schema: {type: boolean}}
+"""
+
+SWAGGER = {
+    "swagger": "2.0",
+    "info": {"title": "Orders", "version": "2"},
+    "host": "orders.example.test",
+    "basePath": "/api",
+    "schemes": ["http", "https"],
+    "paths": {
+        "/orders/{id}": {
+            "get": {
+                "operationId": "get order",
+                "parameters": [{"name": "id", "in": "path", "required": True, "type": "string"}],
+                "responses": {"200": {"description": "ok"}},
+            }
+        }
+    },
+}
+
+
+def _import(client, api: str, fmt: str, value: str, **properties):
+    body = {"properties": {"format": fmt, "value": value, **properties}}
+    return client.put(f"/apis/{api}", json=body)
+
+
+def _operations(client, api: str) -> dict[str, dict]:
+    listed = client.get(f"/apis/{api}/operations").json()["value"]
+    return {item["name"]: item["properties"] for item in listed}
+
+
+def test_openapi_yaml_import_names_operations_as_apim_does(client):
+    response = _import(client, "pets", "openapi", PETSTORE_YAML, path="pets")
+    assert response.status_code == 201, response.text
+    api = response.json()["properties"]
+    assert api["serviceUrl"] == "https://eu.pets.example.test/v1"
+    assert api["displayName"] == "Pet store" and api["description"] == "Pets, by id"
+    operations = _operations(client, "pets")
+    assert sorted(operations) == ["deletePet", "listPets", "post-pets", "showPetById"]
+    assert operations["listPets"]["displayName"] == "List pets"
+    assert operations["post-pets"]["method"] == "POST"
+    assert operations["showPetById"]["urlTemplate"] == "/pets/{petId}"
+    assert operations["showPetById"]["templateParameters"] == [
+        {"name": "petId", "type": "integer", "required": True, "description": "The id"}
+    ]
+    assert operations["deletePet"]["templateParameters"][0]["name"] == "petId"
+
+
+def test_reimport_replaces_the_operations_and_request_properties_win(client):
+    assert _import(client, "pets", "openapi", PETSTORE_YAML, path="pets").status_code == 201
+    smaller = yaml.safe_load(PETSTORE_YAML)
+    del smaller["paths"]["/pets/{petId}"]
+    response = _import(
+        client,
+        "pets",
+        "openapi+json",
+        json.dumps(smaller),
+        path="pets",
+        serviceUrl="https://override.example.test",
+        displayName="Mine",
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["properties"]["serviceUrl"] == "https://override.example.test"
+    assert response.json()["properties"]["displayName"] == "Mine"
+    assert sorted(_operations(client, "pets")) == ["listPets", "post-pets"]
+
+
+def test_swagger_2_import(client):
+    response = _import(client, "orders", "swagger-json", json.dumps(SWAGGER), path="orders")
+    assert response.status_code == 201, response.text
+    assert response.json()["properties"]["serviceUrl"] == "https://orders.example.test/api"
+    operations = _operations(client, "orders")
+    assert list(operations) == ["get-order"]
+    assert operations["get-order"]["templateParameters"] == [
+        {"name": "id", "type": "string", "required": True}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "value", "message"),
+    [
+        ("openapi", "a: &x [1]\nb: *x\n", "aliases"),
+        ("openapi+json", "{not json", "does not parse"),
+        ("openapi+json", '{"info": {}}', "neither OpenAPI 3"),
+        ("openapi+json", json.dumps({"openapi": "3.0.0", "paths": {"nope": {}}}), "start with"),
+        ("openapi-link", "https://not-allowed.example.test/spec.yaml", "allow-list"),
+    ],
+)
+def test_bad_definitions_are_refused_and_nothing_is_stored(client, fmt, value, message):
+    response = _import(client, "bad", fmt, value, path="bad")
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["target"] == "value" and message in error["message"]
+    assert client.get("/apis/bad").status_code == 404
+
+
+@contextmanager
+def _document_server(body: bytes) -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_link_import_fetches_only_allowed_urls(client):
+    with _document_server(PETSTORE_YAML.encode()) as origin:
+        configure_import_links([f"{origin}/specs/"], DEFAULT_LIMITS)
+        try:
+            refused = _import(client, "pets", "openapi-link", f"{origin}/other/p.yaml", path="p")
+            assert refused.json()["error"]["code"] == "LinkNotAllowed"
+            response = _import(client, "pets", "openapi-link", f"{origin}/specs/p.yaml", path="p")
+        finally:
+            configure_import_links([], DEFAULT_LIMITS)
+    assert response.status_code == 201, response.text
+    assert "showPetById" in _operations(client, "pets")
+
+
+def test_export_inline_and_by_link_imports_back(client, server):
+    assert _import(client, "pets", "openapi", PETSTORE_YAML, path="pets").status_code == 201
+    exported = client.get("/apis/pets", params={"export": "true", "format": "openapi+json"})
+    assert exported.status_code == 200, exported.text
+    result = exported.json()
+    assert result["format"] == "openapi+json" and result["id"].endswith("/apis/pets")
+    document = result["value"]
+    assert document["servers"] == [{"url": "https://eu.pets.example.test/v1"}]
+    assert document["paths"]["/pets/{petId}"]["get"]["operationId"] == "showPetById"
+
+    as_yaml = client.get("/apis/pets", params={"export": "true", "format": "openapi"}).json()
+    assert yaml.safe_load(as_yaml["value"]) == document
+
+    link = client.get("/apis/pets", params={"export": "true", "format": "openapi-link"}).json()
+    assert link["format"] == "openapi-link"
+    with httpx.Client(verify=server.ssl_context()) as anonymous:  # no admin token
+        fetched = anonymous.get(link["value"]["link"])
+        assert fetched.status_code == 200
+        assert yaml.safe_load(fetched.text) == document
+        url = link["value"]["link"]
+        tampered = url[:-1] + ("0" if url[-1] != "0" else "1")
+        assert anonymous.get(tampered).status_code == 404
+
+    before = _operations(client, "pets")
+    again = _import(client, "copy", "openapi+json", json.dumps(document), path="copy")
+    assert again.status_code == 201, again.text
+    assert _operations(client, "copy") == before
