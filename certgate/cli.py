@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_product(commands, common)
     _add_fragment(commands, common)
     _add_crl(commands, common)
+    _add_apiops(commands, common)
     return parser
 
 
@@ -260,6 +261,26 @@ def _add_crl(commands, common) -> None:
     add.add_argument("id")
     add.add_argument("file", type=Path)
     _add_list_show_delete(group, common, "certificateRevocationLists", "CRL")
+
+
+def _add_apiops(commands, common) -> None:
+    into = commands.add_parser("import", help="import a configuration").add_subparsers(
+        required=True
+    )
+    load = _command(into, "apiops", _apiops_import, common, "apply an APIOps artifacts folder")
+    load.add_argument("dir", type=Path)
+    load.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    load.add_argument(
+        "--delete-missing", action="store_true", help="delete what the folder does not have"
+    )
+    load.add_argument(
+        "--configuration", type=Path, help="APIOps publisher overrides (YAML): secret values..."
+    )
+    out = commands.add_parser("export", help="export the configuration").add_subparsers(
+        required=True
+    )
+    save = _command(out, "apiops", _apiops_export, common, "write an APIOps artifacts folder")
+    save.add_argument("dir", type=Path)
 
 
 def _add_list_show_delete(group, common, collection: str, what: str) -> None:
@@ -526,6 +547,39 @@ def _fragment_set(client: ManagementClient, args: argparse.Namespace) -> dict:
 def _crl_add(client: ManagementClient, args: argparse.Namespace) -> dict:
     data = base64.b64encode(args.file.read_bytes()).decode()
     return client.put(f"certificateRevocationLists/{args.id}", {"properties": {"data": data}})
+
+
+# --- APIOps artifacts -------------------------------------------------------------------------
+
+
+def _apiops_import(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    import yaml
+
+    from certgate.apiops import layout, sync
+
+    try:
+        desired = layout.read_folder(args.dir)
+        if args.configuration:
+            sync.apply_overrides(desired, yaml.safe_load(args.configuration.read_text()))
+    except (layout.LayoutError, yaml.YAMLError) as error:
+        raise CliError(str(error)) from None
+    plan = sync.plan(desired, sync.export(client), delete_missing=args.delete_missing)
+    for note in plan.notes:
+        print(f"note: {_printable(note)}", file=sys.stderr)
+    if plan.problems:
+        for problem in plan.problems:
+            print(f"problem: {_printable(problem)}", file=sys.stderr)
+        raise CliError(f"import refused: {len(plan.problems)} problem(s); nothing was written")
+    if not args.dry_run:
+        sync.apply(client, plan.steps)
+    return [{"action": step.action, "resource": step.path} for step in plan.steps]
+
+
+def _apiops_export(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    from certgate.apiops import layout, sync
+
+    written = layout.write_folder(args.dir, sync.export(client))
+    return [{"file": str(path.relative_to(args.dir))} for path in written]
 
 
 # --- output -----------------------------------------------------------------------------------
