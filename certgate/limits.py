@@ -109,6 +109,11 @@ class Limits:
         "--api-import-link-timeout",
         "seconds a '-link' API import may take to download the definition (400)",
     )
+    api_import_max_operations: int = _limit(
+        1000,
+        "--api-import-max-operations",
+        "operations one imported API definition may create (400)",
+    )
     api_export_link_seconds: int = _limit(
         300,
         "--api-export-link-seconds",

@@ -99,10 +99,10 @@ def _shown(path: Path) -> str:
 async def _main(
     args: argparse.Namespace, layout: DataDirLayout, key: bytes, token: str, listen: Listen
 ) -> None:
+    from certgate.management.api_import import configure_api_import
     from certgate.management.app import create_management_app
-    from certgate.management.definition_fetch import configure_import_links
 
-    configure_import_links(args.api_import_allow_url, listen.limits)
+    configure_api_import(args.api_import_allow_url, listen.limits)
     store = Store(layout.database_url, Sealer(key), migrate=False)
     worker = await _GatewayWorker.start(store, layout, listen)
     refresher = _start_refresher(args, store, worker)

@@ -11,14 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from certgate.gateway.router import RouteConfigError, api_route, operation_route
-from certgate.management.api_definitions import (
-    LINK_FORMATS,
-    Definition,
-    check_format,
-    parse_definition,
-)
+from certgate.management.api_import import imported_definition
 from certgate.management.arm import check_id
-from certgate.management.definition_fetch import fetch_definition
 from certgate.management.errors import ValidationError
 from certgate.management.kinds import Children, Kind, Validated, WriteRequest, register
 
@@ -27,7 +21,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
 
 def validate_api(request: WriteRequest) -> Validated:
     props = request.properties
-    definition = _imported(props) if ("format" in props or "value" in props) else None
+    definition = imported_definition(props) if ("format" in props or "value" in props) else None
     if definition is not None:
         given = {k: v for k, v in props.items() if k not in ("format", "value")}
         found = {k: v for k, v in definition.properties.items() if v is not None}
@@ -65,17 +59,6 @@ def validate_api(request: WriteRequest) -> Validated:
         except ValidationError as error:
             raise ValidationError(f"Operation '{name}': {error.message}", "value") from None
     return Validated(stored, children=Children("operation", operations))
-
-
-def _imported(props: dict) -> Definition:
-    """The definition a PUT with `format` and `value` imports (fetched first for `-link`)."""
-    fmt = check_format(props.get("format"))
-    value = props.get("value")
-    if fmt in LINK_FORMATS:
-        return parse_definition(LINK_FORMATS[fmt], fetch_definition(value))
-    if not isinstance(value, str):
-        raise ValidationError("'value' must be the definition document as a string.", "value")
-    return parse_definition(fmt, value)
 
 
 def _check_unique_path(request: WriteRequest, path: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import threading
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from certgate.limits import DEFAULT_LIMITS
-from certgate.management.definition_fetch import configure_import_links
+from certgate.management.api_import import configure_api_import
 
 PETSTORE_YAML = """
 openapi: 3.0.1
@@ -133,6 +134,8 @@ def test_swagger_2_import(client):
         ("openapi+json", '{"info": {}}', "neither OpenAPI 3"),
         ("openapi+json", json.dumps({"openapi": "3.0.0", "paths": {"nope": {}}}), "start with"),
         ("openapi-link", "https://not-allowed.example.test/spec.yaml", "allow-list"),
+        ("openapi+json", "[" * 100_000 + "]" * 100_000, "nests too deeply"),
+        ("openapi", "[" * 100_000 + "]" * 100_000, "maximum nesting depth"),
     ],
 )
 def test_bad_definitions_are_refused_and_nothing_is_stored(client, fmt, value, message):
@@ -167,13 +170,13 @@ def _document_server(body: bytes) -> Iterator[str]:
 
 def test_link_import_fetches_only_allowed_urls(client):
     with _document_server(PETSTORE_YAML.encode()) as origin:
-        configure_import_links([f"{origin}/specs/"], DEFAULT_LIMITS)
+        configure_api_import([f"{origin}/specs/"], DEFAULT_LIMITS)
         try:
             refused = _import(client, "pets", "openapi-link", f"{origin}/other/p.yaml", path="p")
             assert refused.json()["error"]["code"] == "LinkNotAllowed"
             response = _import(client, "pets", "openapi-link", f"{origin}/specs/p.yaml", path="p")
         finally:
-            configure_import_links([], DEFAULT_LIMITS)
+            configure_api_import([], DEFAULT_LIMITS)
     assert response.status_code == 201, response.text
     assert "showPetById" in _operations(client, "pets")
 
@@ -205,3 +208,18 @@ def test_export_inline_and_by_link_imports_back(client, server):
     again = _import(client, "copy", "openapi+json", json.dumps(document), path="copy")
     assert again.status_code == 201, again.text
     assert _operations(client, "copy") == before
+
+
+def test_operation_count_limit(client):
+    """--api-import-max-operations: one operation over the limit refuses the whole import."""
+    paths = {f"/p{i}": {"get": {"responses": {}}} for i in range(4)}
+    document = json.dumps({"openapi": "3.0.1", "info": {"title": "t"}, "paths": paths})
+    configure_api_import([], dataclasses.replace(DEFAULT_LIMITS, api_import_max_operations=3))
+    try:
+        response = _import(client, "many", "openapi+json", document, path="many")
+    finally:
+        configure_api_import([], DEFAULT_LIMITS)
+    assert response.status_code == 400
+    assert "--api-import-max-operations" in response.json()["error"]["message"]
+    assert client.get("/apis/many").status_code == 404
+    assert _import(client, "many", "openapi+json", document, path="many").status_code == 201

@@ -1,9 +1,11 @@
-"""Fetching a `-link` API definition (`format: openapi-link`) from a URL on the allow-list.
+"""The definition a PUT `apis/{id}` with `format` and `value` imports, within the process's bounds.
 
-The management API fetching a URL a client names is a server-side request forgery risk, so it is
-refused unless the URL is below a prefix given with `certgate serve --api-import-allow-url` (the
-default is none: every link is refused). Redirects are not followed; the download is bounded in
-time (`--api-import-link-timeout`) and size (`--management-max-body-bytes`, like an inline value).
+`-link` formats: the management API fetching a URL a client names is a server-side request forgery
+risk, so it is refused unless the URL is below a prefix given with `certgate serve
+--api-import-allow-url` (the default is none: every link is refused). Redirects are not followed;
+the download is bounded in time (`--api-import-link-timeout`) and size
+(`--management-max-body-bytes`, like an inline value). A definition may create at most
+`--api-import-max-operations` operations.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from certgate.limits import DEFAULT_LIMITS, Limits
+from certgate.management.api_definitions import (
+    LINK_FORMATS,
+    Definition,
+    check_format,
+    parse_definition,
+)
 from certgate.management.errors import ApiError, ValidationError
 
 
@@ -25,25 +33,46 @@ class _Prefix:
 
 
 @dataclass(frozen=True)
-class LinkPolicy:
-    """The allow-list and bounds for `-link` imports (a process setting, like the limits)."""
+class ImportSettings:
+    """The link allow-list and the bounds of imports (a process setting, like the limits)."""
 
     prefixes: tuple[_Prefix, ...] = ()
     timeout: float = DEFAULT_LIMITS.api_import_link_timeout
     max_bytes: int = DEFAULT_LIMITS.management_max_body_bytes
+    max_operations: int = DEFAULT_LIMITS.api_import_max_operations
 
 
-_policy = LinkPolicy()
+_policy = ImportSettings()
 
 
-def configure_import_links(allowed: list[str] | tuple[str, ...], limits: Limits) -> None:
-    """Sets the URL prefixes `-link` imports may fetch from; `certgate serve` calls it."""
+def configure_api_import(allowed: list[str] | tuple[str, ...], limits: Limits) -> None:
+    """Sets the URL prefixes `-link` imports may fetch from, and the bounds; `serve` calls it."""
     global _policy
-    _policy = LinkPolicy(
+    _policy = ImportSettings(
         tuple(_prefix(url) for url in allowed),
         limits.api_import_link_timeout,
         limits.management_max_body_bytes,
+        limits.api_import_max_operations,
     )
+
+
+def imported_definition(props: dict) -> Definition:
+    """The definition a PUT with `format` and `value` imports (fetched first for `-link`)."""
+    fmt = check_format(props.get("format"))
+    value = props.get("value")
+    if fmt in LINK_FORMATS:
+        fmt, value = LINK_FORMATS[fmt], fetch_definition(value)
+    elif not isinstance(value, str):
+        raise ValidationError("'value' must be the definition document as a string.", "value")
+    definition = parse_definition(fmt, value)
+    limit = _policy.max_operations
+    if len(definition.operations) > limit:
+        raise ValidationError(
+            f"The definition has {len(definition.operations)} operations; at most {limit} "
+            "can be imported (--api-import-max-operations).",
+            "value",
+        )
+    return definition
 
 
 def _prefix(url: str) -> _Prefix:
