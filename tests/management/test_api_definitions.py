@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +16,7 @@ import pytest
 import yaml
 
 from certgate.limits import DEFAULT_LIMITS
+from certgate.management.api_export import export_key, sign, verify
 from certgate.management.api_import import configure_api_import
 
 PETSTORE_YAML = """
@@ -147,11 +150,19 @@ def test_bad_definitions_are_refused_and_nothing_is_stored(client, fmt, value, m
 
 
 @contextmanager
-def _document_server(body: bytes) -> Iterator[str]:
+def _document_server(body: bytes, status: int = 200, hold: bool = False) -> Iterator[str]:
+    """Serves `body` at every path; `hold` keeps each request unanswered until the block ends."""
+    release = threading.Event()
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(200)
+            if hold:
+                release.wait(timeout=30)
+                return
+            self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
+            if status == 302:
+                self.send_header("Location", "/specs/elsewhere.yaml")
             self.end_headers()
             self.wfile.write(body)
 
@@ -164,6 +175,7 @@ def _document_server(body: bytes) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        release.set()
         server.shutdown()
         server.server_close()
 
@@ -179,6 +191,44 @@ def test_link_import_fetches_only_allowed_urls(client):
             configure_api_import([], DEFAULT_LIMITS)
     assert response.status_code == 201, response.text
     assert "showPetById" in _operations(client, "pets")
+
+
+@pytest.mark.parametrize(
+    ("server_options", "limits", "message"),
+    [
+        ({"body": b"x" * 2048}, {"management_max_body_bytes": 1024}, "--management-max-body-bytes"),
+        ({"body": b"", "hold": True}, {"api_import_link_timeout": 0.5}, "ReadTimeout"),
+        ({"body": b"", "status": 302}, {}, "HTTP 302"),
+    ],
+)
+def test_link_downloads_are_bounded(client, server_options, limits, message):
+    """Size and time limits of a `-link` download, and redirects are not followed."""
+    with _document_server(**server_options) as origin:
+        configure_api_import([f"{origin}/specs/"], dataclasses.replace(DEFAULT_LIMITS, **limits))
+        try:
+            response = _import(client, "p", "openapi-link", f"{origin}/specs/p.yaml", path="p")
+        finally:
+            configure_api_import([], DEFAULT_LIMITS)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]["message"]
+    assert client.get("/apis/p").status_code == 404
+
+
+def test_export_link_expires(client, server):
+    """The link carries its expiry (--api-export-link-seconds); an expired one is 404."""
+    assert _import(client, "pets", "openapi", PETSTORE_YAML, path="pets").status_code == 201
+    params = {"export": "true", "format": "openapi+json-link"}
+    link = client.get("/apis/pets", params=params).json()["value"]["link"]
+    token = link.rsplit("/", 1)[1]
+    key = export_key(server.token)
+    api, kind = verify(key, token)
+    assert (api, kind) == ("pets", "openapi+json")
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert 0 < claims["exp"] - time.time() <= DEFAULT_LIMITS.api_export_link_seconds
+    expired = sign(key, "pets", "openapi+json", int(time.time()) - 1)
+    with httpx.Client(verify=server.ssl_context()) as anonymous:
+        assert anonymous.get(link).status_code == 200
+        assert anonymous.get(link.replace(token, expired)).status_code == 404
 
 
 def test_export_inline_and_by_link_imports_back(client, server):
