@@ -259,6 +259,9 @@ def _same(path: str, wanted: dict, have: dict, desired: Artifacts, current: Arti
         wanted = {**wanted, "value": to_raw(wanted["value"])}
     if path.startswith("namedValues/") and have.get("secret") and "value" in wanted:
         return False  # a secret value cannot be compared: write it
+    if path in desired.specifications or path in current.specifications:
+        # an API shows every property it keeps: others (APIM's `type`, `apiType`...) are ignored
+        wanted = {key: value for key, value in wanted.items() if key in have}
     if any(have.get(key) != value for key, value in wanted.items()):
         return False
     if path in desired.specifications:

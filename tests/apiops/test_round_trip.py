@@ -243,3 +243,20 @@ def test_dry_run_lists_creates_updates_and_deletes_and_writes_nothing(
         assert http.get("/products/gold").status_code == 200
         assert http.get("/backends/secure").json()["properties"]["title"] == "Moved"
         assert http.get("/namedValues/extra").status_code == 200
+
+
+def test_an_unreadable_folder_is_one_line_naming_the_file(source, source_cli, tmp_path: Path):
+    folder = tmp_path / "artifacts"
+    (folder / "backends/b").mkdir(parents=True)
+    (folder / "backends/b/backendInformation.json").write_text("{not json")
+    (folder / "apis/a").mkdir(parents=True)
+    (folder / "apis/a/apiInformation.json").write_text('{"properties": {"path": "a"}}')
+    (folder / "apis/a/policy.xml").write_bytes(b"\xff\xfe<policies/>")
+    revision = source.store.revision()
+    message = source_cli.fails("import", "apiops", str(folder))
+    assert "apis/a/policy.xml: 'utf-8' codec can't decode" in message
+    (folder / "apis/a/policy.xml").write_text("<policies/>")
+    message = source_cli.fails("import", "apiops", str(folder))
+    assert "backends/b/backendInformation.json: not JSON" in message
+    assert "is not a directory" in source_cli.fails("import", "apiops", str(tmp_path / "absent"))
+    assert source.store.revision() == revision
