@@ -259,6 +259,14 @@ def test_export_inline_and_by_link_imports_back(client, server):
     assert again.status_code == 201, again.text
     assert _operations(client, "copy") == before
 
+    swagger = client.get("/apis/pets", params={"export": "true", "format": "swagger-json"})
+    assert swagger.json()["value"]["basePath"] == "/v1"
+    value = json.dumps(swagger.json()["value"])
+    again = _import(client, "copy2", "swagger-json", value, path="copy2")
+    assert again.status_code == 201, again.text
+    assert again.json()["properties"]["serviceUrl"] == "https://eu.pets.example.test/v1"
+    assert _operations(client, "copy2") == before
+
 
 def test_operation_count_limit(client):
     """--api-import-max-operations: one operation over the limit refuses the whole import."""
