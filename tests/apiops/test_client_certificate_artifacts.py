@@ -16,6 +16,7 @@ import pytest
 from tests import pki
 from tests.e2e.serve import Served
 from tests.gateway.support import write_identity
+from tests.management.server import document_server
 from tests.upstream.echo import EchoBackend
 
 PASSWORD = "artifacts-Pfx-3"
@@ -102,10 +103,34 @@ def _folder(folder: Path, backend_url: str, certificates: dict[str, pki.Issued])
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[Served]:
-    server = Served.start(tmp_path_factory.mktemp("served"))
+def spec_origin() -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 with the OpenAPI document at every path."""
+    with document_server(json.dumps(SPEC).encode()) as origin:
+        yield origin
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, spec_origin) -> Iterator[Served]:
+    flags = ("--api-import-allow-url", f"{spec_origin}/specs/")
+    server = Served.start(tmp_path_factory.mktemp("served"), flags=flags)
     yield server
     server.stop()
+
+
+def test_serve_flag_allows_link_imports_below_its_prefix_only(served, spec_origin):
+    def link(api: str, url: str):
+        body = {"properties": {"path": api, "format": "openapi+json-link", "value": url}}
+        with served.http() as http:
+            return http.put(f"/apis/{api}", json=body)
+
+    refused = link("outside", f"{spec_origin}/other/orders.json")
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "LinkNotAllowed"
+    imported = link("linked", f"{spec_origin}/specs/orders.json")
+    assert imported.status_code == 201, imported.text
+    with served.http() as http:
+        names = [o["name"] for o in http.get("/apis/linked/operations").json()["value"]]
+        assert names == ["pinned", "whoami"]
+        http.delete("/apis/linked", headers={"If-Match": "*"})
 
 
 def test_imported_client_certificate_policies_decide_real_mtls_requests(served, tmp_path):

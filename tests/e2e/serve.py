@@ -86,26 +86,29 @@ class Served:
     announced: str = field(default="")
 
     @classmethod
-    def start(cls, cwd: Path, *, workers: int = 1, http: bool = False) -> Served:
-        """Starts serve from `cwd`; returns once the API answers and every worker listens.
+    def start(
+        cls, cwd: Path, *, workers: int = 1, http: bool = False, flags: tuple[str, ...] = ()
+    ) -> Served:
+        """Starts serve from `cwd` (with extra `flags`); returns once the API answers and every
+        worker listens.
 
         A free port can be taken between choosing it and serve binding it: then it retries.
         """
         for _ in range(2):
             try:
-                return cls._start(cwd, workers, http)
+                return cls._start(cwd, workers, http, flags)
             except PortTaken:
                 continue
-        return cls._start(cwd, workers, http)
+        return cls._start(cwd, workers, http, flags)
 
     @classmethod
-    def _start(cls, cwd: Path, workers: int, http: bool) -> Served:
+    def _start(cls, cwd: Path, workers: int, http: bool, flags: tuple[str, ...]) -> Served:
         cwd.mkdir(parents=True, exist_ok=True)
         management, gateway = free_port(), free_port()
         http_port = free_port() if http else None
         argv = [CERTGATE, "serve", "--data-dir", DATA_DIR, "--management-port", str(management)]
         argv += ["--gateway-port", str(gateway), "--workers", str(workers)]
-        argv += ["--log-level", "warning"]
+        argv += ["--log-level", "warning", *flags]
         if http_port is not None:
             argv += ["--http-port", str(http_port)]
         log = cwd / f"serve-{management}.log"

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import http.server
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -18,6 +14,7 @@ import yaml
 from certgate.limits import DEFAULT_LIMITS
 from certgate.management.api_export import export_key, sign, verify
 from certgate.management.api_import import configure_api_import
+from tests.management.server import document_server
 
 PETSTORE_YAML = """
 openapi: 3.0.1
@@ -149,39 +146,8 @@ def test_bad_definitions_are_refused_and_nothing_is_stored(client, fmt, value, m
     assert client.get("/apis/bad").status_code == 404
 
 
-@contextmanager
-def _document_server(body: bytes, status: int = 200, hold: bool = False) -> Iterator[str]:
-    """Serves `body` at every path; `hold` keeps each request unanswered until the block ends."""
-    release = threading.Event()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            if hold:
-                release.wait(timeout=30)
-                return
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            if status == 302:
-                self.send_header("Location", "/specs/elsewhere.yaml")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        release.set()
-        server.shutdown()
-        server.server_close()
-
-
 def test_link_import_fetches_only_allowed_urls(client):
-    with _document_server(PETSTORE_YAML.encode()) as origin:
+    with document_server(PETSTORE_YAML.encode()) as origin:
         configure_api_import([f"{origin}/specs/"], DEFAULT_LIMITS)
         try:
             refused = _import(client, "pets", "openapi-link", f"{origin}/other/p.yaml", path="p")
@@ -203,7 +169,7 @@ def test_link_import_fetches_only_allowed_urls(client):
 )
 def test_link_downloads_are_bounded(client, server_options, limits, message):
     """Size and time limits of a `-link` download, and redirects are not followed."""
-    with _document_server(**server_options) as origin:
+    with document_server(**server_options) as origin:
         configure_api_import([f"{origin}/specs/"], dataclasses.replace(DEFAULT_LIMITS, **limits))
         try:
             response = _import(client, "p", "openapi-link", f"{origin}/specs/p.yaml", path="p")
