@@ -215,7 +215,8 @@ def _path_parameters(document: dict, parameters: object, template: str) -> dict[
         if not isinstance(name, str) or not name:
             raise ValidationError(f"paths.{template}: a path parameter has no name.", "value")
         schema = parameter.get("schema")
-        kind = schema.get("type") if isinstance(schema, dict) else parameter.get("type")
+        schema = schema if isinstance(schema, dict) else parameter  # Swagger 2: on the parameter
+        kind = schema.get("type")
         entry: dict[str, Any] = {
             "name": name,
             "type": kind if isinstance(kind, str) else "string",
@@ -223,6 +224,10 @@ def _path_parameters(document: dict, parameters: object, template: str) -> dict[
         }
         if isinstance(parameter.get("description"), str) and parameter["description"]:
             entry["description"] = parameter["description"]
+        if isinstance(schema.get("default"), str | int | float | bool):
+            entry["defaultValue"] = _text(schema["default"])
+        if isinstance(schema.get("enum"), list) and schema["enum"]:
+            entry["values"] = [_text(v) for v in schema["enum"]]
         found[name] = entry
     return found
 
@@ -236,6 +241,11 @@ def _resolve(document: dict, value: object) -> object:
         key = part.replace("~1", "/").replace("~0", "~")
         node = node.get(key) if isinstance(node, dict) else None
     return node
+
+
+def _text(value: object) -> str:
+    """A JSON scalar as APIM keeps parameter values: strings (`true`, not `True`)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _object(value: object, where: str) -> dict:
@@ -291,11 +301,15 @@ def _export_parameter(parameter: dict, swagger: bool) -> dict:
     out: dict[str, Any] = {"name": parameter["name"], "in": "path", "required": True}
     if parameter.get("description"):
         out["description"] = parameter["description"]
-    kind = parameter.get("type") or "string"
+    schema: dict[str, Any] = {"type": parameter.get("type") or "string"}
+    if "defaultValue" in parameter:
+        schema["default"] = parameter["defaultValue"]
+    if parameter.get("values"):
+        schema["enum"] = parameter["values"]
     if swagger:
-        out["type"] = kind
+        out.update(schema)
     else:
-        out["schema"] = {"type": kind}
+        out["schema"] = schema
     return out
 
 

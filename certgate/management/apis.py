@@ -102,7 +102,8 @@ def operation_properties(name: str, props: dict) -> dict:
 
 
 def _template_parameters(value: object) -> list[dict]:
-    """`[{name, type, required, description?}]`, defaults filled in, so definitions round-trip."""
+    """`[{name, type, required, description?, defaultValue?, values?}]`, defaults filled in, so
+    definitions round-trip."""
     target = "templateParameters"
     if not isinstance(value, list):
         raise ValidationError(f"'{target}' must be a list of objects with a 'name'.", target)
@@ -119,6 +120,14 @@ def _template_parameters(value: object) -> list[dict]:
         description = _string(item, "description", default=None)
         if description:
             entry["description"] = description
+        default = _string(item, "defaultValue", default=None)
+        if default is not None:
+            entry["defaultValue"] = default
+        values = item.get("values") or []
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValidationError(f"'{where}.values' must be a list of strings.", where)
+        if values:
+            entry["values"] = values
         out.append(entry)
     return out
 

@@ -27,6 +27,15 @@ servers:
     variables:
       region: {default: eu}
 paths:
+  /kinds/{kind}:
+    get:
+      operationId: byKind
+      parameters:
+        - name: kind
+          in: path
+          required: true
+          schema: {type: string, default: cat, enum: [cat, dog]}
+      responses: {"200": {description: ok}}
   /pets:
     get:
       operationId: listPets
@@ -86,7 +95,11 @@ def test_openapi_yaml_import_names_operations_as_apim_does(client):
     assert api["serviceUrl"] == "https://eu.pets.example.test/v1"
     assert api["displayName"] == "Pet store" and api["description"] == "Pets, by id"
     operations = _operations(client, "pets")
-    assert sorted(operations) == ["deletePet", "listPets", "post-pets", "showPetById"]
+    assert sorted(operations) == ["byKind", "deletePet", "listPets", "post-pets", "showPetById"]
+    assert operations["byKind"]["templateParameters"] == [
+        {"name": "kind", "type": "string", "required": True, "defaultValue": "cat",
+         "values": ["cat", "dog"]}
+    ]  # fmt: skip
     assert operations["listPets"]["displayName"] == "List pets"
     assert operations["post-pets"]["method"] == "POST"
     assert operations["showPetById"]["urlTemplate"] == "/pets/{petId}"
@@ -112,7 +125,7 @@ def test_reimport_replaces_the_operations_and_request_properties_win(client):
     assert response.status_code == 200, response.text
     assert response.json()["properties"]["serviceUrl"] == "https://override.example.test"
     assert response.json()["properties"]["displayName"] == "Mine"
-    assert sorted(_operations(client, "pets")) == ["listPets", "post-pets"]
+    assert sorted(_operations(client, "pets")) == ["byKind", "listPets", "post-pets"]
 
 
 def test_swagger_2_import(client):
