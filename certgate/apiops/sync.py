@@ -199,7 +199,7 @@ def _check_policy(path, parts, props, desired, current, known) -> str | None:
             operations = _operations(source, api) if api in source.specifications else {}
         except ApiError:
             operations = {}
-        if parts[3] not in operations:
+        if parts[3].lower() not in {name.lower() for name in operations}:
             return f"operation '{parts[3]}' is not in the API's specification"
     try:
         if parts[0] == "policyFragments":

@@ -1,19 +1,22 @@
 """OpenAPI 3 and Swagger 2 definitions of an API: import as APIM does it, and export.
 
 Pure functions, no I/O: `parse_definition(format, text)` turns a document into API properties and
-operations (APIM's rules: operation names from `operationId`, else `{method}-{path}`; template
-parameters from `in: path` parameters and the `{name}`s of the path; the first server URL as
-`serviceUrl`); `export_definition(...)` turns a stored API and its operations back into a document.
-`-link` formats are fetched by `certgate.management.api_links` before they reach here.
+operations with APIM's rules (docs/management.md): operation names from `operationId`, else
+`{method}-{path}`, normalised; template parameters from the `{name}`s of the template and the
+declared parameters; required query parameters into the template (`translateRequiredQueryParameters:
+template`, APIM's default); the first server URL as `serviceUrl`. `export_definition(...)` turns a
+stored API and its operations back into a document. `api_import` fetches `-link` formats first.
 
 An operation with method `*` has no place in OpenAPI: it is written under the path item's
 `x-certgate-any-method` extension, which the import reads back, so export -> import keeps it.
+Templates with a query part (`/pets?limit={limit}`) go under APIM's `x-ms-paths` extension.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,10 +58,9 @@ EXPORT_FORMATS = {
 EXPORT_RESULT_FORMATS = {"swagger-link": "swagger-link-json", "openapi+json-link": "openapi-link"}
 ANY_METHOD = "x-certgate-any-method"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-MAX_NAME = 80
-_PATH_NAMES = re.compile(r"\{([^{}]+)\}")
-_NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
-_NOT_GENERATED = re.compile(r"[^a-z0-9_]+")
+MS_PATHS = "x-ms-paths"  # APIM: paths whose template has a query part
+_PARAMETER_NAMES = re.compile(r"\{\*?([^{}]+)\}")
+_NOT_ALPHANUMERIC = re.compile(r"[^a-z0-9]+")
 
 
 @dataclass
@@ -87,8 +89,14 @@ def check_format(fmt: object) -> str:
     return fmt
 
 
-def parse_definition(fmt: str, text: str) -> Definition:
-    """The API and operations an inline OpenAPI 3 / Swagger 2 document (`value`) describes."""
+def parse_definition(
+    fmt: str, text: str, existing: Iterable[str] = (), *, query_in_template: bool = True
+) -> Definition:
+    """The API and operations an inline OpenAPI 3 / Swagger 2 document (`value`) describes.
+
+    An `operationId` naming one of the API's `existing` operations (case-insensitively) keeps
+    that operation's name, as APIM matches them on re-import.
+    """
     document = _load(fmt, text)
     if str(document.get("openapi", "")).startswith("3."):
         properties = {"serviceUrl": _server_url_v3(document.get("servers"))}
@@ -102,7 +110,7 @@ def parse_definition(fmt: str, text: str) -> Definition:
     info = _object(document.get("info", {}), "info")
     properties["displayName"] = _optional_text(info, "title", "info.title")
     properties["description"] = _optional_text(info, "description", "info.description")
-    return Definition(properties, _operations(document))
+    return Definition(properties, _operations(document, existing, query_in_template))
 
 
 def _load(fmt: str, text: str) -> dict:
@@ -158,78 +166,73 @@ def _server_url_v2(document: dict) -> str | None:
     return f"{scheme}://{host}{base if isinstance(base, str) else ''}".rstrip("/")
 
 
-def _operations(document: dict) -> dict[str, dict]:
+def _operations(document: dict, existing: Iterable[str], query_in_template: bool) -> dict:
     paths = _object(document.get("paths", {}), "paths")
+    extra = _object(document.get(MS_PATHS, {}), MS_PATHS)
+    known = {name.lower(): name for name in existing}
     operations: dict[str, dict] = {}
-    where: dict[str, str] = {}
-    for template, item in paths.items():
+    for template, item in [*paths.items(), *extra.items()]:
         if not isinstance(template, str) or not template.startswith("/"):
             raise ValidationError(f"paths: '{str(template)[:80]}' must start with '/'.", "value")
         item = _object(item, f"paths.{template}")
-        shared = _path_parameters(document, item.get("parameters"), template)
+        shared = _parameters(document, item.get("parameters"), template)
         for method in (*HTTP_METHODS, ANY_METHOD):
             if method not in item:
                 continue
             operation = _object(item[method], f"paths.{template}.{method}")
             verb = "*" if method == ANY_METHOD else method.upper()
-            name = _operation_name(operation, method, template)
-            if name in operations:
-                raise ValidationError(
-                    f"Operation name '{name}' is used by both {where[name]} and "
-                    f"{verb} {template}: give them distinct operationIds.",
-                    "value",
-                )
-            own = _path_parameters(document, operation.get("parameters"), template)
-            parameters = {**shared, **own}
-            for found in _PATH_NAMES.findall(template.split("?", 1)[0]):
-                parameters.setdefault(found, {"name": found, "type": "string", "required": True})
-            where[name] = f"{verb} {template}"
+            given = operation.get("operationId")
+            given = given.strip() if isinstance(given, str) else ""
+            name = known.get(given.lower()) if given else None
+            if name is None or name in operations:
+                name = _unique(_normalise(given or f"{verb}-{template}"), operations)
+            declared = {**shared, **_parameters(document, operation.get("parameters"), template)}
+            url, parameters = _url_template(template, declared, query_in_template)
+            display = operation.get("summary") or given or f"{method.capitalize()} - {template}"
             operations[name] = {
-                "displayName": operation.get("summary") or operation.get("operationId") or name,
+                "displayName": display,
                 "description": operation.get("description") or "",
                 "method": verb,
-                "urlTemplate": template,
-                "templateParameters": list(parameters.values()),
+                "urlTemplate": url,
+                "templateParameters": parameters,
             }
     return operations
 
 
-def _operation_name(operation: dict, method: str, template: str) -> str:
-    """APIM: the operationId, else `{method}-{path}`; other than [A-Za-z0-9_-] becomes '-'."""
-    given = operation.get("operationId")
-    if isinstance(given, str) and given.strip():
-        name = _NOT_NAME.sub("-", given.strip())
-    else:
-        verb = "any" if method == ANY_METHOD else method
-        name = _NOT_GENERATED.sub("-", f"{verb} {template}".lower())
-    return name.strip("-")[:MAX_NAME] or method
+def _normalise(text: str) -> str:
+    """APIM's operation names: lower case, each run of other characters one '-', trimmed,
+    at most 76 characters (the last four of the 80 are kept for a de-duplication suffix)."""
+    return _NOT_ALPHANUMERIC.sub("-", text.lower()).strip("-")[:76] or "operation"
 
 
-def _path_parameters(document: dict, parameters: object, template: str) -> dict[str, dict]:
-    found: dict[str, dict] = {}
-    for parameter in parameters if isinstance(parameters, list) else ():
-        parameter = _resolve(document, parameter)
-        if not isinstance(parameter, dict) or parameter.get("in") != "path":
-            continue
-        name = parameter.get("name")
-        if not isinstance(name, str) or not name:
-            raise ValidationError(f"paths.{template}: a path parameter has no name.", "value")
-        schema = parameter.get("schema")
-        schema = schema if isinstance(schema, dict) else parameter  # Swagger 2: on the parameter
-        kind = schema.get("type")
-        entry: dict[str, Any] = {
-            "name": name,
-            "type": kind if isinstance(kind, str) else "string",
-            "required": True,
-        }
-        if isinstance(parameter.get("description"), str) and parameter["description"]:
-            entry["description"] = parameter["description"]
-        if isinstance(schema.get("default"), str | int | float | bool):
-            entry["defaultValue"] = _text(schema["default"])
-        if isinstance(schema.get("enum"), list) and schema["enum"]:
-            entry["values"] = [_text(v) for v in schema["enum"]]
-        found[name] = entry
-    return found
+def _unique(name: str, taken: dict) -> str:
+    """`name`, or APIM's `name-1` ... `name-999` when another operation of the document has it
+    (an existing operation of that name not matched by operationId is replaced)."""
+    for candidate in (name, *(f"{name}-{n}" for n in range(1, 1000))):
+        if candidate not in taken:
+            return candidate
+    raise ValidationError(f"More than 1000 operations would be named '{name}'.", "value")
+
+
+def _url_template(template: str, declared: dict[str, dict], query_in_template: bool):
+    """The URL template and its parameters: every `{name}` of the template, and (APIM's default,
+    `translateRequiredQueryParameters: template`) each required query parameter as `?q={q}`."""
+    names = _PARAMETER_NAMES.findall(template)
+    query = [
+        name
+        for name, parameter in declared.items()
+        if parameter["in"] == "query" and parameter["required"] and name not in names
+    ]
+    if query_in_template and query:
+        joined = "&".join(f"{name}={{{name}}}" for name in query)
+        template = f"{template}{'&' if '?' in template else '?'}{joined}"
+        names += query
+    parameters = []
+    for name in names:
+        parameter = declared.get(name) or {"name": name, "type": "string"}
+        kept = {k: v for k, v in parameter.items() if k not in ("in", "required")}
+        parameters.append({**kept, "required": True})
+    return template, parameters
 
 
 def _resolve(document: dict, value: object) -> object:
@@ -241,6 +244,33 @@ def _resolve(document: dict, value: object) -> object:
         key = part.replace("~1", "/").replace("~0", "~")
         node = node.get(key) if isinstance(node, dict) else None
     return node
+
+
+def _parameters(document: dict, parameters: object, template: str) -> dict[str, dict]:
+    """The path and query parameters declared in `parameters`, by name (with `in` and
+    `required`, which `_url_template` drops)."""
+    found: dict[str, dict] = {}
+    for parameter in parameters if isinstance(parameters, list) else ():
+        parameter = _resolve(document, parameter)
+        if not isinstance(parameter, dict) or parameter.get("in") not in ("path", "query"):
+            continue
+        name = parameter.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"paths.{template}: a parameter has no name.", "value")
+        schema = parameter.get("schema")
+        schema = schema if isinstance(schema, dict) else parameter  # Swagger 2: on the parameter
+        kind = schema.get("type")
+        entry: dict[str, Any] = {"name": name, "type": kind if isinstance(kind, str) else "string"}
+        if isinstance(parameter.get("description"), str) and parameter["description"]:
+            entry["description"] = parameter["description"]
+        if isinstance(schema.get("default"), str | int | float | bool):
+            entry["defaultValue"] = _text(schema["default"])
+        if isinstance(schema.get("enum"), list) and schema["enum"]:
+            entry["values"] = [_text(v) for v in schema["enum"]]
+        entry["in"] = parameter["in"]
+        entry["required"] = parameter["in"] == "path" or parameter.get("required") is True
+        found[name] = entry
+    return found
 
 
 def _text(value: object) -> str:
@@ -273,32 +303,38 @@ def export_definition(kind: str, api: dict, operations: list[tuple[str, dict]]) 
         info["description"] = api["description"]
     swagger = kind == "swagger"
     paths: dict[str, dict] = {}
+    with_query: dict[str, dict] = {}  # APIM's x-ms-paths: templates with a query part
     for name, props in operations:
-        method = props["method"]
+        method, template = props["method"], props["urlTemplate"]
         key = ANY_METHOD if method == "*" else method.lower()
         operation: dict[str, Any] = {"summary": props.get("displayName") or name}
         if props.get("description"):
             operation["description"] = props["description"]
         operation["operationId"] = name
-        parameters = [_export_parameter(p, swagger) for p in props.get("templateParameters", [])]
+        in_query = set(_PARAMETER_NAMES.findall(template.partition("?")[2]))
+        parameters = [
+            _export_parameter(p, "query" if p["name"] in in_query else "path", swagger)
+            for p in props.get("templateParameters", [])
+        ]
         if parameters:
             operation["parameters"] = parameters
         operation["responses"] = {"200": {"description": ""}}
-        paths.setdefault(props["urlTemplate"], {})[key] = operation
-    if not swagger:
-        document: dict[str, Any] = {"openapi": "3.0.1", "info": info}
-        if api.get("serviceUrl"):
-            document["servers"] = [{"url": api["serviceUrl"]}]
-        return {**document, "paths": paths}
-    document = {"swagger": "2.0", "info": info}
-    if api.get("serviceUrl"):
+        (with_query if "?" in template else paths).setdefault(template, {})[key] = operation
+    document: dict[str, Any] = {"swagger": "2.0"} if swagger else {"openapi": "3.0.1"}
+    document["info"] = info
+    if api.get("serviceUrl") and swagger:
         url = urlsplit(api["serviceUrl"])
         document.update(host=url.netloc, basePath=url.path or "/", schemes=[url.scheme])
-    return {**document, "paths": paths}
+    elif api.get("serviceUrl"):
+        document["servers"] = [{"url": api["serviceUrl"]}]
+    document["paths"] = paths
+    if with_query:
+        document[MS_PATHS] = with_query
+    return document
 
 
-def _export_parameter(parameter: dict, swagger: bool) -> dict:
-    out: dict[str, Any] = {"name": parameter["name"], "in": "path", "required": True}
+def _export_parameter(parameter: dict, where: str, swagger: bool) -> dict:
+    out: dict[str, Any] = {"name": parameter["name"], "in": where, "required": True}
     if parameter.get("description"):
         out["description"] = parameter["description"]
     schema: dict[str, Any] = {"type": parameter.get("type") or "string"}

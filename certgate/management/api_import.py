@@ -56,15 +56,22 @@ def configure_api_import(allowed: list[str] | tuple[str, ...], limits: Limits) -
     )
 
 
-def imported_definition(props: dict) -> Definition:
-    """The definition a PUT with `format` and `value` imports (fetched first for `-link`)."""
+def imported_definition(props: dict, existing: list[str]) -> Definition:
+    """The definition a PUT with `format` and `value` imports (fetched first for `-link`);
+    `existing` are the API's operation names (an operationId naming one keeps it)."""
     fmt = check_format(props.get("format"))
+    translate = props.get("translateRequiredQueryParameters", "template")
+    if translate not in ("template", "query"):
+        raise ValidationError(
+            "'translateRequiredQueryParameters' must be 'template' or 'query'.",
+            "translateRequiredQueryParameters",
+        )
     value = props.get("value")
     if fmt in LINK_FORMATS:
         fmt, value = LINK_FORMATS[fmt], fetch_definition(value)
     elif not isinstance(value, str):
         raise ValidationError("'value' must be the definition document as a string.", "value")
-    definition = parse_definition(fmt, value)
+    definition = parse_definition(fmt, value, existing, query_in_template=translate == "template")
     limit = _policy.max_operations
     if len(definition.operations) > limit:
         raise ValidationError(

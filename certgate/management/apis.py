@@ -16,14 +16,18 @@ from certgate.management.arm import check_id
 from certgate.management.errors import ValidationError
 from certgate.management.kinds import Children, Kind, Validated, WriteRequest, register
 
+IMPORT_ONLY = ("format", "value", "translateRequiredQueryParameters")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "*"})
 
 
 def validate_api(request: WriteRequest) -> Validated:
     props = request.properties
-    definition = imported_definition(props) if ("format" in props or "value" in props) else None
+    definition = None
+    if "format" in props or "value" in props:
+        existing = [row.name for row in request.store.list("operation", parent=request.path)]
+        definition = imported_definition(props, existing)
     if definition is not None:
-        given = {k: v for k, v in props.items() if k not in ("format", "value")}
+        given = {k: v for k, v in props.items() if k not in IMPORT_ONLY}
         found = {k: v for k, v in definition.properties.items() if v is not None}
         props = {**found, **given}  # what the request says wins over the document
     path = _string(props, "path", default=None)

@@ -132,7 +132,7 @@ COLLECTIONS = [
     "/apis/pets/operations",
     "/apis/any/operations",
     "/apis/pets/policies",
-    "/apis/pets/operations/getPet/policies",
+    "/apis/pets/operations/getpet/policies",
 ]
 
 
@@ -171,14 +171,14 @@ def test_export_then_import_into_an_empty_certgate_is_the_same_configuration(
         "apis/pets/apiInformation.json",
         "apis/pets/specification.yaml",
         "apis/pets/policy.xml",
-        "apis/pets/operations/getPet/policy.xml",
+        "apis/pets/operations/getpet/policy.xml",
         "certificates/backend-client/certificateInformation.json",
     ):
         assert (folder / relative).is_file(), relative
     info = json.loads((folder / "apis/pets/apiInformation.json").read_text())
     assert info["properties"]["path"] == "pets"
     spec = yaml.safe_load((folder / "apis/pets/specification.yaml").read_text())
-    assert spec["paths"]["/pets/{petId}"]["get"]["operationId"] == "getPet"
+    assert spec["paths"]["/pets/{petId}"]["get"]["operationId"] == "getpet"
     every_file = "".join(p.read_text() for p in folder.rglob("*") if p.is_file())
     assert "hunter2-secret" not in every_file and "PRIVATE KEY" not in every_file
 

@@ -40,6 +40,9 @@ paths:
     get:
       operationId: listPets
       summary: List pets
+      parameters:
+        - {name: limit, in: query, required: true, schema: {type: integer}}
+        - {name: after, in: query, schema: {type: string}}
       responses: {"200": {description: ok}}
     post:
       summary: Add a pet
@@ -95,18 +98,23 @@ def test_openapi_yaml_import_names_operations_as_apim_does(client):
     assert api["serviceUrl"] == "https://eu.pets.example.test/v1"
     assert api["displayName"] == "Pet store" and api["description"] == "Pets, by id"
     operations = _operations(client, "pets")
-    assert sorted(operations) == ["byKind", "deletePet", "listPets", "post-pets", "showPetById"]
-    assert operations["byKind"]["templateParameters"] == [
+    assert sorted(operations) == ["bykind", "deletepet", "listpets", "post-pets", "showpetbyid"]
+    assert operations["bykind"]["templateParameters"] == [
         {"name": "kind", "type": "string", "required": True, "defaultValue": "cat",
          "values": ["cat", "dog"]}
     ]  # fmt: skip
-    assert operations["listPets"]["displayName"] == "List pets"
+    assert operations["listpets"]["displayName"] == "List pets"
+    assert operations["listpets"]["urlTemplate"] == "/pets?limit={limit}"  # required query
+    assert operations["listpets"]["templateParameters"] == [
+        {"name": "limit", "type": "integer", "required": True}
+    ]
     assert operations["post-pets"]["method"] == "POST"
-    assert operations["showPetById"]["urlTemplate"] == "/pets/{petId}"
-    assert operations["showPetById"]["templateParameters"] == [
+    assert operations["post-pets"]["displayName"] == "Add a pet"
+    assert operations["showpetbyid"]["urlTemplate"] == "/pets/{petId}"
+    assert operations["showpetbyid"]["templateParameters"] == [
         {"name": "petId", "type": "integer", "required": True, "description": "The id"}
     ]
-    assert operations["deletePet"]["templateParameters"][0]["name"] == "petId"
+    assert operations["deletepet"]["templateParameters"][0]["name"] == "petId"
 
 
 def test_reimport_replaces_the_operations_and_request_properties_win(client):
@@ -125,7 +133,7 @@ def test_reimport_replaces_the_operations_and_request_properties_win(client):
     assert response.status_code == 200, response.text
     assert response.json()["properties"]["serviceUrl"] == "https://override.example.test"
     assert response.json()["properties"]["displayName"] == "Mine"
-    assert sorted(_operations(client, "pets")) == ["byKind", "listPets", "post-pets"]
+    assert sorted(_operations(client, "pets")) == ["bykind", "listpets", "post-pets"]
 
 
 def test_swagger_2_import(client):
@@ -169,7 +177,7 @@ def test_link_import_fetches_only_allowed_urls(client):
         finally:
             configure_api_import([], DEFAULT_LIMITS)
     assert response.status_code == 201, response.text
-    assert "showPetById" in _operations(client, "pets")
+    assert "showpetbyid" in _operations(client, "pets")
 
 
 @pytest.mark.parametrize(
@@ -218,7 +226,10 @@ def test_export_inline_and_by_link_imports_back(client, server):
     assert result["format"] == "openapi+json" and result["id"].endswith("/apis/pets")
     document = result["value"]
     assert document["servers"] == [{"url": "https://eu.pets.example.test/v1"}]
-    assert document["paths"]["/pets/{petId}"]["get"]["operationId"] == "showPetById"
+    assert document["paths"]["/pets/{petId}"]["get"]["operationId"] == "showpetbyid"
+    assert document["x-ms-paths"]["/pets?limit={limit}"]["get"]["parameters"] == [
+        {"name": "limit", "in": "query", "required": True, "schema": {"type": "integer"}}
+    ]
 
     as_yaml = client.get("/apis/pets", params={"export": "true", "format": "openapi"}).json()
     assert yaml.safe_load(as_yaml["value"]) == document
@@ -260,3 +271,46 @@ def test_operation_count_limit(client):
     assert "--api-import-max-operations" in response.json()["error"]["message"]
     assert client.get("/apis/many").status_code == 404
     assert _import(client, "many", "openapi+json", document, path="many").status_code == 201
+
+
+def test_operation_names_follow_apim_normalisation_and_reimport_keeps_names(client):
+    """Lower case, runs of other characters one '-', 76 characters, `-1` for a clash; an
+    operationId naming an existing operation (any case) keeps that operation."""
+    long_id = "Very.Long_Name " * 10
+    document = {
+        "openapi": "3.0.1",
+        "info": {"title": "names"},
+        "paths": {
+            "/a/{x}": {"get": {"operationId": "Get_Thing!", "responses": {}}},
+            "/b": {"get": {"operationId": "get-thing", "responses": {}}},
+            "/c": {"put": {"operationId": long_id, "responses": {}}},
+            "/d/{*rest}": {"delete": {"responses": {}}},
+        },
+    }
+    response = _import(client, "names", "openapi+json", json.dumps(document), path="names")
+    assert response.status_code == 201, response.text
+    operations = _operations(client, "names")
+    assert sorted(operations) == sorted(
+        ["get-thing", "get-thing-1", ("very-long-name-" * 10)[:76], "delete-d-rest"]
+    )
+    assert operations["delete-d-rest"]["displayName"] == "Delete - /d/{*rest}"
+    assert operations["delete-d-rest"]["templateParameters"][0]["name"] == "rest"
+    assert client.put(
+        "/apis/names/operations/Custom", json={"properties": {"method": "GET", "urlTemplate": "/e"}}
+    ).is_success
+    document["paths"]["/e"] = {"get": {"operationId": "CUSTOM", "responses": {}}}
+    again = _import(client, "names", "openapi+json", json.dumps(document), path="names")
+    assert again.status_code == 200, again.text
+    assert "Custom" in _operations(client, "names")
+
+
+def test_required_query_parameters_can_stay_out_of_the_template(client):
+    response = _import(
+        client, "q", "openapi", PETSTORE_YAML, path="q", translateRequiredQueryParameters="query"
+    )
+    assert response.status_code == 201, response.text
+    assert _operations(client, "q")["listpets"]["urlTemplate"] == "/pets"
+    bad = _import(
+        client, "q2", "openapi", PETSTORE_YAML, path="q2", translateRequiredQueryParameters="x"
+    )
+    assert bad.json()["error"]["target"] == "translateRequiredQueryParameters"

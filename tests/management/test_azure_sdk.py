@@ -164,7 +164,7 @@ def test_sdk_imports_and_exports_an_openapi_definition(sdk, server):
     assert api.display_name == "Pets"
     operations = list(sdk.api_operation.list_by_api("rg", "apim", "pets"))
     assert [(o.name, o.method, o.url_template) for o in operations] == [
-        ("getPet", "GET", "/pets/{petId}")
+        ("getpet", "GET", "/pets/{petId}")
     ]
     assert operations[0].template_parameters[0].name == "petId"
 
@@ -173,7 +173,7 @@ def test_sdk_imports_and_exports_an_openapi_definition(sdk, server):
     assert exported.id.endswith("/service/apim/apis/pets")
     with httpx.Client(verify=server.ssl_context()) as anonymous:
         document = yaml.safe_load(anonymous.get(exported.value.link).text)
-    assert document["paths"]["/pets/{petId}"]["get"]["operationId"] == "getPet"
+    assert document["paths"]["/pets/{petId}"]["get"]["operationId"] == "getpet"
     assert document["servers"] == [{"url": "https://pets.sdk.example.test"}]
 
     with pytest.raises(HttpResponseError) as refused:
