@@ -153,7 +153,8 @@ def _certificate(result: Plan, artifact, before) -> None:
         return
     key_vault = artifact.properties.get("keyVault")
     if isinstance(key_vault, dict) and key_vault.get("secretIdentifier"):
-        body = {"properties": {"keyVault": key_vault}}
+        reference = {k: v for k, v in key_vault.items() if k != "lastStatus"}
+        body = {"properties": {"keyVault": reference}}
         result.steps.append(Step("create", artifact.path, body))
         return
     result.problems.append(
