@@ -12,7 +12,8 @@ certificates/<id>/certificateInformation.json      certgate extension: metadata 
 ```
 Information files are `{"properties": {...}}` as the management API shows them. Folders for kinds
 certgate does not have (gateways, groups, tags, version sets, loggers, diagnostics, subscriptions,
-workspaces...) are listed in `Artifacts.unsupported`, not read.
+workspaces...), APIs whose `type` is not `http` (SOAP, GraphQL, WebSocket) and product links to
+them are listed in `Artifacts.unsupported`, not read.
 """
 
 from __future__ import annotations
@@ -84,7 +85,12 @@ def read_folder(root: Path) -> Artifacts:
         information = INFORMATION[collection][1]
         for item in sorted(p for p in entry.iterdir() if p.is_dir()):
             path = f"{collection}/{item.name}"
-            found.add(path, _properties(item / information))
+            properties = _properties(item / information)
+            api_type = properties.get("type") or properties.get("apiType") or "http"
+            if collection == "apis" and str(api_type).lower() != "http":
+                found.unsupported.append(f"apis/{item.name} (type {api_type})")
+                continue
+            found.add(path, properties)
             if collection == "policyFragments":
                 found.resources[path].properties.update(
                     format="rawxml", value=_text(item / "policy.xml")
@@ -93,7 +99,16 @@ def read_folder(root: Path) -> Artifacts:
                 _read_product(found, item, path)
             elif collection == "apis":
                 _read_api(found, item, path)
+    for path in [p for p in found.resources if _links_missing_api(found, p)]:
+        if any(u.startswith(f"apis/{path.split('/')[3]} ") for u in found.unsupported):
+            del found.resources[path]  # a link to an API of a type certgate does not have
+            found.unsupported.append(path)
     return found
+
+
+def _links_missing_api(found: Artifacts, path: str) -> bool:
+    parts = path.split("/")
+    return len(parts) == 4 and parts[0] == "products" and f"apis/{parts[3]}" not in found.resources
 
 
 def _read_product(found: Artifacts, folder: Path, path: str) -> None:

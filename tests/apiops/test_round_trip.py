@@ -222,6 +222,16 @@ def test_dry_run_lists_creates_updates_and_deletes_and_writes_nothing(
         json.dumps({"properties": {"displayName": "extra", "value": "x"}})
     )
     (folder / "gateways/edge").mkdir(parents=True)
+    (folder / "apis/soap").mkdir(parents=True)
+    (folder / "apis/soap/apiInformation.json").write_text(
+        json.dumps({"properties": {"path": "soap", "type": "soap"}})
+    )
+    (folder / "apis/soap/specification.wsdl").write_text("<definitions/>")
+    (folder / "products/silver/apis/soap").mkdir(parents=True)
+    (folder / "products/silver/productInformation.json").write_text(
+        json.dumps({"properties": {"displayName": "Silver"}})
+    )
+    (folder / "products/silver/apis/soap/productApiInformation.json").write_text("{}")
     revision = source.store.revision()
     result = source_cli.run(
         "import", "apiops", str(folder), "--dry-run", "--delete-missing", "--output", "json"
@@ -233,6 +243,10 @@ def test_dry_run_lists_creates_updates_and_deletes_and_writes_nothing(
     assert actions["apis/pets"] == "unchanged"
     assert actions["products/gold"] == actions["products/gold/apis/pets"] == "delete"
     assert "not imported (not a certgate kind): gateways" in result.stderr
+    assert "not imported (not a certgate kind): apis/soap (type soap)" in result.stderr
+    assert "apis/soap" not in actions and "products/silver/apis/soap" not in actions
+    assert "not imported (not a certgate kind): products/silver/apis/soap" in result.stderr
+    assert actions["products/silver"] == "create"
     assert source.store.revision() == revision
 
     # without --delete-missing nothing is deleted
