@@ -11,7 +11,7 @@ the download is bounded in time (`--api-import-link-timeout`) and size
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -91,8 +91,12 @@ def _prefix(url: str) -> _Prefix:
 
 
 def _allowed(url: str) -> bool:
+    """Below an allowed prefix; dot segments (`/specs/../admin`, also `%2e%2e`) are refused
+    because HTTP clients resolve them and would leave the prefix."""
     parts = urlsplit(url)
     path = parts.path or "/"
+    if any(segment in (".", "..") for segment in unquote(path).split("/")):
+        return False
     return any(
         parts.scheme == p.scheme and parts.netloc.lower() == p.netloc and path.startswith(p.path)
         for p in _policy.prefixes

@@ -171,8 +171,9 @@ def test_link_import_fetches_only_allowed_urls(client):
     with document_server(PETSTORE_YAML.encode()) as origin:
         configure_api_import([f"{origin}/specs/"], DEFAULT_LIMITS)
         try:
-            refused = _import(client, "pets", "openapi-link", f"{origin}/other/p.yaml", path="p")
-            assert refused.json()["error"]["code"] == "LinkNotAllowed"
+            for outside in ("/other/p.yaml", "/specs/../other/p.yaml", "/specs/%2e%2e/p.yaml"):
+                refused = _import(client, "pets", "openapi-link", origin + outside, path="p")
+                assert refused.json()["error"]["code"] == "LinkNotAllowed", outside
             response = _import(client, "pets", "openapi-link", f"{origin}/specs/p.yaml", path="p")
         finally:
             configure_api_import([], DEFAULT_LIMITS)
