@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fragment(commands, common)
     _add_crl(commands, common)
     _add_status(commands, common)
+    _add_apiops(commands, common)
     return parser
 
 
@@ -129,6 +130,13 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=10.0,
         help="seconds workers have to finish after SIGTERM before they are killed (default 10)",
+    )
+    serve.add_argument(
+        "--api-import-allow-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="URL prefix '-link' API imports may fetch from (repeatable; default: none)",
     )
     add_limit_flags(serve)
 
@@ -299,6 +307,26 @@ def _add_crl(commands, common) -> None:
     add.add_argument("id")
     add.add_argument("file", type=Path)
     _add_list_show_delete(group, common, "certificateRevocationLists", "CRL")
+
+
+def _add_apiops(commands, common) -> None:
+    into = commands.add_parser("import", help="import a configuration").add_subparsers(
+        required=True
+    )
+    load = _command(into, "apiops", _apiops_import, common, "apply an APIOps artifacts folder")
+    load.add_argument("dir", type=Path)
+    load.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    load.add_argument(
+        "--delete-missing", action="store_true", help="delete what the folder does not have"
+    )
+    load.add_argument(
+        "--configuration", type=Path, help="APIOps publisher overrides (YAML): secret values..."
+    )
+    out = commands.add_parser("export", help="export the configuration").add_subparsers(
+        required=True
+    )
+    save = _command(out, "apiops", _apiops_export, common, "write an APIOps artifacts folder")
+    save.add_argument("dir", type=Path)
 
 
 def _add_list_show_delete(group, common, collection: str, what: str) -> None:
@@ -605,6 +633,39 @@ def _status_row(worker: dict) -> dict:
         "heartbeat": worker["heartbeat"],
         "lastError": f"revision {error['revision']}: {error['message']}" if error else "",
     }
+
+
+# --- APIOps artifacts -------------------------------------------------------------------------
+
+
+def _apiops_import(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    import yaml
+
+    from certgate.apiops import layout, sync
+
+    try:
+        desired = layout.read_folder(args.dir)
+        if args.configuration:
+            sync.apply_overrides(desired, yaml.safe_load(args.configuration.read_text()))
+    except (layout.LayoutError, yaml.YAMLError) as error:
+        raise CliError(str(error)) from None
+    plan = sync.plan(desired, sync.export(client), delete_missing=args.delete_missing)
+    for note in plan.notes:
+        print(f"note: {_printable(note)}", file=sys.stderr)
+    if plan.problems:
+        for problem in plan.problems:
+            print(f"problem: {_printable(problem)}", file=sys.stderr)
+        raise CliError(f"import refused: {len(plan.problems)} problem(s); nothing was written")
+    if not args.dry_run:
+        sync.apply(client, plan.steps)
+    return [{"action": step.action, "resource": step.path} for step in plan.steps]
+
+
+def _apiops_export(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    from certgate.apiops import layout, sync
+
+    written = layout.write_folder(args.dir, sync.export(client))
+    return [{"file": str(path.relative_to(args.dir))} for path in written]
 
 
 # --- output -----------------------------------------------------------------------------------

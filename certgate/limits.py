@@ -218,6 +218,22 @@ class Limits:
         "client-sent identity headers removed before policies run: comma-separated names, "
         "'name*' for a prefix, '' for none (Client-Cert and Client-Cert-Chain always go)",
     )
+    # -- API definition import and export (issue 16) ----------------------------------------
+    api_import_link_timeout: float = _limit(
+        10.0,
+        "--api-import-link-timeout",
+        "seconds a '-link' API import may take to download the definition (400)",
+    )
+    api_import_max_operations: int = _limit(
+        1000,
+        "--api-import-max-operations",
+        "operations one imported API definition may create (400)",
+    )
+    api_export_link_seconds: int = _limit(
+        300,
+        "--api-export-link-seconds",
+        "seconds an exported definition's link stays valid (then 404)",
+    )
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:

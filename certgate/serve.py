@@ -156,8 +156,10 @@ async def _supervise(
     args: argparse.Namespace, data_dir: DataDir, sock: socket.socket, pool: WorkerPool
 ) -> int:
     """Serves the management API until SIGINT/SIGTERM (0) or until a worker dies (1)."""
+    from certgate.management.api_import import configure_api_import
     from certgate.management.app import create_management_app
 
+    configure_api_import(args.api_import_allow_url, limits_from_args(args))
     store = data_dir.store
     refresher = _start_refresher(args, store)
     app = create_management_app(

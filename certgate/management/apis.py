@@ -3,30 +3,35 @@
 `validate` checks the shape of each field; whether the gateway can route what is stored (a URL
 template, a service URL, a path no other API uses) is decided by the Snapshot compiler itself,
 which every write runs before it commits. Deleting an API deletes its product links, as in APIM.
+A PUT with `format` and `value` imports an OpenAPI / Swagger definition (`api_definitions`): the
+API's operations become exactly the document's, each checked by the router's compiler before
+anything is written, and the request's own properties win over the document.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from certgate.gateway.router import api_path_problem
-from certgate.management.errors import ApiError, ValidationError
-from certgate.management.kinds import Kind, Validated, WriteRequest, register
+from certgate.gateway.router import RouteConfigError, api_path_problem, operation_route
+from certgate.management.api_import import imported_definition
+from certgate.management.arm import check_id
+from certgate.management.errors import ValidationError
+from certgate.management.kinds import Children, Kind, Validated, WriteRequest, register
 
+IMPORT_ONLY = ("format", "value", "translateRequiredQueryParameters")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "*"})
 
 
 def validate_api(request: WriteRequest) -> Validated:
     props = request.properties
-    imported = next((name for name in ("format", "value") if name in props), None)
-    if imported:
-        raise ApiError(
-            400,
-            "NotSupported",
-            "Importing an API from a definition ('format' and 'value') is not supported yet: "
-            "create the API, then its operations.",
-            target=imported,
-        )
+    definition = None
+    if "format" in props or "value" in props:
+        existing = [row.name for row in request.store.list("operation", parent=request.path)]
+        definition = imported_definition(props, existing)
+    if definition is not None:
+        given = {k: v for k, v in props.items() if k not in IMPORT_ONLY}
+        found = {k: v for k, v in definition.properties.items() if v is not None}
+        props = {**found, **given}  # what the request says wins over the document
     path = _string(props, "path", default=None)
     if path is None:
         raise ValidationError("'path' is required (use '' for the root).", "path")
@@ -51,11 +56,28 @@ def validate_api(request: WriteRequest) -> Validated:
         "apiRevision": "1",
         "isCurrent": True,
     }
-    return Validated(stored)
+    if definition is None:
+        return Validated(stored)
+    operations = {}
+    for name, operation in definition.operations.items():
+        try:
+            check_id("operationId", name)
+            properties = operation_properties(name, operation)
+            operation_route(name, properties, None)
+        except ValidationError as error:
+            raise ValidationError(f"Operation '{name}': {error.message}", "value") from None
+        except RouteConfigError as error:
+            raise ValidationError(f"Operation '{name}': {error}", "value") from None
+        operations[f"{request.path}/operations/{name}"] = properties
+    return Validated(stored, children=Children("operation", operations))
 
 
 def validate_operation(request: WriteRequest) -> Validated:
-    props = request.properties
+    return Validated(operation_properties(request.name, request.properties))
+
+
+def operation_properties(name: str, props: dict) -> dict:
+    """The stored properties of operation `name`, or 400 naming the field."""
     method = _string(props, "method", default=None)
     if not method:
         raise ValidationError(
@@ -70,13 +92,44 @@ def validate_operation(request: WriteRequest) -> Validated:
     if not template or not template.startswith("/"):
         raise ValidationError("'urlTemplate' is required and must start with '/'.", "urlTemplate")
     stored = {
-        "displayName": _string(props, "displayName", default=request.name),
+        "displayName": _string(props, "displayName", default=name),
         "description": _string(props, "description", default=""),
         "method": method.upper(),
         "urlTemplate": template,
-        "templateParameters": props.get("templateParameters") or [],
+        "templateParameters": _template_parameters(props.get("templateParameters") or []),
     }
-    return Validated(stored)
+    return stored
+
+
+def _template_parameters(value: object) -> list[dict]:
+    """`[{name, type, required, description?, defaultValue?, values?}]`, defaults filled in, so
+    definitions round-trip."""
+    target = "templateParameters"
+    if not isinstance(value, list):
+        raise ValidationError(f"'{target}' must be a list of objects with a 'name'.", target)
+    out = []
+    for index, item in enumerate(value):
+        where = f"{target}[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            raise ValidationError(f"'{where}' must be an object with a 'name'.", where)
+        entry = {
+            "name": item["name"],
+            "type": _string(item, "type", default="string"),
+            "required": _bool(item, "required", default=True),
+        }
+        description = _string(item, "description", default=None)
+        if description:
+            entry["description"] = description
+        default = _string(item, "defaultValue", default=None)
+        if default is not None:
+            entry["defaultValue"] = default
+        values = item.get("values") or []
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValidationError(f"'{where}.values' must be a list of strings.", where)
+        if values:
+            entry["values"] = values
+        out.append(entry)
+    return out
 
 
 def _string(props: dict, name: str, *, default: str | None) -> str | None:

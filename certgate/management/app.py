@@ -44,11 +44,12 @@ from certgate.config.store import (
     WriteCheck,
 )
 from certgate.limits import DEFAULT_LIMITS, Limits
-from certgate.management import builtin
+from certgate.management import api_export, builtin
 from certgate.management.arm import Addressed, ServiceRoot, address, check_id
 from certgate.management.errors import ApiError, Detail, ValidationError, not_found
 from certgate.management.kinds import (
     SERVICE_PATH,
+    Children,
     Kind,
     KindRegistry,
     Match,
@@ -111,6 +112,7 @@ def create_management_app(
             *ui_routes(admin_token, store, limits),
             Route("/openapi.json", dispatcher.openapi, methods=["GET"]),
             *status_routes(store, dispatcher._authorise, dispatcher.root),
+            Route("/exports/{token}", dispatcher.export_link, methods=["GET"]),
             Route("/{path:path}", dispatcher.handle, methods=METHODS),
         ],
         exception_handlers={HTTPException: _http_exception},
@@ -138,6 +140,7 @@ class _Dispatcher:
     ) -> None:
         self.store, self.kinds, self.root, self.compiler = store, kinds, root, compiler
         self._token = token.encode()
+        self._export_key = api_export.export_key(token)
         self.on_change, self.limits = on_change, limits
 
     def ensure_service(self) -> None:
@@ -157,6 +160,17 @@ class _Dispatcher:
         except ApiError as error:
             return error.response()
         return JSONResponse(openapi_document(self.kinds))
+
+    async def export_link(self, request: Request) -> Response:
+        """An exported API definition behind a signed, expiring link (no bearer token)."""
+        try:
+            token = request.path_params["token"]
+            text, media_type = await _thread(
+                api_export.linked_document, self.store, self._export_key, token
+            )
+        except ApiError as error:
+            return error.response()
+        return Response(text, media_type=media_type)
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -225,10 +239,8 @@ class _Dispatcher:
 
     # -- reads -------------------------------------------------------------------------------
     async def _get(self, request: Request, where: Addressed, match: Match, *, head: bool):
-        if request.query_params.get("export", "").lower() == "true":
-            raise ApiError(
-                400, "NotSupported", "Exporting a definition is not supported yet.", target="export"
-            )
+        if request.query_params.get("export", "").lower() == "true" and not head:
+            return await self._export(request, where, match)
         resource = await _thread(self.store.get, match.path)
         if resource is None:
             raise not_found(f"{match.kind.title} '{_display(match)}'")
@@ -237,6 +249,22 @@ class _Dispatcher:
             return Response(status_code=200, headers=headers)
         contract = self._contract(where, match.kind, resource, request.query_params)
         return JSONResponse(contract, headers=headers)
+
+    async def _export(self, request: Request, where: Addressed, match: Match) -> Response:
+        if match.kind.name != "api":
+            raise ApiError(400, "NotSupported", "Only APIs can be exported.", target="export")
+        fmt = api_export.export_format(request.query_params)
+        result = await _thread(
+            api_export.export_result,
+            self.store,
+            match.path,
+            where.root.resource_id(match.path),
+            fmt,
+            str(request.base_url),
+            self._export_key,
+            self.limits.api_export_link_seconds,
+        )
+        return JSONResponse(result)
 
     async def _list(self, request: Request, where: Addressed, match: Match) -> Response:
         kind, query = match.kind, request.query_params
@@ -320,6 +348,9 @@ class _Dispatcher:
                 )
             )
             revision = await _thread(self.store.revision)
+            if result.children is not None:
+                await _thread(self._replace_children, path, result.children)
+                revision = await _thread(self.store.revision)
         except ConfigurationRejected as error:
             raise _rejected(path, error) from None
         except PreconditionFailed:
@@ -339,6 +370,16 @@ class _Dispatcher:
             status_code=status,
             headers={"ETag": _quote(resource.etag), REVISION_HEADER: str(revision)},
         )
+
+    def _replace_children(self, parent: str, children: Children) -> None:
+        """The children of `children.kind` below `parent` become exactly `children.items`."""
+        for row in self.store.list(children.kind, parent=parent):
+            if row.path not in children.items:
+                self.store.delete(row.path, check=self._check(row.path))
+        for path, properties in children.items.items():
+            self.store.put(
+                children.kind, path, properties, references=[parent], check=self._check(path)
+            )
 
     async def _delete(self, request: Request, match: Match) -> Response:
         kind = match.kind

@@ -39,12 +39,25 @@ class WriteRequest:
 
 
 @dataclass
+class Children:
+    """Child resources a write brings along (an API imported with its operations).
+
+    After the parent is stored, the children of `kind` become exactly `items` (path -> validated
+    properties): the ones not listed are deleted, the others written.
+    """
+
+    kind: str
+    items: dict[str, dict]
+
+
+@dataclass
 class Validated:
     """What `validate` returns: public properties, secrets to seal, and paths this resource uses."""
 
     properties: dict
     secrets: dict | None = None
     references: Iterable[str] = ()
+    children: Children | None = None
 
 
 Validate = Callable[[WriteRequest], "Validated | Awaitable[Validated]"]

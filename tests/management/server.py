@@ -6,6 +6,7 @@ clients can connect the moment it returns) and yields a `ManagementServer`.
 
 from __future__ import annotations
 
+import http.server
 import socket
 import ssl
 import threading
@@ -104,3 +105,34 @@ def management_server(
         server.should_exit = server.force_exit = True
         thread.join(timeout=10)
         listener.close()
+
+
+@contextmanager
+def document_server(body: bytes, status: int = 200, hold: bool = False) -> Iterator[str]:
+    """Serves `body` at every path; `hold` keeps each request unanswered until the block ends."""
+    release = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if hold:
+                release.wait(timeout=30)
+                return
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            if status == 302:
+                self.send_header("Location", "/specs/elsewhere.yaml")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()

@@ -5,11 +5,16 @@ from __future__ import annotations
 import base64
 import time
 
+import httpx
 import pytest
+import yaml
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.apimanagement import ApiManagementClient
-from azure.mgmt.apimanagement.models import CertificateCreateOrUpdateParameters
+from azure.mgmt.apimanagement.models import (
+    ApiCreateOrUpdateParameter,
+    CertificateCreateOrUpdateParameters,
+)
 
 from tests import pki
 
@@ -131,3 +136,51 @@ def test_sdk_deletes_every_kind(sdk, client):
     for path, delete in deletes:
         delete()
         assert client.get(path).status_code == 404, path
+
+
+PETS_OPENAPI = """
+openapi: 3.0.1
+info: {title: Pets, version: "1"}
+servers: [{url: "https://pets.sdk.example.test"}]
+paths:
+  /pets/{petId}:
+    get:
+      operationId: getPet
+      parameters: [{name: petId, in: path, required: true, schema: {type: string}}]
+      responses: {"200": {description: ok}}
+"""
+
+
+def test_sdk_imports_and_exports_an_openapi_definition(sdk, server):
+    """`begin_create_or_update` with format/value imports; `api_export.get` gives a link."""
+    poller = sdk.api.begin_create_or_update(
+        "rg",
+        "apim",
+        "pets",
+        ApiCreateOrUpdateParameter(path="pets", format="openapi", value=PETS_OPENAPI),
+    )
+    api = poller.result()
+    assert api.service_url == "https://pets.sdk.example.test"
+    assert api.display_name == "Pets"
+    operations = list(sdk.api_operation.list_by_api("rg", "apim", "pets"))
+    assert [(o.name, o.method, o.url_template) for o in operations] == [
+        ("getpet", "GET", "/pets/{petId}")
+    ]
+    assert operations[0].template_parameters[0].name == "petId"
+
+    exported = sdk.api_export.get("rg", "apim", "pets", format="openapi-link", export="true")
+    assert exported.export_result_format == "openapi-link"
+    assert exported.id.endswith("/service/apim/apis/pets")
+    with httpx.Client(verify=server.ssl_context()) as anonymous:
+        document = yaml.safe_load(anonymous.get(exported.value.link).text)
+    assert document["paths"]["/pets/{petId}"]["get"]["operationId"] == "getpet"
+    assert document["servers"] == [{"url": "https://pets.sdk.example.test"}]
+
+    with pytest.raises(HttpResponseError) as refused:
+        sdk.api.begin_create_or_update(
+            "rg",
+            "apim",
+            "soap",
+            ApiCreateOrUpdateParameter(path="soap", format="wsdl", value="<definitions/>"),
+        ).result()
+    assert refused.value.status_code == 400 and refused.value.error.code == "NotSupported"

@@ -312,14 +312,17 @@ def test_other_authorization_is_401(server, authorization):
         assert _error(response, 401)["code"] == "AuthenticationFailed"
 
 
-def test_openapi_import_and_export_are_not_supported_yet(client):
-    for properties in (
-        {"format": "openapi+json", "value": "{}", "path": "imp"},
-        {"format": "openapi-link", "value": "https://example.test/openapi.json", "path": "imp"},
+def test_definition_formats_without_an_api_type_are_not_supported(client):
+    """WSDL, WADL and GraphQL imports and exports are 400 NotSupported; nothing is stored."""
+    for fmt, value in (
+        ("wsdl", "<definitions/>"),
+        ("wadl-xml", "<application/>"),
+        ("graphql-link", "https://example.test/schema.graphql"),
     ):
+        properties = {"format": fmt, "value": value, "path": "imp"}
         error = _error(client.put("/apis/imp", json={"properties": properties}))
         assert error["code"] == "NotSupported" and error["target"] == "format"
     assert client.get("/apis/imp").status_code == 404
     _api(client)
-    exported = client.get("/apis/a", params={"export": "true", "format": "openapi"})
+    exported = client.get("/apis/a", params={"export": "true", "format": "wsdl-link"})
     assert _error(exported)["code"] == "NotSupported"
