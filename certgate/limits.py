@@ -194,6 +194,12 @@ class Limits:
     max_openid_bytes: int = _limit(
         1024 * 1024, "--max-openid-bytes", "bytes of one openid-config document or key set (401)"
     )
+    azure_ad_authority: str = _limit(
+        "https://login.microsoftonline.com",
+        "--azure-ad-authority",
+        "Microsoft Entra authority validate-azure-ad-token reads {authority}/{tenant}/v2.0/"
+        ".well-known/openid-configuration from (sovereign clouds, tests)",
+    )
     # -- routing and headers (paths, policy-written heads, identity headers) -----------------
     strip_request_headers: str = _limit(
         "x-arr-clientcert,x-forwarded-client-cert,x-ssl-client-*,x-client-cert*,forwarded,"

@@ -42,10 +42,12 @@ async def send(
     message: Request | None = None,
     timeout: float = 60.0,
     certificate: Any = None,
+    limit: int | None = None,
 ) -> Response:
     """Send `message`'s method, headers and body (GET and nothing without one) to `url` through
-    `context.forwarder`; the response comes back with its body read. Failures raise
-    `BackendError` (`BackendConnectionFailure`, or `Timeout` after `timeout` seconds)."""
+    `context.forwarder`; the response comes back with its body read, at most `limit` bytes
+    (default `Limits.max_buffered_body_bytes`). Failures raise `BackendError`
+    (`BackendConnectionFailure`, or `Timeout` after `timeout` seconds)."""
     problem = url_problem(url)
     if problem is not None:
         raise BackendError("BackendConnectionFailure", f"Invalid URL: {problem}")
@@ -65,7 +67,8 @@ async def send(
     side.backend_path = path
     side.backend_certificate = certificate
     forwarder = context.forwarder
-    limit = forwarder.limits.max_buffered_body_bytes
+    if limit is None:
+        limit = forwarder.limits.max_buffered_body_bytes
     try:
         async with asyncio.timeout(timeout):
             await forwarder.forward(side, ForwardOptions(timeout=timeout))

@@ -31,8 +31,9 @@ def corpus_files() -> list[Path]:
     return files
 
 
-# Named values are unknown here: try a few placeholders, keep the best outcome per element.
-PLACEHOLDERS = ("placeholder", "1", "https://placeholder.example")
+# Named values are unknown here: try a few placeholders (text, number, URL, base64 secret), keep
+# the best outcome per element.
+PLACEHOLDERS = ("placeholder", "1", "https://placeholder.example", "cGxhY2Vob2xkZXI=")
 
 
 def _read(path: Path, placeholder: str = PLACEHOLDERS[0]) -> Node:
@@ -129,7 +130,7 @@ def test_vocabulary_level() -> None:
 
 
 # Documents that save whole today (issue 18's goal is 90 % of the corpus); raise it, never lower it.
-SAVE_FLOOR = 116
+SAVE_FLOOR = 132
 
 
 class _Catalog(PlaceholderCatalog):
@@ -143,8 +144,9 @@ class _Catalog(PlaceholderCatalog):
 
 
 def _save(text: str) -> PolicyValidationError | None:
-    """None when the document saves with one of the placeholders, else the first error."""
-    first = None
+    """None when the document saves with one of the placeholders, else the error of the
+    placeholder that got furthest into the document."""
+    errors = []
     for placeholder in PLACEHOLDERS if "{{" in text else PLACEHOLDERS[:1]:
         catalog = _Catalog(placeholder)
         try:
@@ -154,8 +156,8 @@ def _save(text: str) -> PolicyValidationError | None:
                 parse_document(text, "api", catalog)
             return None
         except PolicyValidationError as exc:
-            first = first or exc
-    return first
+            errors.append(exc)
+    return max(errors, key=lambda error: (error.line or 0, error.column or 0))
 
 
 def test_documents_save_whole() -> None:
