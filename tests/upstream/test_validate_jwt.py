@@ -31,6 +31,10 @@ REASON = (
     "<set-header name='X-Reason' exists-action='override'><value>"
     '@(context.LastError.Source + ":" + context.LastError.Reason)</value></set-header>'
 )
+MESSAGE = (
+    "<set-header name='X-Message' exists-action='override'><value>"
+    "@(context.LastError.Message)</value></set-header>"
+)
 SUBJECT = (
     '<return-response><set-body>@(((Jwt)context.Variables["jwt"]).Subject + "|" + '
     '((Jwt)context.Variables["jwt"]).Claims.GetValueOrDefault("roles", ""))</set-body>'
@@ -83,7 +87,7 @@ def _documents(idp: OpenIdServer, keys) -> dict[str, str]:
             "<validate-jwt header-name='Authorization' output-token-variable-name='jwt'>"
             f"<openid-config url='{idp.url}/.well-known/openid-configuration'/>{checks}"
             "</validate-jwt>" + SUBJECT,
-            on_error=REASON,
+            on_error=REASON + MESSAGE,
         ),
         "hs": document(
             "<validate-jwt header-name='Authorization' require-scheme='Bearer' "
@@ -91,40 +95,58 @@ def _documents(idp: OpenIdServer, keys) -> dict[str, str]:
             "output-token-variable-name='jwt'><issuer-signing-keys>"
             f"<key>{base64.b64encode(SECRET).decode()}</key></issuer-signing-keys>"
             "</validate-jwt>" + SUBJECT,
-            on_error=REASON,
+            on_error=REASON + MESSAGE,
         ),
         "ne": document(
             "<validate-jwt query-parameter-name='token' output-token-variable-name='jwt'>"
             f"<issuer-signing-keys><key id='k1' n='{b64url(numbers.n)}' "
             f"e='{b64url(numbers.e)}'/></issuer-signing-keys></validate-jwt>" + SUBJECT,
-            on_error=REASON,
+            on_error=REASON + MESSAGE,
         ),
         "aad": document(
             f"<validate-azure-ad-token tenant-id='{TENANT}' output-token-variable-name='jwt'>"
             "<client-application-ids><application-id>app-1</application-id>"
             "</client-application-ids><audiences>"
             f"<audience>{AUDIENCE}</audience></audiences></validate-azure-ad-token>" + SUBJECT,
-            on_error=REASON,
+            on_error=REASON + MESSAGE,
         ),
     }
 
 
-async def _gateway(certs, backend, keys, refresh: float):
+async def _gateway(certs, backend, keys, **limits):
     idp = await OpenIdServer.start(certs.server, ISSUER, [jwk(keys["k1"], "k1")])
-    limits = Limits(backend_timeout=10, openid_refresh_interval=refresh, azure_ad_authority=idp.url)
-    forwarder = Forwarder(limits)
-    snap = snapshot(certs)
-    server = await start_gateway(certs, forwarder, snap, _documents(idp, keys), backend.url())
+    forwarder = Forwarder(Limits(backend_timeout=10, azure_ad_authority=idp.url, **limits))
+    documents = _documents(idp, keys)
+    documents["slowidp"] = document(
+        "<validate-jwt header-name='Authorization'>"
+        f"<openid-config url='{backend.url()}/slow'/></validate-jwt>",
+        on_error=REASON + MESSAGE,
+    )
+    documents["second"] = documents["oidc"].replace("/.well-known/", "/second/.well-known/")
+    server = await start_gateway(certs, forwarder, snapshot(certs), documents, backend.url())
     return idp, forwarder, server
 
 
 @pytest.fixture
-async def setup(certs, backend, keys):
-    idp, forwarder, server = await _gateway(certs, backend, keys, refresh=300.0)
-    yield idp, server
-    await server.close()
-    forwarder.close()
-    await idp.stop()
+async def gateway_with(certs, backend, keys):
+    """Starts a gateway with the given limits; everything started is stopped afterwards."""
+    started = []
+
+    async def start(**limits):
+        idp, forwarder, server = await _gateway(certs, backend, keys, **limits)
+        started.append((idp, forwarder, server))
+        return idp, server
+
+    yield start
+    for idp, forwarder, server in started:
+        await server.close()
+        forwarder.close()
+        await idp.stop()
+
+
+@pytest.fixture
+async def setup(gateway_with):
+    return await gateway_with()
 
 
 async def _get(certs, server, path: str, value: str | None, header: str = "Authorization"):
@@ -217,19 +239,45 @@ async def test_unknown_kid_refetches_at_most_every_interval(certs, keys, setup):
     assert idp.fetches["/keys"] == 1
 
 
-async def test_unknown_kid_refetches_after_rotation(certs, backend, keys):
-    idp, forwarder, server = await _gateway(certs, backend, keys, refresh=0.001)
-    try:
+async def test_unknown_kid_refetches_after_rotation(certs, keys, gateway_with):
+    idp, server = await gateway_with(openid_refresh_interval=0.001)
+    ok = await _get(certs, server, "/oidc/x", f"Bearer {token(keys['k1'])}")
+    assert ok.status_code == 200
+    idp.keys = [jwk(keys["k1"], "k1"), jwk(keys["k2"], "k2")]
+    rotated = await _get(certs, server, "/oidc/x", f"Bearer {token(keys['k2'], kid='k2')}")
+    assert rotated.status_code == 200, rotated.text
+    assert idp.fetches["/keys"] == 2
+
+
+async def test_keys_are_refetched_after_their_ttl(certs, keys, gateway_with):
+    idp, server = await gateway_with(openid_config_ttl=0.001, openid_refresh_interval=0.001)
+    for _ in range(2):
         ok = await _get(certs, server, "/oidc/x", f"Bearer {token(keys['k1'])}")
         assert ok.status_code == 200
-        idp.keys = [jwk(keys["k1"], "k1"), jwk(keys["k2"], "k2")]
-        rotated = await _get(certs, server, "/oidc/x", f"Bearer {token(keys['k2'], kid='k2')}")
-        assert rotated.status_code == 200, rotated.text
-        assert idp.fetches["/keys"] == 2
-    finally:
-        await server.close()
-        forwarder.close()
-        await idp.stop()
+    assert idp.fetches["/keys"] == 2
+
+
+async def test_cached_documents_are_bounded(certs, keys, gateway_with):
+    idp, server = await gateway_with(openid_documents=1)
+    for path in ("/oidc/x", "/second/x", "/oidc/x"):
+        ok = await _get(certs, server, path, f"Bearer {token(keys['k1'])}")
+        assert ok.status_code == 200
+    assert idp.fetches["/.well-known/openid-configuration"] == 2  # dropped, then fetched again
+
+
+async def test_key_set_over_the_size_limit_is_not_read(certs, keys, gateway_with):
+    _, server = await gateway_with(max_openid_bytes=200)
+    response = await _get(certs, server, "/oidc/x", f"Bearer {token(keys['k1'])}")
+    body = _refused(response, 401, "TokenSignatureInvalid")
+    assert body["message"] == "JWT signature is invalid."  # the provider's failure stays inside
+    assert "larger than the 200 bytes" in response.headers["x-message"]
+
+
+async def test_unresponsive_provider_times_out(certs, keys, gateway_with):
+    _, server = await gateway_with(openid_timeout=1.0)
+    response = await _get(certs, server, "/slowidp/x", f"Bearer {token(keys['k1'])}")
+    _refused(response, 401, "TokenSignatureInvalid")
+    assert "did not complete within 1 s" in response.headers["x-message"]
 
 
 async def test_symmetric_key_scheme_and_custom_failure(certs, setup):

@@ -106,10 +106,13 @@ class _Claim:
 
 
 class _Failure(Exception):
-    def __init__(self, reason: str, detail: str | None = None) -> None:
+    """`detail` goes to `context.LastError.Message`; `public` into the response body."""
+
+    def __init__(self, reason: str, detail: str | None = None, public: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.detail = detail or _MESSAGES[reason]
+        self.public = public or self.detail
 
 
 class _TokenPolicy(Policy):
@@ -284,8 +287,9 @@ class _TokenPolicy(Policy):
         usable = [key for key in candidates if key is not None and _kind(key) == kind]
         if not usable:
             detail = f"No signing key matches the token (kid '{kid}', algorithm {alg})."
-            if problems:
+            if problems:  # which provider failed and how stays out of the response
                 detail += " Signing keys could not be fetched: " + "; ".join(problems)
+                raise _Failure("TokenSignatureInvalid", detail, _MESSAGES["TokenSignatureInvalid"])
             raise _Failure("TokenSignatureInvalid", detail)
         for key in usable:
             try:
@@ -344,7 +348,7 @@ class _TokenPolicy(Policy):
             failure.detail,
             self.status,
             headers,
-            public_message=self.error_message or failure.detail,
+            public_message=self.error_message or failure.public,
         )
 
 
