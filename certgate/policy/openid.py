@@ -23,7 +23,7 @@ from typing import Any
 import jwt
 
 from certgate.policy.errors import BackendError
-from certgate.policy.sidecall import send
+from certgate.policy.sidecall import process_state, send
 
 
 class OpenIdError(Exception):
@@ -45,20 +45,18 @@ class Keys:
         return any(key_id == kid for key_id, _ in self.keys)
 
 
-_ENTRIES: OrderedDict[str, Keys] = OrderedDict()
-
-
 async def signing_keys(context: Any, url: str, kid: str | None) -> Keys:
     """The entry for `url`, fetched when absent or stale, or refetched (rate-limited) when the
     token's `kid` is unknown. Raises `OpenIdError` when there is nothing usable."""
     limits = context.forwarder.limits
-    entry = _ENTRIES.get(url)
+    entries: OrderedDict[str, Keys] = process_state(context, "openid", OrderedDict)
+    entry = entries.get(url)
     if entry is None:
-        entry = _ENTRIES[url] = Keys()
-        while len(_ENTRIES) > limits.openid_documents:
-            _ENTRIES.popitem(last=False)
+        entry = entries[url] = Keys()
+        while len(entries) > limits.openid_documents:
+            entries.popitem(last=False)
     else:
-        _ENTRIES.move_to_end(url)
+        entries.move_to_end(url)
     now = time.monotonic()
     stale = not entry.keys or now - entry.fetched >= limits.openid_config_ttl
     unknown = kid is not None and not entry.has(kid)

@@ -13,13 +13,28 @@ the whole call, body included.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
+from weakref import WeakKeyDictionary
 
 from certgate.httpsyntax import host_problem, target_problem
 from certgate.policy.context import BackendTarget, Context, Headers, Request, Response
 from certgate.policy.errors import BackendError, BodyTooLarge
 from certgate.policy.forwarding import ForwardOptions
+
+T = TypeVar("T")
+_STATE: WeakKeyDictionary[Any, dict[str, Any]] = WeakKeyDictionary()
+
+
+def process_state(context: Any, name: str, factory: Callable[[], T]) -> T:
+    """State side calls keep per gateway process (one-way calls in flight, openid caches): kept
+    with the process's forwarder, so it lives and dies with it."""
+    state = _STATE.setdefault(context.forwarder, {})
+    value = state.get(name)
+    if value is None:
+        value = state[name] = factory()
+    return value
 
 
 def url_problem(url: str) -> str | None:

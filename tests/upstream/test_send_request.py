@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import socket
+from types import SimpleNamespace
 
 import pytest
 
 from certgate.gateway.upstream import Forwarder
 from certgate.limits import Limits
 from certgate.policy.catalog import PlaceholderCatalog
-from certgate.policy.elements import requests
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.loader import parse_document
+from certgate.policy.sidecall import process_state
 from tests.upstream.conftest import snapshot, wait_for
 from tests.upstream.policy_gateway import client, document, start_gateway
 
@@ -96,6 +97,11 @@ def _documents(base: str) -> dict[str, str]:
             ),
             on_error=ERROR,
         ),
+        "copy": document(
+            "<send-request mode='copy' response-variable-name='r'>"
+            f"<set-url>{base}/copied</set-url><set-header name='X-Extra'><value>1</value>"
+            "</set-header></send-request>" + answer
+        ),
         "oneway": document(
             f"<send-one-way-request mode='new' timeout='2'><set-url>@(\"{base}\" + {path})"
             "</set-url></send-one-way-request><return-response><set-status code='202'/>"
@@ -105,15 +111,21 @@ def _documents(base: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def gateway(certs, backend):
+async def side_forwarder():
     forwarder = Forwarder(
         Limits(backend_timeout=10, max_buffered_body_bytes=LIMIT, max_one_way_requests=1)
     )
+    yield forwarder
+    forwarder.close()
+
+
+@pytest.fixture
+async def gateway(certs, backend, side_forwarder):
     snap = snapshot(certs, a=certs.a)
-    server = await start_gateway(certs, forwarder, snap, _documents(backend.url()), backend.url())
+    documents = _documents(backend.url())
+    server = await start_gateway(certs, side_forwarder, snap, documents, backend.url())
     yield server
     await server.close()
-    forwarder.close()
 
 
 async def test_side_call_presents_the_client_certificate_and_stores_the_response(
@@ -138,6 +150,15 @@ async def test_side_call_without_certificate_uses_its_own_connection(certs, back
     assert first.json()["thumbprint"] == certs.a.thumbprint
     assert second.json()["thumbprint"] is None
     assert second.json()["connection"] != first.json()["connection"]
+
+
+async def test_copy_mode_sends_the_current_request(certs, gateway):
+    async with client(certs, gateway) as http:
+        response = await http.post("/copy/x", content=b"0123456789", headers={"X-In": "v"})
+    seen = response.json()
+    assert (seen["method"], seen["path"], seen["body_len"]) == ("POST", "/copied", 10)
+    assert ["X-In", "v"] in seen["headers"]
+    assert ["X-Extra", "1"] in seen["headers"]
 
 
 async def test_connection_failure_raises_with_last_error(certs, gateway):
@@ -188,8 +209,11 @@ async def test_computed_url_with_space_or_line_break_is_never_sent(certs, backen
     assert backend.connections == 0
 
 
-async def test_one_way_requests_are_capped_per_process(certs, backend, gateway, caplog):
+async def test_one_way_requests_are_capped_per_process(
+    certs, backend, gateway, side_forwarder, caplog
+):
     caplog.set_level(logging.WARNING, "certgate.policy")
+    in_flight = process_state(SimpleNamespace(forwarder=side_forwarder), "one-way", set)
     async with client(certs, gateway) as http:
         first = await http.get("/oneway/x", headers={"X-Path": "/slow"})
         assert first.status_code == 202  # answered without waiting for the side call
@@ -197,7 +221,7 @@ async def test_one_way_requests_are_capped_per_process(certs, backend, gateway, 
         second = await http.get("/oneway/x", headers={"X-Path": "/fast"})
         assert second.status_code == 202
         assert any("dropped" in r.getMessage() for r in caplog.records)
-        await wait_for(lambda: not requests._IN_FLIGHT, timeout=15)  # the first timed out
+        await wait_for(lambda: not in_flight, timeout=15)  # the first timed out
         third = await http.get("/oneway/x", headers={"X-Path": "/fast"})
         assert third.status_code == 202
         await wait_for(lambda: backend.connections == 2)

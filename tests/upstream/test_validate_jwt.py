@@ -103,6 +103,11 @@ def _documents(idp: OpenIdServer, keys) -> dict[str, str]:
             f"e='{b64url(numbers.e)}'/></issuer-signing-keys></validate-jwt>" + SUBJECT,
             on_error=REASON + MESSAGE,
         ),
+        "unsigned": document(
+            "<validate-jwt header-name='Authorization' require-signed-tokens='false' "
+            "require-expiration-time='false' output-token-variable-name='jwt'/>" + SUBJECT,
+            on_error=REASON + MESSAGE,
+        ),
         "aad": document(
             f"<validate-azure-ad-token tenant-id='{TENANT}' output-token-variable-name='jwt'>"
             "<client-application-ids><application-id>app-1</application-id>"
@@ -227,6 +232,14 @@ async def test_algorithm_confusion_and_unsigned_tokens_are_refused(certs, keys, 
     unsigned = jwt.encode({"sub": "x", "aud": AUDIENCE, "iss": ISSUER}, None, algorithm="none")
     response = await _get(certs, server, "/oidc/x", f"Bearer {unsigned}")
     _refused(response, 401, "TokenSignatureInvalid")
+
+
+async def test_unsigned_tokens_pass_only_where_allowed(certs, keys, setup):
+    _, server = setup
+    unsigned = jwt.encode({"sub": "alice", "roles": "reader"}, None, algorithm="none")
+    assert (await _get(certs, server, "/unsigned/x", unsigned)).text == "alice|reader"
+    forged = token(keys["rogue"])  # signed, but nothing to check it with
+    _refused(await _get(certs, server, "/unsigned/x", forged), 401, "TokenSignatureInvalid")
 
 
 async def test_unknown_kid_refetches_at_most_every_interval(certs, keys, setup):

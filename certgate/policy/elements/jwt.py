@@ -67,6 +67,7 @@ _MESSAGES = {
     "TokenClaimValueNotAllowed": "JWT claim value is not allowed.",
 }
 _JWS = jwt.PyJWS()
+_NO_JWE = "Encrypted tokens (JWE, 'decryption-keys') are not supported by certgate."
 
 
 def _kind(key: Any) -> str:
@@ -389,9 +390,7 @@ class ValidateJwt(_TokenPolicy):
             elif child.tag == "issuer-signing-keys":
                 keys.extend(_key(item, loader) for item in loader.children(child, {"key"}))
             elif child.tag == "decryption-keys":
-                raise child.error(
-                    "Encrypted tokens (JWE, 'decryption-keys') are not supported by certgate."
-                )
+                raise child.error(_NO_JWE)
             elif child.tag == "audiences":
                 self.audiences = cls.texts(child, loader, "audience")
             elif child.tag == "issuers":
@@ -438,9 +437,7 @@ class ValidateAzureAdToken(_TokenPolicy):
             elif child.tag == "audiences":
                 self.audiences = cls.texts(child, loader, "audience")
             elif child.tag == "decryption-keys":
-                raise child.error(
-                    "Encrypted tokens (JWE, 'decryption-keys') are not supported by certgate."
-                )
+                raise child.error(_NO_JWE)
             else:
                 self.claims = cls.required_claims(child, loader)
         if self.backend_apps:

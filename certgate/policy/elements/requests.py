@@ -28,7 +28,7 @@ from certgate.policy.errors import BackendError, PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import BufferBodies, Policy, register
-from certgate.policy.sidecall import send, url_problem
+from certgate.policy.sidecall import process_state, send, url_problem
 from certgate.policy.values import Const, as_int
 
 log = logging.getLogger("certgate.policy")
@@ -132,20 +132,17 @@ class SendOneWayRequest(_Call):
 
     async def execute(self, context: Any) -> bool | None:
         cap = context.forwarder.limits.max_one_way_requests
-        if len(_IN_FLIGHT) >= cap:
+        in_flight: set[asyncio.Task] = process_state(context, "one-way", set)
+        if len(in_flight) >= cap:
             log.warning("send-one-way-request dropped: %d calls already in flight", cap)
             return None
         url, message, timeout, certificate = await self.request(context)
         task = asyncio.get_running_loop().create_task(
             _one_way(context, url, message, timeout, certificate)
         )
-        _IN_FLIGHT.add(task)
-        task.add_done_callback(_IN_FLIGHT.discard)
+        in_flight.add(task)  # also keeps the task referenced until it ends
+        task.add_done_callback(in_flight.discard)
         return None
-
-
-# The process's one-way calls in flight (also keeps their tasks referenced until they end).
-_IN_FLIGHT: set[asyncio.Task] = set()
 
 
 async def _one_way(context: Any, url: str, message: Request, timeout: float, cert: Any) -> None:
