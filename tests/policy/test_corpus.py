@@ -189,3 +189,15 @@ def test_refused_policies_say_why() -> None:
             parse_document(text, "api", PlaceholderCatalog())
         assert caught.value.element == name
         assert caught.value.reason.endswith(reason)
+
+
+def test_azure_only_attributes_say_why() -> None:
+    text = (
+        "<policies><inbound><set-backend-service backend-id='dapr' dapr-app-id='orders' "
+        "dapr-method='get'/></inbound></policies>"
+    )
+    with pytest.raises(PolicyValidationError) as caught:
+        parse_document(text, "api", PlaceholderCatalog())
+    assert caught.value.element == "set-backend-service"
+    assert "'dapr-app-id' of 'set-backend-service' is not supported" in caught.value.reason
+    assert "Dapr sidecar" in caught.value.reason

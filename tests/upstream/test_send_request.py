@@ -159,6 +159,8 @@ async def test_copy_mode_sends_the_current_request(certs, gateway):
     assert (seen["method"], seen["path"], seen["body_len"]) == ("POST", "/copied", 10)
     assert ["X-In", "v"] in seen["headers"]
     assert ["X-Extra", "1"] in seen["headers"]
+    assert dict(seen["headers"])["Host"].startswith("localhost:")
+    assert dict(seen["headers"])["Host"] != f"localhost:{gateway.https_port}"
 
 
 async def test_connection_failure_raises_with_last_error(certs, gateway):

@@ -108,6 +108,12 @@ def _documents(idp: OpenIdServer, keys) -> dict[str, str]:
             "require-expiration-time='false' output-token-variable-name='jwt'/>" + SUBJECT,
             on_error=REASON + MESSAGE,
         ),
+        "cert": document(
+            "<validate-jwt header-name='Authorization' output-token-variable-name='jwt'>"
+            "<issuer-signing-keys><key certificate-id='a'/></issuer-signing-keys>"
+            "</validate-jwt>" + SUBJECT,
+            on_error=REASON + MESSAGE,
+        ),
         "aad": document(
             f"<validate-azure-ad-token tenant-id='{TENANT}' output-token-variable-name='jwt'>"
             "<client-application-ids><application-id>app-1</application-id>"
@@ -128,7 +134,8 @@ async def _gateway(certs, backend, keys, **limits):
         on_error=REASON + MESSAGE,
     )
     documents["second"] = documents["oidc"].replace("/.well-known/", "/second/.well-known/")
-    server = await start_gateway(certs, forwarder, snapshot(certs), documents, backend.url())
+    snap = snapshot(certs, a=certs.a)
+    server = await start_gateway(certs, forwarder, snap, documents, backend.url())
     return idp, forwarder, server
 
 
@@ -240,6 +247,16 @@ async def test_unsigned_tokens_pass_only_where_allowed(certs, keys, setup):
     assert (await _get(certs, server, "/unsigned/x", unsigned)).text == "alice|reader"
     forged = token(keys["rogue"])  # signed, but nothing to check it with
     _refused(await _get(certs, server, "/unsigned/x", forged), 401, "TokenSignatureInvalid")
+
+
+async def test_key_from_a_stored_certificate(certs, keys, setup):
+    _, server = setup
+    private = certs.a.private_key
+    alg = {"secp256r1": "ES256", "secp384r1": "ES384"}[private.curve.name]
+    signed = token(private, kid=None, alg=alg)
+    assert (await _get(certs, server, "/cert/x", f"Bearer {signed}")).text == "alice|reader"
+    other = token(keys["k1"], kid=None)
+    _refused(await _get(certs, server, "/cert/x", f"Bearer {other}"), 401, "TokenSignatureInvalid")
 
 
 async def test_unknown_kid_refetches_at_most_every_interval(certs, keys, setup):

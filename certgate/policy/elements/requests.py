@@ -80,6 +80,7 @@ class _Call(Policy):
             await buffer_request_body(context)
             source = context.Request
             message = Request("GET", "https", "", 443, "/", Headers(source.Headers.items()))
+            message.Headers.remove("Host")  # the call's host is set-url's
             message.Method = source.Method
             message.Body.replace(source.Body.As(preserveContent=True, type_arg="byte[]"))
         else:
