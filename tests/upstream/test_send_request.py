@@ -103,7 +103,7 @@ def _documents(base: str) -> dict[str, str]:
             "</set-header></send-request>" + answer
         ),
         "oneway": document(
-            f"<send-one-way-request mode='new' timeout='2'><set-url>@(\"{base}\" + {path})"
+            f"<send-one-way-request mode='new' timeout='60'><set-url>@(\"{base}\" + {path})"
             "</set-url></send-one-way-request><return-response><set-status code='202'/>"
             "</return-response>"
         ),
@@ -220,14 +220,18 @@ async def test_one_way_requests_are_capped_per_process(
         first = await http.get("/oneway/x", headers={"X-Path": "/slow"})
         assert first.status_code == 202  # answered without waiting for the side call
         await wait_for(lambda: backend.connections == 1)
+        assert len(in_flight) == 1  # the backend never answers, the call stays in flight
         second = await http.get("/oneway/x", headers={"X-Path": "/fast"})
         assert second.status_code == 202
         assert any("dropped" in r.getMessage() for r in caplog.records)
-        await wait_for(lambda: not in_flight, timeout=15)  # the first timed out
+        for transport in list(backend.open):  # the backend hangs up: the first call ends
+            transport.abort()
+        await wait_for(lambda: not in_flight)
         third = await http.get("/oneway/x", headers={"X-Path": "/fast"})
         assert third.status_code == 202
         await wait_for(lambda: backend.connections == 2)
-    assert any("Timeout" in r.getMessage() for r in caplog.records)
+        await wait_for(lambda: not in_flight)
+    assert any("send-one-way-request failed" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(
