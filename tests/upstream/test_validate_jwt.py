@@ -90,7 +90,7 @@ def _documents(idp: OpenIdServer, keys) -> dict[str, str]:
             on_error=REASON + MESSAGE,
         ),
         "hs": document(
-            "<validate-jwt header-name='Authorization' require-scheme='Bearer' "
+            "<validate-jwt header-name='Authorization' require-scheme='Bearer' clock-skew='120' "
             "failed-validation-httpcode='403' failed-validation-error-message='Go away.' "
             "output-token-variable-name='jwt'><issuer-signing-keys>"
             f"<key>{base64.b64encode(SECRET).decode()}</key></issuer-signing-keys>"
@@ -314,6 +314,12 @@ async def test_symmetric_key_scheme_and_custom_failure(certs, setup):
     _, server = setup
     signed = token(SECRET, kid=None, alg="HS256")
     assert (await _get(certs, server, "/hs/x", f"Bearer {signed}")).text == "alice|reader"
+    late = token(SECRET, kid=None, alg="HS256", exp=int(time.time()) - 60)
+    assert (await _get(certs, server, "/hs/x", f"Bearer {late}")).status_code == 200  # skew
+    later = token(SECRET, kid=None, alg="HS256", exp=int(time.time()) - 600)
+    _refused(await _get(certs, server, "/hs/x", f"Bearer {later}"), 403, "TokenExpired")
+    response = await _get(certs, server, "/hs/x", f"Basic {signed}")  # another scheme
+    _refused(response, 403, "TokenNotPresent")
     response = await _get(certs, server, "/hs/x", signed)  # no scheme
     body = _refused(response, 403, "TokenNotPresent")
     assert body["message"] == "Go away."
