@@ -210,6 +210,38 @@ class Limits:
         "request or response body a policy may read into memory "
         "(request 413, response 502); APIM's buffered payload size",
     )
+    # -- policy side calls: send-request, send-one-way-request, validate-jwt (h18-calls) -----
+    max_one_way_requests: int = _limit(
+        64,
+        "--max-one-way-requests",
+        "send-one-way-request calls in flight per gateway process (further ones are dropped, "
+        "logged)",
+    )
+    openid_config_ttl: float = _limit(
+        3600.0,
+        "--openid-config-ttl",
+        "seconds an openid-config document and its signing keys are reused before a refetch",
+    )
+    openid_refresh_interval: float = _limit(
+        300.0,
+        "--openid-refresh-interval",
+        "seconds at least between refetches of an openid-config for a token with an unknown key id",
+    )
+    openid_documents: int = _limit(
+        64, "--openid-documents", "openid-config documents each process caches (oldest dropped)"
+    )
+    openid_timeout: float = _limit(
+        10.0, "--openid-timeout", "seconds one openid-config or JWKS fetch may take (401)"
+    )
+    max_openid_bytes: int = _limit(
+        1024 * 1024, "--max-openid-bytes", "bytes of one openid-config document or key set (401)"
+    )
+    azure_ad_authority: str = _limit(
+        "https://login.microsoftonline.com",
+        "--azure-ad-authority",
+        "Microsoft Entra authority validate-azure-ad-token reads {authority}/{tenant}/v2.0/"
+        ".well-known/openid-configuration from (sovereign clouds, tests)",
+    )
     # -- routing and headers (paths, policy-written heads, identity headers) -----------------
     strip_request_headers: str = _limit(
         "x-arr-clientcert,x-forwarded-client-cert,x-ssl-client-*,x-client-cert*,forwarded,"

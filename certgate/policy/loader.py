@@ -14,70 +14,11 @@ from typing import Any
 from certgate.policy.catalog import Catalog
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.reader import Node, read_document
+from certgate.policy.refusals import attribute_refusal, policy_refusal
 from certgate.policy.registry import SECTIONS, BufferBodies, Policy, policy_class
 from certgate.policy.values import Const, compile_value
 
 SCOPES = ("global", "product", "api", "operation")
-
-# APIM policies certgate does not run: refused by name rather than ignored.
-KNOWN_APIM_POLICIES = frozenset(
-    {
-        "authentication-certificate",
-        "authentication-managed-identity",
-        "azure-openai-emit-token-metric",
-        "azure-openai-semantic-cache-lookup",
-        "azure-openai-semantic-cache-store",
-        "azure-openai-token-limit",
-        "cache-lookup",
-        "cache-lookup-value",
-        "cache-remove-value",
-        "cache-store",
-        "cache-store-value",
-        "cross-domain",
-        "emit-metric",
-        "emit-token-metric",
-        "find-and-replace",
-        "get-authorization-context",
-        "http-data-source",
-        "invoke-dapr-binding",
-        "invoke-darp-binding",
-        "json-to-xml",
-        "jsonp",
-        "llm-content-safety",
-        "llm-emit-token-metric",
-        "llm-semantic-cache-lookup",
-        "llm-semantic-cache-store",
-        "llm-token-limit",
-        "log-to-eventhub",
-        "proxy",
-        "publish-event",
-        "publish-to-dapr",
-        "publish-to-darp",
-        "quota",
-        "quota-by-key",
-        "redirect-content-urls",
-        "send-one-way-request",
-        "send-request",
-        "send-service-bus-message",
-        "set-backend",
-        "set-body-liquid",
-        "set-graphql-resolver",
-        "sql-data-source",
-        "trace-to-eventhub",
-        "validate-azure-ad-token",
-        "validate-client-certificate",
-        "validate-content",
-        "validate-graphql-request",
-        "validate-headers",
-        "validate-jwt",
-        "validate-odata-request",
-        "validate-parameters",
-        "validate-status-code",
-        "wait",
-        "xml-to-json",
-        "xsl-transform",
-    }
-)
 
 
 @dataclass(slots=True)
@@ -218,14 +159,13 @@ class Loader:
     def policy(self, node: Node, index: int = 1) -> Policy:
         cls = policy_class(node.tag)
         if cls is None:
-            if node.tag in KNOWN_APIM_POLICIES:
-                raise node.error(f"Policy '{node.tag}' is not supported by certgate.")
-            raise node.error(f"Unknown policy element '{node.tag}'.")
+            raise node.error(policy_refusal(node.tag) or f"Unknown policy element '{node.tag}'.")
         if self.section and self.section not in cls.sections:
             raise node.error(f"Policy '{node.tag}' is not allowed in the '{self.section}' section.")
         for name in node.attrib:
             if name != "id" and name not in cls.attributes:
-                raise node.error(f"Attribute '{name}' is not allowed in '{node.tag}'.")
+                refusal = attribute_refusal(node.tag, name)
+                raise node.error(refusal or f"Attribute '{name}' is not allowed in '{node.tag}'.")
         if "id" in node.expr_attrs:
             raise node.error("Expressions are not allowed in attribute 'id'.")
         parent = self._paths[-1]

@@ -67,10 +67,10 @@ class AuthenticationCertificate(Policy):
         return self
 
     async def execute(self, context: Any) -> bool | None:
-        context.backend_certificate = self._material(context)
+        context.backend_certificate = self.material(context)
         return None
 
-    def _material(self, context: Any) -> Any:
+    def material(self, context: Any) -> Any:
         """The certificate to present; a value that resolves to nothing fails the request."""
         snapshot = context.snapshot
         if self.body is not None:

@@ -99,14 +99,20 @@ class SetHeader(Policy):
         return self
 
     async def execute(self, context: Any) -> bool | None:
-        headers: Headers = context.Response.Headers if self.response else context.Request.Headers
+        self.apply(context, context.Response if self.response else context.Request)
+        return None
+
+    def apply(self, context: Any, message: Any) -> None:
+        """Change `message`'s headers, evaluating against `context` (send-request's own request
+        is not `context.Request`)."""
+        headers: Headers = message.Headers
         name = string_of(self.header, context)
         action = string_of(self.action, context)
         if action == "delete":
             headers.remove(name)
-            return None
+            return
         if action == "skip" and headers.ContainsKey(name):
-            return None
+            return
         values = [as_string(value.evaluate(context)) for value in self.values] or [""]
         if self.computed:
             self._check(name, values)
@@ -116,7 +122,6 @@ class SetHeader(Policy):
             headers.add(name, values)
         else:
             headers.set(name, values)
-        return None
 
     def _check(self, name: str, values: list[str]) -> None:
         problem = name_problem(name)
@@ -199,10 +204,12 @@ class SetBody(Policy):
         return self
 
     async def execute(self, context: Any) -> bool | None:
-        message = context.Response if self.response else context.Request
+        self.apply(context, context.Response if self.response else context.Request)
+        return None
+
+    def apply(self, context: Any, message: Any) -> None:
         message.Body.replace(body_bytes(self.content.evaluate(context)))
         message.Headers.remove("Content-Length")
-        return None
 
 
 @register("set-method")
@@ -224,13 +231,16 @@ class SetMethod(Policy):
         return self
 
     async def execute(self, context: Any) -> bool | None:
+        self.apply(context, context.Request)
+        return None
+
+    def apply(self, context: Any, request: Any) -> None:
         method = string_of(self.method, context).upper()
         if not isinstance(self.method, Const):
             problem = method_problem(method)
             if problem is not None:
                 raise _computed_value_error(problem)
-        context.Request.Method = method
-        return None
+        request.Method = method
 
 
 @register("set-status")
