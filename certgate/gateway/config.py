@@ -15,6 +15,7 @@ from typing import Any
 from certgate.gateway.router import ApiRoute, Router, api_route, operation_route
 from certgate.gateway.tls import SNIRouter, TLSBinding, TLSConfigError, server_context
 from certgate.policy.context import Api, Operation
+from certgate.policy.examples import ResponseExamples
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,11 @@ def build_gateway_config(
             op = operation_route(op_id, op_resource, pipeline_for(api_id, op_id))
             op_props = op_resource.get("properties", op_resource)
             op.context_operation = Operation(
-                op_id, op_props.get("displayName") or op_id, op.method, op.url_template
+                op_id,
+                op_props.get("displayName") or op_id,
+                op.method,
+                op.url_template,
+                ResponseExamples(op_props.get("responses") or ()),
             )
             route.add_operation(op)
         routes.append(route)

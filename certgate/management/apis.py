@@ -11,6 +11,7 @@ from typing import Any
 from certgate.gateway.router import RouteConfigError, api_path_problem, api_route, operation_route
 from certgate.management.errors import ApiError, ValidationError
 from certgate.management.kinds import Kind, Validated, WriteRequest, register
+from certgate.policy.examples import check_responses
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "*"})
 
@@ -86,7 +87,11 @@ def validate_operation(request: WriteRequest) -> Validated:
         "method": method.upper(),
         "urlTemplate": template,
         "templateParameters": props.get("templateParameters") or [],
+        "responses": props.get("responses") or [],
     }
+    problem = check_responses(stored["responses"])
+    if problem is not None:
+        raise ValidationError(problem, "responses")
     _compiles(lambda: operation_route(request.name, stored, None), "urlTemplate")
     return Validated(stored)
 
