@@ -87,7 +87,7 @@ DOCUMENTS = {
     "liquid": _document(inbound=f'<set-variable name="tag" value="vip"/>{LIQUID}'),
     "liquid-xml": _document(
         outbound='<set-body template="liquid">{"to": "{{ body.to }}", '
-        '"nil": "{{ body.gone }}"}</set-body>'
+        '"nil": "{{ body.gone }}", "ruby": "{{ body.to | upcase }}"}</set-body>'
     ),
     "liquid-loop": _document(
         inbound='<set-body template="liquid">{% for i in (1..1000) %}{{ i }}{% endfor %}</set-body>'
@@ -265,14 +265,17 @@ async def test_liquid_template_renders_body_context_filters_and_tags(server, tmp
     )
 
 
-async def test_liquid_reads_an_xml_body_with_xsi_nil_blank(server, tmp_path):
+async def test_liquid_reads_an_xml_body_with_xsi_nil_blank_and_csharp_filter_names(
+    server, tmp_path
+):
     xml = (
         '<note xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><to>Tove</to>'
         '<gone xsi:nil="true"/></note>'
     )
     reply = await _post(server, tmp_path, "liquid-xml", xml, "Content-Type: application/xml")
     assert reply.status == 200
-    assert reply.json() == {"to": "Tove", "nil": ""}
+    # `upcase` is Ruby's name: DotLiquid (C# names) does not know it and leaves the value.
+    assert reply.json() == {"to": "Tove", "nil": "", "ruby": "Tove"}
 
 
 async def test_liquid_limits_end_the_rendering_with_a_500(server, tmp_path):

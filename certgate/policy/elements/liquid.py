@@ -35,8 +35,55 @@ from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy
 
-# python-liquid's snake_case filter names whose DotLiquid (C#) names are not the plain PascalCase.
-_DOTLIQUID_NAMES = {"truncatewords": "TruncateWords", "sort_natural": "SortNatural"}
+# DotLiquid's standard filters (C# names) -> python-liquid's implementation of each.
+_DOTLIQUID_FILTERS = {
+    "".join(part.capitalize() for part in name.split("_")): name
+    for name in (
+        "abs",
+        "append",
+        "at_least",
+        "at_most",
+        "capitalize",
+        "ceil",
+        "compact",
+        "default",
+        "divided_by",
+        "downcase",
+        "escape",
+        "escape_once",
+        "first",
+        "floor",
+        "join",
+        "last",
+        "lstrip",
+        "map",
+        "minus",
+        "modulo",
+        "newline_to_br",
+        "plus",
+        "prepend",
+        "remove",
+        "remove_first",
+        "replace",
+        "replace_first",
+        "reverse",
+        "round",
+        "rstrip",
+        "size",
+        "slice",
+        "sort",
+        "split",
+        "strip",
+        "strip_html",
+        "strip_newlines",
+        "times",
+        "truncate",
+        "uniq",
+        "upcase",
+        "url_decode",
+        "url_encode",
+    )
+} | {"SortNatural": "sort_natural", "TruncateWords": "truncatewords", "H": "escape"}
 
 
 def _date(value: Any, fmt: Any = None) -> Any:
@@ -59,13 +106,10 @@ def _dotliquid_environment(output_chars: int, loop_iterations: int) -> Environme
         output_stream_limit: ClassVar[int | None] = output_chars
         loop_iteration_limit: ClassVar[int | None] = loop_iterations
 
-    env = DotLiquid()
+    env = DotLiquid(strict_filters=False)  # DotLiquid leaves a value with an unknown filter
     ruby = dict(env.filters)
     env.filters.clear()
-    for name, function in ruby.items():
-        pascal = _DOTLIQUID_NAMES.get(name) or "".join(p.capitalize() for p in name.split("_"))
-        env.filters[pascal] = function
-    env.filters["H"] = ruby["escape"]
+    env.filters.update({name: ruby[ruby_name] for name, ruby_name in _DOTLIQUID_FILTERS.items()})
     env.filters["Date"] = _date
     return env
 
