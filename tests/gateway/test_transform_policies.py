@@ -118,6 +118,10 @@ DOCUMENTS = {
         'context.Variables.GetValueOrDefault&lt;string&gt;("a", "-") + '
         'context.Variables.GetValueOrDefault&lt;string&gt;("b", "-"))</value></set-header>',
     ),
+    "wait-fail": _document(
+        inbound='<wait for="all"><choose><when condition="@(true)">'
+        '<set-status code="@(1000)" reason="x"/></when></choose></wait>'
+    ),
     # The second child would wait a minute before its retry: `any` continues with the first.
     "wait-any": _document(
         inbound='<wait for="any">'
@@ -150,17 +154,21 @@ async def server(certs, backend):
     forwarder.close()
 
 
-async def _post(server, tmp_path, name: str, body: str, *headers: str):
-    argv = ["-k", "-X", "POST", "--data-binary", body]
+async def _post(server, tmp_path, name: str, body: str, *headers: str, version="--http1.1"):
+    argv = ["-k", version, "-X", "POST", "--data-binary", body]
     for header in headers:
         argv += ["-H", header]
     return await curl(server.https_port, f"/api/{name}", *argv, tmp=tmp_path)
 
 
 # -- find-and-replace ----------------------------------------------------------------------------
-async def test_find_and_replace_changes_the_request_body_inbound(server, tmp_path):
-    reply = await _post(server, tmp_path, "replace-request", "cat and cat", "Content-Type: text/a")
+@pytest.mark.parametrize("version", ["--http1.1", "--http2"])
+async def test_find_and_replace_changes_the_request_body_inbound(server, tmp_path, version):
+    reply = await _post(
+        server, tmp_path, "replace-request", "cat and cat", "Content-Type: text/a", version=version
+    )
     assert (reply.status, reply.body) == (200, b"dog and dog")
+    assert reply.headers["content-length"] == "11"
 
 
 async def test_find_and_replace_changes_the_response_body_outbound(server, tmp_path):
@@ -346,6 +354,12 @@ async def test_emit_metric_with_a_value_that_is_not_a_number_fails(server, metri
 async def test_wait_all_runs_every_child(server, tmp_path):
     reply = await _post(server, tmp_path, "wait-all", "x")
     assert (reply.status, reply.headers["x-vars"]) == (200, "12")
+
+
+async def test_wait_all_fails_with_the_error_of_the_failing_child(server, tmp_path):
+    reply = await _post(server, tmp_path, "wait-fail", "x")
+    assert reply.status == 500
+    assert reply.headers["x-last-error"].startswith("set-status||Status code 1000 is not valid")
 
 
 async def test_wait_any_continues_when_the_first_child_completes(server, tmp_path):
