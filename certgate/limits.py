@@ -177,7 +177,7 @@ class Limits:
     liquid_max_output_chars: int = _limit(
         2 * 1024 * 1024,
         "--liquid-max-output-chars",
-        "characters a set-body Liquid template may render",
+        "characters a set-body Liquid template may render, and hold in assign/capture variables",
     )
     liquid_loop_iterations: int = _limit(
         100_000,

@@ -96,6 +96,10 @@ DOCUMENTS = {
         inbound='<set-body template="liquid">{% for i in (1..40) %}'
         "012345678901234567890123456789{% endfor %}</set-body>"
     ),
+    "liquid-assign": _document(
+        inbound='<set-body template="liquid">{% assign s = "0123456789" %}{% for i in (1..30) %}'
+        "{% assign s = s | Append: s %}{% endfor %}{{ s | Size }}</set-body>"
+    ),
     "mock": _document(inbound="<mock-response/>"),
     "mock-second": _document(
         inbound='<mock-response status-code="200" content-type="application/json" index="1"/>'
@@ -293,6 +297,10 @@ async def test_liquid_limits_end_the_rendering_with_a_500(server, tmp_path):
     output = await _post(server, tmp_path, "liquid-output", "", "Content-Type: text/a")
     assert output.status == 500
     assert output.headers["x-last-error"].startswith("set-body|LiquidTemplateLimit|")
+    # Doubling a variable 30 times would hold 10 GiB: stopped at the output limit's size.
+    doubling = await _post(server, tmp_path, "liquid-assign", "", "Content-Type: text/a")
+    assert doubling.status == 500
+    assert doubling.headers["x-last-error"].startswith("set-body|LiquidTemplateLimit|")
 
 
 # -- mock-response ---------------------------------------------------------------------------------

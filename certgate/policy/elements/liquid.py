@@ -7,7 +7,8 @@ template sees `body` (the message body: JSON as objects and arrays, XML as Json.
 the document, other text as a string) and `context` (`context.Request.Url.Path`,
 `context.Request.Headers.Accept`, `context.Variables.name`, ...: only the members C# expressions
 may read). The template is parsed once when the policy is saved (a syntax error is a 400); a
-rendering is bounded by `--liquid-max-output-chars` and `--liquid-loop-iterations` (500,
+rendering is bounded by `--liquid-max-output-chars` (what it writes, and what it holds in
+`assign`/`capture` variables) and `--liquid-loop-iterations` (500,
 `LastError.Reason` `LiquidTemplateLimit`). The engine is python-liquid.
 """
 
@@ -104,6 +105,7 @@ def _date(value: Any, fmt: Any = None) -> Any:
 def _dotliquid_environment(output_chars: int, loop_iterations: int) -> Environment:
     class DotLiquid(Environment):
         output_stream_limit: ClassVar[int | None] = output_chars
+        local_namespace_limit: ClassVar[int | None] = output_chars  # assign / capture values
         loop_iteration_limit: ClassVar[int | None] = loop_iterations
 
     env = DotLiquid(strict_filters=False)  # DotLiquid leaves a value with an unknown filter
