@@ -184,6 +184,11 @@ class Limits:
         "--liquid-loop-iterations",
         "for-loop iterations of one set-body Liquid template rendering",
     )
+    liquid_render_timeout: float = _limit(
+        1.0,
+        "--liquid-render-timeout",
+        "seconds one set-body Liquid rendering may take (checked at every filter call)",
+    )
     emit_metric_max_series: int = _limit(
         1000,
         "--emit-metric-max-series",

@@ -29,6 +29,7 @@ LIMITS = Limits(
     transform_max_depth=8,
     liquid_max_output_chars=1000,
     liquid_loop_iterations=50,
+    liquid_render_timeout=0.001,
     emit_metric_max_series=2,
 )
 
@@ -99,6 +100,10 @@ DOCUMENTS = {
     "liquid-assign": _document(
         inbound='<set-body template="liquid">{% assign s = "0123456789" %}{% for i in (1..30) %}'
         "{% assign s = s | Append: s %}{% endfor %}{{ s | Size }}</set-body>"
+    ),
+    "liquid-slow": _document(
+        inbound='<set-body template="liquid">{% for i in (1..40) %}'
+        '{{ body | Replace: "a", "b" | Size }}{% endfor %}</set-body>'
     ),
     "mock": _document(inbound="<mock-response/>"),
     "mock-second": _document(
@@ -297,6 +302,14 @@ async def test_liquid_limits_end_the_rendering_with_a_500(server, tmp_path):
     output = await _post(server, tmp_path, "liquid-output", "", "Content-Type: text/a")
     assert output.status == 500
     assert output.headers["x-last-error"].startswith("set-body|LiquidTemplateLimit|")
+    # 40 replacements in a 1 MB body take far longer than the 1 ms the test allows.
+    large = tmp_path / "large.txt"
+    large.write_bytes(b"a" * 1_000_000)
+    slow = await _post(server, tmp_path, "liquid-slow", f"@{large}", "Content-Type: text/a")
+    assert slow.status == 500
+    assert slow.headers["x-last-error"] == (
+        "set-body|LiquidTemplateLimit|Liquid template: render time limit reached"
+    )
     # Doubling a variable 30 times would hold 10 GiB: stopped at the output limit's size.
     doubling = await _post(server, tmp_path, "liquid-assign", "", "Content-Type: text/a")
     assert doubling.status == 500

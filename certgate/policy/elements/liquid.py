@@ -8,19 +8,22 @@ the document, other text as a string) and `context` (`context.Request.Url.Path`,
 `context.Request.Headers.Accept`, `context.Variables.name`, ...: only the members C# expressions
 may read). The template is parsed once when the policy is saved (a syntax error is a 400); a
 rendering is bounded by `--liquid-max-output-chars` (what it writes, and what it holds in
-`assign`/`capture` variables) and `--liquid-loop-iterations` (500,
+`assign`/`capture` variables), `--liquid-loop-iterations` and `--liquid-render-timeout` (500,
 `LastError.Reason` `LiquidTemplateLimit`). The engine is python-liquid.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from liquid import Environment
-from liquid.exceptions import LiquidError, LiquidSyntaxError
+from liquid.exceptions import LiquidError, LiquidSyntaxError, ResourceLimitError
 
 from certgate.expressions.dotnet.collections import KeyValuePair, ReadOnlyDictionary
 from certgate.expressions.dotnet.datetimes import format_datetime
@@ -102,6 +105,26 @@ def _date(value: Any, fmt: Any = None) -> Any:
     return format_datetime(value, None if fmt is None else str(fmt))
 
 
+class RenderTimeLimitError(ResourceLimitError):
+    """A rendering ran past `--liquid-render-timeout` (checked at every filter call)."""
+
+
+_deadline = math.inf  # of the rendering in progress (rendering never yields to the event loop)
+
+
+def _timed(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that first checks the rendering's deadline: filters are where a template spends
+    its time (`Replace` on a large body in a loop); loops alone are bounded by their count."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if time.monotonic() > _deadline:
+            raise RenderTimeLimitError("render time limit reached", token=None)
+        return function(*args, **kwargs)
+
+    return call
+
+
 def _dotliquid_environment(output_chars: int, loop_iterations: int) -> Environment:
     class DotLiquid(Environment):
         output_stream_limit: ClassVar[int | None] = output_chars
@@ -111,8 +134,8 @@ def _dotliquid_environment(output_chars: int, loop_iterations: int) -> Environme
     env = DotLiquid(strict_filters=False)  # DotLiquid leaves a value with an unknown filter
     ruby = dict(env.filters)
     env.filters.clear()
-    env.filters.update({name: ruby[ruby_name] for name, ruby_name in _DOTLIQUID_FILTERS.items()})
-    env.filters["Date"] = _date
+    env.filters.update({name: _timed(ruby[r]) for name, r in _DOTLIQUID_FILTERS.items()})
+    env.filters["Date"] = _timed(_date)
     return env
 
 
@@ -271,12 +294,16 @@ class LiquidSetBody(Policy):
         content_type = (message.Headers.GetValueOrDefault("Content-Type") or "").lower()
         text = await body_text(context, self.response)
         body = body_object(text, content_type, self.nil_blank, limits.transform_max_depth)
+        global _deadline
+        _deadline = time.monotonic() + limits.liquid_render_timeout
         try:
             rendered = template.render(body=body, context=_View(context))
         except LiquidError as error:
             raise PolicyRuntimeError(
-                "LiquidTemplateLimit" if "limit" in type(error).__name__.lower() else None,
+                "LiquidTemplateLimit" if isinstance(error, ResourceLimitError) else None,
                 f"Liquid template: {error.message}",
             ) from None
+        finally:
+            _deadline = math.inf
         replace_body(context, self.response, rendered)
         return None
