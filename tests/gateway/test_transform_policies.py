@@ -364,11 +364,27 @@ async def test_emit_metric_reports_at_most_the_configured_number_of_series(
     assert [dimensions["Caller"] for _, _, dimensions in metrics] == ["a", "b", "a"]
 
 
-async def test_emit_metric_with_a_value_that_is_not_a_number_fails(server, metrics, tmp_path):
-    reply = await _post(server, tmp_path, "metric", "", "X-Count: many")
+@pytest.mark.parametrize("count", ["many", "nan", "1_000"])
+async def test_emit_metric_with_a_value_that_is_not_a_number_fails(
+    server, metrics, tmp_path, count
+):
+    reply = await _post(server, tmp_path, "metric", "", f"X-Count: {count}")
     assert reply.status == 500
     assert reply.headers["x-last-error"].startswith("emit-metric|ExpressionValueEvaluationFailure")
     assert metrics == []
+
+
+async def test_a_value_the_sink_refuses_is_dropped_and_the_request_served(server, tmp_path):
+    def counter(name: str, value: float, dimensions: dict) -> None:
+        if value < 0:  # as a Prometheus counter refuses a negative increment
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+
+    set_metric_sink(counter)
+    try:
+        reply = await _post(server, tmp_path, "metric", "", "X-Count: -1")
+    finally:
+        set_metric_sink(None)
+    assert reply.status == 200
 
 
 # -- wait ------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,7 +54,10 @@ def _emit(name: str, value: float, dimensions: dict[str, str], max_series: int) 
                 log.warning("emit-metric: more than %d series; further series dropped", max_series)
             return
         _series.add(series)
-    _sink(name, value, dimensions)
+    try:
+        _sink(name, value, dimensions)
+    except Exception:  # a metric the sink cannot take (a negative counter increment) is dropped
+        log.warning("emit-metric: the metrics sink refused a value of %s", name, exc_info=True)
 
 
 def _identifier(value: Any) -> str:
@@ -132,11 +137,15 @@ def _runtime_error(message: str) -> Exception:
     return PolicyRuntimeError("ExpressionValueEvaluationFailure", message)
 
 
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
 def _number(text: str, error: Callable[[str], Exception]) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise error(f"Attribute 'value' must be a number, not '{text[:40]}'.") from None
+    """A finite number as double.Parse reads it (no `nan`, `inf` or `1_000`)."""
+    value = float(text) if _NUMBER.fullmatch(text) else math.nan
+    if not math.isfinite(value):
+        raise error(f"Attribute 'value' must be a number, not '{text[:40]}'.")
+    return value
 
 
 _WAIT_CHILDREN = frozenset({"send-request", "cache-lookup-value", "choose"})
