@@ -92,11 +92,12 @@ class FindAndReplace(Policy):
 
 
 def _requested(context: Any, subtype: str) -> bool:
-    """Whether the request's Accept header asks for `application/<subtype>` (or `+<subtype>`)."""
+    """Whether the request's Accept header names `application/<subtype>`, `text/<subtype>` or
+    `*+<subtype>` (`*/*` asks for nothing in particular)."""
     accept = context.Request.Headers.GetValueOrDefault("Accept") or ""
     for item in accept.split(","):
         media = item.partition(";")[0].strip().lower()
-        if media == f"application/{subtype}" or media.endswith(f"+{subtype}"):
+        if media in (f"application/{subtype}", f"text/{subtype}") or media.endswith(f"+{subtype}"):
             return True
     return False
 
