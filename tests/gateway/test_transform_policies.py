@@ -9,6 +9,7 @@ received is what the client reads.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -29,7 +30,6 @@ LIMITS = Limits(
     transform_max_depth=8,
     liquid_max_output_chars=1000,
     liquid_loop_iterations=50,
-    liquid_render_timeout=0.001,
     emit_metric_max_series=2,
 )
 
@@ -146,18 +146,22 @@ DOCUMENTS = {
 }
 
 
-@pytest.fixture
-async def server(certs, backend):
-    forwarder = Forwarder(LIMITS)
-    pipelines = {name: operation_pipeline(text) for name, text in DOCUMENTS.items()}
+async def _start(certs, backend, limits: Limits, documents: dict[str, str]):
+    forwarder = Forwarder(limits)
+    pipelines = {name: operation_pipeline(text) for name, text in documents.items()}
     apis = {"api": {"path": "api", "serviceUrl": f"{backend.url}/mirror", "protocols": ["https"]}}
     operations = {
         "api": {
             name: {"method": "POST", "urlTemplate": f"/{name}", "responses": EXAMPLES}
-            for name in DOCUMENTS
+            for name in documents
         }
     }
-    running = await start_gateway(certs, forwarder, apis, operations, pipelines)
+    return await start_gateway(certs, forwarder, apis, operations, pipelines), forwarder
+
+
+@pytest.fixture
+async def server(certs, backend):
+    running, forwarder = await _start(certs, backend, LIMITS, DOCUMENTS)
     yield running
     await running.close()
     forwarder.close()
@@ -302,18 +306,28 @@ async def test_liquid_limits_end_the_rendering_with_a_500(server, tmp_path):
     output = await _post(server, tmp_path, "liquid-output", "", "Content-Type: text/a")
     assert output.status == 500
     assert output.headers["x-last-error"].startswith("set-body|LiquidTemplateLimit|")
-    # 40 replacements in a 1 MB body take far longer than the 1 ms the test allows.
-    large = tmp_path / "large.txt"
-    large.write_bytes(b"a" * 1_000_000)
-    slow = await _post(server, tmp_path, "liquid-slow", f"@{large}", "Content-Type: text/a")
-    assert slow.status == 500
-    assert slow.headers["x-last-error"] == (
-        "set-body|LiquidTemplateLimit|Liquid template: render time limit reached"
-    )
     # Doubling a variable 30 times would hold 10 GiB: stopped at the output limit's size.
     doubling = await _post(server, tmp_path, "liquid-assign", "", "Content-Type: text/a")
     assert doubling.status == 500
     assert doubling.headers["x-last-error"].startswith("set-body|LiquidTemplateLimit|")
+
+
+async def test_liquid_render_time_is_bounded(certs, backend, tmp_path):
+    # 40 replacements in a 1 MB body take far longer than the 1 ms this gateway allows.
+    limits = dataclasses.replace(LIMITS, liquid_render_timeout=0.001)
+    documents = {"liquid-slow": DOCUMENTS["liquid-slow"]}
+    running, forwarder = await _start(certs, backend, limits, documents)
+    try:
+        large = tmp_path / "large.txt"
+        large.write_bytes(b"a" * 1_000_000)
+        slow = await _post(running, tmp_path, "liquid-slow", f"@{large}", "Content-Type: text/a")
+    finally:
+        await running.close()
+        forwarder.close()
+    assert slow.status == 500
+    assert slow.headers["x-last-error"] == (
+        "set-body|LiquidTemplateLimit|Liquid template: render time limit reached"
+    )
 
 
 # -- mock-response ---------------------------------------------------------------------------------
