@@ -191,13 +191,12 @@ class Wait(Policy):
                 task.cancel()
             if pending:  # let cancelled children release what they hold (connections)
                 await asyncio.gather(*pending, return_exceptions=True)
-        ended = False
-        for task in tasks:
-            if task in done:
-                error = task.exception()
-                if error is not None:
-                    raise error
-                ended = ended or task.result()
+        finished = [task for task in tasks if task in done]
+        errors = [task.exception() for task in finished]  # each retrieved: none is left unseen
+        for error in errors:
+            if error is not None:
+                raise error
+        ended = any(task.result() for task in finished)
         return ended
 
 
