@@ -196,8 +196,7 @@ class Wait(Policy):
         for error in errors:
             if error is not None:
                 raise error
-        ended = any(task.result() for task in finished)
-        return ended
+        return any(task.result() for task in finished)
 
 
 @register("proxy")
