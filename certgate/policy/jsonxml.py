@@ -155,12 +155,25 @@ def json_to_xml(text: str, options: JsonToXml) -> str:
     writer = _XmlWriter(options)
     out: list[str] = []
     if isinstance(value, dict):
+        declaration = value.get("?xml")
+        if isinstance(declaration, dict):  # Json.NET writes it before the root element
+            out.append(_declaration(declaration))
         writer.element(ROOT, value, out, 1)
     elif isinstance(value, list):
         writer.element(ROOT, {"Array": value}, out, 1)
     else:
         raise ConversionError("The JSON body must be an object or an array to convert to XML.")
     return "".join(out)
+
+
+def _declaration(fields: dict[str, Any]) -> str:
+    """`{"@version": "1.0", "@standalone": "no"}` as `<?xml version="1.0" standalone="no"?>`."""
+    values = {"version": fields.get("@version") or "1.0"}
+    for name in ("encoding", "standalone"):
+        if fields.get(f"@{name}") is not None:
+            values[name] = fields[f"@{name}"]
+    text = "".join(f' {name}="{_escape(str(v), quote=True)}"' for name, v in values.items())
+    return f"<?xml{text}?>"
 
 
 def encode_name(name: str) -> str:
