@@ -242,6 +242,32 @@ class Limits:
         "Microsoft Entra authority validate-azure-ad-token reads {authority}/{tenant}/v2.0/"
         ".well-known/openid-configuration from (sovereign clouds, tests)",
     )
+    # -- body transformation policies (h18-transforms) ----------------------------------------
+    transform_max_depth: int = _limit(
+        64,
+        "--transform-max-depth",
+        "nesting of a body xml-to-json / json-to-xml converts (Json.NET's MaxDepth)",
+    )
+    liquid_max_output_chars: int = _limit(
+        2 * 1024 * 1024,
+        "--liquid-max-output-chars",
+        "characters a set-body Liquid template may render, and hold in assign/capture variables",
+    )
+    liquid_loop_iterations: int = _limit(
+        100_000,
+        "--liquid-loop-iterations",
+        "for-loop iterations of one set-body Liquid template rendering",
+    )
+    liquid_render_timeout: float = _limit(
+        1.0,
+        "--liquid-render-timeout",
+        "seconds one set-body Liquid rendering may take (checked at every filter call)",
+    )
+    emit_metric_max_series: int = _limit(
+        1000,
+        "--emit-metric-max-series",
+        "distinct emit-metric (name, dimensions) series a gateway process reports",
+    )
     # -- routing and headers (paths, policy-written heads, identity headers) -----------------
     strip_request_headers: str = _limit(
         "x-arr-clientcert,x-forwarded-client-cert,x-ssl-client-*,x-client-cert*,forwarded,"

@@ -21,6 +21,7 @@ from certgate.gateway.router import (
 )
 from certgate.gateway.tls import SNIRouter, TLSBinding, TLSConfigError, server_context
 from certgate.policy.context import Api, Operation
+from certgate.policy.examples import ResponseExamples
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,11 @@ def compile_operation(op_id: str, resource: Mapping[str, Any], pipeline: Any) ->
     op = operation_route(op_id, resource, pipeline)
     props = resource.get("properties", resource)
     op.context_operation = Operation(
-        op_id, props.get("displayName") or op_id, op.method, op.url_template
+        op_id,
+        props.get("displayName") or op_id,
+        op.method,
+        op.url_template,
+        ResponseExamples(props.get("responses") or ()),
     )
     return op
 

@@ -17,6 +17,7 @@ from certgate.management.api_import import imported_definition
 from certgate.management.arm import check_id
 from certgate.management.errors import ValidationError
 from certgate.management.kinds import Children, Kind, Validated, WriteRequest, register
+from certgate.policy.examples import check_responses
 
 IMPORT_ONLY = ("format", "value", "translateRequiredQueryParameters")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "*"})
@@ -97,7 +98,11 @@ def operation_properties(name: str, props: dict) -> dict:
         "method": method.upper(),
         "urlTemplate": template,
         "templateParameters": _template_parameters(props.get("templateParameters") or []),
+        "responses": props.get("responses") or [],
     }
+    problem = check_responses(stored["responses"])
+    if problem is not None:
+        raise ValidationError(problem, "responses")
     return stored
 
 

@@ -59,6 +59,7 @@ from certgate.expressions.model import CsObject
 from certgate.expressions.runtime import cs_str
 from certgate.limits import DEFAULT_LIMITS
 from certgate.policy.errors import BodyTooLarge
+from certgate.policy.examples import ResponseExamples
 
 access_log = logging.getLogger("certgate.access")
 _STATUS_REASONS = {
@@ -686,15 +687,24 @@ class Api(CsObject):
 class Operation(CsObject):
     """`IOperation`."""
 
-    __slots__ = ("Id", "Method", "Name", "UrlTemplate")
+    __slots__ = ("Id", "Method", "Name", "UrlTemplate", "examples")
     __cs_type__ = "IOperation"
     __cs_members__ = frozenset({"Id", "Name", "Method", "UrlTemplate"})
 
-    def __init__(self, id: str, name: str, method: str = "GET", url_template: str = "/") -> None:
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        method: str = "GET",
+        url_template: str = "/",
+        examples: ResponseExamples | None = None,
+    ) -> None:
         self.Id = id
         self.Name = name
         self.Method = method
         self.UrlTemplate = url_template
+        # The contract's response examples, for mock-response (not visible to C#).
+        self.examples = examples if examples is not None else ResponseExamples()
 
 
 class Product(CsObject):
@@ -763,6 +773,7 @@ class Context(CsObject):
         "forwarder",
         "on_response",
         "snapshot",
+        "web_proxy",  # set by the proxy policy: the backend leg goes through this HTTP proxy
     )
     __cs_type__ = "IProxyRequestContext"
     __cs_members__ = frozenset(
@@ -815,6 +826,7 @@ class Context(CsObject):
         self.snapshot = snapshot
         self.forwarder: Any = None
         self.on_response: list[Callable[[Context], None]] | None = None
+        self.web_proxy: Any = None
 
     @property
     def Response(self) -> Response:

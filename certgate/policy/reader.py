@@ -41,6 +41,8 @@ class Node:
     text: str = ""
     expr_attrs: frozenset[str] = frozenset()
     text_is_expr: bool = False
+    # Text and child elements in document order (set-body's Liquid template is the inner markup).
+    parts: list[str | Node] = field(default_factory=list)
 
     def error(self, reason: str) -> PolicyValidationError:
         return PolicyValidationError(reason, self.tag, self.line, self.column)
@@ -215,6 +217,7 @@ def read_document(text: str, resolve: Callable[[str], str | None] | None = None)
             raise node.error(f"Elements are nested deeper than {MAX_DEPTH} levels.")
         if stack:
             stack[-1].children.append(node)
+            stack[-1].parts.append(node)
         else:
             root.append(node)
         stack.append(node)
@@ -223,10 +226,12 @@ def read_document(text: str, resolve: Callable[[str], str | None] | None = None)
     def end(_tag: str) -> None:
         node = stack.pop()
         node.text, node.text_is_expr = restorer.restore("".join(texts.pop()))
+        node.parts = [p if isinstance(p, Node) else restorer.restore(p)[0] for p in node.parts]
 
     def chars(data: str) -> None:
         if texts:
             texts[-1].append(data)
+            stack[-1].parts.append(data)
 
     def doctype(*_args) -> None:
         raise PolicyValidationError(

@@ -34,6 +34,7 @@ class Backend:
     /.../upload    streams the body, answers {"received": n, "sha256": ...}
     /.../download/N  streams N bytes (chunked unless ?length)
     /.../slow      never answers within the test
+    /.../mirror    the request body back, with the request's Content-Type
     """
 
     def __init__(self) -> None:
@@ -86,6 +87,11 @@ class Backend:
             await exchange.respond(200, "OK", headers, _generate(size))
         elif "/slow" in path:
             await asyncio.sleep(60)
+        elif "/mirror" in path:
+            data = await exchange.body.read_all() if exchange.body is not None else b""
+            media = [value for name, value in raw_headers if name.lower() == "content-type"]
+            headers = [("content-type", media[0])] if media else []
+            await exchange.respond(200, "OK", headers, data)
         else:
             data = await exchange.body.read_all() if exchange.body is not None else b""
             body = json.dumps(

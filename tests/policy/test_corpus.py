@@ -130,7 +130,7 @@ def test_vocabulary_level() -> None:
 
 
 # Documents that save whole today (issue 18's goal is 90 % of the corpus); raise it, never lower it.
-SAVE_FLOOR = 132
+SAVE_FLOOR = 141
 
 
 class _Catalog(PlaceholderCatalog):

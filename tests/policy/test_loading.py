@@ -90,7 +90,7 @@ def test_not_well_formed_xml_is_refused_with_its_position() -> None:
         ),
         ("<set-header name='X' exists-action='sometimes'/>", "exists-action"),
         ("<set-header nam='X'/>", "Attribute 'nam' is not allowed in 'set-header'"),
-        ("<set-body template='liquid'>x</set-body>", "Liquid templates"),
+        ("<set-body template='liquid'>{% if x %}</set-body>", "Liquid template:"),
         ("<choose><otherwise/></choose>", "needs at least one 'when'"),
         ("<choose><when condition='@(true)'><base/></when></choose>", "only allowed directly"),
         ("<set-status code='abc' reason='x'/>", "not a valid HTTP status code"),

@@ -97,9 +97,15 @@ class Forwarder:
                     params[name] = list(values)
         timeout = getattr(options, "timeout", None) or self.timeout
         base = target.url
-        route = self._routes.get((base, material, backend))
+        web_proxy = context.web_proxy
+        key = (
+            (base, material, backend)
+            if web_proxy is None
+            else (base, material, backend, web_proxy.key)
+        )
+        route = self._routes.get(key)
         if route is None or route[1].retired:
-            route = self._route(base, material, backend, snapshot)
+            route = self._route(key, base, material, backend, snapshot, web_proxy)
         origin, pool = route
         path = context.backend_url()[origin.prefix_len :]
         if not path.startswith("/"):
@@ -136,16 +142,19 @@ class Forwarder:
         else:
             context.Response = Response(status, reason, Headers(headers), b"")
 
-    def _route(self, base: str, material: Any, backend: Any, snapshot: Any) -> tuple[Origin, Pool]:
-        """The origin and pool of (base URL, client certificate, backend entity), kept until the
-        configuration changes or the pool is retired: one lookup per request."""
+    def _route(
+        self, key: tuple, base: str, material: Any, backend: Any, snapshot: Any, web_proxy: Any
+    ) -> tuple[Origin, Pool]:
+        """The origin and pool of (base URL, client certificate, backend entity or the proxy
+        policy's proxy), kept until the configuration changes or the pool is retired: one
+        lookup per request. The proxy policy's proxy replaces the backend entity's."""
         origin = _parse_origin(base)
         identity = self._identity(origin, material, backend, snapshot)
-        proxy = backend.proxy if backend is not None else None
+        proxy = web_proxy if web_proxy is not None else getattr(backend, "proxy", None)
         route = origin, self.pools.get(origin, identity, proxy)
         if len(self._routes) > 4096:
             self._routes.clear()
-        self._routes[base, material, backend] = route
+        self._routes[key] = route
         return route
 
     def _identity(

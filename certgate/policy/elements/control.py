@@ -120,25 +120,39 @@ class ReturnResponse(Policy):
 
 @register("mock-response")
 class MockResponse(Policy):
-    """End the pipeline with a status and content type (no samples: the body is empty)."""
+    """End the pipeline with a response from the operation's examples for `status-code` and
+    `content-type` (none given: the first content type with examples); `index` (0-based, a
+    certgate extension) picks among several examples. No example: an empty body."""
 
-    __slots__ = ("content_type", "status")
-    attributes = frozenset({"status-code", "content-type"})
+    __slots__ = ("content_type", "index", "status")
+    attributes = frozenset({"status-code", "content-type", "index"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         self = cls()
         self.status = loader.const_int(node, "status-code", 200)
-        self.content_type = loader.literal(node, "content-type", "application/json")
-        problem = value_problem(self.content_type)
-        if problem is not None:
-            raise node.error(f"Attribute 'content-type': {problem}")
+        if not 100 <= self.status <= 599:
+            raise node.error(f"'{self.status}' is not a valid HTTP status code.")
+        self.content_type = loader.literal(node, "content-type")
+        if self.content_type is not None:
+            problem = value_problem(self.content_type)
+            if problem is not None:
+                raise node.error(f"Attribute 'content-type': {problem}")
+        self.index = loader.const_int(node, "index", 0)
+        if self.index < 0:
+            raise node.error("Attribute 'index' must be 0 or more.")
         loader.no_children(node)
         return self
 
     async def execute(self, context: Any) -> bool | None:
-        response = Response(self.status, reason_phrase(self.status), body=b"")
-        response.Headers.set("Content-Type", [self.content_type])
+        operation = context.Operation
+        example = None
+        if operation is not None:
+            example = operation.examples.select(self.status, self.content_type, self.index)
+        content_type, body = example if example is not None else (self.content_type, b"")
+        response = Response(self.status, reason_phrase(self.status), body=body)
+        if content_type is not None:
+            response.Headers.set("Content-Type", [content_type])
         context.Response = response
         return True
 

@@ -10,6 +10,7 @@ from typing import Any
 from certgate.httpsyntax import host_problem, method_problem, name_problem, value_problem
 from certgate.policy.context import Headers, quote_path, reason_phrase
 from certgate.policy.elements.control import string_of
+from certgate.policy.elements.liquid import LiquidSetBody
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
@@ -184,7 +185,8 @@ def body_bytes(value: Any) -> bytes:
 
 @register("set-body")
 class SetBody(Policy):
-    """Replace the request body (inbound/backend) or the response body."""
+    """Replace the request body (inbound/backend) or the response body; `template="liquid"`
+    is `LiquidSetBody`."""
 
     __slots__ = ("content", "response")
     attributes = frozenset({"template", "xsi-nil", "parse-date"})
@@ -194,7 +196,7 @@ class SetBody(Policy):
     def parse(cls, node: Node, loader: Loader) -> Policy:
         template = loader.literal(node, "template")
         if template is not None and template.lower() == "liquid":
-            raise node.error('Liquid templates (template="liquid") are not supported by certgate.')
+            return LiquidSetBody.parse(node, loader)
         if template is not None and template.lower() != "none":
             raise node.error(f"Unknown set-body template '{template}'.")
         loader.no_children(node)

@@ -1,0 +1,269 @@
+"""emit-metric, wait and proxy.
+
+emit-metric hands each value to the process's metric sink (`set_metric_sink`): the metrics code
+registers `emit_metric(name, value, dimensions)` there (Prometheus), and until it does values are
+dropped. The metric's namespace is the `Namespace` dimension. Dimension values come from
+expressions, so the number of distinct (name, dimensions) series a process reports is bounded by
+`--emit-metric-max-series`; values of further series are dropped (logged once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from certgate.gateway.upstream.proxy import Proxy
+from certgate.httpsyntax import host_problem
+from certgate.policy.elements.control import string_of
+from certgate.policy.errors import PolicyRuntimeError
+from certgate.policy.loader import Loader
+from certgate.policy.reader import Node
+from certgate.policy.registry import Policy, register, run_policies
+from certgate.policy.values import Const
+
+log = logging.getLogger(__name__)
+
+MetricSink = Callable[[str, float, dict[str, str]], None]
+_sink: MetricSink | None = None
+_series: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+_dropping = False
+
+
+def set_metric_sink(sink: MetricSink | None) -> None:
+    """Where emit-metric values go in this process: `sink(name, value, dimensions)`."""
+    global _sink, _dropping
+    _sink = sink
+    _series.clear()
+    _dropping = False
+
+
+def _emit(name: str, value: float, dimensions: dict[str, str], max_series: int) -> None:
+    global _dropping
+    if _sink is None:
+        return
+    series = (name, tuple(sorted(dimensions.items())))
+    if series not in _series:
+        if len(_series) >= max_series:
+            if not _dropping:
+                _dropping = True
+                log.warning("emit-metric: more than %d series; further series dropped", max_series)
+            return
+        _series.add(series)
+    try:
+        _sink(name, value, dimensions)
+    except Exception:  # a metric the sink cannot take (a negative counter increment) is dropped
+        log.warning("emit-metric: the metrics sink refused a value of %s", name, exc_info=True)
+
+
+def _identifier(value: Any) -> str:
+    return "" if value is None else str(getattr(value, "Id", "") or "")
+
+
+# APIM's default dimensions: a `dimension` with one of these names may omit its value.
+_DEFAULT_DIMENSIONS: dict[str, Callable[[Any], str]] = {
+    "API ID": lambda c: _identifier(c.Api),
+    "Operation ID": lambda c: _identifier(c.Operation),
+    "Product ID": lambda c: _identifier(c.Product),
+    "User ID": lambda c: _identifier(c.User),
+    "Subscription ID": lambda c: _identifier(c.Subscription),
+    "Location": lambda c: str(c.Deployment.Region),
+    "Gateway ID": lambda c: str(c.Deployment.GatewayId),
+}
+_MAX_DIMENSIONS = 5
+
+
+@register("emit-metric")
+class EmitMetric(Policy):
+    """Add `value` (default 1) to the custom metric `name` with up to five dimensions."""
+
+    __slots__ = ("dimensions", "metric", "namespace", "value")
+    attributes = frozenset({"name", "namespace", "value"})
+    expressions = frozenset({"name", "namespace", "value", "dimension/value"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        self = cls()
+        self.metric = loader.attr(node, "name", required=True)
+        self.namespace = loader.attr(node, "namespace", "API Management")
+        self.value = loader.attr(node, "value", "1")
+        if isinstance(self.value, Const):
+            _number(self.value.value, node.error)
+        dimensions = []
+        for child in loader.children(node, {"dimension"}):
+            loader.no_children(child)
+            extra = set(child.attrib) - {"name", "value"}
+            if extra:
+                raise child.error(f"Attribute '{extra.pop()}' is not allowed in 'dimension'.")
+            name = loader.literal(child, "name", required=True)
+            value = loader.attr(child, "value")
+            if value is None and name not in _DEFAULT_DIMENSIONS:
+                raise child.error(
+                    f"Dimension '{name}' needs a value: only {', '.join(_DEFAULT_DIMENSIONS)} "
+                    "may omit it."
+                )
+            if any(name == other for other, _ in dimensions):
+                raise child.error(f"Dimension '{name}' is given twice.")
+            dimensions.append((name, value))
+        if not dimensions:
+            raise node.error("Element 'emit-metric' needs at least one 'dimension'.")
+        if len(dimensions) > _MAX_DIMENSIONS:
+            raise node.error(f"Element 'emit-metric' takes at most {_MAX_DIMENSIONS} dimensions.")
+        self.dimensions = tuple(dimensions)
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        name = string_of(self.metric, context)
+        if not name:
+            raise PolicyRuntimeError(
+                "ExpressionValueEvaluationFailure", "The metric name evaluated to an empty string."
+            )
+        value = _number(string_of(self.value, context), _runtime_error)
+        dimensions = {"Namespace": string_of(self.namespace, context)}
+        for dimension, source in self.dimensions:
+            if source is None:
+                dimensions[dimension] = _DEFAULT_DIMENSIONS[dimension](context)
+            else:
+                dimensions[dimension] = string_of(source, context)
+        _emit(name, value, dimensions, context.forwarder.limits.emit_metric_max_series)
+        return None
+
+
+def _runtime_error(message: str) -> Exception:
+    return PolicyRuntimeError("ExpressionValueEvaluationFailure", message)
+
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _number(text: str, error: Callable[[str], Exception]) -> float:
+    """A finite number as double.Parse reads it (no `nan`, `inf` or `1_000`)."""
+    value = float(text) if _NUMBER.fullmatch(text) else math.nan
+    if not math.isfinite(value):
+        raise error(f"Attribute 'value' must be a number, not '{text[:40]}'.")
+    return value
+
+
+_WAIT_CHILDREN = frozenset({"send-request", "cache-lookup-value", "choose"})
+
+
+@register("wait")
+class Wait(Policy):
+    """Run the child policies concurrently; continue when all (`for="all"`) or the first
+    (`for="any"`, the others are cancelled) have completed."""
+
+    __slots__ = ("any", "policies")
+    attributes = frozenset({"for"})
+    sections = frozenset({"inbound", "backend", "outbound"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        self = cls()
+        mode = loader.literal(node, "for", "all")
+        if mode not in ("all", "any"):
+            raise node.error(f"Attribute 'for' must be one of all, any, not '{mode}'.")
+        self.any = mode == "any"
+        for child in node.children:
+            if child.tag not in _WAIT_CHILDREN:
+                raise child.error(
+                    f"Element '{child.tag}' is not allowed inside 'wait' (allowed: "
+                    f"{', '.join(sorted(_WAIT_CHILDREN))})."
+                )
+        self.policies = tuple(loader.policies(node))
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        if not self.policies:
+            return None
+        tasks = [asyncio.ensure_future(run_policies((p,), context)) for p in self.policies]
+        try:
+            if self.any:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            pending = [task for task in tasks if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:  # let cancelled children release what they hold (connections)
+                await asyncio.gather(*pending, return_exceptions=True)
+        finished = [task for task in tasks if task in done]
+        errors = [task.exception() for task in finished]  # each retrieved: none is left unseen
+        for error in errors:
+            if error is not None:
+                raise error
+        return any(task.result() for task in finished)
+
+
+@register("proxy")
+class ProxyPolicy(Policy):
+    """Send the backend request through an HTTP proxy (CONNECT for https backends), with Basic
+    `Proxy-Authorization` when `username` is given. The password never appears in errors."""
+
+    __slots__ = ("fixed", "password", "url", "username")
+    attributes = frozenset({"url", "username", "password"})
+    expressions = attributes
+    sections = frozenset({"inbound"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        loader.no_children(node)
+        self = cls()
+        self.url = loader.attr(node, "url", required=True)
+        self.username = loader.attr(node, "username")
+        self.password = loader.attr(node, "password")
+        if isinstance(self.url, Const):
+            problem = proxy_url_problem(self.url.value)
+            if problem is not None:
+                raise node.error(f"Attribute 'url': {problem}")
+        values = (self.url, self.username, self.password)
+        constant = all(v is None or isinstance(v, Const) for v in values)
+        self.fixed = self._proxy(None) if constant else None
+        return self
+
+    def _proxy(self, context: Any) -> Proxy:
+        def text(value: Any) -> str | None:
+            return None if value is None else string_of(value, context)
+
+        return Proxy.from_properties(
+            {
+                "url": text(self.url),
+                "username": text(self.username),
+                "password": text(self.password),
+            }
+        )
+
+    async def execute(self, context: Any) -> bool | None:
+        if self.fixed is not None:
+            context.web_proxy = self.fixed
+            return None
+        url = string_of(self.url, context)
+        problem = proxy_url_problem(url)
+        if problem is not None:
+            raise PolicyRuntimeError("ExpressionValueEvaluationFailure", f"proxy url: {problem}")
+        context.web_proxy = self._proxy(context)
+        return None
+
+
+_PROXY_URL = "not a valid proxy URL: expected http://host:port"
+
+
+def proxy_url_problem(url: str) -> str | None:
+    """Why `url` is not `http://host[:port]` (None when it is); never repeats the URL, which
+    could hold credentials."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return _PROXY_URL
+    if parts.username or parts.password:
+        return "the proxy URL may not hold credentials: use 'username' and 'password'."
+    if parts.scheme.lower() != "http" or not parts.hostname or host_problem(parts.netloc):
+        return _PROXY_URL
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return _PROXY_URL
+    return None
