@@ -173,7 +173,6 @@ async def _supervise(
         lifespan="off",
     )
     management = uvicorn.Server(config)
-    management.install_signal_handlers = lambda: None
     loop = asyncio.get_running_loop()
     stop, died = asyncio.Event(), asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -42,6 +42,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote, urlsplit
 
@@ -62,32 +63,14 @@ from certgate.policy.errors import BodyTooLarge
 from certgate.policy.examples import ResponseExamples
 
 access_log = logging.getLogger("certgate.access")
-_STATUS_REASONS = {
-    200: "OK",
-    201: "Created",
-    202: "Accepted",
-    204: "No Content",
-    301: "Moved Permanently",
-    302: "Found",
-    304: "Not Modified",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Payload Too Large",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 
 
 def reason_phrase(status: int) -> str:
     """The standard reason phrase of a status code ('' when unknown)."""
-    return _STATUS_REASONS.get(status, "")
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 @runtime_checkable
