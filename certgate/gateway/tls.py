@@ -38,9 +38,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL, crypto
-from OpenSSL.SSL import _ffi, _lib
 
 from certgate.certs.certinfo import CertInfo, cached_der
+from certgate.gateway.openssl import ffi as _ffi
+from certgate.gateway.openssl import lib as _lib
 from certgate.limits import DEFAULT_LIMITS
 
 ALPN_H2 = b"h2"

@@ -26,8 +26,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
-from OpenSSL.SSL import _ffi, _lib
 
+from certgate.gateway.openssl import ffi as _ffi
+from certgate.gateway.openssl import lib as _lib
 from certgate.gateway.tls import MemoryTLSProtocol, PeerCertificates
 
 _PEM = serialization.Encoding.PEM
