@@ -172,10 +172,20 @@ def test_many_same_named_issuers_end_quickly() -> None:
     decoys = [pki.ca("Issuing CA") for _ in range(40)]
     inter = root.issue("Issuing CA", ca=True)
     leaf = inter.issue("client")
-    verifier = _verifier([root])
-    started = time.monotonic()
-    assert verifier.verify(leaf.cert, [*(d.cert for d in decoys), inter.cert]).ok
-    assert time.monotonic() - started < 2
+    crowded = [*(d.cert for d in decoys), inter.cert]
+
+    def cost(chain: list) -> float:
+        """Best of three fresh verifications (no cache), in seconds."""
+        best = float("inf")
+        for _ in range(3):
+            verifier = _verifier([root])
+            started = time.perf_counter()
+            assert verifier.verify(leaf.cert, chain).ok
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    # Each decoy costs one failed signature check at most: linear, never a search of all paths.
+    assert cost(crowded) < 10 * len(crowded) * cost([inter.cert])
 
 
 def test_results_are_cached_per_connection_until_crls_change() -> None:

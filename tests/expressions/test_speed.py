@@ -1,4 +1,6 @@
-"""A compiled expression is cheap enough to run on every request (about a microsecond)."""
+"""A compiled expression is cheap enough to run on every request: measured against the same check
+written in plain Python in the same run, so a loaded machine slows both alike (absolute figures:
+bench/)."""
 
 from __future__ import annotations
 
@@ -23,11 +25,17 @@ def per_call(fn, n: int = 20_000) -> float:
     return best
 
 
-def test_thumbprint_check_costs_microseconds() -> None:
+def test_thumbprint_check_costs_a_few_plain_python_checks() -> None:
     expr = compile_expression(THUMBPRINT_CHECK)
     ctx = build_context(certificate(CLIENT))
     assert expr.evaluate(ctx) is False
-    cost = per_call(lambda: expr.evaluate(ctx))
-    print(f"thumbprint check: {cost * 1e6:.2f} us per evaluation")
-    # ~1-3 us on the reference machine; the bound leaves room for a loaded CI box.
-    assert cost < 25e-6
+    thumbprint = CLIENT.thumbprint
+
+    def plain() -> bool:
+        cert = ctx.Request.Certificate
+        return cert is None or cert.Thumbprint != thumbprint
+
+    cost, baseline = per_call(lambda: expr.evaluate(ctx)), per_call(plain)
+    print(f"thumbprint check: {cost * 1e6:.2f} us, {cost / baseline:.1f}x plain Python")
+    # About 8x on the reference machine: the compiled closures add a few calls, nothing per node.
+    assert cost < 40 * baseline
