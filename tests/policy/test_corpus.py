@@ -127,6 +127,11 @@ def test_vocabulary_level() -> None:
     )
     print(f"Vocabulary: {passed} passed, {len(failed)} failed")
     assert not failed
+    assert sum(executed.values()) >= EXECUTED_FLOOR  # a refusal by name is not an execution
+
+
+# Element occurrences executed today (of 2,427); raise it, never lower it.
+EXECUTED_FLOOR = 2176
 
 
 # Documents that save whole today (issue 18's goal is 90 % of the corpus); raise it, never lower it.
