@@ -149,7 +149,8 @@ def configure(client: ManagementClient, pki: BenchPki, backend_url: str) -> None
             f"apis/{api}/policies/policy",
             {"properties": {"format": "rawxml", "value": policy}},
         )
-    client.wait_for_revision(client.last_revision, timeout=60)  # every worker serves it all
+    if client.last_revision is not None:  # builds before the worker status answered at once
+        client.wait_for_revision(client.last_revision, timeout=60)  # every worker serves it all
 
 
 def _pfx_body(pfx: bytes) -> dict:

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = __doc__.split("\n")[0]
     parser = argparse.ArgumentParser(prog="python -m bench.pair", description=summary)
     parser.add_argument("--base", default="HEAD", help="git revision to compare against")
+    parser.add_argument("--head", help="git revision to measure (default: the working tree)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=10, help="length of one round")
     parser.add_argument("--work", type=Path, default=HERE / ".work-pair")
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with ExitStack() as stack:
         base, head, pki, backend = _start(stack, args)
-        print(f"bench: base = {args.base}, head = working tree; both reach the mTLS backend")
+        head_name = args.head or "working tree"
+        print(f"bench: base = {args.base}, head = {head_name}; both reach the mTLS backend")
         rounds = []
         for number in range(1, args.rounds + 1):
             pin(backend, {cpus[1]})
@@ -72,17 +74,15 @@ def _start(stack: ExitStack, args: argparse.Namespace):
     if work.exists():
         shutil.rmtree(work)
     (work / "logs").mkdir(parents=True)
-    source = work / "base-src"
-    git = ["git", "-C", str(REPO)]
-    subprocess.run([*git, "worktree", "add", "--detach", str(source), args.base], check=True)
-    stack.callback(subprocess.run, [*git, "worktree", "remove", "--force", str(source)])
+    sources = {"base": _checkout(stack, work / "base-src", args.base)}
+    sources["head"] = _checkout(stack, work / "head-src", args.head) if args.head else None
     pki = make_pki(work / "pki", "ec")
     backend_port = free_port()
     config = nginx.backend_config(work, pki, backend_port)
     backend = _started(stack, nginx.start_nginx(work, "backend", config))
     backend.wait_listening(backend_port)
     systems = []
-    for name, code in (("base", source), ("head", None)):
+    for name, code in sources.items():
         gateway = cg.start_certgate(work, free_port(), free_port(), name=name, source=code)
         _started(stack, gateway.service)
         with cg.management_client(gateway) as client:
@@ -91,6 +91,14 @@ def _start(stack: ExitStack, args: argparse.Namespace):
         _check(system, pki)
         systems.append(system)
     return systems[0], systems[1], pki, backend.tree()
+
+
+def _checkout(stack: ExitStack, where: Path, revision: str) -> Path:
+    """A temporary git worktree of `revision`, removed when the bench ends."""
+    git = ["git", "-C", str(REPO)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(where), revision], check=True)
+    stack.callback(subprocess.run, [*git, "worktree", "remove", "--force", str(where)])
+    return where
 
 
 def measure_round(
