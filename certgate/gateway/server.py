@@ -29,6 +29,7 @@ from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.tls import ALPN_H2, TLSServerProtocol
 from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.limits import DEFAULT_LIMITS, Limits
+from certgate.policy import stores
 
 
 class _RefusedProtocol(asyncio.Protocol):
@@ -48,6 +49,7 @@ class GatewayServer:
         self.limits = limits
         apply_expression_limits(limits)  # expressions read them per process (expressions/budget.py)
         self.header_rules = request_header_rules(limits.strip_request_headers)
+        self.stores = stores.configure(limits)  # the cache and counters policies use
         # A policy's body limit and backend calls come from the forwarder: there is always one.
         self.handler = RequestHandler(self._current, forwarder or Forwarder(limits))
         self._servers: list[asyncio.AbstractServer] = []
@@ -119,6 +121,7 @@ class GatewayServer:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        await self.stores.close()
 
 
 def _listen_socket(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:
