@@ -121,7 +121,7 @@ class GatewayServer:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
-        await self.stores.close()
+        await stores.release(self.stores)
 
 
 def _listen_socket(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:

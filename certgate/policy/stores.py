@@ -226,6 +226,14 @@ def configure(limits: Limits) -> Stores:
     return _current
 
 
+async def release(stores: Stores) -> None:
+    """Close a gateway server's stores; the process forgets them if they are still current."""
+    global _current
+    if _current is stores:
+        _current = None
+    await stores.close()
+
+
 def current() -> Stores:
     if _current is None:
         return configure(DEFAULT_LIMITS)
