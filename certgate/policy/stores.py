@@ -178,6 +178,17 @@ def _redis_errors() -> type[Exception]:
     return RedisError
 
 
+def url_problem(url: str) -> str | None:
+    """Why `--redis-url` cannot be used (never quoting it: it may hold a password), or None."""
+    from redis.asyncio.connection import parse_url
+
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        return str(exc).split(" as '")[0]  # redis-py quotes the bad part of the URL after "as"
+    return None
+
+
 class Stores:
     """The internal store and, with `--redis-url`, the external one, of one gateway process."""
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.serve import Served
+from tests.e2e.serve import CERTGATE, Served, client_env
 from tests.redis_server import PASSWORD, RedisServer
 
 CALLS = 10
@@ -88,3 +89,23 @@ async def test_a_value_stored_by_one_worker_is_read_by_the_other(shared: Served)
 def test_the_redis_password_is_never_logged(shared: Served) -> None:
     assert PASSWORD not in shared.log.read_text()
     assert PASSWORD not in shared.announced
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (f"http://:{PASSWORD}@127.0.0.1:6379/0", "Redis URL must specify one of the following"),
+        (f"redis://:{PASSWORD}@127.0.0.1:port/0", "Port could not be cast to integer value"),
+    ],
+)
+def test_an_unusable_redis_url_is_refused_without_showing_it(tmp_path, url, reason) -> None:
+    result = subprocess.run(
+        [CERTGATE, "serve", "--data-dir", str(tmp_path / "data"), "--redis-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=client_env(),
+    )
+    assert result.returncode == 1
+    assert f"certgate serve: --redis-url: {reason}" in result.stderr
+    assert PASSWORD not in result.stderr + result.stdout

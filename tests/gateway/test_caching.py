@@ -192,6 +192,7 @@ async def test_a_stopped_redis_turns_lookups_into_misses(
     assert backend.requests == 3
     assert "external cache (Redis) failed" in caplog.text
     assert PASSWORD not in caplog.text
+    assert PASSWORD not in repr(Limits(redis_url=private_redis.url))
 
 
 async def test_prefer_external_falls_back_to_the_internal_cache(
