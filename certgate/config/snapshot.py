@@ -29,6 +29,7 @@ from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.gateway.upstream.tls import BackendTrust, service_backend_trust
 from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management.backends import compile_stored_backends
+from certgate.management.caches import default_cache_url
 from certgate.management.certificates import certificate_material, certificate_path
 from certgate.policy.context import Deployment
 from certgate.policy.documents import PolicyDocuments
@@ -125,6 +126,7 @@ def _compile(rows: _Rows, revision: int, builder: SnapshotBuilder) -> GatewayCon
         verifier=verifier,
         crl_prefetch=verifier.prefetch,
         previous=builder._previous,
+        cache_url=default_cache_url(rows.kind("cache")),
     )
 
 

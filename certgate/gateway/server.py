@@ -50,6 +50,7 @@ class GatewayServer:
         apply_expression_limits(limits)  # expressions read them per process (expressions/budget.py)
         self.header_rules = request_header_rules(limits.strip_request_headers)
         self.stores = stores.configure(limits)  # the cache and counters policies use
+        self.stores.use(config.cache_url)
         # A policy's body limit and backend calls come from the forwarder: there is always one.
         self.handler = RequestHandler(self._current, forwarder or Forwarder(limits))
         self._servers: list[asyncio.AbstractServer] = []
@@ -65,6 +66,8 @@ class GatewayServer:
 
     def update(self, config: GatewayConfig) -> None:
         """Swap the configuration; takes effect for the next connection or request."""
+        if config.cache_url != self._config.cache_url:
+            self.stores.use(config.cache_url)
         self._config = config
 
     # -- protocol factories -------------------------------------------------------------------

@@ -16,11 +16,13 @@ the policy elements). Keys are namespaced: `certgate:v:` values, `certgate:r:` r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import quote
 
 from certgate.limits import DEFAULT_LIMITS, Limits
 
@@ -178,6 +180,41 @@ def _redis_errors() -> type[Exception]:
     return RedisError
 
 
+def connection_url(text: str) -> str:
+    """A Redis URL from an APIM cache `connectionString`: a `redis://`/`rediss://` URL as is, or
+    StackExchange.Redis's `host[:port],password=...,ssl=True,user=...,defaultDatabase=N` (what
+    Azure Cache for Redis shows). Raises ValueError naming the problem, never the text."""
+    text = text.strip()
+    if "://" in text:
+        problem = url_problem(text)
+        if problem is not None:
+            raise ValueError(problem)
+        return text
+    endpoint, options = None, {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        if not sep:
+            if endpoint is not None:
+                raise ValueError("more than one host:port (certgate uses one Redis endpoint)")
+            endpoint = part
+            continue
+        options[name.strip().lower()] = value.strip()
+    if not endpoint:
+        raise ValueError("no host:port")
+    host, _, port = endpoint.rpartition(":") if ":" in endpoint else (endpoint, "", "6379")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("the port must be a number from 1 to 65535")
+    database = options.get("defaultdatabase", "0")
+    if not database.isdigit():
+        raise ValueError("defaultDatabase must be a number")
+    scheme = "rediss" if options.get("ssl", "false").lower() == "true" else "redis"
+    user, password = quote(options.get("user", ""), safe=""), options.get("password")
+    credentials = f"{user}:{quote(password, safe='')}@" if password is not None else ""
+    return f"{scheme}://{credentials}{host}:{port}/{database}"
+
+
 def url_problem(url: str) -> str | None:
     """Why `--redis-url` cannot be used (never quoting it: it may hold a password), or None."""
     from redis.asyncio.connection import parse_url
@@ -192,13 +229,30 @@ def url_problem(url: str) -> str | None:
 class Stores:
     """The internal store and, with `--redis-url`, the external one, of one gateway process."""
 
-    __slots__ = ("external", "internal")
+    __slots__ = ("_closing", "external", "internal", "limits", "url")
 
     def __init__(self, limits: Limits) -> None:
+        self.limits = limits
         self.internal = LocalStore(
             limits.cache_max_entries, limits.cache_max_bytes, limits.counter_max_keys
         )
-        self.external = RedisStore(limits.redis_url, limits) if limits.redis_url else None
+        self.external: RedisStore | None = None
+        self.url = ""
+        self._closing: set[asyncio.Task] = set()
+        self.use(None)
+
+    def use(self, url: str | None) -> None:
+        """Use the Redis at `url` (the management `caches` resource), else `--redis-url`'s.
+        Requests already talking to the previous Redis may fail over to the fallbacks."""
+        url = url or self.limits.redis_url
+        if url == self.url:
+            return
+        previous, self.url = self.external, url
+        self.external = RedisStore(url, self.limits) if url else None
+        if previous is not None:
+            task = asyncio.get_running_loop().create_task(previous.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def for_caching(self, caching_type: str) -> tuple[Any, ...]:
         """The stores to try in order for a `caching-type`: `external` without a configured

@@ -1,6 +1,7 @@
-"""`certgate serve --workers 2 --redis-url ...`: both workers count against one Redis, so a rate
-limit is crossed exactly, and a value stored by one worker is read by the other (an internal value
-is not: which proves the requests reached both workers). The Redis password never shows in logs."""
+"""`certgate serve --workers 2` with Redis (`--redis-url` or the `caches` resource): both workers
+count against one Redis, so a rate limit is crossed exactly, and a value stored by one worker is
+read by the other (an internal value is not: which proves the requests reached both workers). The
+Redis password never shows in logs or responses."""
 
 from __future__ import annotations
 
@@ -37,13 +38,20 @@ POLICY = f"""<policies><inbound>
 </inbound></policies>"""
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory, redis_server: RedisServer) -> Iterator[Served]:
+@pytest.fixture(scope="module", params=["flag", "caches-resource"])
+def shared(request, tmp_path_factory, redis_server: RedisServer) -> Iterator[Served]:
+    """Two workers with Redis configured by `--redis-url`, or by the management API's
+    `caches/default` (StackExchange.Redis connection string, as APIM takes it)."""
     redis_server.flush()
-    server = Served.start(
-        tmp_path_factory.mktemp("shared"), workers=2, options=("--redis-url", redis_server.url)
-    )
+    options = ("--redis-url", redis_server.url) if request.param == "flag" else ()
+    server = Served.start(tmp_path_factory.mktemp("shared"), workers=2, options=options)
     with server.http() as http:
+        if request.param == "caches-resource":
+            connection = f"127.0.0.1:{redis_server.port},password={PASSWORD},abortConnect=False"
+            cache = {"connectionString": connection, "useFromLocation": "default"}
+            written = http.put("/caches/default", json={"properties": cache})
+            assert written.status_code == 201, written.text
+            assert PASSWORD not in written.text + http.get("/caches").text
         api = {"displayName": "shared", "path": "shared", "serviceUrl": "http://127.0.0.1:9"}
         assert http.put("/apis/shared", json={"properties": api}).is_success
         operation = {"displayName": "all", "method": "*", "urlTemplate": "/*"}
