@@ -97,6 +97,15 @@ async def test_increment_condition_counts_after_the_response(throttled, certs, t
     assert await statuses(port, "/t/x?k=c", 4, certs, tmp_path) == [200, 200, 200, 429]
 
 
+async def test_an_increment_count_expression_is_evaluated_after_the_response(
+    throttled, certs, tmp_path, redis_url
+):
+    cost = 'increment-count="@(context.Response.StatusCode == 404 ? 3 : 1)"'
+    port = await throttled(RATE.format(extra=cost), redis_url=redis_url)
+    assert await statuses(port, "/t/x?k=e&status=404", 2, certs, tmp_path) == [404, 429]
+    assert await statuses(port, "/t/x?k=f", 4, certs, tmp_path) == [200, 200, 200, 429]
+
+
 async def test_counters_fall_back_to_the_process_while_redis_is_down(
     throttled, certs, tmp_path, private_redis
 ):

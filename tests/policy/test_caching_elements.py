@@ -29,6 +29,12 @@ LOOKUP = "<cache-lookup vary-by-developer='false' vary-by-developer-groups='fals
         ("<quota calls='10' bandwidth='100' renewal-period='60'/>", "", "Bandwidth quotas"),
         ("<quota-by-key calls='0' renewal-period='60' counter-key='k'/>", "", "'calls' must"),
         ("<rate-limit-by-key calls='5' renewal-period='60'/>", "", "'counter-key' is missing"),
+        ("<rate-limit calls='5' renewal-period='301'/>", "", "at most 300 seconds"),
+        (
+            "<rate-limit-by-key calls='5' renewal-period='6' counter-key='k' increment-count='x'/>",
+            "",
+            "'increment-count' must be a positive integer",
+        ),
         (
             "<rate-limit calls='5' renewal-period='60'><api name='x' calls='1'/></rate-limit>",
             "",

@@ -33,6 +33,7 @@ _HEADER_ATTRS = (
     "total-calls-header-name",
 )
 _KEY_ATTRS = ("counter-key", "increment-condition", "increment-count")
+MAX_RATE_PERIOD = 300  # seconds: APIM's maximum renewal-period of rate-limit and rate-limit-by-key
 
 
 def _positive(node: Node, value: Any, name: str) -> None:
@@ -63,11 +64,12 @@ class _Counted(Policy):
         self.key = loader.attr(node, "counter-key", required=True) if by_key else None
         self.condition = loader.attr(node, "increment-condition") if by_key else None
         self.increment = loader.attr(node, "increment-count", "1") if by_key else Const("1")
+        _positive(node, self.increment, "increment-count")
 
     async def _count(self, context: Any) -> tuple[int, int, float, bool]:
-        """Count this call; with an increment-condition only check now and count after the
-        response when the condition holds. Returns (calls, calls counted so far including this
-        one, seconds the period has left, allowed)."""
+        """Count this call; with an increment-condition or an increment-count expression only
+        check now and count after the response (when the condition holds). Returns (calls, calls
+        counted so far including this one, seconds the period has left, allowed)."""
         calls = as_int(self.calls.evaluate(context))
         period = as_int(self.period.evaluate(context))
         if self.key is not None:
@@ -75,21 +77,24 @@ class _Counted(Policy):
         else:
             api = context.Api.Id if context.Api is not None else ""
             counter = f"{self.kind}:{period}:{api}|{self.scope}|{self.path}"
-        increment = as_int(self.increment.evaluate(context))
         stores = current()
-        if self.condition is None:
+        if self.condition is None and isinstance(self.increment, Const):
+            increment = as_int(self.increment.value)
             used, left, allowed = await stores.count(counter, increment, period, calls)
             return calls, used, left, allowed
+        # APIM: an expression in increment-condition or increment-count defers its evaluation
+        # and the count to the end of the outbound pipeline
         used, left, allowed = await stores.count(counter, 0, period, calls)
+        condition, count = self.condition, self.increment
         if allowed:
-            condition = self.condition
 
             async def count_if(ctx: Any) -> None:
-                if condition_true(condition, ctx):
-                    await stores.count(counter, increment, period, NO_LIMIT)
+                if condition is None or condition_true(condition, ctx):
+                    await stores.count(counter, as_int(count.evaluate(ctx)), period, NO_LIMIT)
 
             context.on_response = [*(context.on_response or ()), count_if]
-        return calls, used + increment, left, allowed
+        pending = as_int(count.value) if isinstance(count, Const) else 1  # an estimate
+        return calls, used + pending, left, allowed
 
 
 class _RateLimitBase(_Counted):
@@ -98,6 +103,11 @@ class _RateLimitBase(_Counted):
 
     def _parse_common(self, node: Node, loader: Loader, *, by_key: bool) -> None:
         self._parse_counter(node, loader, by_key=by_key)
+        period = self.period
+        if isinstance(period, Const) and int(period.value) > MAX_RATE_PERIOD:
+            raise node.error(
+                f"Attribute 'renewal-period' must be at most {MAX_RATE_PERIOD} seconds."
+            )
         self.names = {name: loader.literal(node, name) for name in _HEADER_ATTRS}
         for name in _HEADER_ATTRS:
             header = self.names[name] if name.endswith("-header-name") else None
