@@ -3,8 +3,8 @@
 `connectionString` is a sealed secret: responses show it as `*****`, and a write that sends
 `*****` (or nothing) back for an existing cache keeps the stored value, so GET -> edit -> PUT
 round-trips. It is checked when written (`certgate.policy.stores.connection_url`); errors name the
-field and the problem, never the value. The gateway uses the cache whose `useFromLocation` is
-`default` (certgate has no regions), instead of `--redis-url`.
+field and the problem, never the value. One cache per `useFromLocation`; the gateway uses the
+cache whose `useFromLocation` is `default` (certgate has no regions), instead of `--redis-url`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,14 @@ def validate(request: WriteRequest) -> Validated:
         raise ValidationError(
             f"'connectionString' is not usable: {exc}.", "connectionString"
         ) from None
-    public = {"useFromLocation": _text(props, "useFromLocation", 256, required=True)}
+    location = _text(props, "useFromLocation", 256, required=True)
+    for other in request.store.list("cache"):
+        if other.path != request.path and other.properties["useFromLocation"] == location:
+            raise ValidationError(
+                f"'useFromLocation': cache '{other.name}' is already used from '{location}'.",
+                "useFromLocation",
+            )
+    public = {"useFromLocation": location}
     for name in ("description", "resourceId"):
         value = _text(props, name, 2000)
         if value is not None:
@@ -69,7 +76,7 @@ def present(resource: Resource) -> dict:
 def default_cache_url(resources: list[Resource]) -> str | None:
     """The Redis URL of the cache the gateway uses (`useFromLocation` `default`), or None."""
     for resource in resources:
-        if resource.properties.get("useFromLocation", "").lower() == DEFAULT_LOCATION:
+        if resource.properties["useFromLocation"] == DEFAULT_LOCATION:
             return connection_url(resource.secrets["connectionString"])
     return None
 

@@ -55,3 +55,12 @@ def test_bad_caches_are_refused_naming_the_field(client, properties, target, rea
     assert reason in response.text and SECRET not in response.text
     assert target in str(error)
     assert client.get("/caches/c").status_code == 404
+
+
+def test_one_cache_per_location(client) -> None:
+    body = {"properties": {"connectionString": GOOD, "useFromLocation": "default"}}
+    assert client.put("/caches/first", json=body).status_code == 201
+    second = client.put("/caches/second", json=body)
+    assert second.status_code == 400
+    assert "cache 'first' is already used from 'default'" in second.text
+    assert client.put("/caches/first", json=body).status_code == 200  # itself: an update
