@@ -8,9 +8,11 @@ import logging
 
 import pytest
 
+from certgate.gateway.config import build_gateway_config
+from certgate.gateway.server import GatewayServer
 from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.limits import Limits
-from tests.gateway.conftest import operation_pipeline, start_gateway
+from tests.gateway.conftest import hostnames, operation_pipeline, start_gateway
 from tests.gateway.support import curl
 from tests.redis_server import PASSWORD
 
@@ -204,3 +206,41 @@ async def test_prefer_external_falls_back_to_the_internal_cache(
         reply = await curl(port, "/cached/x?a=1", ca=certs.ca_file, tmp=tmp_path)
         assert reply.status == 200
     assert backend.requests == 1
+
+
+async def test_a_new_configuration_switches_the_external_cache(
+    certs, tmp_path, redis_url, private_redis
+):
+    """The `caches` resource's Redis (GatewayConfig.cache_url) replaces --redis-url's with the
+    revision that brings it, and its removal brings the flag's back."""
+    pipeline = operation_pipeline(VALUES.format(caching="external"))
+
+    def config(cache_url: str | None):
+        return build_gateway_config(
+            hostnames=hostnames(certs),
+            apis={"cached": {"path": "cached", "serviceUrl": "http://127.0.0.1:9"}},
+            operations={"cached": {"all": {"method": "*", "urlTemplate": "/*"}}},
+            pipeline_for=lambda api_id, op_id: pipeline,
+            cache_url=cache_url,
+        )
+
+    server = GatewayServer(config(None), limits=Limits(redis_url=redis_url))
+    await server.start("127.0.0.1", 0, None)
+    try:
+
+        async def call(query: str) -> str:
+            path = f"/cached/v?{query}"
+            reply = await curl(server.https_port, path, ca=certs.ca_file, tmp=tmp_path)
+            assert reply.status == 200, reply.body
+            return reply.body.decode()
+
+        assert await call("op=store&k=1&v=flag") == "flag"
+        server.update(config(private_redis.url))
+        assert await call("k=1") == "none"
+        assert await call("op=store&k=1&v=resource") == "resource"
+        server.update(config(None))
+        assert await call("k=1") == "flag"
+        server.update(config(private_redis.url))
+        assert await call("k=1") == "resource"
+    finally:
+        await server.close()
