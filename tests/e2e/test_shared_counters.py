@@ -21,7 +21,7 @@ REQUESTS = 24
 POLICY = f"""<policies><inbound>
 <choose>
   <when condition='@(context.Request.Url.Path.EndsWith("/limited"))'>
-    <rate-limit-by-key calls="{CALLS}" renewal-period="600" counter-key="e2e-shared" />
+    <rate-limit-by-key calls="{CALLS}" renewal-period="300" counter-key="e2e-shared" />
   </when>
   <when condition='@(context.Request.Url.Path.EndsWith("/store"))'>
     <cache-store-value key="e2e-value" value="internal" duration="600" caching-type="internal" />
