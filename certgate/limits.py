@@ -292,6 +292,41 @@ class Limits:
         "--api-export-link-seconds",
         "seconds an exported definition's link stays valid (then 404)",
     )
+    # -- caches and throttling counters (h18-cache) ---------------------------------------------
+    cache_max_entries: int = _limit(
+        10_000, "--cache-max-entries", "entries of the internal cache per gateway process (LRU)"
+    )
+    cache_max_bytes: int = _limit(
+        64 * 1024 * 1024,
+        "--cache-max-bytes",
+        "bytes of values and responses in the internal cache per gateway process (LRU)",
+    )
+    counter_max_keys: int = _limit(
+        100_000,
+        "--counter-max-keys",
+        "rate-limit and quota counters kept per gateway process (least recently used dropped)",
+    )
+    redis_connect_timeout: float = _limit(
+        1.0, "--redis-connect-timeout", "seconds to connect to the external cache (Redis)"
+    )
+    redis_command_timeout: float = _limit(
+        0.5, "--redis-command-timeout", "seconds one external cache (Redis) command may take"
+    )
+    redis_retry_interval: float = _limit(
+        5.0,
+        "--redis-retry-interval",
+        "seconds the external cache is not tried after it failed (lookups miss, counters local)",
+    )
+    redis_url: str = field(
+        default="",
+        repr=False,  # may hold a password
+        metadata={
+            "flag": "--redis-url",
+            "help": "external cache and shared counters: redis://[:password@]host:port/db "
+            "(rediss:// for TLS); '' for none",
+            "minimum": 1,
+        },
+    )
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:

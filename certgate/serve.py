@@ -39,6 +39,7 @@ from certgate.gateway.ports import AddressInUse, bind_exclusive
 from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.workers import WorkerError, WorkerPool
 from certgate.limits import limits_from_args
+from certgate.policy import stores
 
 log = logging.getLogger("certgate.serve")
 MAX_NODE_CHARS = 256  # the store's worker_status.node column
@@ -74,6 +75,9 @@ def _serve(args: argparse.Namespace) -> int:
         request_header_rules(limits.strip_request_headers)  # refused here, not in each worker
     except ValueError as exc:
         raise ServeError(str(exc)) from None
+    problem = stores.url_problem(limits.redis_url) if limits.redis_url else None
+    if problem is not None:
+        raise ServeError(f"--redis-url: {problem}")
     data_dir = initialise_data_dir(args.data_dir.resolve())
     pool = WorkerPool(
         args.workers,

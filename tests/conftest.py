@@ -10,6 +10,8 @@ import pytest
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 REQUIRED = ("apim-policies", "x509-limbo/limbo.json", "nist-pkits/pkits.json")
 
+pytest_plugins = ["tests.redis_server"]  # redis_server, redis_url, private_redis fixtures
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """In CI, missing conformance data is a failure: the conformance tests would only skip."""

@@ -52,6 +52,7 @@ from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.gateway.upstream.tls import BackendTrust, service_backend_trust
 from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management.backends import runtime_properties
+from certgate.management.caches import default_cache_url
 from certgate.management.certificates import certificate_material, certificate_path
 from certgate.policy.context import Deployment
 from certgate.policy.documents import PolicyDocuments
@@ -328,6 +329,7 @@ class _Compiler:
             verifier=verifier,
             crl_prefetch=verifier.prefetch,
             bindings=bindings,
+            cache_url=default_cache_url(rows.list("cache")),
         )
 
     def _verifier(self, rows: _Rows, service: Mapping, service_etag: str, problem) -> Verifier:

@@ -62,6 +62,7 @@ class GatewayConfig:
     # CrlStore.prefetch(leaf, chain): awaited once per connection and config before the pipeline
     crl_prefetch: Callable[[Any, Any], Awaitable[None]] | None = None
     bindings: Mapping[tuple[str, str, bool], TLSBinding] = field(default_factory=dict)
+    cache_url: str | None = None  # the `caches` resource's Redis (None: `--redis-url`'s)
 
 
 def build_gateway_config(
@@ -77,6 +78,7 @@ def build_gateway_config(
     verifier: Any = None,
     crl_prefetch: Callable[[Any, Any], Awaitable[None]] | None = None,
     previous: GatewayConfig | None = None,
+    cache_url: str | None = None,
 ) -> GatewayConfig:
     """Compiles a `GatewayConfig`.
 
@@ -86,7 +88,8 @@ def build_gateway_config(
     compiled pipeline (`await pipeline.run(context, forwarder)`). `verifier` backs
     `X509Certificate2.Verify()`; `crl_prefetch(leaf, chain)` (e.g. `CrlStore.prefetch`) is awaited
     once per connection before the first pipeline. `previous` lets unchanged hostname bindings keep
-    their SSL context (and its session cache). Raises ValueError naming the bad field.
+    their SSL context (and its session cache). `cache_url`: the external cache's Redis URL from
+    the management `caches` resource. Raises ValueError naming the bad field.
     """
     bindings, default = tls_bindings(hostnames, previous.bindings if previous is not None else {})
     routes: list[ApiRoute] = []
@@ -107,6 +110,7 @@ def build_gateway_config(
         verifier=verifier,
         crl_prefetch=crl_prefetch,
         bindings=bindings,
+        cache_url=cache_url,
     )
 
 

@@ -29,6 +29,7 @@ from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.tls import ALPN_H2, TLSServerProtocol
 from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.limits import DEFAULT_LIMITS, Limits
+from certgate.policy import stores
 
 
 class _RefusedProtocol(asyncio.Protocol):
@@ -48,6 +49,8 @@ class GatewayServer:
         self.limits = limits
         apply_expression_limits(limits)  # expressions read them per process (expressions/budget.py)
         self.header_rules = request_header_rules(limits.strip_request_headers)
+        self.stores = stores.configure(limits)  # the cache and counters policies use
+        self.stores.use(config.cache_url)
         # A policy's body limit and backend calls come from the forwarder: there is always one.
         self.handler = RequestHandler(self._current, forwarder or Forwarder(limits))
         self._servers: list[asyncio.AbstractServer] = []
@@ -63,6 +66,8 @@ class GatewayServer:
 
     def update(self, config: GatewayConfig) -> None:
         """Swap the configuration; takes effect for the next connection or request."""
+        if config.cache_url != self._config.cache_url:
+            self.stores.use(config.cache_url)
         self._config = config
 
     # -- protocol factories -------------------------------------------------------------------
@@ -119,6 +124,7 @@ class GatewayServer:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        await stores.release(self.stores)
 
 
 def _listen_socket(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:

@@ -23,9 +23,10 @@ Constructors (what the gateway and the upstream client call):
 
 Engine-internal fields of `Context` (not visible to C#): `backend` (set-backend-service sets
 `BackendTarget(url)` or `BackendTarget(None, backend_id)`: the forwarder resolves the entity),
-`backend_certificate`, `connection`, `snapshot`, `forwarder` (set by `Pipeline.run`), and
-`on_response` (callables the engine applies to the final response: CORS headers, rate-limit
-counters). `context.backend_url()` is the full upstream URL when `backend.url` is set.
+`backend_certificate`, `connection`, `snapshot`, `forwarder` (set by `Pipeline.run`),
+`on_response` (callables, sync or async, the engine applies to the final response: CORS headers,
+rate-limit counters) and `cache` (cache-lookup's key for cache-store). `context.backend_url()` is
+the full upstream URL when `backend.url` is set.
 
 Bodies are streams (`BodyStream`): the engine awaits `Body.buffer()` before evaluating an
 expression that reads the content, so `Body.As<T>()` itself is synchronous. `send_body()` on a
@@ -40,7 +41,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, Protocol, runtime_checkable
@@ -751,6 +752,7 @@ class Context(CsObject):
         "backend",
         "backend_certificate",
         "backend_path",
+        "cache",  # what cache-lookup found out, for cache-store (policy/elements/caching.py)
         "connection",
         "expression_seconds",  # set by its first metered expression (expressions/budget.py)
         "forwarder",
@@ -808,8 +810,9 @@ class Context(CsObject):
         self.connection = connection
         self.snapshot = snapshot
         self.forwarder: Any = None
-        self.on_response: list[Callable[[Context], None]] | None = None
+        self.on_response: list[Callable[[Context], Awaitable[None] | None]] | None = None
         self.web_proxy: Any = None
+        self.cache: Any = None
 
     @property
     def Response(self) -> Response:

@@ -17,7 +17,7 @@ from certgate.policy.context import Context, LastError, Response, reason_phrase
 from certgate.policy.elements.backend import ForwardRequest
 from certgate.policy.errors import BackendError, PolicyRuntimeError
 from certgate.policy.loader import PolicyDocument
-from certgate.policy.registry import SECTIONS, Policy, PolicyFault, run_policies
+from certgate.policy.registry import RESUME, SECTIONS, Policy, PolicyFault, run_policies
 
 log = logging.getLogger("certgate.policy")
 
@@ -98,7 +98,7 @@ def _describe(fault: PolicyFault) -> tuple[str | None, str, int, str, tuple]:
 class Pipeline:
     """The effective policies of one operation; immutable and shared by all requests."""
 
-    __slots__ = ("backend", "inbound", "on_error", "outbound", "steps")
+    __slots__ = ("backend", "inbound", "on_error", "outbound", "resumed", "steps")
 
     def __init__(
         self,
@@ -112,25 +112,38 @@ class Pipeline:
         self.outbound = outbound
         self.on_error = on_error
         self.steps = inbound + backend + outbound
+        # Where a cached response resumes: after the first outbound element that is a resume
+        # point (cache-store), as APIM continues "after the corresponding cache-store".
+        points = [i for i, policy in enumerate(outbound) if policy.resume_point]
+        self.resumed = outbound[points[0] + 1 :] if points else ()
 
     async def run(self, context: Context, forwarder: Any) -> Response:
         """Handle one request; the response to send is `context.Response` (also returned)."""
         context.forwarder = forwarder
-        # return-response ends the whole pipeline, so the three sections run as one sequence.
-        for policy in self.steps:
-            try:
-                if await policy.execute(context):
+        # return-response ends the whole pipeline, so the three sections run as one sequence;
+        # an element answering RESUME (a cache hit) continues with `resumed`.
+        steps = self.steps
+        while steps:
+            current, steps = steps, ()
+            for policy in current:
+                try:
+                    result = await policy.execute(context)
+                    if result:
+                        if result is RESUME:
+                            steps = self.resumed
+                        break
+                except PolicyFault as fault:
+                    await self._handle(context, fault)
                     break
-            except PolicyFault as fault:
-                await self._handle(context, fault)
-                break
-            except Exception as exc:
-                await self._handle(context, PolicyFault(policy, exc))
-                break
+                except Exception as exc:
+                    await self._handle(context, PolicyFault(policy, exc))
+                    break
         if context.on_response:
             for hook in context.on_response:
                 try:
-                    hook(context)
+                    pending = hook(context)
+                    if pending is not None:
+                        await pending
                 except Exception:
                     log.exception("a policy's response step failed; the response is sent as is")
         return context.Response

@@ -22,6 +22,10 @@ ALL_SECTIONS = frozenset(SECTIONS)
 
 _REGISTRY: dict[str, type[Policy]] = {}
 
+# What `execute` returns to end inbound processing with a cached response: the engine continues
+# after the outbound resume point (cache-store). Truthy, so enclosing elements pass it up.
+RESUME = 2
+
 
 class Policy:
     """Base of every policy element.
@@ -36,6 +40,7 @@ class Policy:
     attributes: ClassVar[frozenset[str]] = frozenset()
     expressions: ClassVar[frozenset[str]] = frozenset()
     sections: ClassVar[frozenset[str]] = ALL_SECTIONS
+    resume_point: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.policy_id: str | None = None
@@ -101,12 +106,13 @@ class PolicyFault(Exception):
         self.error = error
 
 
-async def run_policies(policies: Sequence[Policy], context: Any) -> bool:
-    """Run policies in order; True when one ended the pipeline (return-response, mock-response)."""
+async def run_policies(policies: Sequence[Policy], context: Any) -> bool | int:
+    """Run policies in order; True when one ended the pipeline (return-response, mock-response),
+    RESUME when a cached response continues after cache-store."""
     for policy in policies:
         try:
-            if await policy.execute(context):
-                return True
+            if result := await policy.execute(context):
+                return result
         except PolicyFault:
             raise
         except Exception as exc:

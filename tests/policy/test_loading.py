@@ -80,8 +80,8 @@ def test_not_well_formed_xml_is_refused_with_its_position() -> None:
     ("inner", "message"),
     [
         (
-            "<cache-lookup vary-by-developer='false' vary-by-developer-groups='false'/>",
-            "Policy 'cache-lookup' is not supported",
+            "<log-to-eventhub logger-id='x'>text</log-to-eventhub>",
+            "Policy 'log-to-eventhub' is not supported",
         ),
         ("<no-such-policy/>", "Unknown policy element 'no-such-policy'"),
         (

@@ -1,9 +1,19 @@
-"""Throttling, per gateway process: rate-limit, rate-limit-by-key, limit-concurrency."""
+"""Throttling: rate-limit, rate-limit-by-key, quota, quota-by-key, limit-concurrency.
+
+Call counters are fixed windows of `renewal-period` seconds that start with the first counted call.
+They live in the process's stores (`certgate.policy.stores`): shared by every worker and node
+through the Redis of `--redis-url` (one atomic check-and-count per call, so the limit is crossed
+exactly), else per gateway process. While Redis fails, counting continues in the process, as APIM
+falls back to local counting. Counters outlive a configuration change.
+
+Counter identity: `rate-limit` and `quota` count per API and policy position; the `-by-key`
+elements count per `counter-key` value (and period), across every scope that uses the key, as APIM
+documents ("a single counter is used for all scopes").
+"""
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 from certgate.httpsyntax import name_problem
@@ -12,28 +22,8 @@ from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register, run_policies
+from certgate.policy.stores import NO_LIMIT, current
 from certgate.policy.values import Const, as_int
-
-_MAX_KEYS = 100_000
-
-
-class _Windows:
-    """Fixed-window call counters by key: key -> (window start, calls)."""
-
-    __slots__ = ("counts",)
-
-    def __init__(self) -> None:
-        self.counts: dict[Any, list[float]] = {}
-
-    def current(self, key: Any, period: float, now: float) -> list[float]:
-        entry = self.counts.get(key)
-        if entry is None or now - entry[0] >= period:
-            if entry is None and len(self.counts) >= _MAX_KEYS:
-                self.counts = {k: v for k, v in self.counts.items() if now - v[0] < period}
-            entry = [now, 0.0]
-            self.counts[key] = entry
-        return entry
-
 
 _HEADER_ATTRS = (
     "retry-after-header-name",
@@ -42,40 +32,96 @@ _HEADER_ATTRS = (
     "remaining-calls-variable-name",
     "total-calls-header-name",
 )
+_KEY_ATTRS = ("counter-key", "increment-condition", "increment-count")
+MAX_RATE_PERIOD = 300  # seconds: APIM's maximum renewal-period of rate-limit and rate-limit-by-key
 
 
-class _RateLimitBase(Policy):
-    __slots__ = ("calls", "names", "period", "windows")
+def _positive(node: Node, value: Any, name: str) -> None:
+    if isinstance(value, Const):
+        try:
+            if int(value.value) <= 0:
+                raise ValueError
+        except ValueError:
+            raise node.error(f"Attribute '{name}' must be a positive integer.") from None
 
-    def _parse_common(self, node: Node, loader: Loader) -> None:
+
+def _no_scoped_children(node: Node, loader: Loader) -> None:
+    for child in loader.children(node, {"api", "operation"}):
+        raise child.error(f"Per-API limits inside '{node.tag}' are not supported by certgate.")
+
+
+class _Counted(Policy):
+    """A call counter checked on the request: `calls` per `renewal-period` seconds."""
+
+    __slots__ = ("calls", "condition", "increment", "key", "period")
+    kind = ""
+
+    def _parse_counter(self, node: Node, loader: Loader, *, by_key: bool) -> None:
         self.calls = loader.attr(node, "calls", required=True)
         self.period = loader.attr(node, "renewal-period", required=True)
-        for value, name in ((self.calls, "calls"), (self.period, "renewal-period")):
-            if isinstance(value, Const):
-                try:
-                    if int(value.value) <= 0:
-                        raise ValueError
-                except ValueError:
-                    raise node.error(f"Attribute '{name}' must be a positive integer.") from None
+        _positive(node, self.calls, "calls")
+        _positive(node, self.period, "renewal-period")
+        self.key = loader.attr(node, "counter-key", required=True) if by_key else None
+        self.condition = loader.attr(node, "increment-condition") if by_key else None
+        self.increment = loader.attr(node, "increment-count", "1") if by_key else Const("1")
+        _positive(node, self.increment, "increment-count")
+
+    async def _count(self, context: Any) -> tuple[int, int, float, bool]:
+        """Count this call; with an increment-condition or an increment-count expression only
+        check now and count after the response (when the condition holds). Returns (calls, calls
+        counted so far including this one, seconds the period has left, allowed)."""
+        calls = as_int(self.calls.evaluate(context))
+        period = as_int(self.period.evaluate(context))
+        if self.key is not None:
+            counter = f"{self.kind}:{period}:{string_of(self.key, context)}"
+        else:
+            api = context.Api.Id if context.Api is not None else ""
+            counter = f"{self.kind}:{period}:{api}|{self.scope}|{self.path}"
+        stores = current()
+        if self.condition is None and isinstance(self.increment, Const):
+            increment = as_int(self.increment.value)
+            used, left, allowed = await stores.count(counter, increment, period, calls)
+            return calls, used, left, allowed
+        # APIM: an expression in increment-condition or increment-count defers its evaluation
+        # and the count to the end of the outbound pipeline
+        used, left, allowed = await stores.count(counter, 0, period, calls)
+        condition, count = self.condition, self.increment
+        if allowed:
+
+            async def count_if(ctx: Any) -> None:
+                if condition is None or condition_true(condition, ctx):
+                    await stores.count(counter, as_int(count.evaluate(ctx)), period, NO_LIMIT)
+
+            context.on_response = [*(context.on_response or ()), count_if]
+        pending = as_int(count.value) if isinstance(count, Const) else 1  # an estimate
+        return calls, used + pending, left, allowed
+
+
+class _RateLimitBase(_Counted):
+    __slots__ = ("names",)
+    kind = "rate"
+
+    def _parse_common(self, node: Node, loader: Loader, *, by_key: bool) -> None:
+        self._parse_counter(node, loader, by_key=by_key)
+        period = self.period
+        if isinstance(period, Const) and int(period.value) > MAX_RATE_PERIOD:
+            raise node.error(
+                f"Attribute 'renewal-period' must be at most {MAX_RATE_PERIOD} seconds."
+            )
         self.names = {name: loader.literal(node, name) for name in _HEADER_ATTRS}
         for name in _HEADER_ATTRS:
             header = self.names[name] if name.endswith("-header-name") else None
             problem = name_problem(header) if header is not None else None
             if problem is not None:
                 raise node.error(f"Attribute '{name}': {problem}")
-        self.windows = _Windows()
 
-    def _check(self, context: Any, key: Any) -> list[float]:
-        calls = as_int(self.calls.evaluate(context))
-        period = float(as_int(self.period.evaluate(context)))
-        now = time.monotonic()
-        entry = self.windows.current(key, period, now)
-        retry_after = max(1, math.ceil(entry[0] + period - now))
-        remaining = max(0, calls - int(entry[1]))
+    async def execute(self, context: Any) -> bool | None:
+        calls, used, left, allowed = await self._count(context)
+        retry_after = max(1, math.ceil(left))
         variables = context.Variables
         if self.names["remaining-calls-variable-name"]:
-            variables.set(self.names["remaining-calls-variable-name"], max(0, remaining - 1))
-        if entry[1] >= calls:
+            variables.set(self.names["remaining-calls-variable-name"], max(0, calls - used))
+        if not allowed:
             if self.names["retry-after-variable-name"]:
                 variables.set(self.names["retry-after-variable-name"], retry_after)
             header = self.names["retry-after-header-name"] or "Retry-After"
@@ -86,8 +132,8 @@ class _RateLimitBase(Policy):
                 headers=((header, str(retry_after)),),
                 public_message=f"Rate limit is exceeded. Try again in {retry_after} seconds.",
             )
-        self._add_headers(context, remaining - 1, calls)
-        return entry
+        self._add_headers(context, calls - used, calls)
+        return None
 
     def _add_headers(self, context: Any, remaining: int, calls: int) -> None:
         remaining_header = self.names["remaining-calls-header-name"]
@@ -106,7 +152,7 @@ class _RateLimitBase(Policy):
 
 @register("rate-limit")
 class RateLimit(_RateLimitBase):
-    """At most `calls` requests per `renewal-period` seconds through this policy."""
+    """At most `calls` requests per `renewal-period` seconds through this policy (per API)."""
 
     __slots__ = ()
     attributes = frozenset({"calls", "renewal-period", *_HEADER_ATTRS})
@@ -115,54 +161,86 @@ class RateLimit(_RateLimitBase):
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         self = cls()
-        self._parse_common(node, loader)
-        for child in loader.children(node, {"api"}):
-            raise child.error("Per-API limits inside 'rate-limit' are not supported by certgate.")
+        self._parse_common(node, loader, by_key=False)
+        _no_scoped_children(node, loader)
         return self
-
-    async def execute(self, context: Any) -> bool | None:
-        self._check(context, None)[1] += 1
-        return None
 
 
 @register("rate-limit-by-key")
 class RateLimitByKey(_RateLimitBase):
     """At most `calls` requests per period for each value of `counter-key`."""
 
-    __slots__ = ("condition", "increment", "key")
-    attributes = frozenset(
-        {"calls", "renewal-period", "counter-key", "increment-condition", "increment-count"}
-        | set(_HEADER_ATTRS)
-    )
-    expressions = frozenset(
-        {"calls", "renewal-period", "counter-key", "increment-condition", "increment-count"}
-    )
+    __slots__ = ()
+    attributes = frozenset({"calls", "renewal-period", *_KEY_ATTRS, *_HEADER_ATTRS})
+    expressions = frozenset({"calls", "renewal-period", *_KEY_ATTRS})
     sections = frozenset({"inbound"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
         self = cls()
-        self._parse_common(node, loader)
-        self.key = loader.attr(node, "counter-key", required=True)
-        self.condition = loader.attr(node, "increment-condition")
-        self.increment = loader.attr(node, "increment-count", "1")
+        self._parse_common(node, loader, by_key=True)
         return self
 
+
+class _QuotaBase(_Counted):
+    __slots__ = ()
+    kind = "quota"
+
+    def _parse_quota(self, node: Node, loader: Loader, *, by_key: bool) -> None:
+        if "bandwidth" in node.attrib:
+            raise node.error("Bandwidth quotas ('bandwidth') are not supported by certgate.")
+        self._parse_counter(node, loader, by_key=by_key)
+
     async def execute(self, context: Any) -> bool | None:
-        entry = self._check(context, string_of(self.key, context))
-        count = as_int(self.increment.evaluate(context))
-        if self.condition is None:
-            entry[1] += count
-            return None
-        condition = self.condition
-
-        def count_if(ctx: Any) -> None:
-            if condition_true(condition, ctx):
-                entry[1] += count
-
-        context.on_response = [*(context.on_response or ()), count_if]
+        _, _, left, allowed = await self._count(context)
+        if not allowed:
+            seconds = max(1, math.ceil(left))
+            hours, rest = divmod(seconds, 3600)
+            wait = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+            raise PolicyRuntimeError(
+                "QuotaExceeded",
+                "Out of call volume quota",
+                status=403,
+                public_message=f"Out of call volume quota. Quota will be replenished in {wait}.",
+            )
         return None
+
+
+@register("quota")
+class Quota(_QuotaBase):
+    """At most `calls` requests per `renewal-period` seconds through this policy (per API); 403."""
+
+    __slots__ = ()
+    attributes = frozenset({"calls", "bandwidth", "renewal-period"})
+    sections = frozenset({"inbound"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        self = cls()
+        self._parse_quota(node, loader, by_key=False)
+        _no_scoped_children(node, loader)
+        return self
+
+
+@register("quota-by-key")
+class QuotaByKey(_QuotaBase):
+    """At most `calls` requests per period for each value of `counter-key`; 403 beyond.
+    `first-period-start` is accepted; periods start with the first counted call."""
+
+    __slots__ = ()
+    attributes = frozenset(
+        {"calls", "bandwidth", "renewal-period", "first-period-start", *_KEY_ATTRS}
+    )
+    expressions = frozenset({"calls", "renewal-period", *_KEY_ATTRS})
+    sections = frozenset({"inbound"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        loader.no_children(node)
+        self = cls()
+        self._parse_quota(node, loader, by_key=True)
+        return self
 
 
 @register("limit-concurrency")

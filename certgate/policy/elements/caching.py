@@ -1,0 +1,359 @@
+"""Caching: cache-lookup, cache-store (responses), cache-lookup-value, -store-value, -remove-value.
+
+The stores are the process's (`certgate.policy.stores`): `caching-type` `internal`, `external`
+(the Redis of `--redis-url`) or `prefer-external` (APIM's default: external when configured, else
+internal). A failing Redis never fails a request: a lookup misses and a store is skipped, as in
+APIM; `prefer-external` then uses the internal cache.
+
+Response cache key (APIM's documented parts): API, operation, the request path, the query
+parameters named by `vary-by-query-parameter` (all of them when none is named), the headers named
+by `vary-by-header`, and with `vary-by-developer` / `vary-by-developer-groups` the caller. certgate
+has no developer accounts: the caller is its client certificate (thumbprint), and a developer's
+groups are the caller alone, so neither option can share an entry between two callers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from certgate.policy.buffering import buffer_response_body
+from certgate.policy.context import Headers, Response
+from certgate.policy.elements.control import condition_true, string_of
+from certgate.policy.loader import Loader
+from certgate.policy.reader import Node
+from certgate.policy.registry import RESUME, Policy, register
+from certgate.policy.stores import StoreUnavailable, current
+from certgate.policy.values import Const, as_int
+
+log = logging.getLogger("certgate.cache")
+
+_CACHING_TYPES = ("internal", "external", "prefer-external")
+_DOWNSTREAM = ("none", "private", "public")
+# Not stored with a cached response: they describe one connection or are recomputed.
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade"}
+)
+
+
+def _caching_type(node: Node, loader: Loader) -> str:
+    value = loader.literal(node, "caching-type", "prefer-external")
+    if value not in _CACHING_TYPES:
+        raise node.error(
+            f"Attribute 'caching-type' must be one of {', '.join(_CACHING_TYPES)}, not '{value}'."
+        )
+    return value
+
+
+def _duration(node: Node, loader: Loader, *, required: bool) -> Any:
+    value = loader.attr(node, "duration", required=required)
+    if isinstance(value, Const):
+        try:
+            if int(value.value) <= 0:
+                raise ValueError
+        except ValueError:
+            raise node.error("Attribute 'duration' must be a positive number of seconds.") from None
+    return value
+
+
+async def _get(stores: tuple[Any, ...], key: str) -> bytes | None:
+    for store in stores:
+        try:
+            return await store.get(key)
+        except StoreUnavailable:
+            continue
+    return None
+
+
+async def _put(stores: tuple[Any, ...], key: str, value: bytes, ttl: float) -> None:
+    for store in stores:
+        try:
+            await store.set(key, value, ttl)
+            return
+        except StoreUnavailable:
+            continue
+
+
+# -- values ------------------------------------------------------------------------------------
+def _encode(value: Any) -> bytes:
+    """A value as stored: its C# kind and JSON, so every node reads back the same type."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
+        return json.dumps(["json", value]).encode()
+    if isinstance(value, (bytes, bytearray)):
+        return json.dumps(["bytes", bytes(value).hex()]).encode()
+    from certgate.policy.values import as_string
+
+    return json.dumps(["string", as_string(value)]).encode()
+
+
+def _decode(data: bytes) -> Any:
+    kind, value = json.loads(data)
+    return bytes.fromhex(value) if kind == "bytes" else value
+
+
+@register("cache-lookup-value")
+class CacheLookupValue(Policy):
+    """Read a value stored by cache-store-value into a variable (`default-value` on a miss)."""
+
+    __slots__ = ("caching_type", "default", "key", "variable")
+    attributes = frozenset({"key", "variable-name", "default-value", "caching-type"})
+    expressions = frozenset({"key", "default-value"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        loader.no_children(node)
+        self = cls()
+        self.key = loader.attr(node, "key", required=True)
+        self.variable = loader.literal(node, "variable-name", required=True)
+        self.default = loader.attr(node, "default-value")
+        self.caching_type = _caching_type(node, loader)
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        key = "certgate:v:" + string_of(self.key, context)
+        data = await _get(current().for_caching(self.caching_type), key)
+        if data is not None:
+            context.Variables.set(self.variable, _decode(data))
+        elif self.default is not None:
+            context.Variables.set(self.variable, self.default.evaluate(context))
+        return None
+
+
+@register("cache-store-value")
+class CacheStoreValue(Policy):
+    """Store a value under a key for `duration` seconds."""
+
+    __slots__ = ("caching_type", "duration", "key", "value")
+    attributes = frozenset({"key", "value", "duration", "caching-type"})
+    expressions = frozenset({"key", "value", "duration"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        loader.no_children(node)
+        self = cls()
+        self.key = loader.attr(node, "key", required=True)
+        self.value = loader.attr(node, "value", required=True)
+        self.duration = _duration(node, loader, required=True)
+        self.caching_type = _caching_type(node, loader)
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        key = "certgate:v:" + string_of(self.key, context)
+        duration = as_int(self.duration.evaluate(context))
+        if duration > 0:
+            data = _encode(self.value.evaluate(context))
+            await _put(current().for_caching(self.caching_type), key, data, duration)
+        return None
+
+
+@register("cache-remove-value")
+class CacheRemoveValue(Policy):
+    """Remove a stored value (from every store the caching type may have used)."""
+
+    __slots__ = ("caching_type", "key")
+    attributes = frozenset({"key", "caching-type"})
+    expressions = frozenset({"key"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        loader.no_children(node)
+        self = cls()
+        self.key = loader.attr(node, "key", required=True)
+        self.caching_type = _caching_type(node, loader)
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        key = "certgate:v:" + string_of(self.key, context)
+        for store in current().for_caching(self.caching_type):
+            try:
+                await store.delete(key)
+            except StoreUnavailable:
+                continue
+        return None
+
+
+# -- responses ---------------------------------------------------------------------------------
+class _Lookup:
+    """What cache-lookup decided, for cache-store and the response's Cache-Control."""
+
+    __slots__ = ("key", "policy")
+
+    def __init__(self, key: str, policy: CacheLookup) -> None:
+        self.key = key
+        self.policy = policy
+
+
+@register("cache-lookup")
+class CacheLookup(Policy):
+    """Answer a GET from the cache when a stored response matches the request's cache key."""
+
+    __slots__ = (
+        "allow_private",
+        "by_developer",
+        "by_groups",
+        "caching_type",
+        "downstream",
+        "headers",
+        "must_revalidate",
+        "parameters",
+    )
+    attributes = frozenset(
+        {
+            "vary-by-developer",
+            "vary-by-developer-groups",
+            "caching-type",
+            "downstream-caching-type",
+            "must-revalidate",
+            "allow-private-response-caching",
+        }
+    )
+    sections = frozenset({"inbound"})
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        self = cls()
+        for name in ("vary-by-developer", "vary-by-developer-groups"):
+            if name not in node.attrib:
+                raise node.error(f"Required attribute '{name}' is missing.")
+        self.by_developer = loader.const_bool(node, "vary-by-developer", False)
+        self.by_groups = loader.const_bool(node, "vary-by-developer-groups", False)
+        self.caching_type = _caching_type(node, loader)
+        self.downstream = loader.literal(node, "downstream-caching-type", "none")
+        if self.downstream not in _DOWNSTREAM:
+            raise node.error(
+                "Attribute 'downstream-caching-type' must be one of none, private, public, "
+                f"not '{self.downstream}'."
+            )
+        self.must_revalidate = loader.const_bool(node, "must-revalidate", True)
+        self.allow_private = loader.const_bool(node, "allow-private-response-caching", False)
+        headers: list[str] = []
+        parameters: list[str] = []
+        for child in loader.children(node, {"vary-by-header", "vary-by-query-parameter"}):
+            if child.attrib or child.children:
+                raise child.error(f"Element '{child.tag}' takes only text.")
+            names = [n.strip() for n in child.text.split(";") if n.strip()]
+            if not names or child.text_is_expr:
+                raise child.error(f"Element '{child.tag}' must name a header or parameter.")
+            (headers if child.tag == "vary-by-header" else parameters).extend(names)
+        self.headers = tuple(sorted({h.lower() for h in headers}))
+        self.parameters = tuple(sorted(set(parameters))) or None
+        return self
+
+    def cache_key(self, context: Any) -> str:
+        request = context.Request
+        url = request.Url
+        if self.parameters is None:
+            query = url.QueryString
+        else:
+            params = url.Query
+            query = "&".join(f"{p}={params.GetValueOrDefault(p, '')}" for p in self.parameters)
+        parts = [
+            context.Api.Id if context.Api is not None else "",
+            context.Operation.Id if context.Operation is not None else "",
+            url.Path,
+            query,
+        ]
+        for header in self.headers:
+            parts.append(f"{header}={','.join(request.Headers.get_all(header))}")
+        if self.by_developer or self.by_groups:
+            certificate = request.Certificate
+            parts.append(certificate.Thumbprint if certificate is not None else "anonymous")
+        return "certgate:r:" + json.dumps(parts)
+
+    async def execute(self, context: Any) -> bool | None:
+        request = context.Request
+        if request.Method != "GET":
+            return None
+        if not self.allow_private and request.Headers.ContainsKey("Authorization"):
+            return None
+        key = self.cache_key(context)
+        context.cache = _Lookup(key, self)
+        data = await _get(current().for_caching(self.caching_type), key)
+        if data is None:
+            return None
+        context.Response = _response_from(data)
+        self.downstream_headers(context.Response, None)
+        return RESUME
+
+    def downstream_headers(self, response: Response, duration: int | None) -> None:
+        if self.downstream == "none":
+            return
+        value = self.downstream
+        if duration is not None:
+            value += f", max-age={duration}"
+        if self.must_revalidate:
+            value += ", must-revalidate"
+        response.Headers.set("Cache-Control", [value])
+
+
+def _response_to(response: Response, body: bytes) -> bytes:
+    head = [
+        response.StatusCode,
+        response.StatusReason,
+        [(n, v) for n, v in response.Headers.items() if n.lower() not in _HOP_BY_HOP],
+    ]
+    return json.dumps(head).encode() + b"\n" + body
+
+
+def _response_from(data: bytes) -> Response:
+    head, _, body = data.partition(b"\n")
+    status, reason, headers = json.loads(head)
+    return Response(status, reason, Headers([tuple(pair) for pair in headers]), body)
+
+
+@register("cache-store")
+class CacheStore(Policy):
+    """Store the response under cache-lookup's key for `duration` seconds (200s only, unless
+    `cache-response` says otherwise). Its position is where a cache hit resumes."""
+
+    __slots__ = ("cache_response", "duration")
+    attributes = frozenset({"duration", "cache-response"})
+    expressions = frozenset({"duration", "cache-response"})
+    sections = frozenset({"outbound"})
+    resume_point = True
+
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        loader.no_children(node)
+        self = cls()
+        self.duration = _duration(node, loader, required=False) or Const("3600")
+        self.cache_response = loader.attr(node, "cache-response")
+        return self
+
+    async def execute(self, context: Any) -> bool | None:
+        lookup = context.cache
+        if lookup is None:
+            return None  # no cache-lookup ran (or it declined this request)
+        response = context.Response
+        if self.cache_response is not None:
+            if not condition_true(self.cache_response, context):
+                return None
+        elif response.StatusCode != 200:
+            return None
+        if not self._cacheable(response, lookup.policy):
+            return None
+        limit = context.forwarder.limits.max_buffered_body_bytes
+        declared = response.Headers.GetValueOrDefault("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return None  # too large to hold: sent on, streamed, not cached
+        duration = as_int(self.duration.evaluate(context))
+        if duration <= 0:
+            return None
+        await buffer_response_body(context)
+        body = response.Body.stream()
+        data = _response_to(response, body if isinstance(body, bytes) else b"")
+        await _put(current().for_caching(lookup.policy.caching_type), lookup.key, data, duration)
+        lookup.policy.downstream_headers(response, duration)
+        return None
+
+    @staticmethod
+    def _cacheable(response: Response, lookup: CacheLookup) -> bool:
+        """A response that is one caller's own (Set-Cookie, Cache-Control private/no-store) is
+        never shared through the cache, unless allow-private-response-caching says so."""
+        if response.Headers.ContainsKey("Set-Cookie"):
+            return False
+        control = response.Headers.GetValueOrDefault("Cache-Control", "").lower()
+        if "no-store" in control:
+            return False
+        return lookup.allow_private or "private" not in control
