@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the management API and the gateway")
     serve.add_argument("--data-dir", type=Path, default=Path("certgate-data"))
+    serve.add_argument(
+        "--store",
+        metavar="URL",
+        help="the configuration store: postgresql://USER:PASSWORD@HOST:PORT/DB, shared by "
+        "several nodes (they also need the same CERTGATE_DATA_KEY and CERTGATE_ADMIN_TOKEN), "
+        "or sqlite:///FILE (default: certgate.sqlite in --data-dir)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--management-port", type=int, default=9443)
     serve.add_argument("--gateway-port", type=int, default=8443)
@@ -116,6 +123,13 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=0.25,
         help="seconds between a worker's checks of the store revision (default 0.25)",
+    )
+    serve.add_argument(
+        "--lease-timeout",
+        type=float,
+        default=30.0,
+        help="seconds after which another node takes over the key vault refreshes of a node "
+        "that stopped renewing its lease (renewed every third of it; default 30)",
     )
     serve.add_argument(
         "--worker-start-timeout",

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
+
 from certgate.certs.crl import CrlFetcher
 from certgate.certs.material import CertificateMaterial, load_certificate
 from certgate.certs.trust import build_verifier
@@ -52,10 +54,16 @@ class SnapshotBuilder:
     """Compiles Snapshots for one process; keeps what must outlive a Snapshot (pools, CRL cache)."""
 
     def __init__(
-        self, store: Store, *, dev_server_pem: bytes, limits: Limits = DEFAULT_LIMITS
+        self,
+        store: Store,
+        *,
+        dev_server_pem: bytes,
+        limits: Limits = DEFAULT_LIMITS,
+        node: str | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
+        self.node = node
         self.revision = -1
         self.forwarder = Forwarder(limits)
         self.crl_fetcher = CrlFetcher(limits)
@@ -97,6 +105,7 @@ def _compile(rows: _Rows, revision: int, builder: SnapshotBuilder) -> GatewayCon
     verifier = build_verifier(
         service,
         [r.properties for r in rows.kind("certificateRevocationList")],
+        gateway_authorities=_gateway_authorities(rows, builder.node, certificates),
         fetcher=builder.crl_fetcher,
         limits=builder.limits,
     )
@@ -147,6 +156,20 @@ def _hostnames(
     if not any(h.default_ssl_binding for h in configured):
         configured.append(HostnameConfig("localhost", dev, default_ssl_binding=not configured))
     return configured
+
+
+def _gateway_authorities(
+    rows: _Rows, node: str | None, certificates: Mapping[str, CertificateMaterial]
+) -> list[tuple[x509.Certificate, bool]]:
+    """This node's gateway CAs (`gateways/<node>/certificateAuthorities`): (cert, isTrusted)."""
+    if node is None:
+        return []
+    wanted = node.casefold()
+    return [
+        (certificates[row.name].certificate, bool(row.properties.get("isTrusted")))
+        for row in rows.kind("gatewayCertificateAuthority")
+        if row.parent.split("/")[1].casefold() == wanted and row.name in certificates
+    ]
 
 
 def _deployment_certificates(materials, verifier: Verifier) -> dict[str, X509Certificate2]:

@@ -33,7 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from certgate.config.sealing import Sealer
 
@@ -78,6 +78,15 @@ worker_status = Table(  # written by gateway workers, read by GET /status: certg
     Column("error_revision", Integer, nullable=True),
     Column("started", DateTime(timezone=True), nullable=False),
     Column("heartbeat", DateTime(timezone=True), nullable=False),
+    Column("expires", DateTime(timezone=True), nullable=False),
+    Column("version", String(64), nullable=True),
+)
+
+leases = Table(  # one node does a shared chore while it renews its lease: certgate.config.leases
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(256), nullable=False),
     Column("expires", DateTime(timezone=True), nullable=False),
 )
 
@@ -301,6 +310,26 @@ class Store:
             updated=_aware(row.updated),
             secrets=self._sealer.unseal(row.path, row.sealed) if row.sealed else {},
         )
+
+
+def store_url(value: str) -> str:
+    """The SQLAlchemy URL of a `--store` value: `postgresql://...` (psycopg 3) or `sqlite:///...`.
+
+    Raises ValueError naming the accepted forms; the message never repeats a password.
+    """
+    scheme, sep, rest = value.partition("://")
+    if not sep or not rest:
+        raise ValueError("--store must be a URL: postgresql://USER@HOST:PORT/DB or sqlite:///FILE")
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme == "sqlite":
+        return value
+    raise ValueError(f"--store: unsupported database '{scheme}' (use postgresql:// or sqlite://)")
+
+
+def shown_url(url: str) -> str:
+    """`url` for logs and errors: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _engine(url: str) -> Engine:

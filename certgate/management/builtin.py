@@ -13,6 +13,7 @@ KIND_MODULES = (
     "certgate.management.revocation_lists",
     "certgate.policy.management",
     "certgate.management.gateway_credentials",
+    "certgate.management.gateways",
 )
 
 

@@ -70,6 +70,8 @@ class Kind:
     - `actions`: POST `.../{id}/{action}` handlers; what they return is written like a PUT.
     - `present(resource)` or `present(resource, query)`: the `properties` of responses; the
       two-argument form sees the request's query parameters (e.g. a policy's `?format=`).
+    - `observe(store)`: read-time properties kept outside the resource rows (a gateway's live
+      node status), by resource path; merged over `present`'s output in GET and list answers.
     """
 
     name: str
@@ -84,6 +86,7 @@ class Kind:
     patch: bool = True
     schema: dict | None = None
     description: str = ""
+    observe: Callable[[Store], Mapping[str, dict]] | None = None
 
     def __post_init__(self) -> None:
         self.title = self.title or self.name[:1].upper() + self.name[1:]

@@ -47,6 +47,7 @@ _WORKER_SCHEMA = {
         },
         "started": {"type": "string", "format": "date-time"},
         "heartbeat": {"type": "string", "format": "date-time"},
+        "version": {"type": ["string", "null"]},
     },
 }
 STATUS_SCHEMA = {
