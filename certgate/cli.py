@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_product(commands, common)
     _add_fragment(commands, common)
     _add_crl(commands, common)
+    _add_gateway(commands, common)
     _add_status(commands, common)
     return parser
 
@@ -313,6 +314,29 @@ def _add_crl(commands, common) -> None:
     add.add_argument("id")
     add.add_argument("file", type=Path)
     _add_list_show_delete(group, common, "certificateRevocationLists", "CRL")
+
+
+def _add_gateway(commands, common) -> None:
+    group = commands.add_parser("gateway", help="gateways: one per node (serve --node)")
+    group = group.add_subparsers(required=True)
+    create = _command(group, "create", _gateway_create, common, "create or replace a gateway")
+    create.add_argument("id", help="the --node name its node runs with")
+    create.add_argument("--location", help="locationData.name (default: the id)")
+    create.add_argument("--city")
+    create.add_argument("--district")
+    create.add_argument("--country", help="locationData.countryOrRegion")
+    create.add_argument("--description")
+    _add_list_show_delete(group, common, "gateways", "gateway")
+    trust = _command(group, "add-ca", _gateway_add_ca, common, "trust a stored CA on one node")
+    trust.add_argument("gateway")
+    trust.add_argument("certificate", help="the id of a stored certificate (cert add)")
+    trust.add_argument(
+        "--intermediate", action="store_true", help="for chain building only, not a trust anchor"
+    )
+    _command(group, "cas", _gateway_cas, common, "list a gateway's CAs").add_argument("gateway")
+    remove = _command(group, "remove-ca", _gateway_remove_ca, common, "stop trusting a CA")
+    remove.add_argument("gateway")
+    remove.add_argument("certificate")
 
 
 def _add_list_show_delete(group, common, collection: str, what: str) -> None:
@@ -567,6 +591,32 @@ def _product_create(client: ManagementClient, args: argparse.Namespace) -> dict:
     if args.description:
         properties["description"] = args.description
     return client.put(f"products/{args.id}", {"properties": properties})
+
+
+def _gateway_create(client: ManagementClient, args: argparse.Namespace) -> dict:
+    location = {"name": args.location or args.id}
+    for field, value in (("city", args.city), ("district", args.district)):
+        if value:
+            location[field] = value
+    if args.country:
+        location["countryOrRegion"] = args.country
+    properties: dict[str, Any] = {"locationData": location}
+    if args.description:
+        properties["description"] = args.description
+    return client.put(f"gateways/{args.id}", {"properties": properties})
+
+
+def _gateway_add_ca(client: ManagementClient, args: argparse.Namespace) -> dict:
+    body = {"properties": {"isTrusted": not args.intermediate}}
+    return client.put(f"gateways/{args.gateway}/certificateAuthorities/{args.certificate}", body)
+
+
+def _gateway_cas(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    return client.list(f"gateways/{args.gateway}/certificateAuthorities")
+
+
+def _gateway_remove_ca(client: ManagementClient, args: argparse.Namespace) -> None:
+    client.delete(f"gateways/{args.gateway}/certificateAuthorities/{args.certificate}")
 
 
 def _product_add_api(client: ManagementClient, args: argparse.Namespace) -> dict:

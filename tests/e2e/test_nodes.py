@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,15 @@ import pytest
 
 from certgate import __version__
 from tests import pki
-from tests.e2e.serve import UNVERIFIED, EchoBackend, Served, deny_when
+from tests.e2e.serve import (
+    CERTGATE,
+    UNVERIFIED,
+    EchoBackend,
+    Served,
+    client_env,
+    deny_when,
+    free_port,
+)
 from tests.gateway.support import write_identity
 from tests.keyvault.bao import BaoServer, wait_until
 
@@ -107,8 +116,8 @@ def cluster(postgres, tmp_path_factory) -> Iterator[Cluster]:
                 assert http.patch("/", json=body).is_success
             yield cluster
         finally:
-            for served in nodes.values():
-                served.stop()
+            with ThreadPoolExecutor(len(NODES)) as pool:
+                list(pool.map(Served.stop, nodes.values()))
 
 
 def _api(http: httpx.Client, name: str, backend: EchoBackend, policy: str | None = None) -> None:
@@ -175,6 +184,8 @@ def test_every_node_is_listed_as_a_live_gateway(cluster: Cluster) -> None:
         assert properties["lastError"] is None and properties["heartbeat"]
     shown = cluster.nodes["node3"].ok("status")
     assert all(node in shown for node in NODES), shown
+    table = cluster.nodes["node3"].ok("gateway", "list")
+    assert all(node in table for node in NODES) and "live" in table, table
 
 
 def test_a_gateways_certificate_authorities_apply_to_its_node_only(
@@ -185,9 +196,7 @@ def test_a_gateways_certificate_authorities_apply_to_its_node_only(
     with cluster.http() as http:
         body = {"properties": {"data": base64.b64encode(authority.der).decode()}}
         assert http.put("/certificates/node3ca", json=body).is_success
-        link = {"properties": {"isTrusted": True}}
-        answer = http.put("/gateways/node3/certificateAuthorities/node3ca", json=link)
-        assert answer.status_code == 201, answer.text
+        cluster.nodes["node2"].ok("gateway", "add-ca", "node3", "node3ca")
         listed = http.get("/gateways/node3/certificateAuthorities").json()["value"]
         assert [(ca["name"], ca["properties"]["isTrusted"]) for ca in listed] == [("node3ca", True)]
         _api(http, "pernode", backend, deny_when(UNVERIFIED))
@@ -270,3 +279,22 @@ def test_a_killed_node_costs_the_others_no_request_and_catches_up_on_restart(
     with cluster.http("node2") as http:
         gateway = http.get("/gateways/node2").json()["properties"]
     assert gateway["live"] is True and gateway["revision"] >= written
+
+
+@pytest.mark.parametrize(
+    ("store", "expected"),
+    [
+        ("mysql://db.example/certgate", "unsupported database 'mysql'"),
+        ("certgate.sqlite", "--store must be a URL"),
+        ("postgresql://certgate:hunter2@127.0.0.1:1/certgate", "cannot open the store"),
+    ],
+)
+def test_a_store_that_cannot_be_used_stops_serve_with_a_clear_error(
+    tmp_path: Path, store: str, expected: str
+) -> None:
+    argv = [CERTGATE, "serve", "--data-dir", str(tmp_path / "data"), "--store", store]
+    argv += ["--management-port", str(free_port()), "--gateway-port", str(free_port())]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=client_env())
+    assert result.returncode == 1
+    assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
