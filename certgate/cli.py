@@ -126,6 +126,13 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         help="seconds between a worker's checks of the store revision (default 0.25)",
     )
     serve.add_argument(
+        "--revision-full-poll-interval",
+        type=float,
+        default=5.0,
+        help="PostgreSQL store: workers wait for write notifications (LISTEN/NOTIFY) and read "
+        "the revision anyway every this many seconds, in case one was lost (default 5)",
+    )
+    serve.add_argument(
         "--lease-timeout",
         type=float,
         default=30.0,

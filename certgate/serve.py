@@ -73,6 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
         "revision_poll_interval",
         "worker_start_timeout",
         "lease_timeout",
+        "revision_full_poll_interval",
     ):
         if getattr(args, flag) <= 0:
             name = "--" + flag.replace("_", "-")
@@ -91,6 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
             args.heartbeat_interval,
             limits,
             store_url=data_dir.store.url,
+            full_poll=args.revision_full_poll_interval,
         ),
         host=args.host,
         https_port=args.gateway_port,

@@ -6,7 +6,8 @@ call, and is then called every poll interval (in a thread) with the configuratio
 It compiles only when the store's revision moved, and never twice for a revision that failed to
 compile, so a broken configuration costs one compile per write, not one per poll. It writes the
 worker's row (`certgate.config.status`) when the revision the worker serves changes, when a compile
-fails, and every `heartbeat` seconds.
+fails, and every `heartbeat` seconds. On PostgreSQL it asks for the revision only after a write
+notified it (`certgate.config.notify`), or every `full_poll` seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from certgate import __version__
 from certgate.config import status
 from certgate.config.datadir import DataDirLayout
+from certgate.config.notify import RevisionListener
 from certgate.config.sealing import Sealer, load_key
 from certgate.config.snapshot import SnapshotBuilder
 from certgate.config.store import Store
@@ -43,9 +45,12 @@ class RevisionFollower:
         limits: Limits = DEFAULT_LIMITS,
         *,
         store_url: str | None = None,
+        full_poll: float = 5.0,
     ) -> None:
         self._root = root
         self._store_url = store_url
+        self._full_poll = full_poll
+        self._listener: RevisionListener | None = None
         self._limits = limits
         self._node = node
         self._heartbeat = heartbeat
@@ -62,7 +67,10 @@ class RevisionFollower:
         builder = self._builder or self._open()
         if previous is not None:
             self._serving = previous.revision
-        revision = builder.store.revision()
+        if previous is None or self._listener is None or self._listener.changed():
+            revision = builder.store.revision()
+        else:
+            revision = builder.revision  # no write was notified: nothing to ask the store
         config = None
         if previous is None or revision not in (builder.revision, self._failed_revision):
             config = self._compile(builder, revision, first=previous is None)
@@ -75,6 +83,8 @@ class RevisionFollower:
         layout = DataDirLayout(self._root)
         url = self._store_url or layout.database_url
         store = Store(url, Sealer(load_key(layout.data_key)), migrate=False)
+        if store.engine.dialect.name == "postgresql":
+            self._listener = RevisionListener(url, self._full_poll)
         self._builder = SnapshotBuilder(
             store,
             dev_server_pem=layout.dev_server.read_bytes(),

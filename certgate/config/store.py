@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine, make_url
 from certgate.config.sealing import Sealer
 
 metadata = MetaData()
+REVISION_CHANNEL = "certgate_revision"  # PostgreSQL NOTIFY channel of every write: config.notify
 
 resources = Table(
     "resources",
@@ -296,6 +297,8 @@ class Store:
                 .where(revision_table.c.id == 1)
                 .values(value=revision_table.c.value + 1)
             )
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"NOTIFY {REVISION_CHANNEL}")  # delivered at commit
             yield conn
 
     def _resource(self, row) -> Resource:
