@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -75,9 +76,10 @@ def _serve(args: argparse.Namespace) -> int:
         "lease_timeout",
         "revision_full_poll_interval",
     ):
-        if getattr(args, flag) <= 0:
+        value = getattr(args, flag)
+        if not (math.isfinite(value) and value > 0):
             name = "--" + flag.replace("_", "-")
-            raise ServeError(f"{name} must be > 0 seconds, got {getattr(args, flag)}")
+            raise ServeError(f"{name} must be > 0 seconds (finite), got {value}")
     limits = limits_from_args(args)
     try:
         request_header_rules(limits.strip_request_headers)  # refused here, not in each worker

@@ -298,3 +298,16 @@ def test_a_store_that_cannot_be_used_stops_serve_with_a_clear_error(
     assert result.returncode == 1
     assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert "hunter2" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--lease-timeout", "0"), ("--lease-timeout", "nan"), ("--revision-full-poll-interval", "-1")],
+)
+def test_node_timings_that_would_disable_failover_are_refused(
+    tmp_path: Path, flag: str, value: str
+) -> None:
+    argv = [CERTGATE, "serve", "--data-dir", str(tmp_path / "data"), flag, value]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=client_env())
+    assert result.returncode == 1
+    assert f"{flag} must be > 0 seconds" in result.stderr, result.stderr
