@@ -34,6 +34,11 @@ class Lease:
         self.renew_every = timeout / 3
         self._held = False
 
+    @property
+    def held(self) -> bool:
+        """Whether the last `hold()` kept or took the lease."""
+        return self._held
+
     def hold(self) -> bool:
         """True while this holder has the lease (renewed now); one short transaction."""
         now = dt.datetime.now(dt.UTC)
