@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_product(commands, common)
     _add_fragment(commands, common)
     _add_crl(commands, common)
+    _add_gateway(commands, common)
     _add_status(commands, common)
     _add_apiops(commands, common)
     return parser
@@ -90,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the management API and the gateway")
     serve.add_argument("--data-dir", type=Path, default=Path("certgate-data"))
+    serve.add_argument(
+        "--store",
+        metavar="URL",
+        help="the configuration store: postgresql://USER:PASSWORD@HOST:PORT/DB, shared by "
+        "several nodes (they also need the same CERTGATE_DATA_KEY and CERTGATE_ADMIN_TOKEN), "
+        "or sqlite:///FILE (default: certgate.sqlite in --data-dir)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--management-port", type=int, default=9443)
     serve.add_argument("--gateway-port", type=int, default=8443)
@@ -117,6 +125,20 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=0.25,
         help="seconds between a worker's checks of the store revision (default 0.25)",
+    )
+    serve.add_argument(
+        "--revision-full-poll-interval",
+        type=float,
+        default=5.0,
+        help="PostgreSQL store: workers wait for write notifications (LISTEN/NOTIFY) and read "
+        "the revision anyway every this many seconds, in case one was lost (default 5)",
+    )
+    serve.add_argument(
+        "--lease-timeout",
+        type=float,
+        default=30.0,
+        help="seconds after which another node takes over the key vault refreshes of a node "
+        "that stopped renewing its lease (renewed every third of it; default 30)",
     )
     serve.add_argument(
         "--worker-start-timeout",
@@ -327,6 +349,29 @@ def _add_apiops(commands, common) -> None:
     )
     save = _command(out, "apiops", _apiops_export, common, "write an APIOps artifacts folder")
     save.add_argument("dir", type=Path)
+
+
+def _add_gateway(commands, common) -> None:
+    group = commands.add_parser("gateway", help="gateways: one per node (serve --node)")
+    group = group.add_subparsers(required=True)
+    create = _command(group, "create", _gateway_create, common, "create or replace a gateway")
+    create.add_argument("id", help="the --node name its node runs with")
+    create.add_argument("--location", help="locationData.name (default: the id)")
+    create.add_argument("--city")
+    create.add_argument("--district")
+    create.add_argument("--country", help="locationData.countryOrRegion")
+    create.add_argument("--description")
+    _add_list_show_delete(group, common, "gateways", "gateway")
+    trust = _command(group, "add-ca", _gateway_add_ca, common, "trust a stored CA on one node")
+    trust.add_argument("gateway")
+    trust.add_argument("certificate", help="the id of a stored certificate (cert add)")
+    trust.add_argument(
+        "--intermediate", action="store_true", help="for chain building only, not a trust anchor"
+    )
+    _command(group, "cas", _gateway_cas, common, "list a gateway's CAs").add_argument("gateway")
+    remove = _command(group, "remove-ca", _gateway_remove_ca, common, "stop trusting a CA")
+    remove.add_argument("gateway")
+    remove.add_argument("certificate")
 
 
 def _add_list_show_delete(group, common, collection: str, what: str) -> None:
@@ -581,6 +626,32 @@ def _product_create(client: ManagementClient, args: argparse.Namespace) -> dict:
     if args.description:
         properties["description"] = args.description
     return client.put(f"products/{args.id}", {"properties": properties})
+
+
+def _gateway_create(client: ManagementClient, args: argparse.Namespace) -> dict:
+    location = {"name": args.location or args.id}
+    for field, value in (("city", args.city), ("district", args.district)):
+        if value:
+            location[field] = value
+    if args.country:
+        location["countryOrRegion"] = args.country
+    properties: dict[str, Any] = {"locationData": location}
+    if args.description:
+        properties["description"] = args.description
+    return client.put(f"gateways/{args.id}", {"properties": properties})
+
+
+def _gateway_add_ca(client: ManagementClient, args: argparse.Namespace) -> dict:
+    body = {"properties": {"isTrusted": not args.intermediate}}
+    return client.put(f"gateways/{args.gateway}/certificateAuthorities/{args.certificate}", body)
+
+
+def _gateway_cas(client: ManagementClient, args: argparse.Namespace) -> list[dict]:
+    return client.list(f"gateways/{args.gateway}/certificateAuthorities")
+
+
+def _gateway_remove_ca(client: ManagementClient, args: argparse.Namespace) -> None:
+    client.delete(f"gateways/{args.gateway}/certificateAuthorities/{args.certificate}")
 
 
 def _product_add_api(client: ManagementClient, args: argparse.Namespace) -> dict:

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -29,16 +30,19 @@ from pathlib import Path
 
 import uvicorn
 import uvloop
+from sqlalchemy.exc import SQLAlchemyError
 
 from certgate.config import status
 from certgate.config.bootstrap import DataDir, initialise_data_dir
 from certgate.config.datadir import DataDirLayout
 from certgate.config.follower import RevisionFollower
-from certgate.config.store import Store
+from certgate.config.leases import KEY_VAULT_REFRESH, Lease
+from certgate.config.store import Store, shown_url, store_url
 from certgate.gateway.ports import AddressInUse, bind_exclusive
 from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.workers import WorkerError, WorkerPool
 from certgate.limits import limits_from_args
+from certgate.management.gateways import register_node
 from certgate.policy import stores
 
 log = logging.getLogger("certgate.serve")
@@ -66,10 +70,17 @@ def _serve(args: argparse.Namespace) -> int:
         raise ServeError(f"--workers must be at least 1, got {args.workers}")
     if not 0 < len(args.node) <= MAX_NODE_CHARS:
         raise ServeError(f"--node must be 1 to {MAX_NODE_CHARS} characters")
-    for flag in ("heartbeat_interval", "revision_poll_interval", "worker_start_timeout"):
-        if getattr(args, flag) <= 0:
+    for flag in (
+        "heartbeat_interval",
+        "revision_poll_interval",
+        "worker_start_timeout",
+        "lease_timeout",
+        "revision_full_poll_interval",
+    ):
+        value = getattr(args, flag)
+        if not (math.isfinite(value) and value > 0):
             name = "--" + flag.replace("_", "-")
-            raise ServeError(f"{name} must be > 0 seconds, got {getattr(args, flag)}")
+            raise ServeError(f"{name} must be > 0 seconds (finite), got {value}")
     limits = limits_from_args(args)
     try:
         request_header_rules(limits.strip_request_headers)  # refused here, not in each worker
@@ -78,10 +89,17 @@ def _serve(args: argparse.Namespace) -> int:
     problem = stores.url_problem(limits.redis_url) if limits.redis_url else None
     if problem is not None:
         raise ServeError(f"--redis-url: {problem}")
-    data_dir = initialise_data_dir(args.data_dir.resolve())
+    data_dir = _open_data_dir(args)
     pool = WorkerPool(
         args.workers,
-        RevisionFollower(data_dir.root, args.node, args.heartbeat_interval, limits),
+        RevisionFollower(
+            data_dir.root,
+            args.node,
+            args.heartbeat_interval,
+            limits,
+            store_url=data_dir.store.url,
+            full_poll=args.revision_full_poll_interval,
+        ),
         host=args.host,
         https_port=args.gateway_port,
         http_port=args.http_port,
@@ -96,10 +114,27 @@ def _serve(args: argparse.Namespace) -> int:
         cleanup.callback(pool.stop, args.shutdown_timeout)
         # only once every port is ours: the rows of this node belong to this supervisor
         status.forget_node(data_dir.store.engine, args.node)
+        register_node(data_dir.store, args.node)
         cleanup.callback(status.forget_node, data_dir.store.engine, args.node)
         _start(pool, args)
         _announce(args, data_dir.layout)
         return uvloop.run(_supervise(args, data_dir, management, pool))
+
+
+def _open_data_dir(args: argparse.Namespace) -> DataDir:
+    """The data directory, with the store `--store` names (default: SQLite inside it) migrated."""
+    url = None
+    if args.store:
+        try:
+            url = store_url(args.store)
+        except ValueError as error:
+            raise ServeError(str(error)) from None
+    try:
+        return initialise_data_dir(args.data_dir.resolve(), database_url=url)
+    except SQLAlchemyError as error:
+        where = shown_url(url) if url else "the SQLite store"
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise ServeError(f"cannot open the store {where}: {reason}") from None
 
 
 def _bind_management(args: argparse.Namespace) -> socket.socket:
@@ -209,4 +244,5 @@ def _start_refresher(args: argparse.Namespace, store: Store):
         token_file=args.vault_token_file,
         role_id_file=args.vault_role_id_file,
         secret_id_file=args.vault_secret_id_file,
+        lease=Lease(store.engine, KEY_VAULT_REFRESH, args.node, args.lease_timeout),
     )

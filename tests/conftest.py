@@ -21,3 +21,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if missing:
         where = CORPORA.resolve()
         raise pytest.UsageError(f"CI needs the corpora in {where}; missing: {', '.join(missing)}")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL cluster for the session (tests/postgres.py); started on first use."""
+    from tests.postgres import PostgresCluster
+
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.stop()

@@ -4,6 +4,8 @@
 CertificateAuthority, `encodedCertificate` base64 DER) and `clientCertificateTrust`
 (`useSystemRoots`, default true; `requireRevocationInformation`, default false;
 `extendedKeyUsages`, optional list of EKU OIDs; absent or `[]` = not checked, as APIM).
+`gateway_authorities` are the node's own gateway CAs (`gateways/{id}/certificateAuthorities`):
+(certificate, isTrusted) pairs, added to the service's as roots (trusted) or intermediates.
 `crl_properties` are the stored `certificateRevocationLists/*` properties (`data`: base64 DER).
 `fetcher` is the process-wide `CrlFetcher` so downloaded CRLs survive Snapshot rebuilds; `limits`
 are the process's data-plane limits (chain depth, verdict cache).
@@ -26,10 +28,13 @@ def build_verifier(
     service_properties: Mapping,
     crl_properties: Iterable[Mapping] = (),
     *,
+    gateway_authorities: Iterable[tuple[x509.Certificate, bool]] = (),
     fetcher: CrlFetcher | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Verifier:
     roots, intermediates = [], []
+    for cert, trusted in gateway_authorities:
+        (roots if trusted else intermediates).append(cert)
     for entry in service_properties.get("certificates") or ():
         cert = x509.load_der_x509_certificate(base64.b64decode(entry["encodedCertificate"]))
         (roots if entry.get("storeName") == "Root" else intermediates).append(cert)

@@ -1,12 +1,13 @@
 """A gateway worker follows the store: a new Snapshot when the revision moves, and its status row.
 
-`RevisionFollower(root, node, heartbeat)` is the `build_config` that `certgate serve` hands to
-`WorkerPool`: it is pickled into each spawned worker, opens the store there on its first call, and
-is then called every poll interval (in a thread) with the configuration being served. It compiles
-only when the store's revision moved, and never twice for a revision that failed to compile, so a
-broken configuration costs one compile per write, not one per poll. It writes the worker's row
-(`certgate.config.status`) when the revision the worker serves changes, when a compile fails, and
-every `heartbeat` seconds.
+`RevisionFollower(root, node, heartbeat, store_url=...)` is the `build_config` that `certgate serve`
+hands to `WorkerPool`: it is pickled into each spawned worker, opens the store there on its first
+call, and is then called every poll interval (in a thread) with the configuration being served.
+It compiles only when the store's revision moved, and never twice for a revision that failed to
+compile, so a broken configuration costs one compile per write, not one per poll. It writes the
+worker's row (`certgate.config.status`) when the revision the worker serves changes, when a compile
+fails, and every `heartbeat` seconds. On PostgreSQL it asks for the revision only after a write
+notified it (`certgate.config.notify`), or every `full_poll` seconds.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import logging
 import os
 from pathlib import Path
 
+from certgate import __version__
 from certgate.config import status
 from certgate.config.datadir import DataDirLayout
+from certgate.config.notify import RevisionListener
 from certgate.config.sealing import Sealer, load_key
 from certgate.config.snapshot import SnapshotBuilder
 from certgate.config.store import Store
@@ -35,9 +38,19 @@ class RevisionFollower:
     """See the module docstring."""
 
     def __init__(
-        self, root: Path, node: str, heartbeat: float, limits: Limits = DEFAULT_LIMITS
+        self,
+        root: Path,
+        node: str,
+        heartbeat: float,
+        limits: Limits = DEFAULT_LIMITS,
+        *,
+        store_url: str | None = None,
+        full_poll: float = 5.0,
     ) -> None:
         self._root = root
+        self._store_url = store_url
+        self._full_poll = full_poll
+        self._listener: RevisionListener | None = None
         self._limits = limits
         self._node = node
         self._heartbeat = heartbeat
@@ -54,7 +67,10 @@ class RevisionFollower:
         builder = self._builder or self._open()
         if previous is not None:
             self._serving = previous.revision
-        revision = builder.store.revision()
+        if previous is None or self._listener is None or self._listener.changed():
+            revision = builder.store.revision()
+        else:
+            revision = builder.revision  # no write was notified: nothing to ask the store
         config = None
         if previous is None or revision not in (builder.revision, self._failed_revision):
             config = self._compile(builder, revision, first=previous is None)
@@ -65,9 +81,15 @@ class RevisionFollower:
     def _open(self) -> SnapshotBuilder:
         self._started = status.now()
         layout = DataDirLayout(self._root)
-        store = Store(layout.database_url, Sealer(load_key(layout.data_key)), migrate=False)
+        url = self._store_url or layout.database_url
+        store = Store(url, Sealer(load_key(layout.data_key)), migrate=False)
+        if store.engine.dialect.name == "postgresql":
+            self._listener = RevisionListener(url, self._full_poll)
         self._builder = SnapshotBuilder(
-            store, dev_server_pem=layout.dev_server.read_bytes(), limits=self._limits
+            store,
+            dev_server_pem=layout.dev_server.read_bytes(),
+            limits=self._limits,
+            node=self._node,
         )
         return self._builder
 
@@ -112,6 +134,7 @@ class RevisionFollower:
             started=self._started or now,
             heartbeat=now,
             expires=now + dt.timedelta(seconds=self._heartbeat * LIVE_HEARTBEATS),
+            version=__version__,
         )
         try:
             status.report(builder.store.engine, row)

@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
+
 from certgate.certs.crl import CrlFetcher
 from certgate.certs.material import CertificateMaterial, load_certificate
 from certgate.certs.trust import build_verifier
@@ -94,16 +96,22 @@ class SnapshotBuilder:
     """
 
     def __init__(
-        self, store: Store, *, dev_server_pem: bytes | None = None, limits: Limits = DEFAULT_LIMITS
+        self,
+        store: Store,
+        *,
+        dev_server_pem: bytes | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        node: str | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
+        self.node = node
         self.revision = -1
         self.problems: tuple[CompileProblem, ...] = ()
         self.forwarder = Forwarder(limits)
         self.crl_fetcher = CrlFetcher(limits)
         dev = load_certificate(dev_server_pem or issue_dev_pki()[2], None)
-        self._compiler = _Compiler(dev, self.crl_fetcher, self.forwarder, limits)
+        self._compiler = _Compiler(dev, self.crl_fetcher, self.forwarder, limits, node)
         self._lock = threading.Lock()
         self._last_problems: frozenset[CompileProblem] | None = None
 
@@ -210,9 +218,10 @@ class _Compiler:
         crl_fetcher: CrlFetcher,
         forwarder: Forwarder,
         limits: Limits,
+        node: str | None,
     ) -> None:
         self.dev, self.crl_fetcher, self.forwarder = dev, crl_fetcher, forwarder
-        self.limits = limits
+        self.limits, self.node = limits, node
         self.compiles: Counter = Counter()
         self.rows: dict[str, Resource] = {}
         self.documents = PolicyDocuments(_Rows({}))
@@ -264,7 +273,7 @@ class _Compiler:
                 problem(row.path, "data", error)
         by_thumbprint = {m.thumbprint: m for m in certificates.values()}
         certificate_version = rows.version("certificate")
-        verifier = self._verifier(rows, service, service_etag, problem)
+        verifier = self._verifier(rows, service, service_etag, certificates, problem)
         backends: dict[str, Backend] = {}
         for row in rows.list("backend"):
             try:
@@ -332,16 +341,27 @@ class _Compiler:
             cache_url=default_cache_url(rows.list("cache")),
         )
 
-    def _verifier(self, rows: _Rows, service: Mapping, service_etag: str, problem) -> Verifier:
+    def _verifier(
+        self,
+        rows: _Rows,
+        service: Mapping,
+        service_etag: str,
+        certificates: Mapping[str, CertificateMaterial],
+        problem,
+    ) -> Verifier:
         crls = rows.list("certificateRevocationList")
+        gateway_cas = (
+            rows.version("gatewayCertificateAuthority", "certificate") if self.node else ()
+        )
         try:
             return self._get(
                 "verifier",
                 "",
-                (service_etag, tuple(r.etag for r in crls)),
+                (service_etag, tuple(r.etag for r in crls), gateway_cas),
                 lambda: build_verifier(
                     service,
                     [r.properties for r in crls],
+                    gateway_authorities=_gateway_authorities(rows, self.node, certificates),
                     fetcher=self.crl_fetcher,
                     limits=self.limits,
                 ),
@@ -483,6 +503,20 @@ def _problem(path: str, default_field: str, error: Exception) -> CompileProblem:
     """The field named by the error (`RouteConfigError.field`, a policy error's element)."""
     name = getattr(error, "field", None) or getattr(error, "element", None)
     return CompileProblem(path, name or default_field, str(error))
+
+
+def _gateway_authorities(
+    rows: _Rows, node: str | None, certificates: Mapping[str, CertificateMaterial]
+) -> list[tuple[x509.Certificate, bool]]:
+    """This node's gateway CAs (`gateways/<node>/certificateAuthorities`): (cert, isTrusted)."""
+    if node is None:
+        return []
+    wanted = node.casefold()
+    return [
+        (certificates[row.name].certificate, bool(row.properties.get("isTrusted")))
+        for row in rows.list("gatewayCertificateAuthority")
+        if row.parent.split("/")[1].casefold() == wanted and row.name in certificates
+    ]
 
 
 def _deployment_certificates(materials, verifier: Verifier) -> dict[str, X509Certificate2]:

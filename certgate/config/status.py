@@ -34,6 +34,7 @@ class WorkerStatus:
     started: dt.datetime
     heartbeat: dt.datetime
     expires: dt.datetime
+    version: str | None = None
 
     def live(self, now: dt.datetime) -> bool:
         return now < self.expires
@@ -49,8 +50,9 @@ class WorkerStatus:
             "live": self.live(now),
             "revision": self.revision,
             "lastError": error,
-            "started": _iso(self.started),
-            "heartbeat": _iso(self.heartbeat),
+            "started": iso(self.started),
+            "heartbeat": iso(self.heartbeat),
+            "version": self.version,
         }
 
 
@@ -64,6 +66,7 @@ def report(engine: Engine, status: WorkerStatus) -> None:
         "started": status.started,
         "heartbeat": status.heartbeat,
         "expires": status.expires,
+        "version": status.version,
     }
     key = (worker_status.c.node == status.node) & (worker_status.c.worker == status.worker)
     with engine.begin() as conn:
@@ -88,6 +91,7 @@ def read_all(engine: Engine) -> list[WorkerStatus]:
             started=_aware(row.started),
             heartbeat=_aware(row.heartbeat),
             expires=_aware(row.expires),
+            version=row.version,
         )
         for row in rows
     ]
@@ -107,5 +111,5 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _iso(value: dt.datetime) -> str:
+def iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

@@ -33,11 +33,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from certgate.config.sealing import Sealer
 
 metadata = MetaData()
+REVISION_CHANNEL = "certgate_revision"  # PostgreSQL NOTIFY channel of every write: config.notify
 
 resources = Table(
     "resources",
@@ -78,6 +79,15 @@ worker_status = Table(  # written by gateway workers, read by GET /status: certg
     Column("error_revision", Integer, nullable=True),
     Column("started", DateTime(timezone=True), nullable=False),
     Column("heartbeat", DateTime(timezone=True), nullable=False),
+    Column("expires", DateTime(timezone=True), nullable=False),
+    Column("version", String(64), nullable=True),
+)
+
+leases = Table(  # one node does a shared chore while it renews its lease: certgate.config.leases
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(256), nullable=False),
     Column("expires", DateTime(timezone=True), nullable=False),
 )
 
@@ -350,6 +360,8 @@ class Store:
                 .where(revision_table.c.id == 1)
                 .values(value=revision_table.c.value + 1)
             )
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"NOTIFY {REVISION_CHANNEL}")  # delivered at commit
             yield conn
 
     def _resource(self, row) -> Resource:
@@ -364,6 +376,26 @@ class Store:
             updated=_aware(row.updated),
             secrets=self._sealer.unseal(row.path, row.sealed) if row.sealed else {},
         )
+
+
+def store_url(value: str) -> str:
+    """The SQLAlchemy URL of a `--store` value: `postgresql://...` (psycopg 3) or `sqlite:///...`.
+
+    Raises ValueError naming the accepted forms; the message never repeats a password.
+    """
+    scheme, sep, rest = value.partition("://")
+    if not sep or not rest:
+        raise ValueError("--store must be a URL: postgresql://USER@HOST:PORT/DB or sqlite:///FILE")
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme == "sqlite":
+        return value
+    raise ValueError(f"--store: unsupported database '{scheme}' (use postgresql:// or sqlite://)")
+
+
+def shown_url(url: str) -> str:
+    """`url` for logs and errors: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _engine(url: str) -> Engine:

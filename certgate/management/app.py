@@ -248,6 +248,9 @@ class _Dispatcher:
         if head:
             return Response(status_code=200, headers=headers)
         contract = self._contract(where, match.kind, resource, request.query_params)
+        if match.kind.observe is not None:
+            observed = await _thread(match.kind.observe, self.store)
+            contract["properties"].update(observed.get(resource.path, {}))
         return JSONResponse(contract, headers=headers)
 
     async def _export(self, request: Request, where: Addressed, match: Match) -> Response:
@@ -275,7 +278,10 @@ class _Dispatcher:
         for param, keep in kind.list_params.items():
             if param in query:
                 rows = [row for row in rows if keep(row, query[param])]
-        presented = [(row, kind.render(row, query)) for row in rows]
+        observed = await _thread(kind.observe, self.store) if kind.observe else {}
+        presented = [
+            (row, {**kind.render(row, query), **observed.get(row.path, {})}) for row in rows
+        ]
         if text := query.get("$filter"):
             predicate = compile_filter(
                 text, kind.filter_fields, self.limits.management_max_filter_depth

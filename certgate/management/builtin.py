@@ -14,6 +14,7 @@ KIND_MODULES = (
     "certgate.policy.management",
     "certgate.management.gateway_credentials",
     "certgate.management.caches",
+    "certgate.management.gateways",
 )
 
 

@@ -37,6 +37,7 @@ from certgate.certs.keyvault.refresher import (
     status,
 )
 from certgate.certs.keyvault.secret import FetchedSecret
+from certgate.config.leases import Lease
 from certgate.config.store import Resource, Store
 from certgate.management.certificates import (
     CERTIFICATES,
@@ -77,9 +78,11 @@ def create_refresher(
     refresh_interval: float = DEFAULT_INTERVAL,
     jitter: float = 0.1,
     on_change: Callable[[], Awaitable[None]] | None = None,
+    lease: Lease | None = None,
 ) -> KeyVaultRefresher:
     """The background refresher for `store` (`await .start()` / `await .stop()`); run it in the
-    one process that serves the management API. `on_change` as in `create_management_app`."""
+    one process that serves the management API. `on_change` as in `create_management_app`;
+    `lease` makes it one refresher across the nodes sharing `store`."""
     return KeyVaultRefresher(
         store,
         key_vault(store),
@@ -87,6 +90,7 @@ def create_refresher(
         refresh_interval=refresh_interval,
         jitter=jitter,
         on_change=on_change,
+        lease=lease,
     )
 
 

@@ -85,6 +85,8 @@ class Kind:
       two-argument form sees the request's query parameters (e.g. a policy's `?format=`).
     - `linked`: kinds whose resources elsewhere link to this one by name and are deleted with it
       (an API's `products/{p}/apis/{apiId}` links, as in APIM).
+    - `observe(store)`: read-time properties kept outside the resource rows (a gateway's live
+      node status), by resource path; merged over `present`'s output in GET and list answers.
     """
 
     name: str
@@ -100,6 +102,7 @@ class Kind:
     linked: tuple[str, ...] = ()
     schema: dict | None = None
     description: str = ""
+    observe: Callable[[Store], Mapping[str, dict]] | None = None
 
     def __post_init__(self) -> None:
         self.title = self.title or self.name[:1].upper() + self.name[1:]

@@ -8,8 +8,8 @@ Also at the ARM path `.../providers/Microsoft.ApiManagement/service/{name}/statu
                                  {"message", "revision"} | null, "started", "heartbeat"}]}}
 
 A worker is `live` while it keeps renewing its heartbeat (`certgate.config.status`); rows of
-stopped workers stay listed, not live, until their node's next start. Issue 14 (several nodes)
-adds APIM's self-hosted `gateways` resource beside this one, which stays as the per-worker view.
+stopped workers stay listed, not live, until their node's next start. APIM's self-hosted
+`gateways` resource (certgate.management.gateways) is the per-node view of the same rows.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ _WORKER_SCHEMA = {
         },
         "started": {"type": "string", "format": "date-time"},
         "heartbeat": {"type": "string", "format": "date-time"},
+        "version": {"type": ["string", "null"]},
     },
 }
 STATUS_SCHEMA = {

@@ -1,4 +1,5 @@
-"""The store: rows, references, cascade, revision, concurrency and persistence on SQLite."""
+"""The store: rows, references, cascade, revision, concurrency and persistence, on SQLite and on
+PostgreSQL (a private cluster the session starts: tests/postgres.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 import threading
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 
 from certgate.config.sealing import Sealer
 from certgate.config.store import (
@@ -21,18 +22,12 @@ from certgate.config.store import (
 KEY = os.urandom(32)
 
 
-@pytest.fixture
-def url(tmp_path):
-    """SQLite in tmp_path, or an empty schema of `CERTGATE_TEST_DATABASE_URL` (e.g. PostgreSQL)."""
-    external = os.environ.get("CERTGATE_TEST_DATABASE_URL")
-    if not external:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    """SQLite in tmp_path, or a fresh database on the session's PostgreSQL cluster."""
+    if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.sqlite'}"
-    engine = create_engine(external)
-    with engine.begin() as connection:
-        metadata.drop_all(connection)
-        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
-    return external
+    return request.getfixturevalue("postgres").database()
 
 
 @pytest.fixture
@@ -104,6 +99,39 @@ def test_concurrent_creates_of_one_path(store):
         thread.join()
     assert sorted(results) == [False] * 11 + [True]
     assert store.revision() == 12
+
+
+def test_writers_on_several_nodes_never_lose_a_revision(store, url):
+    """Two Store objects (two nodes) writing at once: every write gets its own revision."""
+    other = Store(url, Sealer(KEY), migrate=False)
+    barrier = threading.Barrier(8)
+
+    def writer(target: Store, number: int) -> None:
+        barrier.wait()
+        for step in range(5):
+            target.put("namedValue", f"namedValues/n{number}-{step}", {"n": step})
+
+    threads = [
+        threading.Thread(target=writer, args=(store if n % 2 else other, n)) for n in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.revision() == other.revision() == 40
+    assert len(store.list("namedValue")) == 40
+    other.close()
+
+
+def test_cascade_treats_like_wildcards_literally(store):
+    store.put("api", "apis/a_b", {})
+    store.put("api", "apis/a%b", {})
+    store.put("api", "apis/axb", {})
+    store.put("operation", "apis/axb/operations/o", {})
+    store.put("operation", "apis/a_b/operations/o", {})
+    assert store.delete("apis/a_b") == ["apis/a_b", "apis/a_b/operations/o"]
+    assert store.delete("apis/a%b") == ["apis/a%b"]
+    assert store.get("apis/axb/operations/o") is not None
 
 
 def test_reopening_keeps_everything_and_secrets_are_sealed_on_disk(store, url, tmp_path):

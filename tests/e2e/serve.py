@@ -86,25 +86,35 @@ class Served:
     workers: int = 1
     announced: str = field(default="")
     options: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def start(
-        cls, cwd: Path, *, workers: int = 1, http: bool = False, options: tuple[str, ...] = ()
+        cls,
+        cwd: Path,
+        *,
+        workers: int = 1,
+        http: bool = False,
+        options: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> Served:
-        """Starts serve from `cwd` (with more serve `options`); returns once the API answers and
-        every worker listens.
+        """Starts serve from `cwd` (with more serve `options` and `env` variables, e.g. the
+        shared CERTGATE_DATA_KEY of several nodes); returns once the API answers and every
+        worker listens.
 
         A free port can be taken between choosing it and serve binding it: then it retries.
         """
         for _ in range(2):
             try:
-                return cls._start(cwd, workers, http, options)
+                return cls._start(cwd, workers, http, options, env or {})
             except PortTaken:
                 continue
-        return cls._start(cwd, workers, http, options)
+        return cls._start(cwd, workers, http, options, env or {})
 
     @classmethod
-    def _start(cls, cwd: Path, workers: int, http: bool, options: tuple[str, ...]) -> Served:
+    def _start(
+        cls, cwd: Path, workers: int, http: bool, options: tuple[str, ...], env: dict[str, str]
+    ) -> Served:
         cwd.mkdir(parents=True, exist_ok=True)
         management, gateway = free_port(), free_port()
         http_port = free_port() if http else None
@@ -115,8 +125,12 @@ class Served:
             argv += ["--http-port", str(http_port)]
         log = cwd / f"serve-{management}.log"
         with (cwd / f"serve-{management}.out").open("wb") as out, log.open("wb") as err:
-            process = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err, env=client_env())
-        served = cls(cwd, process, management, gateway, http_port, log, workers, options=options)
+            process = subprocess.Popen(
+                argv, cwd=cwd, stdout=out, stderr=err, env={**client_env(), **env}
+            )
+        served = cls(
+            cwd, process, management, gateway, http_port, log, workers, options=options, env=env
+        )
         served._wait_until_ready(workers)
         served.announced = (cwd / f"serve-{management}.out").read_text()
         return served
@@ -156,6 +170,8 @@ class Served:
 
     @property
     def token(self) -> str:
+        if token := self.env.get("CERTGATE_ADMIN_TOKEN"):
+            return token
         return (self.data_dir / "admin.token").read_text().strip()
 
     @property
@@ -190,7 +206,7 @@ class Served:
             capture_output=True,
             text=True,
             timeout=60,
-            env=client_env(),
+            env={**client_env(), **self.env},
             stdin=None if stdin is not None else subprocess.DEVNULL,
         )
 
@@ -244,7 +260,11 @@ class Served:
         """Stops and starts again from the same directory (on new ports)."""
         self.stop()
         fresh = Served.start(
-            self.cwd, workers=self.workers, http=self.http_port is not None, options=self.options
+            self.cwd,
+            workers=self.workers,
+            http=self.http_port is not None,
+            options=self.options,
+            env=self.env,
         )
         self.__dict__.update(fresh.__dict__)
 

@@ -47,12 +47,15 @@ def free_port() -> int:
 class BaoServer:
     """`bao server -dev` on a free 127.0.0.1 port; usable as a context manager."""
 
-    def __init__(self, root_token: str = ROOT_TOKEN) -> None:
+    def __init__(self, root_token: str = ROOT_TOKEN, *, audit: bool = False) -> None:
+        """With `audit`, every request is logged as JSON lines to `audit_log` (OpenBao enables
+        audit devices only from its configuration file)."""
         self.root_token = root_token
         self.port = free_port()
         self.address = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen | None = None
         self._log = Path(tempfile.mkdtemp(prefix="certgate-bao-")) / "bao.log"
+        self.audit_log = self._log.parent / "audit.log" if audit else None
 
     def __enter__(self) -> BaoServer:
         self.start()
@@ -69,15 +72,21 @@ class BaoServer:
     def start(self, timeout: float = 20.0) -> None:
         if self.running:
             return
+        argv = [
+            bao_binary(),
+            "server",
+            "-dev",
+            f"-dev-root-token-id={self.root_token}",
+            f"-dev-listen-address=127.0.0.1:{self.port}",
+        ]
+        if self.audit_log is not None:
+            config = self._log.parent / "audit.hcl"
+            options = f'options {{\n    file_path = "{self.audit_log}"\n  }}'
+            config.write_text(f'audit "file" "tests" {{\n  {options}\n}}\n')
+            argv.append(f"-config={config}")
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(
-                [
-                    bao_binary(),
-                    "server",
-                    "-dev",
-                    f"-dev-root-token-id={self.root_token}",
-                    f"-dev-listen-address=127.0.0.1:{self.port}",
-                ],
+                argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ import pytest
 
 from certgate.certs.keyvault import KeyVault, VaultCredentials
 from certgate.certs.keyvault.service import start_refresher
+from certgate.config.leases import KEY_VAULT_REFRESH, Lease
 from certgate.management.certificates import certificate_material
 from certgate.management.keyvault import configure_key_vault, create_refresher
 from tests import pki
@@ -85,6 +86,38 @@ async def test_rotation_within_the_interval_and_pinned_does_not_rotate(
         assert pinned["thumbprint"] == first.thumbprint
     finally:
         await refresher.stop()
+
+
+async def test_one_node_refreshes_and_a_dead_holders_work_passes_on(bao, management, api):
+    """Two nodes' refreshers on one store: only the lease holder checks the vault; when it dies
+    (its loop stops without releasing), the other takes over after the lease timeout."""
+    store = management.store
+    first, second, third = (pki.server(CA, f"{n}.example") for n in ("one", "two", "three"))
+    bao.put_pfx("lease/gw", first.pfx(None))
+    await asyncio.to_thread(create, api, "leased", bao.url("lease/gw"))
+    leases = {node: Lease(store.engine, KEY_VAULT_REFRESH, node, 1.0) for node in ("n1", "n2")}
+    refreshers = {
+        node: create_refresher(store, refresh_interval=0.2, lease=lease)
+        for node, lease in leases.items()
+    }
+
+    def thumbprint() -> str:
+        return store.get("certificates/leased").properties["thumbprint"]
+
+    refreshers["n1"].start()
+    await eventually(lambda: leases["n1"].held)
+    refreshers["n2"].start()
+    try:
+        bao.put_pfx("lease/gw", second.pfx(None))
+        await eventually(lambda: thumbprint() == second.thumbprint)
+        assert leases["n1"].held and not leases["n2"].held
+        refreshers["n1"]._task.cancel()  # node 1 dies: no more renewals, no release
+        bao.put_pfx("lease/gw", third.pfx(None))
+        await eventually(lambda: thumbprint() == third.thumbprint, timeout=15)
+        assert leases["n2"].held
+    finally:
+        await refreshers["n2"].stop()
+    assert not leases["n2"].held  # released at a clean stop: no wait for the next node
 
 
 def test_a_quiet_vault_writes_nothing(bao, management, api):

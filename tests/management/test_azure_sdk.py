@@ -1,4 +1,4 @@
-"""The acid test: Azure's own `azure-mgmt-apimanagement` SDK drives certgate's certificates."""
+"""The acid test: Azure's own `azure-mgmt-apimanagement` SDK drives certgate's resources."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from azure.mgmt.apimanagement import ApiManagementClient
 from azure.mgmt.apimanagement.models import (
     ApiCreateOrUpdateParameter,
     CertificateCreateOrUpdateParameters,
+    GatewayCertificateAuthorityContract,
+    GatewayContract,
+    ResourceLocationDataContract,
 )
 
 from tests import pki
@@ -184,3 +187,26 @@ def test_sdk_imports_and_exports_an_openapi_definition(sdk, server):
             ApiCreateOrUpdateParameter(path="soap", format="wsdl", value="<definitions/>"),
         ).result()
     assert refused.value.status_code == 400 and refused.value.error.code == "NotSupported"
+
+
+def test_sdk_manages_gateways_and_their_certificate_authorities(sdk, client):
+    """APIM's self-hosted gateways as the SDK sends them: a gateway, then a CA it trusts."""
+    location = ResourceLocationDataContract(name="rack 2", city="Frankfurt", country_or_region="DE")
+    contract = GatewayContract(location_data=location, description="edge node")
+    created = sdk.gateway.create_or_update("rg", "apim", "edge-1", contract)
+    assert created.location_data.city == "Frankfurt" and created.description == "edge node"
+    assert created.id.endswith("/service/apim/gateways/edge-1")
+    assert [g.name for g in sdk.gateway.list_by_service("rg", "apim")] == ["edge-1"]
+    cert = pki.ca("SDK gateway CA")
+    body = {"properties": {"data": base64.b64encode(cert.der).decode()}}
+    assert client.put("/certificates/gwca", json=body).status_code == 201
+    authorities = sdk.gateway_certificate_authority
+    trusted = GatewayCertificateAuthorityContract(is_trusted=True)
+    assert authorities.create_or_update("rg", "apim", "edge-1", "gwca", trusted).is_trusted
+    listed = authorities.list_by_service("rg", "apim", "edge-1")
+    assert [(ca.name, ca.is_trusted) for ca in listed] == [("gwca", True)]
+    authorities.delete("rg", "apim", "edge-1", "gwca", if_match="*")
+    sdk.gateway.delete("rg", "apim", "edge-1", if_match="*")
+    with pytest.raises(ResourceNotFoundError):
+        sdk.gateway.get("rg", "apim", "edge-1")
+    assert client.delete("/certificates/gwca", headers={"If-Match": "*"}).status_code in (200, 204)

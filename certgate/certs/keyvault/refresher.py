@@ -21,6 +21,7 @@ from certgate.certs.keyvault.errors import KeyVaultError
 from certgate.certs.keyvault.reference import parse_identifier
 from certgate.certs.keyvault.secret import FetchedSecret
 from certgate.certs.keyvault.vault import KeyVault
+from certgate.config.leases import Lease
 from certgate.config.store import PreconditionFailed, Resource, Store
 
 log = logging.getLogger("certgate.keyvault")
@@ -166,7 +167,9 @@ class KeyVaultRefresher:
     (+/- `jitter`, a fraction), in the process that owns the store (the management process).
     `on_change` is awaited after each write it makes (as the management API does after its
     writes), for a process that rebuilds its Snapshot on notification rather than by polling
-    the store's revision."""
+    the store's revision. With several nodes on one store, `lease` (`certgate.config.leases`)
+    makes one node do the checks: the others only renew their bid every `lease.renew_every`
+    seconds and take over when the holder stops renewing."""
 
     def __init__(
         self,
@@ -178,6 +181,7 @@ class KeyVaultRefresher:
         jitter: float = 0.1,
         kind: str = CERTIFICATE_KIND,
         on_change: Callable[[], Awaitable[None]] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         if refresh_interval <= 0:
             raise ValueError("refresh_interval must be > 0 seconds")
@@ -188,6 +192,7 @@ class KeyVaultRefresher:
         self.kind = kind
         self.apply = apply
         self.on_change = on_change
+        self.lease = lease
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
 
@@ -250,6 +255,10 @@ class KeyVaultRefresher:
     async def _run(self) -> None:
         due: dict[str, float] = {}
         while not self._stopping.is_set():
+            if not await self._holds_lease():
+                due.clear()
+                await self._sleep(self.lease.renew_every)
+                continue
             try:
                 rotating = await asyncio.to_thread(self._rotating)
             except Exception:
@@ -265,7 +274,7 @@ class KeyVaultRefresher:
                     due[resource.path] = now + self._first_delay(resource)
             for resource in rotating:
                 if self._stopping.is_set():
-                    return
+                    break
                 if due[resource.path] <= time.monotonic():
                     try:
                         if await asyncio.to_thread(self.check_sync, resource) is not None:
@@ -274,10 +283,33 @@ class KeyVaultRefresher:
                         log.exception("key vault refresher: checking %s failed", resource.name)
                     due[resource.path] = time.monotonic() + self._delay()
             wake = min([*due.values(), time.monotonic() + self.refresh_interval])
-            try:
-                await asyncio.wait_for(self._stopping.wait(), max(wake - time.monotonic(), 0.01))
-            except TimeoutError:
-                pass
+            if self.lease is not None:
+                wake = min(wake, time.monotonic() + self.lease.renew_every)
+            await self._sleep(wake - time.monotonic())
+        if self.lease is not None:
+            await asyncio.to_thread(self._release)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Waits `seconds` or until stop() is called."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), max(seconds, 0.01))
+        except TimeoutError:
+            pass
+
+    async def _holds_lease(self) -> bool:
+        if self.lease is None:
+            return True
+        try:
+            return await asyncio.to_thread(self.lease.hold)
+        except Exception:
+            log.exception("key vault refresher: cannot renew the lease; checks paused")
+            return False
+
+    def _release(self) -> None:
+        try:
+            self.lease.release()
+        except Exception:
+            log.exception("key vault refresher: cannot release the lease")
 
     async def _changed(self) -> None:
         if self.on_change is not None:

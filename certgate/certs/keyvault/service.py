@@ -9,6 +9,7 @@ from pathlib import Path
 from certgate.certs.keyvault.credentials import VaultCredentials
 from certgate.certs.keyvault.refresher import DEFAULT_INTERVAL, KeyVaultRefresher
 from certgate.certs.keyvault.vault import KeyVault
+from certgate.config.leases import Lease
 from certgate.config.store import Store
 
 log = logging.getLogger("certgate.keyvault")
@@ -25,6 +26,7 @@ def start_refresher(
     secret_id_file: str | Path | None = None,
     ca_cert: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    lease: Lease | None = None,
 ) -> KeyVaultRefresher:
     """Reads the service's vault credentials (arguments, then files, then VAULT_* environment),
     makes them the management API's vault access, and starts the refresher on the running loop.
@@ -46,6 +48,6 @@ def start_refresher(
             "key vault: service %s credentials for %s", credentials.method, credentials.address
         )
     configure_key_vault(KeyVault(credentials))
-    refresher = create_refresher(store, refresh_interval=interval, on_change=on_change)
+    refresher = create_refresher(store, refresh_interval=interval, on_change=on_change, lease=lease)
     refresher.start()
     return refresher
