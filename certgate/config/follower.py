@@ -20,7 +20,7 @@ from pathlib import Path
 from certgate import __version__
 from certgate.config import status
 from certgate.config.datadir import DataDirLayout
-from certgate.config.notify import RevisionListener
+from certgate.config.notify import FileWatch, RevisionListener
 from certgate.config.sealing import Sealer, load_key
 from certgate.config.snapshot import SnapshotBuilder
 from certgate.config.store import Store
@@ -50,7 +50,7 @@ class RevisionFollower:
         self._root = root
         self._store_url = store_url
         self._full_poll = full_poll
-        self._listener: RevisionListener | None = None
+        self._listener: RevisionListener | FileWatch | None = None
         self._limits = limits
         self._node = node
         self._heartbeat = heartbeat
@@ -85,6 +85,8 @@ class RevisionFollower:
         store = Store(url, Sealer(load_key(layout.data_key)), migrate=False)
         if store.engine.dialect.name == "postgresql":
             self._listener = RevisionListener(url, self._full_poll)
+        elif store.engine.url.database:
+            self._listener = FileWatch(store.engine.url.database, self._full_poll)
         self._builder = SnapshotBuilder(
             store,
             dev_server_pem=layout.dev_server.read_bytes(),

@@ -1,4 +1,6 @@
-"""PostgreSQL LISTEN/NOTIFY for the revision: a worker asks the shared store only after a write.
+"""When a worker must ask the store for its revision: only after a write, on both stores.
+
+PostgreSQL: LISTEN/NOTIFY (`RevisionListener`). SQLite: a file watch (`FileWatch`).
 
 Every store write on PostgreSQL sends `NOTIFY certgate_revision` in its transaction (delivered at
 commit). A `RevisionListener` holds one extra autocommit connection per worker that LISTENs on the
@@ -11,6 +13,7 @@ listening connection broke, or a foreign writer changed the rows without notifyi
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import psycopg
@@ -56,3 +59,34 @@ class RevisionListener:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+class FileWatch:
+    """SQLite: every commit changes the database file or its write-ahead log, so two `stat`s
+    (microseconds) tell a worker polling every 0.25 s whether a query (about a millisecond of
+    SQLAlchemy) is worth making; every `fallback` seconds it asks regardless, as the listener."""
+
+    def __init__(self, database: str, fallback: float) -> None:
+        self._paths = (database, f"{database}-wal")
+        self._fallback = fallback
+        self._seen: tuple | None = None
+        self._asked = time.monotonic()
+
+    def changed(self) -> bool:
+        now = time.monotonic()
+        seen = tuple(_file_state(path) for path in self._paths)
+        if seen != self._seen or now - self._asked >= self._fallback:
+            self._seen, self._asked = seen, now
+            return True
+        return False
+
+    def close(self) -> None:
+        """Nothing to release (the same interface as `RevisionListener`)."""
+
+
+def _file_state(path: str) -> tuple[int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
