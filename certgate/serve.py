@@ -20,11 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import uvicorn
@@ -39,6 +42,11 @@ from certgate.gateway.ports import AddressInUse, bind_exclusive
 from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.workers import WorkerError, WorkerPool
 from certgate.limits import limits_from_args
+from certgate.observe.accesslog import AccessLog
+from certgate.observe.expiry import ExpiryWarnings
+from certgate.observe.inventory import certificates_in_use
+from certgate.observe.logs import configure_logging
+from certgate.observe.metrics import enable_multiprocess
 
 log = logging.getLogger("certgate.serve")
 MAX_NODE_CHARS = 256  # the store's worker_status.node column
@@ -49,8 +57,7 @@ class ServeError(Exception):
 
 
 def serve(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(args.log_level)
     try:
         code = _serve(args)
     except ServeError as error:
@@ -65,7 +72,12 @@ def _serve(args: argparse.Namespace) -> int:
         raise ServeError(f"--workers must be at least 1, got {args.workers}")
     if not 0 < len(args.node) <= MAX_NODE_CHARS:
         raise ServeError(f"--node must be 1 to {MAX_NODE_CHARS} characters")
-    for flag in ("heartbeat_interval", "revision_poll_interval", "worker_start_timeout"):
+    for flag in (
+        "heartbeat_interval",
+        "revision_poll_interval",
+        "worker_start_timeout",
+        "expiry_check_interval",
+    ):
         if getattr(args, flag) <= 0:
             name = "--" + flag.replace("_", "-")
             raise ServeError(f"{name} must be > 0 seconds, got {getattr(args, flag)}")
@@ -74,6 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
         request_header_rules(limits.strip_request_headers)  # refused here, not in each worker
     except ValueError as exc:
         raise ServeError(str(exc)) from None
+    _check_access_log(args.access_log)
     data_dir = initialise_data_dir(args.data_dir.resolve())
     pool = WorkerPool(
         args.workers,
@@ -83,6 +96,8 @@ def _serve(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         poll_interval=args.revision_poll_interval,
         limits=limits,
+        access_log=args.access_log,
+        log_level=args.log_level,
     )
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(data_dir.store.close)
@@ -93,6 +108,9 @@ def _serve(args: argparse.Namespace) -> int:
         # only once every port is ours: the rows of this node belong to this supervisor
         status.forget_node(data_dir.store.engine, args.node)
         cleanup.callback(status.forget_node, data_dir.store.engine, args.node)
+        metrics_dir = Path(tempfile.mkdtemp(prefix="certgate-metrics-"))
+        cleanup.callback(shutil.rmtree, metrics_dir, True)
+        enable_multiprocess(metrics_dir)  # before the workers: they inherit it
         _start(pool, args)
         _announce(args, data_dir.layout)
         return uvloop.run(_supervise(args, data_dir, management, pool))
@@ -103,6 +121,17 @@ def _bind_management(args: argparse.Namespace) -> socket.socket:
         return bind_exclusive(args.host, args.management_port)
     except AddressInUse as error:
         raise ServeError(f"{error} (the management port, --management-port)") from None
+
+
+def _check_access_log(target: str) -> None:
+    """A file the workers cannot open is refused here, before anything starts."""
+    try:
+        log_file = AccessLog.open(target)
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ServeError(f"--access-log {target}: {reason}") from None
+    if log_file is not None:
+        log_file.close()
 
 
 def _reserve(pool: WorkerPool, args: argparse.Namespace) -> None:
@@ -160,8 +189,21 @@ async def _supervise(
 
     store = data_dir.store
     refresher = _start_refresher(args, store)
+    dev_server_pem = data_dir.layout.dev_server.read_bytes()
     app = create_management_app(
-        store, admin_token=data_dir.admin_token, limits=limits_from_args(args)
+        store,
+        admin_token=data_dir.admin_token,
+        limits=limits_from_args(args),
+        node=args.node,
+        dev_server_pem=dev_server_pem,
+    )
+    expiry = asyncio.create_task(
+        _watch_expiry(
+            store,
+            dev_server_pem,
+            data_dir.root / "expiry-warnings.json",
+            args.expiry_check_interval,
+        )
     )
     config = uvicorn.Config(
         app,
@@ -189,10 +231,23 @@ async def _supervise(
         codes = ", ".join(f"pid {pid}, exit code {code}" for pid, code in pool.exited().items())
         log.error("gateway worker exited (%s); stopping certgate serve", codes)
     management.should_exit = True
+    expiry.cancel()
     if refresher is not None:
         await refresher.stop()
     await served
     return 1 if died.is_set() and not stop.is_set() else 0
+
+
+async def _watch_expiry(store: Store, dev_server_pem: bytes, state: Path, interval: float) -> None:
+    """Logs the 30/14/7-day expiry warnings of the certificates in use (certgate.observe.expiry)."""
+    warnings = ExpiryWarnings(state)
+    while True:
+        try:
+            uses = await asyncio.to_thread(certificates_in_use, store, dev_server_pem)
+            warnings.check(uses, dt.datetime.now(dt.UTC))
+        except Exception:
+            log.exception("the certificate expiry check failed")
+        await asyncio.sleep(interval)
 
 
 def _start_refresher(args: argparse.Namespace, store: Store):

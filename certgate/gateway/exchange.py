@@ -128,6 +128,7 @@ class Exchange(Protocol):
     conn: ConnectionInfo
     http_version: str
     responded: bool  # the response head went out (errors after it abort instead)
+    sent: int  # response bytes written so far (HTTP/1.1: head and body; HTTP/2: body)
 
     async def respond(
         self,

@@ -2,12 +2,12 @@
 
 API (for `certgate serve` and tests):
 
-    server = GatewayServer(config, forwarder=forwarder)
+    server = GatewayServer(config, forwarder=forwarder, access_log=AccessLog.open("-"))
     await server.start(host="127.0.0.1", https_port=8443, http_port=8080, reuse_port=False)
     server.https_port, server.http_port      # the bound ports (useful with port 0)
     server.update(new_config)                # atomic swap: new connections/requests use it,
                                              # in-flight requests finish on the old one
-    await server.close()
+    await server.close()                     # also flushes the access log
 
 `forwarder` is the default `Forwarder` (`await forwarder.forward(context, options)`), used unless
 the config carries its own. Several processes: see `certgate.gateway.workers`.
@@ -29,6 +29,7 @@ from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.tls import ALPN_H2, TLSServerProtocol
 from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.limits import DEFAULT_LIMITS, Limits
+from certgate.observe.accesslog import AccessLog
 
 
 class _RefusedProtocol(asyncio.Protocol):
@@ -42,14 +43,19 @@ class GatewayServer:
     """Serves one `GatewayConfig` at a time; `update()` swaps it atomically."""
 
     def __init__(
-        self, config: GatewayConfig, *, forwarder: Any = None, limits: Limits = DEFAULT_LIMITS
+        self,
+        config: GatewayConfig,
+        *,
+        forwarder: Any = None,
+        limits: Limits = DEFAULT_LIMITS,
+        access_log: AccessLog | None = None,
     ) -> None:
         self._config = config
         self.limits = limits
         apply_expression_limits(limits)  # expressions read them per process (expressions/budget.py)
         self.header_rules = request_header_rules(limits.strip_request_headers)
         # A policy's body limit and backend calls come from the forwarder: there is always one.
-        self.handler = RequestHandler(self._current, forwarder or Forwarder(limits))
+        self.handler = RequestHandler(self._current, forwarder or Forwarder(limits), access_log)
         self._servers: list[asyncio.AbstractServer] = []
         self.https_port: int | None = None
         self.http_port: int | None = None
@@ -119,6 +125,8 @@ class GatewayServer:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        if self.handler.access_log is not None:
+            self.handler.access_log.flush()
 
 
 def _listen_socket(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:

@@ -32,6 +32,7 @@ from OpenSSL import SSL, crypto
 from OpenSSL.SSL import _ffi, _lib
 
 from certgate.certs.certinfo import CertInfo, cached_der
+from certgate.observe.metrics import count_handshake
 
 ALPN_H2 = b"h2"
 ALPN_HTTP1 = b"http/1.1"
@@ -443,8 +444,15 @@ class TLSServerProtocol(MemoryTLSProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._attach(transport, self._router.new_connection())
         self._handshake_timer = asyncio.get_running_loop().call_later(
-            HANDSHAKE_TIMEOUT, self._abort
+            HANDSHAKE_TIMEOUT, self._handshake_timeout
         )
+
+    def _handshake_timeout(self) -> None:
+        count_handshake("timeout", "", False)
+        self._abort()
+
+    def _handshake_failed(self) -> None:
+        count_handshake("failed", "", False)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._handshake_timer.cancel()
@@ -460,5 +468,6 @@ class TLSServerProtocol(MemoryTLSProtocol):
         self.server_name = _ffi.string(name) if name != _ffi.NULL else None
         self.binding = self._router.lookup(self.server_name)
         self.peer = PeerCertificates.of(ssl)
+        count_handshake("ok", self.tls_version, self.peer is not None)
         self._app = self._app_factory(self)
         self._app.connection_made(self)

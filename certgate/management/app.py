@@ -72,8 +72,11 @@ def create_management_app(
     kinds: KindRegistry | None = None,
     service_root: ServiceRoot | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    node: str | None = None,
+    dev_server_pem: bytes | None = None,
 ) -> Starlette:
-    """The Starlette app serving every registered kind at short and ARM paths."""
+    """The Starlette app serving every registered kind at short and ARM paths, plus `/status`,
+    `/ready` (of `node`'s workers, any node's when None) and `/metrics`."""
     if not admin_token:
         raise ValueError("the management API needs a non-empty admin token")
     if kinds is None:
@@ -86,7 +89,13 @@ def create_management_app(
     return Starlette(
         routes=[
             Route("/openapi.json", dispatcher.openapi, methods=["GET"]),
-            *status_routes(store, dispatcher._authorise, dispatcher.root),
+            *status_routes(
+                store,
+                dispatcher._authorise,
+                dispatcher.root,
+                node=node,
+                dev_server_pem=dev_server_pem,
+            ),
             Route("/{path:path}", dispatcher.handle, methods=METHODS),
         ],
         exception_handlers={HTTPException: _http_exception},

@@ -36,7 +36,6 @@ sender computes it).
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 import uuid
@@ -60,7 +59,6 @@ from certgate.expressions.runtime import cs_str
 from certgate.limits import DEFAULT_LIMITS
 from certgate.policy.errors import BodyTooLarge
 
-access_log = logging.getLogger("certgate.access")
 _STATUS_REASONS = {
     200: "OK",
     201: "Created",
@@ -758,11 +756,14 @@ class Context(CsObject):
         "backend",
         "backend_certificate",
         "backend_path",
+        "backend_seconds",  # backend time and status, set by the forwarder (access log, metrics)
+        "backend_status",
         "connection",
         "expression_seconds",  # set by its first metered expression (expressions/budget.py)
         "forwarder",
         "on_response",
         "snapshot",
+        "traces",  # `trace` policy records, for the request's access log line
     )
     __cs_type__ = "IProxyRequestContext"
     __cs_members__ = frozenset(
@@ -811,10 +812,13 @@ class Context(CsObject):
         self.backend = backend
         self.backend_certificate: Any = None
         self.backend_path = backend_path
+        self.backend_status: int | None = None
+        self.backend_seconds = 0.0
         self.connection = connection
         self.snapshot = snapshot
         self.forwarder: Any = None
         self.on_response: list[Callable[[Context], None]] | None = None
+        self.traces: list[dict] | None = None
 
     @property
     def Response(self) -> Response:
@@ -848,13 +852,16 @@ class Context(CsObject):
 
     def Trace(self, message: object) -> None:
         """`context.Trace(message)`: what the `trace` policy writes at severity verbose."""
-        if access_log.isEnabledFor(logging.DEBUG):
-            access_log.debug(
-                "trace %s: %s",
-                "expression",
-                cs_str(message),
-                extra={"trace_source": "expression", "trace_metadata": {}},
-            )
+        self.add_trace("expression", "verbose", cs_str(message), {})
+
+    def add_trace(self, source: str, severity: str, message: str, metadata: dict) -> None:
+        """A trace record, written with the request's access log line (`TraceRecords`)."""
+        entry = {"source": source, "severity": severity, "message": message}
+        if metadata:
+            entry["metadata"] = metadata
+        if self.traces is None:
+            self.traces = []
+        self.traces.append(entry)
 
     def backend_url(self) -> str:
         """The full upstream URL: backend base URL + API-relative path + current query."""
