@@ -1,0 +1,87 @@
+"""Sans-I/O parts of observability: the expiry warning schedule and the access log's line bound."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from certgate.observe.accesslog import LINE_MAX, AccessLog
+from certgate.observe.expiry import ExpiryWarnings
+from certgate.observe.inventory import InUse
+
+NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+
+
+def _uses(days: float) -> list[InUse]:
+    not_after = NOW + dt.timedelta(days=days)
+    return [
+        InUse("certificate", "c1", "AB12", "keyVault", not_after, "CN=api"),
+        InUse("hostname", "api.example", "AB12", "keyVault", not_after, "CN=api"),
+    ]
+
+
+def test_ten_days_left_gives_the_14_day_warning_once_a_day_across_restarts(tmp_path: Path):
+    state = tmp_path / "expiry-warnings.json"
+    warnings = ExpiryWarnings(state)
+    first = warnings.check(_uses(10), NOW)
+    assert first == [
+        "certificate CN=api (thumbprint AB12) expires in 10 days at 2026-12-16T12:00:00Z "
+        "(14-day warning); used as: certificate c1 (keyVault), hostname api.example (keyVault)"
+    ]
+    assert warnings.check(_uses(10), NOW + dt.timedelta(hours=23)) == []
+    assert ExpiryWarnings(state).check(_uses(10), NOW + dt.timedelta(hours=23)) == []  # restart
+    again = ExpiryWarnings(state).check(_uses(10), NOW + dt.timedelta(hours=24))
+    assert len(again) == 1 and "(14-day warning)" in again[0]
+
+
+@pytest.mark.parametrize(
+    ("days", "tier"), [(31, None), (30, 30), (15, 30), (14, 14), (8, 14), (7, 7), (-1, 7)]
+)
+def test_the_warning_names_the_nearest_threshold(days: float, tier: int | None) -> None:
+    found = ExpiryWarnings().check(_uses(days), NOW)
+    if tier is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and f"({tier}-day warning)" in found[0]
+        assert ("expired at" in found[0]) == (days < 0)
+
+
+def test_an_unreadable_state_file_starts_afresh(tmp_path: Path) -> None:
+    state = tmp_path / "expiry-warnings.json"
+    state.write_text("{not json")
+    assert len(ExpiryWarnings(state).check(_uses(3), NOW)) == 1
+    assert json.loads(state.read_text()) == {"AB12/7": NOW.isoformat()}
+
+
+async def test_access_log_lines_stay_below_pipe_buf_and_valid_json(tmp_path: Path) -> None:
+    """A hostile request (a huge URL, a policy tracing a large value) still gives one whole line
+    shorter than PIPE_BUF, so workers appending to one file or pipe never interleave."""
+    path = tmp_path / "access.log"
+    log = AccessLog.open(str(path))
+    assert log is not None
+    big = {
+        "CorrelationId": "c",
+        "Url": "https://h/" + "a" * 50_000,
+        "TraceRecords": [{"source": "s", "message": "x" * 10_000}] * 3,
+        "LastErrorMessage": "m" * 9000,
+    }
+    log.write(big)
+    log.write({"CorrelationId": "small", "Url": "https://h/ok"})
+    log.close()
+    lines = path.read_bytes().split(b"\n")[:-1]
+    assert all(len(line) + 1 < LINE_MAX for line in lines)
+    first, second = (json.loads(line) for line in lines)
+    assert first["Truncated"] is True and first["Url"].endswith("...")
+    assert first["TraceRecords"] == [{"message": "3 trace records dropped: too long"}]
+    assert second == {"CorrelationId": "small", "Url": "https://h/ok"}
+
+
+def test_access_log_off_opens_nothing_and_a_directory_is_refused(tmp_path: Path) -> None:
+    assert AccessLog.open("off") is None
+    with pytest.raises(OSError):
+        AccessLog.open(str(tmp_path))
+    assert os.listdir(tmp_path) == []
