@@ -125,6 +125,7 @@ class GatewayServer:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        self.handler.metrics.flush()
         if self.handler.access_log is not None:
             self.handler.access_log.flush()
 

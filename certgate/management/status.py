@@ -27,7 +27,6 @@ from certgate.config import status
 from certgate.config.store import Store
 from certgate.management.arm import ServiceRoot, address
 from certgate.management.errors import ApiError
-from certgate.observe.inventory import CertificateCollector
 from certgate.observe.metrics import CONTENT_TYPE, exposition
 
 log = logging.getLogger("certgate.management")
@@ -133,6 +132,8 @@ def status_routes(
     async def ready(request: Request) -> Response:
         ok, body = await anyio.to_thread.run_sync(readiness, store, node, status.now())
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    from certgate.observe.inventory import CertificateCollector  # it imports management: a cycle
 
     collector = CertificateCollector(store, dev_server_pem)
 

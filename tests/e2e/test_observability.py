@@ -177,7 +177,12 @@ def test_metrics_sum_both_workers_and_list_certificate_expiry(observed: Observed
         pids = {line["ProcessId"] for line in _access_lines(served, sent, "/echo/spread")}
     assert len(pids) == 2, "both workers served requests"
 
+    deadline = time.monotonic() + DEADLINE  # the workers add their sums once a second
     after = _scrape(served)
+    while _value(after, "certgate_request_duration_seconds_count", **ok) < start + sent:
+        assert time.monotonic() < deadline, "the scrape never showed every request"
+        time.sleep(0.1)  # polling interval of the condition, not synchronisation
+        after = _scrape(served)
     assert _value(after, "certgate_request_duration_seconds_count", **ok) == start + sent
     assert _value(after, "certgate_tls_handshakes_total", outcome="ok") >= handshakes + sent
     assert _value(after, "certgate_client_certificates_presented_total") >= presented + sent

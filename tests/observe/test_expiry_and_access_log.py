@@ -85,3 +85,27 @@ def test_access_log_off_opens_nothing_and_a_directory_is_refused(tmp_path: Path)
     with pytest.raises(OSError):
         AccessLog.open(str(tmp_path))
     assert os.listdir(tmp_path) == []
+
+
+async def test_request_sums_reach_the_histograms_on_flush() -> None:
+    from prometheus_client import REGISTRY
+
+    from certgate.observe.metrics import RequestMetrics
+
+    labels = {"api": "sums", "operation": "op", "status_class": "2xx"}
+    name = "certgate_request_duration_seconds"
+
+    def value(sample: str, **extra: str) -> float:
+        return REGISTRY.get_sample_value(f"{name}_{sample}", {**labels, **extra}) or 0.0
+
+    metrics = RequestMetrics()
+    for seconds in (0.0005, 0.003, 0.003, 20.0):
+        metrics.observe("sums", "op", 204, seconds, None)
+    assert value("count") == 0  # summed in the worker until the flush
+    metrics.flush()
+    assert value("count") == 4
+    assert value("sum") == pytest.approx(20.0065)
+    assert value("bucket", le="0.001") == 1
+    assert value("bucket", le="0.005") == 3
+    assert value("bucket", le="10.0") == 3
+    assert value("bucket", le="+Inf") == 4
