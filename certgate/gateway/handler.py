@@ -103,16 +103,10 @@ class RequestHandler:
                 raise  # mid-response: the protocol aborts the connection
             status = await _respond_error(exchange, exc)
         finally:
-            self._observe(exchange, context, config, status, perf_counter() - start)
-
-    def _observe(self, exchange: Any, context: Any, config: Any, status: int, seconds: float):
-        if context is None:
-            self.metrics.observe("", "", status, seconds, None)
-        else:
-            backend = context.backend_seconds if context.backend_status is not None else None
-            self.metrics.observe(context.Api.Id, context.Operation.Id, status, seconds, backend)
-        if self.access_log is not None:
-            self.access_log.write(access_record(exchange, context, config, status, seconds))
+            seconds = perf_counter() - start
+            self.metrics.observe(context, status, seconds)
+            if self.access_log is not None:
+                self.access_log.write(access_record(exchange, context, config, status, seconds))
 
 
 def _prepare(exchange: Any, config: Any) -> tuple[Context, Any]:

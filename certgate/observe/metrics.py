@@ -140,31 +140,34 @@ def emit_metric(name: str, value: float = 1.0, dimensions: dict[str, str] | None
 class RequestMetrics:
     """The per-request observations, summed in plain Python and added to the histograms once per
     `FLUSH_SECONDS` (a multiprocess value is an mmap write behind a lock and a getpid() call:
-    measured about five times the cost of this dict update). A scrape lags by at most that long.
+    measured at about ten microseconds per histogram observation, thirty times this dict update).
+    Sums are keyed by the request's `context.Operation` object (one per compiled configuration,
+    hashed by identity: no key tuple per request); a scrape lags by at most `FLUSH_SECONDS`.
     """
 
     __slots__ = ("_backend", "_requests", "_timer")
 
     def __init__(self) -> None:
-        self._requests: dict[tuple[str, str, int], list[float]] = {}
+        self._requests: dict[Any, _Sums] = {}
         self._backend: dict[str, list[float]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
-    def observe(
-        self, api: str, operation: str, status: int, seconds: float, backend: float | None
-    ) -> None:
-        key = (api, operation, status // 100)
-        sums = self._requests.get(key)
+    def observe(self, context: Any, status: int, seconds: float) -> None:
+        """One answered request; `context` is None when it matched no API."""
+        operation = context.Operation if context is not None else None
+        sums = self._requests.get(operation)
         if sums is None:
-            sums = self._requests[key] = [0.0] * _SLOTS
-        sums[bisect_left(_BOUNDS, seconds)] += 1
-        sums[-1] += seconds
-        if backend is not None:
-            sums = self._backend.get(api)
-            if sums is None:
-                sums = self._backend[api] = [0.0] * _SLOTS
-            sums[bisect_left(_BOUNDS, backend)] += 1
-            sums[-1] += backend
+            sums = self._requests[operation] = _Sums(context)
+        by_class = sums.by_class[status // 100 if status < 600 else 5]
+        by_class[bisect_left(_BOUNDS, seconds)] += 1
+        by_class[-1] += seconds
+        if context is not None and context.backend_status is not None:
+            backend = context.backend_seconds
+            by_api = self._backend.get(sums.api)
+            if by_api is None:
+                by_api = self._backend[sums.api] = [0.0] * _SLOTS
+            by_api[bisect_left(_BOUNDS, backend)] += 1
+            by_api[-1] += backend
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
 
@@ -173,12 +176,27 @@ class RequestMetrics:
             self._timer.cancel()
             self._timer = None
         requests, self._requests = self._requests, {}
-        for (api, operation, cls), sums in requests.items():
-            label = _STATUS_CLASS[cls] if 0 <= cls < 6 else "5xx"
-            _add(REQUEST_SECONDS.labels(api, operation, label), sums)
+        for sums in requests.values():
+            for cls, by_class in enumerate(sums.by_class):
+                if any(by_class[:-1]):
+                    _add(
+                        REQUEST_SECONDS.labels(sums.api, sums.operation, _STATUS_CLASS[cls]),
+                        by_class,
+                    )
         backend, self._backend = self._backend, {}
-        for api, sums in backend.items():
-            _add(BACKEND_SECONDS.labels(api), sums)
+        for api, by_api in backend.items():
+            _add(BACKEND_SECONDS.labels(api), by_api)
+
+
+class _Sums:
+    """Per-bucket counts and the sum of one operation's requests, per status class."""
+
+    __slots__ = ("api", "by_class", "operation")
+
+    def __init__(self, context: Any) -> None:
+        self.api = context.Api.Id if context is not None else ""
+        self.operation = context.Operation.Id if context is not None else ""
+        self.by_class = [[0.0] * _SLOTS for _ in _STATUS_CLASS]
 
 
 def _add(child: Any, sums: list[float]) -> None:

@@ -91,19 +91,24 @@ async def test_request_sums_reach_the_histograms_on_flush() -> None:
     from prometheus_client import REGISTRY
 
     from certgate.observe.metrics import RequestMetrics
+    from certgate.policy.context import Operation
+    from tests.policy.support import make_context
 
-    labels = {"api": "sums", "operation": "op", "status_class": "2xx"}
-    name = "certgate_request_duration_seconds"
-
-    def value(sample: str, **extra: str) -> float:
-        return REGISTRY.get_sample_value(f"{name}_{sample}", {**labels, **extra}) or 0.0
+    def value(sample: str, api="api", operation="sums", cls="2xx", **extra: str) -> float:
+        labels = {"api": api, "operation": operation, "status_class": cls, **extra}
+        return REGISTRY.get_sample_value(f"certgate_request_duration_seconds_{sample}", labels) or 0
 
     metrics = RequestMetrics()
+    context = make_context()
+    context.Operation = Operation("sums", "sums")
     for seconds in (0.0005, 0.003, 0.003, 20.0):
-        metrics.observe("sums", "op", 204, seconds, None)
+        metrics.observe(context, 204, seconds)
+    metrics.observe(context, 503, 0.2)
+    metrics.observe(None, 404, 0.0001)  # no API matched
     assert value("count") == 0  # summed in the worker until the flush
     metrics.flush()
-    assert value("count") == 4
+    assert value("count") == 4 and value("count", cls="5xx") == 1
+    assert value("count", api="", operation="", cls="4xx") >= 1
     assert value("sum") == pytest.approx(20.0065)
     assert value("bucket", le="0.001") == 1
     assert value("bucket", le="0.005") == 3
