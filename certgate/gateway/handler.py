@@ -17,7 +17,7 @@ from certgate.gateway.body import ClientDisconnected
 from certgate.gateway.paths import PathError, normalize
 from certgate.httpsyntax import target_problem
 from certgate.observe.accesslog import AccessLog
-from certgate.observe.accesslog import record as access_record
+from certgate.observe.accesslog import line as access_line
 from certgate.observe.metrics import RequestMetrics
 from certgate.policy.context import BackendTarget, Context, Headers, Request, reason_phrase
 
@@ -106,7 +106,7 @@ class RequestHandler:
             seconds = perf_counter() - start
             self.metrics.observe(context, status, seconds)
             if self.access_log is not None:
-                self.access_log.write(access_record(exchange, context, config, status, seconds))
+                self.access_log.write(access_line(exchange, context, config, status, seconds))
 
 
 def _prepare(exchange: Any, config: Any) -> tuple[Context, Any]:

@@ -36,9 +36,9 @@ sender computes it).
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -58,6 +58,16 @@ from certgate.expressions.model import CsObject
 from certgate.expressions.runtime import cs_str
 from certgate.limits import DEFAULT_LIMITS
 from certgate.policy.errors import BodyTooLarge
+
+_VARIANT = dict(zip("0123456789abcdef", "89ab89ab89ab89ab", strict=True))
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID as text: `str(uuid.uuid4())` costs three times as much, and the
+    access log asks one per request."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
 
 _STATUS_REASONS = {
     200: "OK",
@@ -839,7 +849,7 @@ class Context(CsObject):
     @property
     def RequestId(self) -> str:
         if self._id is None:
-            self._id = str(uuid.uuid4())
+            self._id = new_request_id()
         return self._id
 
     @property

@@ -225,3 +225,18 @@ def test_a_certificate_expiring_in_10_days_gets_the_14_day_warning_once(
     assert len(pattern.findall(served.log.read_text())) == 1
     state = json.loads((served.data_dir / "expiry-warnings.json").read_text())
     assert f"{observed.soon.thumbprint}/14" in state  # not repeated within the day
+
+
+def test_a_huge_url_still_gives_one_whole_json_line(observed: Observed) -> None:
+    """6,000 characters of path (the head limit allows 64 kB): the line is cut, stays valid JSON
+    and shorter than PIPE_BUF, so it cannot interleave with another worker's line."""
+    served = observed.served
+    path = "/echo/" + "a" * 6000
+    assert served.curl_status(path, observed.trusted_files) == 200
+    [line] = _access_lines(served, 1, "a" * 100 + "...")
+    assert line["Truncated"] is True
+    assert line["Url"].startswith(f"https://localhost:{served.gateway_port}/echo/aaa")
+    assert len(line["Url"]) == 256 + 3
+    assert line["ClientCertificateThumbprint"] == observed.trusted.thumbprint
+    raw = [r for r in (served.cwd / "access.log").read_bytes().split(b"\n") if b"Truncated" in r]
+    assert len(raw[0]) + 1 < 4096
