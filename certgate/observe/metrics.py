@@ -2,7 +2,7 @@
 
 `certgate serve` calls `enable_multiprocess(directory)` in the supervisor before it spawns any
 worker: every process (spawned workers inherit the environment) then keeps its values in mmap'd
-files in that directory, and the supervisor's `/metrics` (`exposition(store)`) sums them with
+files in that directory, and the supervisor's `/metrics` (`exposition(...)`) sums them with
 prometheus_client's `MultiProcessCollector`. Without it (tests, one process) the values live in
 the process and `exposition` reads the default registry.
 
@@ -132,7 +132,8 @@ def exposition(*collectors: Any) -> bytes:
 def emit_metric(name: str, value: float = 1.0, dimensions: dict[str, str] | None = None) -> None:
     """For an `emit-metric` policy: adds `value` to `certgate_emitted_metric_total{name,
     dimensions}`, `dimensions` rendered as sorted `key=value` pairs joined by commas. The caller
-    keeps names and dimension values bounded (configuration-defined, never per request)."""
+    keeps names and dimension values bounded (configuration-defined, never per request). Each
+    call is one multiprocess write (several microseconds): fine per policy run, not per byte."""
     text = ",".join(f"{k}={v}" for k, v in sorted((dimensions or {}).items()))
     EMITTED.labels(name, text).inc(value)
 

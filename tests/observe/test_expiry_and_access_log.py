@@ -109,3 +109,15 @@ async def test_request_sums_reach_the_histograms_on_flush() -> None:
     assert value("bucket", le="0.005") == 3
     assert value("bucket", le="10.0") == 3
     assert value("bucket", le="+Inf") == 4
+
+
+def test_emit_metric_counts_by_name_and_sorted_dimensions() -> None:
+    from prometheus_client import REGISTRY
+
+    from certgate.observe.metrics import emit_metric
+
+    labels = {"name": "orders", "dimensions": "region=eu,tier=gold"}
+    before = REGISTRY.get_sample_value("certgate_emitted_metric_total", labels) or 0
+    emit_metric("orders", 2, {"tier": "gold", "region": "eu"})
+    emit_metric("orders", 1, {"region": "eu", "tier": "gold"})
+    assert REGISTRY.get_sample_value("certgate_emitted_metric_total", labels) == before + 3
