@@ -148,6 +148,20 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         "(default 30)",
     )
     serve.add_argument(
+        "--access-log",
+        default="off",
+        metavar="PATH|-|off",
+        help="one JSON line per gateway request: a file every worker appends to, - for "
+        "standard output, or off (default off); see docs/observability.md",
+    )
+    serve.add_argument(
+        "--expiry-check-interval",
+        type=float,
+        default=3600.0,
+        help="seconds between checks for certificates in use that expire within 30, 14 or "
+        "7 days (each warning is logged once a day; default 3600)",
+    )
+    serve.add_argument(
         "--shutdown-timeout",
         type=float,
         default=10.0,

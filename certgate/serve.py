@@ -20,12 +20,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import uvicorn
@@ -43,6 +46,11 @@ from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.workers import WorkerError, WorkerPool
 from certgate.limits import limits_from_args
 from certgate.management.gateways import register_node
+from certgate.observe.accesslog import AccessLog
+from certgate.observe.expiry import ExpiryWarnings
+from certgate.observe.inventory import certificates_in_use
+from certgate.observe.logs import configure_logging
+from certgate.observe.metrics import enable_multiprocess
 from certgate.policy import stores
 
 log = logging.getLogger("certgate.serve")
@@ -54,8 +62,7 @@ class ServeError(Exception):
 
 
 def serve(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(args.log_level)
     try:
         code = _serve(args)
     except ServeError as error:
@@ -76,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
         "worker_start_timeout",
         "lease_timeout",
         "revision_full_poll_interval",
+        "expiry_check_interval",
     ):
         value = getattr(args, flag)
         if not (math.isfinite(value) and value > 0):
@@ -86,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         request_header_rules(limits.strip_request_headers)  # refused here, not in each worker
     except ValueError as exc:
         raise ServeError(str(exc)) from None
+    _check_access_log(args.access_log)
     problem = stores.url_problem(limits.redis_url) if limits.redis_url else None
     if problem is not None:
         raise ServeError(f"--redis-url: {problem}")
@@ -105,6 +114,8 @@ def _serve(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         poll_interval=args.revision_poll_interval,
         limits=limits,
+        access_log=args.access_log,
+        log_level=args.log_level,
     )
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(data_dir.store.close)
@@ -116,6 +127,9 @@ def _serve(args: argparse.Namespace) -> int:
         status.forget_node(data_dir.store.engine, args.node)
         register_node(data_dir.store, args.node)
         cleanup.callback(status.forget_node, data_dir.store.engine, args.node)
+        metrics_dir = Path(tempfile.mkdtemp(prefix="certgate-metrics-"))
+        cleanup.callback(shutil.rmtree, metrics_dir, True)
+        enable_multiprocess(metrics_dir)  # before the workers: they inherit it
         _start(pool, args)
         _announce(args, data_dir.layout)
         return uvloop.run(_supervise(args, data_dir, management, pool))
@@ -142,6 +156,17 @@ def _bind_management(args: argparse.Namespace) -> socket.socket:
         return bind_exclusive(args.host, args.management_port)
     except AddressInUse as error:
         raise ServeError(f"{error} (the management port, --management-port)") from None
+
+
+def _check_access_log(target: str) -> None:
+    """A file the workers cannot open is refused here, before anything starts."""
+    try:
+        log_file = AccessLog.open(target)
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ServeError(f"--access-log {target}: {reason}") from None
+    if log_file is not None:
+        log_file.close()
 
 
 def _reserve(pool: WorkerPool, args: argparse.Namespace) -> None:
@@ -201,8 +226,21 @@ async def _supervise(
     configure_api_import(args.api_import_allow_url, limits_from_args(args))
     store = data_dir.store
     refresher = _start_refresher(args, store)
+    dev_server_pem = data_dir.layout.dev_server.read_bytes()
     app = create_management_app(
-        store, admin_token=data_dir.admin_token, limits=limits_from_args(args)
+        store,
+        admin_token=data_dir.admin_token,
+        limits=limits_from_args(args),
+        node=args.node,
+        dev_server_pem=dev_server_pem,
+    )
+    expiry = asyncio.create_task(
+        _watch_expiry(
+            store,
+            dev_server_pem,
+            data_dir.root / "expiry-warnings.json",
+            args.expiry_check_interval,
+        )
     )
     config = uvicorn.Config(
         app,
@@ -229,10 +267,23 @@ async def _supervise(
         codes = ", ".join(f"pid {pid}, exit code {code}" for pid, code in pool.exited().items())
         log.error("gateway worker exited (%s); stopping certgate serve", codes)
     management.should_exit = True
+    expiry.cancel()
     if refresher is not None:
         await refresher.stop()
     await served
     return 1 if died.is_set() and not stop.is_set() else 0
+
+
+async def _watch_expiry(store: Store, dev_server_pem: bytes, state: Path, interval: float) -> None:
+    """Logs the 30/14/7-day expiry warnings of the certificates in use (certgate.observe.expiry)."""
+    warnings = ExpiryWarnings(state)
+    while True:
+        try:
+            uses = await asyncio.to_thread(certificates_in_use, store, dev_server_pem)
+            warnings.check(uses, dt.datetime.now(dt.UTC))
+        except Exception:
+            log.exception("the certificate expiry check failed")
+        await asyncio.sleep(interval)
 
 
 def _start_refresher(args: argparse.Namespace, store: Store):

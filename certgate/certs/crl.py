@@ -29,6 +29,7 @@ from certgate.certs.certinfo import CertInfo, NameKey
 from certgate.certs.crlinfo import CrlInfo, CrlLoadError, load_crl
 from certgate.certs.revocation import CrlSource
 from certgate.limits import DEFAULT_LIMITS, Limits
+from certgate.observe.metrics import CRL_FETCHES
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +128,13 @@ class CrlFetcher:
         try:
             info = load_crl(await self._download(url), source=url)
         except _FAILURES as exc:
+            CRL_FETCHES.labels("failed").inc()
             log.warning("CRL download from %s failed: %s", url, str(exc) or type(exc).__name__)
             entry.failed_until = time.time() + self.limits.crl_failure_backoff
             return
         finally:
             entry.refreshing = None
+        CRL_FETCHES.labels("ok").inc()
         self._store(url, entry, info)
 
     def _downloader_here(self) -> _Downloader:

@@ -29,6 +29,7 @@ from certgate.certs.verify import VerificationResult, Verifier
 from certgate.expressions.dotnet.enums import X509_NAME_TYPE
 from certgate.expressions.dotnet.rsa import RSA, rsa_private_key, rsa_public_key
 from certgate.expressions.model import CsObject
+from certgate.observe.metrics import count_verification
 
 X509NameType = X509_NAME_TYPE
 """The `X509NameType` enum members by name (SimpleName, EmailName, UpnName, DnsName, ...)."""
@@ -335,13 +336,20 @@ class X509Certificate2(CsObject):
         """The full verdict (Python side, used by validate-client-certificate)."""
         if self._verifier is None:
             return _NO_TRUST_STORE
-        return self._verifier.verify(
+        result = self._verifier.verify(
             self._info,
             self._chain,
             check_revocation=check_revocation,
             cache=self._cache,
             **flags,
         )
+        count_verification(result.ok, result.reason)
+        return result
+
+    def verified(self) -> VerificationResult | None:
+        """The verdict of `Verify()` if it ran on this connection (the access log), else None."""
+        kept = self._verdicts.get(True)
+        return kept[1] if kept is not None else None
 
     def _verdict(self, check_revocation: bool) -> VerificationResult:
         """The default-flags verdict, kept until the verifier's revision moves or it expires."""

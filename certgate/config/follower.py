@@ -27,6 +27,7 @@ from certgate.config.store import Store
 from certgate.gateway.config import GatewayConfig
 from certgate.gateway.workers import worker_index
 from certgate.limits import DEFAULT_LIMITS, Limits
+from certgate.observe.metrics import COMPILE_FAILURES
 
 log = logging.getLogger("certgate.follower")
 
@@ -101,6 +102,7 @@ class RevisionFollower:
         try:
             config = builder.build()
         except Exception as error:
+            COMPILE_FAILURES.inc()
             self._failed_revision = revision
             self._error = (f"{type(error).__name__}: {error}", revision)
             self._report(builder)

@@ -65,6 +65,7 @@ class ConnectionInfo:
         "crl_prefetched",
         "host_port",
         "local_port",
+        "log_fields",
         "peer",
         "scheme",
         "server_name",
@@ -91,6 +92,7 @@ class ConnectionInfo:
         self.cache: dict[Any, Any] = {}  # per-connection verification results (Verify())
         self.authority: str | None = None  # the last Host seen and its split (handler's cache)
         self.host_port: tuple[str, int] = ("", 0)
+        self.log_fields: Any = None  # the access log's per-connection fields (accesslog.py)
 
     @property
     def client_chain_der(self) -> list[bytes]:
@@ -128,6 +130,7 @@ class Exchange(Protocol):
     conn: ConnectionInfo
     http_version: str
     responded: bool  # the response head went out (errors after it abort instead)
+    sent: int  # response bytes written so far (HTTP/1.1: head and body; HTTP/2: body)
 
     async def respond(
         self,

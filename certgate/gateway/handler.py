@@ -10,16 +10,22 @@ import asyncio
 import base64
 import json
 import logging
+from time import perf_counter
 from typing import Any
 
 from certgate.gateway.body import ClientDisconnected
 from certgate.gateway.paths import PathError, normalize
 from certgate.httpsyntax import target_problem
+from certgate.observe.accesslog import AccessLog
+from certgate.observe.accesslog import line as access_line
+from certgate.observe.metrics import RequestMetrics
 from certgate.policy.context import BackendTarget, Context, Headers, Request, reason_phrase
 
 log = logging.getLogger("certgate.gateway")
 
 _JSON = [("content-type", "application/json; charset=utf-8")]
+_EMPTY: list[tuple[str, str]] = []
+STATUS_PATH = "/status-0123456789abcdef"  # APIM's gateway status endpoint (self-hosted probes)
 
 
 def error_body(status: int, message: str) -> bytes:
@@ -42,17 +48,29 @@ class _Refused(Exception):
 
 
 class RequestHandler:
-    """Turns one exchange into a pipeline run; `config_ref()` returns the current GatewayConfig."""
+    """Turns one exchange into a pipeline run; `config_ref()` returns the current GatewayConfig.
+    Every answered request is observed once (`RequestMetrics`) and, with an `access_log`,
+    written as one line."""
 
-    __slots__ = ("_config_ref", "_forwarder")
+    __slots__ = ("_config_ref", "_forwarder", "access_log", "metrics")
 
-    def __init__(self, config_ref: Any, forwarder: Any) -> None:
+    def __init__(
+        self, config_ref: Any, forwarder: Any, access_log: AccessLog | None = None
+    ) -> None:
         self._config_ref = config_ref
         self._forwarder = forwarder
+        self.access_log = access_log
+        self.metrics = RequestMetrics()
 
     async def __call__(self, exchange: Any) -> None:
+        if exchange.target == STATUS_PATH:  # APIM's gateway health probe: before routing
+            await exchange.respond(200, "OK", _EMPTY, b"")
+            return
+        start = perf_counter()
+        config = self._config_ref()
+        context = None
+        status = 0
         try:
-            config = self._config_ref()
             context, pipeline = _prepare(exchange, config)
             conn = exchange.conn
             peer, prefetch = conn.peer, config.crl_prefetch
@@ -62,10 +80,11 @@ class RequestHandler:
             await pipeline.run(context, config.forwarder or self._forwarder)
             response = context.Response
             body = response.send_body()
+            status = response.StatusCode
             try:
                 await exchange.respond(
-                    response.StatusCode,
-                    response.StatusReason or reason_phrase(response.StatusCode),
+                    status,
+                    response.StatusReason or reason_phrase(status),
                     response.Headers.items(),
                     body,
                 )
@@ -75,13 +94,19 @@ class RequestHandler:
                     close()  # the upstream connection, mid-response, is closed, not leaked
                 raise
         except _Refused as refused:
-            await exchange.respond(refused.status, refused.reason, _JSON, refused.body)
+            status = refused.status
+            await exchange.respond(status, refused.reason, _JSON, refused.body)
         except (asyncio.CancelledError, ClientDisconnected):
             raise
         except Exception as exc:
             if exchange.responded:
                 raise  # mid-response: the protocol aborts the connection
-            await _respond_error(exchange, exc)
+            status = await _respond_error(exchange, exc)
+        finally:
+            seconds = perf_counter() - start
+            self.metrics.observe(context, status, seconds)
+            if self.access_log is not None:
+                self.access_log.write(access_line(exchange, context, config, status, seconds))
 
 
 def _prepare(exchange: Any, config: Any) -> tuple[Context, Any]:
@@ -174,16 +199,18 @@ def _byte_sequence(der: bytes) -> str:
     return f":{base64.b64encode(der).decode()}:"
 
 
-async def _respond_error(exchange: Any, exc: Exception) -> None:
+async def _respond_error(exchange: Any, exc: Exception) -> int:
+    """Answers an unexpected failure; returns the status sent."""
     reason = getattr(exc, "reason", None)
     status = _BACKEND_STATUS.get(reason) if isinstance(reason, str) else None
     if status is None:
         log.error("request failed: %s", type(exc).__name__, exc_info=exc)
         await exchange.respond(500, "Internal Server Error", _JSON, _INTERNAL)
-        return
+        return 500
     message = "Gateway Timeout" if status == 504 else "Internal server error"  # no backend details
     body = json.dumps({"statusCode": status, "message": message, "reason": reason}).encode()
     await exchange.respond(status, reason_phrase(status), _JSON, body)
+    return status
 
 
 def _origin_form(target: str) -> str | None:

@@ -91,6 +91,7 @@ class H1Exchange:
         "keep_alive",
         "method",
         "responded",
+        "sent",
         "target",
     )
 
@@ -107,6 +108,7 @@ class H1Exchange:
         self.keep_alive = True
         self.continue_pending = False
         self.responded = False
+        self.sent = 0  # response bytes written: head and body (the access log's ResponseSize)
 
     def _send_continue(self) -> None:
         if self.continue_pending:
@@ -157,14 +159,19 @@ class H1Exchange:
         self.continue_pending = False
         data = text.encode("latin-1")
         if is_bytes:
-            proto.write(data + body if body_allowed and body else data)
+            if body_allowed and body:
+                data += body
+            self.sent = len(data)
+            proto.write(data)
             proto.exchange_done(self, keep_alive)
             return
         proto.write(data)
+        self.sent = len(data)
         if body_allowed and body is not None:
             async for chunk in body:
                 if not chunk:
                     continue
+                self.sent += len(chunk)
                 if chunked:
                     proto.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
                 else:

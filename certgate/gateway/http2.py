@@ -112,6 +112,7 @@ class H2Exchange:
         "http_version",
         "method",
         "responded",
+        "sent",
         "stream_id",
         "target",
         "task",
@@ -129,6 +130,7 @@ class H2Exchange:
         self.conn = proto.info
         self.http_version = "2"
         self.responded = False
+        self.sent = 0  # response body bytes sent (the access log's ResponseSize; HPACK heads aside)
         self.task: asyncio.Task | None = None
 
     def _consumed(self, consumed: int, buffered: int) -> None:
@@ -161,10 +163,12 @@ class H2Exchange:
         if empty:
             return
         if is_bytes:
+            self.sent = len(body)
             await proto.send_data(self.stream_id, body, True)
             return
         async for chunk in body:
             if chunk:
+                self.sent += len(chunk)
                 await proto.send_data(self.stream_id, chunk, False)
         await proto.send_data(self.stream_id, b"", True)
 

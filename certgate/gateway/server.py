@@ -2,12 +2,12 @@
 
 API (for `certgate serve` and tests):
 
-    server = GatewayServer(config, forwarder=forwarder)
+    server = GatewayServer(config, forwarder=forwarder, access_log=AccessLog.open("-"))
     await server.start(host="127.0.0.1", https_port=8443, http_port=8080, reuse_port=False)
     server.https_port, server.http_port      # the bound ports (useful with port 0)
     server.update(new_config)                # atomic swap: new connections/requests use it,
                                              # in-flight requests finish on the old one
-    await server.close()
+    await server.close()                     # also flushes the access log
 
 `forwarder` is the default `Forwarder` (`await forwarder.forward(context, options)`), used unless
 the config carries its own. Several processes: see `certgate.gateway.workers`.
@@ -29,7 +29,10 @@ from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.tls import ALPN_H2, TLSServerProtocol
 from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.limits import DEFAULT_LIMITS, Limits
+from certgate.observe.accesslog import AccessLog
+from certgate.observe.metrics import emit_metric
 from certgate.policy import stores
+from certgate.policy.elements.utility import set_metric_sink
 
 
 class _RefusedProtocol(asyncio.Protocol):
@@ -43,16 +46,22 @@ class GatewayServer:
     """Serves one `GatewayConfig` at a time; `update()` swaps it atomically."""
 
     def __init__(
-        self, config: GatewayConfig, *, forwarder: Any = None, limits: Limits = DEFAULT_LIMITS
+        self,
+        config: GatewayConfig,
+        *,
+        forwarder: Any = None,
+        limits: Limits = DEFAULT_LIMITS,
+        access_log: AccessLog | None = None,
     ) -> None:
         self._config = config
         self.limits = limits
         apply_expression_limits(limits)  # expressions read them per process (expressions/budget.py)
+        set_metric_sink(emit_metric)  # emit-metric policies feed this process's Prometheus values
         self.header_rules = request_header_rules(limits.strip_request_headers)
         self.stores = stores.configure(limits)  # the cache and counters policies use
         self.stores.use(config.cache_url)
         # A policy's body limit and backend calls come from the forwarder: there is always one.
-        self.handler = RequestHandler(self._current, forwarder or Forwarder(limits))
+        self.handler = RequestHandler(self._current, forwarder or Forwarder(limits), access_log)
         self._servers: list[asyncio.AbstractServer] = []
         self.https_port: int | None = None
         self.http_port: int | None = None
@@ -125,6 +134,9 @@ class GatewayServer:
             await server.wait_closed()
         self._servers.clear()
         await stores.release(self.stores)
+        self.handler.metrics.flush()
+        if self.handler.access_log is not None:
+            self.handler.access_log.flush()
 
 
 def _listen_socket(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:

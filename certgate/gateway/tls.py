@@ -43,6 +43,7 @@ from certgate.certs.certinfo import CertInfo, cached_der
 from certgate.gateway.openssl import ffi as _ffi
 from certgate.gateway.openssl import lib as _lib
 from certgate.limits import DEFAULT_LIMITS
+from certgate.observe.metrics import count_handshake
 
 ALPN_H2 = b"h2"
 ALPN_HTTP1 = b"http/1.1"
@@ -560,8 +561,15 @@ class TLSServerProtocol(MemoryTLSProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._attach(transport, self._router.new_connection())
         self._handshake_timer = asyncio.get_running_loop().call_later(
-            self._handshake_timeout, self._abort
+            self._handshake_timeout, self._handshake_expired
         )
+
+    def _handshake_expired(self) -> None:
+        count_handshake("timeout", "", False)
+        self._abort()
+
+    def _handshake_failed(self) -> None:
+        count_handshake("failed", "", False)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._handshake_timer.cancel()
@@ -590,5 +598,6 @@ class TLSServerProtocol(MemoryTLSProtocol):
                 self._abort()  # a session made under another hostname binding
                 return
         self.peer = PeerCertificates.of(ssl)
+        count_handshake("ok", self.tls_version, self.peer is not None)
         self._app = self._app_factory(self)
         self._app.connection_made(self)

@@ -3,7 +3,8 @@
 API:
 
     pool = WorkerPool(count, build_config, host="0.0.0.0", https_port=8443, http_port=None,
-                      poll_interval=1.0, forwarder_factory=None)
+                      poll_interval=1.0, forwarder_factory=None, limits=Limits(),
+                      access_log="off", log_level=None)
     pool.reserve()        # optional: claims the ports first (AddressInUse when taken)
     pool.start()          # spawns the workers, returns once every one of them listens
     pool.https_port       # the shared port (also when 0 was asked: reserved by the parent)
@@ -19,7 +20,10 @@ store revision did not move). Workers are spawned, not forked, so `build_config`
 objects such as `certgate.config.follower.RevisionFollower` (what `certgate serve` passes).
 Each worker runs uvloop and its own `Forwarder` (`forwarder_factory()`, default
 `certgate.gateway.upstream.forwarder.Forwarder(limits)`); `worker_index()` tells code running
-inside a worker (such as `build_config`) which worker it is.
+inside a worker (such as `build_config`) which worker it is. `access_log` is the `--access-log`
+target each worker opens (`certgate.observe.accesslog`); with `log_level` a worker configures
+logging (`certgate.observe.logs`) so its lines carry a time, the logger and the worker's name.
+Each worker sets `certgate_config_revision{worker}` to the revision it serves.
 
 Ports: `start()` first binds each port without SO_REUSEPORT (`certgate.gateway.ports`), so a port
 another process listens on, another pool's workers included, raises `AddressInUse` before any
@@ -55,6 +59,9 @@ from certgate.gateway.config import GatewayConfig
 from certgate.gateway.ports import ensure_free, family
 from certgate.gateway.server import GatewayServer
 from certgate.limits import DEFAULT_LIMITS, Limits
+from certgate.observe.accesslog import AccessLog
+from certgate.observe.logs import configure_logging
+from certgate.observe.metrics import CONFIG_REVISION
 
 log = logging.getLogger("certgate.workers")
 
@@ -87,6 +94,8 @@ class WorkerPool:
         poll_interval: float = 1.0,
         forwarder_factory: Callable[[], Any] | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        access_log: str = "off",
+        log_level: str | None = None,
     ) -> None:
         if count < 1:
             raise ValueError(f"workers: must be at least 1, got {count}")
@@ -98,6 +107,8 @@ class WorkerPool:
         self._poll_interval = poll_interval
         self._forwarder_factory = forwarder_factory
         self._limits = limits
+        self._access_log = access_log
+        self._log_level = log_level
         self._reserved: list[socket.socket] = []
         self._processes: list[Any] = []
 
@@ -132,6 +143,8 @@ class WorkerPool:
                     self._limits,
                     ready,
                     os.getpid(),
+                    self._access_log,
+                    self._log_level,
                 ),
                 name=f"certgate-worker-{index}",
                 daemon=True,
@@ -203,10 +216,14 @@ def _worker_main(
     limits: Limits,
     ready: Any,
     parent: int,
+    access_log: str,
+    log_level: str | None,
 ) -> None:
     global _index
     _index = index
     _die_with_parent(parent)
+    if log_level is not None:
+        configure_logging(log_level)
     try:
         uvloop.run(
             _serve(
@@ -219,6 +236,7 @@ def _worker_main(
                 limits,
                 ready,
                 parent,
+                access_log,
             )
         )
     except Exception as exc:
@@ -236,6 +254,7 @@ async def _serve(
     limits: Limits,
     ready: Any,
     parent: int,
+    access_log_target: str,
 ) -> None:
     if forwarder_factory is None:
         from functools import partial
@@ -247,8 +266,11 @@ async def _serve(
     if config is None:
         raise WorkerError("build_config(None) returned no configuration")
     forwarder = forwarder_factory()
-    server = GatewayServer(config, forwarder=forwarder, limits=limits)
+    access_log = AccessLog.open(access_log_target)
+    server = GatewayServer(config, forwarder=forwarder, limits=limits, access_log=access_log)
     await server.start(host, https_port, http_port, reuse_port=True)
+    revision = CONFIG_REVISION.labels(str(_index))
+    revision.set(config.revision)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -270,8 +292,11 @@ async def _serve(
                 continue
             if fresh is not None:
                 server.update(fresh)
+                revision.set(fresh.revision)
     finally:
         await server.close()
+        if access_log is not None:
+            access_log.close()
         close = getattr(forwarder, "close", None)
         if close is not None:
             close()

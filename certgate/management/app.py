@@ -89,8 +89,11 @@ def create_management_app(
     service_root: ServiceRoot | None = None,
     limits: Limits = DEFAULT_LIMITS,
     compiler: SnapshotBuilder | None = None,
+    node: str | None = None,
+    dev_server_pem: bytes | None = None,
 ) -> Starlette:
-    """The Starlette app serving every registered kind at short and ARM paths.
+    """The Starlette app serving every registered kind at short and ARM paths, plus `/status`,
+    `/ready` (of `node`'s workers, any node's when None) and `/metrics`.
 
     `compiler` checks each write; with certgate's own kinds it defaults to a `SnapshotBuilder` over
     `store`. Other `kinds` (a registry the Snapshot compiler does not know) are not checked unless
@@ -111,7 +114,13 @@ def create_management_app(
         routes=[
             *ui_routes(admin_token, store, limits),
             Route("/openapi.json", dispatcher.openapi, methods=["GET"]),
-            *status_routes(store, dispatcher._authorise, dispatcher.root),
+            *status_routes(
+                store,
+                dispatcher._authorise,
+                dispatcher.root,
+                node=node,
+                dev_server_pem=dev_server_pem,
+            ),
             Route("/exports/{token}", dispatcher.export_link, methods=["GET"]),
             Route("/{path:path}", dispatcher.handle, methods=METHODS),
         ],

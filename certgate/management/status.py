@@ -15,6 +15,7 @@ stopped workers stay listed, not live, until their node's next start. APIM's sel
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable
 
 import anyio.to_thread
@@ -26,6 +27,9 @@ from certgate.config import status
 from certgate.config.store import Store
 from certgate.management.arm import ServiceRoot, address
 from certgate.management.errors import ApiError
+from certgate.observe.metrics import CONTENT_TYPE, exposition
+
+log = logging.getLogger("certgate.management")
 
 STATUS_TYPE = "certgate/status"
 ARM_STATUS_PATH = (
@@ -97,10 +101,50 @@ def status_document(
     }
 
 
+def readiness(store: Store, node: str | None, now: dt.datetime) -> tuple[bool, dict]:
+    """Ready when the store answers and a live worker (of `node`, when given) serves the store's
+    revision; the body says why not."""
+    try:
+        revision = store.revision()
+        workers = status.read_all(store.engine)
+    except Exception as error:
+        log.warning("readiness: the store does not answer: %s", type(error).__name__)
+        return False, {"ready": False, "reason": "the store does not answer"}
+    mine = [w for w in workers if w.live(now) and (node is None or w.node == node)]
+    serving = sum(1 for w in mine if w.revision >= revision)
+    body = {"ready": serving > 0, "revision": revision, "liveWorkers": len(mine)}
+    body["servingWorkers"] = serving
+    if not serving:
+        body["reason"] = f"no live gateway worker serves revision {revision}"
+    return serving > 0, body
+
+
 def status_routes(
-    store: Store, authorise: Callable[[Request], None], root: ServiceRoot
+    store: Store,
+    authorise: Callable[[Request], None],
+    root: ServiceRoot,
+    *,
+    node: str | None = None,
+    dev_server_pem: bytes | None = None,
 ) -> list[Route]:
-    """The two routes of the status resource, for `create_management_app`."""
+    """The routes of the status resource, `/ready` (no token: probes carry none, and it tells
+    nothing but ready or not) and `/metrics` (the admin token), for `create_management_app`."""
+
+    async def ready(request: Request) -> Response:
+        ok, body = await anyio.to_thread.run_sync(readiness, store, node, status.now())
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    from certgate.observe.inventory import CertificateCollector  # it imports management: a cycle
+
+    collector = CertificateCollector(store, dev_server_pem)
+
+    async def metrics(request: Request) -> Response:
+        try:
+            authorise(request)
+        except ApiError as error:
+            return error.response()
+        text = await anyio.to_thread.run_sync(exposition, collector)
+        return Response(text, media_type=CONTENT_TYPE)
 
     def read(where_root: ServiceRoot) -> dict:
         return status_document(
@@ -124,4 +168,6 @@ def status_routes(
     return [
         Route("/status", handle, methods=methods),
         Route(ARM_STATUS_PATH, handle, methods=methods),
+        Route("/ready", ready, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]

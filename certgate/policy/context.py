@@ -37,10 +37,9 @@ sender computes it).
 
 from __future__ import annotations
 
-import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -63,7 +62,21 @@ from certgate.limits import DEFAULT_LIMITS
 from certgate.policy.errors import BodyTooLarge
 from certgate.policy.examples import ResponseExamples
 
-access_log = logging.getLogger("certgate.access")
+_VARIANT = dict(zip("0123456789abcdef", "89ab89ab89ab89ab", strict=True))
+_RANDOM_BATCH = 256  # ids per os.urandom call: a system call per request costs more than the id
+_random: list[str] = []
+os.register_at_fork(after_in_child=_random.clear)  # a forked child never repeats its parent's ids
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID as text, from random bytes read in batches: `str(uuid.uuid4())`
+    costs a system call and three times the Python work, and the access log asks one per
+    request."""
+    if not _random:
+        text = os.urandom(16 * _RANDOM_BATCH).hex()
+        _random.extend(text[i : i + 32] for i in range(0, len(text), 32))
+    h = _random.pop()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def reason_phrase(status: int) -> str:
@@ -752,12 +765,15 @@ class Context(CsObject):
         "backend",
         "backend_certificate",
         "backend_path",
+        "backend_seconds",  # backend time and status, set by the forwarder (access log, metrics)
+        "backend_status",
         "cache",  # what cache-lookup found out, for cache-store (policy/elements/caching.py)
         "connection",
         "expression_seconds",  # set by its first metered expression (expressions/budget.py)
         "forwarder",
         "on_response",
         "snapshot",
+        "traces",  # `trace` policy records, for the request's access log line
         "web_proxy",  # set by the proxy policy: the backend leg goes through this HTTP proxy
     )
     __cs_type__ = "IProxyRequestContext"
@@ -807,12 +823,15 @@ class Context(CsObject):
         self.backend = backend
         self.backend_certificate: Any = None
         self.backend_path = backend_path
+        self.backend_status: int | None = None
+        self.backend_seconds = 0.0
         self.connection = connection
         self.snapshot = snapshot
         self.forwarder: Any = None
         self.on_response: list[Callable[[Context], Awaitable[None] | None]] | None = None
         self.web_proxy: Any = None
         self.cache: Any = None
+        self.traces: list[dict] | None = None
 
     @property
     def Response(self) -> Response:
@@ -833,7 +852,7 @@ class Context(CsObject):
     @property
     def RequestId(self) -> str:
         if self._id is None:
-            self._id = str(uuid.uuid4())
+            self._id = new_request_id()
         return self._id
 
     @property
@@ -846,13 +865,16 @@ class Context(CsObject):
 
     def Trace(self, message: object) -> None:
         """`context.Trace(message)`: what the `trace` policy writes at severity verbose."""
-        if access_log.isEnabledFor(logging.DEBUG):
-            access_log.debug(
-                "trace %s: %s",
-                "expression",
-                cs_str(message),
-                extra={"trace_source": "expression", "trace_metadata": {}},
-            )
+        self.add_trace("expression", "verbose", cs_str(message), {})
+
+    def add_trace(self, source: str, severity: str, message: str, metadata: dict) -> None:
+        """A trace record, written with the request's access log line (`TraceRecords`)."""
+        entry = {"source": source, "severity": severity, "message": message}
+        if metadata:
+            entry["metadata"] = metadata
+        if self.traces is None:
+            self.traces = []
+        self.traces.append(entry)
 
     def backend_url(self) -> str:
         """The full upstream URL: backend base URL + API-relative path + current query."""

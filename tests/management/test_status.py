@@ -113,3 +113,52 @@ def test_openapi_describes_the_status_resource(client):
     assert "get" in document["paths"]["/status"]
     body = client.get("/status").json()
     assert set(body) == set(document["components"]["schemas"]["Status"]["properties"])
+
+
+def test_ready_turns_from_503_to_200_when_a_live_worker_serves_the_store_revision(server):
+    """`/ready` needs no token (probes carry none): 503 with no worker, or only stale ones."""
+    with httpx.Client(base_url=server.base_url, verify=server.ssl_context()) as probe:
+        waiting = probe.get("/ready")
+        assert waiting.status_code == 503
+        assert waiting.json()["reason"] == (
+            f"no live gateway worker serves revision {server.store.revision()}"
+        )
+        status.report(server.store.engine, _row("0", server.store.revision() - 1))
+        assert probe.get("/ready").status_code == 503  # live, but behind the store
+        status.report(server.store.engine, _row("1", server.store.revision(), expires_in=-1))
+        assert probe.get("/ready").status_code == 503  # at the revision, but not live
+        status.report(server.store.engine, _row("0", server.store.revision()))
+        ready = probe.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json() == {
+            "ready": True,
+            "revision": server.store.revision(),
+            "liveWorkers": 1,
+            "servingWorkers": 1,
+        }
+        with server.client() as admin:
+            assert admin.put("/apis/a", json={"properties": API}).is_success
+        assert probe.get("/ready").status_code == 503  # a write no worker serves yet
+
+
+def test_ready_is_503_when_the_store_does_not_answer(server):
+    status.report(server.store.engine, _row("0", server.store.revision()))
+    server.store.engine.dispose()
+    server.store.engine.pool._creator = _refuse  # every new connection fails, as a lost database
+    with httpx.Client(base_url=server.base_url, verify=server.ssl_context()) as probe:
+        down = probe.get("/ready")
+    assert down.status_code == 503
+    assert down.json() == {"ready": False, "reason": "the store does not answer"}
+
+
+def _refuse(*_args):
+    raise OSError("connection refused")
+
+
+def test_metrics_need_the_admin_token(server, client):
+    with httpx.Client(base_url=server.base_url, verify=server.ssl_context()) as anonymous:
+        assert anonymous.get("/metrics").status_code == 401
+    scrape = client.get("/metrics")
+    assert scrape.status_code == 200
+    assert scrape.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "certgate_request_duration_seconds" in scrape.text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 
 import pytest
 
@@ -298,18 +297,22 @@ async def test_include_fragment_runs_the_fragment_in_place() -> None:
     assert ("X-Frag", "yes") in forwarder.calls[0].headers
 
 
-async def test_trace_writes_to_the_access_log(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="certgate.access"):
-        await run(
-            policies(
-                "<trace source='audit' severity='information'>"
-                '<message>@("method " + context.Request.Method)</message>'
-                "<metadata name='k' value='v'/></trace>"
-            )
+async def test_trace_goes_with_the_requests_access_log_line() -> None:
+    _, context, _ = await run(
+        policies(
+            "<trace source='audit' severity='information'>"
+            '<message>@("method " + context.Request.Method)</message>'
+            "<metadata name='k' value='v'/></trace>"
         )
-    record = next(r for r in caplog.records if r.name == "certgate.access")
-    assert record.getMessage() == "trace audit: method GET"
-    assert record.trace_metadata == {"k": "v"}
+    )
+    assert context.traces == [
+        {
+            "source": "audit",
+            "severity": "information",
+            "message": "method GET",
+            "metadata": {"k": "v"},
+        }
+    ]
 
 
 async def test_choose_picks_the_first_true_branch() -> None:

@@ -23,6 +23,7 @@ from certgate.certs.keyvault.secret import FetchedSecret
 from certgate.certs.keyvault.vault import KeyVault
 from certgate.config.leases import Lease
 from certgate.config.store import PreconditionFailed, Resource, Store
+from certgate.observe.metrics import KEY_VAULT_REFRESHES
 
 log = logging.getLogger("certgate.keyvault")
 
@@ -237,6 +238,7 @@ class KeyVaultRefresher:
 
     def _write(self, resource: Resource, *, force: bool) -> Resource | None:
         result = sync_certificate(resource, self.vault, force=force, apply=self.apply)
+        KEY_VAULT_REFRESHES.labels(result.status.get("code") or "").inc()
         if not result.changed:
             return None
         try:

@@ -118,7 +118,9 @@ class Forwarder:
         head, stream, chunked = _request_head(request, path, origin, backend, proxy_line)
         head_only = request.Method == "HEAD"
 
-        deadline = self.pools.loop.time() + timeout
+        loop_time = self.pools.loop.time
+        started = loop_time()
+        deadline = started + timeout
         conn = pool.take_idle() or await pool.acquire(deadline)
         try:
             status, reason, headers, body = await _exchange(
@@ -134,6 +136,8 @@ class Forwarder:
                 )
             except ConnectionClosed:
                 raise _closed(origin) from None
+        context.backend_status = status
+        context.backend_seconds = loop_time() - started
         if body is not None:
             ready = body.take_ready()
             context.Response = Response(

@@ -26,6 +26,7 @@ from certgate.gateway.upstream.connection import UpstreamConnection
 from certgate.gateway.upstream.proxy import Proxy, open_tunnel
 from certgate.gateway.upstream.tls import ClientIdentity, TLSClientProtocol
 from certgate.limits import DEFAULT_LIMITS, Limits
+from certgate.observe.metrics import POOL_WAITS, UPSTREAM_CONNECTIONS
 from certgate.policy.errors import BackendError
 
 log = logging.getLogger("certgate.upstream")
@@ -117,6 +118,7 @@ class Pool:
             return await self.connect(deadline)
         where = f"{self.origin.host}:{self.origin.port}"
         if len(self.queue) >= manager.queue_length:
+            POOL_WAITS.labels("queue_full").inc()
             log.warning("backend %s: connection pool and queue full", where)
             raise BackendError(
                 "BackendConnectionFailure",
@@ -137,6 +139,7 @@ class Pool:
                 self._forget(waiter)
             if not isinstance(exc, TimeoutError):
                 raise
+            POOL_WAITS.labels("timeout").inc()
             if loop.time() >= deadline:
                 raise BackendError(
                     "Timeout", f"No connection to the backend {where} became free in time."
@@ -149,6 +152,7 @@ class Pool:
             ) from None
         finally:
             manager.watching.discard(ticket)
+        POOL_WAITS.labels("served").inc()
         if conn is None:
             self.reserved -= 1
             return await self.connect(deadline)  # a slot was freed for this request
@@ -192,10 +196,12 @@ class Pool:
                 await self._open(conn)
         except TimeoutError:
             self._failed(conn)
+            UPSTREAM_CONNECTIONS.labels("timeout").inc()
             log.warning("backend %s: connection not established in time", where)
             raise BackendError("Timeout", f"Connecting to the backend {where} timed out.") from None
         except OSError as exc:  # TLS handshake, refused, unreachable, DNS, the proxy refused
             self._failed(conn)
+            UPSTREAM_CONNECTIONS.labels("failed").inc()
             reason = exc.strerror or str(exc)
             log.warning("backend %s: connection failed: %s", where, reason)
             raise BackendError(
@@ -204,6 +210,7 @@ class Pool:
         except BaseException:
             self._failed(conn)
             raise
+        UPSTREAM_CONNECTIONS.labels("ok").inc()
         return conn
 
     def _failed(self, conn: UpstreamConnection) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -340,13 +339,12 @@ class RewriteUri(Policy):
         return None
 
 
-_LEVELS = {"verbose": logging.DEBUG, "information": logging.INFO, "error": logging.ERROR}
-access_log = logging.getLogger("certgate.access")
+_SEVERITIES = frozenset({"verbose", "information", "error"})
 
 
 @register("trace")
 class Trace(Policy):
-    """Write a message (and metadata) to the access log."""
+    """Add a record (message and metadata) to the request's access log line (`TraceRecords`)."""
 
     __slots__ = ("level", "message", "metadata", "source")
     attributes = frozenset({"source", "severity"})
@@ -357,9 +355,9 @@ class Trace(Policy):
         self = cls()
         self.source = loader.literal(node, "source", required=True)
         severity = loader.literal(node, "severity", "verbose")
-        if severity not in _LEVELS:
-            raise node.error(f"Attribute 'severity' must be one of {', '.join(_LEVELS)}.")
-        self.level = _LEVELS[severity]
+        if severity not in _SEVERITIES:
+            raise node.error("Attribute 'severity' must be one of verbose, information, error.")
+        self.level = severity
         self.message = Const("")
         metadata = []
         for child in loader.children(node, {"message", "metadata"}):
@@ -373,13 +371,6 @@ class Trace(Policy):
         return self
 
     async def execute(self, context: Any) -> bool | None:
-        if access_log.isEnabledFor(self.level):
-            fields = {name: string_of(value, context) for name, value in self.metadata}
-            access_log.log(
-                self.level,
-                "trace %s: %s",
-                self.source,
-                string_of(self.message, context),
-                extra={"trace_source": self.source, "trace_metadata": fields},
-            )
+        fields = {name: string_of(value, context) for name, value in self.metadata}
+        context.add_trace(self.source, self.level, string_of(self.message, context), fields)
         return None
