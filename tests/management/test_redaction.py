@@ -1,8 +1,9 @@
 """Policy validation errors never show a secret named value, and never garble other text.
 
-The rule (docs/security-parts/h12-input.md): only secret named values are redacted. A secret of
-four characters or more becomes `{{displayName}}` in the reason and the element name; a shorter
-one cannot be replaced without garbling the text, so a message containing it is withheld.
+The rule (docs/security.md, "Secrets and key vaults"): only secret named values are redacted.
+A secret of four characters or more becomes `{{displayName}}` in the reason and the element
+name; a shorter one cannot be replaced without garbling the text, so a message containing it is
+withheld.
 """
 
 from __future__ import annotations
