@@ -56,6 +56,7 @@ from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management.backends import runtime_properties
 from certgate.management.caches import default_cache_url
 from certgate.management.certificates import certificate_material, certificate_path
+from certgate.management.service import access_log_enabled
 from certgate.policy.context import Deployment
 from certgate.policy.documents import PolicyDocuments
 from certgate.policy.errors import PolicyValidationError
@@ -339,6 +340,7 @@ class _Compiler:
             crl_prefetch=verifier.prefetch,
             bindings=bindings,
             cache_url=default_cache_url(rows.list("cache")),
+            access_log=access_log_enabled(service),
         )
 
     def _verifier(

@@ -63,6 +63,7 @@ class GatewayConfig:
     crl_prefetch: Callable[[Any, Any], Awaitable[None]] | None = None
     bindings: Mapping[tuple[str, str, bool], TLSBinding] = field(default_factory=dict)
     cache_url: str | None = None  # the `caches` resource's Redis (None: `--redis-url`'s)
+    access_log: bool = True  # the service's `accessLog.enabled` (where --access-log names a file)
 
 
 def build_gateway_config(

@@ -105,7 +105,7 @@ class RequestHandler:
         finally:
             seconds = perf_counter() - start
             self.metrics.observe(context, status, seconds)
-            if self.access_log is not None:
+            if self.access_log is not None and config.access_log:
                 self.access_log.write(access_line(exchange, context, config, status, seconds))
 
 

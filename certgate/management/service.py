@@ -8,7 +8,9 @@ Stored properties (what the Snapshot compiler reads):
   defaultSslBinding}]`;
 - `clientCertificateTrust`: `{useSystemRoots (default true), requireRevocationInformation
   (default false), extendedKeyUsages (optional list of OIDs; absent or [] = unchecked, as APIM)}`,
-  a certgate extension (see docs/verification.md).
+  a certgate extension (see docs/verification.md);
+- `accessLog`: `{enabled (default true)}`, a certgate extension: switches the gateway's access log
+  (`certgate serve --access-log`, which names where it goes) on and off without a restart.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from certgate.management.kinds import Kind, Validated, WriteRequest, register
 
 STORE_NAMES = {"root": "Root", "certificateauthority": "CertificateAuthority"}
 TRUST_DEFAULTS = {"useSystemRoots": True, "requireRevocationInformation": False}
+ACCESS_LOG_DEFAULTS = {"enabled": True}
 _HOSTNAME = re.compile(
     r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
 )
@@ -47,6 +50,7 @@ def validate(request: WriteRequest) -> Validated:
         "certificates": certificates,
         "hostnameConfigurations": hostnames,
         "clientCertificateTrust": trust,
+        "accessLog": _access_log(properties.get("accessLog") or {}),
     }
     return Validated(stored, None, references)
 
@@ -65,6 +69,7 @@ def present(resource: Resource) -> dict:
         ],
         "hostnameConfigurations": properties.get("hostnameConfigurations", []),
         "clientCertificateTrust": properties.get("clientCertificateTrust", dict(TRUST_DEFAULTS)),
+        "accessLog": properties.get("accessLog", dict(ACCESS_LOG_DEFAULTS)),
     }
 
 
@@ -190,6 +195,20 @@ def _trust(value: object) -> dict:
             raise ValidationError(f"'{target}' must be a list of dotted OIDs.", target)
         trust["extendedKeyUsages"] = usages
     return trust
+
+
+def _access_log(value: object) -> dict:
+    if not isinstance(value, dict):
+        raise ValidationError("'accessLog' must be an object.", "accessLog")
+    return {
+        name: _bool(value, name, default, "accessLog")
+        for name, default in ACCESS_LOG_DEFAULTS.items()
+    }
+
+
+def access_log_enabled(service_properties: dict) -> bool:
+    """Whether the gateway writes its access log (where `--access-log` names a destination)."""
+    return bool((service_properties.get("accessLog") or ACCESS_LOG_DEFAULTS)["enabled"])
 
 
 def _bool(entry: dict, name: str, default: bool, target: str) -> bool:

@@ -163,6 +163,31 @@ def test_access_log_line_of_a_real_mtls_request(observed: Observed, clients: Cli
     assert failed["IsRequestSuccess"] is False
 
 
+def test_the_access_log_is_switched_off_and_on_by_the_management_api(observed: Observed) -> None:
+    served = observed.served
+    with served.http() as http:  # each write returns once every worker serves it
+        off = http.patch("/", json={"properties": {"accessLog": {"enabled": False}}})
+        assert off.status_code == 200
+        assert off.json()["properties"]["accessLog"] == {"enabled": False}
+        try:
+            for _ in range(4):
+                assert served.curl_status("/echo/quiet", observed.trusted_files) == 200
+        finally:
+            http.patch("/", json={"properties": {"accessLog": {"enabled": True}}})
+        bad = http.patch("/", json={"properties": {"accessLog": {"enabled": "no"}}})
+        assert bad.status_code == 400 and bad.json()["error"]["details"][0]["target"] == (
+            "accessLog.enabled"
+        )
+    sent, pids = 0, set()
+    while len(pids) < 2 and sent < 40:  # a line from each worker: both flushed what came before
+        for _ in range(8):
+            assert served.curl_status("/echo/loud", observed.trusted_files) == 200
+        sent += 8
+        pids = {line["ProcessId"] for line in _access_lines(served, sent, "/echo/loud")}
+    assert len(pids) == 2
+    assert not [line for line in _access_lines(served, 0) if line["Url"].endswith("/echo/quiet")]
+
+
 def test_metrics_sum_both_workers_and_list_certificate_expiry(observed: Observed) -> None:
     served = observed.served
     before = _scrape(served)
