@@ -198,7 +198,9 @@ def test_status_shows_every_worker_serving_the_store_revision(gateway: Served) -
     revision = document["properties"]["revision"]
     workers = document["properties"]["workers"]
     assert len(workers) == WORKERS
-    assert all(w["live"] and w["revision"] == revision and not w["lastError"] for w in workers)
+    assert all(w["live"] and w["revision"] == revision for w in workers)
+    # a compile error of an earlier revision (another test of this module broke one) may stay shown
+    assert all(not w["lastError"] or w["lastError"]["revision"] < revision for w in workers)
     assert len({w["pid"] for w in workers}) == WORKERS
     table = gateway.ok("status").splitlines()
     assert table[0] == f"store revision: {revision}"
