@@ -16,6 +16,7 @@ from typing import Any
 from certgate.apiops.layout import SERVICE_POLICY, Artifacts, LayoutError, Specification
 from certgate.client import ManagementClient
 from certgate.management.api_definitions import parse_definition
+from certgate.management.arm import merge_patch
 from certgate.management.backends import MASK
 from certgate.management.certificates import certificate_path
 from certgate.management.errors import ApiError
@@ -99,7 +100,7 @@ def apply_overrides(desired: Artifacts, configuration: Any) -> None:
                 raise LayoutError(
                     f"configuration: {section}/{entry.get('name')} is not in the folder"
                 )
-            artifact.properties = _merge(artifact.properties, entry["properties"])
+            artifact.properties = merge_patch(artifact.properties, entry["properties"])
 
 
 def plan(desired: Artifacts, current: Artifacts, *, delete_missing: bool = False) -> Plan:
@@ -292,13 +293,3 @@ def _rank(path: str) -> tuple[int, str]:
     parts = path.split("/")
     shape = "/".join(p if i % 2 == 0 else "*" for i, p in enumerate(parts))
     return _ORDER[shape], path
-
-
-def _merge(base: dict, patch: dict) -> dict:
-    merged = dict(base)
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -45,7 +45,7 @@ from certgate.config.store import (
 )
 from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management import api_export, builtin
-from certgate.management.arm import Addressed, ServiceRoot, address, check_id
+from certgate.management.arm import Addressed, ServiceRoot, address, check_id, merge_patch
 from certgate.management.errors import ApiError, Detail, ValidationError, not_found
 from certgate.management.kinds import (
     SERVICE_PATH,
@@ -330,7 +330,7 @@ class _Dispatcher:
         if parent and await _thread(self.store.get, parent) is None:
             raise not_found(f"'{parent}'")
         if method == "PATCH":
-            properties = _merge(kind.render(current, request.query_params), properties)
+            properties = merge_patch(kind.render(current, request.query_params), properties)
         write = WriteRequest(
             kind,
             path,
@@ -586,16 +586,6 @@ def _int_param(query, name: str, default: int, low: int, high: int) -> int:
     if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise ValidationError(f"'{name}' must be an integer between {low} and {high}.", name)
     return int(raw)
-
-
-def _merge(base: dict, patch: dict) -> dict:
-    merged = dict(base)
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _display(match: Match) -> str:

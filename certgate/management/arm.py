@@ -131,3 +131,14 @@ def check_id(name: str, value: str) -> None:
             f"characters, {wording}, not '.' or '..'.",
             name,
         )
+
+
+def merge_patch(base: dict, patch: dict) -> dict:
+    """ARM's PATCH: `patch` deep-merged over `base` (objects merge; lists and scalars replace)."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_patch(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -198,3 +198,26 @@ async def limited_gateway(certs, backend, forwarder):
     yield start
     for server in servers:
         await server.close()
+
+
+@pytest.fixture
+async def policy_gateway(certs, backend):
+    """`await policy_gateway(path, document, **limits)`: the HTTPS port of a gateway whose API at
+    `path` runs `document` (operation scope) for every request, forwarding to `backend`, with
+    `Limits(backend_timeout=5.0, **limits)`."""
+    servers: list = []
+
+    async def start(path: str, document: str, **limits) -> int:
+        chosen = Limits(backend_timeout=5.0, **limits)
+        forwarder = Forwarder(chosen)
+        apis = {path: {"path": path, "serviceUrl": backend.url, "protocols": ["https"]}}
+        operations = {path: {"all": {"method": "*", "urlTemplate": "/*"}}}
+        pipelines = {"all": operation_pipeline(document)}
+        server = await start_gateway(certs, forwarder, apis, operations, pipelines, limits=chosen)
+        servers.append((server, forwarder))
+        return server.https_port
+
+    yield start
+    for server, forwarder in servers:
+        await server.close()
+        forwarder.close()

@@ -4,15 +4,15 @@ never fails a request, and the Redis password never shows."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import pytest
 
 from certgate.gateway.config import build_gateway_config
 from certgate.gateway.server import GatewayServer
-from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.limits import Limits
-from tests.gateway.conftest import hostnames, operation_pipeline, start_gateway
+from tests.gateway.conftest import hostnames, operation_pipeline
 from tests.gateway.support import curl
 from tests.redis_server import PASSWORD
 
@@ -49,23 +49,8 @@ VALUES = """<policies><inbound>
 
 
 @pytest.fixture
-async def cached_gateway(certs, backend):
-    servers: list = []
-
-    async def start(document: str, **limits) -> int:
-        chosen = Limits(backend_timeout=5.0, **limits)
-        forwarder = Forwarder(chosen)
-        apis = {"cached": {"path": "cached", "serviceUrl": backend.url, "protocols": ["https"]}}
-        operations = {"cached": {"all": {"method": "*", "urlTemplate": "/*"}}}
-        pipelines = {"all": operation_pipeline(document)}
-        server = await start_gateway(certs, forwarder, apis, operations, pipelines, limits=chosen)
-        servers.append((server, forwarder))
-        return server.https_port
-
-    yield start
-    for server, forwarder in servers:
-        await server.close()
-        forwarder.close()
+def cached_gateway(policy_gateway):
+    return functools.partial(policy_gateway, "cached")
 
 
 def responses(caching: str, developer: str = "false", extra: str = "") -> str:

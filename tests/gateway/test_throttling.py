@@ -5,15 +5,13 @@ Redis is down, and the bounds of the internal cache and of a Redis that does not
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
 
 import pytest
 
-from certgate.gateway.upstream.forwarder import Forwarder
-from certgate.limits import Limits
-from tests.gateway.conftest import operation_pipeline, start_gateway
 from tests.gateway.support import curl
 from tests.gateway.test_caching import responses
 
@@ -33,23 +31,8 @@ QUOTA = """<policies><inbound>
 
 
 @pytest.fixture
-async def throttled(certs, backend):
-    servers: list = []
-
-    async def start(document: str, **limits) -> int:
-        chosen = Limits(backend_timeout=5.0, **limits)
-        forwarder = Forwarder(chosen)
-        apis = {"t": {"path": "t", "serviceUrl": backend.url, "protocols": ["https"]}}
-        operations = {"t": {"all": {"method": "*", "urlTemplate": "/*"}}}
-        pipelines = {"all": operation_pipeline(document)}
-        server = await start_gateway(certs, forwarder, apis, operations, pipelines, limits=chosen)
-        servers.append((server, forwarder))
-        return server.https_port
-
-    yield start
-    for server, forwarder in servers:
-        await server.close()
-        forwarder.close()
+def throttled(policy_gateway):
+    return functools.partial(policy_gateway, "t")
 
 
 async def statuses(port: int, path: str, count: int, certs, tmp_path) -> list[int]:
