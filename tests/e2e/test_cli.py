@@ -73,18 +73,22 @@ def test_wrong_password_fails_in_one_line_without_the_password(served: Served, f
     assert wrong not in result.stderr + result.stdout
 
 
-def test_hostname_set_and_deleting_its_certificate_names_the_referrer(served: Served) -> None:
+def test_hostname_set_and_deleting_its_certificate_names_the_referrer(
+    served: Served, files
+) -> None:
+    served.ok("cert", "add", "hostsrv", "--pfx", str(files["server_pfx"]),
+              "--password-file", str(files["password"]))  # fmt: skip
     configs = json.loads(
-        served.ok("hostname", "set", "api.cli.test", "--certificate", "srv",
+        served.ok("hostname", "set", "api.cli.test", "--certificate", "hostsrv",
                   "--negotiate-client-certificate", "--output", "json")
     )  # fmt: skip
     entry = next(c for c in configs if c["hostName"] == "api.cli.test")
-    assert entry["certificateId"] == "srv" and entry["negotiateClientCertificate"] is True
-    result = served.cli("cert", "delete", "srv")
+    assert entry["certificateId"] == "hostsrv" and entry["negotiateClientCertificate"] is True
+    result = served.cli("cert", "delete", "hostsrv")
     assert result.returncode != 0
     assert "CertificateInUse" in result.stderr and "service" in result.stderr
     assert result.stderr.count("\n") == 1
-    assert "srv" in served.ok("cert", "list")
+    assert "hostsrv" in served.ok("cert", "list")
 
 
 def test_cert_delete_of_an_unused_certificate(served: Served, files) -> None:
