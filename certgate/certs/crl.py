@@ -123,7 +123,8 @@ class CrlFetcher:
         for url in dict.fromkeys(urls):
             entry = self._by_url.setdefault(url, _Fetched())
             if entry.crl is not None and now < entry.expires:
-                if _refresh_due(entry.crl, entry.expires, now) and not entry.refreshing:
+                due = _refresh_due(entry.crl, entry.expires, now) and now >= entry.failed_until
+                if due and not entry.refreshing:
                     entry.refreshing = asyncio.get_running_loop().create_task(self._fetch(url))
                 continue
             if now < entry.failed_until:

@@ -8,10 +8,12 @@ SQLite and PostgreSQL, certificates from tests/pki.py, the real SnapshotBuilder 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import logging
 import os
+import time
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -108,6 +110,55 @@ async def test_nodes_download_a_crl_once_and_go_on_without_the_first(store, crl_
         finally:
             for node in nodes:
                 node.close()
+
+
+async def _refreshed(verifier: Verifier, leaf: pki.Issued) -> None:
+    """Prefetches a CRL in its refresh window and waits (deadline) for the background refresh."""
+    fetcher = verifier.crls.fetcher
+    await verifier.prefetch(leaf.cert)
+    deadline = time.monotonic() + 10
+    while any(entry.refreshing for entry in fetcher._by_url.values()):
+        assert time.monotonic() < deadline, "the refresh did not finish"
+        await asyncio.sleep(0.01)  # polling a condition with a deadline
+
+
+async def test_an_aging_crl_is_refreshed_by_one_worker_and_read_by_the_other(store, crl_server):
+    """Both workers hold a CRL close to its nextUpdate; the first refresh downloads the new one
+    and stores it, the second worker's refresh reads it; a failing refresh keeps the backoff."""
+    server, url = crl_server
+    root = pki.ca("Root")
+    leaf = root.issue("client", crl_url=url)
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+    server.body = pki.crl(root, [leaf.cert.serial_number], next_update=soon).public_bytes(
+        Encoding.DER
+    )
+    first, second = (_worker(root, StoreCrlCache(store.engine)) for _ in range(2))
+    for worker in (first, second):
+        await worker.prefetch(leaf.cert)
+        assert worker.verify(leaf.cert).reason == REVOKED
+    assert server.hits == 2  # the stored row is already in its refresh window: not used
+    server.body = pki.crl(root, [], number=2).public_bytes(Encoding.DER)
+    await _refreshed(first, leaf)
+    assert server.hits == 3
+    await _refreshed(second, leaf)
+    assert server.hits == 3
+    for worker in (first, second):
+        assert worker.verify(leaf.cert).ok
+
+
+async def test_a_failing_refresh_waits_for_the_backoff(crl_server):
+    server, url = crl_server
+    root = pki.ca("Root")
+    leaf = root.issue("client", crl_url=url)
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+    server.body = pki.crl(root, next_update=soon).public_bytes(Encoding.DER)
+    worker = _worker(root, None)
+    await worker.prefetch(leaf.cert)
+    server.status = 500
+    for _ in range(3):
+        await _refreshed(worker, leaf)
+    assert server.hits == 2  # one refresh attempt, then the backoff
+    assert worker.verify(leaf.cert).ok  # the CRL held is still valid
 
 
 async def test_failed_download_is_not_shared_and_each_worker_keeps_its_backoff(store, crl_server):
