@@ -94,6 +94,10 @@ class Limits:
     crl_failure_backoff: float = _limit(
         30.0, "--crl-failure-backoff", "seconds a failed CRL URL is not tried again"
     )
+    # -- CRLs shared by all workers and nodes through the store (h14-crl) --------------------
+    crl_shared_entries: int = _limit(
+        256, "--crl-shared-entries", "downloaded CRLs kept in the store for all nodes (oldest go)"
+    )
     # -- policy expressions (h11-crl-cpu) ----------------------------------------------------
     expression_time_budget: float = _limit(
         1.0,

@@ -12,6 +12,11 @@ certificates whose path reaches a trust anchor are fetched for (the Verifier dec
 http(s) URLs per certificate and per connection, one shared HTTP client with a per-process cap on
 concurrent downloads, a total deadline per download, a size cap, and redirects only to the same
 host (at most a few).
+
+With a `shared` cache (the store's, certgate.config.crlcache) the workers and nodes share their
+downloads: where a worker would download, it first reads the shared row and uses it while it is
+fresh, and it writes every successful download there. The shared cache is only an optimisation: when
+the store fails, the worker downloads as it would without it (and logs that once).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import httpx
 from cryptography import x509
@@ -36,6 +42,20 @@ log = logging.getLogger(__name__)
 REFRESH_MARGIN = 0.1
 _SCHEMES = ("http://", "https://")
 _FAILURES = (httpx.HTTPError, httpx.InvalidURL, CrlLoadError, OSError, ValueError)
+_NO_NEXT_UPDATE = dt.timedelta(hours=1)  # how long a CRL without nextUpdate is used
+
+
+class SharedCrls(Protocol):
+    """CRLs shared by all workers and nodes (synchronous: called in a thread)."""
+
+    def read(self, url: str) -> tuple[bytes, dt.datetime] | None: ...
+
+    def write(self, url: str, der: bytes, next_update: dt.datetime) -> None: ...
+
+
+def _refresh_due(info: CrlInfo, expires: float, now: float) -> bool:
+    """Whether a CRL used until `expires` is within REFRESH_MARGIN of its lifetime from the end."""
+    return expires - now < (expires - info.this_update.timestamp()) * REFRESH_MARGIN
 
 
 def distribution_urls(cert: x509.Certificate) -> list[str]:
@@ -82,8 +102,10 @@ class _Downloader:
 class CrlFetcher:
     """Process-wide cache of CRLs downloaded from distribution points (shared by all Snapshots)."""
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS):
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, shared: SharedCrls | None = None):
         self.limits = limits
+        self.shared = shared
+        self._shared_failing = False
         self.generation = 0
         self._by_url: dict[str, _Fetched] = {}
         self._by_issuer: dict[NameKey, dict[str, CrlInfo]] = {}
@@ -101,8 +123,8 @@ class CrlFetcher:
         for url in dict.fromkeys(urls):
             entry = self._by_url.setdefault(url, _Fetched())
             if entry.crl is not None and now < entry.expires:
-                lifetime = entry.expires - entry.crl.this_update.timestamp()
-                if entry.expires - now < lifetime * REFRESH_MARGIN and not entry.refreshing:
+                due = _refresh_due(entry.crl, entry.expires, now) and now >= entry.failed_until
+                if due and not entry.refreshing:
                     entry.refreshing = asyncio.get_running_loop().create_task(self._fetch(url))
                 continue
             if now < entry.failed_until:
@@ -126,7 +148,13 @@ class CrlFetcher:
     async def _fetch(self, url: str) -> None:
         entry = self._by_url.setdefault(url, _Fetched())
         try:
-            info = load_crl(await self._download(url), source=url)
+            found = await self._read_shared(url)
+            if found is not None:
+                CRL_FETCHES.labels("shared").inc()
+                self._store(url, entry, *found)
+                return
+            data = await self._download(url)
+            info = load_crl(data, source=url)
         except _FAILURES as exc:
             CRL_FETCHES.labels("failed").inc()
             log.warning("CRL download from %s failed: %s", url, str(exc) or type(exc).__name__)
@@ -135,7 +163,39 @@ class CrlFetcher:
         finally:
             entry.refreshing = None
         CRL_FETCHES.labels("ok").inc()
-        self._store(url, entry, info)
+        expires = info.next_update or (dt.datetime.now(dt.UTC) + _NO_NEXT_UPDATE)
+        self._store(url, entry, info, expires)
+        if self.shared is not None:
+            await self._shared_call(self.shared.write, url, data, expires)
+
+    async def _read_shared(self, url: str) -> tuple[CrlInfo, dt.datetime] | None:
+        """The shared row of `url` when another worker or node downloaded it and it is still
+        fresh (before its refresh margin), else None: then this worker downloads."""
+        row = await self._shared_call(self.shared.read, url) if self.shared else None
+        if row is None:
+            return None
+        der, expires = row
+        try:
+            info = load_crl(der, source=url)
+        except CrlLoadError:
+            return None
+        if _refresh_due(info, expires.timestamp(), time.time()):
+            return None
+        return info, expires
+
+    async def _shared_call(self, call, *args):
+        """Runs a shared-cache call in a thread; a store failure is logged once and answers None."""
+        try:
+            result = await asyncio.to_thread(call, *args)
+        except Exception as exc:  # any store failure: the shared cache is only an optimisation
+            if not self._shared_failing:
+                log.warning("shared CRL cache failed (%s): downloading instead", type(exc).__name__)
+            self._shared_failing = True
+            return None
+        if self._shared_failing:
+            log.info("shared CRL cache available again")
+        self._shared_failing = False
+        return result
 
     def _downloader_here(self) -> _Downloader:
         downloader = self._downloader
@@ -173,14 +233,13 @@ class CrlFetcher:
             await self._downloader.client.aclose()
             self._downloader = None
 
-    def _store(self, url: str, entry: _Fetched, info: CrlInfo) -> None:
+    def _store(self, url: str, entry: _Fetched, info: CrlInfo, expires: dt.datetime) -> None:
         changed = entry.crl is None or entry.crl.fingerprint != info.fingerprint
         if entry.crl is not None:
             self._by_issuer.get(entry.crl.issuer_key, {}).pop(url, None)
         entry.crl = info
         entry.failed_until = 0.0
-        next_update = info.next_update or (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
-        entry.expires = next_update.timestamp()
+        entry.expires = expires.timestamp()
         self._by_issuer.setdefault(info.issuer_key, {})[url] = info
         if changed:
             self.generation += 1

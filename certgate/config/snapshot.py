@@ -37,6 +37,7 @@ from certgate.certs.material import CertificateMaterial, load_certificate
 from certgate.certs.trust import build_verifier
 from certgate.certs.verify import Verifier
 from certgate.certs.x509 import X509Certificate2
+from certgate.config.crlcache import StoreCrlCache
 from certgate.config.datadir import issue_dev_pki
 from certgate.config.problems import CompileProblem, ConfigurationRejected
 from certgate.config.store import Reader, Resource, Store
@@ -110,7 +111,7 @@ class SnapshotBuilder:
         self.revision = -1
         self.problems: tuple[CompileProblem, ...] = ()
         self.forwarder = Forwarder(limits)
-        self.crl_fetcher = CrlFetcher(limits)
+        self.crl_fetcher = CrlFetcher(limits, StoreCrlCache(store.engine, limits))
         dev = load_certificate(dev_server_pem or issue_dev_pki()[2], None)
         self._compiler = _Compiler(dev, self.crl_fetcher, self.forwarder, limits, node)
         self._lock = threading.Lock()

@@ -91,6 +91,15 @@ leases = Table(  # one node does a shared chore while it renews its lease: certg
     Column("expires", DateTime(timezone=True), nullable=False),
 )
 
+crl_cache = Table(  # CRLs one worker downloaded, read by all workers: certgate.config.crlcache
+    "crl_cache",
+    metadata,
+    Column("url", String(2048), primary_key=True),
+    Column("der", LargeBinary, nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("next_update", DateTime(timezone=True), nullable=False),
+)
+
 
 class StoreError(Exception):
     """Base of the store's refusals; each names the path involved."""

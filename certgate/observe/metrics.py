@@ -83,7 +83,7 @@ POOL_WAITS = Counter(
 )
 CRL_FETCHES = Counter(
     "certgate_crl_fetches_total",
-    "CRL downloads from distribution points by outcome (ok, failed)",
+    "CRL downloads from distribution points by outcome (ok, failed, shared: read from the store)",
     ("outcome",),
 )
 KEY_VAULT_REFRESHES = Counter(

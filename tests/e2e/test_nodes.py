@@ -5,11 +5,13 @@ A write on one node's management API is served by the others within 2 s; each no
 self-hosted gateway with its live status; a gateway's certificateAuthorities apply to its node
 only; a key vault rotation reaches every node while only one node (the lease holder) reads the
 vault; a node killed under load costs the others no request, shows as not live, and catches up
-when it starts again.
+when it starts again; a CRL at a client certificate's distribution point is downloaded by one
+node and read by the others from the store, also after that node dies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -27,9 +29,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from certgate import __version__
 from tests import pki
+from tests.certs.crlserver import CrlServer
 from tests.e2e.serve import (
     CERTGATE,
     UNVERIFIED,
@@ -279,6 +283,60 @@ def test_a_killed_node_costs_the_others_no_request_and_catches_up_on_restart(
     with cluster.http("node2") as http:
         gateway = http.get("/gateways/node2").json()["properties"]
     assert gateway["live"] is True and gateway["revision"] >= written
+
+
+@pytest.fixture
+def crl_server() -> Iterator[tuple[CrlServer, str]]:
+    """The asyncio CRL server on its own loop in a thread (the nodes are other processes)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = CrlServer()
+    url = asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    try:
+        yield server, url
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_a_crl_is_downloaded_by_one_node_and_read_by_the_others_also_when_it_dies(
+    cluster: Cluster, backend: EchoBackend, crl_server: tuple[CrlServer, str], tmp_path: Path
+) -> None:
+    server, url = crl_server
+    authority = pki.ca("Shared CRL CA")
+    good = write_identity(authority.issue("crl good", crl_url=url), tmp_path, "crl-good")
+    revoked = authority.issue("crl revoked", crl_url=url)
+    bad = write_identity(revoked, tmp_path, "crl-bad")
+    server.body = pki.crl(authority, [revoked.cert.serial_number]).public_bytes(Encoding.DER)
+    root = {"storeName": "Root", "encodedCertificate": base64.b64encode(authority.der).decode()}
+    with cluster.http() as http:
+        service = {"certificates": [root], "clientCertificateTrust": {"useSystemRoots": False}}
+        assert http.patch("/", json={"properties": service}).is_success
+        _api(http, "crlshared", backend, deny_when(UNVERIFIED))
+    node1, node2, node3 = (cluster.nodes[node] for node in NODES)
+    try:
+        wait_until(lambda: node3.curl_status("/crlshared/x", good) == 200, timeout=15)
+        for served in (node1, node2, node3):
+            assert served.curl_status("/crlshared/x", good) == 200
+            assert served.curl_status("/crlshared/x", bad) == 403
+        assert server.hits == 1
+        node1.process.kill()
+        node1.process.wait(10)
+        node2.restart()  # a fresh worker with an empty memory: it reads the stored row
+        for served in (node2, node3):
+            assert served.curl_status("/crlshared/x", bad) == 403
+            assert served.curl_status("/crlshared/x", good) == 200
+        assert server.hits == 1
+    finally:
+        if node1.process.poll() is not None:
+            node1.restart()
+        with cluster.http() as http:
+            assert http.delete("/apis/crlshared", headers={"If-Match": "*"}).is_success
+            service = {"certificates": [], "clientCertificateTrust": {"useSystemRoots": True}}
+            assert http.patch("/", json={"properties": service}).is_success
 
 
 @pytest.mark.parametrize(
