@@ -33,9 +33,12 @@ def build_verifier(
     limits: Limits = DEFAULT_LIMITS,
 ) -> Verifier:
     roots, intermediates = [], []
-    for cert, trusted in gateway_authorities:
+    authorities = list(gateway_authorities)
+    for cert, trusted in authorities:
         (roots if trusted else intermediates).append(cert)
-    for entry in service_properties.get("certificates") or ():
+    # As APIM: a self-hosted gateway with certificate authorities of its own trusts those, the
+    # service's CA certificates being the managed gateway's; a node without any keeps the service's.
+    for entry in () if authorities else service_properties.get("certificates") or ():
         cert = x509.load_der_x509_certificate(base64.b64decode(entry["encodedCertificate"]))
         (roots if entry.get("storeName") == "Root" else intermediates).append(cert)
     settings = service_properties.get("clientCertificateTrust") or {}

@@ -195,20 +195,31 @@ def test_every_node_is_listed_as_a_live_gateway(cluster: Cluster) -> None:
 def test_a_gateways_certificate_authorities_apply_to_its_node_only(
     cluster: Cluster, backend: EchoBackend, tmp_path: Path
 ) -> None:
-    authority = pki.ca("Node3 Clients CA")
+    authority, service_ca = pki.ca("Node3 Clients CA"), pki.ca("Service Clients CA")
     client = write_identity(authority.issue("node3 client"), tmp_path, "node3-client")
+    other = write_identity(service_ca.issue("service client"), tmp_path, "service-client")
+    root = {"storeName": "Root", "encodedCertificate": base64.b64encode(service_ca.der).decode()}
     with cluster.http() as http:
         body = {"properties": {"data": base64.b64encode(authority.der).decode()}}
         assert http.put("/certificates/node3ca", json=body).is_success
+        assert http.patch("/", json={"properties": {"certificates": [root]}}).is_success
         cluster.nodes["node2"].ok("gateway", "add-ca", "node3", "node3ca")
-        listed = http.get("/gateways/node3/certificateAuthorities").json()["value"]
-        assert [(ca["name"], ca["properties"]["isTrusted"]) for ca in listed] == [("node3ca", True)]
-        _api(http, "pernode", backend, deny_when(UNVERIFIED))
-        in_use = http.delete("/certificates/node3ca", headers={"If-Match": "*"})
-        assert in_use.status_code == 409
-    assert cluster.nodes["node3"].curl_status("/pernode/x", client) == 200
-    assert cluster.nodes["node1"].curl_status("/pernode/x", client) == 403
-    assert cluster.nodes["node2"].curl_status("/pernode/x", client) == 403
+        try:
+            listed = http.get("/gateways/node3/certificateAuthorities").json()["value"]
+            trusted = [(ca["name"], ca["properties"]["isTrusted"]) for ca in listed]
+            assert trusted == [("node3ca", True)]
+            _api(http, "pernode", backend, deny_when(UNVERIFIED))
+            in_use = http.delete("/certificates/node3ca", headers={"If-Match": "*"})
+            assert in_use.status_code == 409
+            assert cluster.nodes["node3"].curl_status("/pernode/x", client) == 200
+            assert cluster.nodes["node1"].curl_status("/pernode/x", client) == 403
+            assert cluster.nodes["node2"].curl_status("/pernode/x", client) == 403
+            # as APIM: a gateway with CAs of its own trusts only those, not the service's
+            assert cluster.nodes["node3"].curl_status("/pernode/x", other) == 403
+            assert cluster.nodes["node1"].curl_status("/pernode/x", other) == 200
+        finally:  # the module's other tests see the service's CAs on every node
+            cluster.nodes["node2"].ok("gateway", "remove-ca", "node3", "node3ca")
+            assert http.patch("/", json={"properties": {"certificates": []}}).is_success
 
 
 def test_a_key_vault_rotation_reaches_every_node_and_one_node_reads_the_vault(
