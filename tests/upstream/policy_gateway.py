@@ -27,7 +27,8 @@ async def start_gateway(
 ) -> GatewayServer:
     """APIs named after `documents`' keys (path = the key), each running its document."""
     catalog = MemoryCatalog(
-        paths={f"certificates/{name}" for name in snap.certificates_by_id},
+        paths={f"certificates/{name}" for name in snap.certificates_by_id}
+        | {f"backends/{name}" for name in snap.backends},
         thumbprints={m.thumbprint: name for name, m in snap.certificates_by_id.items()},
     )
     pipelines = {
