@@ -44,7 +44,7 @@ from certgate.config.store import Store, shown_url, store_url
 from certgate.gateway.ports import AddressInUse, bind_exclusive
 from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.workers import WorkerError, WorkerPool
-from certgate.limits import limits_from_args
+from certgate.limits import Limits, limits_from_args
 from certgate.management.gateways import register_node
 from certgate.observe.accesslog import AccessLog
 from certgate.observe.expiry import ExpiryWarnings
@@ -132,7 +132,7 @@ def _serve(args: argparse.Namespace) -> int:
         enable_multiprocess(metrics_dir)  # before the workers: they inherit it
         _start(pool, args)
         _announce(args, data_dir.layout)
-        return uvloop.run(_supervise(args, data_dir, management, pool))
+        return uvloop.run(_supervise(args, limits, data_dir, management, pool))
 
 
 def _open_data_dir(args: argparse.Namespace) -> DataDir:
@@ -217,20 +217,24 @@ def _shown(path: Path) -> str:
 
 
 async def _supervise(
-    args: argparse.Namespace, data_dir: DataDir, sock: socket.socket, pool: WorkerPool
+    args: argparse.Namespace,
+    limits: Limits,
+    data_dir: DataDir,
+    sock: socket.socket,
+    pool: WorkerPool,
 ) -> int:
     """Serves the management API until SIGINT/SIGTERM (0) or until a worker dies (1)."""
     from certgate.management.api_import import configure_api_import
     from certgate.management.app import create_management_app
 
-    configure_api_import(args.api_import_allow_url, limits_from_args(args))
+    configure_api_import(args.api_import_allow_url, limits)
     store = data_dir.store
     refresher = _start_refresher(args, store)
     dev_server_pem = data_dir.layout.dev_server.read_bytes()
     app = create_management_app(
         store,
         admin_token=data_dir.admin_token,
-        limits=limits_from_args(args),
+        limits=limits,
         node=args.node,
         dev_server_pem=dev_server_pem,
     )
