@@ -28,6 +28,7 @@ from bench import nginx
 from bench.load import parse_ab
 from bench.pki import BenchPki, make_pki
 from bench.procs import TICK, cpu_ticks, free_port, pin
+from bench.profile import own_samples
 from bench.run import System, _check, _started, _url
 
 HERE = Path(__file__).resolve().parent
@@ -42,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=10, help="length of one round")
     parser.add_argument("--work", type=Path, default=HERE / ".work-pair")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="SECONDS",
+        help="after the rounds, py-spy both workers under load and print where head spends "
+        "more (or less) CPU per request than base, by function",
+    )
     args = parser.parse_args(argv)
     for tool in ("nginx", "ab", "git"):
         if shutil.which(tool) is None:
@@ -66,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         print(summarize_rounds(rounds))
+        if args.profile:
+            print(profile_pair((base, head), pki, args.profile, cpus[:2], args.work.resolve()))
     return 0
 
 
@@ -109,23 +119,76 @@ def measure_round(
     for system in systems:
         pin(system.service.tree(), {cpus[0]})
     before = {s.name: cpu_ticks(s.service.tree()) for s in systems}
-    loads = {}
-    for system in systems:
-        argv = ["taskset", "-c", str(cpus[1]), "ab", "-q", "-s", "30", "-t", str(seconds)]
-        argv += ["-n", "100000000", "-c", "32", "-k", "-E", str(pki.loadgen_pem), system.url]
-        loads[system.name] = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-    outputs = {name: load.communicate(timeout=seconds + 60)[0] for name, load in loads.items()}
+    loads = _load(systems, pki, seconds, cpus[1])
     result = {}
+    completed = _completed(loads, seconds)
     for system in systems:
-        ab = parse_ab(outputs[system.name], loads[system.name].returncode, {})
-        if not ab.ok:
-            raise SystemExit(f"bench: {system.name} failed under load: {ab.tail}")
+        ab = completed[system.name]
         cpu = (cpu_ticks(system.service.tree()) - before[system.name]) / TICK
         result[system.name] = 1e6 * cpu / ab.complete
     time.sleep(1)
     return result
+
+
+def _load(systems: tuple[System, ...], pki: BenchPki, seconds: int, cpu: int) -> dict:
+    loads = {}
+    for system in systems:
+        argv = ["taskset", "-c", str(cpu), "ab", "-q", "-s", "30", "-t", str(seconds)]
+        argv += ["-n", "100000000", "-c", "32", "-k", "-E", str(pki.loadgen_pem), system.url]
+        loads[system.name] = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    return loads
+
+
+def _completed(loads: dict, seconds: int) -> dict:
+    """ab's figures by system name, once every load has ended; stops the bench on a failed load."""
+    outputs = {name: load.communicate(timeout=seconds + 60)[0] for name, load in loads.items()}
+    results = {}
+    for name, output in outputs.items():
+        ab = parse_ab(output, loads[name].returncode, {})
+        if not ab.ok:
+            raise SystemExit(f"bench: {name} failed under load: {ab.tail}")
+        results[name] = ab
+    return results
+
+
+def profile_pair(
+    systems: tuple[System, System], pki: BenchPki, seconds: int, cpus: list[int], work: Path
+) -> str:
+    """py-spy on both busiest worker processes during one more loaded round: each function's
+    own CPU µs per request in base and head, largest differences first."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return "profile: py-spy is not installed (.venv/bin/pip install py-spy)"
+    rate = 200
+    loads = _load(systems, pki, seconds + 2, cpus[1])
+    time.sleep(1)
+    spies = {}
+    for system in systems:
+        worker = max(system.service.tree(), key=lambda pid: cpu_ticks([pid]))
+        out = work / f"pyspy-{system.name}.txt"
+        record = [spy, "record", "-p", str(worker), "-d", str(seconds), "-r", str(rate)]
+        spies[system.name] = (out, subprocess.Popen([*record, "-f", "raw", "-o", str(out)]))
+    for _out, spy_process in spies.values():
+        spy_process.wait(timeout=seconds + 60)
+    completed = {name: ab.complete for name, ab in _completed(loads, seconds + 2).items()}
+    per_request = {
+        name: {
+            frame: 1e6 * samples / rate / completed[name] * (seconds + 2) / seconds
+            for frame, samples in own_samples(out).items()
+        }
+        for name, (out, _spy) in spies.items()
+    }
+    base, head = per_request["base"], per_request["head"]
+    frames = sorted(set(base) | set(head), key=lambda f: -abs(head.get(f, 0) - base.get(f, 0)))
+    lines = ["profile: own CPU µs per request (py-spy), largest head - base first"]
+    lines.append(f"{'base':>7} {'head':>7} {'diff':>7}  function")
+    lines.append(f"{sum(base.values()):7.2f} {sum(head.values()):7.2f} {'':>7}  (all)")
+    for frame in frames[:30]:
+        b, h = base.get(frame, 0.0), head.get(frame, 0.0)
+        lines.append(f"{b:7.2f} {h:7.2f} {h - b:+7.2f}  {frame}")
+    return "\n".join(lines)
 
 
 def summarize_rounds(rounds: list[dict]) -> str:
