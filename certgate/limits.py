@@ -267,6 +267,21 @@ class Limits:
         "--liquid-render-timeout",
         "seconds one set-body Liquid rendering may take (checked at every filter call)",
     )
+    xslt_max_depth: int = _limit(
+        1000,
+        "--xslt-max-depth",
+        "nested template calls of one xsl-transform (libxslt's maxdepth)",
+    )
+    xslt_timeout: float = _limit(
+        2.0,
+        "--xslt-timeout",
+        "seconds a request waits for its xsl-transform (which runs on the XSLT threads)",
+    )
+    xslt_threads: int = _limit(
+        2,
+        "--xslt-threads",
+        "threads per gateway process running xsl-transform, off the event loop",
+    )
     emit_metric_max_series: int = _limit(
         1000,
         "--emit-metric-max-series",

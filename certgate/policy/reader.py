@@ -12,6 +12,7 @@ import re
 import xml.parsers.expat
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from xml.sax.saxutils import escape, quoteattr
 
 from certgate.expressions import find_expressions
 from certgate.policy.errors import PolicyValidationError
@@ -46,6 +47,16 @@ class Node:
 
     def error(self, reason: str) -> PolicyValidationError:
         return PolicyValidationError(reason, self.tag, self.line, self.column)
+
+
+def outer_xml(node: Node) -> str:
+    """The element as well-formed XML: its attributes, text and child elements (comments and
+    processing instructions are not kept)."""
+    attributes = "".join(f" {name}={quoteattr(value)}" for name, value in node.attrib.items())
+    inner = "".join(
+        escape(part) if isinstance(part, str) else outer_xml(part) for part in node.parts
+    )
+    return f"<{node.tag}{attributes}>{inner}</{node.tag}>"
 
 
 def decode_entities(text: str) -> str:

@@ -21,6 +21,7 @@ _SERVICE_BUS = "it sends to Azure Service Bus, which certgate has no connection 
 _GRAPHQL = "it belongs to APIM's synthetic GraphQL APIs (resolvers), which certgate does not host."
 _CREDENTIALS = "it reads APIM's credential manager (Azure-hosted OAuth connections)."
 _NOT_YET = "certgate does not implement it yet."
+_NOT_APIM = "APIM has no policy of that name"
 
 REFUSED_POLICIES: dict[str, str] = {
     "authentication-managed-identity": _MANAGED_IDENTITY,
@@ -48,18 +49,22 @@ REFUSED_POLICIES: dict[str, str] = {
     "publish-event": _GRAPHQL,
     "validate-graphql-request": _GRAPHQL,
     "get-authorization-context": _CREDENTIALS,
+    # Names that are not APIM policies, though documents use them.
+    "set-backend": f"{_NOT_APIM}; set-backend-service changes the backend.",
+    "cache-value": f"{_NOT_APIM} (the policy toolkit has one); use cache-lookup-value and "
+    "cache-store-value.",
     # APIM policies that need nothing from Azure, not implemented yet.
-    "cross-domain": _NOT_YET,
-    "jsonp": _NOT_YET,
-    "redirect-content-urls": _NOT_YET,
-    "set-backend": _NOT_YET,
     "validate-content": _NOT_YET,
     "validate-headers": _NOT_YET,
     "validate-odata-request": _NOT_YET,
     "validate-parameters": _NOT_YET,
     "validate-status-code": _NOT_YET,
-    "xsl-transform": _NOT_YET,
 }
+
+# What only Azure itself provides: the documents these block are the save level's ceiling.
+AZURE_ONLY_REASONS = frozenset(
+    {_MANAGED_IDENTITY, _EVENT_HUBS, _OPENAI, _DAPR, _SERVICE_BUS, _GRAPHQL, _CREDENTIALS}
+)
 
 # Attributes of implemented elements that select an Azure-only variant of them.
 REFUSED_ATTRIBUTES: dict[tuple[str, str], str] = {

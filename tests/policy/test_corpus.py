@@ -14,8 +14,9 @@ from certgate.policy.catalog import PlaceholderCatalog
 from certgate.policy.errors import ExpressionValidationError, PolicyValidationError
 from certgate.policy.loader import Loader, parse_document, parse_fragment
 from certgate.policy.reader import Node, read_document
-from certgate.policy.refusals import REFUSED_POLICIES
-from certgate.policy.registry import registered_names
+from certgate.policy.refusals import AZURE_ONLY_REASONS, REFUSED_POLICIES
+from certgate.policy.registry import SECTIONS as POLICY_SECTIONS
+from certgate.policy.registry import Policy, registered_names
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpora" / "apim-policies"
 BROKEN = "Filter response content based on product name.policy.xml"
@@ -131,11 +132,11 @@ def test_vocabulary_level() -> None:
 
 
 # Element occurrences executed today (of 2,427); raise it, never lower it.
-EXECUTED_FLOOR = 2289
+EXECUTED_FLOOR = 2293
 
 
 # Documents that save whole today (issue 18's goal is 90 % of the corpus); raise it, never lower it.
-SAVE_FLOOR = 162
+SAVE_FLOOR = 166
 
 
 class _Catalog(PlaceholderCatalog):
@@ -184,6 +185,91 @@ def test_documents_save_whole() -> None:
         print(f"{count:4d} refused at <{element}>: {reasons[element]}")
     print(f"{saved} of {len(files)} documents save whole ({100 * saved / len(files):.1f} %)")
     assert saved >= SAVE_FLOOR
+
+
+class _Skipped(Policy):
+    """Stands for a refused element, so that the rest of the document is still read."""
+
+    __slots__ = ()
+    name = "(refused)"
+
+
+class _CollectingLoader(Loader):
+    """A loader that records every refused element instead of stopping at the first."""
+
+    def __init__(self, scope: str, catalog: PlaceholderCatalog) -> None:
+        super().__init__(scope, catalog)
+        self.errors: list[PolicyValidationError] = []
+
+    def policy(self, node: Node, index: int = 1) -> Policy:
+        try:
+            return super().policy(node, index)
+        except PolicyValidationError as exc:
+            # A container may refuse a child again after the child's own refusal: count it once.
+            if all((e.line, e.column) != (exc.line, exc.column) for e in self.errors):
+                self.errors.append(exc)
+            return _Skipped()
+
+
+def _blockers_with(text: str, placeholder: str) -> list[PolicyValidationError]:
+    loader = _CollectingLoader("api", _Catalog(placeholder))
+    try:
+        root = read_document(text, loader.named_value)
+    except PolicyValidationError as exc:
+        return [exc]
+    if root.tag == "fragment":
+        loader.policies(root)
+        return loader.errors
+    for node in root.children:
+        if node.tag in POLICY_SECTIONS:
+            loader.section = node.tag
+            target = "response" if node.tag in ("outbound", "on-error") else "request"
+            loader.policies(node, target=target)
+    return loader.errors
+
+
+def blockers(text: str) -> list[PolicyValidationError]:
+    """Every element refusal of a document (not just the first), with the placeholder that
+    leaves the fewest."""
+    placeholders = PLACEHOLDERS if "{{" in text else PLACEHOLDERS[:1]
+    return min((_blockers_with(text, p) for p in placeholders), key=len)
+
+
+def azure_only(error: PolicyValidationError) -> bool:
+    return any(error.reason.endswith(reason) for reason in AZURE_ONLY_REASONS)
+
+
+def test_save_ceiling_with_azure_only_refusals() -> None:
+    """Documents saving whole, blocked only by what needs Azure itself, blocked by anything
+    else: the ceiling of the save level, and every other blocker by reason."""
+    files = corpus_files()
+    whole, azure, other = 0, 0, []
+    reasons: Counter[str] = Counter()
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        found = blockers(text)
+        assert (not found) == (_save(text) is None), path.name
+        if not found:
+            whole += 1
+        elif all(azure_only(error) for error in found):
+            azure += 1
+        else:
+            other.append(path)
+            for error in found:
+                if not azure_only(error):
+                    reasons[f"<{error.element or '(document)'}> {error.reason}"] += 1
+    for reason, count in reasons.most_common():
+        print(f"{count:4d} {reason}")
+    for path in other:
+        print(f"  blocked: {path.relative_to(CORPUS)}")
+    total = len(files)
+    print(f"(a) {whole} of {total} documents save whole ({100 * whole / total:.1f} %)")
+    print(
+        f"(b) {azure} more are blocked only by Azure-only refusals: ceiling {whole + azure} "
+        f"({100 * (whole + azure) / total:.1f} %)"
+    )
+    print(f"(c) {len(other)} are blocked by something else ({sum(reasons.values())} blockers)")
+    assert whole >= SAVE_FLOOR
 
 
 def test_refused_policies_say_why() -> None:
