@@ -156,39 +156,40 @@ def _completed(loads: dict, seconds: int) -> dict:
 def profile_pair(
     systems: tuple[System, System], pki: BenchPki, seconds: int, cpus: list[int], work: Path
 ) -> str:
-    """py-spy on both busiest worker processes during one more loaded round: each function's
-    own CPU µs per request in base and head, largest differences first."""
+    """py-spy on each busiest worker process in turn, alone on its core under load (so a sample
+    is CPU time, not time waiting for the shared core): each function's own CPU µs per request
+    in base and head, largest differences first."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         return "profile: py-spy is not installed (.venv/bin/pip install py-spy)"
-    rate = 200
-    loads = _load(systems, pki, seconds + 2, cpus[1])
-    time.sleep(1)
-    spies = {}
-    for system in systems:
-        worker = max(system.service.tree(), key=lambda pid: cpu_ticks([pid]))
-        out = work / f"pyspy-{system.name}.txt"
-        record = [spy, "record", "-p", str(worker), "-d", str(seconds), "-r", str(rate)]
-        spies[system.name] = (out, subprocess.Popen([*record, "-f", "raw", "-o", str(out)]))
-    for _out, spy_process in spies.values():
-        spy_process.wait(timeout=seconds + 60)
-    completed = {name: ab.complete for name, ab in _completed(loads, seconds + 2).items()}
     per_request = {
-        name: {
-            frame: 1e6 * samples / rate / completed[name] * (seconds + 2) / seconds
-            for frame, samples in own_samples(out).items()
-        }
-        for name, (out, _spy) in spies.items()
+        system.name: _profile_one(spy, system, pki, seconds, cpus, work) for system in systems
     }
     base, head = per_request["base"], per_request["head"]
     frames = sorted(set(base) | set(head), key=lambda f: -abs(head.get(f, 0) - base.get(f, 0)))
     lines = ["profile: own CPU µs per request (py-spy), largest head - base first"]
     lines.append(f"{'base':>7} {'head':>7} {'diff':>7}  function")
     lines.append(f"{sum(base.values()):7.2f} {sum(head.values()):7.2f} {'':>7}  (all)")
-    for frame in frames[:30]:
+    for frame in frames[:40]:
         b, h = base.get(frame, 0.0), head.get(frame, 0.0)
         lines.append(f"{b:7.2f} {h:7.2f} {h - b:+7.2f}  {frame}")
     return "\n".join(lines)
+
+
+def _profile_one(
+    spy: str, system: System, pki: BenchPki, seconds: int, cpus: list[int], work: Path
+) -> dict[str, float]:
+    rate = 250
+    pin(system.service.tree(), {cpus[0]})
+    load = _load((system,), pki, seconds + 2, cpus[1])
+    time.sleep(1)
+    worker = max(system.service.tree(), key=lambda pid: cpu_ticks([pid]))
+    out = work / f"pyspy-{system.name}.txt"
+    record = [spy, "record", "-p", str(worker), "-d", str(seconds), "-r", str(rate)]
+    subprocess.run([*record, "-f", "raw", "-o", str(out)], capture_output=True, check=False)
+    complete = _completed(load, seconds + 2)[system.name].complete
+    scale = 1e6 / rate / complete * (seconds + 2) / seconds
+    return {frame: samples * scale for frame, samples in own_samples(out).items()}
 
 
 def summarize_rounds(rounds: list[dict]) -> str:
