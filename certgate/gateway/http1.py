@@ -31,7 +31,10 @@ from certgate.gateway.body import (
     InboundBody,
     watch_body,
 )
-from certgate.gateway.exchange import (
+from certgate.gateway.exchange import ConnectionInfo
+from certgate.gateway.framing import response_framing
+from certgate.gateway.stripping import DEFAULT_HEADER_RULES, RequestHeaderRules
+from certgate.headerkinds import (
     CONNECTION,
     CONTENT_LENGTH,
     EXPECT,
@@ -39,10 +42,7 @@ from certgate.gateway.exchange import (
     HOST,
     RESPONSE_SKIP,
     TRANSFER_ENCODING,
-    ConnectionInfo,
 )
-from certgate.gateway.framing import response_framing
-from certgate.gateway.stripping import DEFAULT_HEADER_RULES, RequestHeaderRules
 from certgate.httpsyntax import UnsafeHead, head_is_clean
 from certgate.limits import DEFAULT_LIMITS, Limits
 

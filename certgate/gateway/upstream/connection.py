@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from certgate.headerkinds import CONNECTION_SPECIFIC_BYTES
 from certgate.policy.errors import BackendError
 
 if TYPE_CHECKING:
@@ -33,18 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("certgate.upstream")
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
-# Response headers about this connection only, never passed on to the client.
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
 
 
 class ConnectionClosed(ConnectionError):
@@ -313,7 +302,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         # `_unparsed` bounds what a head spread over many reads holds.
         self._head_size += len(name) + len(value)
         lower = name.lower()
-        if lower in _HOP_BY_HOP:
+        if lower in CONNECTION_SPECIFIC_BYTES:
             if lower == b"transfer-encoding" and b"chunked" in value.lower():
                 self._framed = True
             return  # framing and connection management are this leg's business only
