@@ -403,10 +403,10 @@ class HTTP1Protocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._unparsed = 0  # (what follows the last body bytes is a trailer section, counted)
         exchange = self._parsing
-        if exchange is not None and exchange.body is not None:
-            exchange.body.feed(body)
-            if exchange.body.buffered > HIGH_WATER or self._queue:
-                self._pause_reading()
+        if exchange is None or exchange.body is None:
+            return
+        if exchange.body.feed(body) or self._queue:
+            self._pause_reading()
 
     def on_message_complete(self) -> None:
         exchange = self._parsing

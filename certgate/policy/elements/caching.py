@@ -20,7 +20,7 @@ from typing import Any
 
 from certgate.headerkinds import NOT_CACHED
 from certgate.policy.buffering import buffer_response_body
-from certgate.policy.context import Headers, Response
+from certgate.policy.context import Headers, Response, declared_over
 from certgate.policy.elements.control import condition_true, string_of
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
@@ -331,8 +331,7 @@ class CacheStore(Policy):
         if not self._cacheable(response, lookup.policy):
             return None
         limit = context.forwarder.limits.max_buffered_body_bytes
-        declared = response.Headers.GetValueOrDefault("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared_over(response.Headers.GetValueOrDefault("Content-Length"), limit):
             return None  # too large to hold: sent on, streamed, not cached
         duration = as_int(self.duration.evaluate(context))
         if duration <= 0:
