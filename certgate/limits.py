@@ -11,15 +11,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+SECONDS_MINIMUM = 0.001
+"""The smallest time a flag accepts (1 ms): 0 would silently mean "never" or "nothing"."""
+
+
+def minimum_problem(value: float, minimum: float) -> str | None:
+    """Why a flag's `value` is refused (None when it is not): below `minimum`, or no finite
+    number. Floats are seconds. The one check of `Limits` flags and of `serve`'s own timings."""
+    if math.isfinite(value) and value >= minimum:
+        return None
+    if isinstance(minimum, float):
+        return f"must be > 0 seconds (finite, at least {minimum:g}), got {value}"
+    return f"must be at least {minimum}, got {value}"
 
 
 def _limit(default: Any, flag: str, help: str, *, minimum: float | None = None) -> Any:
     """A limit field. A flag value below `minimum` is refused: by default 1 for counts and sizes
-    and 1 ms for times, since 0 would silently mean "never" or "nothing"."""
+    and `SECONDS_MINIMUM` for times, since 0 would silently mean "never" or "nothing"."""
     if minimum is None:
-        minimum = 0.001 if isinstance(default, float) else 1
+        minimum = SECONDS_MINIMUM if isinstance(default, float) else 1
     return field(default=default, metadata={"flag": flag, "help": help, "minimum": minimum})
 
 
@@ -368,8 +382,9 @@ def _checked(kind: type, minimum: float) -> Any:
 
     def convert(text: str) -> Any:
         value = kind(text)
-        if not value >= minimum:  # also refuses NaN
-            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
+        problem = minimum_problem(value, minimum)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
         return value
 
     convert.__name__ = kind.__name__  # argparse names the type in its own error messages

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import math
 import os
 import shutil
 import signal
@@ -44,7 +43,7 @@ from certgate.config.store import Store, shown_url, store_url
 from certgate.gateway.ports import AddressInUse, bind_exclusive
 from certgate.gateway.stripping import request_header_rules
 from certgate.gateway.workers import WorkerError, WorkerPool
-from certgate.limits import Limits, limits_from_args
+from certgate.limits import SECONDS_MINIMUM, Limits, limits_from_args, minimum_problem
 from certgate.management.gateways import register_node
 from certgate.observe.accesslog import AccessLog
 from certgate.observe.expiry import ExpiryWarnings
@@ -85,10 +84,9 @@ def _serve(args: argparse.Namespace) -> int:
         "revision_full_poll_interval",
         "expiry_check_interval",
     ):
-        value = getattr(args, flag)
-        if not (math.isfinite(value) and value > 0):
-            name = "--" + flag.replace("_", "-")
-            raise ServeError(f"{name} must be > 0 seconds (finite), got {value}")
+        problem = minimum_problem(getattr(args, flag), SECONDS_MINIMUM)
+        if problem is not None:
+            raise ServeError(f"--{flag.replace('_', '-')} {problem}")
     limits = limits_from_args(args)
     try:
         request_header_rules(limits.strip_request_headers)  # refused here, not in each worker

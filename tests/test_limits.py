@@ -20,7 +20,7 @@ def test_a_flag_sets_its_limit() -> None:
     assert limits_from_args(args).crl_fetch_concurrency == 2
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_values_that_would_disable_a_limit_are_refused(value: str, capsys) -> None:
     for item in dataclasses.fields(Limits):
         if isinstance(item.default, str) or (item.metadata["minimum"] <= 0 and value == "0"):

@@ -1,9 +1,10 @@
-"""The inbound request body as a stream (`certgate.policy.context.BodyStream`), with backpressure.
+"""Message bodies as streams (`certgate.policy.context.BodyStream`), with backpressure.
 
-The HTTP protocol feeds chunks as they arrive; the forwarder (or a buffering policy) consumes them.
-When more than `HIGH_WATER` bytes wait unread, the protocol is told to stop reading from the client
-(HTTP/1.1: pause the socket; HTTP/2: withhold flow-control credit), so memory stays bounded whatever
-the body size and however slow the backend is.
+The HTTP protocols (and the backend connection, for responses) feed chunks as they arrive; the
+forwarder, the response writer or a buffering policy consumes them. When more than `HIGH_WATER`
+bytes wait unread, the producer stops reading (HTTP/1.1 and backends: pause the socket; HTTP/2:
+withhold flow-control credit), so memory stays bounded whatever the body size and however slow the
+other side is.
 """
 
 from __future__ import annotations
@@ -46,35 +47,27 @@ def watch_body(
     loop.call_later(timeout, check, body.received)
 
 
-class InboundBody:
-    """One request body: `async for chunk in body` or `await body.read_all()`; read once."""
+class BodyBuffer:
+    """Body bytes received and not yet read: the one buffer of request bodies (HTTP/1.1, HTTP/2)
+    and backend response bodies (`certgate.policy.context.BodyStream`), read once.
 
-    __slots__ = (
-        "_chunks",
-        "_eof",
-        "_error",
-        "_on_consumed",
-        "_on_first_read",
-        "_size",
-        "_waiter",
-        "received",
-    )
+    The producer calls `feed`, then `finish` or `fail`; `feed` says when more than `HIGH_WATER`
+    bytes wait unread, so the producer stops reading until the consumer catches up (reported to
+    `_taken`). A read returns everything buffered at once: one write downstream per read. The
+    subclasses say how a read waits and what a read releases.
+    """
 
-    def __init__(
-        self,
-        on_consumed: Callable[[int, int], None],
-        on_first_read: Callable[[], None] | None = None,
-    ) -> None:
+    __slots__ = ("_chunks", "_eof", "_error", "_size", "_waiter", "received")
+
+    def __init__(self) -> None:
         self._chunks: deque[bytes] = deque()
         self._size = 0
         self._eof = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._on_consumed = on_consumed  # (bytes just consumed, bytes still buffered)
-        self._on_first_read = on_first_read
         self.received = 0
 
-    # -- protocol side --------------------------------------------------------------------------
+    # -- producer side --------------------------------------------------------------------------
     @property
     def buffered(self) -> int:
         return self._size
@@ -87,13 +80,15 @@ class InboundBody:
     def failed(self) -> bool:
         return self._error is not None
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> bool:
+        """Adds received bytes; true when more than `HIGH_WATER` bytes now wait unread."""
         if self._eof or self._error is not None:
-            return
+            return False
         self._chunks.append(chunk)
         self._size += len(chunk)
         self.received += len(chunk)
         self._wake()
+        return self._size > HIGH_WATER
 
     def finish(self) -> None:
         self._eof = True
@@ -119,26 +114,70 @@ class InboundBody:
             if not waiter.done():
                 waiter.set_result(None)
 
-    # -- consumer side (BodyStream) -----------------------------------------------------------
-    def __aiter__(self) -> InboundBody:
+    # -- consumer side --------------------------------------------------------------------------
+    def take_ready(self) -> bytes | None:
+        """All of the body if it has fully arrived (consuming it), else None: no await for the
+        usual small response that arrived with its head."""
+        if not self._eof or self._error is not None:
+            return None
+        return self._take()
+
+    def __aiter__(self) -> BodyBuffer:
         return self
 
     async def __anext__(self) -> bytes:
-        while True:
-            if self._chunks:
-                chunk = self._chunks.popleft()
-                self._size -= len(chunk)
-                self._on_consumed(len(chunk), self._size)
-                return chunk
+        while not self._chunks:
             if self._error is not None:
                 raise self._error
             if self._eof:
                 raise StopAsyncIteration
-            if self._on_first_read is not None:
-                self._on_first_read()
-                self._on_first_read = None
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+            await self._wait()
+        data = self._take()
+        self._taken(len(data))
+        return data
 
     async def read_all(self) -> bytes:
         return b"".join([chunk async for chunk in self])
+
+    def _take(self) -> bytes:
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._size = 0
+        return data
+
+    async def _wait(self) -> None:
+        """Until the producer feeds, finishes or fails."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        await self._waiter
+
+    def _taken(self, size: int) -> None:
+        """`size` bytes were read: the producer may read again."""
+
+
+class InboundBody(BodyBuffer):
+    """One request body: `async for chunk in body` or `await body.read_all()`.
+
+    `on_consumed(consumed, still buffered)` lets the protocol read again (HTTP/1.1: resume the
+    socket; HTTP/2: return flow-control credit); `on_first_read` runs when a reader first waits
+    for bytes (HTTP/1.1 sends 100 Continue then)."""
+
+    __slots__ = ("_on_consumed", "_on_first_read")
+
+    def __init__(
+        self,
+        on_consumed: Callable[[int, int], None],
+        on_first_read: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._on_consumed = on_consumed
+        self._on_first_read = on_first_read
+
+    async def _wait(self) -> None:
+        if self._on_first_read is not None:
+            self._on_first_read()
+            self._on_first_read = None
+        await super()._wait()
+
+    def _taken(self, size: int) -> None:
+        self._on_consumed(size, self._size)

@@ -13,44 +13,6 @@ from typing import Any, Protocol
 from certgate.gateway.body import InboundBody
 from certgate.gateway.tls import PeerCertificates
 
-# Hop-by-hop headers (RFC 9110 7.6.1) plus the ones the gateway answers itself (Expect).
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "expect",
-        "http2-settings",
-    }
-)
-# Response headers the writer computes itself (framing) or that HTTP/2 forbids.
-RESPONSE_SKIP = HOP_BY_HOP | {"content-length"}
-
-# Request headers the protocols look at while parsing (one dict lookup per header).
-DROP, TRANSFER_ENCODING, EXPECT, CONNECTION, CONTENT_LENGTH, HOST, FORWARDED_FOR, FORWARDED = range(
-    8
-)
-SPECIAL_REQUEST_HEADERS = {
-    **dict.fromkeys(HOP_BY_HOP, DROP),
-    "transfer-encoding": TRANSFER_ENCODING,
-    "expect": EXPECT,
-    "connection": CONNECTION,
-    "content-length": CONTENT_LENGTH,
-    "host": HOST,
-    "x-forwarded-for": FORWARDED_FOR,
-    "x-forwarded-proto": FORWARDED,  # set by the gateway, never taken from the client
-    "x-forwarded-host": FORWARDED,
-    # RFC 9440: only the gateway may assert a client certificate, never the client itself.
-    "client-cert": DROP,
-    "client-cert-chain": DROP,
-}
-
 
 class ConnectionInfo:
     """Facts about one client connection, shared by all its requests (the policy `connection`)."""

@@ -31,7 +31,10 @@ from certgate.gateway.body import (
     InboundBody,
     watch_body,
 )
-from certgate.gateway.exchange import (
+from certgate.gateway.exchange import ConnectionInfo
+from certgate.gateway.framing import response_framing
+from certgate.gateway.stripping import DEFAULT_HEADER_RULES, RequestHeaderRules
+from certgate.headerkinds import (
     CONNECTION,
     CONTENT_LENGTH,
     EXPECT,
@@ -39,9 +42,7 @@ from certgate.gateway.exchange import (
     HOST,
     RESPONSE_SKIP,
     TRANSFER_ENCODING,
-    ConnectionInfo,
 )
-from certgate.gateway.stripping import DEFAULT_HEADER_RULES, RequestHeaderRules
 from certgate.httpsyntax import UnsafeHead, head_is_clean
 from certgate.limits import DEFAULT_LIMITS, Limits
 
@@ -67,7 +68,6 @@ _HEAD_TOO_LARGE = _closing_response(
     431, "Request Header Fields Too Large", "Request header fields too large"
 )
 _BODY_TIMEOUT = _closing_response(408, "Request Timeout", "Request body timed out")
-_NO_BODY_STATUS = frozenset({204, 304})
 _PLAIN_CONNECTION = frozenset({"keep-alive", "close"})  # names no other header to drop
 
 
@@ -118,48 +118,39 @@ class H1Exchange:
     async def respond(
         self, status: int, reason: str, headers: Iterable[tuple[str, str]], body: Any
     ) -> None:
+        """Writes the response; `body` is bytes or an async-iterable stream of chunks. Its
+        framing is `response_framing`'s."""
         proto = self._proto
-        body_allowed = self.method != "HEAD" and status not in _NO_BODY_STATUS and status >= 200
         if self.body is not None and not self.body.complete:
             self.keep_alive = False  # unread request body: the connection cannot be reused
-        keep_alive = self.keep_alive and proto.keep_alive_allowed
         head = [f"HTTP/1.1 {status} {reason}\r\n"]
-        length: str | None = None
+        declared: str | None = None
         for name, value in headers:
             lname = name.lower()
             if lname not in RESPONSE_SKIP:
                 head.append(f"{name}: {value}\r\n")
             elif lname == "content-length":
-                length = value
-        is_bytes = isinstance(body, (bytes, bytearray))
-        chunked = False
-        if status in _NO_BODY_STATUS or status < 200:
-            length = None
-        elif is_bytes:
-            if body_allowed or length is None:
-                length = str(len(body))
-        elif length is None and body_allowed:
-            if self.http_version == "1.1":
-                chunked = True
-            else:
-                keep_alive = False  # HTTP/1.0: the end of the body is the end of the connection
-        if not keep_alive:
-            head.append("connection: close\r\n")
-        elif self.http_version == "1.0":
-            head.append("connection: keep-alive\r\n")
-        if length is not None:
-            head.append(f"content-length: {length}\r\n")
-        elif chunked:
-            head.append("transfer-encoding: chunked\r\n")
+                declared = value
+        whole = isinstance(body, (bytes, bytearray))
+        framing, send_body, chunked, keep_alive = response_framing(
+            self.method,
+            self.http_version,
+            self.keep_alive and proto.keep_alive_allowed,
+            status,
+            declared,
+            len(body) if whole else None,
+        )
+        lines = len(head) + framing.count("\n") + 1  # (the framing lines are well-formed)
+        head.append(framing)
         head.append("\r\n")
         text = "".join(head)
-        if not head_is_clean(text, len(head)):
+        if not head_is_clean(text, lines):
             raise UnsafeHead("a response header or the reason phrase has a CR, LF or NUL")
         self.responded = True
         self.continue_pending = False
         data = text.encode("latin-1")
-        if is_bytes:
-            if body_allowed and body:
+        if whole:
+            if send_body and body:
                 data += body
             self.sent = len(data)
             proto.write(data)
@@ -167,7 +158,7 @@ class H1Exchange:
             return
         proto.write(data)
         self.sent = len(data)
-        if body_allowed and body is not None:
+        if send_body:
             async for chunk in body:
                 if not chunk:
                     continue
@@ -412,10 +403,10 @@ class HTTP1Protocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._unparsed = 0  # (what follows the last body bytes is a trailer section, counted)
         exchange = self._parsing
-        if exchange is not None and exchange.body is not None:
-            exchange.body.feed(body)
-            if exchange.body.buffered > HIGH_WATER or self._queue:
-                self._pause_reading()
+        if exchange is None or exchange.body is None:
+            return
+        if exchange.body.feed(body) or self._queue:
+            self._pause_reading()
 
     def on_message_complete(self) -> None:
         exchange = self._parsing

@@ -45,15 +45,10 @@ from h2.stream import StreamClosedBy
 from hyperframe.frame import RstStreamFrame
 
 from certgate.gateway.body import HIGH_WATER, ClientDisconnected, InboundBody, watch_body
-from certgate.gateway.exchange import (
-    CONTENT_LENGTH,
-    FORWARDED_FOR,
-    HOST,
-    RESPONSE_SKIP,
-    ConnectionInfo,
-)
+from certgate.gateway.exchange import ConnectionInfo
 from certgate.gateway.http1 import Handler
 from certgate.gateway.stripping import DEFAULT_HEADER_RULES, RequestHeaderRules
+from certgate.headerkinds import CONTENT_LENGTH, FORWARDED_FOR, HOST, RESPONSE_SKIP
 from certgate.httpsyntax import UnsafeHead, name_problem, value_problem
 from certgate.limits import DEFAULT_LIMITS, Limits
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from certgate.gateway.exchange import DROP, SPECIAL_REQUEST_HEADERS
+from certgate.headerkinds import DROP, SPECIAL_REQUEST_HEADERS
 from certgate.limits import DEFAULT_LIMITS
 
 _NAME = re.compile(r"[!#$%&'+\-.^_`|~0-9a-z]+\*?").fullmatch

@@ -91,7 +91,7 @@ def reason_phrase(status: int) -> str:
 class BodyStream(Protocol):
     """A request or response body as it arrives: async iteration of chunks, or all of it at once.
 
-    The gateway implements it for inbound bodies, the upstream client for backend responses.
+    `certgate.gateway.body.BodyBuffer` implements it for request and backend response bodies.
     A stream is read once.
     """
 
@@ -390,8 +390,13 @@ class Body(CsObject):
         return convert_body(data, type_arg)
 
 
+def declared_over(declared: str | None, limit: int) -> bool:
+    """Whether a Content-Length value says the body is longer than `limit` bytes."""
+    return declared is not None and declared.isdigit() and int(declared) > limit
+
+
 async def _read_bounded(stream: BodyStream, limit: int, declared: str | None) -> bytes:
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared_over(declared, limit):
         raise _too_large(stream, limit)
     chunks: list[bytes] = []
     size = 0

@@ -25,26 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from certgate.gateway.body import BodyBuffer
+from certgate.headerkinds import CONNECTION_SPECIFIC_BYTES
 from certgate.policy.errors import BackendError
 
 if TYPE_CHECKING:
     from certgate.gateway.upstream.pool import Pool
 
 log = logging.getLogger("certgate.upstream")
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
-# Response headers about this connection only, never passed on to the client.
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
 
 
 class ConnectionClosed(ConnectionError):
@@ -60,104 +48,54 @@ _TOO_MANY_HEADERS = "The backend response has more header fields than the gatewa
 _UNEXPECTED = "The backend sent data after a complete response."
 
 
-class ResponseBody:
-    """A backend response body (`BodyStream`): `async for chunk in body`, or `await read_all()`.
+class ResponseBody(BodyBuffer):
+    """A backend response body: `async for chunk in body`, `await read_all()`, or `take_ready()`.
 
-    `take_ready()` returns the whole body without awaiting when it already arrived (the usual case
-    for small responses). A consumer that stops early must call `close()`: the connection, left in
-    the middle of a response, is then closed instead of leaking.
+    Reading pauses past `HIGH_WATER` unread bytes (`hold`) and resumes when the consumer reads;
+    each read waits at most the forward-request timeout. A consumer that stops early must call
+    `close()`: the connection, left in the middle of a response, is then closed instead of
+    leaking. Finished or failed, the body lets go of its connection (which may serve another
+    exchange meanwhile).
     """
 
-    __slots__ = (
-        "_chunks",
-        "_conn",
-        "_done",
-        "_error",
-        "_paused",
-        "_size",
-        "_timeout",
-        "_waiter",
-        "deadline",
-    )
+    __slots__ = ("_conn", "_paused", "_timeout", "deadline")
 
-    def __init__(self, conn: UpstreamConnection | None, timeout: float) -> None:
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._done = conn is None
-        self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._conn = conn
+    def __init__(self, conn: UpstreamConnection, timeout: float) -> None:
+        super().__init__()
+        self._conn: UpstreamConnection | None = conn
         self._paused = False
         self._timeout = timeout
         self.deadline = 0.0
 
     # -- connection side ------------------------------------------------------------------------
-    def _feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._size += len(data)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-        if self._size > HIGH_WATER and not self._paused and self._conn is not None:
+    def hold(self) -> None:
+        """Stop reading from the backend until the consumer reads (`feed` returned true)."""
+        if not self._paused and self._conn is not None:
             self._paused = True
             self._conn.transport.pause_reading()
 
-    def _finish(self) -> None:
-        self._done = True
+    def finish(self) -> None:
         self._conn = None
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        super().finish()
 
-    def _fail(self, error: BaseException) -> None:
-        if self._done:
-            return
-        self._error = error
-        self._conn = None
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+    def fail(self, error: BaseException) -> None:
+        if not self._eof:
+            self._conn = None
+            super().fail(error)
 
     # -- consumer side --------------------------------------------------------------------------
-    @property
-    def complete(self) -> bool:
-        return self._done
-
-    def take_ready(self) -> bytes | None:
-        """All of the body if it has fully arrived (consuming it), else None."""
-        if not self._done:
-            return None
-        data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-        self._chunks.clear()
-        self._size = 0
-        return data
-
-    def __aiter__(self) -> ResponseBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        while not self._chunks:
-            if self._done:
-                raise StopAsyncIteration
-            if self._error is not None:
-                raise self._error
-            await self._wait()
-        chunks = self._chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        self._size = 0
-        if self._paused and self._conn is not None:
-            self._paused = False
-            self._conn.transport.resume_reading()
-        return data
-
-    async def read_all(self) -> bytes:
-        return b"".join([chunk async for chunk in self])
-
     def close(self) -> None:
         """Stop reading: an unfinished response closes its connection (it cannot be reused)."""
         conn, self._conn = self._conn, None
-        if conn is not None and not self._done:
-            self._done = True
+        if conn is not None and not self._eof:
+            self._eof = True
             conn.abort()
         self._chunks.clear()
+
+    def _taken(self, size: int) -> None:
+        if self._paused and self._conn is not None:
+            self._paused = False
+            self._conn.transport.resume_reading()
 
     async def _wait(self) -> None:
         manager = self._conn.pool.manager  # only called while the response is still arriving
@@ -285,7 +223,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         body = self._body
         if body is not None and self._head is not None and not self._framed and exc is None:
             self._body = None
-            body._finish()  # a response delimited by the end of the connection
+            body.finish()  # a response delimited by the end of the connection
             return
         self._lose(ConnectionClosed(str(exc) if exc else "connection closed by the backend"))
 
@@ -313,7 +251,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         # `_unparsed` bounds what a head spread over many reads holds.
         self._head_size += len(name) + len(value)
         lower = name.lower()
-        if lower in _HOP_BY_HOP:
+        if lower in CONNECTION_SPECIFIC_BYTES:
             if lower == b"transfer-encoding" and b"chunked" in value.lower():
                 self._framed = True
             return  # framing and connection management are this leg's business only
@@ -349,14 +287,15 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         if body is None:
             raise _Refused(_UNEXPECTED)  # a body after a HEAD response's head
         self._unparsed = 0
-        body._feed(data)
+        if body.feed(data):
+            body.hold()
 
     def on_message_complete(self) -> None:
         if self._head is None or self._finished:
             return  # the end of an interim response, or of a HEAD response already handled
         body, self._body = self._body, None
         if body is not None:
-            body._finish()
+            body.finish()
         self._complete()
 
     def _complete(self) -> None:
@@ -448,7 +387,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             if not isinstance(error, BackendError):
                 message = f"Backend response incomplete: {error}"
                 failure = BackendError("BackendConnectionFailure", message)
-            body._fail(failure)
+            body.fail(failure)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)

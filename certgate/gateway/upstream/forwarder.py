@@ -34,10 +34,10 @@ from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
-from certgate.gateway.exchange import HOP_BY_HOP
 from certgate.gateway.upstream.connection import ConnectionClosed, UpstreamConnection
 from certgate.gateway.upstream.pool import Origin, Pool, Pools
 from certgate.gateway.upstream.tls import SYSTEM_TRUST, ClientIdentity, Identities
+from certgate.headerkinds import REQUEST_SKIP
 from certgate.httpsyntax import UnsafeHead, head_is_clean, host_problem, target_problem
 from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.policy.context import Headers, Response
@@ -45,8 +45,6 @@ from certgate.policy.errors import BackendError
 
 log = logging.getLogger("certgate.upstream")
 
-# Hop-by-hop headers never travel on, and the forwarder computes Host and the framing itself.
-_REQUEST_DROP = HOP_BY_HOP | {"host", "content-length"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _NONE: dict = {}
 
@@ -232,7 +230,7 @@ def _request_head(
     lines = []
     for name, value in request.Headers.items():
         lower = name.lower()
-        if lower in _REQUEST_DROP:
+        if lower in REQUEST_SKIP:
             if lower == "host":
                 if not request.names_own_host(value):
                     if host_problem(value) is not None:

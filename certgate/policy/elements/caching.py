@@ -18,8 +18,9 @@ import json
 import logging
 from typing import Any
 
+from certgate.headerkinds import NOT_CACHED
 from certgate.policy.buffering import buffer_response_body
-from certgate.policy.context import Headers, Response
+from certgate.policy.context import Headers, Response, declared_over
 from certgate.policy.elements.control import condition_true, string_of
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
@@ -31,10 +32,6 @@ log = logging.getLogger("certgate.cache")
 
 _CACHING_TYPES = ("internal", "external", "prefer-external")
 _DOWNSTREAM = ("none", "private", "public")
-# Not stored with a cached response: they describe one connection or are recomputed.
-_HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade"}
-)
 
 
 def _caching_type(node: Node, loader: Loader) -> str:
@@ -291,7 +288,7 @@ def _response_to(response: Response, body: bytes) -> bytes:
     head = [
         response.StatusCode,
         response.StatusReason,
-        [(n, v) for n, v in response.Headers.items() if n.lower() not in _HOP_BY_HOP],
+        [(n, v) for n, v in response.Headers.items() if n.lower() not in NOT_CACHED],
     ]
     return json.dumps(head).encode() + b"\n" + body
 
@@ -334,8 +331,7 @@ class CacheStore(Policy):
         if not self._cacheable(response, lookup.policy):
             return None
         limit = context.forwarder.limits.max_buffered_body_bytes
-        declared = response.Headers.GetValueOrDefault("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared_over(response.Headers.GetValueOrDefault("Content-Length"), limit):
             return None  # too large to hold: sent on, streamed, not cached
         duration = as_int(self.duration.evaluate(context))
         if duration <= 0:

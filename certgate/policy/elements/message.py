@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from certgate.headerkinds import POLICY_FIXED
 from certgate.httpsyntax import host_problem, method_problem, name_problem, value_problem
 from certgate.policy.context import Headers, quote_path, reason_phrase
 from certgate.policy.elements.control import string_of
@@ -34,7 +35,6 @@ _SEPARATE = frozenset(
         "retry-after",
     }
 )
-_FIXED = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding"})
 
 
 def _action(node: Node, loader: Loader) -> Any:
@@ -85,7 +85,7 @@ class SetHeader(Policy):
         check = value_problem
         if isinstance(self.header, Const):
             name = self.header.value
-            if name.lower() in _FIXED:
+            if name.lower() in POLICY_FIXED:
                 raise node.error(f"Header '{name}' cannot be modified.")
             problem = name_problem(name)
             if problem is not None:
@@ -125,7 +125,7 @@ class SetHeader(Policy):
 
     def _check(self, name: str, values: list[str]) -> None:
         problem = name_problem(name)
-        if problem is None and name.lower() in _FIXED:  # framing: smuggling if a policy set it
+        if problem is None and name.lower() in POLICY_FIXED:  # smuggling if a policy set it
             problem = f"Header '{name}' cannot be modified."
         if problem is None:
             check = _host_value_problem if name.lower() == "host" and not self.response else None
