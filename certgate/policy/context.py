@@ -43,7 +43,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote, urlsplit
 
 from certgate.expressions.dotnet import default_value
@@ -61,6 +61,13 @@ from certgate.expressions.runtime import cs_str
 from certgate.limits import DEFAULT_LIMITS
 from certgate.policy.errors import BodyTooLarge
 from certgate.policy.examples import ResponseExamples
+from certgate.policy.forwarding import NO_FORWARDER, Forwarder, SnapshotView
+
+if TYPE_CHECKING:
+    from certgate.certs.material import CertificateMaterial
+    from certgate.gateway.exchange import ConnectionInfo
+    from certgate.gateway.upstream.proxy import Proxy
+    from certgate.policy.elements.caching import LookedUp
 
 _VARIANT = dict(zip("0123456789abcdef", "89ab89ab89ab89ab", strict=True))
 _RANDOM_BATCH = 256  # ids per os.urandom call: a system call per request costs more than the id
@@ -803,8 +810,8 @@ class Context(CsObject):
         operation: Operation | None = None,
         product: Product | None = None,
         deployment: Deployment | None = None,
-        snapshot: Any = None,
-        connection: Any = None,
+        snapshot: SnapshotView | None = None,
+        connection: ConnectionInfo | None = None,
         backend: BackendTarget | None = None,
         backend_path: str | None = None,
     ) -> None:
@@ -821,16 +828,16 @@ class Context(CsObject):
         self._id: str | None = None
         self._start = time.perf_counter()
         self.backend = backend
-        self.backend_certificate: Any = None
+        self.backend_certificate: CertificateMaterial | None = None
         self.backend_path = backend_path
         self.backend_status: int | None = None
         self.backend_seconds = 0.0
         self.connection = connection
         self.snapshot = snapshot
-        self.forwarder: Any = None
+        self.forwarder: Forwarder = NO_FORWARDER  # the process's, set by `Pipeline.run`
         self.on_response: list[Callable[[Context], Awaitable[None] | None]] | None = None
-        self.web_proxy: Any = None
-        self.cache: Any = None
+        self.web_proxy: Proxy | None = None
+        self.cache: LookedUp | None = None
         self.traces: list[dict] | None = None
 
     @property

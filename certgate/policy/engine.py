@@ -26,9 +26,7 @@ def _default_section(section: str) -> list[Policy]:
     """What `<base/>` means at global scope: APIM's default global policy."""
     if section != "backend":
         return []
-    forward = ForwardRequest()
-    forward.scope, forward.section, forward.path = "global", "backend", "forward-request[1]"
-    return [forward]
+    return [ForwardRequest(scope="global", section="backend", path="forward-request[1]")]
 
 
 def _compose(docs: list[PolicyDocument | None], section: str) -> list[Policy]:
