@@ -85,7 +85,7 @@ class IpFilter(Policy):
 
     allow: bool
     networks: tuple[IPv4Network | IPv6Network, ...]
-    ranges: tuple[tuple[IPAddress, IPAddress], ...]
+    ranges: tuple[tuple[int, int, int], ...]  # IP version, first and last address
     attributes = frozenset({"action"})
     sections = frozenset({"inbound"})
 
@@ -95,7 +95,7 @@ class IpFilter(Policy):
         if action not in ("allow", "forbid"):
             raise node.error("Attribute 'action' must be 'allow' or 'forbid'.")
         networks: list[IPv4Network | IPv6Network] = []
-        ranges: list[tuple[IPAddress, IPAddress]] = []
+        ranges: list[tuple[int, int, int]] = []
         for child in loader.children(node, {"address", "address-range"}):
             loader.no_children(child)
             try:
@@ -104,7 +104,7 @@ class IpFilter(Policy):
                 else:
                     low = ipaddress.ip_address(loader.literal(child, "from", required=True))
                     high = ipaddress.ip_address(loader.literal(child, "to", required=True))
-                    ranges.append((low, high))
+                    ranges.append((low.version, int(low), int(high)))
             except ValueError as exc:
                 raise child.error(f"Invalid IP address: {exc}.") from None
         return cls(action == "allow", tuple(networks), tuple(ranges))
@@ -112,7 +112,8 @@ class IpFilter(Policy):
     def _listed(self, ip: IPAddress) -> bool:
         if any(ip in network for network in self.networks if network.version == ip.version):
             return True
-        return any(low.version == ip.version and low <= ip <= high for low, high in self.ranges)
+        value, version = int(ip), ip.version
+        return any(v == version and low <= value <= high for v, low, high in self.ranges)
 
     async def execute(self, context: Context) -> bool | int | None:
         raw = context.Request.IpAddress

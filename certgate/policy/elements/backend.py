@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from certgate.policy.buffering import buffer_request_body
@@ -147,15 +147,4 @@ def _options(values: dict[str, Any], base: ForwardOptions = DEFAULT_OPTIONS) -> 
             raise ValueError(f"Attribute '{name}': {exc}") from None
     if "timeout" in fields and fields["timeout"] <= 0:
         raise ValueError("Attribute 'timeout' must be positive.")
-    if not fields:
-        return base
-    merged = {
-        "timeout": base.timeout,
-        "follow_redirects": base.follow_redirects,
-        "buffer_request_body": base.buffer_request_body,
-        "buffer_response": base.buffer_response,
-        "fail_on_error_status_code": base.fail_on_error_status_code,
-        "http_version": base.http_version,
-    }
-    merged.update(fields)
-    return ForwardOptions(**merged)
+    return replace(base, **fields) if fields else base

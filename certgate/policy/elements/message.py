@@ -86,7 +86,7 @@ class SetHeader(Policy):
     def parse(cls, node: Node, loader: Loader) -> Policy:
         header = loader.attr(node, "name", required=True)
         response = loader.target == "response"
-        check = value_problem
+        check: Callable[[str], str | None] = value_problem
         if isinstance(header, Const):
             name = header.value
             if name.lower() in _FIXED:

@@ -51,7 +51,9 @@ def _hex(value: str) -> str:
 
 def _dn_parts(dn: str) -> list[str]:
     """RDN components of a DN string, split on unquoted `,` and `+`, stripped."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in dn:
         if char == '"':
             quoted = not quoted
