@@ -131,6 +131,7 @@ class SnapshotBuilder:
                 revision = reader.revision()
                 self._compiler.read(reader)
             config = self._compiler.compile(revision, report=True)
+            assert isinstance(config.snapshot, Snapshot)
             problems = config.snapshot.problems
             for problem in problems:
                 if problem not in self.problems:
@@ -157,6 +158,7 @@ class SnapshotBuilder:
             unchanged = self._compiler.read(reader)
             if not unchanged or self._last_problems is None:
                 config = self._compiler.compile(reader.revision(), report=False)
+                assert isinstance(config.snapshot, Snapshot)
                 self._last_problems = frozenset(config.snapshot.problems)
             return self._last_problems
 
@@ -240,7 +242,7 @@ class _Compiler:
             previous.get(path) is row for path, row in self.rows.items()
         )
 
-    def _get(self, slot: str, key: str, version: object, make: Callable[[], Any]) -> Any:
+    def _get(self, slot: str, key: str, version: object, make: Callable[..., Any]) -> Any:
         """The cached piece while `version` holds, else `make()` (a failure is cached too)."""
         entry = self._used.get((slot, key)) or self._cache.get((slot, key))
         if entry is None or entry[0] != version:
@@ -316,8 +318,8 @@ class _Compiler:
             self._routes(rows, _single_products(rows, report), problems),
             refused=lambda route, error: problem(f"apis/{route.id}", "path", error),
         )
-        for path, error in self.documents.invalid():
-            problem(path, "value", error)
+        for path, invalid in self.documents.invalid():
+            problem(path, "value", invalid)
         self.documents.sweep()
         self._cache, self._used = self._used, {}
         snapshot = Snapshot(
@@ -391,7 +393,7 @@ class _Compiler:
             if not isinstance(entry, dict):
                 problem("service", target, TypeError("not an object"))
                 continue
-            certificate = self.dev
+            certificate: CertificateMaterial | None = self.dev
             if entry.get("certificateId"):
                 name = certificate_path(entry["certificateId"]).split("/", 1)[1]
                 certificate = certificates.get(name)

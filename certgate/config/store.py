@@ -8,6 +8,7 @@ exactly one of them creates it.
 
 from __future__ import annotations
 
+import builtins  # `Store.list` hides the built-in in the class body
 import datetime as dt
 import json
 import secrets as _secrets
@@ -234,7 +235,7 @@ class Store:
             rows = conn.execute(query).all()
         return [self._resource(row) for row in rows]
 
-    def names_in(self, collection: str) -> list[str]:
+    def names_in(self, collection: str) -> builtins.list[str]:
         """Names of the resources in `collection` (`certificates`, `apis/a/operations`)."""
         parent = split_path(f"{collection}/_")[0]
         query = select(resources.c.path).where(resources.c.parent == parent)
@@ -252,12 +253,12 @@ class Store:
         with self._engine.connect() as conn, conn.begin():
             yield Reader(self, conn)
 
-    def referrers(self, path: str) -> list[str]:
+    def referrers(self, path: str) -> builtins.list[str]:
         """Paths of resources that reference `path`."""
         with self._engine.connect() as conn:
             return _referrers(conn, [path])
 
-    def references(self, path: str) -> list[str]:
+    def references(self, path: str) -> builtins.list[str]:
         """Paths that the resource at `path` references."""
         query = select(refs.c.to_path).where(refs.c.from_path == path).order_by(refs.c.to_path)
         with self._engine.connect() as conn:
@@ -295,13 +296,14 @@ class Store:
             missing = _missing(conn, wanted)
             if missing:
                 raise MissingReference(path, missing)
+            etag = _secrets.token_hex(8)
             values = dict(
                 kind=kind,
                 parent=parent,
                 name=name,
                 properties=body,
                 sealed=sealed,
-                etag=_secrets.token_hex(8),
+                etag=etag,
                 updated=now,
             )
             if current:
@@ -321,7 +323,7 @@ class Store:
             parent=parent,
             name=name,
             properties=json.loads(body),
-            etag=values["etag"],
+            etag=etag,
             created=created_at,
             updated=now,
             secrets=dict(secrets or {}),
@@ -335,7 +337,7 @@ class Store:
         if_match: str | None = None,
         linked_kinds: Iterable[str] = (),
         check: WriteCheck | None = None,
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Deletes `path`, every resource below it and every resource of `linked_kinds` named as
         it (a product's link to a deleted API); returns the deleted paths.
 

@@ -8,10 +8,13 @@ the Snapshot compiler; the server swaps whole configs atomically (`GatewayServer
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cryptography import x509
+
+from certgate.certs.certinfo import CertInfo
 from certgate.gateway.router import (
     ApiRoute,
     OperationRoute,
@@ -20,8 +23,19 @@ from certgate.gateway.router import (
     operation_route,
 )
 from certgate.gateway.tls import SNIRouter, TLSBinding, TLSConfigError, server_context
-from certgate.policy.context import Api, Operation
+from certgate.policy.context import Api, Deployment, Operation
 from certgate.policy.examples import ResponseExamples
+from certgate.policy.forwarding import Forwarder, SnapshotView
+
+if TYPE_CHECKING:
+    from certgate.certs.material import CertificateMaterial
+    from certgate.certs.verify import Verifier
+    from certgate.policy.engine import Pipeline
+
+# Downloads the CRLs a client's path needs (`Verifier.prefetch(leaf, chain)`)
+CrlPrefetch = Callable[
+    [x509.Certificate | CertInfo, Sequence[x509.Certificate | CertInfo]], Awaitable[None]
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +43,14 @@ class HostnameConfig:
     """One `hostnameConfigurations[]` entry of type Proxy, with its loaded server certificate."""
 
     hostname: str
-    certificate: Any  # a CertificateMaterial (certificate, private_key, chain)
+    certificate: CertificateMaterial | None
     negotiate_client_certificate: bool = False
     default_ssl_binding: bool = False
 
     @classmethod
-    def from_arm(cls, properties: Mapping[str, Any], certificate: Any) -> HostnameConfig:
+    def from_arm(
+        cls, properties: Mapping[str, Any], certificate: CertificateMaterial | None
+    ) -> HostnameConfig:
         """From one ARM `hostnameConfigurations[]` entry (`hostName`, `negotiateClientCertificate`,
         `defaultSslBinding`) and its already-loaded certificate."""
         hostname = properties.get("hostName")
@@ -55,12 +71,12 @@ class GatewayConfig:
     revision: int
     router: Router
     sni: SNIRouter | None  # None: no hostname has a certificate, TLS connections are refused
-    snapshot: Any = None  # the lead's Snapshot, exposed to policies as context.snapshot
-    deployment: Any = None  # policy `context.Deployment` (None: an empty default)
-    forwarder: Any = None  # overrides the server's forwarder when set (B's Forwarder)
-    verifier: Any = None  # certgate.certs.verify.Verifier behind X509Certificate2.Verify()
-    # CrlStore.prefetch(leaf, chain): awaited once per connection and config before the pipeline
-    crl_prefetch: Callable[[Any, Any], Awaitable[None]] | None = None
+    snapshot: SnapshotView | None = None  # the lead's Snapshot, policies' context.snapshot
+    deployment: Deployment | None = None  # policy `context.Deployment` (None: an empty default)
+    forwarder: Forwarder | None = None  # overrides the server's forwarder when set
+    verifier: Verifier | None = None  # behind X509Certificate2.Verify()
+    # awaited once per connection and config before the pipeline
+    crl_prefetch: CrlPrefetch | None = None
     bindings: Mapping[tuple[str, str, bool], TLSBinding] = field(default_factory=dict)
     cache_url: str | None = None  # the `caches` resource's Redis (None: `--redis-url`'s)
     access_log: bool = True  # the service's `accessLog.enabled` (where --access-log names a file)
@@ -72,12 +88,12 @@ def build_gateway_config(
     hostnames: Iterable[HostnameConfig] = (),
     apis: Mapping[str, Mapping[str, Any]] = {},
     operations: Mapping[str, Mapping[str, Mapping[str, Any]]] = {},
-    pipeline_for: Callable[[str, str], Any],
-    snapshot: Any = None,
-    deployment: Any = None,
-    forwarder: Any = None,
-    verifier: Any = None,
-    crl_prefetch: Callable[[Any, Any], Awaitable[None]] | None = None,
+    pipeline_for: Callable[[str, str], Pipeline],
+    snapshot: SnapshotView | None = None,
+    deployment: Deployment | None = None,
+    forwarder: Forwarder | None = None,
+    verifier: Verifier | None = None,
+    crl_prefetch: CrlPrefetch | None = None,
     previous: GatewayConfig | None = None,
     cache_url: str | None = None,
 ) -> GatewayConfig:
@@ -129,7 +145,9 @@ def compile_api(api_id: str, resource: Mapping[str, Any]) -> ApiRoute:
     return route
 
 
-def compile_operation(op_id: str, resource: Mapping[str, Any], pipeline: Any) -> OperationRoute:
+def compile_operation(
+    op_id: str, resource: Mapping[str, Any], pipeline: Pipeline
+) -> OperationRoute:
     """A compiled `OperationRoute` with its `context.Operation`; raises RouteConfigError."""
     op = operation_route(op_id, resource, pipeline)
     props = resource.get("properties", resource)

@@ -10,16 +10,24 @@ import asyncio
 import base64
 import json
 import logging
+from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING
 
 from certgate.gateway.body import ClientDisconnected
+from certgate.gateway.config import GatewayConfig
+from certgate.gateway.exchange import ConnectionInfo, Exchange
 from certgate.gateway.paths import PathError, normalize
 from certgate.httpsyntax import target_problem
 from certgate.observe.accesslog import AccessLog
 from certgate.observe.accesslog import line as access_line
 from certgate.observe.metrics import RequestMetrics
 from certgate.policy.context import BackendTarget, Context, Headers, Request, reason_phrase
+from certgate.policy.forwarding import Forwarder
+
+if TYPE_CHECKING:
+    from certgate.certs.x509 import X509Certificate2
+    from certgate.policy.engine import Pipeline
 
 log = logging.getLogger("certgate.gateway")
 
@@ -55,20 +63,23 @@ class RequestHandler:
     __slots__ = ("_config_ref", "_forwarder", "access_log", "metrics")
 
     def __init__(
-        self, config_ref: Any, forwarder: Any, access_log: AccessLog | None = None
+        self,
+        config_ref: Callable[[], GatewayConfig],
+        forwarder: Forwarder,
+        access_log: AccessLog | None = None,
     ) -> None:
         self._config_ref = config_ref
         self._forwarder = forwarder
         self.access_log = access_log
         self.metrics = RequestMetrics()
 
-    async def __call__(self, exchange: Any) -> None:
+    async def __call__(self, exchange: Exchange) -> None:
         if exchange.target == STATUS_PATH:  # APIM's gateway health probe: before routing
             await exchange.respond(200, "OK", _EMPTY, b"")
             return
         start = perf_counter()
         config = self._config_ref()
-        context = None
+        context: Context | None = None
         status = 0
         try:
             context, pipeline = _prepare(exchange, config)
@@ -109,13 +120,14 @@ class RequestHandler:
                 self.access_log.write(access_line(exchange, context, config, status, seconds))
 
 
-def _prepare(exchange: Any, config: Any) -> tuple[Context, Any]:
+def _prepare(exchange: Exchange, config: GatewayConfig) -> tuple[Context, Pipeline]:
     """Route the request and build its policy `context` (no I/O); raises `_Refused`."""
     target = exchange.target
     if not target.startswith("/"):
-        target = _origin_form(target)
-        if target is None:
+        origin_form = _origin_form(target)
+        if origin_form is None:
             raise _Refused(400, "Bad Request", _BAD_TARGET)
+        target = origin_form
     raw_path, sep, query = target.partition("?")
     try:
         path, floor = normalize(raw_path)
@@ -184,7 +196,9 @@ def _prepare(exchange: Any, config: Any) -> tuple[Context, Any]:
     return context, operation.pipeline
 
 
-def add_client_cert_headers(pairs: list[tuple[str, str]], certificate: Any, ders: list[bytes]):
+def add_client_cert_headers(
+    pairs: list[tuple[str, str]], certificate: X509Certificate2, ders: list[bytes]
+) -> None:
     """RFC 9440 `Client-Cert` (and `Client-Cert-Chain`) for a certificate that passes `Verify()`."""
     if not certificate.Verify():
         return
@@ -199,7 +213,7 @@ def _byte_sequence(der: bytes) -> str:
     return f":{base64.b64encode(der).decode()}:"
 
 
-async def _respond_error(exchange: Any, exc: Exception) -> int:
+async def _respond_error(exchange: Exchange, exc: Exception) -> int:
     """Answers an unexpected failure; returns the status sent."""
     reason = getattr(exc, "reason", None)
     status = _BACKEND_STATUS.get(reason) if isinstance(reason, str) else None
@@ -222,7 +236,7 @@ def _origin_form(target: str) -> str | None:
     return "/" if slash < 0 else rest[slash:]
 
 
-def _split_authority(authority: str, conn: Any) -> tuple[str, int]:
+def _split_authority(authority: str, conn: ConnectionInfo) -> tuple[str, int]:
     if not authority:
         return conn.server_name or "localhost", conn.local_port
     if authority.startswith("["):

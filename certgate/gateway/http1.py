@@ -474,6 +474,7 @@ class HTTP1Protocol(asyncio.Protocol):
         the request's handler is cancelled (the forwarder gives its backend connection back)."""
         if self._closed:
             return
+        assert exchange.body is not None  # only a body stalls
         exchange.body.fail(BodyTimeout("request body timed out"))
         if exchange is self._active and not exchange.responded:
             self._transport.write(_BODY_TIMEOUT)

@@ -243,6 +243,7 @@ class HTTP2Protocol(asyncio.Protocol):
             h2.refused = 0
             if self._flooded():
                 return
+        event: Any  # dispatched on its exact class, which mypy does not narrow on
         for event in events:
             kind = type(event)
             if kind is RequestReceived:

@@ -20,7 +20,7 @@ class AddressInUse(OSError):
         self.host, self.port = host, port
 
     def __str__(self) -> str:
-        return self.strerror
+        return f"address already in use: {self.host}:{self.port}"
 
 
 def family(host: str) -> socket.AddressFamily:

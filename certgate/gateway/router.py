@@ -11,10 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from certgate.gateway.paths import PathError, normalize
+
+if TYPE_CHECKING:
+    from certgate.policy.engine import Pipeline
 
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_\-.]*)\}")
 _HTTP_URL = re.compile(r"^https?://[^/]+")
@@ -35,7 +38,7 @@ class OperationRoute:
     id: str
     method: str  # upper-case, or "*"
     url_template: str
-    pipeline: Any
+    pipeline: Pipeline
     context_operation: Any = None  # the policy `context.Operation` object, built once
     _regex: re.Pattern | None = None
     _names: tuple[str, ...] = ()
@@ -291,7 +294,7 @@ def _check_service_url(api_id: str, value: Any) -> None:
 
 
 def operation_route(
-    operation_id: str, properties: Mapping[str, Any], pipeline: Any
+    operation_id: str, properties: Mapping[str, Any], pipeline: Pipeline
 ) -> OperationRoute:
     """A compiled `OperationRoute` from ARM `apis/{a}/operations/{id}` properties."""
     props = properties.get("properties", properties)

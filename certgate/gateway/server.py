@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
+from typing import Any, cast
 
 from certgate.expressions import apply_limits as apply_expression_limits
 from certgate.gateway.config import GatewayConfig
@@ -39,7 +39,7 @@ class _RefusedProtocol(asyncio.Protocol):
     """TLS listener without any server certificate configured: close at once."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.abort()
+        cast(asyncio.Transport, transport).abort()
 
 
 class GatewayServer:

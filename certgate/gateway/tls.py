@@ -123,7 +123,7 @@ def server_context(
     return ctx
 
 
-def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes:
+def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes | SSL._NoOverlappingProtocols:
     if ALPN_H2 in offered:
         return ALPN_H2
     if ALPN_HTTP1 in offered:

@@ -93,7 +93,7 @@ class Kind:
     pattern: str
     arm_type: str
     validate: Validate
-    present: Callable[[Resource], dict] = _present_stored
+    present: Callable[..., dict] = _present_stored  # (resource) or (resource, query)
     title: str = ""
     filter_fields: dict[str, str] = field(default_factory=lambda: {"name": "string"})
     list_params: dict[str, ListParam] = field(default_factory=dict)

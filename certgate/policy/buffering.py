@@ -16,20 +16,25 @@ as soon as it crosses the limit, without buffering more:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from certgate.policy.errors import BackendError, BodyTooLarge, PolicyRuntimeError
 
+if TYPE_CHECKING:
+    from certgate.policy.context import Context, Request, Response
 
-async def buffer_request_body(context: Any) -> None:
+
+async def buffer_request_body(context: Context) -> None:
     await _buffer(context, context.Request, _request_too_large)
 
 
-async def buffer_response_body(context: Any) -> None:
+async def buffer_response_body(context: Context) -> None:
     await _buffer(context, context.Response, _response_too_large)
 
 
-async def _buffer(context: Any, message: Any, refuse: Callable[[int], Exception]) -> None:
+async def _buffer(
+    context: Context, message: Request | Response, refuse: Callable[[int], Exception]
+) -> None:
     limit = context.forwarder.limits.max_buffered_body_bytes
     try:
         await message.Body.buffer(limit, message.Headers.GetValueOrDefault("Content-Length"))

@@ -43,7 +43,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, overload, runtime_checkable
 from urllib.parse import quote, unquote, urlsplit
 
 from certgate.expressions.dotnet import default_value
@@ -61,6 +61,13 @@ from certgate.expressions.runtime import cs_str
 from certgate.limits import DEFAULT_LIMITS
 from certgate.policy.errors import BodyTooLarge
 from certgate.policy.examples import ResponseExamples
+from certgate.policy.forwarding import NO_FORWARDER, Forwarder, SnapshotView
+
+if TYPE_CHECKING:
+    from certgate.certs.material import CertificateMaterial
+    from certgate.gateway.exchange import ConnectionInfo
+    from certgate.gateway.upstream.proxy import Proxy
+    from certgate.policy.elements.caching import LookedUp
 
 _VARIANT = dict(zip("0123456789abcdef", "89ab89ab89ab89ab", strict=True))
 _RANDOM_BATCH = 256  # ids per os.urandom call: a system call per request costs more than the id
@@ -131,6 +138,10 @@ class Headers(CsObject):
         return index
 
     # C# members
+    @overload
+    def GetValueOrDefault(self, name: str, default: str) -> str: ...
+    @overload
+    def GetValueOrDefault(self, name: str, default: None = None) -> str | None: ...
     def GetValueOrDefault(self, name: str, default: str | None = None) -> str | None:
         entry = self._idx().get(name.lower())
         return default if entry is None else ",".join(entry[1])
@@ -298,11 +309,12 @@ class Url(CsObject):
     def raw_query(self) -> str:
         """The query string without '?', re-encoded when a policy changed the parameters."""
         self._split()
-        if not self._dirty:
+        params = self._params
+        if not self._dirty or params is None:  # changed parameters are parsed ones
             return self._query_raw
         return "&".join(
             f"{quote(name, safe='')}={quote(value, safe='')}"
-            for name, values in self._params.items()
+            for name, values in params.items()
             for value in values
         )
 
@@ -436,19 +448,25 @@ def convert_body(data: bytes, type_arg: str) -> Any:
 _BODY_TYPES = {"String": "string", "Byte[]": "byte[]"}
 
 
+MessageBody = Body  # the classes, where `Body` and `Url` name the properties below
+RequestUrl = Url
+
+
 class _Message(CsObject):
     """A request or response whose `Body` object is built only when a policy reads it."""
 
     __slots__ = ("_body", "_source")
+    _body: MessageBody | None
+    _source: BodyStream | bytes | None
 
     @property
-    def Body(self) -> Body:
+    def Body(self) -> MessageBody:
         if self._body is None:
             self._body = Body(self._source)
             self._source = None
         return self._body
 
-    def _cs_body(self) -> Body | None:
+    def _cs_body(self) -> MessageBody | None:
         """`Body` as C# sees it: null for a message without a body (APIM's documentation)."""
         body = self.Body
         return body if body.present else None
@@ -503,24 +521,24 @@ class Request(_Message):
     ) -> None:
         self.Method = method
         self._target = (scheme, host, port, target)
-        self._url: Url | None = None
-        self._orig: Url | None = None
+        self._url: RequestUrl | None = None
+        self._orig: RequestUrl | None = None
         self.Headers = headers
         self._source = body
-        self._body: Body | None = None
+        self._body = None
         self.IpAddress = ip_address
         self.Certificate = certificate
         self._matched: dict[str, str] | None = None
 
     @property
-    def Url(self) -> Url:
+    def Url(self) -> RequestUrl:
         """Built on first use: most requests never look at their URL's parts."""
         if self._url is None:
             self._url = Url(*self._target)
         return self._url
 
     @property
-    def OriginalUrl(self) -> Url:
+    def OriginalUrl(self) -> RequestUrl:
         if self._orig is None:
             self._orig = self.Url.copy()
         return self._orig
@@ -529,7 +547,7 @@ class Request(_Message):
     def MatchedParameters(self) -> dict[str, str]:
         return self._matched or {}
 
-    def url_for_change(self) -> Url:
+    def url_for_change(self) -> RequestUrl:
         """`Url`, after keeping `OriginalUrl` as it was; policies call it before changing it."""
         if self._orig is None:
             self._orig = self.Url.copy()
@@ -571,7 +589,7 @@ class Response(_Message):
         self.StatusReason = reason
         self.Headers = headers if headers is not None else Headers()
         self._source = body
-        self._body: Body | None = None
+        self._body = None
 
 
 _CAST_CHECKS = {
@@ -587,6 +605,7 @@ class Variables(ReadOnlyDictionary):
     """`IReadOnlyDictionary<string, object>` written by `set-variable`."""
 
     __slots__ = ()
+    _values: dict[str, object]
 
     def __init__(self) -> None:
         super().__init__({})
@@ -742,11 +761,12 @@ class Deployment(CsObject):
 
 
 class BackendTarget:
-    """Where `forward-request` sends the request: a base URL and the backend entity, if any."""
+    """Where `forward-request` sends the request: a base URL and the backend entity, if any
+    (no URL: the entity's, which the forwarder looks up)."""
 
     __slots__ = ("backend_id", "url")
 
-    def __init__(self, url: str, backend_id: str | None = None) -> None:
+    def __init__(self, url: str | None, backend_id: str | None = None) -> None:
         self.url = url
         self.backend_id = backend_id
 
@@ -808,8 +828,8 @@ class Context(CsObject):
         operation: Operation | None = None,
         product: Product | None = None,
         deployment: Deployment | None = None,
-        snapshot: Any = None,
-        connection: Any = None,
+        snapshot: SnapshotView | None = None,
+        connection: ConnectionInfo | None = None,
         backend: BackendTarget | None = None,
         backend_path: str | None = None,
     ) -> None:
@@ -826,17 +846,17 @@ class Context(CsObject):
         self._id: str | None = None
         self._start = time.perf_counter()
         self.backend = backend
-        self.backend_certificate: Any = None
+        self.backend_certificate: CertificateMaterial | None = None
         self.backend_path = backend_path
         self.backend_status: int | None = None
         self.backend_seconds = 0.0
         self.connection = connection
         self.snapshot = snapshot
-        self.forwarder: Any = None
+        self.forwarder: Forwarder = NO_FORWARDER  # the process's, set by `Pipeline.run`
         self.on_response: list[Callable[[Context], Awaitable[None] | None]] | None = None
-        self.web_proxy: Any = None
-        self.cache: Any = None
-        self.traces: list[dict] | None = None
+        self.web_proxy: Proxy | None = None
+        self.cache: LookedUp | None = None
+        self.traces: list[dict[str, object]] | None = None
 
     @property
     def Response(self) -> Response:
@@ -872,9 +892,9 @@ class Context(CsObject):
         """`context.Trace(message)`: what the `trace` policy writes at severity verbose."""
         self.add_trace("expression", "verbose", cs_str(message), {})
 
-    def add_trace(self, source: str, severity: str, message: str, metadata: dict) -> None:
+    def add_trace(self, source: str, severity: str, message: str, metadata: dict[str, str]) -> None:
         """A trace record, written with the request's access log line (`TraceRecords`)."""
-        entry = {"source": source, "severity": severity, "message": message}
+        entry: dict[str, object] = {"source": source, "severity": severity, "message": message}
         if metadata:
             entry["metadata"] = metadata
         if self.traces is None:
@@ -883,14 +903,15 @@ class Context(CsObject):
 
     def backend_url(self) -> str:
         """The full upstream URL: backend base URL + API-relative path + current query."""
-        if self.backend is None:
+        backend = self.backend
+        if backend is None or backend.url is None:
             raise LookupError("no backend: the API has no service URL and no set-backend-service")
         request = self.Request
         path = self.backend_path
         if path is None:
             path = quote_path(request.Url.Path)
         query = request.raw_query()
-        base = self.backend.url.rstrip("/")
+        base = backend.url.rstrip("/")
         return base + path + (f"?{query}" if query else "")
 
 

@@ -10,9 +10,10 @@ a small change parses only what it touched.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from certgate.policy.catalog import StoreCatalog
+from certgate.policy.context import Context
 from certgate.policy.engine import Pipeline, compile_pipeline
 from certgate.policy.errors import PolicyRuntimeError, PolicyValidationError
 from certgate.policy.loader import PolicyDocument, parse_document
@@ -21,18 +22,20 @@ from certgate.policy.registry import Policy
 _FRAGMENTS = "policyFragments/"
 
 
+@dataclass(slots=True)
 class _Invalid(Policy):
     """Stands for a stored document that no longer validates: every request fails with 500."""
 
-    __slots__ = ("reason",)
+    reason: str
     name = "configuration"
 
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason
-
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         raise PolicyRuntimeError("PolicyInvalid", self.reason)
+
+
+# What a parse depended on: the row's etag, the catalog generation, the named value names
+# (None: the document uses none of them)
+Version = tuple[str, int, tuple[str, ...] | None]
 
 
 class _Parsed:
@@ -40,13 +43,20 @@ class _Parsed:
 
     __slots__ = ("dependencies", "document", "error", "failing", "version")
 
-    def __init__(self, version: object, document: PolicyDocument | None, error, scope: str):
+    def __init__(
+        self,
+        version: Version,
+        document: PolicyDocument | None,
+        error: PolicyValidationError | None,
+        scope: str,
+    ) -> None:
         self.version, self.document, self.error = version, document, error
         self.dependencies: tuple[tuple[str, str | None], ...] = ()
         self.failing: Pipeline | None = None
         if error is not None:
-            failing = _Invalid(f"The {scope} policy is invalid: {error}")
-            failing.scope, failing.section = scope, "inbound"
+            failing = _Invalid(
+                f"The {scope} policy is invalid: {error}", scope=scope, section="inbound"
+            )
             self.failing = Pipeline((failing,), (), (), ())
 
 
@@ -115,7 +125,7 @@ class PolicyDocuments:
         entry = self._used_parsed.get(path) or self._parsed.get(path)
         if entry is None or not self._fresh(entry, row.etag):
             self.parses += 1
-            version = (row.etag, self._generation, self._names)
+            version: Version = (row.etag, self._generation, self._names)
             try:
                 text = _text(row)
                 document = parse_document(text, scope, self.catalog)

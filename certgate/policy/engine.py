@@ -16,6 +16,7 @@ from certgate.expressions.errors import ExpressionRuntimeError
 from certgate.policy.context import Context, LastError, Response, reason_phrase
 from certgate.policy.elements.backend import ForwardRequest
 from certgate.policy.errors import BackendError, PolicyRuntimeError
+from certgate.policy.forwarding import Forwarder
 from certgate.policy.loader import PolicyDocument
 from certgate.policy.registry import RESUME, SECTIONS, Policy, PolicyFault, run_policies
 
@@ -26,9 +27,7 @@ def _default_section(section: str) -> list[Policy]:
     """What `<base/>` means at global scope: APIM's default global policy."""
     if section != "backend":
         return []
-    forward = ForwardRequest()
-    forward.scope, forward.section, forward.path = "global", "backend", "forward-request[1]"
-    return [forward]
+    return [ForwardRequest(scope="global", section="backend", path="forward-request[1]")]
 
 
 def _compose(docs: list[PolicyDocument | None], section: str) -> list[Policy]:
@@ -117,7 +116,7 @@ class Pipeline:
         points = [i for i, policy in enumerate(outbound) if policy.resume_point]
         self.resumed = outbound[points[0] + 1 :] if points else ()
 
-    async def run(self, context: Context, forwarder: Any) -> Response:
+    async def run(self, context: Context, forwarder: Forwarder) -> Response:
         """Handle one request; the response to send is `context.Response` (also returned)."""
         context.forwarder = forwarder
         # return-response ends the whole pipeline, so the three sections run as one sequence;

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal, overload
 
 from certgate.policy.catalog import Catalog
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.reader import Node, read_document
 from certgate.policy.refusals import attribute_refusal, policy_refusal
 from certgate.policy.registry import SECTIONS, BufferBodies, Policy, policy_class
-from certgate.policy.values import Const, compile_value
+from certgate.policy.values import Const, Value, compile_value
 
 SCOPES = ("global", "product", "api", "operation")
 
@@ -54,20 +54,28 @@ class Loader:
             key = f"{node.tag}/{key}"
         return key in cls.expressions
 
-    def _value(self, node: Node, source: str, is_expr: bool, key: str, where: str) -> Any:
+    def _value(self, node: Node, source: str, is_expr: bool, key: str, where: str) -> Value:
         if not is_expr:
             return Const(source)
         if not self._allowed(node, key):
             raise node.error(f"Expressions are not allowed in {where}.")
         value = compile_value(source, node.tag, node.line, node.column, where)
         flags = self._body_flags[-1]
-        flags[0] |= bool(getattr(value, "uses_request_body", False))
-        flags[1] |= bool(getattr(value, "uses_response_body", False))
+        flags[0] |= value.uses_request_body
+        flags[1] |= value.uses_response_body
         return value
 
+    @overload
+    def attr(self, node: Node, name: str, default: str, *, required: bool = False) -> Value: ...
+    @overload
+    def attr(self, node: Node, name: str, *, required: Literal[True]) -> Value: ...
+    @overload
+    def attr(
+        self, node: Node, name: str, default: None = None, *, required: bool = False
+    ) -> Value | None: ...
     def attr(
         self, node: Node, name: str, default: str | None = None, *, required: bool = False
-    ) -> Any:
+    ) -> Value | None:
         """The attribute as a value (`Const` or compiled expression); None when absent."""
         raw = node.attrib.get(name)
         if raw is None:
@@ -76,19 +84,30 @@ class Loader:
             return None if default is None else Const(default)
         return self._value(node, raw, name in node.expr_attrs, name, f"attribute '{name}'")
 
-    def text(self, node: Node, *, strip: bool = True) -> Any:
+    def text(self, node: Node, *, strip: bool = True) -> Value:
         """The element's text content as a value."""
         text = node.text.strip() if strip or node.text_is_expr else node.text
         return self._value(node, text, node.text_is_expr, "#text", f"the content of '{node.tag}'")
 
-    def literal(self, node: Node, name: str, default: str | None = None, **kw: Any) -> str | None:
+    @overload
+    def literal(self, node: Node, name: str, default: str, *, required: bool = False) -> str: ...
+    @overload
+    def literal(self, node: Node, name: str, *, required: Literal[True]) -> str: ...
+    @overload
+    def literal(
+        self, node: Node, name: str, default: None = None, *, required: bool = False
+    ) -> str | None: ...
+    def literal(
+        self, node: Node, name: str, default: str | None = None, *, required: bool = False
+    ) -> str | None:
         """An attribute that never holds an expression, as a plain string."""
-        value = self.attr(node, name, default, **kw)
+        value = self.attr(node, name, default, required=required)
         if value is None:
             return None
         if not isinstance(value, Const):
             raise node.error(f"Expressions are not allowed in attribute '{name}'.")
-        return value.value
+        text: str = value.value
+        return text
 
     def const_bool(self, node: Node, name: str, default: bool) -> bool:
         raw = self.literal(node, name)
@@ -98,6 +117,10 @@ class Loader:
             raise node.error(f"Attribute '{name}' must be 'true' or 'false', not '{raw}'.")
         return raw.strip().lower() == "true"
 
+    @overload
+    def const_int(self, node: Node, name: str, default: int) -> int: ...
+    @overload
+    def const_int(self, node: Node, name: str, default: None = None) -> int | None: ...
     def const_int(self, node: Node, name: str, default: int | None = None) -> int | None:
         raw = self.literal(node, name)
         if raw is None:

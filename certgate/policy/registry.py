@@ -8,12 +8,14 @@ The engine only knows this protocol, never an element's name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from certgate.policy.buffering import buffer_request_body, buffer_response_body
 
 if TYPE_CHECKING:
+    from certgate.policy.context import Context
     from certgate.policy.loader import Loader
     from certgate.policy.reader import Node
 
@@ -27,26 +29,25 @@ _REGISTRY: dict[str, type[Policy]] = {}
 RESUME = 2
 
 
+@dataclass(slots=True, kw_only=True)
 class Policy:
-    """Base of every policy element.
+    """Base of every policy element: each is a `@dataclass(slots=True)` of what it parsed, built
+    by `parse` with `cls(...)`; the loader then sets where it stands (id, path, scope, section).
 
     `attributes`: attribute names accepted besides `id`. `expressions`: the places expressions are
     allowed, as attribute names, `#text` for the element's content, and `child/attr` or
     `child/#text` for configuration children (`value/#text`).
     """
 
-    __slots__ = ("path", "policy_id", "scope", "section")
     name: ClassVar[str] = ""
     attributes: ClassVar[frozenset[str]] = frozenset()
     expressions: ClassVar[frozenset[str]] = frozenset()
     sections: ClassVar[frozenset[str]] = ALL_SECTIONS
     resume_point: ClassVar[bool] = False
-
-    def __init__(self) -> None:
-        self.policy_id: str | None = None
-        self.path = ""
-        self.scope = ""
-        self.section = ""
+    policy_id: str | None = None
+    path: str = ""
+    scope: str = ""
+    section: str = ""
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
@@ -54,14 +55,18 @@ class Policy:
         loader.no_children(node)
         return cls()
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
+        """Run for one request; True (or RESUME) ends the pipeline with `context.Response`."""
         raise NotImplementedError
 
 
-def register(name: str):
+P = TypeVar("P", bound=type[Policy])
+
+
+def register(name: str) -> Callable[[P], P]:
     """Class decorator: make `name` a policy element executed by the decorated class."""
 
-    def decorate(cls: type[Policy]) -> type[Policy]:
+    def decorate(cls: P) -> P:
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -106,7 +111,7 @@ class PolicyFault(Exception):
         self.error = error
 
 
-async def run_policies(policies: Sequence[Policy], context: Any) -> bool | int:
+async def run_policies(policies: Sequence[Policy], context: Context) -> bool | int:
     """Run policies in order; True when one ended the pipeline (return-response, mock-response),
     RESUME when a cached response continues after cache-store."""
     for policy in policies:
@@ -120,28 +125,25 @@ async def run_policies(policies: Sequence[Policy], context: Any) -> bool | int:
     return False
 
 
+@dataclass(slots=True)
 class BufferBodies(Policy):
     """Wraps a policy whose expressions read a body: buffer it first, then run the policy.
 
-    It carries the wrapped policy's name, path, scope, section and id, so errors name that policy.
+    Its failures, reading a body included, are the wrapped policy's, so errors name that policy.
     """
 
-    __slots__ = ("inner", "name", "request", "response")
+    inner: Policy
+    request: bool
+    response: bool
 
-    def __init__(self, inner: Policy, request: bool, response: bool) -> None:
-        super().__init__()
-        self.inner = inner
-        self.request = request
-        self.response = response
-        self.name = inner.name
-        self.policy_id = inner.policy_id
-        self.path = inner.path
-        self.scope = inner.scope
-        self.section = inner.section
-
-    async def execute(self, context: Any) -> bool | None:
-        if self.request:
-            await buffer_request_body(context)
-        if self.response:
-            await buffer_response_body(context)
-        return await self.inner.execute(context)
+    async def execute(self, context: Context) -> bool | int | None:
+        try:
+            if self.request:
+                await buffer_request_body(context)
+            if self.response:
+                await buffer_response_body(context)
+            return await self.inner.execute(context)
+        except PolicyFault:
+            raise
+        except Exception as exc:
+            raise PolicyFault(self.inner, exc) from exc

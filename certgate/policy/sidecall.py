@@ -14,20 +14,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
 from certgate.httpsyntax import host_problem, target_problem
-from certgate.policy.context import BackendTarget, Context, Headers, Request, Response
+from certgate.policy.context import (
+    BackendTarget,
+    BodyStream,
+    Context,
+    Headers,
+    Request,
+    Response,
+)
 from certgate.policy.errors import BackendError, BodyTooLarge
-from certgate.policy.forwarding import ForwardOptions
+from certgate.policy.forwarding import Forwarder, ForwardOptions
+
+if TYPE_CHECKING:
+    from certgate.certs.material import CertificateMaterial
 
 T = TypeVar("T")
-_STATE: WeakKeyDictionary[Any, dict[str, Any]] = WeakKeyDictionary()
+_STATE: WeakKeyDictionary[Forwarder, dict[str, Any]] = WeakKeyDictionary()
 
 
-def process_state(context: Any, name: str, factory: Callable[[], T]) -> T:
+def process_state(context: Context, name: str, factory: Callable[[], T]) -> T:
     """State side calls keep per gateway process (one-way calls in flight, openid caches): kept
     with the process's forwarder, so it lives and dies with it."""
     state = _STATE.setdefault(context.forwarder, {})
@@ -52,11 +62,11 @@ def url_problem(url: str) -> str | None:
 
 
 async def send(
-    context: Any,
+    context: Context,
     url: str,
     message: Request | None = None,
     timeout: float = 60.0,
-    certificate: Any = None,
+    certificate: CertificateMaterial | None = None,
     limit: int | None = None,
 ) -> Response:
     """Send `message`'s method, headers and body (GET and nothing without one) to `url` through
@@ -72,7 +82,8 @@ async def send(
     port = parts.port or (443 if scheme == "https" else 80)
     path = parts.path or "/"
     target = path + (f"?{parts.query}" if parts.query else "")
-    method, headers, body = "GET", Headers(), b""
+    body: BodyStream | bytes = b""
+    method, headers = "GET", Headers()
     if message is not None:
         method, headers, body = message.Method, message.Headers, message.send_body()
     request = Request(method, scheme, parts.hostname or "", port, target, headers, body)

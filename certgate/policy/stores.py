@@ -254,7 +254,7 @@ class Stores:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    def for_caching(self, caching_type: str) -> tuple[Any, ...]:
+    def for_caching(self, caching_type: str) -> tuple[LocalStore | RedisStore, ...]:
         """The stores to try in order for a `caching-type`: `external` without a configured
         external cache has none (every lookup misses), `prefer-external` falls back to internal."""
         if caching_type == "internal":

@@ -6,11 +6,22 @@ value answer `evaluate(context)`, so elements never test which one they hold.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from certgate.expressions import ExpressionCompileError, compile_expression
 from certgate.expressions.runtime import cs_str
 from certgate.policy.errors import ExpressionValidationError
+
+
+class Value(Protocol):
+    """What an element holds for an attribute or text: a `Const` or a compiled expression.
+    The result is whatever C# value the expression gives (elements convert it: `as_string`...)."""
+
+    @property
+    def uses_request_body(self) -> bool: ...
+    @property
+    def uses_response_body(self) -> bool: ...
+    def evaluate(self, context: object) -> Any: ...
 
 
 class Const:
@@ -24,11 +35,11 @@ class Const:
     def __init__(self, value: Any) -> None:
         self.value = value
 
-    def evaluate(self, context: Any) -> Any:
+    def evaluate(self, context: object) -> Any:
         return self.value
 
 
-def compile_value(source: str, element: str, line: int, column: int, where: str) -> Any:
+def compile_value(source: str, element: str, line: int, column: int, where: str) -> Value:
     """Compile `@(...)` / `@{...}` once, at save time; errors name the element and position.
 
     The result has `evaluate(context)`, `uses_request_body` and `uses_response_body`.

@@ -8,7 +8,7 @@ Python `list` stands for arrays and `List<T>`, `dict` for `Dictionary<K,V>` (enu
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from ..budget import check_items
 from ..errors import cs_error
@@ -47,7 +47,7 @@ class ReadOnlyDictionary(CsObject):
         {"GetValueOrDefault", "ContainsKey", "TryGetValue", "Count", "Keys", "Values"}
     )
 
-    def __init__(self, values: dict[str, object]) -> None:
+    def __init__(self, values: Mapping[str, object]) -> None:
         self._values = values
 
     @staticmethod

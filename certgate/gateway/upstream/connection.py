@@ -98,7 +98,9 @@ class ResponseBody(BodyBuffer):
             self._conn.transport.resume_reading()
 
     async def _wait(self) -> None:
-        manager = self._conn.pool.manager  # only called while the response is still arriving
+        conn = self._conn
+        assert conn is not None  # only called while the response is still arriving
+        manager = conn.pool.manager
         try:
             await _arm(self, manager, manager.loop.time() + self._timeout)
         except TimeoutError:

@@ -5,7 +5,7 @@ What it reads:
   with a `backend_id` and no `url` takes the backend entity's (which then replaces it);
 - `context.backend_certificate`: a `CertificateMaterial` set by `authentication-certificate`. It
   takes precedence over the backend entity's certificate;
-- `context.snapshot` (may be None), duck-typed; missing attributes count as empty:
+- `context.snapshot` (a `SnapshotView`, or None):
   - `revision` (int, grows with every configuration change),
   - `backends`: Mapping[str, `Backend`] (`compile_backend`, by id),
   - `certificates_by_id`, `certificates_by_thumbprint`: Mapping[str, CertificateMaterial]
@@ -30,23 +30,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import AsyncIterable, Awaitable, Collection
 from urllib.parse import urlsplit
 
-from certgate.gateway.upstream.connection import ConnectionClosed, UpstreamConnection
+from certgate.certs.material import CertificateMaterial
+from certgate.gateway.upstream.backend import Backend
+from certgate.gateway.upstream.connection import ConnectionClosed, ResponseBody, UpstreamConnection
 from certgate.gateway.upstream.pool import Origin, Pool, Pools
+from certgate.gateway.upstream.proxy import Proxy
 from certgate.gateway.upstream.tls import SYSTEM_TRUST, ClientIdentity, Identities
 from certgate.headerkinds import REQUEST_SKIP
 from certgate.httpsyntax import UnsafeHead, head_is_clean, host_problem, target_problem
 from certgate.limits import DEFAULT_LIMITS, Limits
-from certgate.policy.context import Headers, Response
+from certgate.policy.context import Context, Headers, Request, Response
 from certgate.policy.errors import BackendError
+from certgate.policy.forwarding import ForwardOptions, SnapshotView
 
 log = logging.getLogger("certgate.upstream")
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_NONE: dict = {}
+ResponseHead = tuple[int, str, list[tuple[str, str]], ResponseBody | None]
 
 
 class Forwarder:
@@ -61,11 +64,11 @@ class Forwarder:
         self.timeout = limits.backend_timeout
         self.pools = Pools(limits)
         self.identities = Identities()
-        self._snapshot: Any = None
+        self._snapshot: SnapshotView | None = None
         self._revision = -1
-        self._routes: dict[tuple, tuple[Origin, Pool]] = {}
+        self._routes: dict[tuple[object, ...], tuple[Origin, Pool]] = {}
 
-    async def forward(self, context: Any, options: Any = None) -> None:
+    async def forward(self, context: Context, options: ForwardOptions | None = None) -> None:
         snapshot = context.snapshot
         if snapshot is not self._snapshot and snapshot is not None:
             self._adopt(snapshot)
@@ -76,7 +79,7 @@ class Forwarder:
         material = context.backend_certificate
         backend = None
         if target.backend_id is not None and snapshot is not None:
-            backend = getattr(snapshot, "backends", _NONE).get(target.backend_id)
+            backend = snapshot.backends.get(target.backend_id)
         if backend is None and target.url is None:
             raise BackendError(
                 "BackendConnectionFailure", f"Backend with id '{target.backend_id}' was not found."
@@ -95,8 +98,10 @@ class Forwarder:
                     params[name] = list(values)
         timeout = getattr(options, "timeout", None) or self.timeout
         base = target.url
+        if base is None:  # a backend entity always has its URL
+            raise BackendError("BackendConnectionFailure", "No backend service is configured.")
         web_proxy = context.web_proxy
-        key = (
+        key: tuple[object, ...] = (
             (base, material, backend)
             if web_proxy is None
             else (base, material, backend, web_proxy.key)
@@ -145,14 +150,20 @@ class Forwarder:
             context.Response = Response(status, reason, Headers(headers), b"")
 
     def _route(
-        self, key: tuple, base: str, material: Any, backend: Any, snapshot: Any, web_proxy: Any
+        self,
+        key: tuple[object, ...],
+        base: str,
+        material: CertificateMaterial | None,
+        backend: Backend | None,
+        snapshot: SnapshotView | None,
+        web_proxy: Proxy | None,
     ) -> tuple[Origin, Pool]:
         """The origin and pool of (base URL, client certificate, backend entity or the proxy
         policy's proxy), kept until the configuration changes or the pool is retired: one
         lookup per request. The proxy policy's proxy replaces the backend entity's."""
         origin = _parse_origin(base)
         identity = self._identity(origin, material, backend, snapshot)
-        proxy = web_proxy if web_proxy is not None else getattr(backend, "proxy", None)
+        proxy = web_proxy if web_proxy is not None or backend is None else backend.proxy
         route = origin, self.pools.get(origin, identity, proxy)
         if len(self._routes) > 4096:
             self._routes.clear()
@@ -160,31 +171,36 @@ class Forwarder:
         return route
 
     def _identity(
-        self, origin: Origin, material: Any, backend: Any, snapshot: Any
+        self,
+        origin: Origin,
+        material: CertificateMaterial | None,
+        backend: Backend | None,
+        snapshot: SnapshotView | None,
     ) -> ClientIdentity | None:
         if not origin.tls:
             return None
-        trust = getattr(snapshot, "backend_trust", None) or SYSTEM_TRUST
+        trust = (snapshot.backend_trust if snapshot is not None else None) or SYSTEM_TRUST
         chain, name = (True, True) if backend is None else backend.switches
         try:
             return self.identities.get(material, trust, chain, name)
         except (ValueError, OSError) as exc:  # no private key, a key OpenSSL refuses
-            log.warning("client certificate %s unusable: %s", material.thumbprint, exc)
+            thumbprint = material.thumbprint if material is not None else None
+            log.warning("client certificate %s unusable: %s", thumbprint, exc)
             raise BackendError(
                 "BackendConnectionFailure", "The client certificate for the backend is unusable."
             ) from None
 
-    def _adopt(self, snapshot: Any) -> None:
+    def _adopt(self, snapshot: SnapshotView) -> None:
         """Retire pools a newer configuration no longer allows (older snapshots change nothing)."""
-        revision = getattr(snapshot, "revision", 0)
+        revision = snapshot.revision
         if revision <= self._revision:
             return
         self._snapshot, self._revision = snapshot, revision
         self._routes.clear()
-        live = getattr(snapshot, "certificates_by_thumbprint", _NONE)
-        trust_key = (getattr(snapshot, "backend_trust", None) or SYSTEM_TRUST).key
+        live = snapshot.certificates_by_thumbprint
+        trust_key = (snapshot.backend_trust or SYSTEM_TRUST).key
 
-        def keep_key(key: tuple) -> bool:
+        def keep_key(key: tuple[object, ...]) -> bool:
             return key[1] == trust_key and (key[0] is None or key[0] in live)
 
         self.identities.retain(keep_key)
@@ -219,14 +235,14 @@ def _closed(origin: Origin) -> BackendError:
 
 
 def _request_head(
-    request: Any, path: str, origin: Origin, backend: Any, extra: str = ""
-) -> tuple[bytes, Any, bool]:
+    request: Request, path: str, origin: Origin, backend: Backend | None, extra: str = ""
+) -> tuple[bytes, AsyncIterable[bytes] | None, bool]:
     """The request head bytes (with a bytes body appended), the body stream, chunked framing."""
     method = request.Method
     host = origin.host_header
     length: str | None = None
     tokens: str | None = None
-    drop = backend.header_names if backend is not None else ()
+    drop: Collection[str] = backend.header_names if backend is not None else ()
     lines = []
     for name, value in request.Headers.items():
         lower = name.lower()
@@ -254,8 +270,11 @@ def _request_head(
         block += backend.header_lines
     block += extra
     body = request.send_body()
-    stream, chunked = None, False
+    stream: AsyncIterable[bytes] | None = None
+    chunked = False
+    payload = b""
     if isinstance(body, (bytes, bytearray)):
+        payload = body
         if body or length is not None or method in _BODY_METHODS:
             block += f"Content-Length: {len(body)}\r\n"
     else:
@@ -270,20 +289,20 @@ def _request_head(
         head = text.encode("latin-1")
     except UnicodeEncodeError:
         head = text.encode("utf-8")  # a policy set a non-Latin-1 value: send its UTF-8 bytes
-    if stream is None and body:
-        head += body
+    if payload:
+        head += payload
     return head, stream, chunked
 
 
 def _exchange(
     conn: UpstreamConnection,
     head: bytes,
-    stream: Any,
+    stream: AsyncIterable[bytes] | None,
     chunked: bool,
     head_only: bool,
     deadline: float,
     timeout: float,
-) -> Awaitable[tuple]:
+) -> Awaitable[ResponseHead]:
     """One request on `conn`: the head is written now; awaiting the result gives the response
     head. Any failure or cancellation closes the connection (it is never half-reused)."""
     conn.start(head, head_only, deadline, timeout)
@@ -294,8 +313,8 @@ def _exchange(
 
 
 async def _upload_then_head(
-    conn: UpstreamConnection, stream: Any, chunked: bool, deadline: float
-) -> tuple:
+    conn: UpstreamConnection, stream: AsyncIterable[bytes], chunked: bool, deadline: float
+) -> ResponseHead:
     """The body upload waits on the client too, so the deadline bounds it as a whole."""
     scope = asyncio.timeout_at(deadline)
     try:
@@ -315,7 +334,7 @@ async def _upload_then_head(
     return await conn.response_head()
 
 
-async def _send_body(conn: UpstreamConnection, stream: Any, chunked: bool) -> None:
+async def _send_body(conn: UpstreamConnection, stream: AsyncIterable[bytes], chunked: bool) -> None:
     """Stream the request body; stops early when the backend already answered."""
     async for chunk in stream:
         if not chunk:

@@ -225,7 +225,9 @@ class Pool:
             host, port = (origin.host, origin.port) if proxy is None else (proxy.host, proxy.port)
             await loop.create_connection(lambda: conn, host, port)
             return
-        tls = TLSClientProtocol(self.identity, origin.host, conn)
+        identity = self.identity
+        assert identity is not None  # every TLS origin's pool has one
+        tls = TLSClientProtocol(identity, origin.host, conn)
         if proxy is None:
             await loop.create_connection(lambda: tls, origin.host, origin.port)
         else:

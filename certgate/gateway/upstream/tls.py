@@ -112,6 +112,7 @@ def build_context(material: Any, trust: BackendTrust, validate_chain: bool) -> S
             else:
                 context.set_default_verify_paths()
         store = context.get_cert_store()
+        assert store is not None  # a context always has one
         for certificate in trust.certificates:
             store.add_cert(crypto.X509.from_cryptography(certificate))
     else:
@@ -148,7 +149,7 @@ class TLSClientProtocol(MemoryTLSProtocol):
 
     __slots__ = ("_host", "_identity", "_pending", "handshake")
 
-    def __init__(self, identity: ClientIdentity, host: str, app: asyncio.Protocol) -> None:
+    def __init__(self, identity: ClientIdentity, host: str, app: asyncio.BaseProtocol) -> None:
         super().__init__()
         self._identity = identity
         self._host = host

@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from certgate.httpsyntax import value_problem
-from certgate.policy.context import Headers, Response
+from certgate.policy.context import Context, Headers, Response
 from certgate.policy.elements.control import string_of
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register
-from certgate.policy.values import as_bool, as_int
+from certgate.policy.values import Value, as_bool, as_int
+
+IPAddress = IPv4Address | IPv6Address
 
 
 @register("check-header")
+@dataclass(slots=True)
 class CheckHeader(Policy):
     """Refuse the request unless a header is present (with one of the listed values)."""
 
-    __slots__ = ("header", "ignore_case", "message", "status", "values")
+    header: Value
+    status: Value
+    message: Value
+    ignore_case: Value
+    values: tuple[Value, ...]
     attributes = frozenset(
         {"name", "failed-check-httpcode", "failed-check-error-message", "ignore-case"}
     )
@@ -28,19 +37,17 @@ class CheckHeader(Policy):
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.header = loader.attr(node, "name", required=True)
-        self.status = loader.attr(node, "failed-check-httpcode", required=True)
-        self.message = loader.attr(node, "failed-check-error-message", required=True)
-        self.ignore_case = loader.attr(node, "ignore-case", required=True)
+        header = loader.attr(node, "name", required=True)
+        status = loader.attr(node, "failed-check-httpcode", required=True)
+        message = loader.attr(node, "failed-check-error-message", required=True)
+        ignore_case = loader.attr(node, "ignore-case", required=True)
         values = []
         for child in loader.children(node, {"value"}):
             loader.no_children(child)
             values.append(loader.text(child))
-        self.values = tuple(values)
-        return self
+        return cls(header, status, message, ignore_case, tuple(values))
 
-    def _fail(self, context: Any, reason: str, detail: str) -> PolicyRuntimeError:
+    def _fail(self, context: Context, reason: str, detail: str) -> PolicyRuntimeError:
         return PolicyRuntimeError(
             reason,
             detail,
@@ -48,7 +55,7 @@ class CheckHeader(Policy):
             public_message=string_of(self.message, context),
         )
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         name = string_of(self.header, context)
         present = context.Request.Headers.get_all(name)
         if not present:
@@ -72,22 +79,23 @@ class CheckHeader(Policy):
 
 
 @register("ip-filter")
+@dataclass(slots=True)
 class IpFilter(Policy):
     """Allow or forbid callers by address and address range."""
 
-    __slots__ = ("allow", "networks", "ranges")
+    allow: bool
+    networks: tuple[IPv4Network | IPv6Network, ...]
+    ranges: tuple[tuple[int, int, int], ...]  # IP version, first and last address
     attributes = frozenset({"action"})
     sections = frozenset({"inbound"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
         action = loader.literal(node, "action", required=True)
         if action not in ("allow", "forbid"):
             raise node.error("Attribute 'action' must be 'allow' or 'forbid'.")
-        self.allow = action == "allow"
-        networks = []
-        ranges = []
+        networks: list[IPv4Network | IPv6Network] = []
+        ranges: list[tuple[int, int, int]] = []
         for child in loader.children(node, {"address", "address-range"}):
             loader.no_children(child)
             try:
@@ -96,19 +104,18 @@ class IpFilter(Policy):
                 else:
                     low = ipaddress.ip_address(loader.literal(child, "from", required=True))
                     high = ipaddress.ip_address(loader.literal(child, "to", required=True))
-                    ranges.append((low, high))
+                    ranges.append((low.version, int(low), int(high)))
             except ValueError as exc:
                 raise child.error(f"Invalid IP address: {exc}.") from None
-        self.networks = tuple(networks)
-        self.ranges = tuple(ranges)
-        return self
+        return cls(action == "allow", tuple(networks), tuple(ranges))
 
-    def _listed(self, ip: Any) -> bool:
+    def _listed(self, ip: IPAddress) -> bool:
         if any(ip in network for network in self.networks if network.version == ip.version):
             return True
-        return any(low.version == ip.version and low <= ip <= high for low, high in self.ranges)
+        value, version = int(ip), ip.version
+        return any(v == version and low <= value <= high for v, low, high in self.ranges)
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         raw = context.Request.IpAddress
         try:
             ip = ipaddress.ip_address(raw)
@@ -138,10 +145,12 @@ class IpFilter(Policy):
 
 
 @register("authentication-basic")
+@dataclass(slots=True)
 class AuthenticationBasic(Policy):
     """Send `Authorization: Basic` to the backend."""
 
-    __slots__ = ("password", "username")
+    username: Value
+    password: Value
     attributes = frozenset({"username", "password"})
     expressions = attributes
     sections = frozenset({"inbound"})
@@ -149,12 +158,12 @@ class AuthenticationBasic(Policy):
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self.username = loader.attr(node, "username", required=True)
-        self.password = loader.attr(node, "password", required=True)
-        return self
+        return cls(
+            loader.attr(node, "username", required=True),
+            loader.attr(node, "password", required=True),
+        )
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         pair = f"{string_of(self.username, context)}:{string_of(self.password, context)}"
         token = base64.b64encode(pair.encode("utf-8")).decode("ascii")
         context.Request.Headers.set("Authorization", [f"Basic {token}"])
@@ -172,64 +181,58 @@ def _items(node: Node, loader: Loader, container: str, item: str) -> list[str]:
 
 
 @register("cors")
+@dataclass(slots=True)
 class Cors(Policy):
     """Answer CORS preflight requests and add CORS headers to allowed cross-origin responses."""
 
-    __slots__ = (
-        "any_origin",
-        "credentials",
-        "expose",
-        "headers",
-        "max_age",
-        "methods",
-        "origins",
-        "terminate",
-    )
+    credentials: bool
+    terminate: bool
+    origins: frozenset[str]
+    methods: frozenset[str] | None
+    headers: frozenset[str] | None
+    expose: tuple[str, ...]
+    max_age: int | None
+    any_origin: bool
     attributes = frozenset({"allow-credentials", "terminate-unmatched-request"})
     sections = frozenset({"inbound"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.credentials = loader.const_bool(node, "allow-credentials", False)
-        self.terminate = loader.const_bool(node, "terminate-unmatched-request", True)
-        self.origins: frozenset[str] = frozenset()
-        self.methods: frozenset[str] | None = None
-        self.headers: frozenset[str] | None = None
-        self.expose: tuple[str, ...] = ()
-        self.max_age = None
+        credentials = loader.const_bool(node, "allow-credentials", False)
+        terminate = loader.const_bool(node, "terminate-unmatched-request", True)
+        origins: frozenset[str] = frozenset()
+        methods: frozenset[str] | None = None
+        headers: frozenset[str] | None = None
+        expose: tuple[str, ...] = ()
+        max_age = None
         children = {"allowed-origins", "allowed-methods", "allowed-headers", "expose-headers"}
         for child in loader.children(node, children):
             if child.tag == "allowed-origins":
-                self.origins = frozenset(
+                origins = frozenset(
                     o.rstrip("/") for o in _items(child, loader, child.tag, "origin")
                 )
             elif child.tag == "allowed-methods":
-                self.methods = frozenset(
-                    m.upper() for m in _items(child, loader, child.tag, "method")
-                )
-                self.max_age = loader.const_int(child, "preflight-result-max-age")
+                methods = frozenset(m.upper() for m in _items(child, loader, child.tag, "method"))
+                max_age = loader.const_int(child, "preflight-result-max-age")
             elif child.tag == "allowed-headers":
-                self.headers = frozenset(
-                    h.lower() for h in _items(child, loader, child.tag, "header")
-                )
+                headers = frozenset(h.lower() for h in _items(child, loader, child.tag, "header"))
             else:
-                self.expose = tuple(_items(child, loader, child.tag, "header"))
-        if not self.origins:
+                expose = tuple(_items(child, loader, child.tag, "header"))
+        if not origins:
             raise node.error("Element 'cors' needs 'allowed-origins'.")
-        for item in (*self.origins, *(self.methods or ()), *self.expose):
+        for item in (*origins, *(methods or ()), *expose):
             problem = value_problem(item)  # each goes into a response header value
             if problem is not None:
                 raise node.error(problem)
-        self.any_origin = "*" in self.origins
-        if self.any_origin and self.credentials:
+        any_origin = "*" in origins
+        if any_origin and credentials:
             raise node.error("Wildcard origin '*' cannot be used with allow-credentials.")
-        return self
+        return cls(credentials, terminate, origins, methods, headers, expose, max_age, any_origin)
 
     def _allow_origin(self, origin: str) -> str:
         return "*" if self.any_origin else origin
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         request = context.Request
         origin = request.Headers.GetValueOrDefault("Origin")
         if origin is None:
@@ -246,7 +249,9 @@ class Cors(Policy):
             return True
         return None
 
-    def _preflight(self, context: Any, origin: str, origin_ok: bool, wanted: str) -> bool | None:
+    def _preflight(
+        self, context: Context, origin: str, origin_ok: bool, wanted: str
+    ) -> bool | None:
         asked = context.Request.Headers.GetValueOrDefault("Access-Control-Request-Headers", "")
         asked_headers = [h.strip().lower() for h in asked.split(",") if h.strip()]
         methods = self.methods if self.methods is not None else frozenset({"GET", "POST"})
@@ -280,8 +285,8 @@ class Cors(Policy):
         context.Response = Response(200, "OK", headers, b"")
         return True
 
-    def _decorate(self, origin: str):
-        def add(context: Any) -> None:
+    def _decorate(self, origin: str) -> Callable[[Context], None]:
+        def add(context: Context) -> None:
             headers = context.Response.Headers
             headers.set("Access-Control-Allow-Origin", [self._allow_origin(origin)])
             if self.credentials:

@@ -15,22 +15,27 @@ import base64
 import binascii
 import hashlib
 from collections import OrderedDict
-from typing import Any
+from dataclasses import dataclass
 
 from certgate.certs.material import CertificateLoadError, CertificateMaterial, load_certificate
+from certgate.policy.context import Context
 from certgate.policy.elements.control import string_of
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register
-from certgate.policy.values import Const
+from certgate.policy.values import Const, Value
 
 
 @register("authentication-certificate")
+@dataclass(slots=True)
 class AuthenticationCertificate(Policy):
     """Exactly one of `certificate-id`, `thumbprint` or `body` (+ `password`)."""
 
-    __slots__ = ("body", "certificate_id", "password", "thumbprint")
+    certificate_id: Value | None
+    thumbprint: Value | None
+    body: Value | None
+    password: Value | None
     attributes = frozenset({"certificate-id", "thumbprint", "body", "password"})
     expressions = attributes
     sections = frozenset({"inbound"})
@@ -38,39 +43,37 @@ class AuthenticationCertificate(Policy):
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self.certificate_id = loader.attr(node, "certificate-id")
-        self.thumbprint = loader.attr(node, "thumbprint")
-        self.body = loader.attr(node, "body")
-        self.password = loader.attr(node, "password")
-        given = [v for v in (self.certificate_id, self.thumbprint, self.body) if v is not None]
+        certificate_id = loader.attr(node, "certificate-id")
+        thumbprint = loader.attr(node, "thumbprint")
+        body = loader.attr(node, "body")
+        password = loader.attr(node, "password")
+        given = [v for v in (certificate_id, thumbprint, body) if v is not None]
         if len(given) != 1:
             raise node.error(
                 "Exactly one of 'certificate-id', 'thumbprint' or 'body' must be specified."
             )
-        if self.password is not None and self.body is None:
+        if password is not None and body is None:
             raise node.error("Attribute 'password' is only allowed with 'body'.")
-        if isinstance(self.certificate_id, Const):
-            certificate_id = self.certificate_id.value
+        if isinstance(certificate_id, Const):
             loader.reference(
                 node,
-                f"certificates/{certificate_id}",
-                f"Certificate with id '{certificate_id}' could not be found.",
+                f"certificates/{certificate_id.value}",
+                f"Certificate with id '{certificate_id.value}' could not be found.",
             )
-        if isinstance(self.thumbprint, Const):
-            thumbprint = self.thumbprint.value.strip().upper()
-            found = loader.catalog.certificate_id_by_thumbprint(thumbprint)
+        if isinstance(thumbprint, Const):
+            upper = thumbprint.value.strip().upper()
+            found = loader.catalog.certificate_id_by_thumbprint(upper)
             if found is None:
-                raise node.error(f"Certificate with thumbprint '{thumbprint}' could not be found.")
+                raise node.error(f"Certificate with thumbprint '{upper}' could not be found.")
             loader.add_reference(f"certificates/{found}")
-            self.thumbprint = Const(thumbprint)
-        return self
+            thumbprint = Const(upper)
+        return cls(certificate_id, thumbprint, body, password)
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         context.backend_certificate = self.material(context)
         return None
 
-    def material(self, context: Any) -> Any:
+    def material(self, context: Context) -> CertificateMaterial:
         """The certificate to present; a value that resolves to nothing fails the request."""
         snapshot = context.snapshot
         if self.body is not None:
@@ -79,12 +82,14 @@ class AuthenticationCertificate(Policy):
             return _material_from_body(data, password or None)
         if self.certificate_id is not None:
             key = string_of(self.certificate_id, context).strip()
-            found = getattr(snapshot, "certificates_by_id", {}).get(key) if key else None
+            by_key = snapshot.certificates_by_id if snapshot is not None else {}
             what = f"id '{key}'"
         else:
+            assert self.thumbprint is not None  # parse requires one of the three
             key = string_of(self.thumbprint, context).strip().upper()
-            found = getattr(snapshot, "certificates_by_thumbprint", {}).get(key) if key else None
+            by_key = snapshot.certificates_by_thumbprint if snapshot is not None else {}
             what = f"thumbprint '{key}'"
+        found = by_key.get(key) if key else None
         if not key:
             attribute = "certificate-id" if self.certificate_id is not None else "thumbprint"
             raise PolicyRuntimeError(None, f"Attribute '{attribute}' evaluated to an empty value.")
@@ -99,7 +104,7 @@ _BODY_CACHE: OrderedDict[tuple[bytes, str | None], CertificateMaterial] = Ordere
 _BODY_CACHE_SIZE = 64
 
 
-def _material_from_body(data: Any, password: str | None) -> CertificateMaterial:
+def _material_from_body(data: object, password: str | None) -> CertificateMaterial:
     """PFX/PEM bytes (or their base64 text) from `body`, loaded once per distinct value."""
     if isinstance(data, str):
         try:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from certgate.policy.buffering import buffer_request_body
-from certgate.policy.context import BackendTarget, reason_phrase
+from certgate.policy.context import BackendTarget, Context, reason_phrase
 from certgate.policy.elements.control import string_of
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.forwarding import DEFAULT_OPTIONS, ForwardOptions
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register
-from certgate.policy.values import Const, as_bool, as_int, as_string
+from certgate.policy.values import Const, Value, as_bool, as_int, as_string
 
 _SF = (
     "sf-resolve-condition",
@@ -24,10 +25,13 @@ _SF = (
 
 
 @register("set-backend-service")
+@dataclass(slots=True)
 class SetBackendService(Policy):
     """Send the request to `base-url`, or to the backend entity `backend-id`."""
 
-    __slots__ = ("backend_id", "base_url", "target")
+    base_url: Value | None
+    backend_id: Value | None
+    target: BackendTarget | None  # built once when the value is a constant (never mutated)
     attributes = frozenset({"base-url", "backend-id", *_SF})
     expressions = attributes
     sections = frozenset({"inbound", "backend"})
@@ -38,35 +42,31 @@ class SetBackendService(Policy):
         for name in _SF:
             if name in node.attrib:
                 raise node.error("Service Fabric backends are not supported by certgate.")
-        self = cls()
-        self.base_url = loader.attr(node, "base-url")
-        self.backend_id = loader.attr(node, "backend-id")
-        if (self.base_url is None) == (self.backend_id is None):
+        base_url = loader.attr(node, "base-url")
+        backend_id = loader.attr(node, "backend-id")
+        if (base_url is None) == (backend_id is None):
             raise node.error("Exactly one of 'base-url' or 'backend-id' must be specified.")
-        if isinstance(self.backend_id, Const):
-            backend_id = self.backend_id.value
+        if isinstance(backend_id, Const):
             loader.reference(
                 node,
-                f"backends/{backend_id}",
-                f"Backend with id '{backend_id}' could not be found.",
+                f"backends/{backend_id.value}",
+                f"Backend with id '{backend_id.value}' could not be found.",
             )
-        if isinstance(self.base_url, Const) and not self.base_url.value.startswith(
-            ("http://", "https://")
-        ):
-            raise node.error(f"'{self.base_url.value}' is not an absolute http(s) URL.")
-        self.target = None  # built once when the value is a constant (never mutated)
-        if isinstance(self.backend_id, Const):
-            self.target = BackendTarget(None, as_string(self.backend_id.value))
-        elif isinstance(self.base_url, Const):
-            self.target = BackendTarget(as_string(self.base_url.value))
-        return self
+        if isinstance(base_url, Const) and not base_url.value.startswith(("http://", "https://")):
+            raise node.error(f"'{base_url.value}' is not an absolute http(s) URL.")
+        target = None
+        if isinstance(backend_id, Const):
+            target = BackendTarget(None, as_string(backend_id.value))
+        elif isinstance(base_url, Const):
+            target = BackendTarget(as_string(base_url.value))
+        return cls(base_url, backend_id, target)
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         if self.target is not None:
             context.backend = self.target
         elif self.backend_id is not None:
             context.backend = BackendTarget(None, string_of(self.backend_id, context))
-        else:
+        elif self.base_url is not None:
             context.backend = BackendTarget(string_of(self.base_url, context))
         return None
 
@@ -84,34 +84,28 @@ _OPTION_ATTRS = (
 
 
 @register("forward-request")
+@dataclass(slots=True)
 class ForwardRequest(Policy):
     """Call the backend through the forwarder; the backend's response becomes context.Response."""
 
-    __slots__ = ("dynamic", "options")
+    options: ForwardOptions = DEFAULT_OPTIONS
+    dynamic: dict[str, Value] = field(default_factory=dict)  # attributes holding expressions
     attributes = frozenset(_OPTION_ATTRS)
     expressions = frozenset({"timeout", "timeout-ms", "follow-redirects", "http-version"})
     sections = frozenset({"backend"})
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.options = DEFAULT_OPTIONS
-        self.dynamic: dict[str, Any] = {}
-
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
         values = {name: loader.attr(node, name) for name in _OPTION_ATTRS}
-        self.dynamic = {
-            k: v for k, v in values.items() if v is not None and not isinstance(v, Const)
-        }
+        dynamic = {k: v for k, v in values.items() if v is not None and not isinstance(v, Const)}
         try:
-            self.options = _options({k: v.value for k, v in values.items() if isinstance(v, Const)})
+            options = _options({k: v.value for k, v in values.items() if isinstance(v, Const)})
         except ValueError as exc:
             raise node.error(str(exc)) from None
-        return self
+        return cls(options, dynamic)
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         options = self.options
         if self.dynamic:
             overrides = {k: v.evaluate(context) for k, v in self.dynamic.items()}
@@ -153,15 +147,4 @@ def _options(values: dict[str, Any], base: ForwardOptions = DEFAULT_OPTIONS) -> 
             raise ValueError(f"Attribute '{name}': {exc}") from None
     if "timeout" in fields and fields["timeout"] <= 0:
         raise ValueError("Attribute 'timeout' must be positive.")
-    if not fields:
-        return base
-    merged = {
-        "timeout": base.timeout,
-        "follow_redirects": base.follow_redirects,
-        "buffer_request_body": base.buffer_request_body,
-        "buffer_response": base.buffer_response,
-        "fail_on_error_status_code": base.fail_on_error_status_code,
-        "http_version": base.http_version,
-    }
-    merged.update(fields)
-    return ForwardOptions(**merged)
+    return replace(base, **fields) if fields else base

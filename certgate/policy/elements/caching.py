@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 from certgate.headerkinds import NOT_CACHED
 from certgate.policy.buffering import buffer_response_body
-from certgate.policy.context import Headers, Response, declared_over
+from certgate.policy.context import Context, Headers, Response, declared_over
 from certgate.policy.elements.control import condition_true, string_of
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import RESUME, Policy, register
-from certgate.policy.stores import StoreUnavailable, current
-from certgate.policy.values import Const, as_int
+from certgate.policy.stores import LocalStore, RedisStore, StoreUnavailable, current
+from certgate.policy.values import Const, Value, as_int, as_string
 
 log = logging.getLogger("certgate.cache")
 
@@ -43,8 +43,12 @@ def _caching_type(node: Node, loader: Loader) -> str:
     return value
 
 
-def _duration(node: Node, loader: Loader, *, required: bool) -> Any:
-    value = loader.attr(node, "duration", required=required)
+def _duration(node: Node, loader: Loader, default: str | None = None) -> Value:
+    """`duration`: required without a `default`; a constant must be a positive number."""
+    if default is None:
+        value = loader.attr(node, "duration", required=True)
+    else:
+        value = loader.attr(node, "duration", default)
     if isinstance(value, Const):
         try:
             if int(value.value) <= 0:
@@ -54,7 +58,7 @@ def _duration(node: Node, loader: Loader, *, required: bool) -> Any:
     return value
 
 
-async def _get(stores: tuple[Any, ...], key: str) -> bytes | None:
+async def _get(stores: tuple[LocalStore | RedisStore, ...], key: str) -> bytes | None:
     for store in stores:
         try:
             return await store.get(key)
@@ -63,7 +67,9 @@ async def _get(stores: tuple[Any, ...], key: str) -> bytes | None:
     return None
 
 
-async def _put(stores: tuple[Any, ...], key: str, value: bytes, ttl: float) -> None:
+async def _put(
+    stores: tuple[LocalStore | RedisStore, ...], key: str, value: bytes, ttl: float
+) -> None:
     for store in stores:
         try:
             await store.set(key, value, ttl)
@@ -73,41 +79,43 @@ async def _put(stores: tuple[Any, ...], key: str, value: bytes, ttl: float) -> N
 
 
 # -- values ------------------------------------------------------------------------------------
-def _encode(value: Any) -> bytes:
+def _encode(value: object) -> bytes:
     """A value as stored: its C# kind and JSON, so every node reads back the same type."""
     if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
         return json.dumps(["json", value]).encode()
     if isinstance(value, (bytes, bytearray)):
         return json.dumps(["bytes", bytes(value).hex()]).encode()
-    from certgate.policy.values import as_string
-
     return json.dumps(["string", as_string(value)]).encode()
 
 
-def _decode(data: bytes) -> Any:
+def _decode(data: bytes) -> object:
     kind, value = json.loads(data)
     return bytes.fromhex(value) if kind == "bytes" else value
 
 
 @register("cache-lookup-value")
+@dataclass(slots=True)
 class CacheLookupValue(Policy):
     """Read a value stored by cache-store-value into a variable (`default-value` on a miss)."""
 
-    __slots__ = ("caching_type", "default", "key", "variable")
+    key: Value
+    variable: str
+    default: Value | None
+    caching_type: str
     attributes = frozenset({"key", "variable-name", "default-value", "caching-type"})
     expressions = frozenset({"key", "default-value"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self.key = loader.attr(node, "key", required=True)
-        self.variable = loader.literal(node, "variable-name", required=True)
-        self.default = loader.attr(node, "default-value")
-        self.caching_type = _caching_type(node, loader)
-        return self
+        return cls(
+            loader.attr(node, "key", required=True),
+            loader.literal(node, "variable-name", required=True),
+            loader.attr(node, "default-value"),
+            _caching_type(node, loader),
+        )
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         key = "certgate:v:" + string_of(self.key, context)
         data = await _get(current().for_caching(self.caching_type), key)
         if data is not None:
@@ -118,24 +126,28 @@ class CacheLookupValue(Policy):
 
 
 @register("cache-store-value")
+@dataclass(slots=True)
 class CacheStoreValue(Policy):
     """Store a value under a key for `duration` seconds."""
 
-    __slots__ = ("caching_type", "duration", "key", "value")
+    key: Value
+    value: Value
+    duration: Value
+    caching_type: str
     attributes = frozenset({"key", "value", "duration", "caching-type"})
     expressions = frozenset({"key", "value", "duration"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self.key = loader.attr(node, "key", required=True)
-        self.value = loader.attr(node, "value", required=True)
-        self.duration = _duration(node, loader, required=True)
-        self.caching_type = _caching_type(node, loader)
-        return self
+        return cls(
+            loader.attr(node, "key", required=True),
+            loader.attr(node, "value", required=True),
+            _duration(node, loader),
+            _caching_type(node, loader),
+        )
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         key = "certgate:v:" + string_of(self.key, context)
         duration = as_int(self.duration.evaluate(context))
         if duration > 0:
@@ -145,22 +157,21 @@ class CacheStoreValue(Policy):
 
 
 @register("cache-remove-value")
+@dataclass(slots=True)
 class CacheRemoveValue(Policy):
     """Remove a stored value (from every store the caching type may have used)."""
 
-    __slots__ = ("caching_type", "key")
+    key: Value
+    caching_type: str
     attributes = frozenset({"key", "caching-type"})
     expressions = frozenset({"key"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self.key = loader.attr(node, "key", required=True)
-        self.caching_type = _caching_type(node, loader)
-        return self
+        return cls(loader.attr(node, "key", required=True), _caching_type(node, loader))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         key = "certgate:v:" + string_of(self.key, context)
         for store in current().for_caching(self.caching_type):
             try:
@@ -171,30 +182,27 @@ class CacheRemoveValue(Policy):
 
 
 # -- responses ---------------------------------------------------------------------------------
-class _Lookup:
-    """What cache-lookup decided, for cache-store and the response's Cache-Control."""
+@dataclass(slots=True)
+class LookedUp:
+    """What cache-lookup decided (`context.cache`), for cache-store and Cache-Control."""
 
-    __slots__ = ("key", "policy")
-
-    def __init__(self, key: str, policy: CacheLookup) -> None:
-        self.key = key
-        self.policy = policy
+    key: str
+    policy: CacheLookup
 
 
 @register("cache-lookup")
+@dataclass(slots=True)
 class CacheLookup(Policy):
     """Answer a GET from the cache when a stored response matches the request's cache key."""
 
-    __slots__ = (
-        "allow_private",
-        "by_developer",
-        "by_groups",
-        "caching_type",
-        "downstream",
-        "headers",
-        "must_revalidate",
-        "parameters",
-    )
+    by_developer: bool
+    by_groups: bool
+    caching_type: str
+    downstream: str
+    must_revalidate: bool
+    allow_private: bool
+    headers: tuple[str, ...]
+    parameters: tuple[str, ...] | None  # None: the whole query
     attributes = frozenset(
         {
             "vary-by-developer",
@@ -209,21 +217,20 @@ class CacheLookup(Policy):
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
         for name in ("vary-by-developer", "vary-by-developer-groups"):
             if name not in node.attrib:
                 raise node.error(f"Required attribute '{name}' is missing.")
-        self.by_developer = loader.const_bool(node, "vary-by-developer", False)
-        self.by_groups = loader.const_bool(node, "vary-by-developer-groups", False)
-        self.caching_type = _caching_type(node, loader)
-        self.downstream = loader.literal(node, "downstream-caching-type", "none")
-        if self.downstream not in _DOWNSTREAM:
+        by_developer = loader.const_bool(node, "vary-by-developer", False)
+        by_groups = loader.const_bool(node, "vary-by-developer-groups", False)
+        caching_type = _caching_type(node, loader)
+        downstream = loader.literal(node, "downstream-caching-type", "none")
+        if downstream not in _DOWNSTREAM:
             raise node.error(
                 "Attribute 'downstream-caching-type' must be one of none, private, public, "
-                f"not '{self.downstream}'."
+                f"not '{downstream}'."
             )
-        self.must_revalidate = loader.const_bool(node, "must-revalidate", True)
-        self.allow_private = loader.const_bool(node, "allow-private-response-caching", False)
+        must_revalidate = loader.const_bool(node, "must-revalidate", True)
+        allow_private = loader.const_bool(node, "allow-private-response-caching", False)
         headers: list[str] = []
         parameters: list[str] = []
         for child in loader.children(node, {"vary-by-header", "vary-by-query-parameter"}):
@@ -233,11 +240,18 @@ class CacheLookup(Policy):
             if not names or child.text_is_expr:
                 raise child.error(f"Element '{child.tag}' must name a header or parameter.")
             (headers if child.tag == "vary-by-header" else parameters).extend(names)
-        self.headers = tuple(sorted({h.lower() for h in headers}))
-        self.parameters = tuple(sorted(set(parameters))) or None
-        return self
+        return cls(
+            by_developer,
+            by_groups,
+            caching_type,
+            downstream,
+            must_revalidate,
+            allow_private,
+            tuple(sorted({h.lower() for h in headers})),
+            tuple(sorted(set(parameters))) or None,
+        )
 
-    def cache_key(self, context: Any) -> str:
+    def cache_key(self, context: Context) -> str:
         request = context.Request
         url = request.Url
         if self.parameters is None:
@@ -258,14 +272,14 @@ class CacheLookup(Policy):
             parts.append(certificate.Thumbprint if certificate is not None else "anonymous")
         return "certgate:r:" + json.dumps(parts)
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         request = context.Request
         if request.Method != "GET":
             return None
         if not self.allow_private and request.Headers.ContainsKey("Authorization"):
             return None
         key = self.cache_key(context)
-        context.cache = _Lookup(key, self)
+        context.cache = LookedUp(key, self)
         data = await _get(current().for_caching(self.caching_type), key)
         if data is None:
             return None
@@ -300,11 +314,13 @@ def _response_from(data: bytes) -> Response:
 
 
 @register("cache-store")
+@dataclass(slots=True)
 class CacheStore(Policy):
     """Store the response under cache-lookup's key for `duration` seconds (200s only, unless
     `cache-response` says otherwise). Its position is where a cache hit resumes."""
 
-    __slots__ = ("cache_response", "duration")
+    duration: Value
+    cache_response: Value | None
     attributes = frozenset({"duration", "cache-response"})
     expressions = frozenset({"duration", "cache-response"})
     sections = frozenset({"outbound"})
@@ -313,12 +329,9 @@ class CacheStore(Policy):
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self.duration = _duration(node, loader, required=False) or Const("3600")
-        self.cache_response = loader.attr(node, "cache-response")
-        return self
+        return cls(_duration(node, loader, "3600"), loader.attr(node, "cache-response"))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         lookup = context.cache
         if lookup is None:
             return None  # no cache-lookup ran (or it declined this request)

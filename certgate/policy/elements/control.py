@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from dataclasses import dataclass
 
 from certgate.expressions.runtime import truthy
 from certgate.httpsyntax import value_problem
-from certgate.policy.context import Response, Variables, reason_phrase
+from certgate.policy.context import Context, Response, reason_phrase
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register, run_policies
-from certgate.policy.values import Const, as_bool, as_int, as_string
+from certgate.policy.values import Const, Value, as_bool, as_int, as_string
 
 
 @register("base")
+@dataclass(slots=True)
 class Base(Policy):
     """Marker: the broader scope's same section goes here (spliced by the engine)."""
-
-    __slots__ = ()
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
@@ -28,15 +27,15 @@ class Base(Policy):
         loader.no_children(node)
         return cls()
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         return None
 
 
-def condition_true(value: Any, context: Any) -> bool:
+def condition_true(value: Value, context: Context) -> bool:
     return condition_value(value.evaluate(context), value)
 
 
-def condition_value(result: Any, value: Any) -> bool:
+def condition_value(result: object, value: Value) -> bool:
     """What a `condition` attribute's result means: a bool, the literal text, else C#'s rule."""
     if type(result) is bool:
         return result
@@ -46,22 +45,23 @@ def condition_value(result: Any, value: Any) -> bool:
 
 
 @register("choose")
+@dataclass(slots=True)
 class Choose(Policy):
     """`when` branches in order, the first true one runs; else `otherwise`."""
 
-    __slots__ = ("branches", "otherwise")
+    branches: tuple[tuple[Value, tuple[Policy, ...]], ...]
+    otherwise: tuple[Policy, ...]
     expressions = frozenset({"when/condition"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.branches = []
-        self.otherwise: tuple[Policy, ...] = ()
+        branches: list[tuple[Value, tuple[Policy, ...]]] = []
+        otherwise: tuple[Policy, ...] = ()
         children = loader.children(node, {"when", "otherwise"})
         whens = 0
         for child in children:
             if child.tag == "when":
-                if self.otherwise:
+                if otherwise:
                     raise child.error("Element 'when' must come before 'otherwise'.")
                 whens += 1
                 condition = loader.attr(child, "condition", required=True)
@@ -69,17 +69,16 @@ class Choose(Policy):
                 if extra:
                     raise child.error(f"Attribute '{extra.pop()}' is not allowed in 'when'.")
                 branch = loader.policies(child, segment=f"when[{whens}]")
-                self.branches.append((condition, tuple(branch)))
+                branches.append((condition, tuple(branch)))
             else:
                 if child.attrib:
                     raise child.error("Element 'otherwise' takes no attributes.")
-                self.otherwise = tuple(loader.policies(child, segment="otherwise[1]"))
+                otherwise = tuple(loader.policies(child, segment="otherwise[1]"))
         if not whens:
             raise node.error("Element 'choose' needs at least one 'when'.")
-        self.branches = tuple(self.branches)
-        return self
+        return cls(tuple(branches), otherwise)
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         for condition, policies in self.branches:
             result = condition.evaluate(context)
             if result is True or (result is not False and condition_value(result, condition)):
@@ -90,20 +89,20 @@ class Choose(Policy):
 
 
 @register("return-response")
+@dataclass(slots=True)
 class ReturnResponse(Policy):
     """End the pipeline with a new response, or one stored in a variable, adjusted by children."""
 
-    __slots__ = ("policies", "variable")
+    variable: str | None
+    policies: tuple[Policy, ...]
     attributes = frozenset({"response-variable-name"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.variable = loader.literal(node, "response-variable-name")
-        self.policies = tuple(loader.policies(node, target="response"))
-        return self
+        variable = loader.literal(node, "response-variable-name")
+        return cls(variable, tuple(loader.policies(node, target="response")))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         if self.variable is not None:
             stored = context.Variables.GetValueOrDefault(self.variable)
             if not isinstance(stored, Response):
@@ -119,32 +118,34 @@ class ReturnResponse(Policy):
 
 
 @register("mock-response")
+@dataclass(slots=True)
 class MockResponse(Policy):
     """End the pipeline with a response from the operation's examples for `status-code` and
     `content-type` (none given: the first content type with examples); `index` (0-based, a
     certgate extension) picks among several examples. No example: an empty body."""
 
-    __slots__ = ("content_type", "index", "status")
+    status: int
+    content_type: str | None
+    index: int
     attributes = frozenset({"status-code", "content-type", "index"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.status = loader.const_int(node, "status-code", 200)
-        if not 100 <= self.status <= 599:
-            raise node.error(f"'{self.status}' is not a valid HTTP status code.")
-        self.content_type = loader.literal(node, "content-type")
-        if self.content_type is not None:
-            problem = value_problem(self.content_type)
+        status = loader.const_int(node, "status-code", 200)
+        if not 100 <= status <= 599:
+            raise node.error(f"'{status}' is not a valid HTTP status code.")
+        content_type = loader.literal(node, "content-type")
+        if content_type is not None:
+            problem = value_problem(content_type)
             if problem is not None:
                 raise node.error(f"Attribute 'content-type': {problem}")
-        self.index = loader.const_int(node, "index", 0)
-        if self.index < 0:
+        index = loader.const_int(node, "index", 0)
+        if index < 0:
             raise node.error("Attribute 'index' must be 0 or more.")
         loader.no_children(node)
-        return self
+        return cls(status, content_type, index)
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         operation = context.Operation
         example = None
         if operation is not None:
@@ -158,18 +159,17 @@ class MockResponse(Policy):
 
 
 @register("retry")
+@dataclass(slots=True)
 class Retry(Policy):
     """Run the children, then again while `condition` holds, up to `count` more times."""
 
-    __slots__ = (
-        "condition",
-        "count",
-        "delta",
-        "first_fast",
-        "interval",
-        "max_interval",
-        "policies",
-    )
+    condition: Value
+    count: Value
+    interval: Value
+    max_interval: Value | None
+    delta: Value | None
+    first_fast: Value
+    policies: tuple[Policy, ...]
     attributes = frozenset(
         {"condition", "count", "interval", "max-interval", "delta", "first-fast-retry"}
     )
@@ -177,17 +177,17 @@ class Retry(Policy):
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.condition = loader.attr(node, "condition", required=True)
-        self.count = loader.attr(node, "count", required=True)
-        self.interval = loader.attr(node, "interval", "0")
-        self.max_interval = loader.attr(node, "max-interval")
-        self.delta = loader.attr(node, "delta")
-        self.first_fast = loader.attr(node, "first-fast-retry", "false")
-        self.policies = tuple(loader.policies(node))
-        return self
+        return cls(
+            condition=loader.attr(node, "condition", required=True),
+            count=loader.attr(node, "count", required=True),
+            interval=loader.attr(node, "interval", "0"),
+            max_interval=loader.attr(node, "max-interval"),
+            delta=loader.attr(node, "delta"),
+            first_fast=loader.attr(node, "first-fast-retry", "false"),
+            policies=tuple(loader.policies(node)),
+        )
 
-    def delay(self, context: Any, attempt: int) -> float:
+    def delay(self, context: Context, attempt: int) -> float:
         """Seconds before retry `attempt` (1-based), as APIM documents: fixed with `interval`
         alone, linear with `delta`, exponential with `delta` and `max-interval`."""
         interval = as_int(self.interval.evaluate(context))
@@ -199,7 +199,7 @@ class Retry(Policy):
         ceiling = as_int(self.max_interval.evaluate(context))
         return float(max(0, min(ceiling, interval + (2**attempt - 1) * delta)))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         count = as_int(self.count.evaluate(context))
         attempt = 0
         while True:
@@ -215,46 +215,45 @@ class Retry(Policy):
 
 
 @register("include-fragment")
+@dataclass(slots=True)
 class IncludeFragment(Policy):
     """The policies of a stored fragment, inlined at save time."""
 
-    __slots__ = ("policies",)
+    policies: tuple[Policy, ...]
     attributes = frozenset({"fragment-id"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
         fragment_id = loader.literal(node, "fragment-id", required=True)
         loader.no_children(node)
-        self.policies = tuple(loader.fragment(node, fragment_id))
-        return self
+        return cls(tuple(loader.fragment(node, fragment_id)))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         return await run_policies(self.policies, context)
 
 
 @register("set-variable")
+@dataclass(slots=True)
 class SetVariable(Policy):
     """`context.Variables[name] = value` (literal text, or the expression's value)."""
 
-    __slots__ = ("value", "variable")
+    variable: str
+    value: Value
     attributes = frozenset({"name", "value"})
     expressions = frozenset({"value"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.variable = loader.literal(node, "name", required=True)
-        self.value = loader.attr(node, "value", required=True)
+        variable = loader.literal(node, "name", required=True)
+        value = loader.attr(node, "value", required=True)
         loader.no_children(node)
-        return self
+        return cls(variable, value)
 
-    async def execute(self, context: Any) -> bool | None:
-        variables: Variables = context.Variables
-        variables.set(self.variable, self.value.evaluate(context))
+    async def execute(self, context: Context) -> bool | int | None:
+        context.Variables.set(self.variable, self.value.evaluate(context))
         return None
 
 
-def string_of(value: Any, context: Any) -> str:
+def string_of(value: Value, context: Context) -> str:
     """Evaluate a value and print it as C# would."""
     return as_string(value.evaluate(context))

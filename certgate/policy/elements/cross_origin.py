@@ -44,9 +44,9 @@ def _check_policy_file(node: Node) -> None:
         if child.tag not in _POLICY_CHILDREN:
             raise child.error(f"Element '{child.tag}' is not allowed inside '{node.tag}'.")
         allowed = _POLICY_CHILDREN[child.tag]
-        for name in child.attrib if allowed is not None else ():
-            if name not in allowed:
-                raise child.error(f"Attribute '{name}' is not allowed in '{child.tag}'.")
+        unknown = [] if allowed is None else [name for name in child.attrib if name not in allowed]
+        if unknown:
+            raise child.error(f"Attribute '{unknown[0]}' is not allowed in '{child.tag}'.")
         if child.expr_attrs or child.text_is_expr:
             raise child.error("Expressions are not allowed in a cross-domain policy file.")
 

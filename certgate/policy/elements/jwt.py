@@ -25,12 +25,13 @@ import binascii
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from certgate.expressions.dotnet.auth import MAX_TOKEN, Jwt
+from certgate.policy.context import Context
 from certgate.policy.elements.control import string_of
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
@@ -38,7 +39,7 @@ from certgate.policy.openid import OpenIdError, signing_keys
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register
 from certgate.policy.sidecall import url_problem
-from certgate.policy.values import Const
+from certgate.policy.values import Const, Value
 
 _ALGORITHMS = {
     "HS256": "HS",
@@ -88,13 +89,14 @@ class _Key:
     """An issuer signing key: `value` (bytes or a public key), or a stored certificate's id."""
 
     kid: str | None
-    value: Any = None
+    value: object = None
     certificate_id: str | None = None
 
-    def resolve(self, context: Any) -> Any:
+    def resolve(self, context: Context) -> object:
         if self.certificate_id is None:
             return self.value
-        found = getattr(context.snapshot, "certificates_by_id", {}).get(self.certificate_id)
+        snapshot = context.snapshot
+        found = snapshot.certificates_by_id.get(self.certificate_id) if snapshot else None
         return None if found is None else found.certificate.public_key()
 
 
@@ -116,26 +118,30 @@ class _Failure(Exception):
         self.public = public or self.detail
 
 
+# header-name, query-parameter-name, token-value, failed-validation-httpcode and -error-message,
+# output-token-variable-name: the first fields of `_TokenPolicy`
+Source = tuple[str | None, str | None, Value | None, int, str | None, str | None]
+
+
+@dataclass(slots=True)
 class _TokenPolicy(Policy):
     """What both elements share: where the token is, how failures answer, what is checked."""
 
-    __slots__ = (
-        "audiences",
-        "claims",
-        "configs",
-        "error_message",
-        "header",
-        "issuers",
-        "keys",
-        "output",
-        "query",
-        "require_expiration",
-        "require_signed",
-        "scheme",
-        "skew",
-        "status",
-        "token_value",
-    )
+    header: str | None
+    query: str | None
+    token_value: Value | None
+    status: int
+    error_message: str | None
+    output: str | None
+    scheme: str | None = None
+    require_expiration: bool = True
+    require_signed: bool = True
+    skew: int = 0
+    keys: tuple[_Key, ...] = ()
+    configs: tuple[str, ...] = ()
+    audiences: frozenset[str] = frozenset()
+    issuers: frozenset[str] = frozenset()
+    claims: tuple[_Claim, ...] = ()
     attributes = frozenset(
         {
             "header-name",
@@ -148,15 +154,15 @@ class _TokenPolicy(Policy):
     )
     expressions = frozenset({"token-value"})
     sections = frozenset({"inbound"})
-    default_header: str | None = None
+    default_header: ClassVar[str | None] = None
 
     @classmethod
-    def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.header = loader.literal(node, "header-name")
-        self.query = loader.literal(node, "query-parameter-name")
-        self.token_value = loader.attr(node, "token-value")
-        given = [v for v in (self.header, self.query, self.token_value) if v is not None]
+    def parse_source(cls, node: Node, loader: Loader) -> Source:
+        """Where the token is and how a failure answers."""
+        header = loader.literal(node, "header-name")
+        query = loader.literal(node, "query-parameter-name")
+        token_value = loader.attr(node, "token-value")
+        given = [v for v in (header, query, token_value) if v is not None]
         if len(given) > 1:
             raise node.error(
                 "Only one of 'header-name', 'query-parameter-name' or 'token-value' may be "
@@ -168,22 +174,13 @@ class _TokenPolicy(Policy):
                     "One of 'header-name', 'query-parameter-name' or 'token-value' must be "
                     "specified."
                 )
-            self.header = cls.default_header
-        self.status = loader.const_int(node, "failed-validation-httpcode", 401)
-        if not 400 <= self.status <= 599:
+            header = cls.default_header
+        status = loader.const_int(node, "failed-validation-httpcode", 401)
+        if not 400 <= status <= 599:
             raise node.error("Attribute 'failed-validation-httpcode' must be from 400 to 599.")
-        self.error_message = loader.literal(node, "failed-validation-error-message")
-        self.output = loader.literal(node, "output-token-variable-name")
-        self.scheme = None
-        self.require_expiration = True
-        self.require_signed = True
-        self.skew = 0
-        self.keys: tuple[_Key, ...] = ()
-        self.configs: tuple[str, ...] = ()
-        self.audiences: frozenset[str] = frozenset()
-        self.issuers: frozenset[str] = frozenset()
-        self.claims: tuple[_Claim, ...] = ()
-        return self
+        error_message = loader.literal(node, "failed-validation-error-message")
+        output = loader.literal(node, "output-token-variable-name")
+        return header, query, token_value, status, error_message, output
 
     # -- configuration children -------------------------------------------------------------
     @staticmethod
@@ -225,7 +222,7 @@ class _TokenPolicy(Policy):
         return tuple(claims)
 
     # -- per request ----------------------------------------------------------------------------
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         try:
             token = self.token(context)
             header, payload, issuers = await self.verified(context, token)
@@ -237,13 +234,13 @@ class _TokenPolicy(Policy):
             context.Variables.set(self.output, Jwt(header, payload))
         return None
 
-    def token(self, context: Any) -> str:
+    def token(self, context: Context) -> str:
         if self.token_value is not None:
             raw = string_of(self.token_value, context).strip()
         elif self.query is not None:
             raw = ",".join(context.Request.Url.params().get(self.query, ())).strip()
         else:
-            raw = (context.Request.Headers.GetValueOrDefault(self.header) or "").strip()
+            raw = (context.Request.Headers.GetValueOrDefault(self.header or "") or "").strip()
             scheme, _, rest = raw.partition(" ")
             rest = rest.strip()
             if self.scheme is not None and (not rest or scheme.lower() != self.scheme.lower()):
@@ -256,7 +253,9 @@ class _TokenPolicy(Policy):
             raise _Failure("TokenInvalid", "JWT is longer than the gateway accepts.")
         return raw
 
-    async def verified(self, context: Any, token: str) -> tuple[dict, dict, frozenset[str]]:
+    async def verified(
+        self, context: Context, token: str
+    ) -> tuple[dict[str, Any], dict[str, Any], frozenset[str]]:
         """The token's header and payload once its signature holds, and the issuers of the
         openid documents consulted."""
         try:
@@ -299,7 +298,7 @@ class _TokenPolicy(Policy):
                 continue
         raise _Failure("TokenSignatureInvalid")
 
-    def config_urls(self, context: Any) -> tuple[str, ...]:
+    def config_urls(self, context: Context) -> tuple[str, ...]:
         return self.configs
 
     def check(self, payload: dict, issuers: frozenset[str]) -> None:
@@ -354,10 +353,10 @@ class _TokenPolicy(Policy):
 
 
 @register("validate-jwt")
+@dataclass(slots=True)
 class ValidateJwt(_TokenPolicy):
     """Any identity provider: keys given inline or by openid-config URLs."""
 
-    __slots__ = ()
     attributes = _TokenPolicy.attributes | {
         "require-expiration-time",
         "require-scheme",
@@ -367,15 +366,18 @@ class ValidateJwt(_TokenPolicy):
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = super().parse(node, loader)
-        self.scheme = loader.literal(node, "require-scheme") or None
-        self.require_expiration = loader.const_bool(node, "require-expiration-time", True)
-        self.require_signed = loader.const_bool(node, "require-signed-tokens", True)
-        self.skew = loader.const_int(node, "clock-skew", 0)
-        if self.skew < 0:
+        source = cls.parse_source(node, loader)
+        scheme = loader.literal(node, "require-scheme") or None
+        require_expiration = loader.const_bool(node, "require-expiration-time", True)
+        require_signed = loader.const_bool(node, "require-signed-tokens", True)
+        skew = loader.const_int(node, "clock-skew", 0)
+        if skew < 0:
             raise node.error("Attribute 'clock-skew' must not be negative.")
         keys: list[_Key] = []
         configs: list[str] = []
+        audiences: frozenset[str] = frozenset()
+        issuers: frozenset[str] = frozenset()
+        claims: tuple[_Claim, ...] = ()
         allowed = {
             "openid-config",
             "issuer-signing-keys",
@@ -392,36 +394,49 @@ class ValidateJwt(_TokenPolicy):
             elif child.tag == "decryption-keys":
                 raise child.error(_NO_JWE)
             elif child.tag == "audiences":
-                self.audiences = cls.texts(child, loader, "audience")
+                audiences = cls.texts(child, loader, "audience")
             elif child.tag == "issuers":
-                self.issuers = cls.texts(child, loader, "issuer")
+                issuers = cls.texts(child, loader, "issuer")
             else:
-                self.claims = cls.required_claims(child, loader)
-        self.keys = tuple(keys)
-        self.configs = tuple(configs)
-        if self.require_signed and not keys and not configs:
+                claims = cls.required_claims(child, loader)
+        if require_signed and not keys and not configs:
             raise node.error(
                 "Signed tokens need 'issuer-signing-keys' or 'openid-config' to check them with."
             )
-        return self
+        return cls(
+            *source,
+            scheme=scheme,
+            require_expiration=require_expiration,
+            require_signed=require_signed,
+            skew=skew,
+            keys=tuple(keys),
+            configs=tuple(configs),
+            audiences=audiences,
+            issuers=issuers,
+            claims=claims,
+        )
 
 
 @register("validate-azure-ad-token")
+@dataclass(slots=True)
 class ValidateAzureAdToken(_TokenPolicy):
     """Microsoft Entra ID: the tenant's openid configuration, issuer and application ids."""
 
-    __slots__ = ("backend_apps", "client_apps", "tenant")
+    tenant: str = ""
+    client_apps: frozenset[str] = frozenset()
     attributes = _TokenPolicy.attributes | {"tenant-id"}
     default_header = "Authorization"
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = super().parse(node, loader)
-        self.tenant = (loader.literal(node, "tenant-id", required=True) or "").strip()
-        if not self.tenant or url_problem(f"https://tenant/{self.tenant}") or "/" in self.tenant:
-            raise node.error(f"Attribute 'tenant-id' is not a tenant id or domain: {self.tenant!r}")
-        self.client_apps: frozenset[str] = frozenset()
-        self.backend_apps: frozenset[str] = frozenset()
+        source = cls.parse_source(node, loader)
+        tenant = loader.literal(node, "tenant-id", required=True).strip()
+        if not tenant or url_problem(f"https://tenant/{tenant}") or "/" in tenant:
+            raise node.error(f"Attribute 'tenant-id' is not a tenant id or domain: {tenant!r}")
+        client_apps: frozenset[str] = frozenset()
+        backend_apps: frozenset[str] = frozenset()
+        audiences: frozenset[str] = frozenset()
+        claims: tuple[_Claim, ...] = ()
         allowed = {
             "client-application-ids",
             "backend-application-ids",
@@ -431,22 +446,26 @@ class ValidateAzureAdToken(_TokenPolicy):
         }
         for child in loader.children(node, allowed):
             if child.tag == "client-application-ids":
-                self.client_apps = cls.texts(child, loader, "application-id")
+                client_apps = cls.texts(child, loader, "application-id")
             elif child.tag == "backend-application-ids":
-                self.backend_apps = cls.texts(child, loader, "application-id")
+                backend_apps = cls.texts(child, loader, "application-id")
             elif child.tag == "audiences":
-                self.audiences = cls.texts(child, loader, "audience")
+                audiences = cls.texts(child, loader, "audience")
             elif child.tag == "decryption-keys":
                 raise child.error(_NO_JWE)
             else:
-                self.claims = cls.required_claims(child, loader)
-        if self.backend_apps:
-            self.audiences = (
-                self.audiences | self.backend_apps | {f"api://{app}" for app in self.backend_apps}
-            )
-        return self
+                claims = cls.required_claims(child, loader)
+        if backend_apps:
+            audiences = audiences | backend_apps | {f"api://{app}" for app in backend_apps}
+        return cls(
+            *source,
+            audiences=audiences,
+            claims=claims,
+            tenant=tenant,
+            client_apps=client_apps,
+        )
 
-    def config_urls(self, context: Any) -> tuple[str, ...]:
+    def config_urls(self, context: Context) -> tuple[str, ...]:
         authority = context.forwarder.limits.azure_ad_authority.rstrip("/")
         return (f"{authority}/{self.tenant}/v2.0/.well-known/openid-configuration",)
 
@@ -495,7 +514,7 @@ def _strings(value: Any, separator: str | None = None) -> list[str]:
 
 def _config_url(child: Node, loader: Loader) -> str:
     loader.no_children(child)
-    url = loader.literal(child, "url", required=True) or ""
+    url = loader.literal(child, "url", required=True)
     extra = set(child.attrib) - {"url", "validate-connectivity"}
     if extra:
         raise child.error(f"Attribute '{extra.pop()}' is not allowed in 'openid-config'.")

@@ -14,16 +14,17 @@ documents ("a single counter is used for all scopes").
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, field
 
 from certgate.httpsyntax import name_problem
+from certgate.policy.context import Context
 from certgate.policy.elements.control import condition_true, string_of
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register, run_policies
 from certgate.policy.stores import NO_LIMIT, current
-from certgate.policy.values import Const, as_int
+from certgate.policy.values import Const, Value, as_int
 
 _HEADER_ATTRS = (
     "retry-after-header-name",
@@ -36,7 +37,7 @@ _KEY_ATTRS = ("counter-key", "increment-condition", "increment-count")
 MAX_RATE_PERIOD = 300  # seconds: APIM's maximum renewal-period of rate-limit and rate-limit-by-key
 
 
-def _positive(node: Node, value: Any, name: str) -> None:
+def _positive(node: Node, value: Value, name: str) -> None:
     if isinstance(value, Const):
         try:
             if int(value.value) <= 0:
@@ -50,23 +51,33 @@ def _no_scoped_children(node: Node, loader: Loader) -> None:
         raise child.error(f"Per-API limits inside '{node.tag}' are not supported by certgate.")
 
 
+Counter = tuple[Value, Value, Value | None, Value | None, Value]  # the fields of `_Counted`
+
+
+@dataclass(slots=True)
 class _Counted(Policy):
     """A call counter checked on the request: `calls` per `renewal-period` seconds."""
 
-    __slots__ = ("calls", "condition", "increment", "key", "period")
+    calls: Value
+    period: Value
+    key: Value | None  # the -by-key elements' counter-key
+    condition: Value | None
+    increment: Value
     kind = ""
 
-    def _parse_counter(self, node: Node, loader: Loader, *, by_key: bool) -> None:
-        self.calls = loader.attr(node, "calls", required=True)
-        self.period = loader.attr(node, "renewal-period", required=True)
-        _positive(node, self.calls, "calls")
-        _positive(node, self.period, "renewal-period")
-        self.key = loader.attr(node, "counter-key", required=True) if by_key else None
-        self.condition = loader.attr(node, "increment-condition") if by_key else None
-        self.increment = loader.attr(node, "increment-count", "1") if by_key else Const("1")
-        _positive(node, self.increment, "increment-count")
+    @staticmethod
+    def parse_counter(node: Node, loader: Loader, *, by_key: bool) -> Counter:
+        calls = loader.attr(node, "calls", required=True)
+        period = loader.attr(node, "renewal-period", required=True)
+        _positive(node, calls, "calls")
+        _positive(node, period, "renewal-period")
+        key = loader.attr(node, "counter-key", required=True) if by_key else None
+        condition = loader.attr(node, "increment-condition") if by_key else None
+        increment = loader.attr(node, "increment-count", "1") if by_key else Const("1")
+        _positive(node, increment, "increment-count")
+        return calls, period, key, condition, increment
 
-    async def _count(self, context: Any) -> tuple[int, int, float, bool]:
+    async def _count(self, context: Context) -> tuple[int, int, float, bool]:
         """Count this call; with an increment-condition or an increment-count expression only
         check now and count after the response (when the condition holds). Returns (calls, calls
         counted so far including this one, seconds the period has left, allowed)."""
@@ -88,7 +99,7 @@ class _Counted(Policy):
         condition, count = self.condition, self.increment
         if allowed:
 
-            async def count_if(ctx: Any) -> None:
+            async def count_if(ctx: Context) -> None:
                 if condition is None or condition_true(condition, ctx):
                     await stores.count(counter, as_int(count.evaluate(ctx)), period, NO_LIMIT)
 
@@ -97,33 +108,38 @@ class _Counted(Policy):
         return calls, used + pending, left, allowed
 
 
+@dataclass(slots=True)
 class _RateLimitBase(_Counted):
-    __slots__ = ("names",)
+    names: dict[str, str | None]  # the header and variable names of `_HEADER_ATTRS`
     kind = "rate"
 
-    def _parse_common(self, node: Node, loader: Loader, *, by_key: bool) -> None:
-        self._parse_counter(node, loader, by_key=by_key)
-        period = self.period
+    @classmethod
+    def parse_rate(cls, node: Node, loader: Loader, *, by_key: bool) -> Policy:
+        counter = cls.parse_counter(node, loader, by_key=by_key)
+        period = counter[1]
         if isinstance(period, Const) and int(period.value) > MAX_RATE_PERIOD:
             raise node.error(
                 f"Attribute 'renewal-period' must be at most {MAX_RATE_PERIOD} seconds."
             )
-        self.names = {name: loader.literal(node, name) for name in _HEADER_ATTRS}
+        names = {name: loader.literal(node, name) for name in _HEADER_ATTRS}
         for name in _HEADER_ATTRS:
-            header = self.names[name] if name.endswith("-header-name") else None
+            header = names[name] if name.endswith("-header-name") else None
             problem = name_problem(header) if header is not None else None
             if problem is not None:
                 raise node.error(f"Attribute '{name}': {problem}")
+        return cls(*counter, names)
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         calls, used, left, allowed = await self._count(context)
         retry_after = max(1, math.ceil(left))
         variables = context.Variables
-        if self.names["remaining-calls-variable-name"]:
-            variables.set(self.names["remaining-calls-variable-name"], max(0, calls - used))
+        remaining_variable = self.names["remaining-calls-variable-name"]
+        if remaining_variable:
+            variables.set(remaining_variable, max(0, calls - used))
         if not allowed:
-            if self.names["retry-after-variable-name"]:
-                variables.set(self.names["retry-after-variable-name"], retry_after)
+            retry_variable = self.names["retry-after-variable-name"]
+            if retry_variable:
+                variables.set(retry_variable, retry_after)
             header = self.names["retry-after-header-name"] or "Retry-After"
             raise PolicyRuntimeError(
                 "RateLimitExceeded",
@@ -135,13 +151,13 @@ class _RateLimitBase(_Counted):
         self._add_headers(context, calls - used, calls)
         return None
 
-    def _add_headers(self, context: Any, remaining: int, calls: int) -> None:
+    def _add_headers(self, context: Context, remaining: int, calls: int) -> None:
         remaining_header = self.names["remaining-calls-header-name"]
         total_header = self.names["total-calls-header-name"]
         if not (remaining_header or total_header):
             return
 
-        def add(ctx: Any) -> None:
+        def add(ctx: Context) -> None:
             if remaining_header:
                 ctx.Response.Headers.set(remaining_header, [str(max(0, remaining))])
             if total_header:
@@ -151,26 +167,25 @@ class _RateLimitBase(_Counted):
 
 
 @register("rate-limit")
+@dataclass(slots=True)
 class RateLimit(_RateLimitBase):
     """At most `calls` requests per `renewal-period` seconds through this policy (per API)."""
 
-    __slots__ = ()
     attributes = frozenset({"calls", "renewal-period", *_HEADER_ATTRS})
     sections = frozenset({"inbound"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self._parse_common(node, loader, by_key=False)
+        policy = cls.parse_rate(node, loader, by_key=False)
         _no_scoped_children(node, loader)
-        return self
+        return policy
 
 
 @register("rate-limit-by-key")
+@dataclass(slots=True)
 class RateLimitByKey(_RateLimitBase):
     """At most `calls` requests per period for each value of `counter-key`."""
 
-    __slots__ = ()
     attributes = frozenset({"calls", "renewal-period", *_KEY_ATTRS, *_HEADER_ATTRS})
     expressions = frozenset({"calls", "renewal-period", *_KEY_ATTRS})
     sections = frozenset({"inbound"})
@@ -178,21 +193,20 @@ class RateLimitByKey(_RateLimitBase):
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self._parse_common(node, loader, by_key=True)
-        return self
+        return cls.parse_rate(node, loader, by_key=True)
 
 
+@dataclass(slots=True)
 class _QuotaBase(_Counted):
-    __slots__ = ()
     kind = "quota"
 
-    def _parse_quota(self, node: Node, loader: Loader, *, by_key: bool) -> None:
+    @classmethod
+    def parse_quota(cls, node: Node, loader: Loader, *, by_key: bool) -> Policy:
         if "bandwidth" in node.attrib:
             raise node.error("Bandwidth quotas ('bandwidth') are not supported by certgate.")
-        self._parse_counter(node, loader, by_key=by_key)
+        return cls(*cls.parse_counter(node, loader, by_key=by_key))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         _, _, left, allowed = await self._count(context)
         if not allowed:
             seconds = max(1, math.ceil(left))
@@ -208,27 +222,26 @@ class _QuotaBase(_Counted):
 
 
 @register("quota")
+@dataclass(slots=True)
 class Quota(_QuotaBase):
     """At most `calls` requests per `renewal-period` seconds through this policy (per API); 403."""
 
-    __slots__ = ()
     attributes = frozenset({"calls", "bandwidth", "renewal-period"})
     sections = frozenset({"inbound"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self._parse_quota(node, loader, by_key=False)
+        policy = cls.parse_quota(node, loader, by_key=False)
         _no_scoped_children(node, loader)
-        return self
+        return policy
 
 
 @register("quota-by-key")
+@dataclass(slots=True)
 class QuotaByKey(_QuotaBase):
     """At most `calls` requests per period for each value of `counter-key`; 403 beyond.
     `first-period-start` is accepted; periods start with the first counted call."""
 
-    __slots__ = ()
     attributes = frozenset(
         {"calls", "bandwidth", "renewal-period", "first-period-start", *_KEY_ATTRS}
     )
@@ -238,31 +251,30 @@ class QuotaByKey(_QuotaBase):
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self._parse_quota(node, loader, by_key=True)
-        return self
+        return cls.parse_quota(node, loader, by_key=True)
 
 
 @register("limit-concurrency")
+@dataclass(slots=True)
 class LimitConcurrency(Policy):
     """Run the children for at most `max-count` requests at once per key; others get 429."""
 
-    __slots__ = ("active", "key", "max_count", "policies")
+    key: Value
+    max_count: int
+    policies: tuple[Policy, ...]
+    active: dict[str, int] = field(default_factory=dict)  # requests running, per key
     attributes = frozenset({"key", "max-count"})
     expressions = frozenset({"key"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.key = loader.attr(node, "key", required=True)
-        self.max_count = loader.const_int(node, "max-count")
-        if self.max_count is None or self.max_count <= 0:
+        key = loader.attr(node, "key", required=True)
+        max_count = loader.const_int(node, "max-count")
+        if max_count is None or max_count <= 0:
             raise node.error("Attribute 'max-count' must be a positive integer.")
-        self.policies = tuple(loader.policies(node))
-        self.active: dict[str, int] = {}
-        return self
+        return cls(key, max_count, tuple(loader.policies(node)))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         key = string_of(self.key, context)
         active = self.active
         if active.get(key, 0) >= self.max_count:

@@ -19,10 +19,11 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from liquid import Environment
+from liquid import BoundTemplate, Environment
 from liquid.exceptions import LiquidError, LiquidSyntaxError, ResourceLimitError
 
 from certgate.expressions.dotnet.collections import KeyValuePair, ReadOnlyDictionary
@@ -31,7 +32,7 @@ from certgate.expressions.dotnet.json import JToken, to_plain
 from certgate.expressions.members import resolve_property
 from certgate.expressions.model import CsObject
 from certgate.expressions.runtime import cs_str
-from certgate.policy.context import Headers
+from certgate.policy.context import Context, Headers
 from certgate.policy.elements.transforms import body_text, replace_body
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.jsonxml import ConversionError, xml_to_object
@@ -259,32 +260,32 @@ def inner_markup(node: Node) -> str:
     return "".join(out)
 
 
+@dataclass(slots=True)
 class LiquidSetBody(Policy):
     """set-body with `template="liquid"` (built by SetBody.parse, which owns the element name)."""
 
-    __slots__ = ("nil_blank", "response", "source", "templates")
+    source: str
+    nil_blank: bool
+    response: bool
+    templates: dict[Environment, BoundTemplate] = field(default_factory=dict)  # per limits
     name: ClassVar[str] = "set-body"
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         if node.text_is_expr:
             raise node.error("A Liquid template cannot be a policy expression.")
-        self = cls()
         nil = loader.literal(node, "xsi-nil", "blank")
         if nil not in ("blank", "null"):
             raise node.error(f"Attribute 'xsi-nil' must be one of blank, null, not '{nil}'.")
         loader.const_bool(node, "parse-date", True)
-        self.nil_blank = nil == "blank"
-        self.source = inner_markup(node).strip()
+        source = inner_markup(node).strip()
         try:
-            _PARSING.from_string(self.source)
+            _PARSING.from_string(source)
         except LiquidSyntaxError as error:
             raise node.error(f"Liquid template: {error.message}") from None
-        self.templates: dict[Environment, Any] = {}
-        self.response = loader.target == "response"
-        return self
+        return cls(source, nil == "blank", loader.target == "response")
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         limits = context.forwarder.limits
         env = _environment(limits)
         template = self.templates.get(env)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from certgate.headerkinds import POLICY_FIXED
 from certgate.httpsyntax import host_problem, method_problem, name_problem, value_problem
-from certgate.policy.context import Headers, quote_path, reason_phrase
+from certgate.policy.context import Context, Request, Response, quote_path, reason_phrase
 from certgate.policy.elements.control import string_of
 from certgate.policy.elements.liquid import LiquidSetBody
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register
-from certgate.policy.values import Const, as_bool, as_int, as_string
+from certgate.policy.values import Const, Value, as_bool, as_int, as_string
 
 _ACTIONS = ("override", "skip", "append", "delete")
 # Headers whose multiple values APIM sends as separate header lines instead of one CSV value.
@@ -37,7 +37,7 @@ _SEPARATE = frozenset(
 )
 
 
-def _action(node: Node, loader: Loader) -> Any:
+def _action(node: Node, loader: Loader) -> Value:
     action = loader.attr(node, "exists-action", "override")
     if isinstance(action, Const) and action.value not in _ACTIONS:
         raise node.error(
@@ -48,7 +48,7 @@ def _action(node: Node, loader: Loader) -> Any:
 
 def _values(
     node: Node, loader: Loader, check: Callable[[str], str | None] | None = None
-) -> tuple[Any, ...]:
+) -> tuple[Value, ...]:
     """The `value` children; `check` refuses a constant one (a message, or None when fine)."""
     values = []
     for child in loader.children(node, {"value"}):
@@ -70,42 +70,46 @@ def _computed_value_error(problem: str) -> PolicyRuntimeError:
 
 
 @register("set-header")
+@dataclass(slots=True)
 class SetHeader(Policy):
     """Set, append, skip or delete a request header (inbound/backend) or response header."""
 
-    __slots__ = ("action", "computed", "header", "response", "values")
+    header: Value
+    response: bool  # changes the response (outbound, on-error, return-response)
+    action: Value
+    values: tuple[Value, ...]
+    computed: bool  # a name or value is an expression: checked when it runs
     attributes = frozenset({"name", "exists-action"})
     expressions = frozenset({"name", "exists-action", "value/#text"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.header = loader.attr(node, "name", required=True)
-        self.response = loader.target == "response"
-        check = value_problem
-        if isinstance(self.header, Const):
-            name = self.header.value
+        header = loader.attr(node, "name", required=True)
+        response = loader.target == "response"
+        check: Callable[[str], str | None] = value_problem
+        if isinstance(header, Const):
+            name = header.value
             if name.lower() in POLICY_FIXED:
                 raise node.error(f"Header '{name}' cannot be modified.")
             problem = name_problem(name)
             if problem is not None:
                 raise node.error(f"Attribute 'name': {problem}")
-            if name.lower() == "host" and not self.response:
+            if name.lower() == "host" and not response:
                 check = _host_value_problem
-        self.action = _action(node, loader)
-        self.values = _values(node, loader, check)
+        action = _action(node, loader)
+        values = _values(node, loader, check)
         # Constants were checked above; computed names and values are checked when they run.
-        self.computed = not all(isinstance(v, Const) for v in (self.header, *self.values))
-        return self
+        computed = not all(isinstance(v, Const) for v in (header, *values))
+        return cls(header, response, action, values, computed)
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         self.apply(context, context.Response if self.response else context.Request)
         return None
 
-    def apply(self, context: Any, message: Any) -> None:
+    def apply(self, context: Context, message: Request | Response) -> None:
         """Change `message`'s headers, evaluating against `context` (send-request's own request
         is not `context.Request`)."""
-        headers: Headers = message.Headers
+        headers = message.Headers
         name = string_of(self.header, context)
         action = string_of(self.action, context)
         if action == "delete":
@@ -142,23 +146,23 @@ def _host_value_problem(value: str) -> str | None:
 
 
 @register("set-query-parameter")
+@dataclass(slots=True)
 class SetQueryParameter(Policy):
     """Set, append, skip or delete a query parameter of the backend request."""
 
-    __slots__ = ("action", "parameter", "values")
+    parameter: Value
+    action: Value
+    values: tuple[Value, ...]
     attributes = frozenset({"name", "exists-action"})
     expressions = frozenset({"name", "exists-action", "value/#text"})
     sections = frozenset({"inbound", "backend"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.parameter = loader.attr(node, "name", required=True)
-        self.action = _action(node, loader)
-        self.values = _values(node, loader)
-        return self
+        parameter = loader.attr(node, "name", required=True)
+        return cls(parameter, _action(node, loader), _values(node, loader))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         params = context.Request.url_for_change().params()
         name = string_of(self.parameter, context)
         action = string_of(self.action, context)
@@ -175,7 +179,7 @@ class SetQueryParameter(Policy):
         return None
 
 
-def body_bytes(value: Any) -> bytes:
+def body_bytes(value: object) -> bytes:
     """A set-body value as bytes: byte[] as is, anything else printed as C# would (UTF-8)."""
     if isinstance(value, bytes | bytearray):
         return bytes(value)
@@ -183,11 +187,13 @@ def body_bytes(value: Any) -> bytes:
 
 
 @register("set-body")
+@dataclass(slots=True)
 class SetBody(Policy):
     """Replace the request body (inbound/backend) or the response body; `template="liquid"`
     is `LiquidSetBody`."""
 
-    __slots__ = ("content", "response")
+    content: Value
+    response: bool
     attributes = frozenset({"template", "xsi-nil", "parse-date"})
     expressions = frozenset({"#text"})
 
@@ -199,43 +205,40 @@ class SetBody(Policy):
         if template is not None and template.lower() != "none":
             raise node.error(f"Unknown set-body template '{template}'.")
         loader.no_children(node)
-        self = cls()
-        self.content = loader.text(node)
-        self.response = loader.target == "response"
-        return self
+        return cls(loader.text(node), loader.target == "response")
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         self.apply(context, context.Response if self.response else context.Request)
         return None
 
-    def apply(self, context: Any, message: Any) -> None:
+    def apply(self, context: Context, message: Request | Response) -> None:
         message.Body.replace(body_bytes(self.content.evaluate(context)))
         message.Headers.remove("Content-Length")
 
 
 @register("set-method")
+@dataclass(slots=True)
 class SetMethod(Policy):
     """Change the backend request's HTTP method."""
 
-    __slots__ = ("method",)
+    method: Value
     expressions = frozenset({"#text"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self.method = loader.text(node)
-        if isinstance(self.method, Const):
-            problem = method_problem(self.method.value)
+        method = loader.text(node)
+        if isinstance(method, Const):
+            problem = method_problem(method.value)
             if problem is not None:
                 raise node.error(problem)
-        return self
+        return cls(method)
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         self.apply(context, context.Request)
         return None
 
-    def apply(self, context: Any, request: Any) -> None:
+    def apply(self, context: Context, request: Request) -> None:
         method = string_of(self.method, context).upper()
         if not isinstance(self.method, Const):
             problem = method_problem(method)
@@ -245,34 +248,35 @@ class SetMethod(Policy):
 
 
 @register("set-status")
+@dataclass(slots=True)
 class SetStatus(Policy):
     """Set the response's status code and reason phrase."""
 
-    __slots__ = ("code", "reason")
+    code: Value
+    reason: Value | None
     attributes = frozenset({"code", "reason"})
     expressions = attributes
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self.code = loader.attr(node, "code", required=True)
-        if isinstance(self.code, Const):
+        code = loader.attr(node, "code", required=True)
+        if isinstance(code, Const):
             try:
-                code = int(self.code.value)
+                number = int(code.value)
             except ValueError:
-                code = 0
-            if not 100 <= code <= 599:
-                raise node.error(f"'{self.code.value}' is not a valid HTTP status code.")
-            self.code = Const(code)
-        self.reason = loader.attr(node, "reason")
-        if isinstance(self.reason, Const):
-            problem = value_problem(self.reason.value, "reason phrase")
+                number = 0
+            if not 100 <= number <= 599:
+                raise node.error(f"'{code.value}' is not a valid HTTP status code.")
+            code = Const(number)
+        reason = loader.attr(node, "reason")
+        if isinstance(reason, Const):
+            problem = value_problem(reason.value, "reason phrase")
             if problem is not None:
                 raise node.error(f"Attribute 'reason': {problem}")
-        return self
+        return cls(code, reason)
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         response = context.Response
         code = as_int(self.code.evaluate(context))
         if not 100 <= code <= 599:
@@ -294,10 +298,12 @@ _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
 
 @register("rewrite-uri")
+@dataclass(slots=True)
 class RewriteUri(Policy):
     """Replace the backend path (and query) with a template filled from the request."""
 
-    __slots__ = ("copy_unmatched", "template")
+    template: Value
+    copy_unmatched: Value
     attributes = frozenset({"template", "copy-unmatched-params"})
     expressions = attributes
     sections = frozenset({"inbound", "backend"})
@@ -305,12 +311,12 @@ class RewriteUri(Policy):
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self.template = loader.attr(node, "template", required=True)
-        self.copy_unmatched = loader.attr(node, "copy-unmatched-params", "true")
-        return self
+        return cls(
+            loader.attr(node, "template", required=True),
+            loader.attr(node, "copy-unmatched-params", "true"),
+        )
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         template = string_of(self.template, context)
         params = context.Request.url_for_change().params()
         matched = context.Request.MatchedParameters
@@ -343,34 +349,35 @@ _SEVERITIES = frozenset({"verbose", "information", "error"})
 
 
 @register("trace")
+@dataclass(slots=True)
 class Trace(Policy):
     """Add a record (message and metadata) to the request's access log line (`TraceRecords`)."""
 
-    __slots__ = ("level", "message", "metadata", "source")
+    source: str
+    level: str
+    message: Value
+    metadata: tuple[tuple[str, Value], ...]
     attributes = frozenset({"source", "severity"})
     expressions = frozenset({"message/#text", "metadata/value"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.source = loader.literal(node, "source", required=True)
+        source = loader.literal(node, "source", required=True)
         severity = loader.literal(node, "severity", "verbose")
         if severity not in _SEVERITIES:
             raise node.error("Attribute 'severity' must be one of verbose, information, error.")
-        self.level = severity
-        self.message = Const("")
+        message: Value = Const("")
         metadata = []
         for child in loader.children(node, {"message", "metadata"}):
             loader.no_children(child)
             if child.tag == "message":
-                self.message = loader.text(child)
+                message = loader.text(child)
             else:
                 name = loader.literal(child, "name", required=True)
                 metadata.append((name, loader.attr(child, "value", required=True)))
-        self.metadata = tuple(metadata)
-        return self
+        return cls(source, severity, message, tuple(metadata))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         fields = {name: string_of(value, context) for name, value in self.metadata}
         context.add_trace(self.source, self.level, string_of(self.message, context), fields)
         return None

@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from dataclasses import dataclass
 
+from certgate.certs.material import CertificateMaterial
 from certgate.policy.buffering import buffer_request_body, buffer_response_body
-from certgate.policy.context import Headers, Request
+from certgate.policy.context import Context, Headers, Request, Response
 from certgate.policy.elements.authentication_certificate import AuthenticationCertificate
 from certgate.policy.elements.control import string_of
+from certgate.policy.elements.message import SetBody, SetHeader, SetMethod
 from certgate.policy.errors import BackendError, PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import BufferBodies, Policy, register
 from certgate.policy.sidecall import process_state, send, url_problem
-from certgate.policy.values import Const, as_int
+from certgate.policy.values import Const, Value, as_int
 
 log = logging.getLogger("certgate.policy")
 
@@ -39,42 +41,44 @@ _REFUSED_CHILDREN = ("authentication-managed-identity", "proxy")
 _DEFAULT_TIMEOUT = "60"  # seconds, APIM's documented default
 
 
-class _Call(Policy):
-    """What both elements share: the request to build, and sending it."""
+@dataclass(slots=True)
+class Call:
+    """What both elements share: the request to build (`parse`), and evaluating it (`request`)."""
 
-    __slots__ = ("certificate", "copy", "steps", "timeout", "url")
-    attributes = frozenset({"mode", "timeout"})
-    expressions = frozenset({"timeout", "set-url/#text"})
+    copy: bool
+    timeout: Value
+    url: Value
+    steps: tuple[Policy, ...]  # set-method, set-header, set-body (each has `apply`)
+    certificate: Policy | None  # authentication-certificate
 
     @classmethod
-    def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
+    def parse(cls, node: Node, loader: Loader) -> Call:
         mode = loader.literal(node, "mode", "new")
         if mode not in ("new", "copy"):
             raise node.error(f"Attribute 'mode' must be 'new' or 'copy', not '{mode}'.")
-        self.copy = mode == "copy"
-        self.timeout = loader.attr(node, "timeout", _DEFAULT_TIMEOUT)
-        if isinstance(self.timeout, Const):
-            self.timeout = Const(_seconds(node, self.timeout.value))
-        self.url = None
-        self.certificate = None
+        timeout = loader.attr(node, "timeout", _DEFAULT_TIMEOUT)
+        if isinstance(timeout, Const):
+            timeout = Const(_seconds(node, timeout.value))
+        url = None
+        certificate = None
         steps = []
         for child in loader.children(node, {*_CHILDREN, *_REFUSED_CHILDREN}):
             if child.tag in _REFUSED_CHILDREN:
                 _child_policy(child, loader)  # raises the refusal naming the element and why
                 raise child.error(f"Element '{child.tag}' is not supported inside '{node.tag}'.")
             if child.tag == "set-url":
-                self.url = _parse_url(child, loader)
+                url = _parse_url(child, loader)
             elif child.tag == "authentication-certificate":
-                self.certificate = _child_policy(child, loader)
+                certificate = _child_policy(child, loader)
             else:
                 steps.append(_child_policy(child, loader))
-        if self.url is None:
+        if url is None:
             raise node.error("Element 'set-url' is required.")
-        self.steps = tuple(steps)
-        return self
+        return cls(mode == "copy", timeout, url, tuple(steps), certificate)
 
-    async def request(self, context: Any) -> tuple[str, Request, float, Any]:
+    async def request(
+        self, context: Context
+    ) -> tuple[str, Request, float, CertificateMaterial | None]:
         """Evaluate everything against `context`: URL, request, timeout, certificate."""
         if self.copy:
             await buffer_request_body(context)
@@ -99,23 +103,33 @@ class _Call(Policy):
         return url, message, float(timeout), certificate
 
 
+_CALL_ATTRIBUTES = frozenset({"mode", "timeout"})
+_CALL_EXPRESSIONS = frozenset({"timeout", "set-url/#text"})
+
+
 @register("send-request")
-class SendRequest(_Call):
+@dataclass(slots=True)
+class SendRequest(Policy):
     """Send a request, wait for its response, store it in a variable."""
 
-    __slots__ = ("ignore_error", "variable")
-    attributes = _Call.attributes | {"response-variable-name", "ignore-error"}
+    call: Call
+    variable: str
+    ignore_error: bool
+    attributes = _CALL_ATTRIBUTES | {"response-variable-name", "ignore-error"}
+    expressions = _CALL_EXPRESSIONS
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = super().parse(node, loader)
-        self.variable = loader.literal(node, "response-variable-name", required=True)
-        self.ignore_error = loader.const_bool(node, "ignore-error", False)
-        return self
+        return cls(
+            Call.parse(node, loader),
+            loader.literal(node, "response-variable-name", required=True),
+            loader.const_bool(node, "ignore-error", False),
+        )
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
+        response: Response | None
         try:
-            url, message, timeout, certificate = await self.request(context)
+            url, message, timeout, certificate = await self.call.request(context)
             response = await send(context, url, message, timeout, certificate)
         except BackendError:
             if not self.ignore_error:
@@ -126,18 +140,25 @@ class SendRequest(_Call):
 
 
 @register("send-one-way-request")
-class SendOneWayRequest(_Call):
+@dataclass(slots=True)
+class SendOneWayRequest(Policy):
     """Send a request and go on without waiting; its outcome is only logged."""
 
-    __slots__ = ()
+    call: Call
+    attributes = _CALL_ATTRIBUTES
+    expressions = _CALL_EXPRESSIONS
 
-    async def execute(self, context: Any) -> bool | None:
+    @classmethod
+    def parse(cls, node: Node, loader: Loader) -> Policy:
+        return cls(Call.parse(node, loader))
+
+    async def execute(self, context: Context) -> bool | int | None:
         cap = context.forwarder.limits.max_one_way_requests
         in_flight: set[asyncio.Task] = process_state(context, "one-way", set)
         if len(in_flight) >= cap:
             log.warning("send-one-way-request dropped: %d calls already in flight", cap)
             return None
-        url, message, timeout, certificate = await self.request(context)
+        url, message, timeout, certificate = await self.call.request(context)
         task = asyncio.get_running_loop().create_task(
             _one_way(context, url, message, timeout, certificate)
         )
@@ -146,7 +167,13 @@ class SendOneWayRequest(_Call):
         return None
 
 
-async def _one_way(context: Any, url: str, message: Request, timeout: float, cert: Any) -> None:
+async def _one_way(
+    context: Context,
+    url: str,
+    message: Request,
+    timeout: float,
+    cert: CertificateMaterial | None,
+) -> None:
     try:
         response = await send(context, url, message, timeout, cert)
     except BackendError as exc:
@@ -165,7 +192,7 @@ def _seconds(node: Node, raw: str) -> int:
     return seconds
 
 
-def _parse_url(child: Node, loader: Loader) -> Any:
+def _parse_url(child: Node, loader: Loader) -> Value:
     if child.attrib:
         raise child.error("Element 'set-url' takes no attributes.")
     loader.no_children(child)
@@ -188,7 +215,7 @@ def _child_policy(child: Node, loader: Loader) -> Policy:
         loader.section, loader.target = section, target
 
 
-async def _buffer(step: Policy, context: Any) -> Policy:
+async def _buffer(step: Policy, context: Context) -> Policy:
     """The element inside a `BufferBodies` wrapper, after reading the bodies it reads."""
     if isinstance(step, BufferBodies):
         if step.request:
@@ -199,11 +226,13 @@ async def _buffer(step: Policy, context: Any) -> Policy:
     return step
 
 
-async def _apply(step: Policy, context: Any, message: Request) -> None:
-    step = await _buffer(step, context)
-    step.apply(context, message)  # set-method, set-header, set-body
+async def _apply(step: Policy, context: Context, message: Request) -> None:
+    element = await _buffer(step, context)
+    assert isinstance(element, SetMethod | SetHeader | SetBody)  # what `Call.parse` accepts
+    element.apply(context, message)
 
 
-async def _certificate(step: Policy, context: Any) -> Any:
-    element: AuthenticationCertificate = await _buffer(step, context)  # type: ignore[assignment]
+async def _certificate(step: Policy, context: Context) -> CertificateMaterial:
+    element = await _buffer(step, context)
+    assert isinstance(element, AuthenticationCertificate)  # what `Call.parse` accepts
     return element.material(context)

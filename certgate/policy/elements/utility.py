@@ -14,17 +14,18 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from certgate.gateway.upstream.proxy import Proxy
 from certgate.httpsyntax import host_problem
+from certgate.policy.context import Context
 from certgate.policy.elements.control import string_of
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register, run_policies
-from certgate.policy.values import Const
+from certgate.policy.values import Const, Value, as_string
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,12 @@ def _emit(name: str, value: float, dimensions: dict[str, str], max_series: int) 
         log.warning("emit-metric: the metrics sink refused a value of %s", name, exc_info=True)
 
 
-def _identifier(value: Any) -> str:
+def _identifier(value: object) -> str:
     return "" if value is None else str(getattr(value, "Id", "") or "")
 
 
 # APIM's default dimensions: a `dimension` with one of these names may omit its value.
-_DEFAULT_DIMENSIONS: dict[str, Callable[[Any], str]] = {
+_DEFAULT_DIMENSIONS: dict[str, Callable[[Context], str]] = {
     "API ID": lambda c: _identifier(c.Api),
     "Operation ID": lambda c: _identifier(c.Operation),
     "Product ID": lambda c: _identifier(c.Product),
@@ -78,22 +79,25 @@ _MAX_DIMENSIONS = 5
 
 
 @register("emit-metric")
+@dataclass(slots=True)
 class EmitMetric(Policy):
     """Add `value` (default 1) to the custom metric `name` with up to five dimensions."""
 
-    __slots__ = ("dimensions", "metric", "namespace", "value")
+    metric: Value
+    namespace: Value
+    value: Value
+    dimensions: tuple[tuple[str, Value | None], ...]  # None: a default dimension's own value
     attributes = frozenset({"name", "namespace", "value"})
     expressions = frozenset({"name", "namespace", "value", "dimension/value"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.metric = loader.attr(node, "name", required=True)
-        self.namespace = loader.attr(node, "namespace", "API Management")
-        self.value = loader.attr(node, "value", "1")
-        if isinstance(self.value, Const):
-            _number(self.value.value, node.error)
-        dimensions = []
+        metric = loader.attr(node, "name", required=True)
+        namespace = loader.attr(node, "namespace", "API Management")
+        amount = loader.attr(node, "value", "1")
+        if isinstance(amount, Const):
+            _number(amount.value, node.error)
+        dimensions: list[tuple[str, Value | None]] = []
         for child in loader.children(node, {"dimension"}):
             loader.no_children(child)
             extra = set(child.attrib) - {"name", "value"}
@@ -113,10 +117,9 @@ class EmitMetric(Policy):
             raise node.error("Element 'emit-metric' needs at least one 'dimension'.")
         if len(dimensions) > _MAX_DIMENSIONS:
             raise node.error(f"Element 'emit-metric' takes at most {_MAX_DIMENSIONS} dimensions.")
-        self.dimensions = tuple(dimensions)
-        return self
+        return cls(metric, namespace, amount, tuple(dimensions))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         name = string_of(self.metric, context)
         if not name:
             raise PolicyRuntimeError(
@@ -152,31 +155,30 @@ _WAIT_CHILDREN = frozenset({"send-request", "cache-lookup-value", "choose"})
 
 
 @register("wait")
+@dataclass(slots=True)
 class Wait(Policy):
     """Run the child policies concurrently; continue when all (`for="all"`) or the first
     (`for="any"`, the others are cancelled) have completed."""
 
-    __slots__ = ("any", "policies")
+    any: bool
+    policies: tuple[Policy, ...]
     attributes = frozenset({"for"})
     sections = frozenset({"inbound", "backend", "outbound"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
         mode = loader.literal(node, "for", "all")
         if mode not in ("all", "any"):
             raise node.error(f"Attribute 'for' must be one of all, any, not '{mode}'.")
-        self.any = mode == "any"
         for child in node.children:
             if child.tag not in _WAIT_CHILDREN:
                 raise child.error(
                     f"Element '{child.tag}' is not allowed inside 'wait' (allowed: "
                     f"{', '.join(sorted(_WAIT_CHILDREN))})."
                 )
-        self.policies = tuple(loader.policies(node))
-        return self
+        return cls(mode == "any", tuple(loader.policies(node)))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         if not self.policies:
             return None
         tasks = [asyncio.ensure_future(run_policies((p,), context)) for p in self.policies]
@@ -200,11 +202,15 @@ class Wait(Policy):
 
 
 @register("proxy")
+@dataclass(slots=True)
 class ProxyPolicy(Policy):
     """Send the backend request through an HTTP proxy (CONNECT for https backends), with Basic
     `Proxy-Authorization` when `username` is given. The password never appears in errors."""
 
-    __slots__ = ("fixed", "password", "url", "username")
+    url: Value
+    username: Value | None
+    password: Value | None
+    fixed: Proxy | None  # built once when every value is a constant
     attributes = frozenset({"url", "username", "password"})
     expressions = attributes
     sections = frozenset({"inbound"})
@@ -212,32 +218,18 @@ class ProxyPolicy(Policy):
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        self = cls()
-        self.url = loader.attr(node, "url", required=True)
-        self.username = loader.attr(node, "username")
-        self.password = loader.attr(node, "password")
-        if isinstance(self.url, Const):
-            problem = proxy_url_problem(self.url.value)
+        url = loader.attr(node, "url", required=True)
+        username = loader.attr(node, "username")
+        password = loader.attr(node, "password")
+        if isinstance(url, Const):
+            problem = proxy_url_problem(url.value)
             if problem is not None:
                 raise node.error(f"Attribute 'url': {problem}")
-        values = (self.url, self.username, self.password)
-        constant = all(v is None or isinstance(v, Const) for v in values)
-        self.fixed = self._proxy(None) if constant else None
-        return self
+        constant = all(v is None or isinstance(v, Const) for v in (url, username, password))
+        fixed = _proxy(url, username, password, None) if constant else None
+        return cls(url, username, password, fixed)
 
-    def _proxy(self, context: Any) -> Proxy:
-        def text(value: Any) -> str | None:
-            return None if value is None else string_of(value, context)
-
-        return Proxy.from_properties(
-            {
-                "url": text(self.url),
-                "username": text(self.username),
-                "password": text(self.password),
-            }
-        )
-
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         if self.fixed is not None:
             context.web_proxy = self.fixed
             return None
@@ -245,8 +237,21 @@ class ProxyPolicy(Policy):
         problem = proxy_url_problem(url)
         if problem is not None:
             raise PolicyRuntimeError("ExpressionValueEvaluationFailure", f"proxy url: {problem}")
-        context.web_proxy = self._proxy(context)
+        context.web_proxy = _proxy(self.url, self.username, self.password, context)
         return None
+
+
+def _proxy(
+    url: Value, username: Value | None, password: Value | None, context: Context | None
+) -> Proxy:
+    """The proxy the values give against `context` (None: constants, at save time)."""
+
+    def text(value: Value | None) -> str | None:
+        return None if value is None else as_string(value.evaluate(context))
+
+    return Proxy.from_properties(
+        {"url": text(url), "username": text(username), "password": text(password)}
+    )
 
 
 _PROXY_URL = "not a valid proxy URL: expected http://host:port"

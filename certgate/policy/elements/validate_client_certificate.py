@@ -9,13 +9,15 @@ Identities match when all their attributes match (AND); any matching identity su
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from certgate.certs.certinfo import name_key, verify_signature
 from certgate.certs.verify import EXPIRED, NOT_FOUND, NOT_TRUSTED, NOT_YET_VALID, REVOKED
+from certgate.certs.x509 import X509Certificate2
+from certgate.policy.context import Context
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
@@ -49,7 +51,9 @@ def _hex(value: str) -> str:
 
 def _dn_parts(dn: str) -> list[str]:
     """RDN components of a DN string, split on unquoted `,` and `+`, stripped."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in dn:
         if char == '"':
             quoted = not quoted
@@ -67,8 +71,14 @@ def _same_dn(configured: str, actual: str) -> bool:
 
 
 @register("validate-client-certificate")
+@dataclass(slots=True)
 class ValidateClientCertificate(Policy):
-    __slots__ = ("identities", "ignore_error", "not_after", "not_before", "revocation", "trust")
+    revocation: bool
+    trust: bool
+    not_before: bool
+    not_after: bool
+    ignore_error: bool
+    identities: tuple[dict[str, str], ...]
     attributes = frozenset(
         {
             "validate-revocation",
@@ -82,12 +92,6 @@ class ValidateClientCertificate(Policy):
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        self = cls()
-        self.revocation = loader.const_bool(node, "validate-revocation", True)
-        self.trust = loader.const_bool(node, "validate-trust", True)
-        self.not_before = loader.const_bool(node, "validate-not-before", True)
-        self.not_after = loader.const_bool(node, "validate-not-after", True)
-        self.ignore_error = loader.const_bool(node, "ignore-error", False)
         identities: list[dict[str, str]] = []
         for group in loader.children(node, {"identities"}):
             for identity in loader.children(group, {"identity"}):
@@ -95,8 +99,14 @@ class ValidateClientCertificate(Policy):
                 identities.append(cls._identity(identity, loader))
         if len(identities) > MAX_IDENTITIES:
             raise node.error(f"At most {MAX_IDENTITIES} identities are allowed.")
-        self.identities = tuple(identities)
-        return self
+        return cls(
+            revocation=loader.const_bool(node, "validate-revocation", True),
+            trust=loader.const_bool(node, "validate-trust", True),
+            not_before=loader.const_bool(node, "validate-not-before", True),
+            not_after=loader.const_bool(node, "validate-not-after", True),
+            ignore_error=loader.const_bool(node, "ignore-error", False),
+            identities=tuple(identities),
+        )
 
     @staticmethod
     def _identity(node: Node, loader: Loader) -> dict[str, str]:
@@ -104,7 +114,7 @@ class ValidateClientCertificate(Policy):
         if unknown:
             raise node.error(f"Attribute '{sorted(unknown)[0]}' is not allowed in 'identity'.")
         claims = {
-            name: loader.literal(node, name)
+            name: loader.literal(node, name, required=True)
             for name in IDENTITY_ATTRIBUTES
             if node.attrib.get(name) is not None
         }
@@ -129,13 +139,13 @@ class ValidateClientCertificate(Policy):
             reason, MESSAGES[reason], status=401, public_message="Invalid client certificate"
         )
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         reason = self._check(context)
         if reason is not None and not self.ignore_error:
             raise self._fail(reason)
         return None
 
-    def _check(self, context: Any) -> str | None:
+    def _check(self, context: Context) -> str | None:
         cert = context.Request.Certificate
         if cert is None:
             return NOT_FOUND
@@ -156,10 +166,10 @@ class ValidateClientCertificate(Policy):
             return IDENTITY_NOT_MATCHED
         return None
 
-    def _matches(self, claims: dict[str, str], cert: Any, context: Any) -> bool:
+    def _matches(self, claims: dict[str, str], cert: X509Certificate2, context: Context) -> bool:
         return all(self._claim(name, expected, cert, context) for name, expected in claims.items())
 
-    def _claim(self, name: str, expected: str, cert: Any, context: Any) -> bool:
+    def _claim(self, name: str, expected: str, cert: X509Certificate2, context: Context) -> bool:
         if name == "thumbprint":
             return _hex(expected) == cert.Thumbprint
         if name == "serial-number":
@@ -177,12 +187,13 @@ class ValidateClientCertificate(Policy):
             issuer = self._issuer(cert)
             return issuer is not None and _hex(expected) == _thumbprint(issuer)
         if name == "issuer-certificate-id":
-            found = getattr(context.snapshot, "certificates_by_id", {}).get(expected)
+            snapshot = context.snapshot
+            found = snapshot.certificates_by_id.get(expected) if snapshot is not None else None
             return found is not None and _issued_by(cert.certificate, found.certificate)
         return False
 
     @staticmethod
-    def _issuer(cert: Any) -> x509.Certificate | None:
+    def _issuer(cert: X509Certificate2) -> x509.Certificate | None:
         """The issuing certificate: from the verified path, else from the presented chain."""
         result = cert.verification(check_revocation=False)
         if result.ok and len(result.path) > 1:
