@@ -25,8 +25,8 @@ from bench.certgate import management_client, start_certgate
 from bench.procs import TICK, cpu_ticks, free_port
 from certgate.config.datadir import DataDirLayout
 from certgate.config.sealing import Sealer, load_key
-from certgate.config.snapshot import SnapshotBuilder
 from certgate.config.store import Store
+from certgate.snapshot.compiler import SnapshotBuilder
 
 POLICY = (
     "<policies><inbound><base /><set-header name='X-Api' exists-action='override'>"

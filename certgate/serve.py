@@ -29,15 +29,17 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 import uvloop
 from sqlalchemy.exc import SQLAlchemyError
 
+from certgate.certs.keyvault.service import service_key_vault
+from certgate.certs.keyvault.vault import KeyVault
 from certgate.config import status
 from certgate.config.bootstrap import DataDir, initialise_data_dir
 from certgate.config.datadir import DataDirLayout
-from certgate.config.follower import RevisionFollower
 from certgate.config.leases import KEY_VAULT_REFRESH, Lease
 from certgate.config.store import Store, shown_url, store_url
 from certgate.gateway.ports import AddressInUse, bind_exclusive
@@ -51,6 +53,11 @@ from certgate.observe.inventory import certificates_in_use
 from certgate.observe.logs import configure_logging
 from certgate.observe.metrics import enable_multiprocess
 from certgate.policy import stores
+from certgate.snapshot.compiler import SnapshotBuilder
+from certgate.snapshot.follower import RevisionFollower
+
+if TYPE_CHECKING:
+    from certgate.management.keyvault_refresher import KeyVaultRefresher
 
 log = logging.getLogger("certgate.serve")
 MAX_NODE_CHARS = 256  # the store's worker_status.node column
@@ -227,12 +234,19 @@ async def _supervise(
 
     configure_api_import(args.api_import_allow_url, limits)
     store = data_dir.store
-    refresher = _start_refresher(args, store)
+    vault = service_key_vault(
+        token_file=args.vault_token_file,
+        role_id_file=args.vault_role_id_file,
+        secret_id_file=args.vault_secret_id_file,
+    )
+    refresher = _start_refresher(args, store, vault)
     dev_server_pem = data_dir.layout.dev_server.read_bytes()
     app = create_management_app(
         store,
         admin_token=data_dir.admin_token,
         limits=limits,
+        compiler=SnapshotBuilder(store),
+        key_vault=vault,
         node=args.node,
         dev_server_pem=dev_server_pem,
     )
@@ -270,8 +284,7 @@ async def _supervise(
         log.error("gateway worker exited (%s); stopping certgate serve", codes)
     management.should_exit = True
     expiry.cancel()
-    if refresher is not None:
-        await refresher.stop()
+    await refresher.stop()
     await served
     return 1 if died.is_set() and not stop.is_set() else 0
 
@@ -288,14 +301,15 @@ async def _watch_expiry(store: Store, dev_server_pem: bytes, state: Path, interv
         await asyncio.sleep(interval)
 
 
-def _start_refresher(args: argparse.Namespace, store: Store):
-    from certgate.certs.keyvault.service import start_refresher
+def _start_refresher(args: argparse.Namespace, store: Store, vault: KeyVault) -> KeyVaultRefresher:
+    """The key vault refresher on the running loop; while this node holds the lease it checks."""
+    from certgate.management.keyvault import create_refresher
 
-    return start_refresher(
+    refresher = create_refresher(
         store,
-        interval=args.key_vault_refresh_interval,
-        token_file=args.vault_token_file,
-        role_id_file=args.vault_role_id_file,
-        secret_id_file=args.vault_secret_id_file,
+        vault,
+        refresh_interval=args.key_vault_refresh_interval,
         lease=Lease(store.engine, KEY_VAULT_REFRESH, args.node, args.lease_timeout),
     )
+    refresher.start()
+    return refresher

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from certgate.apiops.layout import SERVICE_POLICY, Artifacts, LayoutError, Specification
+from certgate.certs.stored import certificate_path
 from certgate.client import ManagementClient
 from certgate.management.api_definitions import parse_definition
 from certgate.management.arm import merge_patch
 from certgate.management.backends import MASK
-from certgate.management.certificates import certificate_path
 from certgate.management.errors import ApiError
 from certgate.policy.catalog import MemoryCatalog
 from certgate.policy.errors import PolicyValidationError

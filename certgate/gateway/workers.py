@@ -17,7 +17,7 @@ API:
 it returns a new config to swap in (`GatewayServer.update`) or None when nothing changed (e.g. the
 store revision did not move). Workers are spawned, not forked, so `build_config` and
 `forwarder_factory` must be picklable: module-level functions, `functools.partial` of them, or
-objects such as `certgate.config.follower.RevisionFollower` (what `certgate serve` passes).
+objects such as `certgate.snapshot.follower.RevisionFollower` (what `certgate serve` passes).
 Each worker runs uvloop and its own `Forwarder` (`forwarder_factory()`, default
 `certgate.gateway.upstream.forwarder.Forwarder(limits)`); `worker_index()` tells code running
 inside a worker (such as `build_config`) which worker it is. `access_log` is the `--access-log`

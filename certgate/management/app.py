@@ -25,7 +25,7 @@ import math
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from certgate.certs.keyvault import KeyVault, VaultCredentials
 from certgate.config.problems import ConfigurationRejected
 from certgate.config.store import (
     InUse,
@@ -62,9 +63,6 @@ from certgate.management.openapi import openapi_document
 from certgate.management.status import status_routes
 from certgate.ui import ui_routes
 
-if TYPE_CHECKING:
-    from certgate.config.snapshot import SnapshotBuilder
-
 log = logging.getLogger("certgate.management")
 
 OnChange = Callable[[], Awaitable[None]]
@@ -80,6 +78,13 @@ MAX_SKIP = 2**31 - 1
 METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "POST"]
 
 
+class WriteChecker(Protocol):
+    """What judges writes: `certgate.snapshot.compiler.SnapshotBuilder`, handed in by the caller
+    (the compiler sits above the management kinds, so this module does not import it)."""
+
+    def check(self, path: str) -> WriteCheck: ...
+
+
 def create_management_app(
     store: Store,
     *,
@@ -88,26 +93,33 @@ def create_management_app(
     kinds: KindRegistry | None = None,
     service_root: ServiceRoot | None = None,
     limits: Limits = DEFAULT_LIMITS,
-    compiler: SnapshotBuilder | None = None,
+    compiler: WriteChecker | None,
+    key_vault: KeyVault | None = None,
     node: str | None = None,
     dev_server_pem: bytes | None = None,
 ) -> Starlette:
     """The Starlette app serving every registered kind at short and ARM paths, plus `/status`,
     `/ready` (of `node`'s workers, any node's when None) and `/metrics`.
 
-    `compiler` checks each write; with certgate's own kinds it defaults to a `SnapshotBuilder` over
-    `store`. Other `kinds` (a registry the Snapshot compiler does not know) are not checked unless
-    a compiler is given."""
+    `compiler` checks each write: a `SnapshotBuilder` over `store` for certgate's own kinds; None
+    checks nothing (for `kinds` the Snapshot compiler does not know). `key_vault` is the service's
+    vault access (`certgate.certs.keyvault.service.service_key_vault`); without it the service
+    credentials come from the VAULT_* environment."""
     if not admin_token:
         raise ValueError("the management API needs a non-empty admin token")
     if kinds is None:
-        from certgate.config.snapshot import SnapshotBuilder  # the compiler imports the kinds
-
         builtin.load()
         kinds = registry
-        compiler = compiler or SnapshotBuilder(store)
+    vault = key_vault or KeyVault(VaultCredentials.from_env_and_files())
     dispatcher = _Dispatcher(
-        store, admin_token, on_change, kinds, service_root or ServiceRoot(), limits, compiler
+        store,
+        admin_token,
+        on_change,
+        kinds,
+        service_root or ServiceRoot(),
+        limits,
+        compiler,
+        vault,
     )
     dispatcher.ensure_service()
     return Starlette(
@@ -145,9 +157,11 @@ class _Dispatcher:
         kinds: KindRegistry,
         root: ServiceRoot,
         limits: Limits,
-        compiler: SnapshotBuilder | None,
+        compiler: WriteChecker | None,
+        key_vault: KeyVault,
     ) -> None:
         self.store, self.kinds, self.root, self.compiler = store, kinds, root, compiler
+        self.key_vault = key_vault
         self._token = token.encode()
         self._export_key = api_export.export_key(token)
         self.on_change, self.limits = on_change, limits
@@ -157,7 +171,9 @@ class _Dispatcher:
         service = next((k for k in self.kinds if not k.pattern), None)
         if service is None or self.store.get(SERVICE_PATH) is not None:
             return
-        request = WriteRequest(service, SERVICE_PATH, {}, "PUT", {}, {}, None, self.store, {})
+        request = WriteRequest(
+            service, SERVICE_PATH, {}, "PUT", {}, {}, None, self.store, {}, self.key_vault
+        )
         result = service.validate(request)
         if inspect.isawaitable(result):
             raise TypeError("the service kind's validate must be synchronous")
@@ -341,6 +357,7 @@ class _Dispatcher:
             current,
             self.store,
             request.query_params,
+            self.key_vault,
         )
         hook = kind.actions[match.action] if match.action else kind.validate
         result: Validated = await _call(hook, write)

@@ -8,17 +8,16 @@ Certificates named by `credentials.certificateIds` (ids or ARM ids) or `credenti
 references, so deleting one is a 409 naming the backend.
 
 The Snapshot compiler compiles each stored backend with `compile_backend` over
-`runtime_properties(resource)`, which puts the sealed values back for the data plane.
+`runtime_properties(properties, secrets)` (`certgate.gateway.upstream.backend`), which puts the
+sealed values back for the data plane.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 from urllib.parse import urlsplit
 
-from certgate.config.store import Resource
-from certgate.management.certificates import certificate_path
+from certgate.certs.stored import certificate_path
 from certgate.management.errors import ValidationError
 from certgate.management.kinds import Kind, Validated, WriteRequest, register
 
@@ -272,18 +271,6 @@ def _proxy(value: Any, stored_password: str | None) -> tuple[dict, str | None]:
             raise ValidationError("'proxy.password' must be a string.", "proxy.password")
         shown["password"] = MASK
     return shown, password
-
-
-def runtime_properties(resource: Resource) -> dict:
-    """The stored properties with the sealed credential values put back (for the data plane)."""
-    properties = copy.deepcopy(resource.properties)
-    secrets = resource.secrets or {}
-    sealed = secrets.get("credentials")
-    if sealed:
-        properties.setdefault("credentials", {}).update(copy.deepcopy(sealed))
-    if secrets.get("proxyPassword") is not None and "proxy" in properties:
-        properties["proxy"]["password"] = secrets["proxyPassword"]
-    return properties
 
 
 BACKENDS = register(

@@ -11,7 +11,7 @@ KIND_MODULES = (
     "certgate.management.backends",
     "certgate.management.keyvault",
     "certgate.management.revocation_lists",
-    "certgate.policy.management",
+    "certgate.management.policies",
     "certgate.management.gateway_credentials",
     "certgate.management.caches",
     "certgate.management.gateways",

@@ -2,7 +2,8 @@
 
 Stored public properties: `subject`, `thumbprint`, `expirationDate`, `hasPrivateKey` (internal, not
 presented), plus whatever a certificate source adds (e.g. `keyVault`). Sealed secrets: `pem`, the
-certificate, its chain and the key (if any) as one PEM text; `certificate_material` reads it back.
+certificate, its chain and the key (if any) as one PEM text; `certgate.certs.stored` reads it
+back.
 
 Extension point for other sources of certificate bytes (key vaults): `register_certificate_source`
 claims a property name (`keyVault`); a PUT carrying it is handed to that source instead of `data`.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -26,7 +26,6 @@ from certgate.management.kinds import Kind, Validated, WriteRequest, register
 
 # `hasPrivateKey` is a certgate extension (APIM shows it only in the portal)
 PRESENTED = ("subject", "thumbprint", "expirationDate", "hasPrivateKey", "keyVault")
-_ARM_CERTIFICATE = re.compile(r"(?:^|/)certificates/(?P<id>[^/]+)/?$", re.IGNORECASE)
 
 
 @dataclass
@@ -60,18 +59,6 @@ def certificate_result(
         **(properties or {}),
     }
     return Validated(public, {**(secrets or {}), "pem": material.to_pem().decode()})
-
-
-def certificate_material(resource: Resource) -> CertificateMaterial:
-    """The material of a stored certificate resource (its sealed PEM)."""
-    return load_certificate(resource.secrets["pem"].encode(), None)
-
-
-def certificate_path(reference: str) -> str:
-    """`c1`, `certificates/c1` or an ARM id `.../certificates/c1` -> `certificates/c1`."""
-    reference = reference.strip()
-    found = _ARM_CERTIFICATE.search(reference)
-    return f"certificates/{found['id'] if found else reference}"
 
 
 def iso_z(moment) -> str:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from lxml import etree
 
+from certgate.certs.stored import certificate_path
 from certgate.config.store import PreconditionFailed
 from certgate.management.apis import APIS
-from certgate.management.certificates import certificate_path
 from certgate.management.errors import ApiError, ValidationError
 from certgate.management.kinds import Validated, WriteRequest
+from certgate.management.policies import API_POLICY
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.formats import to_xml
-from certgate.policy.management import API_POLICY
 
 _EMPTY = (
     "<policies>\n  <inbound>\n    <base />\n  </inbound>\n  <backend>\n    <base />\n  </backend>\n"
@@ -101,6 +101,7 @@ def set_gateway_credentials(request: WriteRequest) -> Validated:
         current,
         request.store,
         {},
+        request.key_vault,
     )
     result = API_POLICY.validate(write)
     try:

@@ -21,21 +21,11 @@ from certgate.certs.keyvault import (
     InvalidReference,
     KeyVault,
     KeyVaultError,
-    KeyVaultRefresher,
     VaultCredentials,
     VaultReference,
     parse_identifier,
-    sync_certificate,
 )
 from certgate.certs.keyvault.reference import LOOPBACK_HOSTS, normalize_origin
-from certgate.certs.keyvault.refresher import (
-    DEFAULT_INTERVAL,
-    SUCCESS,
-    VERSION_SECRET,
-    expiry_note,
-    is_key_vault_certificate,
-    status,
-)
 from certgate.certs.keyvault.secret import FetchedSecret
 from certgate.config.leases import Lease
 from certgate.config.store import Resource, Store
@@ -46,6 +36,16 @@ from certgate.management.certificates import (
     register_certificate_source,
 )
 from certgate.management.errors import ApiError, Detail, ValidationError
+from certgate.management.keyvault_refresher import (
+    DEFAULT_INTERVAL,
+    SUCCESS,
+    VERSION_SECRET,
+    KeyVaultRefresher,
+    expiry_note,
+    is_key_vault_certificate,
+    status,
+    sync_certificate,
+)
 from certgate.management.kinds import Kind, Validated, WriteRequest, register
 
 log = logging.getLogger("certgate.keyvault")
@@ -53,39 +53,30 @@ log = logging.getLogger("certgate.keyvault")
 IDENTITY_KIND = "keyVaultIdentity"
 IDENTITIES = "keyVaultIdentities"
 CERTIFICATE_FIELDS = ("subject", "thumbprint", "expirationDate", "hasPrivateKey")
-_configured: KeyVault | None = None
 
 
 # -- wiring ------------------------------------------------------------------------------------
-def configure_key_vault(vault: KeyVault | None) -> None:
-    """Sets the vault access (service credentials, providers) the API and refresher use.
-    Unconfigured, the service credentials come from the environment (VAULT_ADDR, VAULT_TOKEN...)."""
-    global _configured
-    _configured = vault
-
-
-def key_vault(store: Store) -> KeyVault:
-    """The configured vault access, resolving `identityClientId` through `store`."""
-    global _configured
-    if _configured is None:
-        _configured = KeyVault(VaultCredentials.from_env_and_files())
-    return _configured.with_identities(store_identities(store))
+def key_vault(vault: KeyVault, store: Store) -> KeyVault:
+    """`vault` (the service's access, `create_management_app(key_vault=...)`) resolving
+    `identityClientId` through `store`."""
+    return vault.with_identities(store_identities(store))
 
 
 def create_refresher(
     store: Store,
+    vault: KeyVault,
     *,
     refresh_interval: float = DEFAULT_INTERVAL,
     jitter: float = 0.1,
     on_change: Callable[[], Awaitable[None]] | None = None,
     lease: Lease | None = None,
 ) -> KeyVaultRefresher:
-    """The background refresher for `store` (`await .start()` / `await .stop()`); run it in the
-    one process that serves the management API. `on_change` as in `create_management_app`;
-    `lease` makes it one refresher across the nodes sharing `store`."""
+    """The background refresher for `store`, fetching through `vault` (`.start()` then
+    `await .stop()`); run it in the one process that serves the management API. `on_change` as
+    in `create_management_app`; `lease` makes it one refresher across the nodes sharing `store`."""
     return KeyVaultRefresher(
         store,
-        key_vault(store),
+        key_vault(vault, store),
         apply=store_fetched,
         refresh_interval=refresh_interval,
         jitter=jitter,
@@ -121,7 +112,7 @@ async def key_vault_source(request: WriteRequest) -> SourcedCertificate:
     if request.properties.get("password"):
         raise ValidationError("'password' does not apply to a key vault certificate.", "password")
     identifier, client_id = identifier.strip(), (client_id or "").strip() or None
-    vault = key_vault(request.store)
+    vault = key_vault(request.key_vault, request.store)
     try:
         ref = parse_identifier(identifier)
     except InvalidReference as error:
@@ -173,7 +164,7 @@ async def refresh_secret(request: WriteRequest) -> Validated:
         raise ValidationError(
             f"Certificate '{request.name}' has no key vault reference to refresh.", "keyVault"
         )
-    vault = key_vault(request.store)
+    vault = key_vault(request.key_vault, request.store)
     result = await anyio.to_thread.run_sync(
         lambda: sync_certificate(current, vault, force=True, apply=store_fetched)
     )

@@ -9,6 +9,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from certgate.certs.keyvault.vault import KeyVault
 from certgate.config.store import Resource, Store
 
 SERVICE_PATH = "service"
@@ -21,6 +22,7 @@ class WriteRequest:
     `properties` is the body's `properties` object; for PATCH it is the current presentation with
     the body merged over it (so read-only fields may be present and must be ignored). `current` is
     the stored row (with its unsealed secrets) or None. `store` is for reading other resources only.
+    `key_vault` is the service's vault access (`create_management_app(key_vault=...)`).
     """
 
     kind: Kind
@@ -32,6 +34,7 @@ class WriteRequest:
     current: Resource | None
     store: Store
     query: Mapping[str, str]
+    key_vault: KeyVault
 
     @property
     def name(self) -> str:

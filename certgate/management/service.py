@@ -20,13 +20,9 @@ import re
 
 from cryptography.hazmat.primitives import serialization
 
+from certgate.certs.stored import certificate_path
 from certgate.config.store import Resource
-from certgate.management.certificates import (
-    certificate_path,
-    decode_data,
-    iso_z,
-    load_uploaded,
-)
+from certgate.management.certificates import decode_data, iso_z, load_uploaded
 from certgate.management.errors import ValidationError
 from certgate.management.kinds import Kind, Validated, WriteRequest, register
 

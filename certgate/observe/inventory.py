@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily
 
 from certgate.certs.material import load_certificate
+from certgate.certs.stored import certificate_path
 from certgate.config.store import Store
-from certgate.management.certificates import certificate_path
 
 NOT_AFTER = "certgate_certificate_not_after_seconds"
 

@@ -23,9 +23,9 @@ from certgate.certs.crl import CrlFetcher, CrlStore
 from certgate.certs.verify import REVOKED, TrustStore, Verifier
 from certgate.config.crlcache import StoreCrlCache
 from certgate.config.sealing import Sealer
-from certgate.config.snapshot import SnapshotBuilder
 from certgate.config.store import Store, crl_cache
 from certgate.limits import DEFAULT_LIMITS, Limits
+from certgate.snapshot.compiler import SnapshotBuilder
 from tests import pki
 from tests.certs.crlserver import CrlServer
 from tests.management.server import management_server

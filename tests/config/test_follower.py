@@ -6,7 +6,7 @@ import pytest
 
 from certgate.config import status
 from certgate.config.bootstrap import initialise_data_dir
-from certgate.config.follower import RevisionFollower
+from certgate.snapshot.follower import RevisionFollower
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from sqlalchemy import event
 
 from certgate.config.bootstrap import initialise_data_dir
-from certgate.config.follower import RevisionFollower
 from certgate.config.notify import RevisionListener
+from certgate.snapshot.follower import RevisionFollower
 from tests.keyvault.bao import wait_until
 
 API = {"path": "a", "serviceUrl": "https://b.example"}

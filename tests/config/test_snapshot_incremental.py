@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from certgate.config.snapshot import SnapshotBuilder
+from certgate.snapshot.compiler import SnapshotBuilder
 from tests.management.server import management_server
 from tests.policy.support import RecordingForwarder, make_context
 

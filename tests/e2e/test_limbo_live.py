@@ -34,8 +34,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import dsa, ec
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
-from certgate.config.snapshot import SnapshotBuilder
 from certgate.gateway.server import GatewayServer
+from certgate.snapshot.compiler import SnapshotBuilder
 from tests import pki
 from tests.certs import limbo
 from tests.e2e.serve import UNVERIFIED

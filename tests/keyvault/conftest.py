@@ -44,17 +44,18 @@ def store(tmp_path):
 
 
 @pytest.fixture
-def management(tmp_path, store, root_credentials):
-    """The real management API (HTTPS) on `store`, fetching with the bao root token."""
-    from certgate.management.keyvault import configure_key_vault
+def service_vault(root_credentials) -> KeyVault:
+    """The management API's vault access (a module may override it: Azure)."""
+    return KeyVault(root_credentials)
+
+
+@pytest.fixture
+def management(tmp_path, store, service_vault):
+    """The real management API (HTTPS) on `store`, fetching through `service_vault`."""
     from tests.management.server import management_server
 
-    configure_key_vault(KeyVault(root_credentials))
-    try:
-        with management_server(tmp_path / "mgmt", store=store) as running:
-            yield running
-    finally:
-        configure_key_vault(None)
+    with management_server(tmp_path / "mgmt", store=store, key_vault=service_vault) as running:
+        yield running
 
 
 @pytest.fixture

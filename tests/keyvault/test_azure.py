@@ -17,7 +17,6 @@ from certgate.certs.keyvault import (
     SecretNotFound,
     VaultUnreachable,
 )
-from certgate.management.keyvault import configure_key_vault
 from tests import pki
 from tests.keyvault.azure_endpoint import LocalKeyVault, LocalManagedIdentity
 from tests.keyvault.bao import free_port
@@ -55,6 +54,12 @@ def azure_vault(azure, monkeypatch) -> KeyVault:
         connection_verify=str(azure.ca_file), verify_challenge_resource=False, retry_total=0
     )
     return KeyVault(azure=provider)
+
+
+@pytest.fixture
+def service_vault(azure_vault) -> KeyVault:
+    """The management API (`api`) fetches through the Azure stand-in."""
+    return azure_vault
 
 
 def pfx_value(issued) -> str:
@@ -126,8 +131,7 @@ def test_sdk_default_refuses_a_challenge_from_a_non_vault_host(azure, monkeypatc
     assert len(azure.identity.tokens) == tokens  # no token was even requested
 
 
-def test_certificate_by_azure_reference_through_the_api(azure, azure_vault, api):
-    configure_key_vault(azure_vault)
+def test_certificate_by_azure_reference_through_the_api(azure, api):
     first, second = pki.server(CA, "api1.example"), pki.server(CA, "api2.example")
     azure.set_secret("gw-api", pfx_value(first))
     body = {"properties": {"keyVault": {"secretIdentifier": azure.identifier("gw-api")}}}

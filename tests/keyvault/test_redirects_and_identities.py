@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from certgate.certs.keyvault import KeyVault, VaultCredentials
-from certgate.management.keyvault import configure_key_vault
 from tests import pki
 from tests.management.server import management_server
 
@@ -94,12 +93,12 @@ def vaults():
 @pytest.fixture
 def api(tmp_path, vaults):
     vault, _ = vaults
-    configure_key_vault(KeyVault(VaultCredentials(address=vault.address, token=TOKEN)))
-    try:
-        with management_server(tmp_path) as server, server.client(timeout=30) as client:
-            yield client
-    finally:
-        configure_key_vault(None)
+    service = KeyVault(VaultCredentials(address=vault.address, token=TOKEN))
+    with (
+        management_server(tmp_path, key_vault=service) as server,
+        server.client(timeout=30) as client,
+    ):
+        yield client
 
 
 def _reference(client, name: str, identifier: str):

@@ -17,9 +17,9 @@ import time
 import httpx
 
 from certgate.certs.keyvault import KeyVault
-from certgate.config.snapshot import SnapshotBuilder
 from certgate.gateway.server import GatewayServer
-from certgate.management.keyvault import configure_key_vault, create_refresher
+from certgate.management.keyvault import create_refresher
+from certgate.snapshot.compiler import SnapshotBuilder
 from tests import pki
 from tests.management.server import management_server
 from tests.upstream.echo import EchoBackend
@@ -77,13 +77,13 @@ async def test_rotation_under_concurrent_traffic_fails_no_request(
     bao.put_pfx("load/client", client_v1.pfx(None))
     bao.put_pfx("load/server", server_v1.pfx(None))
     backend = await EchoBackend.start(pki.server(ca, "localhost"), ca)
-    configure_key_vault(KeyVault(root_credentials))
+    vault = KeyVault(root_credentials)
     dev = pki.server(pki.ca("Dev CA"), "localhost")
     builder = SnapshotBuilder(store, dev_server_pem=dev.cert_pem + dev.key_pem)
     gateway: GatewayServer | None = None
     refresher = None
     try:
-        with management_server(tmp_path / "mgmt", store=store) as management:
+        with management_server(tmp_path / "mgmt", store=store, key_vault=vault) as management:
             http = management.client(timeout=30)
             with http as api:
                 await asyncio.to_thread(configure, api, bao, ca, backend.url())
@@ -97,7 +97,7 @@ async def test_rotation_under_concurrent_traffic_fails_no_request(
                 gateway.update(await asyncio.to_thread(builder.build))
                 rebuilds += 1
 
-        refresher = create_refresher(store, refresh_interval=0.5, on_change=rebuild)
+        refresher = create_refresher(store, vault, refresh_interval=0.5, on_change=rebuild)
         refresher.start()
         context = ssl.create_default_context(cadata=ca.cert_pem.decode())
         assert await server_thumbprint(gateway.https_port, context) == server_v1.thumbprint
@@ -155,4 +155,3 @@ async def test_rotation_under_concurrent_traffic_fails_no_request(
             await gateway.close()
         builder.close()
         await backend.stop()
-        configure_key_vault(None)

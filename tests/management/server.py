@@ -18,11 +18,13 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from certgate.certs.keyvault import KeyVault
 from certgate.config.sealing import Sealer, load_key
 from certgate.config.store import Store
 from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management import create_management_app
 from certgate.management.kinds import KindRegistry
+from certgate.snapshot.compiler import SnapshotBuilder
 from tests import pki
 
 TOKEN = "test-admin-token-0123456789"
@@ -70,9 +72,12 @@ def management_server(
     kinds: KindRegistry | None = None,
     limits: Limits = DEFAULT_LIMITS,
     authority: pki.Issued | None = None,
+    key_vault: KeyVault | None = None,
 ) -> Iterator[ManagementServer]:
     """Serves the management app over TLS until the block exits; `authority` issues its server
-    certificate (default: a fresh test CA, in `ca_file`)."""
+    certificate (default: a fresh test CA, in `ca_file`). Writes are checked by the Snapshot
+    compiler unless `kinds` is a registry of the test's own; `key_vault` is the service's vault
+    access (default: from the VAULT_* environment)."""
     directory.mkdir(parents=True, exist_ok=True)
     store = store or open_store(directory)
     authority = authority or pki.ca("Management Test CA")
@@ -80,7 +85,13 @@ def management_server(
     ca_file = directory / "management-ca.pem"
     ca_file.write_bytes(authority.cert_pem)
     app = create_management_app(
-        store, admin_token=token, on_change=on_change, kinds=kinds, limits=limits
+        store,
+        admin_token=token,
+        on_change=on_change,
+        kinds=kinds,
+        limits=limits,
+        compiler=SnapshotBuilder(store) if kinds is None else None,
+        key_vault=key_vault,
     )
     config = uvicorn.Config(
         app,

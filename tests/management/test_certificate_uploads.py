@@ -201,7 +201,7 @@ def test_chunked_upload_without_length_is_cut_off(client):
 
 
 def test_material_round_trips_through_the_store(server, client, leaf):
-    from certgate.management.certificates import certificate_material
+    from certgate.certs.stored import certificate_material
 
     put(client, "c1", {"data": b64(leaf.pfx(PASSWORD)), "password": PASSWORD})
     material = certificate_material(server.store.get("certificates/c1"))

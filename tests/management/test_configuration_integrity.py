@@ -13,8 +13,8 @@ import json
 import pytest
 from sqlalchemy import insert
 
-from certgate.config.snapshot import SnapshotBuilder
 from certgate.config.store import Store, refs, resources
+from certgate.snapshot.compiler import SnapshotBuilder
 
 API = {"path": "shop", "serviceUrl": "https://backend.test"}
 BASE_URL_POLICY = (

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from certgate.config.snapshot import SnapshotBuilder
 from certgate.management import create_management_app
+from certgate.snapshot.compiler import SnapshotBuilder
 from tests import pki
 from tests.management.server import TOKEN, open_store
 
@@ -206,7 +206,7 @@ def test_no_accepted_write_leaves_the_gateway_on_an_older_revision(writes) -> No
 
 
 async def _replay(store, writes) -> None:
-    app = create_management_app(store, admin_token=TOKEN)
+    app = create_management_app(store, admin_token=TOKEN, compiler=SnapshotBuilder(store))
     builder = SnapshotBuilder(store)
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {TOKEN}"}

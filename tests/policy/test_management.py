@@ -7,9 +7,9 @@ import xml.parsers.expat
 
 import pytest
 
+from certgate.management import policies as kinds
 from certgate.management.certificates import CERTIFICATES
 from certgate.management.kinds import Kind, KindRegistry, Validated
-from certgate.policy import management as kinds
 from certgate.policy.documents import PolicyDocuments
 from tests import pki
 from tests.management.server import management_server

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from certgate.certs.keyvault import KeyVault, VaultCredentials
-from certgate.management.keyvault import configure_key_vault
 from tests import pki
 from tests.keyvault.bao import BaoServer
 from tests.management.server import management_server
@@ -35,12 +34,9 @@ def bao():
 
 @pytest.fixture
 def server(tmp_path, authority, bao):
-    configure_key_vault(KeyVault(VaultCredentials(address=bao.address, token=bao.root_token)))
-    try:
-        with management_server(tmp_path / "data", authority=authority) as running:
-            yield running
-    finally:
-        configure_key_vault(None)
+    vault = KeyVault(VaultCredentials(address=bao.address, token=bao.root_token))
+    with management_server(tmp_path / "data", authority=authority, key_vault=vault) as running:
+        yield running
 
 
 @pytest.fixture

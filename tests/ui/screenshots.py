@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from playwright.sync_api import Page, expect
 
 from certgate.certs.keyvault import KeyVault, VaultCredentials
-from certgate.management.keyvault import configure_key_vault
 from tests import pki
 from tests.keyvault.bao import BaoServer
 from tests.management.server import ManagementServer, management_server
@@ -122,9 +121,9 @@ def main(folder: Path) -> None:
     with tempfile.TemporaryDirectory() as temporary, BaoServer() as bao:
         work = Path(temporary)
         (work / "ca.pem").write_bytes(authority.cert_pem)
-        configure_key_vault(KeyVault(VaultCredentials(address=bao.address, token=bao.root_token)))
+        vault = KeyVault(VaultCredentials(address=bao.address, token=bao.root_token))
         with (
-            management_server(work / "data", authority=authority) as server,
+            management_server(work / "data", authority=authority, key_vault=vault) as server,
             chromium(trusting_home(work / "home", work / "ca.pem")) as browser,
         ):
             seed(server, bao)

@@ -7,9 +7,9 @@ import base64
 import pytest
 
 from certgate.certs.material import load_certificate
-from certgate.gateway.upstream.backend import compile_backend
+from certgate.gateway.upstream.backend import compile_backend, runtime_properties
 from certgate.gateway.upstream.tls import service_backend_trust
-from certgate.management.backends import MASK, runtime_properties
+from certgate.management.backends import MASK
 from tests.management.server import management_server
 from tests.upstream.conftest import make_context, send, snapshot
 
@@ -77,7 +77,8 @@ def test_create_read_and_secrets_masked(client, stored, server):
     # GET -> edit -> PUT keeps the sealed values that come back masked.
     shown["title"] = "Orders v2"
     assert _put(client, "orders", shown).status_code == 200
-    runtime = runtime_properties(server.store.get("backends/orders"))
+    orders = server.store.get("backends/orders")
+    runtime = runtime_properties(orders.properties, orders.secrets)
     assert runtime["credentials"]["header"] == {"X-Key": ["secret-header-value"]}
     assert runtime["credentials"]["authorization"]["parameter"] == "secret-token"
     assert runtime["proxy"]["password"] == "proxy-pw"
@@ -99,7 +100,9 @@ def test_compiled_backend_carries_certificate_and_switches(client, stored, serve
     ).status_code in (200, 201)
     material = load_certificate(certs.client_b.pfx("pw"), "pw")
     stored = server.store.get("backends/compiled")
-    backend = compile_backend("compiled", runtime_properties(stored), {"c-b": material}, {})
+    backend = compile_backend(
+        "compiled", runtime_properties(stored.properties, stored.secrets), {"c-b": material}, {}
+    )
     assert backend.certificate is material
     assert (backend.validate_chain, backend.validate_name) == (True, False)
     assert "Authorization: Basic eA==\r\n" in backend.header_lines

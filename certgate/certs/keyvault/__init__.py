@@ -1,7 +1,7 @@
 """Key vault certificates: OpenBao / HashiCorp Vault KV v2 and Azure Key Vault, and their rotation.
 
-See docs/keyvault.md. `KeyVault` fetches by `secretIdentifier`; `KeyVaultRefresher` keeps the
-stored certificates current.
+See docs/keyvault.md. `KeyVault` fetches by `secretIdentifier`; the refresher that keeps the
+stored certificates current works on the store and is in `certgate.management.keyvault_refresher`.
 """
 
 from certgate.certs.keyvault.azure import AzureKeyVaultProvider
@@ -17,7 +17,6 @@ from certgate.certs.keyvault.errors import (
 )
 from certgate.certs.keyvault.openbao import OpenBaoProvider
 from certgate.certs.keyvault.reference import AzureReference, VaultReference, parse_identifier
-from certgate.certs.keyvault.refresher import KeyVaultRefresher, sync_certificate
 from certgate.certs.keyvault.secret import FetchedSecret
 from certgate.certs.keyvault.vault import KeyVault
 
@@ -29,7 +28,6 @@ __all__ = [
     "InvalidReference",
     "KeyVault",
     "KeyVaultError",
-    "KeyVaultRefresher",
     "NoPrivateKey",
     "NotACertificate",
     "OpenBaoProvider",
@@ -38,5 +36,4 @@ __all__ = [
     "VaultReference",
     "VaultUnreachable",
     "parse_identifier",
-    "sync_certificate",
 ]

@@ -1,38 +1,29 @@
-"""Process start-up for key vaults: service credentials, the API's vault access, the refresher."""
+"""The service's own vault access, built once at process start-up and passed to its users (the
+management API and the refresher: `create_management_app(key_vault=...)`, `create_refresher`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from certgate.certs.keyvault.credentials import VaultCredentials
-from certgate.certs.keyvault.refresher import DEFAULT_INTERVAL, KeyVaultRefresher
 from certgate.certs.keyvault.vault import KeyVault
-from certgate.config.leases import Lease
-from certgate.config.store import Store
 
 log = logging.getLogger("certgate.keyvault")
 
 
-def start_refresher(
-    store: Store,
+def service_key_vault(
     *,
-    interval: float = DEFAULT_INTERVAL,
-    on_change: Callable[[], Awaitable[None]] | None = None,
     address: str | None = None,
     token_file: str | Path | None = None,
     role_id_file: str | Path | None = None,
     secret_id_file: str | Path | None = None,
     ca_cert: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
-    lease: Lease | None = None,
-) -> KeyVaultRefresher:
-    """Reads the service's vault credentials (arguments, then files, then VAULT_* environment),
-    makes them the management API's vault access, and starts the refresher on the running loop.
-    Call it from the event loop of the process serving the management API; `await .stop()`."""
-    from certgate.management.keyvault import configure_key_vault, create_refresher
-
+) -> KeyVault:
+    """The vault access with the service's credentials (arguments, then files, then VAULT_*
+    environment); without any, stored identities and Azure still work."""
     credentials = VaultCredentials.from_env_and_files(
         address=address,
         token_file=token_file,
@@ -47,7 +38,4 @@ def start_refresher(
         log.info(
             "key vault: service %s credentials for %s", credentials.method, credentials.address
         )
-    configure_key_vault(KeyVault(credentials))
-    refresher = create_refresher(store, refresh_interval=interval, on_change=on_change, lease=lease)
-    refresher.start()
-    return refresher
+    return KeyVault(credentials)

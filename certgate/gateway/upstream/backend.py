@@ -1,15 +1,17 @@
 """A backend entity compiled for the data plane: its URL, TLS switches and ready credentials.
 
 `compile_backend(properties, certificates_by_id, certificates_by_thumbprint)` turns the stored
-ARM properties of `/backends/{id}` into a `Backend` once per Snapshot, so requests only read
-attributes. Credentials: the client certificate (the first of `credentials.certificateIds`, else
-of the thumbprints in `credentials.certificate`), headers and the `Authorization` header (set,
-replacing any value the request carries) and query parameters (set the same way). A `proxy`
-carries its traffic (`certgate.gateway.upstream.proxy`).
+ARM properties of `/backends/{id}` (sealed values put back by `runtime_properties`) into a
+`Backend` once per Snapshot, so requests only read attributes. Credentials: the client
+certificate (the first of `credentials.certificateIds`, else of the thumbprints in
+`credentials.certificate`), headers and the `Authorization` header (set, replacing any value the
+request carries) and query parameters (set the same way). A `proxy` carries its traffic
+(`certgate.gateway.upstream.proxy`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,6 +70,19 @@ class Backend:
 def certificate_id(reference: str) -> str:
     """`cert1` from `cert1` or an ARM id `.../certificates/cert1`."""
     return reference.rstrip("/").rsplit("/", 1)[-1]
+
+
+def runtime_properties(properties: Mapping[str, Any], secrets: Mapping[str, Any] | None) -> dict:
+    """A stored backend's properties with its sealed values put back (credential values and
+    `proxy.password`, as the management API's backends kind seals them)."""
+    properties = copy.deepcopy(dict(properties))
+    secrets = secrets or {}
+    sealed = secrets.get("credentials")
+    if sealed:
+        properties.setdefault("credentials", {}).update(copy.deepcopy(sealed))
+    if secrets.get("proxyPassword") is not None and "proxy" in properties:
+        properties["proxy"]["password"] = secrets["proxyPassword"]
+    return properties
 
 
 def compile_backend(

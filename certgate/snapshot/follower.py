@@ -22,12 +22,12 @@ from certgate.config import status
 from certgate.config.datadir import DataDirLayout
 from certgate.config.notify import FileWatch, RevisionListener
 from certgate.config.sealing import Sealer, load_key
-from certgate.config.snapshot import SnapshotBuilder
 from certgate.config.store import Store
 from certgate.gateway.config import GatewayConfig
 from certgate.gateway.workers import worker_index
 from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.observe.metrics import COMPILE_FAILURES
+from certgate.snapshot.compiler import SnapshotBuilder
 
 log = logging.getLogger("certgate.follower")
 

@@ -34,6 +34,7 @@ from cryptography import x509
 
 from certgate.certs.crl import CrlFetcher
 from certgate.certs.material import CertificateMaterial, load_certificate
+from certgate.certs.stored import certificate_material, certificate_path
 from certgate.certs.trust import build_verifier
 from certgate.certs.verify import Verifier
 from certgate.certs.x509 import X509Certificate2
@@ -50,13 +51,11 @@ from certgate.gateway.config import (
 )
 from certgate.gateway.router import ApiRoute, OperationRoute, Router
 from certgate.gateway.tls import SNIRouter
-from certgate.gateway.upstream.backend import Backend, compile_backend
+from certgate.gateway.upstream.backend import Backend, compile_backend, runtime_properties
 from certgate.gateway.upstream.forwarder import Forwarder
 from certgate.gateway.upstream.tls import BackendTrust, service_backend_trust
 from certgate.limits import DEFAULT_LIMITS, Limits
-from certgate.management.backends import runtime_properties
 from certgate.management.caches import default_cache_url
-from certgate.management.certificates import certificate_material, certificate_path
 from certgate.management.service import access_log_enabled
 from certgate.policy.context import Deployment
 from certgate.policy.documents import PolicyDocuments
@@ -286,7 +285,10 @@ class _Compiler:
                     row.path,
                     (row.etag, certificate_version),
                     lambda row=row: compile_backend(
-                        row.name, runtime_properties(row), certificates, by_thumbprint
+                        row.name,
+                        runtime_properties(row.properties, row.secrets),
+                        certificates,
+                        by_thumbprint,
                     ),
                 )
             except Exception as error:
