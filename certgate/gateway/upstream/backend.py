@@ -75,14 +75,14 @@ def certificate_id(reference: str) -> str:
 def runtime_properties(properties: Mapping[str, Any], secrets: Mapping[str, Any] | None) -> dict:
     """A stored backend's properties with its sealed values put back (credential values and
     `proxy.password`, as the management API's backends kind seals them)."""
-    properties = copy.deepcopy(dict(properties))
+    restored = copy.deepcopy(dict(properties))
     secrets = secrets or {}
     sealed = secrets.get("credentials")
     if sealed:
-        properties.setdefault("credentials", {}).update(copy.deepcopy(sealed))
-    if secrets.get("proxyPassword") is not None and "proxy" in properties:
-        properties["proxy"]["password"] = secrets["proxyPassword"]
-    return properties
+        restored.setdefault("credentials", {}).update(copy.deepcopy(sealed))
+    if secrets.get("proxyPassword") is not None and "proxy" in restored:
+        restored["proxy"]["password"] = secrets["proxyPassword"]
+    return restored
 
 
 def compile_backend(
