@@ -21,6 +21,7 @@ from certgate.gateway.router import (
 )
 from certgate.gateway.tls import SNIRouter, TLSBinding, TLSConfigError, server_context
 from certgate.policy.context import Api, Operation
+from certgate.policy.contract import build_contract
 from certgate.policy.examples import ResponseExamples
 
 
@@ -129,8 +130,11 @@ def compile_api(api_id: str, resource: Mapping[str, Any]) -> ApiRoute:
     return route
 
 
-def compile_operation(op_id: str, resource: Mapping[str, Any], pipeline: Any) -> OperationRoute:
-    """A compiled `OperationRoute` with its `context.Operation`; raises RouteConfigError."""
+def compile_operation(
+    op_id: str, resource: Mapping[str, Any], pipeline: Any, schemas: Mapping[str, Any] = {}
+) -> OperationRoute:
+    """A compiled `OperationRoute` with its `context.Operation`; raises RouteConfigError.
+    `schemas`: the API's compiled schemas (`certgate.policy.contract.compile_schemas`)."""
     op = operation_route(op_id, resource, pipeline)
     props = resource.get("properties", resource)
     op.context_operation = Operation(
@@ -139,6 +143,7 @@ def compile_operation(op_id: str, resource: Mapping[str, Any], pipeline: Any) ->
         op.method,
         op.url_template,
         ResponseExamples(props.get("responses") or ()),
+        build_contract(props, schemas),
     )
     return op
 

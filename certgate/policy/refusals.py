@@ -53,11 +53,6 @@ REFUSED_POLICIES: dict[str, str] = {
     "jsonp": _NOT_YET,
     "redirect-content-urls": _NOT_YET,
     "set-backend": _NOT_YET,
-    "validate-content": _NOT_YET,
-    "validate-headers": _NOT_YET,
-    "validate-odata-request": _NOT_YET,
-    "validate-parameters": _NOT_YET,
-    "validate-status-code": _NOT_YET,
     "xsl-transform": _NOT_YET,
 }
 
