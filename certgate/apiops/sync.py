@@ -240,7 +240,12 @@ def _union(desired: Artifacts, current: Artifacts) -> MemoryCatalog:
         for a in resources.values()
         if a.path.startswith("certificates/")
     }
-    return MemoryCatalog(set(resources), named, fragments, thumbprints)
+    schemas = {
+        a.path.split("/")[1]: a.properties
+        for a in resources.values()
+        if a.path.startswith("schemas/")
+    }
+    return MemoryCatalog(set(resources), named, fragments, thumbprints, schemas)
 
 
 def _operations(artifacts: Artifacts, api: str) -> dict:

@@ -24,6 +24,7 @@ from certgate.gateway.router import (
 )
 from certgate.gateway.tls import SNIRouter, TLSBinding, TLSConfigError, server_context
 from certgate.policy.context import Api, Deployment, Operation
+from certgate.policy.contract import build_contract
 from certgate.policy.examples import ResponseExamples
 from certgate.policy.forwarding import Forwarder, SnapshotView
 
@@ -146,9 +147,10 @@ def compile_api(api_id: str, resource: Mapping[str, Any]) -> ApiRoute:
 
 
 def compile_operation(
-    op_id: str, resource: Mapping[str, Any], pipeline: Pipeline
+    op_id: str, resource: Mapping[str, Any], pipeline: Pipeline, schemas: Mapping[str, Any] = {}
 ) -> OperationRoute:
-    """A compiled `OperationRoute` with its `context.Operation`; raises RouteConfigError."""
+    """A compiled `OperationRoute` with its `context.Operation`; raises RouteConfigError.
+    `schemas`: the API's compiled schemas (`certgate.policy.contract.compile_schemas`)."""
     op = operation_route(op_id, resource, pipeline)
     props = resource.get("properties", resource)
     op.context_operation = Operation(
@@ -157,6 +159,7 @@ def compile_operation(
         op.method,
         op.url_template,
         ResponseExamples(props.get("responses") or ()),
+        build_contract(props, schemas),
     )
     return op
 

@@ -54,7 +54,8 @@ def document(store: Store, api_path: str, kind: str) -> dict:
     if api is None or api.kind != "api":
         raise not_found(f"API '{api_path.rpartition('/')[2]}'")
     operations = [(row.name, row.properties) for row in store.list("operation", parent=api_path)]
-    return export_definition(kind, api.properties, operations)
+    schemas = [row.properties for row in store.list("apiSchema", parent=api_path)]
+    return export_definition(kind, api.properties, operations, schemas)
 
 
 def export_result(

@@ -70,7 +70,10 @@ def validate_api(request: WriteRequest) -> Validated:
         except RouteConfigError as error:
             raise ValidationError(f"Operation '{name}': {error}", "value") from None
         operations[f"{request.path}/operations/{name}"] = properties
-    return Validated(stored, children=Children("operation", operations))
+    schemas = {f"{request.path}/schemas/{key}": value for key, value in definition.schemas.items()}
+    return Validated(
+        stored, children=(Children("apiSchema", schemas), Children("operation", operations))
+    )
 
 
 def validate_operation(request: WriteRequest) -> Validated:
@@ -97,19 +100,46 @@ def operation_properties(name: str, props: dict) -> dict:
         "description": _string(props, "description", default=""),
         "method": method.upper(),
         "urlTemplate": template,
-        "templateParameters": _template_parameters(props.get("templateParameters") or []),
+        "templateParameters": _parameters(props.get("templateParameters") or []),
+        "request": _request(props.get("request") or {}),
         "responses": props.get("responses") or [],
     }
     problem = check_responses(stored["responses"])
     if problem is not None:
         raise ValidationError(problem, "responses")
+    for index, response in enumerate(stored["responses"]):
+        _parameters(response.get("headers") or [], f"responses[{index}].headers", False)
     return stored
 
 
-def _template_parameters(value: object) -> list[dict]:
-    """`[{name, type, required, description?, defaultValue?, values?}]`, defaults filled in, so
-    definitions round-trip."""
-    target = "templateParameters"
+def _request(value: object) -> dict:
+    """APIM's request contract: `queryParameters`, `headers`, `representations` (each with the
+    `schemaId` and `typeName` of its schema), `description`."""
+    if not isinstance(value, dict):
+        raise ValidationError("'request' must be an object.", "request")
+    request: dict[str, Any] = {
+        "queryParameters": _parameters(
+            value.get("queryParameters") or [], "request.queryParameters", False
+        ),
+        "headers": _parameters(value.get("headers") or [], "request.headers", False),
+        "representations": value.get("representations") or [],
+    }
+    problem = check_responses([{"statusCode": 200, "representations": request["representations"]}])
+    if problem is not None:
+        raise ValidationError(
+            problem.replace("responses[0].", "request."), "request.representations"
+        )
+    description = _string(value, "description", default=None)
+    if description:
+        request["description"] = description
+    return request
+
+
+def _parameters(
+    value: object, target: str = "templateParameters", required: bool = True
+) -> list[dict]:
+    """`[{name, type, required, description?, defaultValue?, values?, schemaId?, typeName?}]`,
+    defaults filled in, so definitions round-trip."""
     if not isinstance(value, list):
         raise ValidationError(f"'{target}' must be a list of objects with a 'name'.", target)
     out = []
@@ -120,8 +150,11 @@ def _template_parameters(value: object) -> list[dict]:
         entry = {
             "name": item["name"],
             "type": _string(item, "type", default="string"),
-            "required": _bool(item, "required", default=True),
+            "required": _bool(item, "required", default=required),
         }
+        for reference in ("schemaId", "typeName"):
+            if _string(item, reference, default=None):
+                entry[reference] = item[reference]
         description = _string(item, "description", default=None)
         if description:
             entry["description"] = description

@@ -380,8 +380,8 @@ class _Dispatcher:
                 )
             )
             revision = await _thread(self.store.revision)
-            if result.children is not None:
-                await _thread(self._replace_children, path, result.children)
+            for children in result.children:
+                await _thread(self._replace_children, path, children)
                 revision = await _thread(self.store.revision)
         except ConfigurationRejected as error:
             raise _rejected(path, error) from None

@@ -8,6 +8,7 @@ KIND_MODULES = (
     "certgate.management.service",
     "certgate.management.certificates",
     "certgate.management.apis",
+    "certgate.management.schemas",
     "certgate.management.backends",
     "certgate.management.keyvault",
     "certgate.management.revocation_lists",

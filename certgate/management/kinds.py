@@ -55,12 +55,13 @@ class Children:
 
 @dataclass
 class Validated:
-    """What `validate` returns: public properties, secrets to seal, and paths this resource uses."""
+    """What `validate` returns: public properties, secrets to seal, paths this resource uses,
+    and the children it brings along (written in order, after it)."""
 
     properties: dict
     secrets: dict | None = None
     references: Iterable[str] = ()
-    children: Children | None = None
+    children: tuple[Children, ...] = ()
 
 
 Validate = Callable[[WriteRequest], "Validated | Awaitable[Validated]"]

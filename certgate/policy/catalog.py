@@ -7,6 +7,8 @@ The store (or the Snapshot builder) passes an object with this protocol to parsi
   `(id, value, secret)`; without the flag the value is treated as secret (redacted from errors).
 - `fragment(fragment_id) -> str | None`: the policy fragment's XML.
 - `certificate_id_by_thumbprint(thumbprint) -> str | None`: the id of a stored certificate.
+- `schema(schema_id) -> dict | None`: the properties of service schema `schemas/{schema_id}`
+  (`schemaType`, `document` or `value`), which `validate-content schema-id` compiles.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class Catalog(Protocol):
 
     def certificate_id_by_thumbprint(self, thumbprint: str) -> str | None: ...
 
+    def schema(self, schema_id: str) -> dict | None: ...
+
 
 class MemoryCatalog:
     """A catalog held in dicts (tests, and callers that already have everything loaded)."""
@@ -33,11 +37,13 @@ class MemoryCatalog:
         named_values: dict[str, tuple[str, str]] | None = None,
         fragments: dict[str, str] | None = None,
         thumbprints: dict[str, str] | None = None,
+        schemas: dict[str, dict] | None = None,
     ) -> None:
         self.paths = paths or set()
         self.named_values = named_values or {}
         self.fragments = fragments or {}
         self.thumbprints = {k.upper(): v for k, v in (thumbprints or {}).items()}
+        self.schemas = schemas or {}
 
     def has(self, path: str) -> bool:
         return path in self.paths
@@ -50,6 +56,9 @@ class MemoryCatalog:
 
     def certificate_id_by_thumbprint(self, thumbprint: str) -> str | None:
         return self.thumbprints.get(thumbprint.upper())
+
+    def schema(self, schema_id: str) -> dict | None:
+        return self.schemas.get(schema_id)
 
 
 class PlaceholderCatalog:
@@ -66,6 +75,9 @@ class PlaceholderCatalog:
 
     def certificate_id_by_thumbprint(self, thumbprint: str) -> str | None:
         return thumbprint
+
+    def schema(self, schema_id: str) -> dict | None:
+        return {"schemaType": "json", "document": {}}
 
 
 class StoreCatalog:
@@ -103,3 +115,7 @@ class StoreCatalog:
                 for row in self.store.list("certificate")
             }
         return self._thumbprints.get(thumbprint.upper())
+
+    def schema(self, schema_id: str) -> dict | None:
+        row = self.store.get(f"schemas/{schema_id}")
+        return None if row is None else dict(row.properties)

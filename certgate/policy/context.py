@@ -59,6 +59,8 @@ from certgate.expressions.errors import cs_error
 from certgate.expressions.model import CsObject
 from certgate.expressions.runtime import cs_str
 from certgate.limits import DEFAULT_LIMITS
+from certgate.policy.contract import EMPTY as EMPTY_CONTRACT
+from certgate.policy.contract import Contract
 from certgate.policy.errors import BodyTooLarge
 from certgate.policy.examples import ResponseExamples
 from certgate.policy.forwarding import NO_FORWARDER, Forwarder, SnapshotView
@@ -708,7 +710,7 @@ class Api(CsObject):
 class Operation(CsObject):
     """`IOperation`."""
 
-    __slots__ = ("Id", "Method", "Name", "UrlTemplate", "examples")
+    __slots__ = ("Id", "Method", "Name", "UrlTemplate", "contract", "examples")
     __cs_type__ = "IOperation"
     __cs_members__ = frozenset({"Id", "Name", "Method", "UrlTemplate"})
 
@@ -719,13 +721,16 @@ class Operation(CsObject):
         method: str = "GET",
         url_template: str = "/",
         examples: ResponseExamples | None = None,
+        contract: Contract = EMPTY_CONTRACT,
     ) -> None:
         self.Id = id
         self.Name = name
         self.Method = method
         self.UrlTemplate = url_template
-        # The contract's response examples, for mock-response (not visible to C#).
+        # The contract's response examples, for mock-response, and its parameters,
+        # representations and responses, for the validation policies (not visible to C#).
         self.examples = examples if examples is not None else ResponseExamples()
+        self.contract = contract
 
 
 class Product(CsObject):

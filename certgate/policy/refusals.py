@@ -20,7 +20,6 @@ _DAPR = "it calls a Dapr sidecar, which only APIM's self-hosted gateway on Dapr 
 _SERVICE_BUS = "it sends to Azure Service Bus, which certgate has no connection to."
 _GRAPHQL = "it belongs to APIM's synthetic GraphQL APIs (resolvers), which certgate does not host."
 _CREDENTIALS = "it reads APIM's credential manager (Azure-hosted OAuth connections)."
-_NOT_YET = "certgate does not implement it yet."
 _NOT_APIM = "APIM has no policy of that name"
 
 REFUSED_POLICIES: dict[str, str] = {
@@ -53,12 +52,6 @@ REFUSED_POLICIES: dict[str, str] = {
     "set-backend": f"{_NOT_APIM}; set-backend-service changes the backend.",
     "cache-value": f"{_NOT_APIM} (the policy toolkit has one); use cache-lookup-value and "
     "cache-store-value.",
-    # APIM policies that need nothing from Azure, not implemented yet.
-    "validate-content": _NOT_YET,
-    "validate-headers": _NOT_YET,
-    "validate-odata-request": _NOT_YET,
-    "validate-parameters": _NOT_YET,
-    "validate-status-code": _NOT_YET,
 }
 
 # What only Azure itself provides: the documents these block are the save level's ceiling.

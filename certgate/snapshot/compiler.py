@@ -58,6 +58,7 @@ from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management.caches import default_cache_url
 from certgate.management.service import access_log_enabled
 from certgate.policy.context import Deployment
+from certgate.policy.contract import compile_schemas
 from certgate.policy.documents import PolicyDocuments
 from certgate.policy.errors import PolicyValidationError
 
@@ -66,7 +67,7 @@ log = logging.getLogger("certgate.snapshot")
 # What a failed trust build falls back to: no CA and no system roots, so nothing verifies.
 _CLOSED_TRUST = {"clientCertificateTrust": {"useSystemRoots": False}}
 # Kinds a policy document resolves when it is parsed (named values, fragments, references).
-_CATALOG_KINDS = ("namedValue", "policyFragment", "certificate", "backend")
+_CATALOG_KINDS = ("namedValue", "policyFragment", "certificate", "backend", "schema")
 # Policy document kinds and their scopes: every stored document is compiled, used or not yet.
 _POLICY_SCOPES = {
     "policy": "global",
@@ -434,6 +435,9 @@ class _Compiler:
         operations: dict[str, list[Resource]] = {}
         for row in rows.list("operation"):
             operations.setdefault(row.parent.split("/")[1], []).append(row)
+        schemas: dict[str, list[Resource]] = {}
+        for row in rows.list("apiSchema"):
+            schemas.setdefault(row.parent.split("/")[1], []).append(row)
         documents = self.documents
         global_policy = documents.entry("policies/policy")
         routes = []
@@ -447,17 +451,19 @@ class _Compiler:
                 documents.entry(f"{api.path}/policies/policy"),
             )
             ops = operations.get(api.name, [])
+            api_schemas = tuple((row.name, row.etag) for row in schemas.get(api.name, []))
             version = (
                 api.etag,
                 scopes,
                 tuple((op.etag, documents.entry(f"{op.path}/policies/policy")) for op in ops),
+                api_schemas,
             )
             route, found = self._get(
                 "api",
                 api.path,
                 version,
-                lambda api=api, ops=ops, scopes=scopes, product=product: self._api(
-                    rows, api, ops, scopes, product
+                lambda api=api, ops=ops, scopes=scopes, product=product, versions=api_schemas: (
+                    self._api(rows, api, ops, scopes, product, versions)
                 ),
             )
             problems.extend(found)
@@ -472,13 +478,30 @@ class _Compiler:
         ops: list[Resource],
         scopes: tuple,
         product: str | None,
+        schema_versions: tuple,
     ) -> tuple[ApiRoute | None, tuple[CompileProblem, ...]]:
         """One API and its operations (unchanged ones reused); never raises: what does not
         compile is returned as problems and left out."""
         found: list[CompileProblem] = []
         compiled: list[OperationRoute] = []
+        schemas = self._get(
+            "apiSchemas",
+            api.path,
+            schema_versions,
+            lambda: compile_schemas(
+                {
+                    name: rows.by_path[f"{api.path}/schemas/{name}"].properties
+                    for name, _ in schema_versions
+                }
+            ),
+        )
         for op in ops:
-            version = (op.etag, self.documents.entry(f"{op.path}/policies/policy"), scopes)
+            version = (
+                op.etag,
+                self.documents.entry(f"{op.path}/policies/policy"),
+                scopes,
+                schema_versions,
+            )
             try:
                 compiled.append(
                     self._get(
@@ -489,6 +512,7 @@ class _Compiler:
                             op.name,
                             op.properties,
                             self.documents.pipeline(api.name, op.name, product),
+                            schemas,
                         ),
                     )
                 )

@@ -229,7 +229,8 @@ def test_export_inline_and_by_link_imports_back(client, server):
     assert document["servers"] == [{"url": "https://eu.pets.example.test/v1"}]
     assert document["paths"]["/pets/{petId}"]["get"]["operationId"] == "showpetbyid"
     assert document["x-ms-paths"]["/pets?limit={limit}"]["get"]["parameters"] == [
-        {"name": "limit", "in": "query", "required": True, "schema": {"type": "integer"}}
+        {"name": "limit", "in": "query", "required": True, "schema": {"type": "integer"}},
+        {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}},
     ]
 
     as_yaml = client.get("/apis/pets", params={"export": "true", "format": "openapi"}).json()

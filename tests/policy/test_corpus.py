@@ -132,11 +132,11 @@ def test_vocabulary_level() -> None:
 
 
 # Element occurrences executed today (of 2,427); raise it, never lower it.
-EXECUTED_FLOOR = 2293
+EXECUTED_FLOOR = 2298
 
 
 # Documents that save whole today (issue 18's goal is 90 % of the corpus); raise it, never lower it.
-SAVE_FLOOR = 166
+SAVE_FLOOR = 171
 
 
 class _Catalog(PlaceholderCatalog):
