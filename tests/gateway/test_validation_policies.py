@@ -13,12 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from certgate.config.snapshot import SnapshotBuilder
 
 from certgate.gateway.server import GatewayServer
 from certgate.policy.catalog import MemoryCatalog
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.loader import parse_document
+from certgate.snapshot.compiler import SnapshotBuilder
 from tests.management.server import management_server
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared/corpora/apim-policies"
