@@ -456,6 +456,13 @@ class _Message(CsObject):
             return self._source if self._source is not None else b""
         return self._body.stream()
 
+    def replace_stream(self, stream: BodyStream) -> None:
+        """Send `stream` instead of the unread stream `send_body()` returned (a byte meter)."""
+        if self._body is None:
+            self._source = stream
+        else:
+            self._body._stream = stream
+
 
 class Request(_Message):
     """`IRequest`: the client's request as the policies see and change it."""

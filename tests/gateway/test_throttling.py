@@ -29,6 +29,11 @@ QUOTA = """<policies><inbound>
   counter-key='@(context.Request.Url.Query.GetValueOrDefault("k", ""))' />
 </inbound></policies>"""
 
+BANDWIDTH = """<policies><inbound>
+<quota-by-key bandwidth="512" renewal-period="3600"
+  counter-key='@(context.Request.Url.Query.GetValueOrDefault("k", ""))' />
+</inbound></policies>"""
+
 
 @pytest.fixture
 def throttled(policy_gateway):
@@ -71,6 +76,31 @@ async def test_quota_by_key_answers_403_with_the_replenish_time(
     assert body["statusCode"] == 403
     prefix = "Out of call volume quota. Quota will be replenished in "
     assert re.fullmatch(r"(00:[0-5]\d|01:00):[0-5]\d\.", body["message"].removeprefix(prefix))
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "process"])
+async def test_a_bandwidth_quota_counts_request_and_response_bytes(
+    throttled, certs, tmp_path, redis_url, shared
+):
+    port = await throttled(BANDWIDTH, redis_url=redis_url if shared else "")
+    # 512 KB = 524,288 bytes: two streamed 300,000-byte responses, the second crossing the quota
+    download = [await curl(port, "/t/download/300000?k=r", ca=certs.ca_file, tmp=tmp_path)]
+    download.append(await curl(port, "/t/download/300000?k=r", ca=certs.ca_file, tmp=tmp_path))
+    assert [(r.status, len(r.body)) for r in download] == [(200, 300000), (200, 300000)]
+    refused = await curl(port, "/t/download/1?k=r", ca=certs.ca_file, tmp=tmp_path)
+    assert refused.status == 403
+    assert 3500 < int(refused.headers["retry-after"]) <= 3600
+    prefix = "Out of bandwidth quota. Quota will be replenished in "
+    assert re.fullmatch(r"(00:5\d|01:00):[0-5]\d\.", refused.json()["message"].removeprefix(prefix))
+    # the request body counts too: one 600,000-byte upload exhausts another key's quota
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(b"u" * 600000)
+    sent = await curl(
+        port, "/t/upload?k=u", "--data-binary", f"@{upload}", ca=certs.ca_file, tmp=tmp_path
+    )
+    assert sent.status == 200 and sent.json()["received"] == 600000
+    assert await statuses(port, "/t/x?k=u", 1, certs, tmp_path) == [403]
+    assert await statuses(port, "/t/x?k=other", 1, certs, tmp_path) == [200]
 
 
 async def test_increment_condition_counts_after_the_response(throttled, certs, tmp_path, redis_url):

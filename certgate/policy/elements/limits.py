@@ -14,6 +14,7 @@ documents ("a single counter is used for all scopes").
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from certgate.httpsyntax import name_problem
@@ -56,10 +57,13 @@ class _Counted(Policy):
     __slots__ = ("calls", "condition", "increment", "key", "period")
     kind = ""
 
-    def _parse_counter(self, node: Node, loader: Loader, *, by_key: bool) -> None:
-        self.calls = loader.attr(node, "calls", required=True)
+    def _parse_counter(
+        self, node: Node, loader: Loader, *, by_key: bool, calls: bool = True
+    ) -> None:
+        self.calls = loader.attr(node, "calls", required=True) if calls else None
         self.period = loader.attr(node, "renewal-period", required=True)
-        _positive(node, self.calls, "calls")
+        if self.calls is not None:
+            _positive(node, self.calls, "calls")
         _positive(node, self.period, "renewal-period")
         self.key = loader.attr(node, "counter-key", required=True) if by_key else None
         self.condition = loader.attr(node, "increment-condition") if by_key else None
@@ -184,27 +188,104 @@ class RateLimitByKey(_RateLimitBase):
 
 
 class _QuotaBase(_Counted):
-    __slots__ = ()
+    """A call volume quota (`calls`), a bandwidth quota (`bandwidth` kilobytes of request and
+    response bodies), or both, per `renewal-period`; 403 with `Retry-After` beyond either."""
+
+    __slots__ = ("bandwidth",)
     kind = "quota"
 
     def _parse_quota(self, node: Node, loader: Loader, *, by_key: bool) -> None:
-        if "bandwidth" in node.attrib:
-            raise node.error("Bandwidth quotas ('bandwidth') are not supported by certgate.")
-        self._parse_counter(node, loader, by_key=by_key)
+        self.bandwidth = loader.const_int(node, "bandwidth")
+        if self.bandwidth is not None and self.bandwidth <= 0:
+            raise node.error("Attribute 'bandwidth' must be a positive integer.")
+        calls = "calls" in node.attrib
+        if not calls and self.bandwidth is None:
+            raise node.error("Either 'calls' or 'bandwidth' (or both) is required.")
+        self._parse_counter(node, loader, by_key=by_key, calls=calls)
 
     async def execute(self, context: Any) -> bool | None:
-        _, _, left, allowed = await self._count(context)
-        if not allowed:
-            seconds = max(1, math.ceil(left))
-            hours, rest = divmod(seconds, 3600)
-            wait = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
-            raise PolicyRuntimeError(
-                "QuotaExceeded",
-                "Out of call volume quota",
-                status=403,
-                public_message=f"Out of call volume quota. Quota will be replenished in {wait}.",
-            )
+        if self.bandwidth is not None:
+            await self._check_bandwidth(context)
+        if self.calls is not None:
+            _, _, left, allowed = await self._count(context)
+            if not allowed:
+                raise _quota_exceeded("Out of call volume quota", left)
         return None
+
+    async def _check_bandwidth(self, context: Any) -> None:
+        """Refuse once the period's bytes reach the quota; else count this call's request and
+        response body bytes once the response is sent (with an increment-condition, only when
+        it holds)."""
+        period = as_int(self.period.evaluate(context))
+        if self.key is not None:
+            counter = f"quota-bytes:{period}:{string_of(self.key, context)}"
+        else:
+            api = context.Api.Id if context.Api is not None else ""
+            counter = f"quota-bytes:{period}:{api}|{self.scope}|{self.path}"
+        stores = current()
+        _, left, allowed = await stores.count(counter, 0, period, self.bandwidth * 1024)
+        if not allowed:
+            raise _quota_exceeded("Out of bandwidth quota", left)
+        request = context.Request.send_body()
+        condition = self.condition
+
+        async def count(size: int) -> None:
+            if size:
+                await stores.count(counter, size, period, NO_LIMIT)
+
+        async def meter(ctx: Any) -> None:
+            if condition is not None and not condition_true(condition, ctx):
+                return
+            # bytes once a policy buffered it; else the gateway's stream, which counts arrivals
+            await count(
+                len(request) if isinstance(request, (bytes, bytearray)) else request.received
+            )
+            sent = ctx.Response.send_body()
+            if isinstance(sent, (bytes, bytearray)):
+                await count(len(sent))
+            else:
+                ctx.Response.replace_stream(_Metered(sent, count))
+
+        context.on_response = [*(context.on_response or ()), meter]
+
+
+class _Metered:
+    """A body stream that reports how many bytes went through once it has been read to the end."""
+
+    __slots__ = ("_done", "_stream")
+
+    def __init__(self, stream: Any, done: Callable[[int], Awaitable[None]]) -> None:
+        self._stream, self._done = stream, done
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self._stream:
+            size += len(chunk)
+            yield chunk
+        await self._done(size)
+
+    async def read_all(self) -> bytes:
+        data = await self._stream.read_all()
+        await self._done(len(data))
+        return data
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _quota_exceeded(message: str, left: float) -> PolicyRuntimeError:
+    seconds = max(1, math.ceil(left))
+    hours, rest = divmod(seconds, 3600)
+    wait = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    return PolicyRuntimeError(
+        "QuotaExceeded",
+        message,
+        status=403,
+        headers=(("Retry-After", str(seconds)),),
+        public_message=f"{message}. Quota will be replenished in {wait}.",
+    )
 
 
 @register("quota")
