@@ -34,6 +34,14 @@ BANDWIDTH = """<policies><inbound>
   counter-key='@(context.Request.Url.Query.GetValueOrDefault("k", ""))' />
 </inbound></policies>"""
 
+# The gateway's API is "t" with the single operation "all".
+SCOPED = """<policies><inbound>
+<quota calls="10" renewal-period="3600">
+  <api id="other" calls="1" />
+  <api name="t" calls="4" bandwidth="1024"><operation id="all" calls="2" /></api>
+</quota>
+</inbound></policies>"""
+
 
 @pytest.fixture
 def throttled(policy_gateway):
@@ -101,6 +109,16 @@ async def test_a_bandwidth_quota_counts_request_and_response_bytes(
     assert sent.status == 200 and sent.json()["received"] == 600000
     assert await statuses(port, "/t/x?k=u", 1, certs, tmp_path) == [403]
     assert await statuses(port, "/t/x?k=other", 1, certs, tmp_path) == [200]
+
+
+async def test_a_quota_counts_the_api_and_operation_it_names_apart(
+    throttled, certs, tmp_path, redis_url
+):
+    port = await throttled(SCOPED, redis_url=redis_url)
+    # the operation's 2 calls run out first; the other API's quota of 1 never applies
+    replies = [await curl(port, "/t/x", ca=certs.ca_file, tmp=tmp_path) for _ in range(3)]
+    assert [r.status for r in replies] == [200, 200, 403]
+    assert replies[2].json()["message"].startswith("Out of call volume quota.")
 
 
 async def test_increment_condition_counts_after_the_response(throttled, certs, tmp_path, redis_url):

@@ -28,6 +28,17 @@ LOOKUP = "<cache-lookup vary-by-developer='false' vary-by-developer-groups='fals
         ("<cache-remove-value key='k' caching-type='disk'/>", "", "'caching-type'"),
         ("<quota calls='10' bandwidth='0' renewal-period='60'/>", "", "'bandwidth' must be a pos"),
         ("<quota renewal-period='60'/>", "", "Either 'calls' or 'bandwidth'"),
+        ("<quota calls='5' renewal-period='60'><api calls='1'/></quota>", "", "needs 'name' or"),
+        (
+            "<quota calls='5' renewal-period='60'><api id='a'><operation id='o'/></api></quota>",
+            "",
+            "Either 'calls' or 'bandwidth'",
+        ),
+        (
+            "<quota calls='5' renewal-period='60'><api id='a' calls='1' period='9'/></quota>",
+            "",
+            "Attribute 'period' is not allowed in 'api'",
+        ),
         (
             "<quota-by-key bandwidth='@(5)' renewal-period='60' counter-key='k'/>",
             "",

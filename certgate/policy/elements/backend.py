@@ -14,30 +14,19 @@ from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register
 from certgate.policy.values import Const, as_bool, as_int, as_string
 
-_SF = (
-    "sf-resolve-condition",
-    "sf-service-instance-name",
-    "sf-partition-key",
-    "sf-listener-name",
-    "sf-replica-type",
-)
-
 
 @register("set-backend-service")
 class SetBackendService(Policy):
     """Send the request to `base-url`, or to the backend entity `backend-id`."""
 
     __slots__ = ("backend_id", "base_url", "target")
-    attributes = frozenset({"base-url", "backend-id", *_SF})
+    attributes = frozenset({"base-url", "backend-id"})
     expressions = attributes
     sections = frozenset({"inbound", "backend"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        for name in _SF:
-            if name in node.attrib:
-                raise node.error("Service Fabric backends are not supported by certgate.")
         self = cls()
         self.base_url = loader.attr(node, "base-url")
         self.backend_id = loader.attr(node, "backend-id")

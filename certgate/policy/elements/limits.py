@@ -70,17 +70,22 @@ class _Counted(Policy):
         self.increment = loader.attr(node, "increment-count", "1") if by_key else Const("1")
         _positive(node, self.increment, "increment-count")
 
-    async def _count(self, context: Any) -> tuple[int, int, float, bool]:
-        """Count this call; with an increment-condition or an increment-count expression only
-        check now and count after the response (when the condition holds). Returns (calls, calls
-        counted so far including this one, seconds the period has left, allowed)."""
-        calls = as_int(self.calls.evaluate(context))
-        period = as_int(self.period.evaluate(context))
+    def _counter(self, context: Any, kind: str, period: int) -> str:
         if self.key is not None:
-            counter = f"{self.kind}:{period}:{string_of(self.key, context)}"
-        else:
-            api = context.Api.Id if context.Api is not None else ""
-            counter = f"{self.kind}:{period}:{api}|{self.scope}|{self.path}"
+            return f"{kind}:{period}:{string_of(self.key, context)}"
+        api = context.Api.Id if context.Api is not None else ""
+        return f"{kind}:{period}:{api}|{self.scope}|{self.path}"
+
+    async def _count(
+        self, context: Any, limit: Any = None, part: str = ""
+    ) -> tuple[int, int, float, bool]:
+        """Count this call against `limit` (default `calls`; `part` names a per-API/operation
+        counter); with an increment-condition or an increment-count expression only check now
+        and count after the response (when the condition holds). Returns (calls, calls counted
+        so far including this one, seconds the period has left, allowed)."""
+        calls = as_int((limit or self.calls).evaluate(context))
+        period = as_int(self.period.evaluate(context))
+        counter = self._counter(context, self.kind, period) + part
         stores = current()
         if self.condition is None and isinstance(self.increment, Const):
             increment = as_int(self.increment.value)
@@ -191,39 +196,37 @@ class _QuotaBase(_Counted):
     """A call volume quota (`calls`), a bandwidth quota (`bandwidth` kilobytes of request and
     response bodies), or both, per `renewal-period`; 403 with `Retry-After` beyond either."""
 
-    __slots__ = ("bandwidth",)
+    __slots__ = ("bandwidth", "scoped")
     kind = "quota"
 
     def _parse_quota(self, node: Node, loader: Loader, *, by_key: bool) -> None:
-        self.bandwidth = loader.const_int(node, "bandwidth")
-        if self.bandwidth is not None and self.bandwidth <= 0:
-            raise node.error("Attribute 'bandwidth' must be a positive integer.")
-        calls = "calls" in node.attrib
-        if not calls and self.bandwidth is None:
-            raise node.error("Either 'calls' or 'bandwidth' (or both) is required.")
-        self._parse_counter(node, loader, by_key=by_key, calls=calls)
+        calls, self.bandwidth = _amounts(node, loader)
+        self._parse_counter(node, loader, by_key=by_key, calls=calls is not None)
+        self.scoped: tuple[_Scoped, ...] = ()
 
     async def execute(self, context: Any) -> bool | None:
-        if self.bandwidth is not None:
-            await self._check_bandwidth(context)
-        if self.calls is not None:
-            _, _, left, allowed = await self._count(context)
-            if not allowed:
-                raise _quota_exceeded("Out of call volume quota", left)
+        await self._enforce(context, self.calls, self.bandwidth, "")
+        for scoped in self.scoped:
+            if scoped.applies(context):
+                await self._enforce(context, scoped.calls, scoped.bandwidth, scoped.part)
         return None
 
-    async def _check_bandwidth(self, context: Any) -> None:
+    async def _enforce(self, context: Any, calls: Any, bandwidth: int | None, part: str) -> None:
+        if bandwidth is not None:
+            await self._check_bandwidth(context, bandwidth, part)
+        if calls is not None:
+            _, _, left, allowed = await self._count(context, calls, part)
+            if not allowed:
+                raise _quota_exceeded("Out of call volume quota", left)
+
+    async def _check_bandwidth(self, context: Any, kilobytes: int, part: str) -> None:
         """Refuse once the period's bytes reach the quota; else count this call's request and
         response body bytes once the response is sent (with an increment-condition, only when
         it holds)."""
         period = as_int(self.period.evaluate(context))
-        if self.key is not None:
-            counter = f"quota-bytes:{period}:{string_of(self.key, context)}"
-        else:
-            api = context.Api.Id if context.Api is not None else ""
-            counter = f"quota-bytes:{period}:{api}|{self.scope}|{self.path}"
+        counter = self._counter(context, "quota-bytes", period) + part
         stores = current()
-        _, left, allowed = await stores.count(counter, 0, period, self.bandwidth * 1024)
+        _, left, allowed = await stores.count(counter, 0, period, kilobytes * 1024)
         if not allowed:
             raise _quota_exceeded("Out of bandwidth quota", left)
         request = context.Request.send_body()
@@ -247,6 +250,75 @@ class _QuotaBase(_Counted):
                 ctx.Response.replace_stream(_Metered(sent, count))
 
         context.on_response = [*(context.on_response or ()), meter]
+
+
+def _amounts(node: Node, loader: Loader) -> tuple[str | None, int | None]:
+    """`calls` (as written) and `bandwidth` of a quota or of its api/operation child."""
+    bandwidth = loader.const_int(node, "bandwidth")
+    if bandwidth is not None and bandwidth <= 0:
+        raise node.error("Attribute 'bandwidth' must be a positive integer.")
+    calls = node.attrib.get("calls")
+    if calls is None and bandwidth is None:
+        raise node.error("Either 'calls' or 'bandwidth' (or both) is required.")
+    return calls, bandwidth
+
+
+class _Scoped:
+    """An `api` or `operation` child of `quota`: a quota of its own for one API (or one of its
+    operations), counted apart from the policy's and its siblings'."""
+
+    __slots__ = ("api", "bandwidth", "calls", "operation", "part")
+
+    def __init__(
+        self,
+        api: tuple[str, str],
+        operation: tuple[str, str] | None,
+        node: Node,
+        loader: Loader,
+        part: str,
+    ) -> None:
+        for name in node.attrib:
+            if name not in ("name", "id", "calls", "bandwidth"):
+                raise node.error(f"Attribute '{name}' is not allowed in '{node.tag}'.")
+        calls, self.bandwidth = _amounts(node, loader)
+        self.calls = None if calls is None else Const(str(loader.const_int(node, "calls")))
+        if self.calls is not None:
+            _positive(node, self.calls, "calls")
+        self.api, self.operation, self.part = api, operation, part
+
+    def applies(self, context: Any) -> bool:
+        return _is(context.Api, self.api) and (
+            self.operation is None or _is(context.Operation, self.operation)
+        )
+
+
+def _target(node: Node, loader: Loader) -> tuple[str, str]:
+    """(attribute, value) naming an API or operation: `id` when given (APIM ignores `name`
+    then), else `name`."""
+    for attribute in ("id", "name"):
+        value = loader.literal(node, attribute)
+        if value is not None:
+            return attribute, value
+    raise node.error(f"Element '{node.tag}' needs 'name' or 'id'.")
+
+
+def _is(entity: Any, target: tuple[str, str]) -> bool:
+    if entity is None:
+        return False
+    attribute, value = target
+    return (entity.Id if attribute == "id" else entity.Name) == value
+
+
+def _scoped_quotas(node: Node, loader: Loader) -> tuple[_Scoped, ...]:
+    scoped = []
+    for i, api in enumerate(loader.children(node, {"api"}), 1):
+        target = _target(api, loader)
+        scoped.append(_Scoped(target, None, api, loader, f"/api[{i}]"))
+        for j, operation in enumerate(loader.children(api, {"operation"}), 1):
+            loader.no_children(operation)
+            part = f"/api[{i}]/operation[{j}]"
+            scoped.append(_Scoped(target, _target(operation, loader), operation, loader, part))
+    return tuple(scoped)
 
 
 class _Metered:
@@ -290,7 +362,9 @@ def _quota_exceeded(message: str, left: float) -> PolicyRuntimeError:
 
 @register("quota")
 class Quota(_QuotaBase):
-    """At most `calls` requests per `renewal-period` seconds through this policy (per API); 403."""
+    """At most `calls` requests (and/or `bandwidth` kilobytes) per `renewal-period` seconds
+    through this policy (per API), and as much again for each `api`/`operation` child that
+    names the API or operation called; 403 beyond any of them."""
 
     __slots__ = ()
     attributes = frozenset({"calls", "bandwidth", "renewal-period"})
@@ -300,7 +374,7 @@ class Quota(_QuotaBase):
     def parse(cls, node: Node, loader: Loader) -> Policy:
         self = cls()
         self._parse_quota(node, loader, by_key=False)
-        _no_scoped_children(node, loader)
+        self.scoped = _scoped_quotas(node, loader)
         return self
 
 
