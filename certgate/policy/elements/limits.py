@@ -83,7 +83,7 @@ class _Counted(Policy):
         counter); with an increment-condition or an increment-count expression only check now
         and count after the response (when the condition holds). Returns (calls, calls counted
         so far including this one, seconds the period has left, allowed)."""
-        calls = as_int((limit or self.calls).evaluate(context))
+        calls = as_int((self.calls if limit is None else limit).evaluate(context))
         period = as_int(self.period.evaluate(context))
         counter = self._counter(context, self.kind, period) + part
         stores = current()
