@@ -104,6 +104,11 @@ class BodyStream(Protocol):
     A stream is read once.
     """
 
+    @property
+    def received(self) -> int:
+        """Bytes that arrived so far (read or not): what a bandwidth quota counts."""
+        ...
+
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
     async def read_all(self) -> bytes: ...
@@ -480,6 +485,13 @@ class _Message(CsObject):
         if self._body is None:
             return self._source if self._source is not None else b""
         return self._body.stream()
+
+    def replace_stream(self, stream: BodyStream) -> None:
+        """Send `stream` instead of the unread stream `send_body()` returned (a byte meter)."""
+        if self._body is None:
+            self._source = stream
+        else:
+            self._body._stream = stream
 
 
 class Request(_Message):

@@ -20,6 +20,11 @@ _DAPR = "it calls a Dapr sidecar, which only APIM's self-hosted gateway on Dapr 
 _SERVICE_BUS = "it sends to Azure Service Bus, which certgate has no connection to."
 _GRAPHQL = "it belongs to APIM's synthetic GraphQL APIs (resolvers), which certgate does not host."
 _CREDENTIALS = "it reads APIM's credential manager (Azure-hosted OAuth connections)."
+_SERVICE_FABRIC = (
+    "it resolves the backend through an Azure Service Fabric cluster's naming service (a "
+    "Service Fabric backend entity), which certgate has no connection to; use base-url or an "
+    "HTTP backend entity instead."
+)
 _NOT_APIM = "APIM has no policy of that name"
 
 REFUSED_POLICIES: dict[str, str] = {
@@ -56,7 +61,16 @@ REFUSED_POLICIES: dict[str, str] = {
 
 # What only Azure itself provides: the documents these block are the save level's ceiling.
 AZURE_ONLY_REASONS = frozenset(
-    {_MANAGED_IDENTITY, _EVENT_HUBS, _OPENAI, _DAPR, _SERVICE_BUS, _GRAPHQL, _CREDENTIALS}
+    {
+        _MANAGED_IDENTITY,
+        _EVENT_HUBS,
+        _OPENAI,
+        _DAPR,
+        _SERVICE_BUS,
+        _GRAPHQL,
+        _CREDENTIALS,
+        _SERVICE_FABRIC,
+    }
 )
 
 # Attributes of implemented elements that select an Azure-only variant of them.
@@ -64,6 +78,11 @@ REFUSED_ATTRIBUTES: dict[tuple[str, str], str] = {
     ("set-backend-service", "dapr-app-id"): _DAPR,
     ("set-backend-service", "dapr-method"): _DAPR,
     ("set-backend-service", "dapr-namespace"): _DAPR,
+    ("set-backend-service", "sf-resolve-condition"): _SERVICE_FABRIC,
+    ("set-backend-service", "sf-service-instance-name"): _SERVICE_FABRIC,
+    ("set-backend-service", "sf-partition-key"): _SERVICE_FABRIC,
+    ("set-backend-service", "sf-listener-name"): _SERVICE_FABRIC,
+    ("set-backend-service", "sf-replica-type"): _SERVICE_FABRIC,
 }
 
 

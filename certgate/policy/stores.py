@@ -36,7 +36,8 @@ class StoreUnavailable(Exception):
 
 
 class LocalStore:
-    """A per-process LRU of bytes values with TTLs, and fixed-window counters."""
+    """A per-process LRU of bytes values with TTLs, and fixed-window counters (each its start
+    and count)."""
 
     __slots__ = ("_bytes", "_counters", "_entries", "max_bytes", "max_entries", "max_keys")
 
@@ -81,17 +82,19 @@ class LocalStore:
         the limit)."""
         now = time.monotonic()
         window = self._counters.get(key)
-        if window is None or window[0] <= now:
+        if window is None or now - window[0] >= period:
             if window is None and len(self._counters) >= self.max_keys:
                 self._counters.popitem(last=False)
-            window = [now + period, 0]
+            window = [now, 0]
             self._counters[key] = window
         else:
             self._counters.move_to_end(key)
         allowed = window[1] < limit
         if allowed:
             window[1] += increment
-        return int(window[1]), window[0] - now, allowed
+        # from the window's start, not its end: (now + period) - now can exceed `period` by a
+        # rounding step, which a Retry-After rounded up turned into a second too many
+        return int(window[1]), period - (now - window[0]), allowed
 
 
 # Check and count in one step, so that workers and nodes sharing the Redis cross a limit exactly.

@@ -29,6 +29,19 @@ QUOTA = """<policies><inbound>
   counter-key='@(context.Request.Url.Query.GetValueOrDefault("k", ""))' />
 </inbound></policies>"""
 
+BANDWIDTH = """<policies><inbound>
+<quota-by-key bandwidth="512" renewal-period="3600"
+  counter-key='@(context.Request.Url.Query.GetValueOrDefault("k", ""))' />
+</inbound></policies>"""
+
+# The gateway's API is "t" with the single operation "all".
+SCOPED = """<policies><inbound>
+<quota calls="10" renewal-period="3600">
+  <api id="other" calls="1" />
+  <api name="t" calls="4" bandwidth="1024"><operation id="all" calls="2" /></api>
+</quota>
+</inbound></policies>"""
+
 
 @pytest.fixture
 def throttled(policy_gateway):
@@ -71,6 +84,41 @@ async def test_quota_by_key_answers_403_with_the_replenish_time(
     assert body["statusCode"] == 403
     prefix = "Out of call volume quota. Quota will be replenished in "
     assert re.fullmatch(r"(00:[0-5]\d|01:00):[0-5]\d\.", body["message"].removeprefix(prefix))
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "process"])
+async def test_a_bandwidth_quota_counts_request_and_response_bytes(
+    throttled, certs, tmp_path, redis_url, shared
+):
+    port = await throttled(BANDWIDTH, redis_url=redis_url if shared else "")
+    # 512 KB = 524,288 bytes: two streamed 300,000-byte responses, the second crossing the quota
+    download = [await curl(port, "/t/download/300000?k=r", ca=certs.ca_file, tmp=tmp_path)]
+    download.append(await curl(port, "/t/download/300000?k=r", ca=certs.ca_file, tmp=tmp_path))
+    assert [(r.status, len(r.body)) for r in download] == [(200, 300000), (200, 300000)]
+    refused = await curl(port, "/t/download/1?k=r", ca=certs.ca_file, tmp=tmp_path)
+    assert refused.status == 403
+    assert 3500 < int(refused.headers["retry-after"]) <= 3600
+    prefix = "Out of bandwidth quota. Quota will be replenished in "
+    assert re.fullmatch(r"(00:5\d|01:00):[0-5]\d\.", refused.json()["message"].removeprefix(prefix))
+    # the request body counts too: one 600,000-byte upload exhausts another key's quota
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(b"u" * 600000)
+    sent = await curl(
+        port, "/t/upload?k=u", "--data-binary", f"@{upload}", ca=certs.ca_file, tmp=tmp_path
+    )
+    assert sent.status == 200 and sent.json()["received"] == 600000
+    assert await statuses(port, "/t/x?k=u", 1, certs, tmp_path) == [403]
+    assert await statuses(port, "/t/x?k=other", 1, certs, tmp_path) == [200]
+
+
+async def test_a_quota_counts_the_api_and_operation_it_names_apart(
+    throttled, certs, tmp_path, redis_url
+):
+    port = await throttled(SCOPED, redis_url=redis_url)
+    # the operation's 2 calls run out first; the other API's quota of 1 never applies
+    replies = [await curl(port, "/t/x", ca=certs.ca_file, tmp=tmp_path) for _ in range(3)]
+    assert [r.status for r in replies] == [200, 200, 403]
+    assert replies[2].json()["message"].startswith("Out of call volume quota.")
 
 
 async def test_increment_condition_counts_after_the_response(throttled, certs, tmp_path, redis_url):

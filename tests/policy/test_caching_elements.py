@@ -26,7 +26,24 @@ LOOKUP = "<cache-lookup vary-by-developer='false' vary-by-developer-groups='fals
         ("<cache-lookup-value key='k'/>", "", "'variable-name' is missing"),
         ("<cache-store-value key='k' value='v'/>", "", "'duration' is missing"),
         ("<cache-remove-value key='k' caching-type='disk'/>", "", "'caching-type'"),
-        ("<quota calls='10' bandwidth='100' renewal-period='60'/>", "", "Bandwidth quotas"),
+        ("<quota calls='10' bandwidth='0' renewal-period='60'/>", "", "'bandwidth' must be a pos"),
+        ("<quota renewal-period='60'/>", "", "Either 'calls' or 'bandwidth'"),
+        ("<quota calls='5' renewal-period='60'><api calls='1'/></quota>", "", "needs 'name' or"),
+        (
+            "<quota calls='5' renewal-period='60'><api id='a'><operation id='o'/></api></quota>",
+            "",
+            "Either 'calls' or 'bandwidth'",
+        ),
+        (
+            "<quota calls='5' renewal-period='60'><api id='a' calls='1' period='9'/></quota>",
+            "",
+            "Attribute 'period' is not allowed in 'api'",
+        ),
+        (
+            "<quota-by-key bandwidth='@(5)' renewal-period='60' counter-key='k'/>",
+            "",
+            "Expressions are not allowed in attribute 'bandwidth'",
+        ),
         ("<quota-by-key calls='0' renewal-period='60' counter-key='k'/>", "", "'calls' must"),
         ("<rate-limit-by-key calls='5' renewal-period='60'/>", "", "'counter-key' is missing"),
         ("<rate-limit calls='5' renewal-period='301'/>", "", "at most 300 seconds"),
@@ -83,3 +100,12 @@ async def test_local_counters_refuse_at_the_limit_and_count_nothing_refused() ->
     results = [await store.hit("k", 1, 60, 2) for _ in range(3)]
     assert [(count, allowed) for count, _, allowed in results] == [(1, True), (2, True), (2, False)]
     assert 0 < results[0][1] <= 60
+
+
+async def test_a_new_window_never_has_more_than_its_period_left() -> None:
+    """Retry-After is the time left rounded up: a window just opened must not report 60.00...06
+    seconds left of 60 (a Retry-After of 61)."""
+    store = LocalStore(max_entries=2, max_bytes=10, max_keys=1000)
+    for period in (1, 7, 60, 300, 3600):
+        lefts = [(await store.hit(f"{period}:{i}", 1, period, 5))[1] for i in range(200)]
+        assert all(0 < left <= period for left in lefts), max(lefts)

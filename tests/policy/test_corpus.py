@@ -5,6 +5,8 @@ Each runner prints its failing cases and a closing `N passed, N failed` (run wit
 
 from __future__ import annotations
 
+import functools
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -32,17 +34,35 @@ def corpus_files() -> list[Path]:
     return files
 
 
-# Named values are unknown here: try a few placeholders (text, number, URL, base64 secret), keep
-# the best outcome per element.
+# Named values are unknown here: each gets one of a few placeholders (text, number, URL, base64
+# secret), the one that leaves the fewest refusals, chosen a name at a time.
 PLACEHOLDERS = ("placeholder", "1", "https://placeholder.example", "cGxhY2Vob2xkZXI=")
+
+# Fill-ins the samples leave for their deployment notebooks or their readers (not APIM named
+# values): each replaced by a value of the kind that goes there, so that a document is judged on
+# its own content.
+FILL_INS = {
+    "{jwt_signing_key}": "c2lnbmluZy1rZXktb2YtdGhpcnR5LXR3by1ieXRlcyE=",  # a base64 HMAC key
+    "{MyMetadataName1}": "Name1",  # blob metadata: header names x-ms-meta-<name>
+    "{MyMetadataName2}": "Name2",
+    "RETRY_COUNT": "2",  # "The notebook replaces BACKEND_POOL_ID and RETRY_COUNT"
+    "{group-id}": "00000000-0000-0000-0000-000000000000",  # an Entra group's object id
+    "{database-account}": "account",  # Cosmos DB account, database, collection
+    "{db}": "db",
+    "{coll}": "coll",
+    "{product-token-limits}": '<when condition="@(context.Product != null)" />',  # a when each
+}
+_FILL_IN = re.compile("|".join(re.escape(token) for token in FILL_INS))
+_NAMED_VALUE = re.compile(r"\{\{([A-Za-z0-9._\-]+)\}\}")
+
+
+def document(path: Path) -> str:
+    """A corpus document with the samples' fill-ins filled in."""
+    return _FILL_IN.sub(lambda match: FILL_INS[match.group(0)], path.read_text(encoding="utf-8"))
 
 
 def _read(path: Path, placeholder: str = PLACEHOLDERS[0]) -> Node:
-    return _read_text(path.read_text(encoding="utf-8"), placeholder)
-
-
-def _read_text(text: str, placeholder: str) -> Node:
-    return read_document(text, lambda name: placeholder)
+    return read_document(document(path), lambda name: placeholder)
 
 
 def test_load_level() -> None:
@@ -100,7 +120,7 @@ def test_vocabulary_level() -> None:
     for path in corpus_files():
         if path.name == BROKEN:
             continue
-        text = path.read_text(encoding="utf-8")
+        text = document(path)
         variants = [_read(path, p) for p in (PLACEHOLDERS if "{{" in text else PLACEHOLDERS[:1])]
         walks = [list(_policy_nodes(tree, "", False)) for tree in variants]
         for index, (node, _section) in enumerate(walks[0]):
@@ -132,38 +152,37 @@ def test_vocabulary_level() -> None:
 
 
 # Element occurrences executed today (of 2,427); raise it, never lower it.
-EXECUTED_FLOOR = 2298
+EXECUTED_FLOOR = 2301
 
 
 # Documents that save whole today (issue 18's goal is 90 % of the corpus); raise it, never lower it.
-SAVE_FLOOR = 171
+SAVE_FLOOR = 181
 
 
 class _Catalog(PlaceholderCatalog):
-    """Everything exists; every named value is `placeholder`."""
+    """Everything exists; each named value has the value `values` gives it."""
 
-    def __init__(self, placeholder: str) -> None:
-        self.placeholder = placeholder
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def value(self, name: str) -> str:
+        return self.values.get(name, PLACEHOLDERS[0])
 
     def named_value(self, display_name: str) -> tuple[str, str]:
-        return display_name, self.placeholder
+        return display_name, self.value(display_name)
 
 
 def _save(text: str) -> PolicyValidationError | None:
-    """None when the document saves with one of the placeholders, else the error of the
-    placeholder that got furthest into the document."""
-    errors = []
-    for placeholder in PLACEHOLDERS if "{{" in text else PLACEHOLDERS[:1]:
-        catalog = _Catalog(placeholder)
-        try:
-            if _read_text(text, placeholder).tag == "fragment":
-                parse_fragment(text, catalog)
-            else:
-                parse_document(text, "api", catalog)
-            return None
-        except PolicyValidationError as exc:
-            errors.append(exc)
-    return max(errors, key=lambda error: (error.line or 0, error.column or 0))
+    """None when the document saves with its named values' placeholders, else the error."""
+    catalog = _Catalog(_named_values(text))
+    try:
+        if read_document(text, catalog.value).tag == "fragment":
+            parse_fragment(text, catalog)
+        else:
+            parse_document(text, "api", catalog)
+    except PolicyValidationError as exc:
+        return exc
+    return None
 
 
 def test_documents_save_whole() -> None:
@@ -174,7 +193,7 @@ def test_documents_save_whole() -> None:
     refusals: Counter[str] = Counter()
     reasons: dict[str, str] = {}
     for path in files:
-        error = _save(path.read_text(encoding="utf-8"))
+        error = _save(document(path))
         if error is None:
             saved += 1
             continue
@@ -211,8 +230,8 @@ class _CollectingLoader(Loader):
             return _Skipped()
 
 
-def _blockers_with(text: str, placeholder: str) -> list[PolicyValidationError]:
-    loader = _CollectingLoader("api", _Catalog(placeholder))
+def _blockers_with(text: str, values: dict[str, str]) -> list[PolicyValidationError]:
+    loader = _CollectingLoader("api", _Catalog(values))
     try:
         root = read_document(text, loader.named_value)
     except PolicyValidationError as exc:
@@ -228,11 +247,35 @@ def _blockers_with(text: str, placeholder: str) -> list[PolicyValidationError]:
     return loader.errors
 
 
+@functools.cache
+def _named_values(text: str) -> dict[str, str]:
+    """A placeholder for each named value of the document: the one placeholder for all that
+    leaves the fewest refusals, then, a name at a time, another wherever it leaves fewer (or as
+    many, the first further into the document: a refused `when` hides its children)."""
+    names = dict.fromkeys(_NAMED_VALUE.findall(text))
+
+    def score(values: dict[str, str]) -> tuple[int, int, int]:
+        errors = _blockers_with(text, values)
+        if not errors:
+            return 0, 0, 0
+        return len(errors), -(errors[0].line or 0), -(errors[0].column or 0)
+
+    uniform = (dict.fromkeys(names, value) for value in PLACEHOLDERS)
+    chosen = min(uniform, key=lambda values: score(values)[0])
+    best, improved = score(chosen), True
+    while improved and best[0]:
+        improved = False
+        for name, value in ((n, v) for n in names for v in PLACEHOLDERS):
+            candidate = {**chosen, name: value}
+            if score(candidate) < best:
+                chosen, best, improved = candidate, score(candidate), True
+    return chosen
+
+
 def blockers(text: str) -> list[PolicyValidationError]:
-    """Every element refusal of a document (not just the first), with the placeholder that
-    leaves the fewest."""
-    placeholders = PLACEHOLDERS if "{{" in text else PLACEHOLDERS[:1]
-    return min((_blockers_with(text, p) for p in placeholders), key=len)
+    """Every element refusal of a document (not just the first), with its named values'
+    placeholders."""
+    return _blockers_with(text, _named_values(text))
 
 
 def azure_only(error: PolicyValidationError) -> bool:
@@ -246,7 +289,7 @@ def test_save_ceiling_with_azure_only_refusals() -> None:
     whole, azure, other = 0, 0, []
     reasons: Counter[str] = Counter()
     for path in files:
-        text = path.read_text(encoding="utf-8")
+        text = document(path)
         found = blockers(text)
         assert (not found) == (_save(text) is None), path.name
         if not found:
@@ -282,13 +325,22 @@ def test_refused_policies_say_why() -> None:
         assert caught.value.reason.endswith(reason)
 
 
-def test_azure_only_attributes_say_why() -> None:
-    text = (
-        "<policies><inbound><set-backend-service backend-id='dapr' dapr-app-id='orders' "
-        "dapr-method='get'/></inbound></policies>"
-    )
+@pytest.mark.parametrize(
+    ("attributes", "refused", "why"),
+    [
+        ("backend-id='dapr' dapr-app-id='orders' dapr-method='get'", "dapr-app-id", "Dapr sidecar"),
+        (
+            "backend-id='sf' sf-resolve-condition='true' sf-service-instance-name='fabric:/a/b'",
+            "sf-resolve-condition",
+            "Service Fabric cluster's naming service",
+        ),
+    ],
+)
+def test_azure_only_attributes_say_why(attributes: str, refused: str, why: str) -> None:
+    text = f"<policies><inbound><set-backend-service {attributes}/></inbound></policies>"
     with pytest.raises(PolicyValidationError) as caught:
         parse_document(text, "api", PlaceholderCatalog())
     assert caught.value.element == "set-backend-service"
-    assert "'dapr-app-id' of 'set-backend-service' is not supported" in caught.value.reason
-    assert "Dapr sidecar" in caught.value.reason
+    assert f"'{refused}' of 'set-backend-service' is not supported" in caught.value.reason
+    assert why in caught.value.reason
+    assert azure_only(caught.value)  # counted in the save level's ceiling, not as a gap

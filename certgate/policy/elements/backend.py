@@ -15,14 +15,6 @@ from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register
 from certgate.policy.values import Const, Value, as_bool, as_int, as_string
 
-_SF = (
-    "sf-resolve-condition",
-    "sf-service-instance-name",
-    "sf-partition-key",
-    "sf-listener-name",
-    "sf-replica-type",
-)
-
 
 @register("set-backend-service")
 @dataclass(slots=True)
@@ -32,16 +24,13 @@ class SetBackendService(Policy):
     base_url: Value | None
     backend_id: Value | None
     target: BackendTarget | None  # built once when the value is a constant (never mutated)
-    attributes = frozenset({"base-url", "backend-id", *_SF})
+    attributes = frozenset({"base-url", "backend-id"})
     expressions = attributes
     sections = frozenset({"inbound", "backend"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
         loader.no_children(node)
-        for name in _SF:
-            if name in node.attrib:
-                raise node.error("Service Fabric backends are not supported by certgate.")
         base_url = loader.attr(node, "base-url")
         backend_id = loader.attr(node, "backend-id")
         if (base_url is None) == (backend_id is None):

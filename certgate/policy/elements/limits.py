@@ -14,10 +14,11 @@ documents ("a single counter is used for all scopes").
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from certgate.httpsyntax import name_problem
-from certgate.policy.context import Context
+from certgate.policy.context import Api, BodyStream, Context, Operation
 from certgate.policy.elements.control import condition_true, string_of
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
@@ -51,14 +52,14 @@ def _no_scoped_children(node: Node, loader: Loader) -> None:
         raise child.error(f"Per-API limits inside '{node.tag}' are not supported by certgate.")
 
 
-Counter = tuple[Value, Value, Value | None, Value | None, Value]  # the fields of `_Counted`
+Counter = tuple[Value | None, Value, Value | None, Value | None, Value]  # the fields of `_Counted`
 
 
 @dataclass(slots=True)
 class _Counted(Policy):
     """A call counter checked on the request: `calls` per `renewal-period` seconds."""
 
-    calls: Value
+    calls: Value | None  # None: a bandwidth-only quota
     period: Value
     key: Value | None  # the -by-key elements' counter-key
     condition: Value | None
@@ -66,28 +67,36 @@ class _Counted(Policy):
     kind = ""
 
     @staticmethod
-    def parse_counter(node: Node, loader: Loader, *, by_key: bool) -> Counter:
-        calls = loader.attr(node, "calls", required=True)
+    def parse_counter(node: Node, loader: Loader, *, by_key: bool, calls: bool = True) -> Counter:
+        limit = loader.attr(node, "calls", required=True) if calls else None
         period = loader.attr(node, "renewal-period", required=True)
-        _positive(node, calls, "calls")
+        if limit is not None:
+            _positive(node, limit, "calls")
         _positive(node, period, "renewal-period")
         key = loader.attr(node, "counter-key", required=True) if by_key else None
         condition = loader.attr(node, "increment-condition") if by_key else None
         increment = loader.attr(node, "increment-count", "1") if by_key else Const("1")
         _positive(node, increment, "increment-count")
-        return calls, period, key, condition, increment
+        return limit, period, key, condition, increment
 
-    async def _count(self, context: Context) -> tuple[int, int, float, bool]:
-        """Count this call; with an increment-condition or an increment-count expression only
-        check now and count after the response (when the condition holds). Returns (calls, calls
-        counted so far including this one, seconds the period has left, allowed)."""
-        calls = as_int(self.calls.evaluate(context))
-        period = as_int(self.period.evaluate(context))
+    def _counter(self, context: Context, kind: str, period: int) -> str:
         if self.key is not None:
-            counter = f"{self.kind}:{period}:{string_of(self.key, context)}"
-        else:
-            api = context.Api.Id if context.Api is not None else ""
-            counter = f"{self.kind}:{period}:{api}|{self.scope}|{self.path}"
+            return f"{kind}:{period}:{string_of(self.key, context)}"
+        api = context.Api.Id if context.Api is not None else ""
+        return f"{kind}:{period}:{api}|{self.scope}|{self.path}"
+
+    async def _count(
+        self, context: Context, limit: Value | None = None, part: str = ""
+    ) -> tuple[int, int, float, bool]:
+        """Count this call against `limit` (default `calls`; `part` names a per-API/operation
+        counter); with an increment-condition or an increment-count expression only check now
+        and count after the response (when the condition holds). Returns (calls, calls counted
+        so far including this one, seconds the period has left, allowed)."""
+        limit = self.calls if limit is None else limit
+        assert limit is not None  # (rate limits always have calls; quotas pass theirs)
+        calls = as_int(limit.evaluate(context))
+        period = as_int(self.period.evaluate(context))
+        counter = self._counter(context, self.kind, period) + part
         stores = current()
         if self.condition is None and isinstance(self.increment, Const):
             increment = as_int(self.increment.value)
@@ -198,42 +207,196 @@ class RateLimitByKey(_RateLimitBase):
 
 @dataclass(slots=True)
 class _QuotaBase(_Counted):
+    """A call volume quota (`calls`), a bandwidth quota (`bandwidth` kilobytes of request and
+    response bodies), or both, per `renewal-period`; 403 with `Retry-After` beyond either."""
+
+    bandwidth: int | None  # kilobytes
+    scoped: tuple[_Scoped, ...]
     kind = "quota"
 
     @classmethod
-    def parse_quota(cls, node: Node, loader: Loader, *, by_key: bool) -> Policy:
-        if "bandwidth" in node.attrib:
-            raise node.error("Bandwidth quotas ('bandwidth') are not supported by certgate.")
-        return cls(*cls.parse_counter(node, loader, by_key=by_key))
+    def parse_quota(
+        cls, node: Node, loader: Loader, *, by_key: bool, scoped: tuple[_Scoped, ...] = ()
+    ) -> Policy:
+        calls, bandwidth = _amounts(node, loader)
+        counter = cls.parse_counter(node, loader, by_key=by_key, calls=calls is not None)
+        return cls(*counter, bandwidth, scoped)
 
     async def execute(self, context: Context) -> bool | int | None:
-        _, _, left, allowed = await self._count(context)
-        if not allowed:
-            seconds = max(1, math.ceil(left))
-            hours, rest = divmod(seconds, 3600)
-            wait = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
-            raise PolicyRuntimeError(
-                "QuotaExceeded",
-                "Out of call volume quota",
-                status=403,
-                public_message=f"Out of call volume quota. Quota will be replenished in {wait}.",
-            )
+        await self._enforce(context, self.calls, self.bandwidth, "")
+        for scoped in self.scoped:
+            if scoped.applies(context):
+                await self._enforce(context, scoped.calls, scoped.bandwidth, scoped.part)
         return None
+
+    async def _enforce(
+        self, context: Context, calls: Value | None, bandwidth: int | None, part: str
+    ) -> None:
+        if bandwidth is not None:
+            await self._check_bandwidth(context, bandwidth, part)
+        if calls is not None:
+            _, _, left, allowed = await self._count(context, calls, part)
+            if not allowed:
+                raise _quota_exceeded("Out of call volume quota", left)
+
+    async def _check_bandwidth(self, context: Context, kilobytes: int, part: str) -> None:
+        """Refuse once the period's bytes reach the quota; else count this call's request and
+        response body bytes once the response is sent (with an increment-condition, only when
+        it holds)."""
+        period = as_int(self.period.evaluate(context))
+        counter = self._counter(context, "quota-bytes", period) + part
+        stores = current()
+        _, left, allowed = await stores.count(counter, 0, period, kilobytes * 1024)
+        if not allowed:
+            raise _quota_exceeded("Out of bandwidth quota", left)
+        request = context.Request.send_body()
+        condition = self.condition
+
+        async def count(size: int) -> None:
+            if size:
+                await stores.count(counter, size, period, NO_LIMIT)
+
+        async def meter(ctx: Context) -> None:
+            if condition is not None and not condition_true(condition, ctx):
+                return
+            # bytes once a policy buffered it; else the gateway's stream, which counts arrivals
+            await count(
+                len(request) if isinstance(request, (bytes, bytearray)) else request.received
+            )
+            sent = ctx.Response.send_body()
+            if isinstance(sent, (bytes, bytearray)):
+                await count(len(sent))
+            else:
+                ctx.Response.replace_stream(_Metered(sent, count))
+
+        context.on_response = [*(context.on_response or ()), meter]
+
+
+def _amounts(node: Node, loader: Loader) -> tuple[str | None, int | None]:
+    """`calls` (as written) and `bandwidth` of a quota or of its api/operation child."""
+    bandwidth = loader.const_int(node, "bandwidth")
+    if bandwidth is not None and bandwidth <= 0:
+        raise node.error("Attribute 'bandwidth' must be a positive integer.")
+    calls = node.attrib.get("calls")
+    if calls is None and bandwidth is None:
+        raise node.error("Either 'calls' or 'bandwidth' (or both) is required.")
+    return calls, bandwidth
+
+
+class _Scoped:
+    """An `api` or `operation` child of `quota`: a quota of its own for one API (or one of its
+    operations), counted apart from the policy's and its siblings'."""
+
+    __slots__ = ("api", "bandwidth", "calls", "operation", "part")
+
+    def __init__(
+        self,
+        api: tuple[str, str],
+        operation: tuple[str, str] | None,
+        node: Node,
+        loader: Loader,
+        part: str,
+    ) -> None:
+        for name in node.attrib:
+            if name not in ("name", "id", "calls", "bandwidth"):
+                raise node.error(f"Attribute '{name}' is not allowed in '{node.tag}'.")
+        calls, self.bandwidth = _amounts(node, loader)
+        self.calls = None if calls is None else Const(str(loader.const_int(node, "calls")))
+        if self.calls is not None:
+            _positive(node, self.calls, "calls")
+        self.api, self.operation, self.part = api, operation, part
+
+    def applies(self, context: Context) -> bool:
+        return _is(context.Api, self.api) and (
+            self.operation is None or _is(context.Operation, self.operation)
+        )
+
+
+def _target(node: Node, loader: Loader) -> tuple[str, str]:
+    """(attribute, value) naming an API or operation: `id` when given (APIM ignores `name`
+    then), else `name`."""
+    for attribute in ("id", "name"):
+        value = loader.literal(node, attribute)
+        if value is not None:
+            return attribute, value
+    raise node.error(f"Element '{node.tag}' needs 'name' or 'id'.")
+
+
+def _is(entity: Api | Operation | None, target: tuple[str, str]) -> bool:
+    if entity is None:
+        return False
+    attribute, value = target
+    return (entity.Id if attribute == "id" else entity.Name) == value
+
+
+def _scoped_quotas(node: Node, loader: Loader) -> tuple[_Scoped, ...]:
+    scoped = []
+    for i, api in enumerate(loader.children(node, {"api"}), 1):
+        target = _target(api, loader)
+        scoped.append(_Scoped(target, None, api, loader, f"/api[{i}]"))
+        for j, operation in enumerate(loader.children(api, {"operation"}), 1):
+            loader.no_children(operation)
+            part = f"/api[{i}]/operation[{j}]"
+            scoped.append(_Scoped(target, _target(operation, loader), operation, loader, part))
+    return tuple(scoped)
+
+
+class _Metered:
+    """A body stream that reports how many bytes went through once it has been read to the end."""
+
+    __slots__ = ("_done", "_stream")
+
+    def __init__(self, stream: BodyStream, done: Callable[[int], Awaitable[None]]) -> None:
+        self._stream, self._done = stream, done
+
+    @property
+    def received(self) -> int:
+        return self._stream.received
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self._stream:
+            size += len(chunk)
+            yield chunk
+        await self._done(size)
+
+    async def read_all(self) -> bytes:
+        data = await self._stream.read_all()
+        await self._done(len(data))
+        return data
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _quota_exceeded(message: str, left: float) -> PolicyRuntimeError:
+    seconds = max(1, math.ceil(left))
+    hours, rest = divmod(seconds, 3600)
+    wait = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    return PolicyRuntimeError(
+        "QuotaExceeded",
+        message,
+        status=403,
+        headers=(("Retry-After", str(seconds)),),
+        public_message=f"{message}. Quota will be replenished in {wait}.",
+    )
 
 
 @register("quota")
 @dataclass(slots=True)
 class Quota(_QuotaBase):
-    """At most `calls` requests per `renewal-period` seconds through this policy (per API); 403."""
+    """At most `calls` requests (and/or `bandwidth` kilobytes) per `renewal-period` seconds
+    through this policy (per API), and as much again for each `api`/`operation` child that
+    names the API or operation called; 403 beyond any of them."""
 
     attributes = frozenset({"calls", "bandwidth", "renewal-period"})
     sections = frozenset({"inbound"})
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Policy:
-        policy = cls.parse_quota(node, loader, by_key=False)
-        _no_scoped_children(node, loader)
-        return policy
+        return cls.parse_quota(node, loader, by_key=False, scoped=_scoped_quotas(node, loader))
 
 
 @register("quota-by-key")
