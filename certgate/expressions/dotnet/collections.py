@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import overload
 
 from ..budget import check_items
 from ..errors import cs_error
@@ -92,6 +93,13 @@ class StringValuesDictionary(ReadOnlyDictionary):
     __cs_type__ = "IReadOnlyDictionary<string, string[]>"
     _item = staticmethod(list)
 
+    def __getitem__(self, name: str) -> list[str]:
+        return list(self._values[name])  # type: ignore[call-overload]  # its owner's lists
+
+    @overload
+    def GetValueOrDefault(self, name: str, default: str) -> str: ...
+    @overload
+    def GetValueOrDefault(self, name: str, default: None = None) -> str | None: ...
     def GetValueOrDefault(self, name: str, default: str | None = None) -> str | None:
         values = self._values.get(name)
         return default if values is None else ",".join(values)  # type: ignore[arg-type]
