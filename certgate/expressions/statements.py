@@ -25,6 +25,7 @@ from .closures import (
 from .dotnet.collections import enumerate_cs
 from .errors import BudgetExceeded, ExpressionCompileError, InternalCompileError, cs_error
 from .runtime import cs_str
+from .syntax import field_of
 
 Fn = Callable[[list], Any]
 
@@ -134,7 +135,7 @@ class StatementCompiler:
         try:
             slots = [
                 self.declare(p, self.text(p.child_by_field_name("name")))
-                for p in node.child_by_field_name("parameters").named_children
+                for p in field_of(node, "parameters").named_children
                 if p.type == "parameter"
             ]
             body = node.child_by_field_name("body")
@@ -167,7 +168,7 @@ class StatementCompiler:
                 if head.type == "variable_declaration"
                 else self.s_expression_statement_of(head)
             )
-            body = self.stmt(node.child_by_field_name("body")) or nop
+            body = self.stmt(field_of(node, "body")) or nop
         finally:
             self.pop()
 
@@ -184,7 +185,7 @@ class StatementCompiler:
 
     def s_if_statement(self, node: Node) -> Fn:
         cond = self.cond(node.child_by_field_name("condition"))
-        then = self.stmt(node.child_by_field_name("consequence")) or nop
+        then = self.stmt(field_of(node, "consequence")) or nop
         alt_node = node.child_by_field_name("alternative")
         alt = (self.stmt(alt_node) or nop) if alt_node is not None else nop
 
@@ -231,7 +232,7 @@ class StatementCompiler:
 
     def s_while_statement(self, node: Node) -> Fn:
         cond = self.cond(node.child_by_field_name("condition"))
-        body = self._loop_body(node.child_by_field_name("body"))
+        body = self._loop_body(field_of(node, "body"))
 
         def run(e: list) -> int:
             while cond(e):
@@ -247,7 +248,7 @@ class StatementCompiler:
 
     def s_do_statement(self, node: Node) -> Fn:
         cond = self.cond(node.child_by_field_name("condition"))
-        body = self._loop_body(node.child_by_field_name("body"))
+        body = self._loop_body(field_of(node, "body"))
 
         def run(e: list) -> int:
             while True:
@@ -283,7 +284,7 @@ class StatementCompiler:
                     cond = self.cond(c)
                 elif field == "update":
                     updates.append(self.expr(c))
-            body = self._loop_body(node.child_by_field_name("body"))
+            body = self._loop_body(field_of(node, "body"))
         finally:
             self.pop()
 
@@ -305,14 +306,14 @@ class StatementCompiler:
 
     def s_foreach_statement(self, node: Node) -> Fn:
         source = self.expr(node.child_by_field_name("right"))
-        left = node.child_by_field_name("left")
+        left = field_of(node, "left")
         if left.type != "identifier":
             raise self.unsupported(left, "deconstruction in foreach")
         self.type_of(node.child_by_field_name("type"))
         self.push()
         try:
             slot = self.declare(left, self.text(left))
-            body = self._loop_body(node.child_by_field_name("body"))
+            body = self._loop_body(field_of(node, "body"))
         finally:
             self.pop()
 
@@ -335,7 +336,7 @@ class StatementCompiler:
         pending: list[Fn | None] = []
         self.push()
         try:
-            for sec in node.child_by_field_name("body").named_children:
+            for sec in field_of(node, "body").named_children:
                 if sec.type != "switch_section":
                     continue
                 labels: list[Fn | None] = []
@@ -391,7 +392,7 @@ class StatementCompiler:
         return run
 
     def s_try_statement(self, node: Node) -> Fn:
-        body = self.stmt(node.child_by_field_name("body")) or nop
+        body = self.stmt(field_of(node, "body")) or nop
         handlers: list[tuple[str, int | None, Fn]] = []
         final: Fn | None = None
         for c in node.named_children:
@@ -410,7 +411,7 @@ class StatementCompiler:
                                 slot = self.declare(nm, self.text(nm))
                         elif d.type == "catch_filter_clause":
                             raise self.unsupported(d, "exception filter")
-                    handler = self.stmt(c.child_by_field_name("body")) or nop
+                    handler = self.stmt(field_of(c, "body")) or nop
                 finally:
                     self.pop()
                 handlers.append((tname, slot, handler))
