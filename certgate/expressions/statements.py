@@ -6,7 +6,7 @@ A mixin of `Compiler`: each `s_<node type>` returns a closure `(e) -> control co
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tree_sitter import Node
 
@@ -27,11 +27,31 @@ from .errors import BudgetExceeded, ExpressionCompileError, InternalCompileError
 from .runtime import cs_str
 from .syntax import field_of
 
+if TYPE_CHECKING:
+    from .compiler import _Scope
+    from .dotnet import CsType
+
 Fn = Callable[[list], Any]
 
 
 class StatementCompiler:
     """Statement half of the compiler (expressions, scopes and errors live in `Compiler`)."""
+
+    if TYPE_CHECKING:  # what `Compiler` provides
+        scope: _Scope
+        int32: set[Any]
+        int_slots: set[int]
+
+        def push(self) -> None: ...
+        def pop(self) -> None: ...
+        def text(self, node: Node) -> str: ...
+        def unsupported(self, node: Node, what: str) -> ExpressionCompileError: ...
+        def declare(self, node: Node, name: str) -> int: ...
+        def expr(self, node: Node) -> Fn: ...
+        def cond(self, node: Node) -> Fn: ...
+        def type_of(self, node: Node) -> tuple[CsType | None, str]: ...
+        def initializer(self, node: Node, tname: str) -> Fn: ...
+        def pattern(self, node: Node) -> Callable[[list, Any], bool]: ...
 
     def block(self, node: Node) -> Fn:
         self.push()
@@ -39,7 +59,7 @@ class StatementCompiler:
             stmts = node.named_children
             for s in stmts:
                 if s.type == "local_function_statement":
-                    name = self.text(s.child_by_field_name("name"))
+                    name = self.text(field_of(s, "name"))
                     self.scope.funcs[name] = [None, None]
             fns = [self.stmt(s) for s in stmts if s.type not in ("comment",)]
         finally:
@@ -100,7 +120,7 @@ class StatementCompiler:
         return self.variable_declaration(decl)
 
     def variable_declaration(self, decl: Node) -> Fn | None:
-        ctype, tname = self.type_of(decl.child_by_field_name("type"))
+        ctype, tname = self.type_of(field_of(decl, "type"))
         steps: list[tuple[int, Fn | None]] = []
         for d in decl.named_children:
             if d.type != "variable_declarator":
@@ -129,12 +149,12 @@ class StatementCompiler:
         return run
 
     def s_local_function_statement(self, node: Node) -> None:
-        name = self.text(node.child_by_field_name("name"))
+        name = self.text(field_of(node, "name"))
         holder = self.scope.funcs[name]
         self.push()
         try:
             slots = [
-                self.declare(p, self.text(p.child_by_field_name("name")))
+                self.declare(p, self.text(field_of(p, "name")))
                 for p in field_of(node, "parameters").named_children
                 if p.type == "parameter"
             ]
@@ -184,7 +204,7 @@ class StatementCompiler:
         return lambda e: f(e) and NORMAL
 
     def s_if_statement(self, node: Node) -> Fn:
-        cond = self.cond(node.child_by_field_name("condition"))
+        cond = self.cond(field_of(node, "condition"))
         then = self.stmt(field_of(node, "consequence")) or nop
         alt_node = node.child_by_field_name("alternative")
         alt = (self.stmt(alt_node) or nop) if alt_node is not None else nop
@@ -231,7 +251,7 @@ class StatementCompiler:
         return self.stmt(node) or nop
 
     def s_while_statement(self, node: Node) -> Fn:
-        cond = self.cond(node.child_by_field_name("condition"))
+        cond = self.cond(field_of(node, "condition"))
         body = self._loop_body(field_of(node, "body"))
 
         def run(e: list) -> int:
@@ -247,7 +267,7 @@ class StatementCompiler:
         return run
 
     def s_do_statement(self, node: Node) -> Fn:
-        cond = self.cond(node.child_by_field_name("condition"))
+        cond = self.cond(field_of(node, "condition"))
         body = self._loop_body(field_of(node, "body"))
 
         def run(e: list) -> int:
@@ -305,11 +325,11 @@ class StatementCompiler:
         return run
 
     def s_foreach_statement(self, node: Node) -> Fn:
-        source = self.expr(node.child_by_field_name("right"))
+        source = self.expr(field_of(node, "right"))
         left = field_of(node, "left")
         if left.type != "identifier":
             raise self.unsupported(left, "deconstruction in foreach")
-        self.type_of(node.child_by_field_name("type"))
+        self.type_of(field_of(node, "type"))
         self.push()
         try:
             slot = self.declare(left, self.text(left))
@@ -331,7 +351,7 @@ class StatementCompiler:
         return run
 
     def s_switch_statement(self, node: Node) -> Fn:
-        value = self.expr(node.child_by_field_name("value"))
+        value = self.expr(field_of(node, "value"))
         sections: list[tuple[list[Fn | None], Fn]] = []
         pending: list[Fn | None] = []
         self.push()
@@ -402,7 +422,7 @@ class StatementCompiler:
                     tname, slot = "Exception", None
                     for d in c.named_children:
                         if d.type == "catch_declaration":
-                            tnode = d.child_by_field_name("type")
+                            tnode = field_of(d, "type")
                             tname = self.text(tnode).split(".")[-1]
                             if not tname.endswith("Exception"):
                                 raise self.unsupported(tnode, f"type '{tname}'")
