@@ -513,8 +513,9 @@ class Compiler(StatementCompiler):
         return pos, named, outs
 
     def _out_setters(self, outs: list[tuple[int, Node]]) -> list[Callable[[list, Any], None]]:
-        setters = []
+        setters: list[Callable[[list, Any], None]] = []
         for _pos, target in outs:
+            slot: int | None
             if target.type == "declaration_expression":
                 self.type_of(field_of(target, "type"))
                 nm = field_of(target, "name")

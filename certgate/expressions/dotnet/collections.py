@@ -116,7 +116,7 @@ def enumerate_cs(v: object) -> Iterable[object]:
     if isinstance(v, bytes | bytearray):
         return list(v)
     if isinstance(v, CsObject) and hasattr(v, "__iter__"):
-        return v  # type: ignore[return-value]
+        return v
     if v is None:
         raise cs_error("ArgumentNullException", "Value cannot be null. (Parameter 'source')")
     raise cs_error("InvalidCastException", f"{type(v).__name__} is not enumerable")
@@ -497,13 +497,25 @@ register(
         },
     )
 )
+
+
+def _range(start: int, count: int) -> list[int]:
+    check_items(count)
+    return list(range(start, start + count))
+
+
+def _repeat(value: object, count: int) -> list[object]:
+    check_items(count)
+    return [value] * count
+
+
 register(
     CsType(
         "Enumerable",
         lambda v: False,
         static_methods={
-            "Range": lambda start, n: check_items(n) or list(range(start, start + n)),
-            "Repeat": lambda v, n: check_items(n) or [v] * n,
+            "Range": _range,
+            "Repeat": _repeat,
             "Empty": lambda type_arg=None: [],
         },
     )
