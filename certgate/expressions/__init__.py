@@ -108,7 +108,7 @@ class MeteredExpression(CompiledExpression):
         finally:
             meter.deadline = math.inf
             with contextlib.suppress(AttributeError):  # None, or a context without the slot
-                context.expression_seconds = spent + monotonic() - start  # type: ignore[union-attr]
+                context.expression_seconds = spent + monotonic() - start  # type: ignore[attr-defined]
 
 
 def compile_expression(source: str) -> CompiledExpression:

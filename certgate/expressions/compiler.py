@@ -45,6 +45,7 @@ from .syntax import (
     CHAIN,
     LOOSE,
     dotted_name,
+    field_of,
     has_conditional,
     is_boolean,
     misparsed_operand,
@@ -413,8 +414,8 @@ class Compiler(StatementCompiler):
             self.uses_request_body = self.uses_response_body = True
 
     def x_member_access_expression(self, node: Node) -> Fn:
-        recv = node.child_by_field_name("expression")
-        name_node = node.child_by_field_name("name")
+        recv = field_of(node, "expression")
+        name_node = field_of(node, "name")
         name = self.text(name_node)
         st = self._static_type(recv)
         if st is not None:
@@ -452,7 +453,7 @@ class Compiler(StatementCompiler):
         return fn
 
     def x_conditional_access_expression(self, node: Node) -> Fn:
-        cond = self.chain(node.child_by_field_name("condition"))
+        cond = self.chain(field_of(node, "condition"))
         binding = node.named_children[-1]
 
         def guard(e: list) -> Any:
@@ -462,10 +463,10 @@ class Compiler(StatementCompiler):
             return v
 
         if binding.type == "member_binding_expression":
-            name_node = binding.child_by_field_name("name")
+            name_node = field_of(binding, "name")
             name = self.text(name_node)
             self._check_member_name(name_node, name)
-            self._note_body(node.child_by_field_name("condition"), name)
+            self._note_body(field_of(node, "condition"), name)
             return self.member(guard, name)
         if binding.type == "element_binding_expression":
             idx = self.arguments_positional(binding)
@@ -483,8 +484,8 @@ class Compiler(StatementCompiler):
         return out
 
     def x_element_access_expression(self, node: Node) -> Fn:
-        obj = self.chain(node.child_by_field_name("expression"))
-        idx = self.arguments_positional(node.child_by_field_name("subscript"))
+        obj = self.chain(field_of(node, "expression"))
+        idx = self.arguments_positional(field_of(node, "subscript"))
         return indexer_fn(obj, idx)
 
     def arguments(self, arglist: Node) -> tuple[list[Fn], dict[str, Fn], list[tuple[int, Node]]]:
@@ -512,11 +513,12 @@ class Compiler(StatementCompiler):
         return pos, named, outs
 
     def _out_setters(self, outs: list[tuple[int, Node]]) -> list[Callable[[list, Any], None]]:
-        setters = []
+        setters: list[Callable[[list, Any], None]] = []
         for _pos, target in outs:
+            slot: int | None
             if target.type == "declaration_expression":
-                self.type_of(target.child_by_field_name("type"))
-                nm = target.child_by_field_name("name")
+                self.type_of(field_of(target, "type"))
+                nm = field_of(target, "name")
                 slot = self.declare(nm, self.text(nm))
             elif target.type == "identifier":
                 slot = self.scope.find(self.text(target))
@@ -531,8 +533,8 @@ class Compiler(StatementCompiler):
         return setters
 
     def x_invocation_expression(self, node: Node) -> Fn:
-        fn_node = node.child_by_field_name("function")
-        pos, named, outs = self.arguments(node.child_by_field_name("arguments"))
+        fn_node = field_of(node, "function")
+        pos, named, outs = self.arguments(field_of(node, "arguments"))
         setters = self._out_setters(outs)
         call = self._callee(fn_node, pos, named)
         if not setters:
@@ -564,8 +566,8 @@ class Compiler(StatementCompiler):
                 return delegate_call_fn(itemgetter(slot), pos)
             raise self.fail(fn_node, f"the name '{name}' does not exist in the current context")
         if fn_node.type == "member_access_expression":
-            recv = fn_node.child_by_field_name("expression")
-            name_node = fn_node.child_by_field_name("name")
+            recv = field_of(fn_node, "expression")
+            name_node = field_of(fn_node, "name")
             type_arg = self.type_args(name_node)
             name = self.text(
                 name_node.named_children[0] if name_node.type == "generic_name" else name_node
@@ -584,14 +586,14 @@ class Compiler(StatementCompiler):
             binding = fn_node.named_children[-1]
             if binding.type != "member_binding_expression":
                 raise self.unsupported(binding, "conditional invocation")
-            name_node = binding.child_by_field_name("name")
+            name_node = field_of(binding, "name")
             type_arg = self.type_args(name_node)
             name = self.text(
                 name_node.named_children[0] if name_node.type == "generic_name" else name_node
             )
             self._check_member_name(name_node, name)
             self.metered |= name in COSTLY_MEMBERS
-            cond = self.chain(fn_node.child_by_field_name("condition"))
+            cond = self.chain(field_of(fn_node, "condition"))
 
             def guard(e: list) -> Any:
                 v = cond(e)
@@ -605,8 +607,8 @@ class Compiler(StatementCompiler):
         return delegate_call_fn(target, pos)
 
     def x_cast_expression(self, node: Node) -> Fn:
-        tnode = node.child_by_field_name("type")
-        vnode = node.child_by_field_name("value")
+        tnode = field_of(node, "type")
+        vnode = field_of(node, "value")
         ct, _tname = self.type_of(tnode)
         value = self.expr(vnode)
         if ct is None:
@@ -625,8 +627,8 @@ class Compiler(StatementCompiler):
         return run
 
     def x_as_expression(self, node: Node) -> Fn:
-        ct, _ = self.type_of(node.child_by_field_name("right"))
-        value = self.expr(node.child_by_field_name("left"))
+        ct, _ = self.type_of(field_of(node, "right"))
+        value = self.expr(field_of(node, "left"))
         check = ct.check if ct is not None else (lambda v: isinstance(v, list))
 
         def run(e: list) -> Any:
@@ -636,14 +638,14 @@ class Compiler(StatementCompiler):
         return run
 
     def x_is_expression(self, node: Node) -> Fn:
-        ct, _ = self.type_of(node.child_by_field_name("right"))
-        value = self.expr(node.child_by_field_name("left"))
+        ct, _ = self.type_of(field_of(node, "right"))
+        value = self.expr(field_of(node, "left"))
         check = ct.check if ct is not None else (lambda v: isinstance(v, list))
         return lambda e: (v := value(e)) is not None and check(v)
 
     def x_is_pattern_expression(self, node: Node) -> Fn:
-        value = self.expr(node.child_by_field_name("expression"))
-        pat = self.pattern(node.child_by_field_name("pattern"))
+        value = self.expr(field_of(node, "expression"))
+        pat = self.pattern(field_of(node, "pattern"))
         return lambda e: pat(e, value(e))
 
     def pattern(self, node: Node) -> Callable[[list, Any], bool]:
@@ -690,11 +692,11 @@ class Compiler(StatementCompiler):
         raise self.unsupported(node, f"pattern '{t}'")
 
     def x_binary_expression(self, node: Node) -> Fn:
-        op = self.text(node.child_by_field_name("operator"))
+        op = self.text(field_of(node, "operator"))
         if op in ("&&", "||"):
             return self.logical(node, op)
-        left = self.expr(node.child_by_field_name("left"))
-        right = self.expr(node.child_by_field_name("right"))
+        left = self.expr(field_of(node, "left"))
+        right = self.expr(field_of(node, "right"))
         if op == "??":
 
             def coalesce(e: list) -> Any:
@@ -705,7 +707,7 @@ class Compiler(StatementCompiler):
         fn = BINARY.get(op)
         if fn is None:
             raise self.unsupported(node, f"operator '{op}'")
-        right_node = node.child_by_field_name("right")
+        right_node = field_of(node, "right")
         if op in ("==", "!=") and right_node.type == "null_literal":
             return (lambda e: left(e) is None) if op == "==" else (lambda e: left(e) is not None)
         if op in ("==", "!=") and right_node.type == "string_literal":
@@ -725,8 +727,8 @@ class Compiler(StatementCompiler):
         """`a && b && c` / `a || b || c`: the chain flattened, so it takes fewer closure calls."""
         operands = []
         while self._same_operator(node, op):
-            operands.append(node.child_by_field_name("right"))
-            node = node.child_by_field_name("left")
+            operands.append(field_of(node, "right"))
+            node = field_of(node, "left")
         conds = [self.cond(n) for n in (node, *reversed(operands))]
         return any_of(conds) if op == "||" else all_of(conds)
 
@@ -734,7 +736,7 @@ class Compiler(StatementCompiler):
         return (
             node.type == "binary_expression"
             and node_key(node) not in self.override
-            and self.text(node.child_by_field_name("operator")) == op
+            and self.text(field_of(node, "operator")) == op
         )
 
     def x_prefix_unary_expression(self, node: Node) -> Fn:
@@ -772,15 +774,15 @@ class Compiler(StatementCompiler):
         raise self.unsupported(node, f"operator '{op}'")
 
     def x_conditional_expression(self, node: Node) -> Fn:
-        c = self.cond(node.child_by_field_name("condition"))
-        a = self.expr(node.child_by_field_name("consequence"))
-        b = self.expr(node.child_by_field_name("alternative"))
+        c = self.cond(field_of(node, "condition"))
+        a = self.expr(field_of(node, "consequence"))
+        b = self.expr(field_of(node, "alternative"))
         return lambda e: a(e) if c(e) else b(e)
 
     def x_assignment_expression(self, node: Node) -> Fn:
-        op = self.text(node.child_by_field_name("operator"))
-        left = node.child_by_field_name("left")
-        right = self.expr(node.child_by_field_name("right"))
+        op = self.text(field_of(node, "operator"))
+        left = field_of(node, "left")
+        right = self.expr(field_of(node, "right"))
         if op == "=":
             return self.assign(left, None, right)
         if op == "??=":
@@ -809,8 +811,8 @@ class Compiler(StatementCompiler):
 
             return store_local
         if target.type == "element_access_expression":
-            obj = self.expr(target.child_by_field_name("expression"))
-            idx = self.arguments_positional(target.child_by_field_name("subscript"))
+            obj = self.expr(field_of(target, "expression"))
+            idx = self.arguments_positional(field_of(target, "subscript"))
             if len(idx) != 1:
                 raise self.unsupported(target, "multi-dimensional index")
             key = idx[0]
@@ -824,9 +826,9 @@ class Compiler(StatementCompiler):
 
             return store_index
         if target.type == "member_access_expression":
-            name = self.text(target.child_by_field_name("name"))
+            name = self.text(field_of(target, "name"))
             self._check_member_name(target, name)
-            obj = self.expr(target.child_by_field_name("expression"))
+            obj = self.expr(field_of(target, "expression"))
 
             def store_member(e: list) -> Any:
                 o = obj(e)
@@ -840,8 +842,8 @@ class Compiler(StatementCompiler):
 
     def x_lambda_expression(self, node: Node) -> Fn:
         self.metered = True  # LINQ calls it once per item
-        params = node.child_by_field_name("parameters")
-        body = node.child_by_field_name("body")
+        params = field_of(node, "parameters")
+        body = field_of(node, "body")
         self.push()
         try:
             if params.type == "implicit_parameter" or params.type == "identifier":
@@ -904,7 +906,7 @@ class Compiler(StatementCompiler):
         return make
 
     def x_object_creation_expression(self, node: Node) -> Fn:
-        tnode = node.child_by_field_name("type")
+        tnode = field_of(node, "type")
         ct, tname = self.type_of(tnode)
         args_node = node.child_by_field_name("arguments")
         pos, named, outs = self.arguments(args_node) if args_node is not None else ([], {}, [])
@@ -928,8 +930,8 @@ class Compiler(StatementCompiler):
         steps: list[Callable[[list, Any], None]] = []
         for item in init.named_children:
             if item.type == "assignment_expression":
-                left = item.child_by_field_name("left")
-                val = self.expr(item.child_by_field_name("right"))
+                left = field_of(item, "left")
+                val = self.expr(field_of(item, "right"))
                 if left.type == "identifier":
                     name = self.text(left)
                     self._check_member_name(left, name)
@@ -968,7 +970,7 @@ class Compiler(StatementCompiler):
         return run
 
     def x_array_creation_expression(self, node: Node) -> Fn:
-        tnode = node.child_by_field_name("type")
+        tnode = field_of(node, "type")
         elem_node = tnode.child_by_field_name("type") or tnode.named_children[0]
         ct, ename = self.type_of(elem_node)
         rank = tnode.child_by_field_name("rank")
@@ -1034,7 +1036,7 @@ class Compiler(StatementCompiler):
             if k.type == "identifier":
                 names.append(self.text(k))
             elif k.type == "member_access_expression":
-                names.append(self.text(k.child_by_field_name("name")))
+                names.append(self.text(field_of(k, "name")))
             else:
                 raise self.unsupported(k, "anonymous type member")
             values.append(self.expr(k))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
 
 class ExpressionCompileError(Exception):
     """The expression is not valid C# or uses something outside the sandbox.
@@ -19,8 +24,8 @@ class ExpressionCompileError(Exception):
 class InternalCompileError(Exception):
     """The compiler itself failed on `node` (a bug, not a refusal); the cause is chained."""
 
-    def __init__(self, node: object) -> None:
-        super().__init__(getattr(node, "type", "node"))
+    def __init__(self, node: Node) -> None:
+        super().__init__(node.type)
         self.node = node
 
 

@@ -14,6 +14,7 @@ import tree_sitter_c_sharp
 
 from . import dotnet
 from .errors import ExpressionCompileError
+from .syntax import field_of
 
 _LANGUAGE = tree_sitter.Language(tree_sitter_c_sharp.language())
 _local = threading.local()
@@ -162,9 +163,9 @@ def _misparsed(root: tree_sitter.Node) -> list[tuple[int, int]]:
                     and middle is not None
                     and middle.type in _TYPE_SHAPES
                     and after is not None
-                    and after.start_byte == n.child_by_field_name("right").start_byte
+                    and after.start_byte == field_of(n, "right").start_byte
                 ):
-                    spans.append((cast.child_by_field_name("value").start_byte, after.end_byte))
+                    spans.append((field_of(cast, "value").start_byte, after.end_byte))
                     continue
         stack.extend(reversed(n.children))
     return spans

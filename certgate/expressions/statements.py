@@ -6,7 +6,7 @@ A mixin of `Compiler`: each `s_<node type>` returns a closure `(e) -> control co
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tree_sitter import Node
 
@@ -25,6 +25,11 @@ from .closures import (
 from .dotnet.collections import enumerate_cs
 from .errors import BudgetExceeded, ExpressionCompileError, InternalCompileError, cs_error
 from .runtime import cs_str
+from .syntax import field_of
+
+if TYPE_CHECKING:
+    from .compiler import _Scope
+    from .dotnet import CsType
 
 Fn = Callable[[list], Any]
 
@@ -32,13 +37,29 @@ Fn = Callable[[list], Any]
 class StatementCompiler:
     """Statement half of the compiler (expressions, scopes and errors live in `Compiler`)."""
 
+    if TYPE_CHECKING:  # what `Compiler` provides
+        scope: _Scope
+        int32: set[Any]
+        int_slots: set[int]
+
+        def push(self) -> None: ...
+        def pop(self) -> None: ...
+        def text(self, node: Node) -> str: ...
+        def unsupported(self, node: Node, what: str) -> ExpressionCompileError: ...
+        def declare(self, node: Node, name: str) -> int: ...
+        def expr(self, node: Node) -> Fn: ...
+        def cond(self, node: Node) -> Fn: ...
+        def type_of(self, node: Node) -> tuple[CsType | None, str]: ...
+        def initializer(self, node: Node, tname: str) -> Fn: ...
+        def pattern(self, node: Node) -> Callable[[list, Any], bool]: ...
+
     def block(self, node: Node) -> Fn:
         self.push()
         try:
             stmts = node.named_children
             for s in stmts:
                 if s.type == "local_function_statement":
-                    name = self.text(s.child_by_field_name("name"))
+                    name = self.text(field_of(s, "name"))
                     self.scope.funcs[name] = [None, None]
             fns = [self.stmt(s) for s in stmts if s.type not in ("comment",)]
         finally:
@@ -99,7 +120,7 @@ class StatementCompiler:
         return self.variable_declaration(decl)
 
     def variable_declaration(self, decl: Node) -> Fn | None:
-        ctype, tname = self.type_of(decl.child_by_field_name("type"))
+        ctype, tname = self.type_of(field_of(decl, "type"))
         steps: list[tuple[int, Fn | None]] = []
         for d in decl.named_children:
             if d.type != "variable_declarator":
@@ -128,13 +149,13 @@ class StatementCompiler:
         return run
 
     def s_local_function_statement(self, node: Node) -> None:
-        name = self.text(node.child_by_field_name("name"))
+        name = self.text(field_of(node, "name"))
         holder = self.scope.funcs[name]
         self.push()
         try:
             slots = [
-                self.declare(p, self.text(p.child_by_field_name("name")))
-                for p in node.child_by_field_name("parameters").named_children
+                self.declare(p, self.text(field_of(p, "name")))
+                for p in field_of(node, "parameters").named_children
                 if p.type == "parameter"
             ]
             body = node.child_by_field_name("body")
@@ -167,7 +188,7 @@ class StatementCompiler:
                 if head.type == "variable_declaration"
                 else self.s_expression_statement_of(head)
             )
-            body = self.stmt(node.child_by_field_name("body")) or nop
+            body = self.stmt(field_of(node, "body")) or nop
         finally:
             self.pop()
 
@@ -183,8 +204,8 @@ class StatementCompiler:
         return lambda e: f(e) and NORMAL
 
     def s_if_statement(self, node: Node) -> Fn:
-        cond = self.cond(node.child_by_field_name("condition"))
-        then = self.stmt(node.child_by_field_name("consequence")) or nop
+        cond = self.cond(field_of(node, "condition"))
+        then = self.stmt(field_of(node, "consequence")) or nop
         alt_node = node.child_by_field_name("alternative")
         alt = (self.stmt(alt_node) or nop) if alt_node is not None else nop
 
@@ -230,8 +251,8 @@ class StatementCompiler:
         return self.stmt(node) or nop
 
     def s_while_statement(self, node: Node) -> Fn:
-        cond = self.cond(node.child_by_field_name("condition"))
-        body = self._loop_body(node.child_by_field_name("body"))
+        cond = self.cond(field_of(node, "condition"))
+        body = self._loop_body(field_of(node, "body"))
 
         def run(e: list) -> int:
             while cond(e):
@@ -246,8 +267,8 @@ class StatementCompiler:
         return run
 
     def s_do_statement(self, node: Node) -> Fn:
-        cond = self.cond(node.child_by_field_name("condition"))
-        body = self._loop_body(node.child_by_field_name("body"))
+        cond = self.cond(field_of(node, "condition"))
+        body = self._loop_body(field_of(node, "body"))
 
         def run(e: list) -> int:
             while True:
@@ -283,7 +304,7 @@ class StatementCompiler:
                     cond = self.cond(c)
                 elif field == "update":
                     updates.append(self.expr(c))
-            body = self._loop_body(node.child_by_field_name("body"))
+            body = self._loop_body(field_of(node, "body"))
         finally:
             self.pop()
 
@@ -304,15 +325,15 @@ class StatementCompiler:
         return run
 
     def s_foreach_statement(self, node: Node) -> Fn:
-        source = self.expr(node.child_by_field_name("right"))
-        left = node.child_by_field_name("left")
+        source = self.expr(field_of(node, "right"))
+        left = field_of(node, "left")
         if left.type != "identifier":
             raise self.unsupported(left, "deconstruction in foreach")
-        self.type_of(node.child_by_field_name("type"))
+        self.type_of(field_of(node, "type"))
         self.push()
         try:
             slot = self.declare(left, self.text(left))
-            body = self._loop_body(node.child_by_field_name("body"))
+            body = self._loop_body(field_of(node, "body"))
         finally:
             self.pop()
 
@@ -330,12 +351,12 @@ class StatementCompiler:
         return run
 
     def s_switch_statement(self, node: Node) -> Fn:
-        value = self.expr(node.child_by_field_name("value"))
+        value = self.expr(field_of(node, "value"))
         sections: list[tuple[list[Fn | None], Fn]] = []
         pending: list[Fn | None] = []
         self.push()
         try:
-            for sec in node.child_by_field_name("body").named_children:
+            for sec in field_of(node, "body").named_children:
                 if sec.type != "switch_section":
                     continue
                 labels: list[Fn | None] = []
@@ -391,7 +412,7 @@ class StatementCompiler:
         return run
 
     def s_try_statement(self, node: Node) -> Fn:
-        body = self.stmt(node.child_by_field_name("body")) or nop
+        body = self.stmt(field_of(node, "body")) or nop
         handlers: list[tuple[str, int | None, Fn]] = []
         final: Fn | None = None
         for c in node.named_children:
@@ -401,7 +422,7 @@ class StatementCompiler:
                     tname, slot = "Exception", None
                     for d in c.named_children:
                         if d.type == "catch_declaration":
-                            tnode = d.child_by_field_name("type")
+                            tnode = field_of(d, "type")
                             tname = self.text(tnode).split(".")[-1]
                             if not tname.endswith("Exception"):
                                 raise self.unsupported(tnode, f"type '{tname}'")
@@ -410,7 +431,7 @@ class StatementCompiler:
                                 slot = self.declare(nm, self.text(nm))
                         elif d.type == "catch_filter_clause":
                             raise self.unsupported(d, "exception filter")
-                    handler = self.stmt(c.child_by_field_name("body")) or nop
+                    handler = self.stmt(field_of(c, "body")) or nop
                 finally:
                     self.pop()
                 handlers.append((tname, slot, handler))

@@ -82,3 +82,11 @@ def has_conditional(node: Node) -> bool:
             or n.child_by_field_name("condition")
         )
     return False
+
+
+def field_of(node: Node, name: str) -> Node:
+    """A field the grammar always gives `node` (tree-sitter's accessor may answer None)."""
+    child = node.child_by_field_name(name)
+    if child is None:
+        raise LookupError(f"a {node.type} without its {name}")
+    return child

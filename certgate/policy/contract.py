@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from certgate.policy.schemas import (
     XSD,
+    CompiledSchema,
     Invalid,
+    Json,
     JsonSchemas,
     SchemaProblem,
     XmlSchema,
@@ -58,7 +59,7 @@ class Representation:
 
     content_type: str
     definition: str = ""  # typeName, shown in errors
-    schema: JsonSchemas | XmlSchema | None = None
+    schema: CompiledSchema | None = None
     pointer: str | None = None
     problem: str | None = None
 
@@ -82,7 +83,7 @@ class Contract:
 EMPTY = Contract()
 
 
-def compile_schema(properties: Mapping[str, Any]) -> JsonSchemas | XmlSchema:
+def compile_schema(properties: Mapping[str, Json]) -> CompiledSchema:
     """An API schema's compiled form (`contentType`, `document`); raises SchemaProblem."""
     content_type = properties.get("contentType")
     document = properties.get("document")
@@ -93,9 +94,11 @@ def compile_schema(properties: Mapping[str, Any]) -> JsonSchemas | XmlSchema:
     return JsonSchemas.for_api(str(content_type), document)
 
 
-def compile_schemas(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def compile_schemas(
+    rows: Mapping[str, Mapping[str, Json]],
+) -> dict[str, CompiledSchema | None]:
     """schemaId -> compiled schema, or None for one that does not compile."""
-    found: dict[str, Any] = {}
+    found: dict[str, CompiledSchema | None] = {}
     for schema_id, properties in rows.items():
         try:
             found[schema_id] = compile_schema(properties)
@@ -104,7 +107,9 @@ def compile_schemas(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def build_contract(props: Mapping[str, Any], schemas: Mapping[str, Any]) -> Contract:
+def build_contract(
+    props: Mapping[str, Json], schemas: Mapping[str, CompiledSchema | None]
+) -> Contract:
     """The contract of an operation with stored properties `props` (never raises on a schema)."""
     template = str(props.get("urlTemplate") or "")
     in_query = set(_TEMPLATE_NAMES.findall(template.partition("?")[2]))
@@ -124,7 +129,7 @@ def build_contract(props: Mapping[str, Any], schemas: Mapping[str, Any]) -> Cont
     return Contract(path, query, _message(request, schemas), responses)
 
 
-def _message(contract: Mapping[str, Any], schemas: Mapping[str, Any]) -> Message:
+def _message(contract: Mapping[str, Json], schemas: Mapping[str, CompiledSchema | None]) -> Message:
     headers = {}
     for item in contract.get("headers") or ():
         parameter = _parameter(item, schemas)
@@ -139,7 +144,7 @@ def _message(contract: Mapping[str, Any], schemas: Mapping[str, Any]) -> Message
     return Message(headers, representations)
 
 
-def _parameter(item: Mapping[str, Any], schemas: Mapping[str, Any]) -> Parameter:
+def _parameter(item: Mapping[str, Json], schemas: Mapping[str, CompiledSchema | None]) -> Parameter:
     schema, pointer, problem = _resolve(item, schemas)
     return Parameter(
         str(item["name"]),
@@ -152,7 +157,9 @@ def _parameter(item: Mapping[str, Any], schemas: Mapping[str, Any]) -> Parameter
     )
 
 
-def _resolve(item: Mapping[str, Any], schemas: Mapping[str, Any]) -> tuple[Any, str | None, Any]:
+def _resolve(
+    item: Mapping[str, Json], schemas: Mapping[str, CompiledSchema | None]
+) -> tuple[CompiledSchema | None, str | None, str | None]:
     """(schema, JSON pointer, problem) of what `schemaId` and `typeName` name."""
     schema_id, type_name = item.get("schemaId"), item.get("typeName")
     if not schema_id and not type_name:
@@ -168,7 +175,7 @@ def _resolve(item: Mapping[str, Any], schemas: Mapping[str, Any]) -> tuple[Any, 
     return schema, pointer, None
 
 
-def _typed(kind: str, value: str) -> Any:
+def _typed(kind: str, value: str) -> Json:
     """A parameter's text as its declared type (what its schema validates)."""
     try:
         if kind == "integer":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import jsonschema
 import referencing
@@ -35,6 +35,9 @@ _SOAP_ENVELOPES = (
 )
 # Message bodies are parsed without entities, DTDs or network access (XXE, billion laughs).
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+# A parsed JSON value (dict, list, str, int, float, bool or None): schemas, stored API contracts
+# and message bodies, whose shape is the document's, checked where it is read.
+Json: TypeAlias = Any
 
 
 class SchemaProblem(ValueError):
@@ -54,14 +57,16 @@ class JsonSchemas:
 
     __slots__ = ("_definitions", "_document", "_validators", "cls")
 
-    def __init__(self, document: dict, definitions: str | None, cls: type[Validator]) -> None:
+    def __init__(
+        self, document: dict[str, Json], definitions: str | None, cls: type[Validator]
+    ) -> None:
         self._document = document
         self._definitions = definitions  # "#/components/schemas" / "#/definitions" / None
         self.cls = cls
-        self._validators: dict[tuple[str, bool | None, bool], Any] = {}
+        self._validators: dict[tuple[str, bool | None, bool], Validator] = {}
 
     @classmethod
-    def for_api(cls, content_type: str, document: dict) -> JsonSchemas:
+    def for_api(cls, content_type: str, document: dict[str, Json]) -> JsonSchemas:
         """An API schema (`contentType`, `document`); raises SchemaProblem."""
         if content_type == OPENAPI_COMPONENTS:
             components = document.get("components")
@@ -122,7 +127,7 @@ class JsonSchemas:
 
     def validator(
         self, pointer: str, additional: bool | None = None, insensitive: bool = False
-    ) -> Any:
+    ) -> Validator:
         """The validator of the schema at `pointer` (`#/...`), built once per variant."""
         key = (pointer, additional, insensitive)
         found = self._validators.get(key)
@@ -142,7 +147,7 @@ class JsonSchemas:
         return found
 
     def validate(
-        self, pointer: str, instance: Any, additional: bool | None, insensitive: bool
+        self, pointer: str, instance: Json, additional: bool | None, insensitive: bool
     ) -> None:
         """Raises Invalid with the most relevant error when `instance` does not conform."""
         if insensitive:
@@ -180,7 +185,10 @@ class XmlSchema:
                 raise Invalid(f"{last.message} Line: {last.line}, Position: {last.column}")
 
 
-def parse_json(body: bytes) -> Any:
+CompiledSchema: TypeAlias = JsonSchemas | XmlSchema
+
+
+def parse_json(body: bytes) -> Json:
     """The body as JSON, or Invalid with the parser's message and position."""
     try:
         return json.loads(body)
@@ -190,7 +198,7 @@ def parse_json(body: bytes) -> Any:
         raise Invalid(f"The body is not JSON: {type(error).__name__}.") from None
 
 
-def _soap_payload(root: Any) -> Iterator[Any]:
+def _soap_payload(root: etree._Element) -> Iterator[etree._Element]:
     namespace = etree.QName(root).namespace
     if etree.QName(root).localname != "Envelope" or namespace not in _SOAP_ENVELOPES:
         raise Invalid("The body is not a SOAP envelope.")
@@ -208,7 +216,7 @@ def _first_line(error: Exception) -> str:
     return str(getattr(error, "message", error)).splitlines()[0][:300]
 
 
-def _walk(node: Any) -> Iterator[dict]:
+def _walk(node: Json) -> Iterator[dict[str, Json]]:
     """Every object in a JSON document (schemas and everything else)."""
     stack = [node]
     while stack:
@@ -220,7 +228,7 @@ def _walk(node: Any) -> Iterator[dict]:
             stack.extend(item)
 
 
-def _nullable(document: dict) -> dict:
+def _nullable(document: dict[str, Json]) -> dict[str, Json]:
     """OpenAPI 3.0's `nullable: true` as JSON Schema: null is one more allowed type."""
     document = copy.deepcopy(document)
     for node in _walk(document):
@@ -229,7 +237,9 @@ def _nullable(document: dict) -> dict:
     return document
 
 
-def _variant(document: dict, additional: bool | None, insensitive: bool) -> dict:
+def _variant(
+    document: dict[str, Json], additional: bool | None, insensitive: bool
+) -> dict[str, Json]:
     """`allow-additional-properties` forces every object schema's `additionalProperties`;
     `case-insensitive-property-names` lowers property names (instances are lowered too)."""
     for node in _walk(document):
@@ -245,7 +255,7 @@ def _variant(document: dict, additional: bool | None, insensitive: bool) -> dict
     return document
 
 
-def _lower_keys(value: Any) -> Any:
+def _lower_keys(value: Json) -> Json:
     if isinstance(value, dict):
         return {k.lower(): _lower_keys(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -107,7 +107,9 @@ def as_jwt(value: object) -> Jwt | None:
     if len(parts) not in (3, 5):  # JWS compact, or JWE (whose payload we cannot read)
         return None
     header = _segment(parts[0])
-    payload = _segment(parts[1]) if header is not None and len(parts) == 3 else None
+    if header is None or len(parts) != 3:
+        return None
+    payload = _segment(parts[1])
     return None if payload is None else Jwt(header, payload)
 
 

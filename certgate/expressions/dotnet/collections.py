@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import overload
 
 from ..budget import check_items
 from ..errors import cs_error
@@ -92,6 +93,13 @@ class StringValuesDictionary(ReadOnlyDictionary):
     __cs_type__ = "IReadOnlyDictionary<string, string[]>"
     _item = staticmethod(list)
 
+    def __getitem__(self, name: str) -> list[str]:
+        return list(self._values[name])  # type: ignore[call-overload]  # its owner's lists
+
+    @overload
+    def GetValueOrDefault(self, name: str, default: str) -> str: ...
+    @overload
+    def GetValueOrDefault(self, name: str, default: None = None) -> str | None: ...
     def GetValueOrDefault(self, name: str, default: str | None = None) -> str | None:
         values = self._values.get(name)
         return default if values is None else ",".join(values)  # type: ignore[arg-type]
@@ -108,7 +116,7 @@ def enumerate_cs(v: object) -> Iterable[object]:
     if isinstance(v, bytes | bytearray):
         return list(v)
     if isinstance(v, CsObject) and hasattr(v, "__iter__"):
-        return v  # type: ignore[return-value]
+        return v
     if v is None:
         raise cs_error("ArgumentNullException", "Value cannot be null. (Parameter 'source')")
     raise cs_error("InvalidCastException", f"{type(v).__name__} is not enumerable")
@@ -489,13 +497,25 @@ register(
         },
     )
 )
+
+
+def _range(start: int, count: int) -> list[int]:
+    check_items(count)
+    return list(range(start, start + count))
+
+
+def _repeat(value: object, count: int) -> list[object]:
+    check_items(count)
+    return [value] * count
+
+
 register(
     CsType(
         "Enumerable",
         lambda v: False,
         static_methods={
-            "Range": lambda start, n: check_items(n) or list(range(start, start + n)),
-            "Repeat": lambda v, n: check_items(n) or [v] * n,
+            "Range": _range,
+            "Repeat": _repeat,
             "Empty": lambda type_arg=None: [],
         },
     )

@@ -49,7 +49,7 @@ class TimeZoneInfo(CsObject):
     def BaseUtcOffset(self) -> timedelta:
         january = datetime(datetime.now(UTC).year, 1, 1, tzinfo=UTC).astimezone(self._zone)
         july = january.replace(month=7)
-        return min(january.utcoffset(), july.utcoffset())  # type: ignore[type-var]
+        return min(january.utcoffset() or timedelta(), july.utcoffset() or timedelta())
 
     @property
     def SupportsDaylightSavingTime(self) -> bool:

@@ -11,23 +11,23 @@ changed (APIM documents set-header for them). A backend entity's URL is not know
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from certgate.policy.context import Context
 from certgate.policy.elements.transforms import body_text, replace_body
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register
 
 
-def _gateway_base(context: Any) -> str:
+def _gateway_base(context: Context) -> str:
     url = context.Request.OriginalUrl
     default = 443 if url.Scheme == "https" else 80
     port = "" if url.Port == default else f":{url.Port}"
-    path = context.Api.Path.strip("/")
+    path = context.Api.Path.strip("/") if context.Api is not None else ""
     return f"{url.Scheme}://{url.Host}{port}" + (f"/{path}" if path else "")
 
 
-def _backend_base(context: Any) -> str | None:
+def _backend_base(context: Context) -> str | None:
     backend = context.backend
     if backend is not None and backend.backend_id is None and backend.url:
         return backend.url.rstrip("/")
@@ -48,7 +48,7 @@ class RedirectContentUrls(Policy):
         loader.no_children(node)
         return cls(loader.target == "response")
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         backend = _backend_base(context)
         if backend is None:
             return None

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from certgate.policy.context import Headers, Response
+from certgate.policy.context import Context, Headers, Response
 from certgate.policy.elements.control import string_of
 from certgate.policy.elements.transforms import body_text, replace_body
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node, outer_xml
 from certgate.policy.registry import Policy, register
+from certgate.policy.values import Value
 
 # The Adobe cross-domain policy file's elements and their attributes (the identity element's
 # signatory children are checked by Flash Player, not here).
@@ -69,7 +69,7 @@ class CrossDomain(Policy):
         text = f'<?xml version="1.0"?>\n{outer_xml(children[0])}'
         return cls(text.encode("utf-8"))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         request = context.Request
         if request.Method != "GET" or not request.OriginalUrl.Path.endswith("/crossdomain.xml"):
             return None
@@ -83,7 +83,7 @@ class CrossDomain(Policy):
 class Jsonp(Policy):
     """Wrap the response in the caller's callback when the request names one."""
 
-    parameter: Any
+    parameter: Value
 
     attributes = frozenset({"callback-parameter-name"})
     expressions = attributes
@@ -94,7 +94,7 @@ class Jsonp(Policy):
         loader.no_children(node)
         return cls(loader.attr(node, "callback-parameter-name", required=True))
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         name = string_of(self.parameter, context)
         values = context.Request.OriginalUrl.Query.GetValueOrDefault(name, "") if name else ""
         callback = values.partition(",")[0]

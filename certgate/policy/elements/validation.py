@@ -18,24 +18,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, TypedDict, overload
 
 from certgate.expressions.dotnet.json import to_token
 from certgate.policy.buffering import buffer_request_body, buffer_response_body
-from certgate.policy.contract import EMPTY, NO_SCHEMA, Message, Parameter, Unparsable
+from certgate.policy.context import Context, Request, Response
+from certgate.policy.contract import EMPTY, NO_SCHEMA, Contract, Message, Parameter, Unparsable
 from certgate.policy.elements.control import condition_true, string_of
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
 from certgate.policy.registry import Policy, register
 from certgate.policy.schemas import (
+    CompiledSchema,
     Invalid,
     JsonSchemas,
     SchemaProblem,
     XmlSchema,
     parse_json,
 )
-from certgate.policy.values import Const
+from certgate.policy.values import Const, Value
 
 ACTIONS = ("ignore", "prevent", "detect")
 # APIM's documented maximum of `max-size` (4 MiB; the body is read within the process's
@@ -69,7 +71,11 @@ _ODATA_OPTIONS = frozenset(
 
 
 # -- shared ------------------------------------------------------------------------------------
-def _action(node: Node, loader: Loader, name: str, *, required: bool = True) -> Any:
+@overload
+def _action(node: Node, loader: Loader, name: str, *, required: Literal[True] = True) -> Value: ...
+@overload
+def _action(node: Node, loader: Loader, name: str, *, required: bool) -> Value | None: ...
+def _action(node: Node, loader: Loader, name: str, *, required: bool = True) -> Value | None:
     """An action attribute: a checked constant, or an expression checked per request."""
     value = loader.attr(node, name, required=required)
     if isinstance(value, Const) and value.value.strip().lower() not in ACTIONS:
@@ -79,7 +85,7 @@ def _action(node: Node, loader: Loader, name: str, *, required: bool = True) -> 
     return value
 
 
-def _act(value: Any, context: Any) -> str:
+def _act(value: Value, context: Context) -> str:
     action = string_of(value, context).strip().lower()
     if action not in ACTIONS:
         raise PolicyRuntimeError(
@@ -95,9 +101,9 @@ def _only(node: Node, allowed: set[str]) -> None:
             raise node.error(f"Attribute '{name}' is not allowed in '{node.tag}'.")
 
 
-def _overrides(node: Node, loader: Loader, tag: str, key: str = "name") -> dict[str, Any]:
+def _overrides(node: Node, loader: Loader, tag: str, key: str = "name") -> dict[str, Value]:
     """`<parameter name= action=/>`-style children: name -> action."""
-    found: dict[str, Any] = {}
+    found: dict[str, Value] = {}
     for child in loader.children(node, {tag}):
         _only(child, {key, "action"})
         loader.no_children(child)
@@ -106,14 +112,24 @@ def _overrides(node: Node, loader: Loader, tag: str, key: str = "name") -> dict[
     return found
 
 
+class _Finding(TypedDict):
+    """One item of the errors variable, in APIM's shape."""
+
+    Name: str | None
+    Type: str
+    ValidationRule: str | None
+    Details: str
+    Action: str
+
+
 class _Findings:
     """The findings of one policy run: recorded in the errors variable; `prevent` ends it."""
 
-    __slots__ = ("context", "items", "policy", "response")
+    __slots__ = ("context", "items", "response", "variable")
 
-    def __init__(self, policy: Any, context: Any, response: bool) -> None:
-        self.policy, self.context, self.response = policy, context, response
-        self.items: list[dict[str, Any]] = []
+    def __init__(self, variable: str | None, context: Context, response: bool) -> None:
+        self.variable, self.context, self.response = variable, context, response
+        self.items: list[_Finding] = []
 
     def add(
         self,
@@ -144,8 +160,14 @@ class _Findings:
             raise PolicyRuntimeError("Bad request", details, 400, public_message=public or INTERNAL)
 
     def publish(self) -> None:
-        if self.policy.errors_variable:
-            self.context.Variables.set(self.policy.errors_variable, to_token(self.items))
+        if self.variable:
+            self.context.Variables.set(self.variable, to_token(self.items))
+
+
+def _contract(context: Context) -> Contract:
+    """The contract of the request's operation (none: the empty one, where nothing is declared)."""
+    operation = context.Operation
+    return operation.contract if operation is not None else EMPTY
 
 
 # -- validate-content --------------------------------------------------------------------------
@@ -153,8 +175,8 @@ class _Findings:
 class _Content:
     type: str  # lower case; "" applies to every content type of the API schema
     validate_as: str
-    action: Any
-    schema: JsonSchemas | XmlSchema | None  # a service schema (schema-id)
+    action: Value
+    schema: CompiledSchema | None  # a service schema (schema-id)
     pointer: str | None
     label: str
     additional: bool | None
@@ -164,7 +186,7 @@ class _Content:
 @dataclass(frozen=True, slots=True)
 class _TypeMap:
     source: str | None  # `from`, lower case
-    when: Any
+    when: Value | None
     to: str
 
 
@@ -173,9 +195,9 @@ class _TypeMap:
 class ValidateContent(Policy):
     """A request's (inbound) or response's body: size, content type, schema."""
 
-    unspecified: Any
-    max_size: Any
-    size_action: Any
+    unspecified: Value
+    max_size: Value
+    size_action: Value
     errors_variable: str | None
     contents: tuple[_Content, ...]
     maps: tuple[_TypeMap, ...]
@@ -235,9 +257,9 @@ class ValidateContent(Policy):
             missing_type.lower() if missing_type else None,
         )
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         response = self.section != "inbound"
-        findings = _Findings(self, context, response)
+        findings = _Findings(self.errors_variable, context, response)
         message = context.Response if response else context.Request
         side = "Response" if response else "Request"
         declared = message.Headers.GetValueOrDefault("Content-Length")
@@ -261,7 +283,7 @@ class ValidateContent(Policy):
         findings.publish()
         return None
 
-    def content_type(self, context: Any, message: Any) -> str:
+    def content_type(self, context: Context, message: Request | Response) -> str:
         header = message.Headers.GetValueOrDefault("Content-Type") or ""
         media = header.partition(";")[0].strip().lower()
         for mapping in self.maps:
@@ -276,15 +298,22 @@ class ValidateContent(Policy):
         return media
 
     def check_body(
-        self, context: Any, findings: _Findings, message: Any, data: bytes, response: bool
+        self,
+        context: Context,
+        findings: _Findings,
+        message: Request | Response,
+        data: bytes,
+        response: bool,
     ) -> None:
         header = message.Headers.GetValueOrDefault("Content-Type")
         if not data and not header:
             return  # no body: nothing to validate
         media = self.content_type(context, message)
-        contract = getattr(context.Operation, "contract", EMPTY)
+        contract = _contract(context)
         expected = (
-            contract.responses.get(message.StatusCode, Message()) if response else contract.request
+            contract.responses.get(message.StatusCode, Message())
+            if isinstance(message, Response)
+            else contract.request
         )
         representation = expected.representations.get(media)
         content = next((c for c in self.contents if c.type == media), None)
@@ -344,7 +373,7 @@ class ValidateContent(Policy):
             findings.add(action, None, kind, "ValidationException", details, INTERNAL)
 
 
-def _validate(content: _Content, schema: Any, pointer: str | None, data: bytes) -> None:
+def _validate(content: _Content, schema: CompiledSchema, pointer: str | None, data: bytes) -> None:
     if content.validate_as == "json":
         if not isinstance(schema, JsonSchemas) or pointer is None:
             raise SchemaProblem("The schema is not a JSON schema.")
@@ -390,7 +419,7 @@ def _content(node: Node, loader: Loader) -> _Content:
     additional = None
     if "allow-additional-properties" in node.attrib:
         additional = loader.const_bool(node, "allow-additional-properties", True)
-    schema: JsonSchemas | XmlSchema | None = None
+    schema: CompiledSchema | None = None
     pointer = label = None
     if schema_id:
         schema, pointer = _service_schema(node, loader, schema_id, schema_ref, validate_as)
@@ -411,7 +440,7 @@ def _content(node: Node, loader: Loader) -> _Content:
 
 def _service_schema(
     node: Node, loader: Loader, schema_id: str, schema_ref: str | None, validate_as: str
-) -> tuple[JsonSchemas | XmlSchema, str | None]:
+) -> tuple[CompiledSchema, str | None]:
     """The service schema `schemas/{schema_id}`, compiled now (and `schema-ref`'s pointer)."""
     properties = loader.catalog.schema(schema_id)
     if properties is None:
@@ -442,9 +471,9 @@ def _service_schema(
 class _Group:
     """Actions of `headers`, `query` or `path` (None: the policy's own)."""
 
-    specified: Any
-    unspecified: Any
-    names: dict[str, Any]
+    specified: Value | None
+    unspecified: Value | None
+    names: dict[str, Value]
 
 
 _NO_GROUP = _Group(None, None, {})
@@ -457,8 +486,8 @@ _TYPES = {"path": "PathParameter", "query": "QueryParameter", "headers": "Reques
 class ValidateParameters(Policy):
     """A request's path, query and header parameters against the operation's contract."""
 
-    specified: Any
-    unspecified: Any
+    specified: Value
+    unspecified: Value
     errors_variable: str | None
     groups: dict[str, _Group]
 
@@ -497,9 +526,9 @@ class ValidateParameters(Policy):
             groups,
         )
 
-    async def execute(self, context: Any) -> bool | None:
-        findings = _Findings(self, context, False)
-        contract = getattr(context.Operation, "contract", EMPTY)
+    async def execute(self, context: Context) -> bool | int | None:
+        findings = _Findings(self.errors_variable, context, False)
+        contract = _contract(context)
         request = context.Request
         query = request.Url.Query
         headers = request.Headers
@@ -580,10 +609,10 @@ def _check_value(
 class ValidateHeaders(Policy):
     """A response's headers against the contract of its status code."""
 
-    specified: Any
-    unspecified: Any
+    specified: Value
+    unspecified: Value
     errors_variable: str | None
-    names: dict[str, Any]
+    names: dict[str, Value]
 
     attributes = frozenset(
         {"specified-header-action", "unspecified-header-action", "errors-variable-name"}
@@ -602,10 +631,10 @@ class ValidateHeaders(Policy):
             _overrides(node, loader, "header"),
         )
 
-    async def execute(self, context: Any) -> bool | None:
-        findings = _Findings(self, context, True)
+    async def execute(self, context: Context) -> bool | int | None:
+        findings = _Findings(self.errors_variable, context, True)
         response = context.Response
-        contract = getattr(context.Operation, "contract", EMPTY)
+        contract = _contract(context)
         declared = contract.responses.get(response.StatusCode, Message()).headers
         for name in response.Headers.Keys:
             key = name.lower()
@@ -631,9 +660,9 @@ class ValidateHeaders(Policy):
 class ValidateStatusCode(Policy):
     """A response's status code: one the contract does not list is `unspecified`."""
 
-    unspecified: Any
+    unspecified: Value
     errors_variable: str | None
-    codes: dict[str, Any]
+    codes: dict[str, Value]
 
     # `error-variable-name`: how Microsoft's policy toolkit spells `errors-variable-name` here.
     attributes = frozenset(
@@ -655,10 +684,10 @@ class ValidateStatusCode(Policy):
             {str(int(code)): action for code, action in codes.items()},
         )
 
-    async def execute(self, context: Any) -> bool | None:
-        findings = _Findings(self, context, True)
+    async def execute(self, context: Context) -> bool | int | None:
+        findings = _Findings(self.errors_variable, context, True)
         status = context.Response.StatusCode
-        contract = getattr(context.Operation, "contract", EMPTY)
+        contract = _contract(context)
         if status not in contract.responses:
             action = _act(self.codes.get(str(status)) or self.unspecified, context)
             text = f"Response status code {status} is not allowed."
@@ -714,8 +743,8 @@ class ValidateODataRequest(Policy):
             max_size,
         )
 
-    async def execute(self, context: Any) -> bool | None:
-        findings = _Findings(self, context, False)
+    async def execute(self, context: Context) -> bool | int | None:
+        findings = _Findings(self.errors_variable, context, False)
         request = context.Request
         version = (request.Headers.GetValueOrDefault("OData-Version") or "").strip()
         if version and version not in _ODATA_VERSIONS:

@@ -15,16 +15,17 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from lxml import etree
 
+from certgate.policy.context import Context
 from certgate.policy.elements.control import string_of
 from certgate.policy.elements.transforms import body_text
 from certgate.policy.errors import PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node, outer_xml
 from certgate.policy.registry import Policy, register
+from certgate.policy.values import Value
 
 _LIMIT = "XsltTransformLimit"
 _executors: dict[int, ThreadPoolExecutor] = {}
@@ -81,7 +82,7 @@ class XslTransform(Policy):
     allowed, evaluated per request before the transformation starts)."""
 
     stylesheet: etree.XSLT
-    parameters: tuple[tuple[str, Any], ...]
+    parameters: tuple[tuple[str, Value], ...]
     response: bool
 
     sections = frozenset({"inbound", "outbound"})
@@ -105,7 +106,7 @@ class XslTransform(Policy):
             raise node.error("Element 'xsl-transform' needs exactly one 'xsl:stylesheet'.")
         return cls(_compile(stylesheets[0]), tuple(parameters), loader.target == "response")
 
-    async def execute(self, context: Any) -> bool | None:
+    async def execute(self, context: Context) -> bool | int | None:
         params = {name: string_of(value, context) for name, value in self.parameters}
         text = await body_text(context, self.response)
         if text is None or not text.strip():
