@@ -10,7 +10,6 @@ other side is.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 
 HIGH_WATER = 256 * 1024
@@ -60,7 +59,7 @@ class BodyBuffer:
     __slots__ = ("_chunks", "_eof", "_error", "_size", "_waiter", "received")
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []  # (appended, then taken whole: no deque needed)
         self._size = 0
         self._eof = False
         self._error: BaseException | None = None
@@ -85,14 +84,17 @@ class BodyBuffer:
         if self._eof or self._error is not None:
             return False
         self._chunks.append(chunk)
-        self._size += len(chunk)
-        self.received += len(chunk)
-        self._wake()
+        size = len(chunk)
+        self._size += size
+        self.received += size
+        if self._waiter is not None:
+            self._wake()
         return self._size > HIGH_WATER
 
     def finish(self) -> None:
         self._eof = True
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
 
     def fail(self, error: BaseException) -> None:
         if not self._eof:
