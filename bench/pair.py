@@ -157,8 +157,10 @@ def profile_pair(
     systems: tuple[System, System], pki: BenchPki, seconds: int, cpus: list[int], work: Path
 ) -> str:
     """py-spy on each busiest worker process in turn, alone on its core under load (so a sample
-    is CPU time, not time waiting for the shared core): each function's own CPU µs per request
-    in base and head, largest differences first."""
+    is not time waiting for the shared core): each function's own µs per request in base and
+    head, largest differences first. On this host py-spy cannot tell an idle thread from a busy
+    one, so the event loop's own time includes its waits in epoll: read the differences of
+    Python functions, and `perf record` for the C side."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         return "profile: py-spy is not installed (.venv/bin/pip install py-spy)"
