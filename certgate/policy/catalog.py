@@ -7,6 +7,8 @@ The store (or the Snapshot builder) passes an object with this protocol to parsi
   `(id, value, secret)`; without the flag the value is treated as secret (redacted from errors).
 - `fragment(fragment_id) -> str | None`: the policy fragment's XML.
 - `certificate_id_by_thumbprint(thumbprint) -> str | None`: the id of a stored certificate.
+- `has_private_key(certificate_id) -> bool`: whether that stored certificate holds its key
+  (validate-jwt's `decryption-keys` need it).
 - `schema(schema_id) -> dict | None`: the properties of service schema `schemas/{schema_id}`
   (`schemaType`, `document` or `value`), which `validate-content schema-id` compiles.
 """
@@ -25,6 +27,8 @@ class Catalog(Protocol):
 
     def certificate_id_by_thumbprint(self, thumbprint: str) -> str | None: ...
 
+    def has_private_key(self, certificate_id: str) -> bool: ...
+
     def schema(self, schema_id: str) -> dict | None: ...
 
 
@@ -38,8 +42,10 @@ class MemoryCatalog:
         fragments: dict[str, str] | None = None,
         thumbprints: dict[str, str] | None = None,
         schemas: dict[str, dict] | None = None,
+        keyless: set[str] | None = None,
     ) -> None:
         self.paths = paths or set()
+        self.keyless = keyless or set()  # ids of certificates stored without their private key
         self.named_values = named_values or {}
         self.fragments = fragments or {}
         self.thumbprints = {k.upper(): v for k, v in (thumbprints or {}).items()}
@@ -56,6 +62,9 @@ class MemoryCatalog:
 
     def certificate_id_by_thumbprint(self, thumbprint: str) -> str | None:
         return self.thumbprints.get(thumbprint.upper())
+
+    def has_private_key(self, certificate_id: str) -> bool:
+        return certificate_id not in self.keyless
 
     def schema(self, schema_id: str) -> dict | None:
         return self.schemas.get(schema_id)
@@ -75,6 +84,9 @@ class PlaceholderCatalog:
 
     def certificate_id_by_thumbprint(self, thumbprint: str) -> str | None:
         return thumbprint
+
+    def has_private_key(self, certificate_id: str) -> bool:
+        return True
 
     def schema(self, schema_id: str) -> dict | None:
         return {"schemaType": "json", "document": {}}
@@ -115,6 +127,10 @@ class StoreCatalog:
                 for row in self.store.list("certificate")
             }
         return self._thumbprints.get(thumbprint.upper())
+
+    def has_private_key(self, certificate_id: str) -> bool:
+        row = self.store.get(f"certificates/{certificate_id}")
+        return row is not None and row.properties.get("hasPrivateKey") is not False
 
     def schema(self, schema_id: str) -> dict | None:
         row = self.store.get(f"schemas/{schema_id}")

@@ -32,6 +32,7 @@ from certgate.policy.forwarding import Forwarder, ForwardOptions
 
 if TYPE_CHECKING:
     from certgate.certs.material import CertificateMaterial
+    from certgate.gateway.upstream.proxy import Proxy
 
 T = TypeVar("T")
 _STATE: WeakKeyDictionary[Forwarder, dict[str, Any]] = WeakKeyDictionary()
@@ -68,11 +69,12 @@ async def send(
     timeout: float = 60.0,
     certificate: CertificateMaterial | None = None,
     limit: int | None = None,
+    proxy: Proxy | None = None,
 ) -> Response:
     """Send `message`'s method, headers and body (GET and nothing without one) to `url` through
-    `context.forwarder`; the response comes back with its body read, at most `limit` bytes
-    (default `Limits.max_buffered_body_bytes`). Failures raise `BackendError`
-    (`BackendConnectionFailure`, or `Timeout` after `timeout` seconds)."""
+    `context.forwarder` (and the HTTP `proxy` when given); the response comes back with its body
+    read, at most `limit` bytes (default `Limits.max_buffered_body_bytes`). Failures raise
+    `BackendError` (`BackendConnectionFailure`, or `Timeout` after `timeout` seconds)."""
     problem = url_problem(url)
     if problem is not None:
         raise BackendError("BackendConnectionFailure", f"Invalid URL: {problem}")
@@ -92,6 +94,7 @@ async def send(
     )
     side.backend_path = path
     side.backend_certificate = certificate
+    side.web_proxy = proxy
     forwarder = context.forwarder
     if limit is None:
         limit = forwarder.limits.max_buffered_body_bytes

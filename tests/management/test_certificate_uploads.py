@@ -208,3 +208,23 @@ def test_material_round_trips_through_the_store(server, client, leaf):
     assert material.thumbprint == leaf.thumbprint
     assert material.private_key is not None
     assert [c.subject for c in material.chain] == [leaf.chain[0].subject]
+
+
+def test_a_token_decryption_certificate_must_hold_its_private_key(client, leaf):
+    """validate-jwt's decryption-keys name a certificate to decrypt with: one stored without its
+    key is refused when the policy is saved, naming the attribute."""
+    assert put(client, "public", {"data": b64(leaf.cert_pem)}).status_code == 201
+    assert put(client, "full", {"data": b64(leaf.pfx(PASSWORD)), "password": PASSWORD}).is_success
+    api = {"path": "shop", "serviceUrl": "https://backend.test"}
+    assert client.put("/apis/shop", json={"properties": api}).status_code == 201
+    policy = (
+        "<policies><inbound><validate-jwt header-name='Authorization' "
+        "require-signed-tokens='false'><decryption-keys><key certificate-id='{id}'/>"
+        "</decryption-keys></validate-jwt></inbound></policies>"
+    )
+    path = "/apis/shop/policies/policy"
+    refused = client.put(path, json={"properties": {"value": policy.format(id="public")}})
+    assert refused.status_code == 400, refused.text
+    assert "'certificate-id': certificate 'public' has no private key" in refused.text
+    saved = client.put(path, json={"properties": {"value": policy.format(id="full")}})
+    assert saved.status_code == 201, saved.text

@@ -30,6 +30,7 @@ async def start_gateway(
         paths={f"certificates/{name}" for name in snap.certificates_by_id}
         | {f"backends/{name}" for name in snap.backends},
         thumbprints={m.thumbprint: name for name, m in snap.certificates_by_id.items()},
+        keyless={name for name, m in snap.certificates_by_id.items() if m.private_key is None},
     )
     pipelines = {
         name: compile_pipeline(None, None, parse_document(text, "api", catalog))

@@ -16,6 +16,7 @@ from certgate.policy.loader import parse_document
 from certgate.policy.sidecall import process_state
 from tests.upstream.conftest import snapshot, wait_for
 from tests.upstream.policy_gateway import client, document, start_gateway
+from tests.upstream.webproxy import WebProxy
 
 LIMIT = 4096
 ERROR = (
@@ -152,6 +153,42 @@ async def test_side_call_without_certificate_uses_its_own_connection(certs, back
     assert second.json()["connection"] != first.json()["connection"]
 
 
+async def test_side_call_goes_through_its_proxy_with_the_certificate_end_to_end(
+    certs, backend, side_forwarder
+):
+    web_proxy = await WebProxy.start()
+    call = (
+        "<send-request mode='new' response-variable-name='r'>"
+        f"<set-url>{backend.url()}/via-proxy</set-url><authentication-certificate "
+        f"certificate-id='a'/><proxy url='{web_proxy.url}' "
+        'username=\'@(context.Request.Headers.GetValueOrDefault("X-User", ""))\' '
+        "password='pw'/></send-request>"
+    )
+    answer = (
+        '<return-response><set-body>@(((IResponse)context.Variables["r"]).Body.As&lt;string&gt;())'
+        "</set-body></return-response>"
+    )
+    documents = {
+        "proxied": document(call + answer),
+        "direct": document(call.split("<proxy")[0] + "</send-request>" + answer),
+    }
+    server = await start_gateway(
+        certs, side_forwarder, snapshot(certs, a=certs.a), documents, backend.url()
+    )
+    try:
+        async with client(certs, server) as http:
+            proxied = await http.get("/proxied/x", headers={"X-User": "svc"})
+            direct = await http.get("/direct/x")
+    finally:
+        await server.close()
+        await web_proxy.stop()
+    assert proxied.status_code == 200, proxied.text
+    seen = proxied.json()
+    assert (seen["path"], seen["thumbprint"]) == ("/via-proxy", certs.a.thumbprint)
+    assert direct.json()["connection"] != seen["connection"]  # no pool shared with the tunnel
+    assert web_proxy.requests == [(f"CONNECT localhost:{backend.port} HTTP/1.1", "Basic c3ZjOnB3")]
+
+
 async def test_copy_mode_sends_the_current_request(certs, gateway):
     async with client(certs, gateway) as http:
         response = await http.post("/copy/x", content=b"0123456789", headers={"X-In": "v"})
@@ -243,6 +280,7 @@ async def test_one_way_requests_are_capped_per_process(
         ("<set-url>https://x/</set-url><set-header name='a b'/>", "not a valid header name"),
         ("<set-url>https://x/</set-url><set-method>GE T</set-method>", "not a valid HTTP method"),
         ("<set-url>https://x/</set-url><forward-request/>", "not allowed inside 'send-request'"),
+        ("<set-url>https://x/</set-url><proxy url='https://p:1'/>", "not a valid proxy URL"),
         (
             "<set-url>https://x/</set-url><authentication-managed-identity resource='r'/>",
             "Azure managed identity",

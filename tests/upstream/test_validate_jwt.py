@@ -6,18 +6,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwcrypto import jwe as jwcrypto_jwe
+from jwcrypto import jwk as jwcrypto_jwk
 
+from certgate.certs.material import CertificateMaterial
+from certgate.expressions.dotnet.auth import MAX_TOKEN
 from certgate.gateway.upstream import Forwarder
 from certgate.limits import Limits
-from certgate.policy.catalog import PlaceholderCatalog
+from certgate.policy.catalog import MemoryCatalog, PlaceholderCatalog
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.loader import parse_document
+from tests.pki import issue
 from tests.upstream.conftest import snapshot
 from tests.upstream.openid_server import OpenIdServer
 from tests.upstream.policy_gateway import client, document, start_gateway
@@ -25,6 +31,7 @@ from tests.upstream.policy_gateway import client, document, start_gateway
 ISSUER = "https://issuer.test/"
 AUDIENCE = "api://certgate"
 SECRET = b"a symmetric secret of 32 bytes!!"
+SEALING = b"a 32-byte key that decrypts JWEs"
 TENANT = "contoso-tenant"
 AAD_ISSUER = f"https://login.test/{TENANT}/v2.0"
 REASON = (
@@ -46,7 +53,7 @@ SUBJECT = (
 def keys():
     return {
         name: rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        for name in ("k1", "k2", "rogue")
+        for name in ("k1", "k2", "rogue", "sealing")
     }
 
 
@@ -67,6 +74,18 @@ def token(private, kid: str | None = "k1", alg: str = "RS256", **claims) -> str:
     payload = {name: value for name, value in payload.items() if value is not None}
     headers = {"kid": kid} if kid else None
     return jwt.encode(payload, private, algorithm=alg, headers=headers)
+
+
+def encrypt(plaintext: str | bytes, key, alg: str, enc: str, **header) -> str:
+    """A compact JWE made by jwcrypto, an implementation independent of the gateway's."""
+    data = plaintext.encode() if isinstance(plaintext, str) else plaintext
+    if isinstance(key, bytes):
+        recipient = jwcrypto_jwk.JWK(kty="oct", k=base64.urlsafe_b64encode(key).decode())
+    else:
+        recipient = jwcrypto_jwk.JWK.from_pyca(key.public_key())
+    sealed = jwcrypto_jwe.JWE(data, json.dumps({"alg": alg, "enc": enc, **header}))
+    sealed.add_recipient(recipient)
+    return sealed.serialize(compact=True)
 
 
 def _documents(idp: OpenIdServer, keys) -> dict[str, str]:
@@ -114,6 +133,21 @@ def _documents(idp: OpenIdServer, keys) -> dict[str, str]:
             "</validate-jwt>" + SUBJECT,
             on_error=REASON + MESSAGE,
         ),
+        "jwe": document(
+            "<validate-jwt header-name='Authorization' output-token-variable-name='jwt'>"
+            f"<openid-config url='{idp.url}/.well-known/openid-configuration'/>"
+            "<decryption-keys><key certificate-id='sealing'/>"
+            f"<key id='sym'>{base64.b64encode(SEALING).decode()}</key></decryption-keys>"
+            f"{checks}</validate-jwt>" + SUBJECT,
+            on_error=REASON + MESSAGE,
+        ),
+        "jwe-unsigned": document(
+            "<validate-jwt header-name='Authorization' require-signed-tokens='false' "
+            "output-token-variable-name='jwt'><decryption-keys>"
+            f"<key>{base64.b64encode(SEALING).decode()}</key></decryption-keys>"
+            "</validate-jwt>" + SUBJECT,
+            on_error=REASON + MESSAGE,
+        ),
         "aad": document(
             f"<validate-azure-ad-token tenant-id='{TENANT}' output-token-variable-name='jwt'>"
             "<client-application-ids><application-id>app-1</application-id>"
@@ -134,7 +168,8 @@ async def _gateway(certs, backend, keys, **limits):
         on_error=REASON + MESSAGE,
     )
     documents["second"] = documents["oidc"].replace("/.well-known/", "/second/.well-known/")
-    snap = snapshot(certs, a=certs.a)
+    sealing = issue("token decryption", key=keys["sealing"])
+    snap = snapshot(certs, a=certs.a, sealing=CertificateMaterial(sealing.cert, sealing.key))
     server = await start_gateway(certs, forwarder, snap, documents, backend.url())
     return idp, forwarder, server
 
@@ -353,13 +388,95 @@ async def test_azure_ad_token_checks_tenant_issuer_and_client_application(certs,
 
 
 @pytest.mark.parametrize(
+    ("alg", "enc", "key"),
+    [
+        ("RSA-OAEP-256", "A256GCM", "sealing"),
+        ("RSA-OAEP", "A128CBC-HS256", "sealing"),
+        ("dir", "A256GCM", SEALING),
+        ("dir", "A128CBC-HS256", SEALING),
+        ("A256KW", "A256CBC-HS512", SEALING),
+        ("A256KW", "A128GCM", SEALING),
+    ],
+)
+async def test_encrypted_token_is_decrypted_then_its_signature_checked(
+    certs, keys, setup, alg, enc, key
+):
+    _, server = setup
+    sealing = keys[key] if isinstance(key, str) else key
+    kid = {} if isinstance(key, str) else {"kid": "sym"}
+    sealed = encrypt(token(keys["k1"]), sealing, alg, enc, cty="JWT", **kid)
+    response = await _get(certs, server, "/jwe/x", f"Bearer {sealed}")
+    assert response.status_code == 200, response.headers.get("x-message")
+    assert response.text == "alice|reader"
+    forged = encrypt(token(keys["rogue"], kid="k1"), sealing, alg, enc, cty="JWT", **kid)
+    response = await _get(certs, server, "/jwe/x", f"Bearer {forged}")
+    _refused(response, 401, "TokenSignatureInvalid")  # decrypting proves nothing about who signed
+
+
+async def test_undecryptable_tokens_are_refused(certs, keys, setup):
+    _, server = setup
+    inner = token(keys["k1"])
+    wrong_key = encrypt(inner, keys["rogue"], "RSA-OAEP-256", "A256GCM")
+    tampered = encrypt(inner, keys["sealing"], "RSA-OAEP", "A256CBC-HS512").split(".")
+    tampered[3] = ("B" if tampered[3][0] == "A" else "A") + tampered[3][1:]
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    unsupported = encrypt(inner, ec_key, "ECDH-ES", "A256GCM")
+    claims_only = encrypt(json.dumps({"sub": "mallory"}), keys["sealing"], "RSA-OAEP", "A128GCM")
+    huge = encrypt(b"a" * (MAX_TOKEN + 1), SEALING, "dir", "A256GCM", zip="DEF")
+    cases = [
+        (wrong_key, "TokenInvalid", "could not be decrypted"),
+        (".".join(tampered), "TokenInvalid", "could not be decrypted"),
+        (unsupported, "TokenInvalid", "'ECDH-ES' is not supported"),
+        (huge, "TokenInvalid", f"longer than the {MAX_TOKEN} bytes"),
+        (claims_only, "TokenSignatureInvalid", "JWT is not signed."),
+    ]
+    for sealed, reason, message in cases:
+        response = await _get(certs, server, "/jwe/x", f"Bearer {sealed}")
+        body = _refused(response, 401, reason)
+        assert message in response.headers["x-message"]
+        assert body["message"] == response.headers["x-message"]
+        assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    plain = await _get(
+        certs, server, "/hs/x", f"Bearer {encrypt(inner, SEALING, 'dir', 'A256GCM')}"
+    )
+    body = _refused(plain, 403, "TokenInvalid")  # no decryption-keys: an encrypted token is refused
+    assert "no 'decryption-keys'" in plain.headers["x-message"]
+
+
+async def test_encrypted_claims_pass_where_unsigned_tokens_may(certs, keys, setup):
+    _, server = setup
+    claims = {"sub": "alice", "roles": "reader", "exp": int(time.time()) + 60}
+    sealed = encrypt(json.dumps(claims), SEALING, "A256KW", "A256GCM")
+    assert (await _get(certs, server, "/jwe-unsigned/x", sealed)).text == "alice|reader"
+    expired = encrypt(json.dumps({**claims, "exp": 1}), SEALING, "dir", "A128CBC-HS256")
+    _refused(await _get(certs, server, "/jwe-unsigned/x", expired), 401, "TokenExpired")
+
+
+def test_a_decryption_certificate_needs_its_private_key_when_saved():
+    text = (
+        "<policies><inbound><validate-azure-ad-token tenant-id='t'><decryption-keys>"
+        "<key certificate-id='{id}'/></decryption-keys></validate-azure-ad-token></inbound>"
+        "</policies>"
+    )
+    catalog = MemoryCatalog({"certificates/public", "certificates/full"}, keyless={"public"})
+    assert parse_document(text.format(id="full"), "api", catalog).sections["inbound"]
+    with pytest.raises(PolicyValidationError) as caught:
+        parse_document(text.format(id="public"), "api", catalog)
+    assert "Attribute 'certificate-id': certificate 'public' has no private key" in str(
+        caught.value
+    )
+
+
+@pytest.mark.parametrize(
     ("inner", "message"),
     [
         ("", "'issuer-signing-keys' or 'openid-config'"),
         ("<issuer-signing-keys><key>not base64!</key></issuer-signing-keys>", "not base64"),
         ("<issuer-signing-keys><key n='AQAB'/></issuer-signing-keys>", "not a base64url RSA"),
         ("<openid-config url='ftp://x/'/>", "not an absolute http(s) URL"),
-        ("<decryption-keys><key>dGVzdA==</key></decryption-keys>", "JWE"),
+        ("<decryption-keys><key>dGVzdA==</key></decryption-keys>", "32, 48 or 64 bytes long"),
+        ("<decryption-keys><key n='AQAB' e='AQAB'/></decryption-keys>", "cannot be an RSA public"),
+        ("<decryption-keys/>", "needs at least one 'key'"),
         (
             "<openid-config url='https://x/'/><required-claims><claim name='a' match='some'/>"
             "</required-claims>",

@@ -9,10 +9,15 @@ EdDSA for Edwards keys), so a public key can never be used as an HMAC secret. Th
 (`exp`, `nbf`, with `clock-skew`), `audiences`, `issuers` (the openid documents' issuer when none
 are listed) and `required-claims`.
 
+An encrypted token (JWE) is first decrypted with the `decryption-keys` (base64 symmetric text, or
+`certificate-id`: a stored certificate's RSA private key; `certgate.policy.jwe`); the signed token
+inside is then checked as above. Encrypted claims that are not a signed token count as unsigned.
+
 A failure ends the request with `failed-validation-httpcode` (401) and APIM's JSON error body,
 whose message is `failed-validation-error-message` or the reason's default; a 401 carries
 `WWW-Authenticate: Bearer` (RFC 6750: `error="invalid_token"` unless the token was absent).
-`context.LastError` gets Source `validate-jwt` and Reason `TokenNotPresent`, `TokenInvalid`,
+`context.LastError` gets Source `validate-jwt` and Reason `TokenNotPresent`, `TokenInvalid` (also
+for a token that cannot be decrypted),
 `TokenSignatureInvalid`, `TokenExpired`, `TokenNotYetValid`, `TokenAudienceNotAllowed`,
 `TokenIssuerNotAllowed`, `TokenClaimNotFound` or `TokenClaimValueNotAllowed`. On success
 `output-token-variable-name` receives the token as a `Jwt` object.
@@ -31,6 +36,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from certgate.expressions.dotnet.auth import MAX_TOKEN, Jwt
+from certgate.policy import jwe
 from certgate.policy.context import Context
 from certgate.policy.elements.control import string_of
 from certgate.policy.errors import PolicyRuntimeError
@@ -68,7 +74,7 @@ _MESSAGES = {
     "TokenClaimValueNotAllowed": "JWT claim value is not allowed.",
 }
 _JWS = jwt.PyJWS()
-_NO_JWE = "Encrypted tokens (JWE, 'decryption-keys') are not supported by certgate."
+_UNSIGNED_HEADER = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
 
 
 def _kind(key: Any) -> str:
@@ -86,18 +92,22 @@ def _kind(key: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Key:
-    """An issuer signing key: `value` (bytes or a public key), or a stored certificate's id."""
+    """A signing or decryption key: `value` (bytes or a public key), or a stored certificate's id
+    (its public key, or its private key when `private`)."""
 
     kid: str | None
     value: object = None
     certificate_id: str | None = None
+    private: bool = False
 
     def resolve(self, context: Context) -> object:
         if self.certificate_id is None:
             return self.value
         snapshot = context.snapshot
         found = snapshot.certificates_by_id.get(self.certificate_id) if snapshot else None
-        return None if found is None else found.certificate.public_key()
+        if found is None:
+            return None
+        return found.private_key if self.private else found.certificate.public_key()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +148,7 @@ class _TokenPolicy(Policy):
     require_signed: bool = True
     skew: int = 0
     keys: tuple[_Key, ...] = ()
+    decryption: tuple[_Key, ...] = ()
     configs: tuple[str, ...] = ()
     audiences: frozenset[str] = frozenset()
     issuers: frozenset[str] = frozenset()
@@ -258,6 +269,8 @@ class _TokenPolicy(Policy):
     ) -> tuple[dict[str, Any], dict[str, Any], frozenset[str]]:
         """The token's header and payload once its signature holds, and the issuers of the
         openid documents consulted."""
+        if jwe.is_encrypted(token):
+            token = self.decrypted(context, token)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -297,6 +310,30 @@ class _TokenPolicy(Policy):
             except jwt.InvalidSignatureError:
                 continue
         raise _Failure("TokenSignatureInvalid")
+
+    def decrypted(self, context: Context, token: str) -> str:
+        """The signed token inside an encrypted one; encrypted claims alone become an unsigned
+        token, which only passes where unsigned tokens may."""
+        if not self.decryption:
+            raise _Failure("TokenInvalid", "JWT is encrypted and no 'decryption-keys' are given.")
+        try:
+            encrypted = jwe.parse(token)
+            keys = [
+                key.resolve(context) for key in self.decryption if _matches(key.kid, encrypted.kid)
+            ]
+            plaintext = jwe.decrypt(
+                encrypted, [key for key in keys if isinstance(key, bytes | rsa.RSAPrivateKey)]
+            )
+        except jwe.JweError as exc:
+            raise _Failure("TokenInvalid", str(exc)) from None
+        try:
+            inner = plaintext.decode("ascii")
+        except UnicodeDecodeError:
+            inner = ""
+        if inner.count(".") == 2:
+            return inner
+        claims = base64.urlsafe_b64encode(plaintext).rstrip(b"=").decode()
+        return f"{_UNSIGNED_HEADER}.{claims}."
 
     def config_urls(self, context: Context) -> tuple[str, ...]:
         return self.configs
@@ -374,6 +411,7 @@ class ValidateJwt(_TokenPolicy):
         if skew < 0:
             raise node.error("Attribute 'clock-skew' must not be negative.")
         keys: list[_Key] = []
+        decryption: tuple[_Key, ...] = ()
         configs: list[str] = []
         audiences: frozenset[str] = frozenset()
         issuers: frozenset[str] = frozenset()
@@ -392,7 +430,7 @@ class ValidateJwt(_TokenPolicy):
             elif child.tag == "issuer-signing-keys":
                 keys.extend(_key(item, loader) for item in loader.children(child, {"key"}))
             elif child.tag == "decryption-keys":
-                raise child.error(_NO_JWE)
+                decryption = _decryption_keys(child, loader)
             elif child.tag == "audiences":
                 audiences = cls.texts(child, loader, "audience")
             elif child.tag == "issuers":
@@ -410,6 +448,7 @@ class ValidateJwt(_TokenPolicy):
             require_signed=require_signed,
             skew=skew,
             keys=tuple(keys),
+            decryption=decryption,
             configs=tuple(configs),
             audiences=audiences,
             issuers=issuers,
@@ -437,6 +476,7 @@ class ValidateAzureAdToken(_TokenPolicy):
         backend_apps: frozenset[str] = frozenset()
         audiences: frozenset[str] = frozenset()
         claims: tuple[_Claim, ...] = ()
+        decryption: tuple[_Key, ...] = ()
         allowed = {
             "client-application-ids",
             "backend-application-ids",
@@ -452,7 +492,7 @@ class ValidateAzureAdToken(_TokenPolicy):
             elif child.tag == "audiences":
                 audiences = cls.texts(child, loader, "audience")
             elif child.tag == "decryption-keys":
-                raise child.error(_NO_JWE)
+                decryption = _decryption_keys(child, loader)
             else:
                 claims = cls.required_claims(child, loader)
         if backend_apps:
@@ -461,6 +501,7 @@ class ValidateAzureAdToken(_TokenPolicy):
             *source,
             audiences=audiences,
             claims=claims,
+            decryption=decryption,
             tenant=tenant,
             client_apps=client_apps,
         )
@@ -559,6 +600,36 @@ def _key(item: Node, loader: Loader) -> _Key:
         return _Key(kid, numbers.public_key())
     except (binascii.Error, ValueError):
         raise item.error("Attributes 'n' and 'e' are not a base64url RSA public key.") from None
+
+
+def _decryption_keys(child: Node, loader: Loader) -> tuple[_Key, ...]:
+    """`<key>base64</key>` (a symmetric key) or `<key certificate-id="..."/>` (a stored
+    certificate with its private key), each with an optional `id` matched against `kid`."""
+    if child.attrib:
+        raise child.error("Element 'decryption-keys' takes no attributes.")
+    keys = []
+    for item in loader.children(child, {"key"}):
+        if {"n", "e"} & set(item.attrib):
+            raise item.error(
+                "A decryption key cannot be an RSA public key ('n' and 'e'): use "
+                "'certificate-id' with a certificate that has its private key."
+            )
+        key = _key(item, loader)
+        if key.certificate_id is not None:
+            if not loader.catalog.has_private_key(key.certificate_id):
+                raise item.error(
+                    f"Attribute 'certificate-id': certificate '{key.certificate_id}' has no "
+                    "private key to decrypt tokens with."
+                )
+            key = _Key(key.kid, certificate_id=key.certificate_id, private=True)
+        elif not isinstance(key.value, bytes) or len(key.value) not in jwe.SYMMETRIC_LENGTHS:
+            *most, last = sorted(jwe.SYMMETRIC_LENGTHS)
+            lengths = f"{', '.join(map(str, most))} or {last}"
+            raise item.error(f"A symmetric decryption key must be {lengths} bytes long.")
+        keys.append(key)
+    if not keys:
+        raise child.error("Element 'decryption-keys' needs at least one 'key'.")
+    return tuple(keys)
 
 
 def _base64url_int(text: str) -> int:

@@ -2,7 +2,9 @@
 
 Children, in APIM's order: `set-url` (required), `set-method` (default GET), `set-header`,
 `set-body`, `authentication-certificate` (the certificate the call presents, through the same
-identity-isolated pools as the backend leg). Their expressions see the request being handled
+identity-isolated pools as the backend leg), `proxy` (the HTTP proxy the call goes through, as the
+`proxy` policy's for the backend leg: CONNECT for https, so TLS and the certificate run end to
+end). Their expressions see the request being handled
 (`context.Request`), not the one being built. `mode="copy"` starts from a copy of the current
 request (method, headers, body); `new` from an empty GET.
 
@@ -19,13 +21,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from certgate.certs.material import CertificateMaterial
+from certgate.gateway.upstream.proxy import Proxy
 from certgate.policy.buffering import buffer_request_body, buffer_response_body
 from certgate.policy.context import Context, Headers, Request, Response
 from certgate.policy.elements.authentication_certificate import AuthenticationCertificate
 from certgate.policy.elements.control import string_of
 from certgate.policy.elements.message import SetBody, SetHeader, SetMethod
+from certgate.policy.elements.utility import ProxyPolicy
 from certgate.policy.errors import BackendError, PolicyRuntimeError
 from certgate.policy.loader import Loader
 from certgate.policy.reader import Node
@@ -35,9 +40,16 @@ from certgate.policy.values import Const, Value, as_int
 
 log = logging.getLogger("certgate.policy")
 
-_CHILDREN = ("set-url", "set-method", "set-header", "set-body", "authentication-certificate")
+_CHILDREN = (
+    "set-url",
+    "set-method",
+    "set-header",
+    "set-body",
+    "authentication-certificate",
+    "proxy",
+)
 # APIM children certgate does not run inside a call: refused with the element's own reason.
-_REFUSED_CHILDREN = ("authentication-managed-identity", "proxy")
+_REFUSED_CHILDREN = ("authentication-managed-identity",)
 _DEFAULT_TIMEOUT = "60"  # seconds, APIM's documented default
 
 
@@ -50,6 +62,7 @@ class Call:
     url: Value
     steps: tuple[Policy, ...]  # set-method, set-header, set-body (each has `apply`)
     certificate: Policy | None  # authentication-certificate
+    proxy: Policy | None
 
     @classmethod
     def parse(cls, node: Node, loader: Loader) -> Call:
@@ -61,6 +74,7 @@ class Call:
             timeout = Const(_seconds(node, timeout.value))
         url = None
         certificate = None
+        proxy = None
         steps = []
         for child in loader.children(node, {*_CHILDREN, *_REFUSED_CHILDREN}):
             if child.tag in _REFUSED_CHILDREN:
@@ -70,16 +84,16 @@ class Call:
                 url = _parse_url(child, loader)
             elif child.tag == "authentication-certificate":
                 certificate = _child_policy(child, loader)
+            elif child.tag == "proxy":
+                proxy = _child_policy(child, loader)
             else:
                 steps.append(_child_policy(child, loader))
         if url is None:
             raise node.error("Element 'set-url' is required.")
-        return cls(mode == "copy", timeout, url, tuple(steps), certificate)
+        return cls(mode == "copy", timeout, url, tuple(steps), certificate, proxy)
 
-    async def request(
-        self, context: Context
-    ) -> tuple[str, Request, float, CertificateMaterial | None]:
-        """Evaluate everything against `context`: URL, request, timeout, certificate."""
+    async def request(self, context: Context) -> Outgoing:
+        """Evaluate everything against `context`: URL, request, timeout, certificate, proxy."""
         if self.copy:
             await buffer_request_body(context)
             source = context.Request
@@ -100,7 +114,25 @@ class Call:
         certificate = None
         if self.certificate is not None:
             certificate = await _certificate(self.certificate, context)
-        return url, message, float(timeout), certificate
+        proxy = None
+        if self.proxy is not None:
+            proxy = await _proxy(self.proxy, context)
+        return Outgoing(url, message, float(timeout), certificate, proxy)
+
+
+class Outgoing(NamedTuple):
+    """A call evaluated against the request being handled, ready for `sidecall.send`."""
+
+    url: str
+    message: Request
+    timeout: float
+    certificate: CertificateMaterial | None
+    proxy: Proxy | None
+
+    async def send(self, context: Context) -> Response:
+        return await send(
+            context, self.url, self.message, self.timeout, self.certificate, proxy=self.proxy
+        )
 
 
 _CALL_ATTRIBUTES = frozenset({"mode", "timeout"})
@@ -129,8 +161,7 @@ class SendRequest(Policy):
     async def execute(self, context: Context) -> bool | int | None:
         response: Response | None
         try:
-            url, message, timeout, certificate = await self.call.request(context)
-            response = await send(context, url, message, timeout, certificate)
+            response = await (await self.call.request(context)).send(context)
         except BackendError:
             if not self.ignore_error:
                 raise
@@ -158,28 +189,21 @@ class SendOneWayRequest(Policy):
         if len(in_flight) >= cap:
             log.warning("send-one-way-request dropped: %d calls already in flight", cap)
             return None
-        url, message, timeout, certificate = await self.call.request(context)
-        task = asyncio.get_running_loop().create_task(
-            _one_way(context, url, message, timeout, certificate)
-        )
+        outgoing = await self.call.request(context)
+        task = asyncio.get_running_loop().create_task(_one_way(context, outgoing))
         in_flight.add(task)  # also keeps the task referenced until it ends
         task.add_done_callback(in_flight.discard)
         return None
 
 
-async def _one_way(
-    context: Context,
-    url: str,
-    message: Request,
-    timeout: float,
-    cert: CertificateMaterial | None,
-) -> None:
+async def _one_way(context: Context, outgoing: Outgoing) -> None:
     try:
-        response = await send(context, url, message, timeout, cert)
+        response = await outgoing.send(context)
     except BackendError as exc:
         log.warning("send-one-way-request failed: %s %s", exc.reason, exc.message)
         return
-    log.debug("send-one-way-request: %s answered %d", url.partition("?")[0], response.StatusCode)
+    url = outgoing.url.partition("?")[0]
+    log.debug("send-one-way-request: %s answered %d", url, response.StatusCode)
 
 
 def _seconds(node: Node, raw: str) -> int:
@@ -236,3 +260,9 @@ async def _certificate(step: Policy, context: Context) -> CertificateMaterial:
     element = await _buffer(step, context)
     assert isinstance(element, AuthenticationCertificate)  # what `Call.parse` accepts
     return element.material(context)
+
+
+async def _proxy(step: Policy, context: Context) -> Proxy:
+    element = await _buffer(step, context)
+    assert isinstance(element, ProxyPolicy)  # what `Call.parse` accepts
+    return element.proxy(context)

@@ -230,15 +230,18 @@ class ProxyPolicy(Policy):
         return cls(url, username, password, fixed)
 
     async def execute(self, context: Context) -> bool | int | None:
+        context.web_proxy = self.proxy(context)
+        return None
+
+    def proxy(self, context: Context) -> Proxy:
+        """The proxy for this request (also what a send-request's `proxy` child sends through)."""
         if self.fixed is not None:
-            context.web_proxy = self.fixed
-            return None
+            return self.fixed
         url = string_of(self.url, context)
         problem = proxy_url_problem(url)
         if problem is not None:
             raise PolicyRuntimeError("ExpressionValueEvaluationFailure", f"proxy url: {problem}")
-        context.web_proxy = _proxy(self.url, self.username, self.password, context)
-        return None
+        return _proxy(self.url, self.username, self.password, context)
 
 
 def _proxy(
