@@ -39,7 +39,12 @@ def name_key(name: x509.Name) -> NameKey:
     )
 
 
-def verify_signature(public_key: object, signature: bytes, data: bytes, signed: object) -> bool:
+def verify_signature(
+    public_key: object,
+    signature: bytes,
+    data: bytes,
+    signed: x509.Certificate | x509.CertificateRevocationList,
+) -> bool:
     """A certificate's or CRL's signature check (RSA PKCS#1/PSS, ECDSA, EdDSA, DSA)."""
     try:
         hash_alg = signed.signature_hash_algorithm
@@ -47,7 +52,7 @@ def verify_signature(public_key: object, signature: bytes, data: bytes, signed: 
             return False
         params = signed.signature_algorithm_parameters
         if isinstance(public_key, rsa.RSAPublicKey):
-            if not isinstance(params, (padding.PKCS1v15, padding.PSS)):
+            if not isinstance(params, (padding.PKCS1v15, padding.PSS)) or hash_alg is None:
                 return False
             public_key.verify(signature, data, params, hash_alg)
         elif isinstance(public_key, ec.EllipticCurvePublicKey):

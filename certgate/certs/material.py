@@ -14,6 +14,7 @@ from functools import cached_property
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certgate.certs.names import dotnet_name
@@ -37,7 +38,8 @@ _PEM_KEY = re.compile(
 class CertificateLoadError(ValueError):
     """Why uploaded bytes are not usable. `code` is a stable word, `reason` a sentence for people.
 
-    Codes: NotACertificate, PasswordRequired, WrongPassword, NoPrivateKey, EmptyChain, KeyMismatch.
+    Codes: NotACertificate, PasswordRequired, WrongPassword, NoPrivateKey, EmptyChain, KeyMismatch,
+    UnsupportedKey.
     """
 
     def __init__(self, reason: str, code: str = "NotACertificate") -> None:
@@ -131,7 +133,7 @@ def _load_pkcs12(data: bytes, password: str | None) -> CertificateMaterial:
             "the password is wrong for this PKCS#12 file (or the file is damaged)",
             "WrongPassword",
         ) from None
-    key = loaded.key
+    key = None if loaded.key is None else _certificate_key(loaded.key)
     certificates = [c.certificate for c in loaded.additional_certs]
     leaf = loaded.cert.certificate if loaded.cert else None
     if leaf is None and key is not None:
@@ -158,11 +160,12 @@ def _load_pem(data: bytes, password: str | None) -> CertificateMaterial:
         key = _pem_key(data, password)
     leaf = certificates[0]
     if key is not None:
-        leaf = next((c for c in certificates if _matches(key, c)), None)
-        if leaf is None:
+        matching = next((c for c in certificates if _matches(key, c)), None)
+        if matching is None:
             raise CertificateLoadError(
                 "the private key in the PEM data matches none of its certificates", "KeyMismatch"
             )
+        leaf = matching
     chain = tuple(c for c in certificates if c != leaf)
     return CertificateMaterial(leaf, key, chain, "pem")
 
@@ -173,7 +176,7 @@ def _pem_key(data: bytes, password: str | None) -> PrivateKey:
         raise CertificateLoadError("the PEM private key block is incomplete")
     secret = password.encode() if password else None
     try:
-        return serialization.load_pem_private_key(block.group(0), secret)
+        key = serialization.load_pem_private_key(block.group(0), secret)
     except TypeError:
         if secret is None:
             raise CertificateLoadError(
@@ -187,6 +190,19 @@ def _pem_key(data: bytes, password: str | None) -> PrivateKey:
         raise CertificateLoadError(
             "the PEM private key cannot be read (wrong password or damaged key)", code
         ) from None
+    return _certificate_key(key)
+
+
+def _certificate_key(key: PrivateKeyTypes) -> PrivateKey:
+    """A key TLS can present a certificate with; another kind (X25519, DH, ML-KEM...) is refused
+    on loading, not when a connection first uses it."""
+    if not isinstance(key, PrivateKey):
+        raise CertificateLoadError(
+            "the private key is of a kind TLS certificates do not use (RSA, EC, Ed25519, Ed448 or "
+            "DSA are)",
+            "UnsupportedKey",
+        )
+    return key
 
 
 def _matches(key: PrivateKey, certificate: x509.Certificate) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from enum import Enum
+from typing import Literal
 
 from cryptography import x509
 
@@ -34,7 +35,9 @@ class CrlSource:
 
     `generation` changes whenever the usable CRLs change; cached verdicts depend on it."""
 
-    generation: object = 0
+    @property
+    def generation(self) -> object:
+        return 0
 
     def candidates(self, issuer_key: NameKey) -> Sequence[CrlInfo]:
         raise NotImplementedError
@@ -163,11 +166,13 @@ class Checker:
         self.notes.append("no valid signer for the CRL")
         return None
 
-    def _delta(self, base: CrlInfo, cert: CertInfo, dp, signer: CertInfo) -> CrlInfo | bool | None:
+    def _delta(
+        self, base: CrlInfo, cert: CertInfo, dp, signer: CertInfo
+    ) -> CrlInfo | Literal[False] | None:
         """The newest usable delta CRL for `base` (False if one exists but is unusable)."""
         best: CrlInfo | None = None
         for delta in self.source.candidates(base.issuer_key):
-            if not delta.is_delta or base.number is None or delta.base_number > base.number:
+            if delta.base_number is None or base.number is None or delta.base_number > base.number:
                 continue
             if (delta.idp is None) != (base.idp is None) or _scope(delta, cert, dp) is None:
                 continue

@@ -32,7 +32,8 @@ def build_verifier(
     fetcher: CrlFetcher | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Verifier:
-    roots, intermediates = [], []
+    roots: list[x509.Certificate] = []
+    intermediates: list[x509.Certificate] = []
     authorities = list(gateway_authorities)
     for cert, trusted in authorities:
         (roots if trusted else intermediates).append(cert)

@@ -20,7 +20,7 @@ from collections.abc import MutableMapping, Sequence
 from functools import cached_property
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from certgate.certs import der
 from certgate.certs.certinfo import CertInfo, cached_der
@@ -96,6 +96,8 @@ class X509Certificate2(CsObject):
     """
 
     __slots__ = ("__dict__", "__weakref__", "_cache", "_verdicts", "_verifier")
+    _der: bytes  # with `_chain_der`, set by `from_der` (in `__dict__`) for `_info` to parse
+    _chain_der: tuple[bytes, ...]
     __cs_type__ = "X509Certificate2"
     __cs_members__ = frozenset(
         {
@@ -321,18 +323,24 @@ class X509Certificate2(CsObject):
             return uris[0] if uris else ""
         raise ValueError(f"unknown X509NameType {kind!r}")
 
-    def _alt_names(self, for_issuer: bool) -> x509.SubjectAlternativeName | None:
+    def _alt_names(
+        self, for_issuer: bool
+    ) -> x509.SubjectAlternativeName | x509.IssuerAlternativeName | None:
         if not for_issuer:
             return self._info.san
         try:
-            ext = self._info.cert.extensions.get_extension_for_oid(
-                ExtensionOID.ISSUER_ALTERNATIVE_NAME
-            )
+            ext = self._info.cert.extensions.get_extension_for_class(x509.IssuerAlternativeName)
         except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
             return None
         return ext.value
 
-    def verification(self, *, check_revocation: bool = True, **flags: bool) -> VerificationResult:
+    def verification(
+        self,
+        *,
+        check_revocation: bool = True,
+        check_not_before: bool = True,
+        check_not_after: bool = True,
+    ) -> VerificationResult:
         """The full verdict (Python side, used by validate-client-certificate)."""
         if self._verifier is None:
             return _NO_TRUST_STORE
@@ -340,8 +348,9 @@ class X509Certificate2(CsObject):
             self._info,
             self._chain,
             check_revocation=check_revocation,
+            check_not_before=check_not_before,
+            check_not_after=check_not_after,
             cache=self._cache,
-            **flags,
         )
         count_verification(result.ok, result.reason)
         return result

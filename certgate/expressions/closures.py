@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from operator import itemgetter
-from typing import Any
+from typing import Any, NoReturn
 
 from .budget import pulse
 from .errors import BudgetExceeded, CsException, cs_error
@@ -68,6 +68,11 @@ def anonymous_type(names: tuple[str, ...]) -> type[AnonymousObject]:
     return cls
 
 
+def _unresolved(*args: Any) -> NoReturn:
+    """A fresh site's member: never called, as no receiver's class is None."""
+    raise AssertionError("a site resolves its first receiver through Site.miss")
+
+
 class Site:
     """One member name at one call site: the last receiver type with its resolution as one tuple
     (read and replaced atomically, so threads may share it), and every type seen so far."""
@@ -78,7 +83,7 @@ class Site:
         self.name = name
         self.resolve = resolve
         self.seen: dict[type, Callable[..., Any]] = {}
-        self.hit: tuple[type | None, Callable[..., Any] | None] = (None, None)
+        self.hit: tuple[type | None, Callable[..., Any]] = (None, _unresolved)
 
     def miss(self, o: Any) -> Callable[..., Any]:
         """The member for a receiver of another type than the last one."""
@@ -290,7 +295,7 @@ def nop(e: list) -> int:
 def to_int(v: Any) -> int:
     from .dotnet.numbers import to_number
 
-    return v if type(v) is int else to_number(v, "long")  # type: ignore[return-value]
+    return v if type(v) is int else to_number(v, "long")
 
 
 def negate(v: Any) -> Any:

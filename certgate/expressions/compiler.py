@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -22,6 +23,7 @@ from .closures import (
     NULL_SHORT,
     RETURN,
     ExceptionObject,
+    Fn,
     NullShort,
     all_of,
     anonymous_type,
@@ -40,7 +42,7 @@ from .errors import ExpressionCompileError, cs_error
 from .members import get_index, resolve_method, resolve_property, set_index, set_property
 from .parser import Parsed
 from .runtime import add, cs_str, equals, sub, truthy, wrap32
-from .statements import StatementCompiler
+from .statements import Pattern, StatementCompiler
 from .syntax import (
     CHAIN,
     LOOSE,
@@ -53,7 +55,6 @@ from .syntax import (
 )
 from .vocabulary import DENIED_MEMBERS, known_member
 
-Fn = Callable[[list], Any]
 FIRST_SLOT = 3
 
 
@@ -304,7 +305,7 @@ class Compiler(StatementCompiler):
                 t = self.text(c).replace("{{", "{").replace("}}", "}")
                 parts.append(t.replace('""', '"') if verbatim else t)
             elif c.type == "escape_sequence":
-                parts.append(self.literal(c, lambda c=c: literals.escape(self.text(c))))
+                parts.append(self.literal(c, partial(literals.escape, self.text(c))))
             elif c.type == "interpolation":
                 inner = [x for x in c.named_children if x.type != "interpolation_brace"]
                 val = self.expr(inner[0])
@@ -529,7 +530,11 @@ class Compiler(StatementCompiler):
                 continue
             else:
                 raise self.unsupported(target, "out target")
-            setters.append(lambda e, v, s=slot: e.__setitem__(s, v))
+
+            def set_slot(e: list, v: Any, s: int = slot) -> None:
+                e[s] = v
+
+            setters.append(set_slot)
         return setters
 
     def x_invocation_expression(self, node: Node) -> Fn:
@@ -648,7 +653,7 @@ class Compiler(StatementCompiler):
         pat = self.pattern(field_of(node, "pattern"))
         return lambda e: pat(e, value(e))
 
-    def pattern(self, node: Node) -> Callable[[list, Any], bool]:
+    def pattern(self, node: Node) -> Pattern:
         t = node.type
         if t == "constant_pattern":
             c = self.expr(node.named_children[0])
@@ -855,14 +860,16 @@ class Compiler(StatementCompiler):
                     if p.type == "parameter"
                 ]
             slots = [self.declare(n, self.text(n)) for n in names]
+            fn: Fn
             if body.type == "block":
                 blk = self.block(body)
 
-                def fn(e: list) -> Any:
+                def block_value(e: list) -> Any:
                     e[2] = None
                     blk(e)
                     return e[2]
 
+                fn = block_value
             else:
                 fn = self.expr(body)
         finally:
@@ -927,7 +934,7 @@ class Compiler(StatementCompiler):
 
     def apply_initializer(self, make: Fn, init: Node) -> Fn:
         """Collection (`{a, b}`, `{{k, v}}`) or object (`{ Key = v }`, `{ ["k"] = v }`) init."""
-        steps: list[Callable[[list, Any], None]] = []
+        steps: list[Callable[[list, Any], object]] = []
         for item in init.named_children:
             if item.type == "assignment_expression":
                 left = field_of(item, "left")
@@ -935,20 +942,34 @@ class Compiler(StatementCompiler):
                 if left.type == "identifier":
                     name = self.text(left)
                     self._check_member_name(left, name)
-                    steps.append(lambda e, o, n=name, v=val: set_property(o, n, v(e)))
+
+                    def set_member(e: list, o: Any, n: str = name, v: Fn = val) -> None:
+                        set_property(o, n, v(e))
+
+                    steps.append(set_member)
                 elif left.type == "element_binding_expression":
                     k = self.arguments_positional(left)[0]
-                    steps.append(lambda e, o, k=k, v=val: set_index(o, k(e), v(e)))
+
+                    def set_item(e: list, o: Any, k: Fn = k, v: Fn = val) -> None:
+                        set_index(o, k(e), v(e))
+
+                    steps.append(set_item)
                 else:
                     raise self.unsupported(left, "initializer target")
             elif item.type == "initializer_expression":
                 fns = [self.expr(x) for x in item.named_children]
-                steps.append(
-                    lambda e, o, fns=fns: resolve_method(type(o), "Add")(o, *[f(e) for f in fns])
-                )
+
+                def add_many(e: list, o: Any, fns: list[Fn] = fns) -> object:
+                    return resolve_method(type(o), "Add")(o, *[f(e) for f in fns])
+
+                steps.append(add_many)
             else:
                 f = self.expr(item)
-                steps.append(lambda e, o, f=f: resolve_method(type(o), "Add")(o, f(e)))
+
+                def add_one(e: list, o: Any, f: Fn = f) -> object:
+                    return resolve_method(type(o), "Add")(o, f(e))
+
+                steps.append(add_one)
 
         def run(e: list) -> Any:
             o = make(e)

@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable
 from operator import attrgetter
 from types import FunctionType
+from typing import cast
 
 from .dotnet import METHODS, PROPS
 from .dotnet.collections import LINQ, is_enumerable
@@ -55,7 +56,8 @@ def resolve_property(t: type, name: str) -> Getter:
         if getter is not None:
             return getter
         if hasattr(t, "__cs_property__") and callable(getattr(t, name, None)):
-            return lambda o: o.__cs_property__(name)
+            prop = t.__cs_property__
+            return lambda o: prop(o, name)
         return attrgetter(name)
     fn = _table(PROPS, t, name)
     if fn is not None:
@@ -146,9 +148,12 @@ def set_index(o: object, key: object, value: object) -> None:
     if o is None:
         raise null_reference("indexing null")
     if isinstance(o, list | bytearray):
-        if type(key) is not int or not 0 <= key < len(o):  # type: ignore[arg-type]
+        if type(key) is not int or not 0 <= key < len(o):
             raise cs_error("IndexOutOfRangeException", "Index was outside the bounds of the array.")
-        o[key] = value & 0xFF if isinstance(o, bytearray) else value  # type: ignore[operator,index]
+        if isinstance(o, bytearray):
+            o[key] = cast(int, value) & 0xFF  # a non-int fails here, as in C#
+        else:
+            o[key] = value
     elif isinstance(o, dict):
         o[key] = value
     elif isinstance(o, CsObject) and hasattr(type(o), "__setitem__"):

@@ -9,12 +9,16 @@ List<T>, `dict` is Dictionary<K,V>, `bytes`/`bytearray` is byte[]. Everything el
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from .budget import check_length
 from .errors import cs_error, null_reference
 from .model import CsObject
+
+Number = int | float | Decimal  # what C# arithmetic sees of a value (a char is its code point)
 
 _I32 = 1 << 32
 _I64 = 1 << 64
@@ -84,15 +88,15 @@ def concat(a: object, b: object) -> str:
 def add(a: object, b: object) -> object:
     ta, tb = type(a), type(b)
     if ta is int and tb is int:
-        return wrap64(a + b)  # type: ignore[operator]
+        return wrap64(a + b)  # type: ignore[operator]  # mypy does not narrow `a` through `ta`
     if ta is str or tb is str:
         if ta is not str and isinstance(a, CsObject) and hasattr(ta, "__cs_add__"):
             return a.__cs_add__(b)  # type: ignore[attr-defined]  # XNamespace + "name"
         return concat(a, b)
     if a is None or b is None:
         return None
-    if ta is Char or tb is Char:
-        return _num(a) + _num(b)
+    if ta is Char or tb is Char:  # a char's code point plus a number of any kind
+        return _num(a) + _num(b)  # type: ignore[operator]
     if isinstance(a, datetime | timedelta) or isinstance(b, datetime | timedelta):
         return a + b  # type: ignore[operator]
     return _arith(a, b, lambda x, y: x + y)
@@ -100,7 +104,7 @@ def add(a: object, b: object) -> object:
 
 def sub(a: object, b: object) -> object:
     if type(a) is int and type(b) is int:
-        return wrap64(a - b)  # type: ignore[operator]
+        return wrap64(a - b)
     if a is None or b is None:
         return None
     if isinstance(a, datetime) and isinstance(b, datetime):
@@ -112,7 +116,7 @@ def sub(a: object, b: object) -> object:
 
 def mul(a: object, b: object) -> object:
     if type(a) is int and type(b) is int:
-        return wrap64(a * b)  # type: ignore[operator]
+        return wrap64(a * b)
     if a is None or b is None:
         return None
     return _arith(a, b, lambda x, y: x * y)
@@ -155,26 +159,26 @@ def mod(a: object, b: object) -> object:
     return math.fmod(float(x), float(y))
 
 
-def _num(v: object) -> object:
+def _num(v: object) -> Number:
     t = type(v)
     if t is int or t is float or t is Decimal:
-        return v
+        return v  # type: ignore[return-value]  # mypy does not narrow `v` through `t`
     if t is Char:
         return ord(v)  # type: ignore[arg-type]
     if t is bool:
         raise cs_error("InvalidCastException", "bool is not a number")
     if hasattr(v, "__cs_number__"):
-        return v.__cs_number__()  # type: ignore[union-attr]
+        return v.__cs_number__()
     raise cs_error("InvalidCastException", f"{type_name(v)} is not a number")
 
 
-def _arith(a: object, b: object, op) -> object:
+def _arith(a: object, b: object, op: Callable[[Any, Any], Any]) -> object:
     x, y = _num(a), _num(b)
     if type(x) is int and type(y) is int:
         return wrap64(op(x, y))
     if isinstance(x, Decimal) or isinstance(y, Decimal):
-        return op(Decimal(x), Decimal(y))  # type: ignore[arg-type]
-    return op(float(x), float(y))  # type: ignore[arg-type]
+        return op(Decimal(x), Decimal(y))
+    return op(float(x), float(y))
 
 
 def _naive(d: datetime) -> datetime:
@@ -213,7 +217,7 @@ def compare(a: object, b: object) -> int:
     ):
         pass
     elif hasattr(a, "__cs_compare__"):
-        return a.__cs_compare__(b)  # type: ignore[union-attr]
+        return a.__cs_compare__(b)
     else:
         a, b = _num(a), _num(b)
     return -1 if a < b else (1 if a > b else 0)  # type: ignore[operator]

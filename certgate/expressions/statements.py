@@ -16,6 +16,7 @@ from .closures import (
     NORMAL,
     RETURN,
     ExceptionObject,
+    Fn,
     catches,
     implicit_conversion,
     nop,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from .compiler import _Scope
     from .dotnet import CsType
 
-Fn = Callable[[list], Any]
+Pattern = Callable[[list, Any], bool]
 
 
 class StatementCompiler:
@@ -51,7 +52,7 @@ class StatementCompiler:
         def cond(self, node: Node) -> Fn: ...
         def type_of(self, node: Node) -> tuple[CsType | None, str]: ...
         def initializer(self, node: Node, tname: str) -> Fn: ...
-        def pattern(self, node: Node) -> Callable[[list, Any], bool]: ...
+        def pattern(self, node: Node) -> Pattern: ...
 
     def block(self, node: Node) -> Fn:
         self.push()
@@ -61,10 +62,10 @@ class StatementCompiler:
                 if s.type == "local_function_statement":
                     name = self.text(field_of(s, "name"))
                     self.scope.funcs[name] = [None, None]
-            fns = [self.stmt(s) for s in stmts if s.type not in ("comment",)]
+            compiled = [self.stmt(s) for s in stmts if s.type not in ("comment",)]
         finally:
             self.pop()
-        fns = [f for f in fns if f is not None]
+        fns = [f for f in compiled if f is not None]
         if len(fns) == 1:
             return fns[0]
 
@@ -119,7 +120,7 @@ class StatementCompiler:
         decl = next(c for c in node.named_children if c.type == "variable_declaration")
         return self.variable_declaration(decl)
 
-    def variable_declaration(self, decl: Node) -> Fn | None:
+    def variable_declaration(self, decl: Node) -> Fn:
         ctype, tname = self.type_of(field_of(decl, "type"))
         steps: list[tuple[int, Fn | None]] = []
         for d in decl.named_children:
@@ -352,14 +353,14 @@ class StatementCompiler:
 
     def s_switch_statement(self, node: Node) -> Fn:
         value = self.expr(field_of(node, "value"))
-        sections: list[tuple[list[Fn | None], Fn]] = []
-        pending: list[Fn | None] = []
+        sections: list[tuple[list[Pattern | None], Fn]] = []
+        pending: list[Pattern | None] = []
         self.push()
         try:
             for sec in field_of(node, "body").named_children:
                 if sec.type != "switch_section":
                     continue
-                labels: list[Fn | None] = []
+                labels: list[Pattern | None] = []
                 stmts = []
                 for c in sec.named_children:
                     if c.type in (

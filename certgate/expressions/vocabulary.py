@@ -49,7 +49,7 @@ DENIED_MEMBERS = _names(
 )
 
 
-def _subclasses(cls: type) -> list[type]:
+def _subclasses(cls: type[CsObject]) -> list[type[CsObject]]:
     out = []
     for sub in cls.__subclasses__():
         out.append(sub)

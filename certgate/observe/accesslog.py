@@ -17,7 +17,7 @@ import os
 import select
 import stat
 import time
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from certgate.policy.context import new_request_id

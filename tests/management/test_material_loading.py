@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import x25519
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certgate.certs.material import CertificateLoadError, load_certificate
@@ -66,6 +67,18 @@ def test_key_not_matching_the_certificate(leaf):
     with pytest.raises(CertificateLoadError) as refused:
         load_certificate(mixed, None)
     assert refused.value.code == "KeyMismatch"
+
+
+def test_key_of_a_kind_tls_cannot_use(leaf):
+    """An X25519 key (key agreement only) is refused on upload, not at the first connection."""
+    exchange_only = x25519.X25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    with pytest.raises(CertificateLoadError) as refused:
+        load_certificate(leaf.cert_pem + exchange_only, None)
+    assert refused.value.code == "UnsupportedKey" and "RSA, EC" in refused.value.reason
 
 
 @pytest.mark.parametrize(

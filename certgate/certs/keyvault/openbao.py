@@ -35,11 +35,16 @@ _TOKEN_MARGIN = 30.0  # log in again this many seconds before an AppRole token e
 class CrossOriginRedirect(requests.exceptions.RequestException):
     """The vault redirected to another origin; the request (and its token) is not sent there."""
 
+    def __init__(self, target: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target  # the origin redirected to
+
 
 class _SameOriginSession(requests.Session):
     def rebuild_auth(self, prepared_request, response) -> None:
-        if _origin(prepared_request.url) != _origin(response.request.url):
-            raise CrossOriginRedirect(request=prepared_request, response=response)
+        target = _origin(prepared_request.url)
+        if target != _origin(response.request.url):
+            raise CrossOriginRedirect(target, request=prepared_request, response=response)
         super().rebuild_auth(prepared_request, response)
 
 
@@ -120,7 +125,7 @@ class OpenBaoProvider:
                 raise VaultUnreachable(f"the vault at {ref.origin} is sealed or failing") from None
             except CrossOriginRedirect as error:
                 raise VaultUnreachable(
-                    f"the vault at {ref.origin} redirected to {_origin(error.request.url)}; "
+                    f"the vault at {ref.origin} redirected to {error.target}; "
                     "certgate follows "
                     "redirects within the vault's origin only (configure the active node's address)"
                 ) from None

@@ -63,6 +63,16 @@ NAMESPACES = (
 )
 
 
+def constant(value: object) -> Callable[[], object]:
+    """A static property that always reads `value` (`Encoding.UTF8`, an enum member)."""
+    return lambda: value
+
+
+def instance_of(cls: type) -> Callable[[object], bool]:
+    """The `is`/cast check of a C# type that one Python class stands for."""
+    return lambda v: isinstance(v, cls)
+
+
 def register(t: CsType, *aliases: str) -> CsType:
     TYPES[t.name] = t
     for a in aliases:

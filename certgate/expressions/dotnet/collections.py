@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import overload
+from typing import cast, overload
 
 from ..budget import check_items
 from ..errors import cs_error
 from ..model import CsObject
-from ..runtime import Char, compare, equals
+from ..runtime import Char, Number, compare, equals
 from . import CsType, members, register
 from .enums import ignore_case
 
@@ -91,7 +91,8 @@ class StringValuesDictionary(ReadOnlyDictionary):
 
     __slots__ = ()
     __cs_type__ = "IReadOnlyDictionary<string, string[]>"
-    _item = staticmethod(list)
+    # a copy of the owner's list (mypy types `staticmethod(list)` by list's no-argument overload)
+    _item = staticmethod(list)  # type: ignore[assignment, var-annotated]
 
     def __getitem__(self, name: str) -> list[str]:
         return list(self._values[name])  # type: ignore[call-overload]  # its owner's lists
@@ -192,13 +193,13 @@ def _distinct(seq: object) -> list[object]:
     return out
 
 
-def _sum(seq: object, sel: Callable | None = None) -> object:
+def _sum(seq: object, sel: Callable | None = None) -> Number:
     from ..runtime import add
 
     total: object = 0
     for x in _items(seq):
         total = add(total, sel(x) if sel else x)
-    return total
+    return cast(Number, total)  # C# sums numbers, and `add` keeps numbers numbers
 
 
 def _minmax(seq: object, sel: Callable | None = None, sign: int = 1) -> object:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from typing import cast
 
 from ..errors import cs_error
 from ..model import CsObject
@@ -263,7 +264,8 @@ def _try(fn):
 
 def _new_datetime(*args: object) -> datetime:
     kind_arg = args[-1] if args and isinstance(args[-1], CsEnum) else None
-    nums = [a for a in args if not isinstance(a, CsEnum)]
+    # the numbers of C#'s constructors (ticks; or year, month, day...): another value fails below
+    nums = cast("list[int]", [a for a in args if not isinstance(a, CsEnum)])
     if len(nums) == 1:
         d = _EPOCH + timedelta(microseconds=int(nums[0]) // 10)
     else:
@@ -586,7 +588,11 @@ def _dto_new(value: object, offset: object = None, *rest: object) -> DateTimeOff
             return DateTimeOffset(value.replace(tzinfo=timezone(offset)))
         return DateTimeOffset(value)
     args = [value, offset, *rest]
-    off = args.pop() if args and isinstance(args[-1], timedelta) else timedelta(0)
+    off = args[-1]
+    if isinstance(off, timedelta):
+        args.pop()
+    else:
+        off = timedelta(0)
     return DateTimeOffset(_new_datetime(*args).replace(tzinfo=timezone(off)))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model import CsObject
-from . import CsType, register
+from . import CsType, constant, register
 
 
 class CsEnum(CsObject):
@@ -47,7 +47,7 @@ def define(type_name: str, names: str, *aliases: str, flags: bool = False) -> di
         CsType(
             type_name,
             lambda v: isinstance(v, CsEnum) and v.type_name == type_name,
-            static_props={n: (lambda v=v: v) for n, v in values.items()},
+            static_props={n: constant(v) for n, v in values.items()},
         ),
         *aliases,
     )

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
 from ..budget import METER, check_items, spend
 from ..errors import BudgetExceeded, cs_error
@@ -81,7 +83,7 @@ class JToken(CsObject):
     def Path(self) -> str:
         return ""
 
-    def Children(self) -> list[JToken]:
+    def Children(self) -> Sequence[JToken]:
         return []
 
     def Value(self, key: object = None, type_arg: str | None = None) -> object:
@@ -237,7 +239,7 @@ class JObject(JContainer):
     def __iter__(self):
         return iter([KeyValuePair(k, v) for k, v in self._props.items()])
 
-    def Children(self) -> list[JToken]:
+    def Children(self) -> Sequence[JToken]:
         return self.Properties()
 
     def Properties(self) -> list[JProperty]:
@@ -326,14 +328,13 @@ class JArray(JContainer):
         return self._items[key]
 
     def __setitem__(self, key: object, value: object) -> None:
-        self._child(key)
-        tok = _adopt(value, self)
-        self._items[key] = tok  # type: ignore[index]
+        self._child(key)  # an int within bounds, or it raises
+        self._items[cast(int, key)] = _adopt(value, self)
 
     def __iter__(self):
         return iter(list(self._items))
 
-    def Children(self) -> list[JToken]:
+    def Children(self) -> Sequence[JToken]:
         return list(self._items)
 
     def Add(self, value: object) -> None:
@@ -469,14 +470,14 @@ class JProperty(JToken):
         return "Property"
 
     @property
-    def Value(self) -> JToken:
+    def Value(self) -> JToken:  # type: ignore[override]  # C#'s property hides Value<T>(key)
         return self._value
 
     @property
     def HasValues(self) -> bool:
         return True
 
-    def Children(self) -> list[JToken]:
+    def Children(self) -> Sequence[JToken]:
         return [self._value]
 
     def Remove(self, *args: object) -> object:

@@ -9,11 +9,12 @@ import random
 import re
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Literal, overload
 
 from ..errors import BudgetExceeded, cs_error, null_reference
 from ..model import CsObject
-from ..runtime import Char, cs_str, format_double, wrap32
-from . import CsType, members, register
+from ..runtime import Char, Number, cs_str, format_double, wrap32
+from . import CsType, Fn, members, register
 from .enums import CsEnum
 
 _INT_RE = re.compile(r"\s*[+-]?\d+\s*\Z")
@@ -91,8 +92,17 @@ def try_parse(parser):
     return run
 
 
-def to_number(v: object, kind: str) -> object:
-    """Explicit numeric cast `(int)v`, `(double)v`... with C#'s truncation and wrapping."""
+@overload
+def to_number(v: object, kind: Literal["double", "float"]) -> float: ...
+@overload
+def to_number(v: object, kind: Literal["decimal"]) -> Decimal: ...
+@overload
+def to_number(v: object, kind: Literal["long"]) -> int: ...
+@overload
+def to_number(v: object, kind: str) -> Number: ...
+def to_number(v: object, kind: str) -> Number:
+    """Explicit numeric cast `(int)v`, `(double)v`... with C#'s truncation and wrapping (a
+    `__cs_convert__` gives a value of the C# type it is asked for)."""
     if v is None:
         raise null_reference(f"cast to {kind}")
     conv = getattr(v, "__cs_convert__", None)
@@ -117,7 +127,7 @@ def to_number(v: object, kind: str) -> object:
     return _wrap(int(v), kind)
 
 
-def round_half_even(v: float, digits: int = 0, mode: object = None) -> float:
+def round_half_even(v: float | Decimal, digits: int = 0, mode: object = None) -> float | Decimal:
     rounding = (
         ROUND_HALF_UP
         if isinstance(mode, CsEnum) and mode.name == "AwayFromZero"
@@ -145,9 +155,9 @@ def convert_int(v: object, kind: str) -> int:
         return r
     r = to_number(v, "long")
     lo, hi = _RANGES[kind]
-    if not lo <= r <= hi:  # type: ignore[operator]
+    if not lo <= r <= hi:
         raise cs_error("OverflowException", f"Value was either too large or too small for {kind}.")
-    return r  # type: ignore[return-value]
+    return r
 
 
 def from_base64(s: object) -> bytes:
@@ -299,7 +309,7 @@ members(
     },
 )
 
-_MATH = {
+_MATH: dict[str, Fn] = {
     "Abs": abs,
     "Max": max,
     "Min": min,

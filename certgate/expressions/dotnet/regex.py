@@ -10,8 +10,10 @@ the gateway.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from time import monotonic
+from typing import TypeVar, cast
 
 import regex as re
 
@@ -19,9 +21,11 @@ from ..budget import METER, check_length, spend
 from ..errors import BudgetExceeded, cs_error
 from ..model import CsObject
 from ..runtime import cs_str
-from . import CsType, register
+from . import CsType, instance_of, register
 from .enums import CsEnum
 from .regexsyntax import translate
+
+T = TypeVar("T")
 
 _FLAGS = {
     "IgnoreCase": re.IGNORECASE,
@@ -152,6 +156,9 @@ class Match(Group):
         return "" if self._m is None else self._m.expand(_replacement(replacement))
 
 
+_Match = Match  # the class, for annotations inside `Regex`, whose method `Match` hides it
+
+
 class Regex(CsObject):
     __slots__ = ("_re",)
     __cs_type__ = "Regex"
@@ -166,7 +173,7 @@ class Regex(CsObject):
     def Match(self, s: object, *_: object) -> Match:
         return Match(_timed(self._re.search, _input(s)))
 
-    def Matches(self, s: object, *_: object) -> list[Match]:
+    def Matches(self, s: object, *_: object) -> list[_Match]:
         return [Match(m) for m in _timed(_all_matches(self._re), _input(s))]
 
     def Replace(self, s: object, repl: object, *_: object) -> str:
@@ -174,14 +181,15 @@ class Regex(CsObject):
         literal replacement, match by match for group references and MatchEvaluators."""
         text = _input(s)
         template = None if callable(repl) else _replacement(cs_str(repl))
+        evaluator = cast("Callable[[_Match], object]", repl)  # a MatchEvaluator when no template
         if template is not None and "\\g<" not in template:
             matches = _timed(self._re.subn, "", text)[1]
             check_length(len(text) + matches * len(template))
             return _timed(self._re.sub, template, text)
         total = [len(text)]
 
-        def expand(m: re.Match) -> str:
-            piece = m.expand(template) if template is not None else cs_str(repl(Match(m)))
+        def expand(m: re.Match[str]) -> str:
+            piece = m.expand(template) if template is not None else cs_str(evaluator(Match(m)))
             total[0] += len(piece)
             check_length(total[0])
             return piece
@@ -195,11 +203,11 @@ class Regex(CsObject):
         return self._re.pattern
 
 
-def _all_matches(pattern: re.Pattern):
+def _all_matches(pattern: re.Pattern[str]) -> Callable[[str, float], list[re.Match[str]]]:
     return lambda text, timeout: list(pattern.finditer(text, timeout=timeout))
 
 
-def _timed(fn, *args: object) -> object:
+def _timed(fn: Callable[..., T], *args: object) -> T:
     """Run one regex operation within the regex timeout and the request's time budget."""
     spend()
     timeout = min(METER.regex_timeout, METER.deadline - monotonic())
@@ -215,7 +223,7 @@ def _input(s: object) -> str:
     return cs_str(s)
 
 
-def _static(method: str):
+def _static(method: str) -> Callable[..., object]:
     def run(s: object, pattern: object, *rest: object) -> object:
         options = next((r for r in rest if isinstance(r, CsEnum)), None)
         args = [r for r in rest if not isinstance(r, CsEnum)]
@@ -241,4 +249,4 @@ register(
     )
 )
 for _n, _cls in (("Match", Match), ("Group", Group), ("GroupCollection", GroupCollection)):
-    register(CsType(_n, lambda v, c=_cls: isinstance(v, c)))
+    register(CsType(_n, instance_of(_cls)))

@@ -9,6 +9,9 @@ Vault. The key stays inside the certificate object: nothing here logs or renders
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -21,8 +24,13 @@ from ..runtime import cs_str
 from . import CsType, register
 from .numbers import bytes_of
 
-_HASHES = {"MD5": hashes.MD5, "SHA1": hashes.SHA1, "SHA256": hashes.SHA256}
-_HASHES |= {"SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "MD5": hashes.MD5,
+    "SHA1": hashes.SHA1,
+    "SHA256": hashes.SHA256,
+    "SHA384": hashes.SHA384,
+    "SHA512": hashes.SHA512,
+}
 
 
 class HashAlgorithmName(CsObject):
@@ -176,7 +184,7 @@ def load_certificate(data: object, password: object = None, *_flags: object) -> 
     except ValueError:
         raise cs_error("CryptographicException", "Cannot find the requested object.") from None
     loaded = X509Certificate2(cert)
-    loaded.private_key = key
+    loaded.__dict__["private_key"] = key  # where HasPrivateKey and GetRSAPrivateKey look
     return loaded
 
 
@@ -194,7 +202,7 @@ register(
     CsType(
         "HashAlgorithmName",
         lambda v: isinstance(v, HashAlgorithmName),
-        static_props={name: (lambda n=name: HashAlgorithmName(n)) for name in _HASHES},
+        static_props={name: partial(HashAlgorithmName, name) for name in _HASHES},
         new=HashAlgorithmName,
     )
 )
@@ -215,7 +223,7 @@ register(
         static_props={
             "Pkcs1": lambda: Padding("encryption", "Pkcs1"),
             **{
-                f"Oaep{h}": (lambda h=h: Padding("encryption", f"Oaep{h}"))
+                f"Oaep{h}": partial(Padding, "encryption", f"Oaep{h}")
                 for h in ("SHA1", "SHA256", "SHA384", "SHA512")
             },
         },

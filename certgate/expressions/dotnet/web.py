@@ -15,7 +15,7 @@ from ..budget import check_length, spend
 from ..errors import cs_error
 from ..model import CsObject
 from ..runtime import cs_str
-from . import CsType, members, register
+from . import CsType, Fn, constant, members, register
 from .numbers import bytes_of
 
 
@@ -68,7 +68,7 @@ register(
     CsType(
         "Encoding",
         lambda v: isinstance(v, Encoding),
-        static_props={k: (lambda v=v: v) for k, v in _ENCODINGS.items()},
+        static_props={k: constant(v) for k, v in _ENCODINGS.items()},
         static_methods={
             "GetEncoding": lambda name: _ENCODINGS.get(
                 str(name).upper().replace("-", ""), Encoding(str(name))
@@ -233,7 +233,7 @@ register(
         new=Uri,
     )
 )
-_WEB = {
+_WEB: dict[str, Fn] = {
     "UrlEncode": url_encode,
     "UrlDecode": lambda s: None if s is None else unquote_plus(cs_str(s)),
     "HtmlEncode": html_encode,
@@ -437,6 +437,12 @@ class StringBuilder(CsObject):
 
 register(CsType("StringBuilder", lambda v: isinstance(v, StringBuilder), new=StringBuilder))
 
+
+def exception_type(name: str) -> CsType:
+    """An exception type `catch` and `is` match by the caught value's `cs_type`."""
+    return register(CsType(name, lambda v: getattr(v, "cs_type", None) == name))
+
+
 for _exc in [
     "Exception",
     "SystemException",
@@ -461,7 +467,7 @@ for _exc in [
     "TimeoutException",
     "MissingMemberException",
 ]:
-    register(CsType(_exc, lambda v, n=_exc: getattr(v, "cs_type", None) == n))
+    exception_type(_exc)
 
 
 def contract_type(name: str) -> CsType:
