@@ -266,3 +266,37 @@ def test_the_climb_floor_is_the_shallowest_depth_a_dot_dot_reached() -> None:
 def test_refused_paths_say_why(raw: str, reason: str) -> None:
     with pytest.raises(PathError, match=reason):
         normalize(raw)
+
+
+# -- values a policy puts into the backend path -----------------------------------------------
+REWRITE = """<policies><inbound><rewrite-uri template="/users/{id}/profile?view={view}"
+copy-unmatched-params="false"/></inbound><backend><forward-request timeout="5"/></backend>
+<outbound/><on-error/></policies>"""
+
+
+@pytest.fixture
+async def rewriting(certs, backend, forwarder):
+    apis = {"api": {"path": "api", "serviceUrl": f"{backend.url}/base", "protocols": ["https"]}}
+    operations = {"api": {"profile": {"method": "GET", "urlTemplate": "/profile?id={id}"}}}
+    pipelines = {"profile": operation_pipeline(REWRITE)}
+    server = await start_gateway(certs, forwarder, apis, operations, pipelines)
+    yield server
+    await server.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("id=..%2F..%2Fadmin&view=x", "/base/users/..%2F..%2Fadmin/profile?view=x"),
+        ("id=..&view=x", "/base/users/%2E%2E/profile?view=x"),
+        ("id=7&view=x%26admin%3Dtrue", "/base/users/7/profile?view=x%26admin%3Dtrue"),
+    ],
+)
+async def test_rewrite_uri_values_stay_inside_their_segment(
+    rewriting, backend, tmp_path, query, expected
+):
+    """A request value that rewrite-uri puts into the backend path can neither climb out of the
+    template's path (`../`) nor add a query parameter: the backend gets it escaped."""
+    reply = await _send(rewriting, f"/api/profile?{query}", "--http1.1", tmp_path)
+    assert reply.status == 200
+    assert reply.json()["target"] == expected

@@ -349,3 +349,29 @@ def test_retry_waits_fixed_linear_or_exponential(attributes: str, delays: list[i
     )
     retry = doc.sections["backend"][0]
     assert [retry.delay(make_context(), n) for n in (1, 2, 3)] == delays
+
+
+async def test_rewrite_uri_values_cannot_climb_out_of_the_template_or_add_parameters() -> None:
+    """A query value filling a path placeholder stays one segment (no `/`, no `..`), and a value
+    filling a query placeholder stays one value: the template decides the backend URL's shape."""
+    context = make_context(target="/api/items?id=..%2F..%2Fadmin&dot=..&fmt=json%26admin%3D1")
+    _, _, forwarder = await run(
+        policies(
+            "<rewrite-uri template='/v2/users/{id}/{dot}?format={fmt}' "
+            "copy-unmatched-params='false'/>"
+        ),
+        context,
+    )
+    assert forwarder.calls[0].url == (
+        "https://backend.example/base/v2/users/..%2F..%2Fadmin/%2E%2E?format=json%26admin%3D1"
+    )
+
+
+async def test_rewrite_uri_wildcard_keeps_its_segments_and_escapes_each() -> None:
+    context = make_context(target="/api/files/a/b%20c")
+    context.Request.set_matched_parameters({"rest": "a/b c?d"})
+    _, _, forwarder = await run(
+        policies("<rewrite-uri template='/store/{*rest}' copy-unmatched-params='false'/>"),
+        context,
+    )
+    assert forwarder.calls[0].url == "https://backend.example/base/store/a/b%20c%3Fd"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from certgate.headerkinds import POLICY_FIXED
 from certgate.httpsyntax import host_problem, method_problem, name_problem, value_problem
@@ -295,12 +296,32 @@ class SetStatus(Policy):
 
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_SEGMENT_SAFE = "!$&'()*+,;=:@-._~"  # RFC 3986 pchar without '%': what a value may keep raw
+
+
+def _segment(value: str) -> str:
+    """`value` as (part of) one path segment: its '/', '?', '#' and '%' escaped, and a value that
+    is a whole dot segment escaped too, so that no value can climb out of the template's path."""
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
+    return quote(value, safe=_SEGMENT_SAFE)
+
+
+def _path_value(placeholder: str, value: str) -> str:
+    """A `{name}` value is one segment; a `{*name}` (the rest of a wildcard template) keeps its
+    '/' and has each of its segments escaped."""
+    if placeholder.startswith("*"):
+        return "/".join(_segment(part) for part in value.split("/"))
+    return _segment(value)
 
 
 @register("rewrite-uri")
 @dataclass(slots=True)
 class RewriteUri(Policy):
-    """Replace the backend path (and query) with a template filled from the request."""
+    """Replace the backend path (and query) with a template filled from the request.
+
+    Values fill the template escaped for where they land (a path segment, a query value), as a
+    URI template expands them: a value cannot add a segment, a `..`, or a query parameter."""
 
     template: Value
     copy_unmatched: Value
@@ -322,26 +343,37 @@ class RewriteUri(Policy):
         matched = context.Request.MatchedParameters
         used: set[str] = set()
 
-        def fill(match: re.Match[str]) -> str:
-            name = match.group(1).lstrip("*")
+        def value(placeholder: str) -> str:
+            name = placeholder.lstrip("*")
             used.add(name)
             if name in matched:
                 return str(matched[name])
             return ",".join(params.get(name, ()))
 
-        path, _, query = _PLACEHOLDER.sub(fill, template).partition("?")
+        def fill(text: str) -> str:
+            return _PLACEHOLDER.sub(lambda found: value(found.group(1)), text)
+
+        path, _, query = template.partition("?")
+        pieces = []
+        position = 0
+        for found in _PLACEHOLDER.finditer(path):
+            pieces.append(quote_path(path[position : found.start()]))
+            pieces.append(_path_value(found.group(1), value(found.group(1))))
+            position = found.end()
+        pieces.append(quote_path(path[position:]))
         new: dict[str, list[str]] = {}
         for part in query.split("&"):
             if part:
-                key, _, value = part.partition("=")
-                new.setdefault(key, []).append(value)
+                key, _, raw = part.partition("=")
+                new.setdefault(fill(key), []).append(fill(raw))  # encoded when sent
         if as_bool(self.copy_unmatched.evaluate(context)):
             for key, values in params.items():
                 if key not in used and key not in new:
                     new[key] = values
         params.clear()
         params.update(new)
-        context.backend_path = quote_path(path if path.startswith("/") else "/" + path)
+        encoded = "".join(pieces)
+        context.backend_path = encoded if encoded.startswith("/") else "/" + encoded
         return None
 
 
