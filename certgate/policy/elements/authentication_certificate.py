@@ -55,10 +55,12 @@ class AuthenticationCertificate(Policy):
         if password is not None and body is None:
             raise node.error("Attribute 'password' is only allowed with 'body'.")
         if isinstance(certificate_id, Const):
-            loader.reference(
-                node,
-                f"certificates/{certificate_id.value}",
-                f"Certificate with id '{certificate_id.value}' could not be found.",
+            certificate_id = Const(
+                loader.reference(
+                    node,
+                    f"certificates/{certificate_id.value}",
+                    f"Certificate with id '{certificate_id.value}' could not be found.",
+                )
             )
         if isinstance(thumbprint, Const):
             upper = thumbprint.value.strip().upper()

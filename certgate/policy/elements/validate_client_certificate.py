@@ -127,7 +127,7 @@ class ValidateClientCertificate(Policy):
                     "Attribute 'issuer-certificate-id' is mutually exclusive with the other "
                     "issuer attributes."
                 )
-            loader.reference(
+            claims["issuer-certificate-id"] = loader.reference(
                 node,
                 f"certificates/{certificate_id}",
                 f"Certificate with id '{certificate_id}' could not be found.",
