@@ -35,7 +35,7 @@ class ArmNames(dict[str, V]):
         super().__init__(items)
         self._folded = {name.casefold(): name for name in items}
 
-    def get(self, key: str, default=None):  # type: ignore[override]
+    def get(self, key: str, default=None):
         try:
             return self[key]
         except KeyError:
