@@ -26,8 +26,9 @@ def stored_name(wanted: str, names: Iterable[str]) -> str | None:
 
 
 class ArmNames(dict[str, V]):
-    """Values by stored name; `get` of another spelling finds the stored one (one dict lookup,
-    the folded index being built once, with the mapping)."""
+    """Values by stored name. `get` and `[]` are dict's (exact, in C: what the gateway uses for
+    ids resolved when saved); `named` also finds another spelling, with one more lookup in a
+    case-folded index built once, with the mapping."""
 
     __slots__ = ("_folded",)
 
@@ -35,9 +36,9 @@ class ArmNames(dict[str, V]):
         super().__init__(items)
         self._folded = {name.casefold(): name for name in items}
 
-    def get(self, key: str, default=None):
-        try:
-            return self[key]
-        except KeyError:
-            name = self._folded.get(key.casefold()) if isinstance(key, str) else None
-            return default if name is None else dict.__getitem__(self, name)
+    def named(self, key: str) -> V | None:
+        found = self.get(key)
+        if found is None:
+            name = self._folded.get(key.casefold())
+            found = None if name is None else self[name]
+        return found

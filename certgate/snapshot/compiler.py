@@ -82,9 +82,9 @@ _POLICY_SCOPES = {
 class Snapshot:
     revision: int
     verifier: Verifier
-    certificates_by_id: Mapping[str, CertificateMaterial]
+    certificates_by_id: ArmNames[CertificateMaterial]
     certificates_by_thumbprint: Mapping[str, CertificateMaterial]
-    backends: Mapping[str, Backend]
+    backends: ArmNames[Backend]
     backend_trust: BackendTrust
     apis: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     problems: tuple[CompileProblem, ...] = ()

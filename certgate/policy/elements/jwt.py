@@ -104,7 +104,7 @@ class _Key:
         if self.certificate_id is None:
             return self.value
         snapshot = context.snapshot
-        found = snapshot.certificates_by_id.get(self.certificate_id) if snapshot else None
+        found = snapshot.certificates_by_id.named(self.certificate_id) if snapshot else None
         if found is None:
             return None
         return found.private_key if self.private else found.certificate.public_key()
