@@ -173,12 +173,12 @@ def _check(path: str, props: dict, desired: Artifacts, current: Artifacts, known
     if parts[0] == "backends":
         credentials = props.get("credentials") or {}
         for reference in credentials.get("certificateIds") or []:
-            if certificate_path(reference) not in known.paths:
+            if known.resolve(certificate_path(reference)) is None:
                 return f"certificate '{reference}' is neither in the folder nor in certgate"
         if path not in current.resources and MASK in repr(credentials) + repr(props.get("proxy")):
             return "credential values are masked ('*****'): supply them with --configuration"
     link = len(parts) == 4 and parts[0] == "products" and parts[2] == "apis"
-    if link and f"apis/{parts[3]}" not in known.paths:
+    if link and known.resolve(f"apis/{parts[3]}") is None:
         return f"API '{parts[3]}' is neither in the folder nor in certgate"
     if parts[-2:] == ["policies", "policy"] or parts[0] == "policyFragments":
         return _check_policy(path, parts, props, desired, current, known)

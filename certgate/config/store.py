@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, make_url
 
+from certgate.armnames import stored_name
 from certgate.config.sealing import Sealer
 
 metadata = MetaData()
@@ -237,11 +238,23 @@ class Store:
 
     def names_in(self, collection: str) -> builtins.list[str]:
         """Names of the resources in `collection` (`certificates`, `apis/a/operations`)."""
-        parent = split_path(f"{collection}/_")[0]
-        query = select(resources.c.path).where(resources.c.parent == parent)
         with self._engine.connect() as conn:
-            paths = conn.execute(query).scalars()
-            return [p.rpartition("/")[2] for p in paths if p.rpartition("/")[0] == collection]
+            return _names_in(conn, collection)
+
+    def canonical(self, path: str) -> str | None:
+        """`path` as stored, each name matched as ARM matches names (case-insensitively);
+        None when nothing is stored there."""
+        with self._engine.connect() as conn:
+            if conn.execute(select(resources.c.path).where(resources.c.path == path)).first():
+                return path
+            parts, found = path.split("/"), ""
+            for depth in range(1, len(parts), 2):
+                collection = f"{found}/{parts[depth - 1]}" if found else parts[depth - 1]
+                name = stored_name(parts[depth], _names_in(conn, collection))
+                if name is None:
+                    return None
+                found = f"{collection}/{name}"
+            return found or None
 
     def revision(self) -> int:
         with self._engine.connect() as conn:
@@ -448,6 +461,12 @@ def _etag_matches(current: str, header: str) -> bool:
         if tag.strip('"') == current:
             return True
     return False
+
+
+def _names_in(conn: Connection, collection: str) -> list[str]:
+    parent = split_path(f"{collection}/_")[0]
+    paths = conn.execute(select(resources.c.path).where(resources.c.parent == parent)).scalars()
+    return [p.rpartition("/")[2] for p in paths if p.rpartition("/")[0] == collection]
 
 
 def _missing(conn: Connection, paths: list[str]) -> list[str]:

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from certgate.armnames import stored_name
 from certgate.certs.keyvault import KeyVault, VaultCredentials
 from certgate.config.problems import ConfigurationRejected
 from certgate.config.store import (
@@ -237,11 +238,12 @@ class _Dispatcher:
         for depth, name in enumerate(names):
             level = {n: ids[n] for n in names[: depth + 1]}
             collection, _, wanted = _level_path(match.kind, level).rpartition("/")
-            wanted_folded = wanted.casefold()
-            for stored in self.store.names_in(collection):
-                if stored.casefold() == wanted_folded:
-                    ids[name] = stored
-                    break
+            ids[name] = stored_name(wanted, self.store.names_in(collection)) or wanted
+        last = names[-1]
+        whole = len(ids) == len(match.kind.id_names)
+        if match.kind.link_to and whole and self.store.get(_level_path(match.kind, ids)) is None:
+            linked = self.store.names_in(match.kind.link_to)
+            ids[last] = stored_name(ids[last], linked) or ids[last]
         return Match(match.kind, ids, match.item, match.action)
 
     async def _route(self, request: Request, where: Addressed, match: Match) -> Response:

@@ -173,7 +173,9 @@ def _certificates(request: WriteRequest, credentials: dict) -> tuple[dict, list[
 
 
 def _usable(request: WriteRequest, path: str, what: str) -> str:
-    resource = request.store.get(path)
+    """The stored path of the certificate at `path` (any case), refused unless it has its key."""
+    stored = request.store.canonical(path)
+    resource = None if stored is None else request.store.get(stored)
     if resource is None:
         raise ValidationError(f"Certificate with {what} not found.", "credentials")
     if resource.properties.get("hasPrivateKey") is False:
@@ -181,7 +183,7 @@ def _usable(request: WriteRequest, path: str, what: str) -> str:
             f"Certificate with {what} has no private key: it cannot be presented to a backend.",
             "credentials",
         )
-    return path
+    return resource.path
 
 
 def validate(request: WriteRequest) -> Validated:

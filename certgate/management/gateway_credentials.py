@@ -82,11 +82,12 @@ def set_gateway_credentials(request: WriteRequest) -> Validated:
                 "'certificateId' must be a certificate id or null.", "certificateId"
             )
         path = certificate_path(reference)
-        if request.store.get(path) is None:
+        stored = request.store.canonical(path)
+        if stored is None:
             raise ValidationError(
                 f"Certificate with id '{path.split('/', 1)[1]}' not found.", "certificateId"
             )
-        certificate_id = path.split("/", 1)[1]
+        certificate_id = stored.split("/", 1)[1]
     policy_path = f"{api_path}/policies/policy"
     current = request.store.get(policy_path)
     document = current.properties["value"] if current is not None else _EMPTY

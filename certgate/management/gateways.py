@@ -158,6 +158,7 @@ GATEWAY_CERTIFICATE_AUTHORITY = register(
         pattern="gateways/{gatewayId}/certificateAuthorities/{certificateId}",
         arm_type="Microsoft.ApiManagement/service/gateways/certificateAuthorities",
         validate=validate_certificate_authority,
+        link_to="certificates",
         filter_fields={"name": "string", "isTrusted": "bool"},
         schema={"type": "object", "properties": {"isTrusted": {"type": "boolean"}}},
         description="CA certificates one gateway (node) trusts for client certificates",

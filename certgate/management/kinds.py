@@ -89,6 +89,8 @@ class Kind:
       two-argument form sees the request's query parameters (e.g. a policy's `?format=`).
     - `linked`: kinds whose resources elsewhere link to this one by name and are deleted with it
       (an API's `products/{p}/apis/{apiId}` links, as in APIM).
+    - `link_to`: for a link (`products/{p}/apis/{apiId}`), the collection its own id names
+      (`apis`): a new link takes the linked resource's stored spelling of that id.
     - `observe(store)`: read-time properties kept outside the resource rows (a gateway's live
       node status), by resource path; merged over `present`'s output in GET and list answers.
     """
@@ -104,6 +106,7 @@ class Kind:
     actions: dict[str, Action] = field(default_factory=dict)
     patch: bool = True
     linked: tuple[str, ...] = ()
+    link_to: str = ""
     schema: dict | None = None
     description: str = ""
     observe: Callable[[Store], Mapping[str, dict]] | None = None

@@ -241,6 +241,7 @@ PRODUCT_APIS = register(
         pattern="products/{productId}/apis/{apiId}",
         arm_type=f"{_SERVICE}/products/apis",
         validate=_validate_product_api,
+        link_to="apis",
         patch=False,
         description="Links an API to a product (PUT with an empty body).",
     )

@@ -151,6 +151,7 @@ def _hostnames(request: WriteRequest, entries: list[dict]) -> tuple[list[dict], 
         if entry.get("certificateId"):
             stored["certificateId"] = str(entry["certificateId"])
             path = certificate_path(stored["certificateId"])
+            path = request.store.canonical(path) or path
             certificate = request.store.get(path)
             if certificate is None or certificate.kind != "certificate":
                 raise ValidationError(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily
 
+from certgate.armnames import ArmNames
 from certgate.certs.material import load_certificate
 from certgate.certs.stored import certificate_path
 from certgate.config.store import Store
@@ -53,6 +54,7 @@ def certificates_in_use(store: Store, dev_server_pem: bytes | None = None) -> li
             not_after,
             str(properties.get("subject", "")),
         )
+    by_name = ArmNames(stored)  # references may spell a certificate's id in another case
     found = list(stored.values())
     by_thumbprint = {c.thumbprint: c for c in found}
     service = next((r.properties for r in rows if r.kind == "service"), {})
@@ -74,7 +76,7 @@ def certificates_in_use(store: Store, dev_server_pem: bytes | None = None) -> li
     for entry in service.get("hostnameConfigurations") or ():
         reference = entry.get("certificateId")
         if reference:
-            used = stored.get(certificate_path(reference).split("/", 1)[1])
+            used = by_name.get(certificate_path(reference).split("/", 1)[1])
             if used is not None:
                 found.append(_use(used, "hostname", str(entry.get("hostName", ""))))
     for row in rows:
@@ -82,7 +84,7 @@ def certificates_in_use(store: Store, dev_server_pem: bytes | None = None) -> li
             continue
         credentials = row.properties.get("credentials") or {}
         for reference in credentials.get("certificateIds") or ():
-            used = stored.get(certificate_path(reference).split("/", 1)[1])
+            used = by_name.get(certificate_path(reference).split("/", 1)[1])
             if used is not None:
                 found.append(_use(used, "backend", row.name))
         for thumbprint in credentials.get("certificate") or ():

@@ -2,7 +2,9 @@
 
 The store (or the Snapshot builder) passes an object with this protocol to parsing:
 
-- `has(path) -> bool`: does `certificates/ID` or `backends/ID` exist?
+- `resolve(path) -> str | None`: the stored path that `certificates/ID`, `backends/ID`,
+  `policyFragments/ID` or `schemas/ID` designates (ARM names are case-insensitive: `MyBackend`
+  designates `backends/mybackend`); None when there is none. The methods below take stored ids.
 - `named_value(display_name) -> tuple | None`: the named value's `(id, value)` or
   `(id, value, secret)`; without the flag the value is treated as secret (redacted from errors).
 - `fragment(fragment_id) -> str | None`: the policy fragment's XML.
@@ -17,9 +19,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from certgate.armnames import stored_name
+
 
 class Catalog(Protocol):
-    def has(self, path: str) -> bool: ...
+    def resolve(self, path: str) -> str | None: ...
 
     def named_value(self, display_name: str) -> tuple[str, str] | tuple[str, str, bool] | None: ...
 
@@ -51,8 +55,16 @@ class MemoryCatalog:
         self.thumbprints = {k.upper(): v for k, v in (thumbprints or {}).items()}
         self.schemas = schemas or {}
 
-    def has(self, path: str) -> bool:
-        return path in self.paths
+    def resolve(self, path: str) -> str | None:
+        known = [
+            *self.paths,
+            *(f"policyFragments/{name}" for name in self.fragments),
+            *(f"schemas/{name}" for name in self.schemas),
+        ]
+        collection, _, name = path.rpartition("/")
+        prefix = collection + "/"
+        found = stored_name(name, (p[len(prefix) :] for p in known if p.startswith(prefix)))
+        return None if found is None else prefix + found
 
     def named_value(self, display_name: str) -> tuple[str, str] | None:
         return self.named_values.get(display_name)
@@ -73,8 +85,8 @@ class MemoryCatalog:
 class PlaceholderCatalog:
     """Everything exists; named values become a placeholder (conformance runs over the corpus)."""
 
-    def has(self, path: str) -> bool:
-        return True
+    def resolve(self, path: str) -> str | None:
+        return path
 
     def named_value(self, display_name: str) -> tuple[str, str] | None:
         return display_name, "placeholder"
@@ -93,7 +105,8 @@ class PlaceholderCatalog:
 
 
 class StoreCatalog:
-    """The catalog of a configuration store (anything with `get(path)` and `list(kind)`).
+    """The catalog of a configuration store (anything with `get(path)`, `canonical(path)` and
+    `list(kind)`).
 
     Named values are matched by `displayName`; a secret value comes from the row's secrets.
     """
@@ -103,8 +116,8 @@ class StoreCatalog:
         self._named: dict[str, tuple[str, str, bool]] | None = None
         self._thumbprints: dict[str, str] | None = None
 
-    def has(self, path: str) -> bool:
-        return self.store.get(path) is not None
+    def resolve(self, path: str) -> str | None:
+        return self.store.canonical(path)
 
     def named_value(self, display_name: str) -> tuple[str, str, bool] | None:
         if self._named is None:

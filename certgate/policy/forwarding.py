@@ -10,6 +10,7 @@ from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.policy.errors import BackendError
 
 if TYPE_CHECKING:
+    from certgate.armnames import ArmNames
     from certgate.certs.material import CertificateMaterial
     from certgate.gateway.upstream.backend import Backend
     from certgate.gateway.upstream.tls import BackendTrust
@@ -39,11 +40,11 @@ class SnapshotView(Protocol):
     @property
     def revision(self) -> int: ...  # grows with every configuration change
     @property
-    def certificates_by_id(self) -> Mapping[str, CertificateMaterial]: ...
+    def certificates_by_id(self) -> ArmNames[CertificateMaterial]: ...
     @property
     def certificates_by_thumbprint(self) -> Mapping[str, CertificateMaterial]: ...
     @property
-    def backends(self) -> Mapping[str, Backend]: ...
+    def backends(self) -> ArmNames[Backend]: ...
     @property
     def backend_trust(self) -> BackendTrust | None: ...  # None: the system roots only
 

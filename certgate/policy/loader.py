@@ -142,11 +142,14 @@ class Loader:
                 raise child.error(f"Element '{child.tag}' is not allowed inside '{node.tag}'.")
         return node.children
 
-    def reference(self, node: Node, path: str, missing: str) -> None:
-        """Record a reference the store indexes; refuse it when it does not exist."""
-        if not self.catalog.has(path):
+    def reference(self, node: Node, path: str, missing: str) -> str:
+        """The stored id that `path` (`backends/MyBackend`) designates, recorded as a reference
+        the store indexes; refuse it when it does not exist."""
+        found = self.catalog.resolve(path)
+        if found is None:
             raise node.error(missing)
-        self.references.add(path)
+        self.references.add(found)
+        return found.rpartition("/")[2]
 
     @property
     def nested(self) -> bool:
@@ -212,12 +215,13 @@ class Loader:
 
     def fragment(self, node: Node, fragment_id: str) -> list[Policy]:
         """The policies of fragment `fragment_id`, parsed in the current section."""
+        missing = f"Policy fragment with id '{fragment_id}' could not be found."
+        fragment_id = self.reference(node, f"policyFragments/{fragment_id}", missing)
         if fragment_id in self._fragments:
             raise node.error(f"Policy fragment '{fragment_id}' includes itself.")
         text = self.catalog.fragment(fragment_id)
         if text is None:
-            raise node.error(f"Policy fragment with id '{fragment_id}' could not be found.")
-        self.references.add(f"policyFragments/{fragment_id}")
+            raise node.error(missing)
         root = read_document(text, self.named_value)
         if root.tag != "fragment":
             raise root.error("A policy fragment must have the root element 'fragment'.")

@@ -32,6 +32,7 @@ from typing import Any
 
 from cryptography import x509
 
+from certgate.armnames import ArmNames
 from certgate.certs.crl import CrlFetcher
 from certgate.certs.material import CertificateMaterial, load_certificate
 from certgate.certs.stored import certificate_material, certificate_path
@@ -81,9 +82,9 @@ _POLICY_SCOPES = {
 class Snapshot:
     revision: int
     verifier: Verifier
-    certificates_by_id: Mapping[str, CertificateMaterial]
+    certificates_by_id: ArmNames[CertificateMaterial]
     certificates_by_thumbprint: Mapping[str, CertificateMaterial]
-    backends: Mapping[str, Backend]
+    backends: ArmNames[Backend]
     backend_trust: BackendTrust
     apis: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     problems: tuple[CompileProblem, ...] = ()
@@ -197,6 +198,7 @@ class _Rows:
 
     def __init__(self, rows: Mapping[str, Resource]) -> None:
         self.by_path = rows
+        self._folded: dict[str, str] | None = None
         self.by_kind: dict[str, list[Resource]] = {}
         for path in sorted(rows):
             resource = rows[path]
@@ -204,6 +206,14 @@ class _Rows:
 
     def get(self, path: str) -> Resource | None:
         return self.by_path.get(path)
+
+    def canonical(self, path: str) -> str | None:
+        """The stored spelling of `path` (ARM names are case-insensitive)."""
+        if path in self.by_path:
+            return path
+        if self._folded is None:
+            self._folded = {stored.casefold(): stored for stored in self.by_path}
+        return self._folded.get(path.casefold())
 
     def list(self, kind: str) -> list[Resource]:
         return self.by_kind.get(kind, [])
@@ -267,14 +277,15 @@ class _Compiler:
         service_row = rows.get("service")
         service = service_row.properties if service_row else {}
         service_etag = service_row.etag if service_row else ""
-        certificates: dict[str, CertificateMaterial] = {}
+        loaded: dict[str, CertificateMaterial] = {}
         for row in rows.list("certificate"):
             try:
-                certificates[row.name] = self._get(
+                loaded[row.name] = self._get(
                     "certificate", row.path, row.etag, lambda row=row: certificate_material(row)
                 )
             except Exception as error:
                 problem(row.path, "data", error)
+        certificates = ArmNames(loaded)
         by_thumbprint = {m.thumbprint: m for m in certificates.values()}
         certificate_version = rows.version("certificate")
         verifier = self._verifier(rows, service, service_etag, certificates, problem)
@@ -330,7 +341,7 @@ class _Compiler:
             verifier=verifier,
             certificates_by_id=certificates,
             certificates_by_thumbprint=by_thumbprint,
-            backends=backends,
+            backends=ArmNames(backends),
             backend_trust=backend_trust,
             apis=apis,
             problems=tuple(problems),
@@ -543,11 +554,12 @@ def _gateway_authorities(
     if node is None:
         return []
     wanted = node.casefold()
-    return [
-        (certificates[row.name].certificate, bool(row.properties.get("isTrusted")))
+    found = [
+        (certificates.get(row.name), bool(row.properties.get("isTrusted")))
         for row in rows.list("gatewayCertificateAuthority")
-        if row.parent.split("/")[1].casefold() == wanted and row.name in certificates
+        if row.parent.split("/")[1].casefold() == wanted
     ]
+    return [(material.certificate, trusted) for material, trusted in found if material]
 
 
 def _deployment_certificates(materials, verifier: Verifier) -> dict[str, X509Certificate2]:

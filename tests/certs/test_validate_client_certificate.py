@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from certgate.armnames import ArmNames
 from certgate.certs.crl import CrlStore
 from certgate.certs.crlinfo import CrlInfo
 from certgate.certs.material import CertificateMaterial
@@ -49,7 +50,7 @@ async def _run(element: str, client: pki.Issued | None, catalog=None) -> tuple[i
     certificate = X509Certificate2(client.cert, (), _verifier(), {}) if client else None
     request = Request("GET", "https", "gw", 443, "/", Headers(), certificate=certificate)
     snapshot = SimpleNamespace(
-        certificates_by_id={"issuing": CertificateMaterial(ISSUING.cert, None)}
+        certificates_by_id=ArmNames({"issuing": CertificateMaterial(ISSUING.cert, None)})
     )
     context = Context(request, snapshot=snapshot)
     response = await pipeline.run(context, None)

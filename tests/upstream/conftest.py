@@ -16,6 +16,7 @@ if str(ROOT) not in sys.path:
 import pytest  # noqa: E402
 import uvloop  # noqa: E402
 
+from certgate.armnames import ArmNames  # noqa: E402
 from certgate.certs.material import CertificateMaterial, load_certificate  # noqa: E402
 from certgate.gateway.upstream import BackendTrust, Forwarder  # noqa: E402
 from certgate.limits import Limits  # noqa: E402
@@ -59,9 +60,9 @@ class Snapshot:
     """The attributes the forwarder reads from the gateway's Snapshot."""
 
     revision: int = 1
-    certificates_by_id: dict[str, Any] = field(default_factory=dict)
+    certificates_by_id: ArmNames[Any] = field(default_factory=lambda: ArmNames({}))
     certificates_by_thumbprint: dict[str, Any] = field(default_factory=dict)
-    backends: dict[str, Any] = field(default_factory=dict)
+    backends: ArmNames[Any] = field(default_factory=lambda: ArmNames({}))
     backend_trust: BackendTrust | None = None
 
 
@@ -69,7 +70,7 @@ def snapshot(certs: Pki, revision: int = 1, **materials: CertificateMaterial) ->
     """A snapshot trusting the test root, holding `materials` by id."""
     return Snapshot(
         revision=revision,
-        certificates_by_id=dict(materials),
+        certificates_by_id=ArmNames(materials),
         certificates_by_thumbprint={m.thumbprint: m for m in materials.values()},
         backend_trust=BackendTrust([certs.root.cert]),
     )

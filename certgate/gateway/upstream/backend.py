@@ -15,6 +15,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from certgate.armnames import stored_name
 from certgate.gateway.upstream.proxy import Proxy
 from certgate.policy.context import BackendTarget
 
@@ -122,7 +123,7 @@ def _client_certificate(
     ids = credentials.get("certificateIds") or []
     if ids:
         name = certificate_id(ids[0])
-        material = by_id.get(name)
+        material = by_id.get(stored_name(name, by_id) or name)  # ARM ids ignore case
         return (
             material,
             None if material is not None else f"Certificate with id '{name}' not found.",

@@ -79,7 +79,8 @@ class Forwarder:
         material = context.backend_certificate
         backend = None
         if target.backend_id is not None and snapshot is not None:
-            backend = snapshot.backends.get(target.backend_id)
+            backends = snapshot.backends  # (another spelling: an id an expression computed)
+            backend = backends.get(target.backend_id) or backends.named(target.backend_id)
         if backend is None and target.url is None:
             raise BackendError(
                 "BackendConnectionFailure", f"Backend with id '{target.backend_id}' was not found."

@@ -55,10 +55,12 @@ class AuthenticationCertificate(Policy):
         if password is not None and body is None:
             raise node.error("Attribute 'password' is only allowed with 'body'.")
         if isinstance(certificate_id, Const):
-            loader.reference(
-                node,
-                f"certificates/{certificate_id.value}",
-                f"Certificate with id '{certificate_id.value}' could not be found.",
+            certificate_id = Const(
+                loader.reference(
+                    node,
+                    f"certificates/{certificate_id.value}",
+                    f"Certificate with id '{certificate_id.value}' could not be found.",
+                )
             )
         if isinstance(thumbprint, Const):
             upper = thumbprint.value.strip().upper()
@@ -82,14 +84,13 @@ class AuthenticationCertificate(Policy):
             return _material_from_body(data, password or None)
         if self.certificate_id is not None:
             key = string_of(self.certificate_id, context).strip()
-            by_key = snapshot.certificates_by_id if snapshot is not None else {}
+            found = snapshot.certificates_by_id.named(key) if snapshot and key else None
             what = f"id '{key}'"
         else:
             assert self.thumbprint is not None  # parse requires one of the three
             key = string_of(self.thumbprint, context).strip().upper()
-            by_key = snapshot.certificates_by_thumbprint if snapshot is not None else {}
+            found = snapshot.certificates_by_thumbprint.get(key) if snapshot and key else None
             what = f"thumbprint '{key}'"
-        found = by_key.get(key) if key else None
         if not key:
             attribute = "certificate-id" if self.certificate_id is not None else "thumbprint"
             raise PolicyRuntimeError(None, f"Attribute '{attribute}' evaluated to an empty value.")

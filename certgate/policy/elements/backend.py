@@ -36,10 +36,12 @@ class SetBackendService(Policy):
         if (base_url is None) == (backend_id is None):
             raise node.error("Exactly one of 'base-url' or 'backend-id' must be specified.")
         if isinstance(backend_id, Const):
-            loader.reference(
-                node,
-                f"backends/{backend_id.value}",
-                f"Backend with id '{backend_id.value}' could not be found.",
+            backend_id = Const(
+                loader.reference(
+                    node,
+                    f"backends/{backend_id.value}",
+                    f"Backend with id '{backend_id.value}' could not be found.",
+                )
             )
         if isinstance(base_url, Const) and not base_url.value.startswith(("http://", "https://")):
             raise node.error(f"'{base_url.value}' is not an absolute http(s) URL.")

@@ -104,7 +104,7 @@ class _Key:
         if self.certificate_id is None:
             return self.value
         snapshot = context.snapshot
-        found = snapshot.certificates_by_id.get(self.certificate_id) if snapshot else None
+        found = snapshot.certificates_by_id.named(self.certificate_id) if snapshot else None
         if found is None:
             return None
         return found.private_key if self.private else found.certificate.public_key()
@@ -581,12 +581,12 @@ def _key(item: Node, loader: Loader) -> _Key:
     if given != 1:
         raise item.error("A key is exactly one of: base64 text, 'certificate-id', or 'n' and 'e'.")
     if certificate_id:
-        loader.reference(
+        stored = loader.reference(
             item,
             f"certificates/{certificate_id}",
             f"Certificate with id '{certificate_id}' could not be found.",
         )
-        return _Key(kid, certificate_id=certificate_id)
+        return _Key(kid, certificate_id=stored)
     if text:
         try:
             secret = base64.b64decode(text, validate=True)

@@ -127,7 +127,7 @@ class ValidateClientCertificate(Policy):
                     "Attribute 'issuer-certificate-id' is mutually exclusive with the other "
                     "issuer attributes."
                 )
-            loader.reference(
+            claims["issuer-certificate-id"] = loader.reference(
                 node,
                 f"certificates/{certificate_id}",
                 f"Certificate with id '{certificate_id}' could not be found.",
@@ -188,7 +188,7 @@ class ValidateClientCertificate(Policy):
             return issuer is not None and _hex(expected) == _thumbprint(issuer)
         if name == "issuer-certificate-id":
             snapshot = context.snapshot
-            found = snapshot.certificates_by_id.get(expected) if snapshot is not None else None
+            found = snapshot.certificates_by_id.named(expected) if snapshot else None
             return found is not None and _issued_by(cert.certificate, found.certificate)
         return False
 

@@ -442,10 +442,11 @@ def _service_schema(
     node: Node, loader: Loader, schema_id: str, schema_ref: str | None, validate_as: str
 ) -> tuple[CompiledSchema, str | None]:
     """The service schema `schemas/{schema_id}`, compiled now (and `schema-ref`'s pointer)."""
+    missing = f"Schema with id '{schema_id}' could not be found."
+    schema_id = loader.reference(node, f"schemas/{schema_id}", missing)
     properties = loader.catalog.schema(schema_id)
     if properties is None:
-        raise node.error(f"Schema with id '{schema_id}' could not be found.")
-    loader.add_reference(f"schemas/{schema_id}")
+        raise node.error(missing)
     try:
         if properties.get("schemaType") == "xml":
             if validate_as == "json":
