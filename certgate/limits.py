@@ -84,6 +84,18 @@ class Limits:
         "--idle-timeout",
         "seconds a connection may stay open with no request in progress (HTTP/1.1 and HTTP/2)",
     )
+    lingering_time: float = _limit(
+        30.0,
+        "--lingering-time",
+        "seconds at most the gateway keeps reading and discarding what a client still sends "
+        "after an HTTP/1.1 response that ends the connection with the request unread "
+        "(nginx lingering_time)",
+    )
+    lingering_timeout: float = _limit(
+        5.0,
+        "--lingering-timeout",
+        "seconds of client silence that end such a lingering close early (nginx lingering_timeout)",
+    )
     # -- HTTP/1.1 request heads --------------------------------------------------------------
     max_head_bytes: int = _limit(
         64 * 1024, "--max-request-head-bytes", "request line and headers together, in bytes (431)"

@@ -13,6 +13,10 @@ HTTP/1.1 request without Host get 400; both close the connection. Header names c
 dropped (nginx's `underscores_in_headers off`: `X_Client_Cert` must not alias `X-Client-Cert` at a
 backend), and so are chunked trailers, so they can never become fields of another request. A body
 that makes no progress for `Limits.body_timeout` gets 408 and the connection closes.
+
+A response that ends the connection while the client may still be sending (an unread request body,
+a refused head) is followed by a lingering close (`certgate.gateway.linger`), so that the client
+reads the answer instead of a TCP reset.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from certgate.gateway.body import (
 )
 from certgate.gateway.exchange import ConnectionInfo
 from certgate.gateway.framing import response_framing
+from certgate.gateway.linger import close_lingering
 from certgate.gateway.stripping import DEFAULT_HEADER_RULES, RequestHeaderRules
 from certgate.headerkinds import (
     CONNECTION,
@@ -192,6 +197,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._max_headers = limits.max_header_count
         self._max_pipelined = limits.max_pipelined
         self._body_timeout = limits.body_timeout
+        self._lingering = (limits.lingering_time, limits.lingering_timeout)
         self._unparsed = 0  # bytes received since the last complete head or body
         self._refusal = _BAD_REQUEST
         self._parser = httptools.HttpRequestParser(self)
@@ -454,7 +460,12 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         if not keep_alive:
             self._closed = True
-            self._transport.close()
+            body = exchange.body
+            if body is None or body.complete:
+                self._transport.close()
+            else:  # the client may still be sending it: a plain close would reset the answer
+                body.discard()  # (also ends its progress watch)
+                close_lingering(self._transport, *self._lingering)
             return
         if self.write_paused:
             return  # the client reads no responses: answer (so read) no more until it does
@@ -505,7 +516,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._active is None and self._parsing is None:
             self._transport.write(self._refusal)
             self._closed = True
-            self._transport.close()
+            close_lingering(self._transport, *self._lingering)  # the head may still be arriving
             return
         for exchange in (self._parsing, *self._queue):
             if exchange is not None and exchange.body is not None:

@@ -14,6 +14,7 @@ clock involved): streams the client resets, or that were refused, once more than
 reset), and more than `Limits.h2_max_control_frames` PING/SETTINGS frames between two answered
 streams. Header names with `_` are dropped (as HTTP/1.1); more than `Limits.max_header_count`
 fields get 431. A body that makes no progress for `Limits.body_timeout` resets its stream (CANCEL);
+a stream answered in full before its body arrived is reset with NO_ERROR (RFC 9113 8.1);
 a connection with no open stream for `Limits.idle_timeout` is closed with GOAWAY (pings do not keep
 it open).
 """
@@ -388,6 +389,11 @@ class HTTP2Protocol(asyncio.Protocol):
                 if exchange.responded:
                     self._answered += 1
                     self._control = 0
+                    if exchange.body is not None and not exchange.body.complete:
+                        # Answered in full while its body still arrives: RST_STREAM NO_ERROR
+                        # tells the client to stop sending it (RFC 9113 8.1); DATA already
+                        # under way is dropped and credited to the connection by h2.
+                        self._reset_stream(stream_id, ErrorCodes.NO_ERROR)
                 else:
                     self._reset_stream(stream_id)
         finally:

@@ -470,12 +470,26 @@ class MemoryTLSProtocol(asyncio.Protocol):
     def close(self) -> None:
         if self._closed:
             return
-        _lib.SSL_shutdown(self._ssl)
-        _lib.ERR_clear_error()
-        self._flush()
+        self._close_notify()
         self._closed = True
         if self._transport is not None:
             self._transport.close()
+
+    def end_tls(self) -> Any:
+        """Sends close_notify and stops reading and writing TLS; returns the TCP transport (None
+        once closed) for a lingering close (`certgate.gateway.linger`), which drops what still
+        arrives without decrypting it. `connection_lost` still reaches the application."""
+        if self._closed:
+            return None
+        self._close_notify()
+        self._closed = True
+        self._reading_paused = True  # a `_read_plaintext` in progress stops here
+        return self._transport
+
+    def _close_notify(self) -> None:
+        _lib.SSL_shutdown(self._ssl)
+        _lib.ERR_clear_error()
+        self._flush()
 
     def abort(self) -> None:
         self._abort()
