@@ -164,6 +164,23 @@ class Limits:
         "--management-max-filter-depth",
         "nesting of 'not' and parentheses in a management $filter (400)",
     )
+    # -- failed admin token attempts (management API bearer, admin UI sign-in) ---------------
+    admin_auth_failures: int = _limit(
+        10,
+        "--admin-auth-failures",
+        "wrong admin tokens one client address may present per --admin-auth-window before it "
+        "gets 429, even with the right token, until the window ends (per node)",
+    )
+    admin_auth_window: float = _limit(
+        60.0,
+        "--admin-auth-window",
+        "seconds from an address's first wrong admin token in which --admin-auth-failures count",
+    )
+    admin_auth_tracked: int = _limit(
+        10_000,
+        "--admin-auth-tracked",
+        "client addresses whose wrong admin tokens are counted at once (oldest window dropped)",
+    )
     # -- admin UI sessions (certgate/ui, issue 15) -------------------------------------------
     ui_session_seconds: float = _limit(
         8 * 3600.0,

@@ -1,7 +1,9 @@
 """The management API: one generic ARM dispatcher over the registered resource kinds.
 
 Rules the dispatcher applies to every kind (docs/management.md lists them for users):
-- bearer token on every route, 401 `AuthenticationFailed` otherwise;
+- bearer token on every route, 401 `AuthenticationFailed` otherwise; an address over its budget of
+  wrong tokens gets 429 `TooManyFailedAuthentications` with `Retry-After`, its token not compared
+  (`certgate.authlimit`);
 - PUT creates (201) or replaces (200); `If-Match` optional on PUT, required on DELETE (`*` or the
   ETag; 428 `PreconditionRequired` when missing, 412 `PreconditionFailed` on mismatch);
 - DELETE of a missing resource is 404; deleting a referenced one is 409 `<Kind>InUse`;
@@ -23,7 +25,6 @@ import json
 import logging
 import math
 import re
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -35,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from certgate.armnames import stored_name
+from certgate.authlimit import AdminToken
 from certgate.certs.keyvault import KeyVault, VaultCredentials
 from certgate.config.problems import ConfigurationRejected
 from certgate.config.store import (
@@ -112,9 +114,10 @@ def create_management_app(
         builtin.load()
         kinds = registry
     vault = key_vault or KeyVault(VaultCredentials.from_env_and_files())
+    gate = AdminToken(admin_token, limits)
     dispatcher = _Dispatcher(
         store,
-        admin_token,
+        gate,
         on_change,
         kinds,
         service_root or ServiceRoot(),
@@ -125,7 +128,7 @@ def create_management_app(
     dispatcher.ensure_service()
     return Starlette(
         routes=[
-            *ui_routes(admin_token, store, limits),
+            *ui_routes(gate, store, limits),
             Route("/openapi.json", dispatcher.openapi, methods=["GET"]),
             *status_routes(
                 store,
@@ -153,7 +156,7 @@ class _Dispatcher:
     def __init__(
         self,
         store: Store,
-        token: str,
+        gate: AdminToken,
         on_change: OnChange | None,
         kinds: KindRegistry,
         root: ServiceRoot,
@@ -163,8 +166,8 @@ class _Dispatcher:
     ) -> None:
         self.store, self.kinds, self.root, self.compiler = store, kinds, root, compiler
         self.key_vault = key_vault
-        self._token = token.encode()
-        self._export_key = api_export.export_key(token)
+        self._gate = gate
+        self._export_key = api_export.export_key(gate.token.decode())
         self.on_change, self.limits = on_change, limits
 
     def ensure_service(self) -> None:
@@ -219,9 +222,16 @@ class _Dispatcher:
 
     def _authorise(self, request: Request) -> None:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(
-            presented.strip().encode(), self._token
-        ):
+        token = presented.strip().encode() if scheme.lower() == "bearer" else b""
+        verdict = self._gate.check(request, token)
+        if verdict.retry_after is not None:
+            raise ApiError(
+                429,
+                verdict.code,
+                verdict.message,
+                headers={"Retry-After": str(verdict.retry_after)},
+            )
+        if not verdict.accepted:
             raise ApiError(
                 401,
                 "AuthenticationFailed",

@@ -97,6 +97,12 @@ CONFIG_REVISION = Gauge(
     ("worker",),
     multiprocess_mode="liveall",
 )
+ADMIN_AUTH_FAILURES = Counter(
+    "certgate_admin_auth_failures_total",
+    "Refused admin token attempts (management API, admin UI sign-in) by outcome: invalid (wrong "
+    "token, counted against the address) or blocked (429, the address is over its limit)",
+    ("outcome",),
+)
 COMPILE_FAILURES = Counter(
     "certgate_config_compile_failures_total",
     "Configuration revisions a gateway worker could not compile",

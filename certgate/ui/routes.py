@@ -10,7 +10,6 @@ read-only helpers answer what the REST API has no resource for: who references e
 
 from __future__ import annotations
 
-import secrets
 from importlib import resources
 from urllib.parse import parse_qs
 
@@ -21,6 +20,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
+from certgate.authlimit import SIGNED_IN, AdminToken
 from certgate.config.store import Store
 from certgate.limits import Limits
 from certgate.ui.sessions import Session, Sessions
@@ -56,9 +56,10 @@ def _assets() -> dict[str, tuple[bytes, str]]:
     }
 
 
-def ui_routes(admin_token: str, store: Store, limits: Limits) -> list[Route | Mount]:
-    """The `/ui` routes of the management app (`create_management_app`)."""
-    ui = _AdminUi(admin_token, store, limits)
+def ui_routes(gate: AdminToken, store: Store, limits: Limits) -> list[Route | Mount]:
+    """The `/ui` routes of the management app (`create_management_app`); `gate` checks the
+    admin token, with the REST API's budget of wrong tokens per address."""
+    ui = _AdminUi(gate, store, limits)
     return [
         Route("/ui", ui.to_page, methods=["GET"]),
         Mount(
@@ -78,9 +79,9 @@ def ui_routes(admin_token: str, store: Store, limits: Limits) -> list[Route | Mo
 
 
 class _AdminUi:
-    def __init__(self, token: str, store: Store, limits: Limits) -> None:
-        self._store, self._limits = store, limits
-        self.token = token.encode()
+    def __init__(self, gate: AdminToken, store: Store, limits: Limits) -> None:
+        self._store, self._limits, self._gate = store, limits, gate
+        self.token = gate.token
         self._sessions = Sessions(limits.ui_session_seconds, limits.ui_max_sessions)
         self._assets = _assets()
 
@@ -103,11 +104,17 @@ class _AdminUi:
 
     # -- sign-in -----------------------------------------------------------------------------
     async def sign_in(self, request: Request) -> Response:
-        """The form posts `token`; a match starts a session, anything else goes back, refused."""
+        """The form posts `token`; a match starts a session, anything else goes back, refused.
+        An address over its budget of wrong tokens gets 429 without its token being compared."""
         body = await _bounded_body(request, self._limits.management_max_body_bytes)
         fields = parse_qs(body.decode("utf-8", "replace")) if body is not None else {}
         presented = (fields.get("token") or [""])[0].strip().encode()
-        if not secrets.compare_digest(presented, self.token):
+        verdict = self._gate.check(request, presented)
+        if verdict.retry_after is not None:
+            refusal = _error(429, verdict.code, verdict.message)
+            refusal.headers["Retry-After"] = str(verdict.retry_after)
+            return refusal
+        if not verdict.accepted:
             return RedirectResponse("/ui/?signin=failed", status_code=303, headers=HEADERS)
         session = self._sessions.create()
         response = RedirectResponse("/ui/", status_code=303, headers=HEADERS)
@@ -191,6 +198,7 @@ class _Forward:
         inner["path"] = "/" + path
         inner["raw_path"] = inner["path"].encode()
         inner["root_path"] = ""
+        inner[SIGNED_IN] = True
         inner["headers"] = [
             *((k, v) for k, v in scope["headers"] if k not in _DROPPED),
             (b"authorization", b"Bearer " + self._ui.token),
