@@ -23,6 +23,8 @@ PACKAGES |= {"snapshot", "ui"}
 FORBIDDEN: dict[str, set[str]] = {
     "limits": ENTRY_POINTS | PACKAGES,
     "httpsyntax": ENTRY_POINTS | PACKAGES,
+    "headerkinds": ENTRY_POINTS | PACKAGES,
+    "armnames": ENTRY_POINTS | PACKAGES,
     "config": ENTRY_POINTS | PACKAGES - {"certs", "config"},
     "certs": ENTRY_POINTS | {"config", "gateway", "policy", "management", "snapshot", "ui"},
     "expressions": ENTRY_POINTS | {"config", "gateway", "policy", "management", "snapshot", "ui"},
