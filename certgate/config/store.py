@@ -3,7 +3,8 @@
 SQLAlchemy 2 Core only, and nothing SQLite-specific in the queries, so PostgreSQL can take over.
 Every write first bumps the revision row: that statement takes the write lock (SQLite) or the row
 lock (PostgreSQL), which serialises writers, so concurrent PUTs of one path see each other and
-exactly one of them creates it.
+exactly one of them creates it. One write (`Store.writing`) may put and delete many rows (an API
+imported with its operations): they commit together, under one revision, or not at all.
 """
 
 from __future__ import annotations
@@ -192,6 +193,104 @@ class WriteCheck(Protocol):
     def after(self, reader: Reader) -> None: ...
 
 
+class Writer:
+    """Writes rows inside one transaction of `Store.writing`; nothing is visible to others, and
+    nothing stays, unless the whole transaction commits."""
+
+    def __init__(self, store: Store, conn: Connection) -> None:
+        self._store, self._conn = store, conn
+
+    def paths(self, kind: str, parent: str) -> list[str]:
+        """Paths of the `kind` resources directly below `parent`, as this transaction sees them."""
+        query = select(resources.c.path).where(
+            resources.c.kind == kind, resources.c.parent == parent
+        )
+        return list(self._conn.execute(query.order_by(resources.c.path)).scalars())
+
+    def put(
+        self,
+        kind: str,
+        path: str,
+        properties: dict,
+        *,
+        secrets: dict | None = None,
+        references: Iterable[str] = (),
+        if_match: str | None = None,
+    ) -> tuple[Resource, bool]:
+        """Creates or replaces `path` with its references; returns the row and whether it was new.
+
+        `if_match` is an ETag or `*`; a mismatch (or any If-Match on a missing row) raises
+        PreconditionFailed. A reference to a missing resource raises MissingReference.
+        """
+        conn = self._conn
+        parent, name = split_path(path)
+        wanted = sorted(set(references) - {path})
+        now = dt.datetime.now(dt.UTC)
+        sealed = self._store._sealer.seal(path, secrets) if secrets else None
+        body = json.dumps(properties, separators=(",", ":"), sort_keys=True)
+        current = conn.execute(
+            select(resources.c.etag, resources.c.created).where(resources.c.path == path)
+        ).first()
+        _check_etag(path, current.etag if current else None, if_match)
+        missing = _missing(conn, wanted)
+        if missing:
+            raise MissingReference(path, missing)
+        etag = _secrets.token_hex(8)
+        values = dict(
+            kind=kind,
+            parent=parent,
+            name=name,
+            properties=body,
+            sealed=sealed,
+            etag=etag,
+            updated=now,
+        )
+        if current:
+            conn.execute(update(resources).where(resources.c.path == path).values(**values))
+            created_at = _aware(current.created)
+        else:
+            conn.execute(insert(resources).values(path=path, created=now, **values))
+            created_at = now
+        conn.execute(delete(refs).where(refs.c.from_path == path))
+        if wanted:
+            conn.execute(insert(refs), [{"from_path": path, "to_path": t} for t in wanted])
+        resource = Resource(
+            kind=kind,
+            path=path,
+            parent=parent,
+            name=name,
+            properties=json.loads(body),
+            etag=etag,
+            created=created_at,
+            updated=now,
+            secrets=dict(secrets or {}),
+        )
+        return resource, current is None
+
+    def delete(
+        self, path: str, *, if_match: str | None = None, linked_kinds: Iterable[str] = ()
+    ) -> list[str]:
+        """Deletes `path`, every resource below it and every resource of `linked_kinds` named as
+        it (a product's link to a deleted API); returns the deleted paths.
+
+        Raises NotFound, PreconditionFailed, or InUse listing referrers outside the deleted set.
+        """
+        conn = self._conn
+        current = conn.execute(select(resources.c.etag).where(resources.c.path == path)).first()
+        if current is None:
+            raise NotFound(path)
+        _check_etag(path, current.etag, if_match)
+        doomed = [path, *_descendants(conn, path), *_linked(conn, path, linked_kinds)]
+        gone = set(doomed)
+        outside = [r for r in _referrers(conn, doomed) if r not in gone]
+        if outside:
+            raise InUse(path, outside)
+        for chunk in _chunks(doomed):
+            conn.execute(delete(refs).where(refs.c.from_path.in_(chunk)))
+            conn.execute(delete(resources).where(resources.c.path.in_(chunk)))
+        return doomed
+
+
 def split_path(path: str) -> tuple[str, str]:
     """`apis/a/operations/o` -> (`apis/a`, `o`); `certificates/c` -> (``, `c`)."""
     parts = path.split("/")
@@ -278,6 +377,18 @@ class Store:
             return list(conn.execute(query).scalars())
 
     # -- writes ------------------------------------------------------------------------------
+    @contextmanager
+    def writing(self, check: WriteCheck | None = None) -> Iterator[Writer]:
+        """One write transaction: what is put and deleted through the `Writer` commits together,
+        with one revision bump, or not at all (an exception rolls everything back). `check`
+        judges the state the write starts from and, before commit, the state it produces."""
+        with self._write() as conn:
+            if check is not None:
+                check.before(Reader(self, conn))
+            yield Writer(self, conn)
+            if check is not None:
+                check.after(Reader(self, conn))
+
     def put(
         self,
         kind: str,
@@ -289,59 +400,11 @@ class Store:
         if_match: str | None = None,
         check: WriteCheck | None = None,
     ) -> tuple[Resource, bool]:
-        """Creates or replaces `path` with its references; returns the row and whether it was new.
-
-        `if_match` is an ETag or `*`; a mismatch (or any If-Match on a missing row) raises
-        PreconditionFailed. `check` judges the result before it commits.
-        """
-        parent, name = split_path(path)
-        wanted = sorted(set(references) - {path})
-        now = dt.datetime.now(dt.UTC)
-        sealed = self._sealer.seal(path, secrets) if secrets else None
-        body = json.dumps(properties, separators=(",", ":"), sort_keys=True)
-        with self._write() as conn:
-            if check is not None:
-                check.before(Reader(self, conn))
-            current = conn.execute(
-                select(resources.c.etag, resources.c.created).where(resources.c.path == path)
-            ).first()
-            _check_etag(path, current.etag if current else None, if_match)
-            missing = _missing(conn, wanted)
-            if missing:
-                raise MissingReference(path, missing)
-            etag = _secrets.token_hex(8)
-            values = dict(
-                kind=kind,
-                parent=parent,
-                name=name,
-                properties=body,
-                sealed=sealed,
-                etag=etag,
-                updated=now,
+        """`Writer.put` as a write of its own; `check` judges the result before it commits."""
+        with self.writing(check) as writer:
+            return writer.put(
+                kind, path, properties, secrets=secrets, references=references, if_match=if_match
             )
-            if current:
-                conn.execute(update(resources).where(resources.c.path == path).values(**values))
-                created_at = _aware(current.created)
-            else:
-                conn.execute(insert(resources).values(path=path, created=now, **values))
-                created_at = now
-            conn.execute(delete(refs).where(refs.c.from_path == path))
-            if wanted:
-                conn.execute(insert(refs), [{"from_path": path, "to_path": t} for t in wanted])
-            if check is not None:
-                check.after(Reader(self, conn))
-        resource = Resource(
-            kind=kind,
-            path=path,
-            parent=parent,
-            name=name,
-            properties=json.loads(body),
-            etag=etag,
-            created=created_at,
-            updated=now,
-            secrets=dict(secrets or {}),
-        )
-        return resource, current is None
 
     def delete(
         self,
@@ -351,30 +414,9 @@ class Store:
         linked_kinds: Iterable[str] = (),
         check: WriteCheck | None = None,
     ) -> builtins.list[str]:
-        """Deletes `path`, every resource below it and every resource of `linked_kinds` named as
-        it (a product's link to a deleted API); returns the deleted paths.
-
-        Raises NotFound, PreconditionFailed, or InUse listing referrers outside the deleted set.
-        `check` judges the result before it commits.
-        """
-        with self._write() as conn:
-            if check is not None:
-                check.before(Reader(self, conn))
-            current = conn.execute(select(resources.c.etag).where(resources.c.path == path)).first()
-            if current is None:
-                raise NotFound(path)
-            _check_etag(path, current.etag, if_match)
-            doomed = [path, *_descendants(conn, path), *_linked(conn, path, linked_kinds)]
-            gone = set(doomed)
-            outside = [r for r in _referrers(conn, doomed) if r not in gone]
-            if outside:
-                raise InUse(path, outside)
-            for chunk in _chunks(doomed):
-                conn.execute(delete(refs).where(refs.c.from_path.in_(chunk)))
-                conn.execute(delete(resources).where(resources.c.path.in_(chunk)))
-            if check is not None:
-                check.after(Reader(self, conn))
-        return doomed
+        """`Writer.delete` as a write of its own; `check` judges the result before it commits."""
+        with self.writing(check) as writer:
+            return writer.delete(path, if_match=if_match, linked_kinds=linked_kinds)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:

@@ -150,7 +150,8 @@ def compile_operation(
     op_id: str, resource: Mapping[str, Any], pipeline: Pipeline, schemas: Mapping[str, Any] = {}
 ) -> OperationRoute:
     """A compiled `OperationRoute` with its `context.Operation`; raises RouteConfigError.
-    `schemas`: the API's compiled schemas (`certgate.policy.contract.compile_schemas`)."""
+    `schemas`: the API's compiled schemas by id (`certgate.policy.contract.compile_schema`,
+    None for one that does not compile)."""
     op = operation_route(op_id, resource, pipeline)
     props = resource.get("properties", resource)
     op.context_operation = Operation(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -228,6 +228,7 @@ def _operations(
     extra = _object(document.get(MS_PATHS, {}), MS_PATHS)
     known = {name.lower(): name for name in existing}
     operations: dict[str, dict] = {}
+    taken: set[str] = set()  # names as ARM compares them (case-insensitively)
     for template, item in [*paths.items(), *extra.items()]:
         if not isinstance(template, str) or not template.startswith("/"):
             raise ValidationError(f"paths: '{str(template)[:80]}' must start with '/'.", "value")
@@ -241,8 +242,9 @@ def _operations(
             given = operation.get("operationId")
             given = given.strip() if isinstance(given, str) else ""
             name = known.get(given.lower()) if given else None
-            if name is None or name in operations:
-                name = _unique(_normalise(given or f"{verb}-{template}"), operations)
+            if name is None or name.lower() in taken:
+                name = _unique(_normalise(given or f"{verb}-{template}"), taken)
+            taken.add(name.lower())
             own = _parameters(document, operation.get("parameters"), template, schemas)
             declared = {**shared, **own}
             url, parameters = _url_template(template, declared, query_in_template)
@@ -360,9 +362,10 @@ def _normalise(text: str) -> str:
     return _NOT_ALPHANUMERIC.sub("-", text.lower()).strip("-")[:76] or "operation"
 
 
-def _unique(name: str, taken: dict) -> str:
-    """`name`, or APIM's `name-1` ... `name-999` when another operation of the document has it
-    (an existing operation of that name not matched by operationId is replaced)."""
+def _unique(name: str, taken: Container[str]) -> str:
+    """`name`, or APIM's `name-1` ... `name-999` when `taken` has it: the document's operation
+    names in lower case (ARM names match in any case), or its definitions. An existing operation
+    of that name not matched by operationId is replaced."""
     for candidate in (name, *(f"{name}-{n}" for n in range(1, 1000))):
         if candidate not in taken:
             return candidate

@@ -5,7 +5,8 @@ template, a service URL, a path no other API uses) is decided by the Snapshot co
 which every write runs before it commits. Deleting an API deletes its product links, as in APIM.
 A PUT with `format` and `value` imports an OpenAPI / Swagger definition (`api_definitions`): the
 API's operations become exactly the document's, each checked by the router's compiler before
-anything is written, and the request's own properties win over the document.
+anything is written, and the request's own properties win over the document. The API, its
+operations and its schema are one write (`Children`): stored together, or not at all.
 """
 
 from __future__ import annotations

@@ -44,8 +44,10 @@ from certgate.config.store import (
     MissingReference,
     NotFound,
     PreconditionFailed,
+    Resource,
     Store,
     WriteCheck,
+    Writer,
 )
 from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management import api_export, builtin
@@ -85,7 +87,7 @@ class WriteChecker(Protocol):
     """What judges writes: `certgate.snapshot.compiler.SnapshotBuilder`, handed in by the caller
     (the compiler sits above the management kinds, so this module does not import it)."""
 
-    def check(self, path: str) -> WriteCheck: ...
+    def check(self, *paths: str) -> WriteCheck: ...
 
 
 def create_management_app(
@@ -379,26 +381,32 @@ class _Dispatcher:
             if_match = (
                 current.etag
             )  # read-modify-write: a concurrent change gives 412, not a lost update
-        try:
-            resource, created = await _thread(
-                lambda: self.store.put(
+        written = [path, *(child for children in result.children for child in children.items)]
+
+        def commit() -> tuple[Resource, bool]:
+            """The resource and its children: one transaction, one revision, checked whole."""
+            with self.store.writing(self._check(*written)) as writer:
+                stored = writer.put(
                     kind.name,
                     path,
                     result.properties,
                     secrets=result.secrets,
                     references=references,
                     if_match=if_match,
-                    check=self._check(path),
                 )
-            )
+                for children in result.children:
+                    _replace_children(writer, path, children)
+                return stored
+
+        try:
+            resource, created = await _thread(commit)
             revision = await _thread(self.store.revision)
-            for children in result.children:
-                await _thread(self._replace_children, path, children)
-                revision = await _thread(self.store.revision)
         except ConfigurationRejected as error:
-            raise _rejected(path, error) from None
+            raise _rejected(path, written, error) from None
         except PreconditionFailed:
             raise _precondition_failed(kind, match) from None
+        except InUse as error:
+            raise self._in_use(error) from None
         except MissingReference as error:
             if parent in error.missing:
                 raise not_found(f"'{parent}'") from None
@@ -414,16 +422,6 @@ class _Dispatcher:
             status_code=status,
             headers={"ETag": _quote(resource.etag), REVISION_HEADER: str(revision)},
         )
-
-    def _replace_children(self, parent: str, children: Children) -> None:
-        """The children of `children.kind` below `parent` become exactly `children.items`."""
-        for row in self.store.list(children.kind, parent=parent):
-            if row.path not in children.items:
-                self.store.delete(row.path, check=self._check(row.path))
-        for path, properties in children.items.items():
-            self.store.put(
-                children.kind, path, properties, references=[parent], check=self._check(path)
-            )
 
     async def _delete(self, request: Request, match: Match) -> Response:
         kind = match.kind
@@ -447,29 +445,37 @@ class _Dispatcher:
                 )
             )
         except ConfigurationRejected as error:
-            raise _rejected(match.path, error) from None
+            raise _rejected(match.path, [match.path], error) from None
         except NotFound:
             raise not_found(f"{kind.title} '{_display(match)}'") from None
         except PreconditionFailed:
             raise _precondition_failed(kind, match) from None
         except InUse as error:
-            raise ApiError(
-                409,
-                f"{kind.title}InUse",
-                f"{kind.title} '{_display(match)}' is in use by {len(error.referrers)} "
-                "resource(s); remove those references first.",
-                [
-                    Detail("ReferencedBy", r, f"'{match.path}' is referenced by '{r}'.")
-                    for r in error.referrers
-                ],
-            ) from None
+            raise self._in_use(error) from None
         revision = await _thread(self.store.revision)
         await self._changed()
         status = 204 if kind.arm_type in LONG_RUNNING_DELETES else 200
         return Response(status_code=status, headers={REVISION_HEADER: str(revision)})
 
-    def _check(self, path: str) -> WriteCheck | None:
-        return self.compiler.check(path) if self.compiler is not None else None
+    def _check(self, *paths: str) -> WriteCheck | None:
+        return self.compiler.check(*paths) if self.compiler is not None else None
+
+    def _in_use(self, error: InUse) -> ApiError:
+        """409 `<Kind>InUse`: deleting `error.path` (asked for, or a child a write replaces)
+        would leave the listed resources referring to nothing."""
+        match = self.kinds.find(error.path)
+        title = match.kind.title if match else "Resource"
+        shown = _display(match) if match else error.path
+        return ApiError(
+            409,
+            f"{title}InUse",
+            f"{title} '{shown}' is in use by {len(error.referrers)} "
+            "resource(s); remove those references first.",
+            [
+                Detail("ReferencedBy", r, f"'{error.path}' is referenced by '{r}'.")
+                for r in error.referrers
+            ],
+        )
 
     async def _changed(self) -> None:
         if self.on_change is None:
@@ -639,16 +645,29 @@ def _precondition_failed(kind: Kind, match: Match) -> ApiError:
     )
 
 
-def _rejected(path: str, error: ConfigurationRejected) -> ValidationError:
+def _replace_children(writer: Writer, parent: str, children: Children) -> None:
+    """The children of `children.kind` below `parent` become exactly `children.items`."""
+    for path in writer.paths(children.kind, parent):
+        if path not in children.items:
+            writer.delete(path)
+    for path, properties in children.items.items():
+        writer.put(children.kind, path, properties, references=[parent])
+
+
+def _rejected(path: str, written: list[str], error: ConfigurationRejected) -> ValidationError:
     """400 naming each resource that would not compile and its field; the written resource's
-    own problems name just the field, as other validation errors do."""
-    first = next((p for p in error.problems if p.path == path), error.problems[0])
+    own problems name just the field, as other validation errors do, and a child written with
+    it (an imported operation or schema) is named by its path."""
+    first = min(error.problems, key=lambda p: (p.path != path, p.path not in written))
     own = first.path == path
-    message = (
-        f"The configuration would not compile: {first.message}"
-        if own
-        else f"The change would break '{first.path}': {first.message}"
-    )
+    if own:
+        message = f"The configuration would not compile: {first.message}"
+    elif first.path in written:
+        message = (
+            f"The configuration would not compile: '{first.path}' {first.field}: {first.message}"
+        )
+    else:
+        message = f"The change would break '{first.path}': {first.message}"
     details = [
         Detail(
             "InvalidConfiguration",

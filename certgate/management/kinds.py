@@ -45,8 +45,10 @@ class WriteRequest:
 class Children:
     """Child resources a write brings along (an API imported with its operations).
 
-    After the parent is stored, the children of `kind` become exactly `items` (path -> validated
-    properties): the ones not listed are deleted, the others written.
+    In the parent's write transaction, after the parent, the children of `kind` become exactly
+    `items` (path -> validated properties): the ones not listed are deleted, the others written.
+    The Snapshot compiler judges the parent and its children as one write: if any of them does
+    not compile, none is stored and the revision does not move.
     """
 
     kind: str

@@ -94,19 +94,6 @@ def compile_schema(properties: Mapping[str, Json]) -> CompiledSchema:
     return JsonSchemas.for_api(str(content_type), document)
 
 
-def compile_schemas(
-    rows: Mapping[str, Mapping[str, Json]],
-) -> dict[str, CompiledSchema | None]:
-    """schemaId -> compiled schema, or None for one that does not compile."""
-    found: dict[str, CompiledSchema | None] = {}
-    for schema_id, properties in rows.items():
-        try:
-            found[schema_id] = compile_schema(properties)
-        except SchemaProblem:
-            found[schema_id] = None
-    return found
-
-
 def build_contract(
     props: Mapping[str, Json], schemas: Mapping[str, CompiledSchema | None]
 ) -> Contract:

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,9 +59,10 @@ from certgate.limits import DEFAULT_LIMITS, Limits
 from certgate.management.caches import default_cache_url
 from certgate.management.service import access_log_enabled
 from certgate.policy.context import Deployment
-from certgate.policy.contract import compile_schemas
+from certgate.policy.contract import compile_schema
 from certgate.policy.documents import PolicyDocuments
 from certgate.policy.errors import PolicyValidationError
+from certgate.policy.schemas import CompiledSchema, SchemaProblem
 
 log = logging.getLogger("certgate.snapshot")
 
@@ -147,9 +148,9 @@ class SnapshotBuilder:
             self._last_problems = frozenset(problems)
             return config
 
-    def check(self, path: str) -> CandidateCheck:
-        """The `WriteCheck` for a write of `path` (`Store.put`/`Store.delete(check=...)`)."""
-        return CandidateCheck(self, path)
+    def check(self, *paths: str) -> CandidateCheck:
+        """The `WriteCheck` for a write of `paths` (`Store.writing`, `Store.put`/`delete`)."""
+        return CandidateCheck(self, paths)
 
     def problems_of(self, reader: Reader) -> frozenset[CompileProblem]:
         """The problems of the state `reader` sees (compiled with the same caches as `build`).
@@ -168,12 +169,13 @@ class SnapshotBuilder:
 
 
 class CandidateCheck:
-    """Refuses a write (`ConfigurationRejected`) when the written resource does not compile or
+    """Refuses a write (`ConfigurationRejected`) when a written resource does not compile or
     the write breaks another one (a named value a policy needs, a path another API uses). A
-    problem the configuration already had does not block unrelated writes."""
+    problem the configuration already had does not block unrelated writes; a write of several
+    resources (an API with its operations) is judged as a whole."""
 
-    def __init__(self, builder: SnapshotBuilder, path: str) -> None:
-        self.builder, self.path = builder, path
+    def __init__(self, builder: SnapshotBuilder, paths: Iterable[str]) -> None:
+        self.builder, self.paths = builder, frozenset(paths)
         self._before: frozenset[CompileProblem] = frozenset()
 
     def before(self, reader: Reader) -> None:
@@ -183,7 +185,7 @@ class CandidateCheck:
         new = [
             problem
             for problem in sorted(self.builder.problems_of(reader), key=_order)
-            if problem.path == self.path or problem not in self._before
+            if problem.path in self.paths or problem not in self._before
         ]
         if new:
             raise ConfigurationRejected(new)
@@ -495,17 +497,19 @@ class _Compiler:
         compile is returned as problems and left out."""
         found: list[CompileProblem] = []
         compiled: list[OperationRoute] = []
-        schemas = self._get(
-            "apiSchemas",
-            api.path,
-            schema_versions,
-            lambda: compile_schemas(
-                {
-                    name: rows.by_path[f"{api.path}/schemas/{name}"].properties
-                    for name, _ in schema_versions
-                }
-            ),
-        )
+        schemas: dict[str, CompiledSchema | None] = {}
+        for name, etag in schema_versions:
+            path = f"{api.path}/schemas/{name}"
+            try:
+                schemas[name] = self._get(
+                    "apiSchema",
+                    path,
+                    etag,
+                    lambda path=path: compile_schema(rows.by_path[path].properties),
+                )
+            except SchemaProblem as error:
+                schemas[name] = None  # operations naming it validate against nothing
+                found.append(_problem(path, "document", error))
         for op in ops:
             version = (
                 op.etag,

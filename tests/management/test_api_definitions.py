@@ -276,8 +276,8 @@ def test_operation_count_limit(client):
 
 
 def test_operation_names_follow_apim_normalisation_and_reimport_keeps_names(client):
-    """Lower case, runs of other characters one '-', 76 characters, `-1` for a clash; an
-    operationId naming an existing operation (any case) keeps that operation."""
+    """Lower case, runs of other characters one '-', 76 characters, `-1` for a clash (in any
+    case); an operationId naming an existing operation (any case) keeps that operation."""
     long_id = "Very.Long_Name " * 10
     document = {
         "openapi": "3.0.1",
@@ -301,9 +301,12 @@ def test_operation_names_follow_apim_normalisation_and_reimport_keeps_names(clie
         "/apis/names/operations/Custom", json={"properties": {"method": "GET", "urlTemplate": "/e"}}
     ).is_success
     document["paths"]["/e"] = {"get": {"operationId": "CUSTOM", "responses": {}}}
+    document["paths"]["/f"] = {"get": {"operationId": "custom", "responses": {}}}
     again = _import(client, "names", "openapi+json", json.dumps(document), path="names")
     assert again.status_code == 200, again.text
-    assert "Custom" in _operations(client, "names")
+    operations = _operations(client, "names")
+    assert operations["Custom"]["urlTemplate"] == "/e"
+    assert operations["custom-1"]["urlTemplate"] == "/f"  # not a second 'custom' in ARM's eyes
 
 
 def test_required_query_parameters_can_stay_out_of_the_template(client):
@@ -316,3 +319,83 @@ def test_required_query_parameters_can_stay_out_of_the_template(client):
         client, "q2", "openapi", PETSTORE_YAML, path="q2", translateRequiredQueryParameters="x"
     )
     assert bad.json()["error"]["target"] == "translateRequiredQueryParameters"
+
+
+def _document(paths: dict, schemas: dict | None = None) -> str:
+    document: dict = {"openapi": "3.0.1", "info": {"title": "t"}, "paths": paths}
+    if schemas is not None:
+        document["components"] = {"schemas": schemas}
+    return json.dumps(document)
+
+
+def _get(path: str, schema: str = "Pet") -> dict:
+    body = {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+    return {"get": {"operationId": path.strip("/").replace("/", "-"), "responses": {"200": body}}}
+
+
+GOOD_PATHS = {"/one": _get("/one"), "/two": _get("/two"), "/three": _get("/three")}
+# The third operation repeats a template parameter: refused while the import is validated.
+BAD_OPERATION = {**GOOD_PATHS, "/three/{id}/owners/{id}": _get("/x"), "/four": _get("/four")}
+# A definition that is no JSON schema: refused by the Snapshot compiler inside the write, after
+# the API and its first operations were written in the same transaction.
+BAD_SCHEMA = {"Pet": {"type": "kitten"}}
+
+
+def _rows(server, api: str) -> list:
+    return [row for row in server.store.list() if row.path.startswith(f"apis/{api}")]
+
+
+@pytest.mark.parametrize(
+    ("paths", "schemas", "target", "message"),
+    [
+        (BAD_OPERATION, {"Pet": {"type": "object"}}, "value", "repeats the parameter 'id'"),
+        (
+            GOOD_PATHS,
+            BAD_SCHEMA,
+            "apis/bad/schemas/definitions:document",
+            "definition 'Pet' is not a valid JSON schema",
+        ),
+    ],
+    ids=["operation", "schema"],
+)
+def test_an_import_that_fails_stores_nothing(server, client, paths, schemas, target, message):
+    """Nothing half-written: no API, no operation, no schema, the same revision."""
+    revision = server.store.revision()
+    response = _import(client, "bad", "openapi+json", _document(paths, schemas), path="bad")
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["target"] == target and message in error["message"], error
+    assert server.store.revision() == revision
+    assert _rows(server, "bad") == []
+    assert client.get("/apis/bad").status_code == 404
+    assert client.get("/apis/bad/operations/one").status_code == 404
+
+
+@pytest.mark.parametrize(("paths", "schemas"), [(BAD_OPERATION, None), (GOOD_PATHS, BAD_SCHEMA)])
+def test_a_failed_reimport_keeps_the_previous_version(server, client, paths, schemas):
+    assert _import(client, "pets", "openapi", PETSTORE_YAML, path="pets").status_code == 201
+    before, revision = _rows(server, "pets"), server.store.revision()
+    response = _import(
+        client, "pets", "openapi+json", _document(paths, schemas), path="pets", displayName="New"
+    )
+    assert response.status_code == 400, response.text
+    assert server.store.revision() == revision
+    assert _rows(server, "pets") == before  # same rows, same ETags
+    assert client.get("/apis/pets").json()["properties"]["displayName"] == "Pet store"
+    assert sorted(_operations(client, "pets")) == [
+        "bykind", "deletepet", "listpets", "post-pets", "showpetbyid"
+    ]  # fmt: skip
+
+
+def test_an_import_is_one_write_with_one_revision(server, client):
+    """The API, its operations and schemas, and a re-import's removals: one revision each."""
+    revision = server.store.revision()
+    response = _import(client, "pets", "openapi", PETSTORE_YAML, path="pets")
+    assert response.status_code == 201, response.text
+    assert int(response.headers["X-Certgate-Revision"]) == revision + 1 == server.store.revision()
+    again = _import(client, "pets", "openapi+json", _document(GOOD_PATHS, {"Pet": {}}), path="pets")
+    assert again.status_code == 200, again.text
+    assert int(again.headers["X-Certgate-Revision"]) == revision + 2 == server.store.revision()
+    assert sorted(_operations(client, "pets")) == ["one", "three", "two"]
+    schema = client.get("/apis/pets/schemas/definitions").json()["properties"]
+    assert schema["document"]["components"]["schemas"] == {"Pet": {}}
