@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from types import SimpleNamespace
 
 import pytest
 
@@ -14,11 +13,13 @@ from certgate.certs.crlinfo import CrlInfo
 from certgate.certs.material import CertificateMaterial
 from certgate.certs.verify import TrustStore, Verifier
 from certgate.certs.x509 import X509Certificate2
+from certgate.gateway.upstream.tls import SYSTEM_TRUST
 from certgate.policy.catalog import MemoryCatalog
 from certgate.policy.context import Context, Headers, Request
 from certgate.policy.engine import compile_pipeline
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.loader import parse_document
+from certgate.snapshot.compiler import Snapshot
 from tests import pki
 
 ROOT = pki.ca("Client Root")
@@ -47,10 +48,17 @@ async def _run(element: str, client: pki.Issued | None, catalog=None) -> tuple[i
         catalog or MemoryCatalog(),
     )
     pipeline = compile_pipeline(None, None, document, None)
-    certificate = X509Certificate2(client.cert, (), _verifier(), {}) if client else None
+    verifier = _verifier()
+    certificate = X509Certificate2(client.cert, (), verifier, {}) if client else None
     request = Request("GET", "https", "gw", 443, "/", Headers(), certificate=certificate)
-    snapshot = SimpleNamespace(
-        certificates_by_id=ArmNames({"issuing": CertificateMaterial(ISSUING.cert, None)})
+    issuing = CertificateMaterial(ISSUING.cert, None)
+    snapshot = Snapshot(
+        revision=1,
+        verifier=verifier,
+        certificates_by_id=ArmNames({"issuing": issuing}),
+        certificates_by_thumbprint={issuing.thumbprint: issuing},
+        backends=ArmNames({}),
+        backend_trust=SYSTEM_TRUST,
     )
     context = Context(request, snapshot=snapshot)
     response = await pipeline.run(context, None)

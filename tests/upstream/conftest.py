@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,11 @@ import uvloop  # noqa: E402
 
 from certgate.armnames import ArmNames  # noqa: E402
 from certgate.certs.material import CertificateMaterial, load_certificate  # noqa: E402
-from certgate.gateway.upstream import BackendTrust, Forwarder  # noqa: E402
+from certgate.certs.verify import TrustStore, Verifier  # noqa: E402
+from certgate.gateway.upstream import BackendTrust, Forwarder, compile_backend  # noqa: E402
 from certgate.limits import Limits  # noqa: E402
 from certgate.policy.context import BackendTarget, Context, Headers, Request  # noqa: E402
+from certgate.snapshot.compiler import Snapshot  # noqa: E402
 from tests import pki  # noqa: E402
 from tests.upstream.echo import EchoBackend  # noqa: E402
 
@@ -55,25 +57,25 @@ def certs() -> Pki:
     )
 
 
-@dataclass
-class Snapshot:
-    """The attributes the forwarder reads from the gateway's Snapshot."""
-
-    revision: int = 1
-    certificates_by_id: ArmNames[Any] = field(default_factory=lambda: ArmNames({}))
-    certificates_by_thumbprint: dict[str, Any] = field(default_factory=dict)
-    backends: ArmNames[Any] = field(default_factory=lambda: ArmNames({}))
-    backend_trust: BackendTrust | None = None
-
-
 def snapshot(certs: Pki, revision: int = 1, **materials: CertificateMaterial) -> Snapshot:
-    """A snapshot trusting the test root, holding `materials` by id."""
+    """A Snapshot trusting the test root (clients and backends), holding `materials` by id."""
     return Snapshot(
         revision=revision,
+        verifier=Verifier(TrustStore([certs.root.cert], use_system_roots=False)),
         certificates_by_id=ArmNames(materials),
         certificates_by_thumbprint={m.thumbprint: m for m in materials.values()},
+        backends=ArmNames({}),
         backend_trust=BackendTrust([certs.root.cert]),
     )
+
+
+def with_backend(snap: Snapshot, properties: dict[str, Any], backend_id: str = "be") -> Snapshot:
+    """`snap` serving the backend entity of ARM `properties` too, compiled against its certificates
+    as the Snapshot compiler does (a new ArmNames: its case-folded index is built once)."""
+    backend = compile_backend(
+        backend_id, properties, snap.certificates_by_id, snap.certificates_by_thumbprint
+    )
+    return replace(snap, backends=ArmNames({**snap.backends, backend_id: backend}))
 
 
 @pytest.fixture
@@ -93,7 +95,7 @@ async def forwarder():
 
 def make_context(
     url: str,
-    snap: Any = None,
+    snap: Snapshot | None = None,
     *,
     path: str = "/",
     method: str = "GET",

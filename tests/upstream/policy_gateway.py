@@ -13,6 +13,7 @@ from certgate.gateway.server import GatewayServer
 from certgate.policy.catalog import MemoryCatalog
 from certgate.policy.engine import compile_pipeline
 from certgate.policy.loader import parse_document
+from certgate.snapshot.compiler import Snapshot
 
 
 def document(inbound: str, outbound: str = "", on_error: str = "") -> str:
@@ -23,7 +24,7 @@ def document(inbound: str, outbound: str = "", on_error: str = "") -> str:
 
 
 async def start_gateway(
-    certs: Any, forwarder: Any, snap: Any, documents: dict[str, str], service_url: str
+    certs: Any, forwarder: Any, snap: Snapshot, documents: dict[str, str], service_url: str
 ) -> GatewayServer:
     """APIs named after `documents`' keys (path = the key), each running its document."""
     catalog = MemoryCatalog(

@@ -7,11 +7,10 @@ import json
 
 import pytest
 
-from certgate.gateway.upstream import compile_backend
 from certgate.policy.catalog import MemoryCatalog
 from certgate.policy.engine import compile_pipeline
 from certgate.policy.loader import parse_document
-from tests.upstream.conftest import make_context, snapshot
+from tests.upstream.conftest import make_context, snapshot, with_backend
 
 
 def _pipeline(certs, inbound: str):
@@ -28,12 +27,7 @@ def _pipeline(certs, inbound: str):
 
 async def _run(certs, backend, forwarder, inbound: str, headers=(), variables=None):
     snap = snapshot(certs, a=certs.a, b=certs.b)
-    snap.backends["be"] = compile_backend(
-        "be",
-        {"url": backend.url(), "credentials": {"certificateIds": ["b"]}},
-        snap.certificates_by_id,
-        snap.certificates_by_thumbprint,
-    )
+    snap = with_backend(snap, {"url": backend.url(), "credentials": {"certificateIds": ["b"]}})
     context = make_context(backend.url(), snap, headers=list(headers))
     for name, value in (variables or {}).items():
         context.Variables.set(name, value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 
 import pytest
 
@@ -248,7 +249,7 @@ async def test_service_ca_certificates_make_a_private_backend_trusted(
     entry = {"storeName": "Root", "encodedCertificate": base64.b64encode(certs.root.der).decode()}
     patched = client.patch("/", json={"properties": {"certificates": [entry]}})
     assert patched.status_code == 200, patched.text
-    snap = snapshot(certs)
-    snap.backend_trust = service_backend_trust(server.store.get("service").properties)
+    trust = service_backend_trust(server.store.get("service").properties)
+    snap = replace(snapshot(certs), backend_trust=trust)
     seen = await send(forwarder, make_context(backend.url(), snap))
     assert seen["thumbprint"] is None

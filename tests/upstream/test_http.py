@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import json
 import resource
-from types import SimpleNamespace
 
 import pytest
 
@@ -14,6 +13,7 @@ from certgate.gateway.upstream import ResponseBody
 from certgate.httpsyntax import UnsafeHead
 from certgate.limits import Limits
 from certgate.policy.errors import BackendError
+from certgate.policy.forwarding import ForwardOptions
 from tests.upstream.conftest import make_context, send, snapshot, wait_for
 from tests.upstream.echo import EchoBackend
 
@@ -185,7 +185,7 @@ async def test_idle_connections_close_after_the_idle_timeout(certs, backend):
 async def test_timeout_gives_reason_timeout(certs, backend, forwarder, caplog):
     context = make_context(backend.url(), snapshot(certs), path="/slow")
     with pytest.raises(BackendError) as failure:
-        await forwarder.forward(context, SimpleNamespace(timeout=0.3))
+        await forwarder.forward(context, ForwardOptions(timeout=0.3))
     assert failure.value.reason == "Timeout"
     await wait_for(lambda: not backend.open)  # the hung connection is not pooled
 
@@ -289,7 +289,7 @@ async def test_response_hop_by_hop_headers_are_not_passed_on(certs, backend, for
 
 async def test_stalled_response_body_times_out(certs, backend, forwarder):
     context = make_context(backend.url(), snapshot(certs), path="/stall")
-    await forwarder.forward(context, SimpleNamespace(timeout=0.3))
+    await forwarder.forward(context, ForwardOptions(timeout=0.3))
     body = context.Response.Body.stream()
     assert await body.__anext__() == b"12345"
     with pytest.raises(BackendError) as failure:
@@ -320,7 +320,7 @@ async def test_timeout_covers_a_stalled_upload(certs, backend, forwarder):
     )
     started = asyncio.get_running_loop().time()
     with pytest.raises(BackendError) as failure:
-        await forwarder.forward(context, SimpleNamespace(timeout=0.3))
+        await forwarder.forward(context, ForwardOptions(timeout=0.3))
     assert failure.value.reason == "Timeout"
     assert asyncio.get_running_loop().time() - started < 3
     await wait_for(lambda: not backend.open)
@@ -339,7 +339,7 @@ async def test_timeout_covers_an_upload_the_backend_does_not_read(certs, forward
         context = make_context(url, snapshot(certs), method="PUT", body=upload)
         started = asyncio.get_running_loop().time()
         with pytest.raises(BackendError) as failure:
-            await forwarder.forward(context, SimpleNamespace(timeout=0.5))
+            await forwarder.forward(context, ForwardOptions(timeout=0.5))
         assert failure.value.reason == "Timeout"
         assert asyncio.get_running_loop().time() - started < 3
         assert upload.sent < 64 * 1024 * 1024

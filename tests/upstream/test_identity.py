@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from certgate.gateway.upstream import compile_backend
 from certgate.policy.context import BackendTarget
 from certgate.policy.errors import BackendError
 from tests import pki
-from tests.upstream.conftest import make_context, send, snapshot
+from tests.upstream.conftest import make_context, send, snapshot, with_backend
 from tests.upstream.echo import EchoBackend
 
 
@@ -39,8 +40,7 @@ def _entity(certs, backend, **tls):
         },
         "tls": tls,
     }
-    snap.backends["be"] = compile_backend("be", properties, snap.certificates_by_id, {})
-    return snap
+    return with_backend(snap, properties)
 
 
 async def test_backend_entity_applies_all_its_credentials(certs, backend, forwarder):
@@ -69,11 +69,8 @@ async def test_explicit_certificate_overrides_the_backend_entity(certs, backend,
 
 async def test_backend_entity_thumbprints_are_used_without_ids(certs, backend, forwarder):
     snap = snapshot(certs, a=certs.a)
-    snap.backends["be"] = compile_backend(
-        "be",
-        {"url": backend.url(), "credentials": {"certificate": [certs.a.thumbprint.lower()]}},
-        snap.certificates_by_id,
-        snap.certificates_by_thumbprint,
+    snap = with_backend(
+        snap, {"url": backend.url(), "credentials": {"certificate": [certs.a.thumbprint.lower()]}}
     )
     seen = await send(forwarder, make_context(backend.url(), snap, backend_id="be"))
     assert seen["thumbprint"] == certs.client_a.thumbprint
@@ -81,9 +78,7 @@ async def test_backend_entity_thumbprints_are_used_without_ids(certs, backend, f
 
 async def test_missing_entity_certificate_fails_instead_of_sending_none(certs, backend, forwarder):
     snap = snapshot(certs)
-    snap.backends["be"] = compile_backend(
-        "be", {"url": backend.url(), "credentials": {"certificateIds": ["gone"]}}, {}, {}
-    )
+    snap = with_backend(snap, {"url": backend.url(), "credentials": {"certificateIds": ["gone"]}})
     with pytest.raises(BackendError) as failure:
         await forwarder.forward(make_context(backend.url(), snap, backend_id="be"))
     assert failure.value.reason == "BackendConnectionFailure"
@@ -112,7 +107,7 @@ async def test_self_signed_backend_needs_chain_validation_off(
 ):
     snap = snapshot(certs)
     url = self_signed_backend.url()
-    snap.backends["be"] = compile_backend("be", {"url": url, "tls": tls}, {}, {})
+    snap = with_backend(snap, {"url": url, "tls": tls})
     context = make_context(url, snap, backend_id="be")
     if ok:
         assert (await send(forwarder, context))["thumbprint"] is None
@@ -150,7 +145,7 @@ async def test_name_mismatch_needs_name_validation_off(
 ):
     snap = snapshot(certs)
     url = misnamed_backend.url()
-    snap.backends["be"] = compile_backend("be", {"url": url, "tls": tls}, {}, {})
+    snap = with_backend(snap, {"url": url, "tls": tls})
     context = make_context(url, snap, backend_id="be")
     if ok:
         assert (await send(forwarder, context))["path"] == "/"
@@ -163,8 +158,7 @@ async def test_name_mismatch_needs_name_validation_off(
 
 
 async def test_service_ca_store_is_required_to_trust_a_private_root(certs, backend, forwarder):
-    snap = snapshot(certs)
-    snap.backend_trust = None  # system roots only
+    snap = replace(snapshot(certs), backend_trust=None)  # system roots only
     with pytest.raises(BackendError, match="self-signed certificate in certificate chain"):
         await forwarder.forward(make_context(backend.url(), snap))
 
@@ -210,15 +204,13 @@ async def test_https_backend_through_a_proxy_tunnel_keeps_mtls(
     certs, backend, forwarder, web_proxy
 ):
     snap = snapshot(certs, a=certs.a)
-    snap.backends["be"] = compile_backend(
-        "be",
+    snap = with_backend(
+        snap,
         {
             "url": backend.url(),
             "credentials": {"certificateIds": ["a"]},
             "proxy": {"url": web_proxy.url, "username": "u", "password": "p"},
         },
-        snap.certificates_by_id,
-        {},
     )
     for _ in range(2):
         seen = await send(forwarder, make_context(backend.url(), snap, backend_id="be"))
@@ -231,9 +223,7 @@ async def test_http_backend_through_a_proxy_uses_absolute_form(certs, forwarder,
     try:
         url = server.url("127.0.0.1")
         snap = snapshot(certs)
-        snap.backends["be"] = compile_backend(
-            "be", {"url": url, "proxy": {"url": web_proxy.url}}, {}, {}
-        )
+        snap = with_backend(snap, {"url": url, "proxy": {"url": web_proxy.url}})
         seen = await send(forwarder, make_context(url, snap, path="/p?q=1", backend_id="be"))
         assert seen["path"] == f"{url}/p?q=1"
         assert web_proxy.requests == [(f"GET {url}/p?q=1 HTTP/1.1", None)]
@@ -243,9 +233,7 @@ async def test_http_backend_through_a_proxy_uses_absolute_form(certs, forwarder,
 
 async def test_unreachable_proxy_is_a_connection_failure(certs, backend, forwarder):
     snap = snapshot(certs)
-    snap.backends["be"] = compile_backend(
-        "be", {"url": backend.url(), "proxy": {"url": "http://127.0.0.1:9"}}, {}, {}
-    )
+    snap = with_backend(snap, {"url": backend.url(), "proxy": {"url": "http://127.0.0.1:9"}})
     with pytest.raises(BackendError) as failure:
         await forwarder.forward(make_context(backend.url(), snap, backend_id="be"))
     assert failure.value.reason == "BackendConnectionFailure"

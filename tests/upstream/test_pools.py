@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from certgate.gateway.upstream import compile_backend
-from tests.upstream.conftest import make_context, send, snapshot, wait_for
+from tests.upstream.conftest import make_context, send, snapshot, wait_for, with_backend
 
 
 async def test_mixed_identities_never_share_a_connection(certs, backend, forwarder):
@@ -32,12 +31,7 @@ async def test_mixed_identities_never_share_a_connection(certs, backend, forward
 
 def _with_backend(certs, backend, revision: int, material):
     snap = snapshot(certs, revision, c=material)
-    snap.backends["be"] = compile_backend(
-        "be",
-        {"url": backend.url(), "credentials": {"certificateIds": ["c"]}},
-        snap.certificates_by_id,
-        snap.certificates_by_thumbprint,
-    )
+    snap = with_backend(snap, {"url": backend.url(), "credentials": {"certificateIds": ["c"]}})
     return snap
 
 

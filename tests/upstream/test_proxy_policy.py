@@ -8,9 +8,8 @@ import json
 
 import pytest
 
-from certgate.gateway.upstream import compile_backend
 from tests.policy.support import pipeline
-from tests.upstream.conftest import make_context, snapshot
+from tests.upstream.conftest import make_context, snapshot, with_backend
 from tests.upstream.webproxy import WebProxy
 
 
@@ -32,15 +31,13 @@ async def test_the_proxy_policy_tunnels_mtls_and_overrides_the_backend_entity_pr
     certs, backend, forwarder, web_proxy
 ):
     snap = snapshot(certs, a=certs.a)
-    snap.backends["be"] = compile_backend(
-        "be",
+    snap = with_backend(
+        snap,
         {
             "url": backend.url(),
             "credentials": {"certificateIds": ["a"]},
             "proxy": {"url": "http://127.0.0.1:9"},  # unreachable: the policy's proxy replaces it
         },
-        snap.certificates_by_id,
-        {},
     )
     document = _document(
         f'<proxy url="{web_proxy.url}" username="@(&quot;svc&quot;)" password="pw"/>'

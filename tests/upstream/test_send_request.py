@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from types import SimpleNamespace
 
 import pytest
 
@@ -14,7 +13,7 @@ from certgate.policy.catalog import PlaceholderCatalog
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.loader import parse_document
 from certgate.policy.sidecall import process_state
-from tests.upstream.conftest import snapshot, wait_for
+from tests.upstream.conftest import make_context, snapshot, wait_for
 from tests.upstream.policy_gateway import client, document, start_gateway
 from tests.upstream.webproxy import WebProxy
 
@@ -252,7 +251,9 @@ async def test_one_way_requests_are_capped_per_process(
     certs, backend, gateway, side_forwarder, caplog
 ):
     caplog.set_level(logging.WARNING, "certgate.policy")
-    in_flight = process_state(SimpleNamespace(forwarder=side_forwarder), "one-way", set)
+    context = make_context(backend.url())
+    context.forwarder = side_forwarder  # what the gateway's pipeline runs with
+    in_flight = process_state(context, "one-way", set)
     async with client(certs, gateway) as http:
         first = await http.get("/oneway/x", headers={"X-Path": "/slow"})
         assert first.status_code == 202  # answered without waiting for the side call

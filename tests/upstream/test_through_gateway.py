@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from certgate.gateway.upstream import compile_backend
-from tests.upstream.conftest import snapshot
+from tests.upstream.conftest import snapshot, with_backend
 from tests.upstream.policy_gateway import client, document, start_gateway
 
 POLICIES = {
@@ -20,12 +19,7 @@ POLICIES = {
 @pytest.fixture
 async def gateway(certs, backend, forwarder):
     snap = snapshot(certs, a=certs.a, b=certs.b)
-    snap.backends["be"] = compile_backend(
-        "be",
-        {"url": backend.url(), "credentials": {"certificateIds": ["b"]}},
-        snap.certificates_by_id,
-        snap.certificates_by_thumbprint,
-    )
+    snap = with_backend(snap, {"url": backend.url(), "credentials": {"certificateIds": ["b"]}})
     documents = {name: document(inbound) for name, inbound in POLICIES.items()}
     server = await start_gateway(certs, forwarder, snap, documents, backend.url())
     yield server

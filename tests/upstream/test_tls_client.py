@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import pytest
 
 from certgate.limits import Limits
 from certgate.policy.errors import BackendError
+from certgate.policy.forwarding import ForwardOptions
 from tests.upstream.conftest import make_context, send, snapshot, wait_for
 
 
@@ -80,7 +80,7 @@ async def test_backend_answering_plain_http_to_tls_is_a_connection_failure(certs
 
 async def test_handshake_that_never_completes_times_out(certs):
     async with RawServer(_stay_silent) as url:
-        error = await _fail(certs, url, SimpleNamespace(timeout=0.3))
+        error = await _fail(certs, url, ForwardOptions(timeout=0.3))
     assert error.reason == "Timeout"
 
 
