@@ -20,7 +20,7 @@ from certgate.management.api_definitions import parse_definition
 from certgate.management.arm import merge_patch
 from certgate.management.backends import MASK
 from certgate.management.errors import ApiError
-from certgate.policy.catalog import MemoryCatalog
+from certgate.policy.catalog import MemoryCatalog, NamedValue
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.formats import to_raw
 from certgate.policy.loader import parse_document, parse_fragment
@@ -224,12 +224,13 @@ def _scope(parts: list[str]) -> str:
 def _union(desired: Artifacts, current: Artifacts) -> MemoryCatalog:
     """What policies in the folder may refer to: the folder and the running configuration."""
     resources = {**current.resources, **desired.resources}
-    named = {}
+    named: dict[str, NamedValue] = {}
     for artifact in resources.values():
-        if artifact.path.startswith("namedValues/"):
-            props = artifact.properties
-            value = props.get("value") if isinstance(props.get("value"), str) else PLACEHOLDER
-            named[props.get("displayName")] = (artifact.path.split("/")[1], value, True)
+        name = artifact.properties.get("displayName")
+        if artifact.path.startswith("namedValues/") and isinstance(name, str):
+            value = artifact.properties.get("value")
+            shown = value if isinstance(value, str) else PLACEHOLDER
+            named[name] = (artifact.path.split("/")[1], shown, True)
     fragments = {
         a.path.split("/")[1]: a.properties.get("value", "")
         for a in resources.values()

@@ -308,7 +308,8 @@ def _responses(document: dict, operation: dict, name: str, schemas: _Schemas) ->
         for header, spec in (raw_headers if isinstance(raw_headers, dict) else {}).items():
             spec = _resolve(document, spec)
             if isinstance(spec, dict):
-                schema = spec.get("schema") if isinstance(spec.get("schema"), dict) else spec
+                own_schema = spec.get("schema")
+                schema = own_schema if isinstance(own_schema, dict) else spec
                 headers.append(
                     {**_parameter_entry(header, schema, schemas, f"{name}{code}{header}Header")}
                 )
@@ -441,8 +442,8 @@ def _parameter_entry(name: str, schema: dict, schemas: _Schemas, type_name: str)
     (a `$ref` to a definition keeps naming it; its type and values come from it)."""
     target = schemas.target(schema)
     if target is not None:
-        entry = _parameter_entry(name, schemas.definitions[target], schemas, type_name)
-        return {**entry, "schemaId": schemas.schema_id, "typeName": target}
+        defined = _parameter_entry(name, schemas.definitions[target], schemas, type_name)
+        return {**defined, "schemaId": schemas.schema_id, "typeName": target}
     kind = schema.get("type")
     entry: dict[str, Any] = {"name": name, "type": kind if isinstance(kind, str) else "string"}
     if isinstance(schema.get("default"), str | int | float | bool):

@@ -18,10 +18,13 @@ from certgate.management.api_import import imported_definition
 from certgate.management.arm import check_id
 from certgate.management.errors import ValidationError
 from certgate.management.kinds import Children, Kind, Validated, WriteRequest, register
+from certgate.policy.engine import Pipeline
 from certgate.policy.examples import check_responses
 
 IMPORT_ONLY = ("format", "value", "translateRequiredQueryParameters")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "*"})
+# an imported operation's route is compiled only to check its template: it runs no policies
+_NO_POLICIES = Pipeline((), (), (), ())
 
 
 def validate_api(request: WriteRequest) -> Validated:
@@ -65,7 +68,7 @@ def validate_api(request: WriteRequest) -> Validated:
         try:
             check_id("operationId", name)
             properties = operation_properties(name, operation)
-            operation_route(name, properties, None)
+            operation_route(name, properties, _NO_POLICIES)
         except ValidationError as error:
             raise ValidationError(f"Operation '{name}': {error.message}", "value") from None
         except RouteConfigError as error:
@@ -96,7 +99,7 @@ def operation_properties(name: str, props: dict) -> dict:
     template = _string(props, "urlTemplate", default=None)
     if not template or not template.startswith("/"):
         raise ValidationError("'urlTemplate' is required and must start with '/'.", "urlTemplate")
-    stored = {
+    stored: dict[str, Any] = {
         "displayName": _string(props, "displayName", default=name),
         "description": _string(props, "description", default=""),
         "method": method.upper(),

@@ -20,12 +20,13 @@ Rules the dispatcher applies to every kind (docs/management.md lists them for us
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 import anyio.to_thread
@@ -150,7 +151,11 @@ async def _http_exception(_request: Request, error: Exception) -> Response:
     """Starlette's own refusals (an unrouted method) in the ARM error shape."""
     status = error.status_code if isinstance(error, HTTPException) else 500
     code = {404: "ResourceNotFound", 405: "MethodNotAllowed"}.get(status, "Error")
-    message = str(error.detail) if status < 500 else "The request failed."
+    message = (
+        str(error.detail)
+        if isinstance(error, HTTPException) and status < 500
+        else "The request failed."
+    )
     return ApiError(status, code, message).response()
 
 
@@ -328,7 +333,7 @@ class _Dispatcher:
             presented = [
                 (row, props)
                 for row, props in presented
-                if predicate(lambda f, row=row, props=props: _field(row, props, f))
+                if predicate(functools.partial(_field, row, props))
             ]
         skip = _int_param(query, "$skip", 0, 0, MAX_SKIP)
         top = _int_param(query, "$top", PAGE_SIZE, 1, MAX_TOP)
@@ -570,6 +575,7 @@ def _check_json(body: dict, max_depth: int) -> None:
     `max_depth`; the error names the field (`properties.value`) and never echoes the value.
     """
     stack: list[tuple[Any, str, int]] = [(body, "", 1)]
+    items: Iterable[tuple[str, Any]]
     while stack:
         value, where, depth = stack.pop()
         if isinstance(value, dict):

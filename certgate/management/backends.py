@@ -14,7 +14,7 @@ sealed values back for the data plane.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 from certgate.certs.stored import certificate_path
@@ -66,6 +66,14 @@ _SCHEMA = {
 }
 
 
+@overload
+def _text(
+    props: dict, name: str, max_length: int, *, required: Literal[True], prefix: str = ""
+) -> str: ...
+@overload
+def _text(
+    props: dict, name: str, max_length: int, *, required: bool = False, prefix: str = ""
+) -> str | None: ...
 def _text(
     props: dict, name: str, max_length: int, *, required: bool = False, prefix: str = ""
 ) -> str | None:
@@ -163,12 +171,12 @@ def _certificates(request: WriteRequest, credentials: dict) -> tuple[dict, list[
                 for c in request.store.list("certificate")
             }
             for thumbprint in thumbprints:
-                path = by_thumbprint.get(thumbprint.strip().upper())
-                if path is None:
+                found = by_thumbprint.get(thumbprint.strip().upper())
+                if found is None:
                     raise ValidationError(
                         f"Certificate with thumbprint '{thumbprint}' not found.", "credentials"
                     )
-                references.append(_usable(request, path, f"thumbprint '{thumbprint}'"))
+                references.append(_usable(request, found, f"thumbprint '{thumbprint}'"))
     return out, references
 
 

@@ -9,6 +9,8 @@ cache whose `useFromLocation` is `default` (certgate has no regions), instead of
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 from certgate.config.store import Resource
 from certgate.management.errors import ValidationError
 from certgate.management.kinds import Kind, Validated, WriteRequest, register
@@ -29,6 +31,10 @@ _SCHEMA = {
 }
 
 
+@overload
+def _text(props: dict, name: str, max_length: int, *, required: Literal[True]) -> str: ...
+@overload
+def _text(props: dict, name: str, max_length: int, *, required: bool = False) -> str | None: ...
 def _text(props: dict, name: str, max_length: int, *, required: bool = False) -> str | None:
     value = props.get(name)
     if value is None:

@@ -49,8 +49,9 @@ def register_certificate_source(property_name: str, source: CertificateSource) -
 
 def certificate_result(
     material: CertificateMaterial, properties: dict | None = None, secrets: dict | None = None
-) -> Validated:
-    """The stored form of a certificate; sources and actions (refreshSecret) return this."""
+) -> tuple[dict, dict]:
+    """The stored form of a certificate, (properties, secrets); sources and actions
+    (refreshSecret) store this."""
     public = {
         "subject": material.subject,
         "thumbprint": material.thumbprint,
@@ -58,7 +59,7 @@ def certificate_result(
         "hasPrivateKey": material.private_key is not None,
         **(properties or {}),
     }
-    return Validated(public, {**(secrets or {}), "pem": material.to_pem().decode()})
+    return public, {**(secrets or {}), "pem": material.to_pem().decode()}
 
 
 def iso_z(moment) -> str:
@@ -97,9 +98,8 @@ async def validate(request: WriteRequest) -> Validated:
             raise ValidationError(f"Give either 'data' or '{claimed[0]}', not both.", "data")
         result = _sources[claimed[0]](request)
         sourced = await result if inspect.isawaitable(result) else result
-        result = certificate_result(sourced.material, sourced.properties, sourced.secrets)
-        result.references = list(sourced.references)
-        return result
+        public, secrets = certificate_result(sourced.material, sourced.properties, sourced.secrets)
+        return Validated(public, secrets, list(sourced.references))
     if "keyVault" in properties:
         raise ValidationError("Key vault references are not available in this build.", "keyVault")
     if "data" not in properties:
@@ -113,7 +113,7 @@ async def validate(request: WriteRequest) -> Validated:
     material = await anyio.to_thread.run_sync(
         load_uploaded, data, properties.get("password"), "data", "password"
     )
-    return certificate_result(material)
+    return Validated(*certificate_result(material))
 
 
 def present(resource: Resource) -> dict:

@@ -18,7 +18,7 @@ from certgate.config.store import PreconditionFailed
 from certgate.management.apis import APIS
 from certgate.management.errors import ApiError, ValidationError
 from certgate.management.kinds import Validated, WriteRequest
-from certgate.management.policies import API_POLICY
+from certgate.management.policies import API_POLICY, policy_validator
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.formats import to_xml
 
@@ -31,6 +31,8 @@ ELEMENT = "authentication-certificate"
 # Stored documents never carry a DOCTYPE (saving refuses one); this parser makes sure an older row
 # cannot make lxml expand entities or read files either.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+# the API_POLICY kind's own validator, typed as the synchronous one it is
+_validate_api_policy = policy_validator("api")
 
 
 def with_gateway_certificate(document: str, certificate_id: str | None) -> str:
@@ -104,7 +106,7 @@ def set_gateway_credentials(request: WriteRequest) -> Validated:
         {},
         request.key_vault,
     )
-    result = API_POLICY.validate(write)
+    result = _validate_api_policy(write)
     try:
         request.store.put(
             API_POLICY.name,
@@ -118,6 +120,7 @@ def set_gateway_credentials(request: WriteRequest) -> Validated:
             412, "PreconditionFailed", "The API policy changed meanwhile; retry the request."
         ) from None
     api = request.current
+    assert api is not None  # actions run on a stored resource: app.py answers 404 before
     return Validated(
         dict(api.properties),
         secrets=api.secrets or None,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from certgate.config import status
 from certgate.config.store import Store
@@ -57,7 +58,7 @@ def validate_gateway(request: WriteRequest) -> Validated:
         value = _text(location.get(name), f"locationData.{name}", limit, required=name == "name")
         if value is not None:
             stored_location[name] = value
-    stored = {"locationData": stored_location}
+    stored: dict[str, Any] = {"locationData": stored_location}
     description = _text(properties.get("description"), "description", MAX_DESCRIPTION)
     if description is not None:
         stored["description"] = description

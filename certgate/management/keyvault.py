@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any, Literal, overload
 
 import anyio.to_thread
 
@@ -89,8 +90,8 @@ def store_fetched(properties: dict, secrets: dict, fetched: FetchedSecret) -> tu
     """A fetched version in the certificates kind's stored form (sealed PEM, new thumbprint...)."""
     extra = {k: v for k, v in properties.items() if k not in CERTIFICATE_FIELDS}
     kept = {k: v for k, v in secrets.items() if k != "pem"}
-    result = certificate_result(fetched.material, extra, kept)
-    return result.properties, {**result.secrets, VERSION_SECRET: fetched.version}
+    public, sealed = certificate_result(fetched.material, extra, kept)
+    return public, {**sealed, VERSION_SECRET: fetched.version}
 
 
 # -- certificates: properties.keyVault ----------------------------------------------------------
@@ -133,7 +134,7 @@ async def key_vault_source(request: WriteRequest) -> SourcedCertificate:
     note = expiry_note(fetched.not_after, now)
     if note:
         log.warning("certificate %s: %s", request.name, note)
-    key_vault_properties = {"secretIdentifier": identifier}
+    key_vault_properties: dict[str, Any] = {"secretIdentifier": identifier}
     if client_id:
         key_vault_properties["identityClientId"] = client_id
     key_vault_properties["lastStatus"] = status(SUCCESS, note, now)
@@ -168,6 +169,7 @@ async def refresh_secret(request: WriteRequest) -> Validated:
     result = await anyio.to_thread.run_sync(
         lambda: sync_certificate(current, vault, force=True, apply=store_fetched)
     )
+    assert result.properties is not None  # a forced check always has properties to write
     references = await anyio.to_thread.run_sync(request.store.references, request.path)
     return Validated(result.properties, result.secrets, references)
 
@@ -259,6 +261,10 @@ def validate_identity(request: WriteRequest) -> Validated:
     return Validated(public, secrets)
 
 
+@overload
+def _string(properties: dict, name: str, *, required: Literal[True]) -> str: ...
+@overload
+def _string(properties: dict, name: str, *, required: bool = False) -> str | None: ...
 def _string(properties: dict, name: str, *, required: bool = False) -> str | None:
     value = properties.get(name)
     if value is None or (isinstance(value, str) and not value.strip() and not required):

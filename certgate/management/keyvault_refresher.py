@@ -46,10 +46,6 @@ class SyncResult:
     secrets: dict | None
     status: dict
 
-    @property
-    def changed(self) -> bool:
-        return self.properties is not None
-
 
 def status(code: str, message: str, now: dt.datetime) -> dict:
     stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -239,7 +235,7 @@ class KeyVaultRefresher:
     def _write(self, resource: Resource, *, force: bool) -> Resource | None:
         result = sync_certificate(resource, self.vault, force=force, apply=self.apply)
         KEY_VAULT_REFRESHES.labels(result.status.get("code") or "").inc()
-        if not result.changed:
+        if result.properties is None:
             return None
         try:
             written, _ = self.store.put(
@@ -256,10 +252,11 @@ class KeyVaultRefresher:
 
     async def _run(self) -> None:
         due: dict[str, float] = {}
+        lease = self.lease
         while not self._stopping.is_set():
-            if not await self._holds_lease():
+            if lease is not None and not await self._holds(lease):
                 due.clear()
-                await self._sleep(self.lease.renew_every)
+                await self._sleep(lease.renew_every)
                 continue
             try:
                 rotating = await asyncio.to_thread(self._rotating)
@@ -285,11 +282,11 @@ class KeyVaultRefresher:
                         log.exception("key vault refresher: checking %s failed", resource.name)
                     due[resource.path] = time.monotonic() + self._delay()
             wake = min([*due.values(), time.monotonic() + self.refresh_interval])
-            if self.lease is not None:
-                wake = min(wake, time.monotonic() + self.lease.renew_every)
+            if lease is not None:
+                wake = min(wake, time.monotonic() + lease.renew_every)
             await self._sleep(wake - time.monotonic())
-        if self.lease is not None:
-            await asyncio.to_thread(self._release)
+        if lease is not None:
+            await asyncio.to_thread(self._release, lease)
 
     async def _sleep(self, seconds: float) -> None:
         """Waits `seconds` or until stop() is called."""
@@ -298,18 +295,16 @@ class KeyVaultRefresher:
         except TimeoutError:
             pass
 
-    async def _holds_lease(self) -> bool:
-        if self.lease is None:
-            return True
+    async def _holds(self, lease: Lease) -> bool:
         try:
-            return await asyncio.to_thread(self.lease.hold)
+            return await asyncio.to_thread(lease.hold)
         except Exception:
             log.exception("key vault refresher: cannot renew the lease; checks paused")
             return False
 
-    def _release(self) -> None:
+    def _release(self, lease: Lease) -> None:
         try:
-            self.lease.release()
+            lease.release()
         except Exception:
             log.exception("key vault refresher: cannot release the lease")
 

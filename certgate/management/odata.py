@@ -38,8 +38,9 @@ def compile_filter(text: str, fields: Mapping[str, str], max_depth: int) -> Pred
     """Compiles `text` against the fields (name -> type); the predicate takes a field getter."""
     parser = _Parser(_tokenize(text), fields, max_depth)
     predicate = parser.expression()
-    if parser.peek() is not None:
-        raise _error(f"unexpected '{parser.peek()[1]}'")
+    left = parser.peek()
+    if left is not None:
+        raise _error(f"unexpected '{left[1]}'")
     return predicate
 
 
@@ -52,7 +53,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     text = text.rstrip()
     while position < len(text):
         found = _TOKEN.match(text, position)
-        if not found or found.end() == position:
+        if not found or found.end() == position or found.lastgroup is None:
             raise _error(f"cannot read '{text[position : position + 20].strip()}'")
         kind = found.lastgroup
         tokens.append((kind, found.group(kind)))

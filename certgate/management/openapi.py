@@ -141,7 +141,7 @@ def _parameters(kind: Kind, ids: list[str] | None = None) -> list[dict]:
 
 def _responses(kind: Kind, *codes: str) -> dict:
     content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{kind.title}"}}}
-    responses = {c: {"description": kind.title, "content": content} for c in codes}
+    responses: dict[str, dict] = {c: {"description": kind.title, "content": content} for c in codes}
     responses["default"] = _ERROR
     return responses
 

@@ -9,7 +9,7 @@ so deleting a certificate, backend, named value or fragment a policy uses is a 4
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from certgate.config.store import Resource
 from certgate.management.errors import ValidationError
@@ -47,7 +47,9 @@ def _refuse(exc: PolicyValidationError) -> ValidationError:
     return ValidationError(str(exc), exc.element or "value")
 
 
-def _policy_validator(scope: str):
+def policy_validator(scope: str) -> Callable[[WriteRequest], Validated]:
+    """The validator of a policy document at `scope` (also run by actions that rewrite one)."""
+
     def validate(request: WriteRequest) -> Validated:
         if request.name != "policy":
             raise ValidationError("The policy id must be 'policy'.", "policyId")
@@ -76,7 +78,7 @@ def _policy_kind(name: str, pattern: str, arm_type: str, scope: str) -> Kind:
             name=name,
             pattern=pattern,
             arm_type=arm_type,
-            validate=_policy_validator(scope),
+            validate=policy_validator(scope),
             present=present_document,
             title="Policy",
             schema=_DOCUMENT_SCHEMA,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -96,7 +97,7 @@ def _ca_certificates(entries: list[dict], existing: list[dict]) -> list[dict]:
                 f"{target}.certificatePassword",
             )
             der = material.certificate.public_bytes(serialization.Encoding.DER)
-            stored = {
+            stored: dict[str, Any] = {
                 "storeName": store,
                 "encodedCertificate": base64.b64encode(der).decode(),
                 "certificate": {
@@ -142,7 +143,7 @@ def _hostnames(request: WriteRequest, entries: list[dict]) -> tuple[list[dict], 
                 f"'{target}.hostName' {host} is configured twice.", f"{target}.hostName"
             )
         names.add(host.lower())
-        stored = {
+        stored: dict[str, Any] = {
             "type": "Proxy",
             "hostName": host,
             "negotiateClientCertificate": _bool(entry, "negotiateClientCertificate", False, target),
@@ -179,7 +180,7 @@ def _trust(value: object) -> dict:
         raise ValidationError(
             "'clientCertificateTrust' must be an object.", "clientCertificateTrust"
         )
-    trust = {
+    trust: dict[str, bool | list[str]] = {
         name: _bool(value, name, default, "clientCertificateTrust")
         for name, default in TRUST_DEFAULTS.items()
     }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -112,7 +113,7 @@ def readiness(store: Store, node: str | None, now: dt.datetime) -> tuple[bool, d
         return False, {"ready": False, "reason": "the store does not answer"}
     mine = [w for w in workers if w.live(now) and (node is None or w.node == node)]
     serving = sum(1 for w in mine if w.revision >= revision)
-    body = {"ready": serving > 0, "revision": revision, "liveWorkers": len(mine)}
+    body: dict[str, Any] = {"ready": serving > 0, "revision": revision, "liveWorkers": len(mine)}
     body["servingWorkers"] = serving
     if not serving:
         body["reason"] = f"no live gateway worker serves revision {revision}"

@@ -21,11 +21,14 @@ from typing import Protocol
 
 from certgate.armnames import stored_name
 
+# a named value's (id, value), or (id, value, secret): see named_value above
+NamedValue = tuple[str, str] | tuple[str, str, bool]
+
 
 class Catalog(Protocol):
     def resolve(self, path: str) -> str | None: ...
 
-    def named_value(self, display_name: str) -> tuple[str, str] | tuple[str, str, bool] | None: ...
+    def named_value(self, display_name: str) -> NamedValue | None: ...
 
     def fragment(self, fragment_id: str) -> str | None: ...
 
@@ -42,7 +45,7 @@ class MemoryCatalog:
     def __init__(
         self,
         paths: set[str] | None = None,
-        named_values: dict[str, tuple[str, str]] | None = None,
+        named_values: dict[str, NamedValue] | None = None,
         fragments: dict[str, str] | None = None,
         thumbprints: dict[str, str] | None = None,
         schemas: dict[str, dict] | None = None,
@@ -66,7 +69,7 @@ class MemoryCatalog:
         found = stored_name(name, (p[len(prefix) :] for p in known if p.startswith(prefix)))
         return None if found is None else prefix + found
 
-    def named_value(self, display_name: str) -> tuple[str, str] | None:
+    def named_value(self, display_name: str) -> NamedValue | None:
         return self.named_values.get(display_name)
 
     def fragment(self, fragment_id: str) -> str | None:
