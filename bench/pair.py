@@ -28,7 +28,7 @@ from bench import nginx
 from bench.load import parse_ab
 from bench.pki import BenchPki, make_pki
 from bench.procs import TICK, cpu_ticks, free_port, pin
-from bench.profile import own_samples
+from bench.profile import NOT_INSTALLED, own_samples, py_spy
 from bench.run import System, _check, _started, _url
 
 HERE = Path(__file__).resolve().parent
@@ -161,9 +161,9 @@ def profile_pair(
     head, largest differences first. On this host py-spy cannot tell an idle thread from a busy
     one, so the event loop's own time includes its waits in epoll: read the differences of
     Python functions, and `perf record` for the C side."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        return "profile: py-spy is not installed (.venv/bin/pip install py-spy)"
+    spy = py_spy()
+    if spy is None:
+        return f"profile: py-spy is {NOT_INSTALLED}"
     per_request = {
         system.name: _profile_one(spy, system, pki, seconds, cpus, work) for system in systems
     }

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,12 +18,21 @@ if TYPE_CHECKING:
     from bench.run import Bench
 
 
+NOT_INSTALLED = "not installed (.venv/bin/pip install py-spy)"
+
+
+def py_spy() -> str | None:
+    """The py-spy command (on PATH or beside this interpreter), or None."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return spy if Path(spy).exists() else None
+
+
 def profile(bench: Bench, seconds: float, keep_alive: bool = True) -> str:
     """Records `seconds` of samples under keep-alive load or new connections per request;
     returns where they are and the hottest functions, or why there are none."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        return "not installed (.venv/bin/pip install py-spy)"
+    spy = py_spy()
+    if spy is None:
+        return NOT_INSTALLED
     target = next(s for s in bench.systems if s.name.startswith("certgate"))
     ab_cpus = bench.place(target)
     worker = max(target.service.tree(), key=lambda pid: cpu_ticks([pid]))
@@ -50,17 +60,24 @@ _LINE = re.compile(r":\d+\)$")
 _DIRECTORY = re.compile(r"\([^()]*/")  # two checkouts' copies of a file are one function
 
 
-def own_samples(raw: Path) -> Counter[str]:
-    """Samples by the function on top of the main thread's stack (all its lines together)."""
-    own: Counter[str] = Counter()
+def _main_thread_stacks(raw: Path) -> Iterator[tuple[list[str], int]]:
+    """(frames, samples) of each stack of a raw py-spy file, the main thread's only (pool threads
+    blocked in C look busy to py-spy here; the event loop is the main one), line numbers dropped
+    so that all lines of one function count together."""
     for line in raw.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
         if not samples.isdigit():
             continue
-        frames = stack.split(";")
-        if frames[0].startswith("Thread._bootstrap"):
-            continue
-        own[_DIRECTORY.sub("(", _LINE.sub(")", frames[-1]))] += int(samples)
+        frames = [_LINE.sub(")", frame) for frame in stack.split(";")]
+        if not frames[0].startswith("Thread._bootstrap"):
+            yield frames, int(samples)
+
+
+def own_samples(raw: Path) -> Counter[str]:
+    """Samples by the function on top of the main thread's stack, whichever checkout it ran."""
+    own: Counter[str] = Counter()
+    for frames, samples in _main_thread_stacks(raw):
+        own[_DIRECTORY.sub("(", frames[-1])] += samples
     return own
 
 
@@ -70,17 +87,11 @@ def hottest(raw: Path, count: int = 15) -> str:
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, samples = line.rpartition(" ")
-        if not samples.isdigit():
-            continue
-        frames = [_LINE.sub(")", frame) for frame in stack.split(";")]
-        if frames[0].startswith("Thread._bootstrap"):
-            continue  # pool threads blocked in C look busy to py-spy here; the loop is the main one
-        total += int(samples)
-        own[frames[-1]] += int(samples)
+    for frames, samples in _main_thread_stacks(raw):
+        total += samples
+        own[frames[-1]] += samples
         for frame in set(frames):
-            inclusive[frame] += int(samples)
+            inclusive[frame] += samples
     lines = [f"{'own':>6} {'incl':>6}  function (py-spy, main thread, {total} samples)"]
     for frame, samples in own.most_common(count):
         lines.append(
