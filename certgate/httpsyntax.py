@@ -5,7 +5,10 @@ A header name or method that is not a token, or a CR, LF or NUL in a value or re
 let a policy write a second header, response or request onto the wire. Policy elements check their
 constants when the policy is saved (`name_problem`...: a message, or None) and their computed
 values when they run; the writers then check each joined head once (`head_is_clean`), a few
-C-level scans, as the last guard.
+C-level scans, as the last guard. A head whose fields all came from a strict parser (llhttp and h2
+refuse CR, LF and NUL in names and values; the backend connection refuses a NUL in a reason
+phrase) or from the gateway itself, untouched by policies, is `vetted` (`Headers.vetted`) and
+skips that scan: those bytes cannot hold a break.
 """
 
 from __future__ import annotations

@@ -100,6 +100,9 @@ class Exchange(Protocol):
         reason: str,
         headers: Iterable[tuple[str, str]],
         body: Any,
+        vetted: bool = False,
     ) -> None:
-        """Sends the response; `body` is bytes or an async-iterable stream of chunks."""
+        """Sends the response; `body` is bytes or an async-iterable stream of chunks. Unless
+        `vetted` (the reason and headers came from a strict parser or are the gateway's own), the
+        head is checked for CR, LF and NUL first (`UnsafeHead`: nothing is written)."""
         ...

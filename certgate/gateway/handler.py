@@ -75,7 +75,7 @@ class RequestHandler:
 
     async def __call__(self, exchange: Exchange) -> None:
         if exchange.target == STATUS_PATH:  # APIM's gateway health probe: before routing
-            await exchange.respond(200, "OK", _EMPTY, b"")
+            await exchange.respond(200, "OK", _EMPTY, b"", True)
             return
         start = perf_counter()
         config = self._config_ref()
@@ -98,6 +98,7 @@ class RequestHandler:
                     response.StatusReason or reason_phrase(status),
                     response.Headers.items(),
                     body,
+                    response.Headers.vetted,
                 )
             except BaseException:
                 close = getattr(body, "close", None)
@@ -106,7 +107,7 @@ class RequestHandler:
                 raise
         except _Refused as refused:
             status = refused.status
-            await exchange.respond(status, refused.reason, _JSON, refused.body)
+            await exchange.respond(status, refused.reason, _JSON, refused.body, True)
         except (asyncio.CancelledError, ClientDisconnected):
             raise
         except Exception as exc:
@@ -175,7 +176,7 @@ def _prepare(exchange: Exchange, config: GatewayConfig) -> tuple[Context, Pipeli
         host,
         port,
         target,
-        Headers(pairs),
+        Headers(pairs, True),  # parsed strictly, plus the gateway's own fields
         exchange.body,
         conn.client_ip,
         certificate,

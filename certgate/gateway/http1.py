@@ -121,10 +121,14 @@ class H1Exchange:
             self._proto.write(_CONTINUE)
 
     async def respond(
-        self, status: int, reason: str, headers: Iterable[tuple[str, str]], body: Any
+        self,
+        status: int,
+        reason: str,
+        headers: Iterable[tuple[str, str]],
+        body: Any,
+        vetted: bool = False,
     ) -> None:
-        """Writes the response; `body` is bytes or an async-iterable stream of chunks. Its
-        framing is `response_framing`'s."""
+        """Writes the response (`Exchange.respond`); its framing is `response_framing`'s."""
         proto = self._proto
         if self.body is not None and not self.body.complete:
             self.keep_alive = False  # unread request body: the connection cannot be reused
@@ -145,11 +149,12 @@ class H1Exchange:
             declared,
             len(body) if whole else None,
         )
-        lines = len(head) + framing.count("\n") + 1  # (the framing lines are well-formed)
+        lines = len(head)
         head.append(framing)
         head.append("\r\n")
         text = "".join(head)
-        if not head_is_clean(text, lines):
+        # the status and header lines, the framing's (well-formed) lines and the blank line
+        if not vetted and not head_is_clean(text, lines + framing.count("\n") + 1):
             raise UnsafeHead("a response header or the reason phrase has a CR, LF or NUL")
         self.responded = True
         self.continue_pending = False

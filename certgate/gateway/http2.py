@@ -133,7 +133,12 @@ class H2Exchange:
         self._proto.acknowledge(self.stream_id, consumed)
 
     async def respond(
-        self, status: int, reason: str, headers: Iterable[tuple[str, str]], body: Any
+        self,
+        status: int,
+        reason: str,
+        headers: Iterable[tuple[str, str]],
+        body: Any,
+        vetted: bool = False,
     ) -> None:
         proto = self._proto
         body_allowed = self.method != "HEAD" and status not in _NO_BODY_STATUS
@@ -145,7 +150,7 @@ class H2Exchange:
                 if lname == "content-length":
                     length = value
                 continue
-            if name_problem(lname) or value_problem(value):
+            if not vetted and (name_problem(lname) or value_problem(value)):
                 raise UnsafeHead("a response header is not a token or has a CR, LF or NUL")
             fields.append((lname.encode("latin-1"), value.encode("latin-1")))
         self.responded = True

@@ -9,9 +9,9 @@ the process and `exposition` reads the default registry.
 Label cardinality is bounded by configuration: api and operation ids, status classes, reasons and
 codes from fixed sets. Nothing is labelled by URL, client address or certificate of a client.
 
-Hot path: `RequestMetrics.observe` adds one request to a dict of plain sums (the histogram's
-`_count` is the request counter by api, operation and status class), flushed to the histograms
-once a second.
+Hot path: `RequestMetrics.observe` appends one tuple per request; once a second they are summed
+(the histogram's `_count` is the request counter by api, operation and status class) and added
+to the histograms.
 """
 
 from __future__ import annotations
@@ -145,36 +145,26 @@ def emit_metric(name: str, value: float = 1.0, dimensions: dict[str, str] | None
 
 
 class RequestMetrics:
-    """The per-request observations, summed in plain Python and added to the histograms once per
-    `FLUSH_SECONDS` (a multiprocess value is an mmap write behind a lock and a getpid() call:
-    measured at about ten microseconds per histogram observation, thirty times this dict update).
-    Sums are keyed by the request's `context.Operation` object (one per compiled configuration,
-    hashed by identity: no key tuple per request); a scrape lags by at most `FLUSH_SECONDS`.
+    """The per-request observations, kept as one small tuple each and summed into the histograms
+    once per `FLUSH_SECONDS` (a multiprocess value is an mmap write behind a lock and a getpid()
+    call: measured at about ten microseconds per histogram observation). Appending a tuple is the
+    least a request can cost (a dict of sums per operation cost more, measured with `bench.pair`);
+    the list holds one second of requests at most, and a scrape lags by at most `FLUSH_SECONDS`.
     """
 
-    __slots__ = ("_backend", "_requests", "_timer")
+    __slots__ = ("_observed", "_timer")
 
     def __init__(self) -> None:
-        self._requests: dict[Any, _Sums] = {}
-        self._backend: dict[str, list[float]] = {}
+        self._observed: list[tuple[Any, Any, int, float, float | None]] = []
         self._timer: asyncio.TimerHandle | None = None
 
     def observe(self, context: Any, status: int, seconds: float) -> None:
         """One answered request; `context` is None when it matched no API."""
-        operation = context.Operation if context is not None else None
-        sums = self._requests.get(operation)
-        if sums is None:
-            sums = self._requests[operation] = _Sums(context)
-        by_class = sums.by_class[status // 100 if status < 600 else 5]
-        by_class[bisect_left(_BOUNDS, seconds)] += 1
-        by_class[-1] += seconds
-        if context is not None and context.backend_status is not None:
-            backend = context.backend_seconds
-            by_api = self._backend.get(sums.api)
-            if by_api is None:
-                by_api = self._backend[sums.api] = [0.0] * _SLOTS
-            by_api[bisect_left(_BOUNDS, backend)] += 1
-            by_api[-1] += backend
+        if context is None:
+            self._observed.append((None, None, status, seconds, None))
+        else:
+            backend = context.backend_seconds if context.backend_status is not None else None
+            self._observed.append((context.Api, context.Operation, status, seconds, backend))
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
 
@@ -182,7 +172,22 @@ class RequestMetrics:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        requests, self._requests = self._requests, {}
+        observed, self._observed = self._observed, []
+        requests: dict[Any, _Sums] = {}
+        backend: dict[str, list[float]] = {}
+        for api, operation, status, seconds, backend_seconds in observed:
+            sums = requests.get(operation)
+            if sums is None:
+                sums = requests[operation] = _Sums(api, operation)
+            by_class = sums.by_class[status // 100 if status < 600 else 5]
+            by_class[bisect_left(_BOUNDS, seconds)] += 1
+            by_class[-1] += seconds
+            if backend_seconds is not None:
+                by_api = backend.get(sums.api)
+                if by_api is None:
+                    by_api = backend[sums.api] = [0.0] * _SLOTS
+                by_api[bisect_left(_BOUNDS, backend_seconds)] += 1
+                by_api[-1] += backend_seconds
         for sums in requests.values():
             for cls, by_class in enumerate(sums.by_class):
                 if any(by_class[:-1]):
@@ -190,9 +195,8 @@ class RequestMetrics:
                         REQUEST_SECONDS.labels(sums.api, sums.operation, _STATUS_CLASS[cls]),
                         by_class,
                     )
-        backend, self._backend = self._backend, {}
-        for api, by_api in backend.items():
-            _add(BACKEND_SECONDS.labels(api), by_api)
+        for api_id, by_api in backend.items():
+            _add(BACKEND_SECONDS.labels(api_id), by_api)
 
 
 class _Sums:
@@ -200,9 +204,9 @@ class _Sums:
 
     __slots__ = ("api", "by_class", "operation")
 
-    def __init__(self, context: Any) -> None:
-        self.api = context.Api.Id if context is not None else ""
-        self.operation = context.Operation.Id if context is not None else ""
+    def __init__(self, api: Any, operation: Any) -> None:
+        self.api = api.Id if api is not None else ""
+        self.operation = operation.Id if operation is not None else ""
         self.by_class = [[0.0] * _SLOTS for _ in _STATUS_CLASS]
 
 

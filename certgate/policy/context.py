@@ -9,9 +9,11 @@ Constructors (what the gateway and the upstream client call):
   certificate=None)`: `target` is the raw request-target (`/path?query`, still percent-encoded),
   `headers` a `Headers`, `body` a `BodyStream` or `bytes` or None, `certificate` an
   `X509Certificate2` or None.
-- `Headers(pairs=None)`: `pairs` is a list (re-iterable) of `(name, value)` str pairs in wire
-  order; it is indexed lazily on first read. `Headers.items()` yields the pairs back for the wire;
-  `set`, `add`, `remove`, `get_all` are the engine's (case-insensitive) mutators.
+- `Headers(pairs=None, vetted=False)`: `pairs` is a list (re-iterable) of `(name, value)` str
+  pairs in wire order; it is indexed lazily on first read. `Headers.items()` yields the pairs back
+  for the wire; `set`, `add`, `remove`, `get_all` are the engine's (case-insensitive) mutators.
+  `vetted=True` says every pair came from a strict HTTP parser or the gateway itself (tokens, no
+  CR, LF or NUL): the writers then skip their last-guard scan while no policy set or added one.
 - `Response(status=200, reason="OK", headers=None, body=None)`.
 - `Context(request, api=None, operation=None, product=None, deployment=None, snapshot=None,
   connection=None, backend=None, backend_path=None)`: `backend` is the API's default
@@ -120,15 +122,18 @@ class Headers(CsObject):
     Policies mutate it through the Python methods (`set`, `add`, `remove`); expressions only read.
     """
 
-    __slots__ = ("_index", "_pairs")
+    __slots__ = ("_index", "_pairs", "vetted")
     __cs_type__ = "IReadOnlyDictionary<string, string[]>"
     __cs_members__ = frozenset(
         {"GetValueOrDefault", "ContainsKey", "Count", "Keys", "Values", "TryGetValue"}
     )
 
-    def __init__(self, pairs: Iterable[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, pairs: Iterable[tuple[str, str]] | None = None, vetted: bool = False
+    ) -> None:
         self._pairs = pairs
         self._index: dict[str, tuple[str, list[str]]] | None = None
+        self.vetted = vetted
 
     def _idx(self) -> dict[str, tuple[str, list[str]]]:
         index = self._index
@@ -194,8 +199,10 @@ class Headers(CsObject):
         index = self._idx()
         entry = index.get(name.lower())
         index[name.lower()] = (entry[0] if entry else name, list(values))
+        self.vetted = False
 
     def add(self, name: str, values: list[str]) -> None:
+        self.vetted = False
         index = self._idx()
         entry = index.get(name.lower())
         if entry is None:

@@ -106,6 +106,23 @@ async def test_endless_trailers_of_a_streamed_response_close_the_backend(certs):
         writer.transport.abort()
 
 
+async def test_a_nul_in_the_backend_reason_phrase_is_502_never_written(certs):
+    """llhttp refuses CR, LF and NUL in header fields but lets a NUL through in the reason
+    phrase; the forwarded head skips the writer's scan (`Headers.vetted`), so the connection
+    refuses it."""
+
+    async def behave(conn: RawConnection) -> None:
+        await conn.read_head()
+        await conn.send(b"HTTP/1.1 200 O\x00K\r\nContent-Length: 2\r\n\r\nok")
+        await conn.until_closed()
+
+    async with attacked(certs, behave, LIMITS) as (gateway, backend):
+        reply = await fetch(certs, gateway.port, get("/h/x"))
+        assert reply.status == 502
+        assert reply.headers["x-reason"] == "BackendConnectionFailure"
+        await backend.wait_for(lambda: backend.open == 0)
+
+
 # -- bytes after a complete response ----------------------------------------------------------
 SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
 

@@ -18,6 +18,7 @@ from certgate.gateway.exchange import ConnectionInfo
 from certgate.gateway.http1 import HTTP1Protocol
 from certgate.gateway.http2 import HTTP2Protocol
 from certgate.httpsyntax import UnsafeHead
+from certgate.policy.context import Headers
 from tests.gateway.conftest import operation_pipeline, start_gateway
 from tests.gateway.support import curl
 
@@ -168,6 +169,19 @@ async def test_the_http2_writer_sends_nothing_of_a_split_head():
     assert (b":status", b"500") in headers
     assert not any(b"injected" in name or b"\n" in value for name, value in headers)
     assert len(outcomes) == 1
+
+
+def test_a_vetted_head_is_scanned_again_once_a_policy_sets_or_adds_a_field():
+    """Only fields from a strict parser or the gateway skip the writers' scan: any policy change
+    (whatever element made it, checked or not) brings the scan back."""
+    for change in (
+        lambda headers: headers.set("X-A", ["a\r\nX-Injected: yes"]),
+        lambda headers: headers.add("X-A", ["b"]),
+    ):
+        headers = Headers([("X-A", "a")], vetted=True)
+        assert headers.GetValueOrDefault("X-A") == "a" and headers.vetted  # reads keep it
+        change(headers)
+        assert not headers.vetted
 
 
 @VERSIONS

@@ -46,6 +46,7 @@ class _Refused(Exception):
 _HEAD_TOO_LARGE = "The backend response head is larger than the gateway accepts."
 _TOO_MANY_HEADERS = "The backend response has more header fields than the gateway accepts."
 _UNEXPECTED = "The backend sent data after a complete response."
+_NUL_REASON = "The backend response's reason phrase has a NUL character."
 
 
 class ResponseBody(BodyBuffer):
@@ -269,6 +270,8 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             self._framed = False
             return  # its bytes still count towards the head limit
         headers = self._headers
+        if b"\x00" in self._reason:  # (llhttp refuses CR, LF and NUL in fields, not there)
+            raise _Refused(_NUL_REASON)
         if self._head_size > self._max_head:
             raise _Refused(_HEAD_TOO_LARGE)
         if len(headers) > self._max_headers:

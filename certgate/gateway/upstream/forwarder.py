@@ -145,10 +145,10 @@ class Forwarder:
         if body is not None:
             ready = body.take_ready()
             context.Response = Response(
-                status, reason, Headers(headers), body if ready is None else ready
+                status, reason, Headers(headers, True), body if ready is None else ready
             )
         else:
-            context.Response = Response(status, reason, Headers(headers), b"")
+            context.Response = Response(status, reason, Headers(headers, True), b"")
 
     def _route(
         self,
@@ -265,7 +265,7 @@ def _request_head(
         named = {token.strip().lower() for token in tokens.split(",")}
         lines = [line for line in lines if line.partition(":")[0].lower() not in named]
     block = "".join(lines)
-    if not head_is_clean(block, len(lines)):
+    if not request.Headers.vetted and not head_is_clean(block, len(lines)):
         raise UnsafeHead("a request header has a CR, LF or NUL in its name or value")
     if backend is not None and backend.header_lines:
         block += backend.header_lines
