@@ -117,13 +117,6 @@ class BodyBuffer:
                 waiter.set_result(None)
 
     # -- consumer side --------------------------------------------------------------------------
-    def take_ready(self) -> bytes | None:
-        """All of the body if it has fully arrived (consuming it), else None: no await for the
-        usual small response that arrived with its head."""
-        if not self._eof or self._error is not None:
-            return None
-        return self._take()
-
     def __aiter__(self) -> BodyBuffer:
         return self
 

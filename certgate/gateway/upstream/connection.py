@@ -3,9 +3,12 @@
 Bodies stream both ways with backpressure: an upload waits while the transport's write buffer is
 full (`pause_writing`), and a download stops reading from the backend while more than
 `HIGH_WATER` bytes wait unread in the `ResponseBody`. Memory per exchange stays bounded whatever
-the body size. When a response completes on a connection that can be reused, the connection goes
-back to its pool once the bytes that completed it are parsed; its body chunks stay with the
-`ResponseBody`.
+the body size. Body bytes that arrive before the exchange collects the head are kept in a list;
+a response that is complete by then is handed over as bytes, with no stream object at all (the
+usual small response, which arrives in the read that brings its head). When a response completes
+on a connection that can be reused, the connection goes back to its pool once the bytes that
+completed it are parsed and the exchange collected its head; its body bytes stay with the
+exchange.
 
 A hostile or broken backend is bounded and never desynchronises the connection:
 - the response head (status line, headers, interim 1xx heads, trailers) is limited in bytes and
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from certgate.gateway.body import BodyBuffer
+from certgate.gateway.body import HIGH_WATER, BodyBuffer
 from certgate.headerkinds import CONNECTION_SPECIFIC_BYTES
 from certgate.policy.errors import BackendError
 
@@ -165,8 +168,11 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     def _reset(self) -> None:
         self._headers: list[tuple[str, str]] = []
         self._reason = b""
-        self._head: tuple | None = None
-        self._body: ResponseBody | None = None
+        self._head: tuple[int, str, list[tuple[str, str]]] | None = None
+        self._body: ResponseBody | None = None  # the stream, while it is being fed
+        self._early: list[bytes] | None = None  # body bytes before the head is collected
+        self._early_size = 0
+        self._stream: ResponseBody | None = None  # what `response_head` hands over, once made
         self._framed = False
         self._head_only = False
         self._request_sent = False
@@ -223,10 +229,11 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.lost(self)
-        body = self._body
-        if body is not None and self._head is not None and not self._framed and exc is None:
-            self._body = None
-            body.finish()  # a response delimited by the end of the connection
+        if self._head is not None and not self._framed and exc is None and not self._finished:
+            self._finished = True  # a response delimited by the end of the connection
+            body, self._body = self._body, None
+            if body is not None:
+                body.finish()
             return
         self._lose(ConnectionClosed(str(exc) if exc else "connection closed by the backend"))
 
@@ -277,10 +284,9 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         if len(headers) > self._max_headers:
             raise _Refused(_TOO_MANY_HEADERS)
         self._unparsed = 0
-        no_body = self._head_only or status in (204, 304)
-        body = None if no_body else ResponseBody(self, self._timeout)
-        self._body = body
-        self._head = (status, self._reason.decode("latin-1"), headers, body)
+        if not (self._head_only or status in (204, 304)):
+            self._early = []
+        self._head = (status, self._reason.decode("latin-1"), headers)
         if self._head_only:
             self._complete()  # the parser would wait for a body that never comes
         waiter = self._waiter
@@ -288,12 +294,27 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             waiter.set_result(None)
 
     def on_body(self, data: bytes) -> None:
+        self._unparsed = 0
+        early = self._early
+        if early is not None:
+            early.append(data)
+            self._early_size += len(data)
+            if self._early_size > HIGH_WATER:  # the exchange is slow to collect it
+                self._make_stream().hold()
+            return
         body = self._body
         if body is None:
             raise _Refused(_UNEXPECTED)  # a body after a HEAD response's head
-        self._unparsed = 0
         if body.feed(data):
             body.hold()
+
+    def _make_stream(self) -> ResponseBody:
+        """The response body as a stream, holding the bytes gathered so far."""
+        body = self._stream = self._body = ResponseBody(self, self._timeout)
+        for chunk in self._early or ():
+            body.feed(chunk)
+        self._early = None
+        return body
 
     def on_message_complete(self) -> None:
         if self._head is None or self._finished:
@@ -301,7 +322,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         body, self._body = self._body, None
         if body is not None:
             body.finish()
-        self._complete()
+        self._complete()  # (bytes still in `_early` are the whole body now)
 
     def _complete(self) -> None:
         self._finished = True
@@ -336,8 +357,9 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         if self._write_paused:
             await self._wait()
 
-    async def response_head(self) -> tuple[int, str, list[tuple[str, str]], ResponseBody | None]:
-        """Status, reason, header pairs and the body stream (None when there is no body).
+    async def response_head(self) -> tuple[int, str, list[tuple[str, str]], ResponseBody | bytes]:
+        """Status, reason, header pairs and the body: bytes when it has fully arrived (b"" for a
+        response without one), else a stream.
 
         A failure or cancellation while waiting closes the connection: it is never half-reused.
         """
@@ -349,13 +371,21 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         except BaseException:
             self.abort()
             raise
-        head = self._head
+        status, reason, headers = self._head
+        early = self._early
+        if early is None:
+            body: ResponseBody | bytes = self._stream or b""
+        elif self._finished:
+            body = early[0] if len(early) == 1 else b"".join(early)
+        else:
+            body = self._make_stream()  # the rest is still arriving
+        self._early = None
         self._head_taken = True
         if self._release_pending:
             self._release_pending = False
             if not self.closed:
                 self.pool.release(self)
-        return head
+        return status, reason, headers, body
 
     async def _wait(self) -> None:
         manager = self.pool.manager
@@ -386,6 +416,8 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     def _lose(self, error: BaseException) -> None:
         self._error = error
         self._release = self._release_pending = False
+        if self._early is not None and not self._finished:
+            self._make_stream()  # the exchange reads what arrived, then this error
         body, self._body = self._body, None
         if body is not None:
             failure = error

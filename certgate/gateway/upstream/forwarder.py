@@ -49,7 +49,7 @@ from certgate.policy.forwarding import ForwardOptions, SnapshotView
 log = logging.getLogger("certgate.upstream")
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-ResponseHead = tuple[int, str, list[tuple[str, str]], ResponseBody | None]
+ResponseHead = tuple[int, str, list[tuple[str, str]], ResponseBody | bytes]
 
 
 class Forwarder:
@@ -142,13 +142,7 @@ class Forwarder:
                 raise _closed(origin) from None
         context.backend_status = status
         context.backend_seconds = loop_time() - started
-        if body is not None:
-            ready = body.take_ready()
-            context.Response = Response(
-                status, reason, Headers(headers, True), body if ready is None else ready
-            )
-        else:
-            context.Response = Response(status, reason, Headers(headers, True), b"")
+        context.Response = Response(status, reason, Headers(headers, True), body)
 
     def _route(
         self,
