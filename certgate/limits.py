@@ -42,6 +42,13 @@ class Limits:
     """The data plane's limits; see the module docstring."""
 
     # -- inbound protocols (HTTP/1.1 and HTTP/2 server side) ---------------------------------
+    route_cache_bytes: int = _limit(
+        1024 * 1024,
+        "--route-cache-bytes",
+        "request paths whose routing result each configuration keeps, in bytes of path; past "
+        "it the cache starts over (0: no cache)",
+        minimum=0,
+    )
     max_header_count: int = _limit(
         100, "--max-request-headers", "header fields in one request head or HTTP/2 stream (431)"
     )

@@ -18,6 +18,7 @@ from certgate.gateway.body import ClientDisconnected
 from certgate.gateway.config import GatewayConfig
 from certgate.gateway.exchange import ConnectionInfo, Exchange
 from certgate.gateway.paths import PathError, normalize
+from certgate.gateway.router import Route, RouteKey, Router
 from certgate.httpsyntax import target_problem
 from certgate.observe.accesslog import AccessLog
 from certgate.observe.accesslog import line as access_line
@@ -130,26 +131,16 @@ def _prepare(exchange: Exchange, config: GatewayConfig) -> tuple[Context, Pipeli
             raise _Refused(400, "Bad Request", _BAD_TARGET)
         target = origin_form
     raw_path, sep, query = target.partition("?")
-    try:
-        path, floor = normalize(raw_path)
-    except PathError as exc:
-        raise _Refused(400, "Bad Request", error_body(400, f"Bad request: {exc}")) from None
+    conn = exchange.conn
+    method = exchange.method
+    router = config.router
+    key = (conn.scheme, method, raw_path)
+    route = router.cache.entries.get(key) or _route(router, key, query)
+    path, changed, api, remainder, operation, params = route
     if sep and target_problem(query):
         raise _Refused(400, "Bad Request", _BAD_QUERY)
-    if path is not raw_path:
+    if changed:
         target = f"{path}?{query}" if sep else path
-    conn = exchange.conn
-    found = config.router.match_api(path)
-    if found is None or conn.scheme not in found[0].protocols:
-        raise _Refused(404, "Not Found", _NOT_FOUND)
-    api, remainder = found
-    if floor < api.depth:
-        raise _Refused(400, "Bad Request", _ABOVE_ROOT)
-    method = exchange.method
-    matched = api.match_operation(method, remainder, query)
-    if matched is None:
-        raise _Refused(404, "Not Found", _NOT_FOUND)
-    operation, params = matched
 
     authority = exchange.authority
     if authority != conn.authority:  # keep-alive clients repeat the same Host
@@ -195,6 +186,29 @@ def _prepare(exchange: Exchange, config: GatewayConfig) -> tuple[Context, Pipeli
         remainder,
     )
     return context, operation.pipeline
+
+
+def _route(router: Router, key: RouteKey, query: str) -> Route:
+    """Normalise the path, then find its API and operation (`router.cache` keeps the result);
+    raises `_Refused`."""
+    scheme, method, raw_path = key
+    try:
+        path, floor = normalize(raw_path)
+    except PathError as exc:
+        raise _Refused(400, "Bad Request", error_body(400, f"Bad request: {exc}")) from None
+    found = router.match_api(path)
+    if found is None or scheme not in found[0].protocols:
+        raise _Refused(404, "Not Found", _NOT_FOUND)
+    api, remainder = found
+    if floor < api.depth:
+        raise _Refused(400, "Bad Request", _ABOVE_ROOT)
+    matched = api.match_operation(method, remainder, query)
+    if matched is None:
+        raise _Refused(404, "Not Found", _NOT_FOUND)
+    route = (path, path != raw_path, api, remainder, *matched)
+    if not api.query_templates:
+        router.cache.put(key, route)
+    return route
 
 
 def add_client_cert_headers(

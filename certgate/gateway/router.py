@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from certgate.gateway.paths import PathError, normalize
+from certgate.limits import DEFAULT_LIMITS
 
 if TYPE_CHECKING:
     from certgate.policy.engine import Pipeline
@@ -58,6 +59,7 @@ class ApiRoute:
     forward_client_certificate: bool = False  # RFC 9440 Client-Cert to the backend (extension)
     context_api: Any = None  # the policy `context.Api` object, built once
     depth: int = field(init=False)  # segments in `path`: a `..` below this left the API
+    query_templates: bool = False  # an operation's template has a query: matching reads it
     operations: list[OperationRoute] = field(default_factory=list)
     _literal: dict[tuple[str, str], OperationRoute] = field(default_factory=dict)
     _patterns: list[OperationRoute] = field(default_factory=list)
@@ -74,6 +76,7 @@ class ApiRoute:
                 self._literal.setdefault(key, operation)
             else:
                 self._patterns.append(operation)
+            self.query_templates = self.query_templates or bool(operation._query)
         self._patterns.sort(key=_rank)
 
     def match_operation(
@@ -179,18 +182,54 @@ def _match_query(
     return True
 
 
-class Router:
-    """All APIs of one configuration; `match` is the per-request entry point."""
+# (scheme, method, raw path) -> (normalised path, whether it differs, api, remainder, operation,
+# template parameters)
+RouteKey = tuple[str, str, str]
+Route = tuple[str, bool, ApiRoute, str, OperationRoute, dict[str, str]]
 
-    __slots__ = ("_apis", "_depth")
+
+class RouteCache:
+    """Routing results by (scheme, method, raw path), for one configuration: a path seen before
+    costs one dict lookup instead of normalisation and matching (clients repeat their paths).
+
+    Bounded by the bytes of the paths it holds (`Limits.route_cache_bytes`), since paths are the
+    client's choice: past the bound it starts over. Only successful routes whose operation cannot
+    depend on the query are kept (`ApiRoute.query_templates`); refusals are computed each time.
+    """
+
+    __slots__ = ("_held", "_limit", "entries")
+
+    def __init__(self, limit: int) -> None:
+        self.entries: dict[RouteKey, Route] = {}
+        self._held = 0
+        self._limit = limit
+
+    def put(self, key: RouteKey, route: Route) -> None:
+        size = len(key[2])
+        if self._held + size > self._limit:
+            self.entries.clear()
+            self._held = 0
+            if size > self._limit:
+                return
+        self.entries[key] = route
+        self._held += size
+
+
+class Router:
+    """All APIs of one configuration; `match_api` and `match_operation` route a request, and
+    `cache` remembers their results by path."""
+
+    __slots__ = ("_apis", "_depth", "cache")
 
     def __init__(
         self,
         apis: Iterable[ApiRoute],
         refused: Callable[[ApiRoute, RouteConfigError], None] | None = None,
+        cache_bytes: int = DEFAULT_LIMITS.route_cache_bytes,
     ) -> None:
         """Raises RouteConfigError (APIM's message) when two APIs share a path; with `refused`,
         the later one in `apis` is reported to it and left out instead."""
+        self.cache = RouteCache(cache_bytes)
         self._apis: dict[str, ApiRoute] = {}
         for api in apis:
             key = api.path.strip("/").lower()

@@ -333,6 +333,7 @@ class _Compiler:
         router = Router(
             self._routes(rows, _single_products(rows, report), problems),
             refused=lambda route, error: problem(f"apis/{route.id}", "path", error),
+            cache_bytes=self.limits.route_cache_bytes,
         )
         for path, invalid in self.documents.invalid():
             problem(path, "value", invalid)

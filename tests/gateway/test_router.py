@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from certgate.gateway.router import RouteConfigError, Router, api_route, operation_route
+from certgate.gateway.router import (
+    RouteCache,
+    RouteConfigError,
+    Router,
+    api_route,
+    operation_route,
+)
 
 
 def router(*apis: tuple[str, dict, dict[str, dict]]) -> Router:
@@ -116,3 +122,24 @@ def test_hostname_configuration_from_arm_shape():
     assert entry == HostnameConfig("api.example.test", "material", True, False)
     with pytest.raises(TLSConfigError, match="'hostName'"):
         HostnameConfig.from_arm({"type": "Proxy"}, "material")
+
+
+def test_only_apis_without_query_templates_may_cache_their_routes():
+    apis = {api.id: api for api in ROUTER.apis}
+    assert apis["orders"].query_templates  # `search` reads the query: the route depends on it
+    assert not apis["root"].query_templates and not apis["v2"].query_templates
+
+
+def test_the_route_cache_starts_over_past_its_byte_bound():
+    cache = RouteCache(10)
+    route = ROUTER.cache  # (any object: the cache stores routes as they are)
+    cache.put(("https", "GET", "/aaaa"), route)
+    cache.put(("https", "GET", "/bbbb"), route)  # 10 bytes of path: at the bound
+    assert len(cache.entries) == 2
+    cache.put(("https", "GET", "/c"), route)  # 12: starts over
+    assert list(cache.entries) == [("https", "GET", "/c")]
+    cache.put(("https", "GET", "/" + "x" * 10), route)  # larger than the bound: never kept
+    assert not cache.entries
+    off = RouteCache(0)  # --route-cache-bytes 0
+    off.put(("https", "GET", "/"), route)
+    assert not off.entries

@@ -129,6 +129,20 @@ async def test_the_backend_gets_the_path_the_router_matched(
     assert backend.requests == 1
 
 
+async def test_a_remembered_route_answers_as_the_first_time(guarded, backend, tmp_path):
+    """The route cache keys on scheme, method and raw path: a repeated trick meets the guard
+    again, a repeated lax path reaches the backend at the same normalised path."""
+    for _ in range(3):
+        hidden = await _send(guarded, "/api/%69nternal/x", "--http1.1", tmp_path)
+        lax = await _send(guarded, "/api/public/%69tem?q=1", "--http1.1", tmp_path)
+        assert (hidden.status, lax.status) == (403, 200)
+        assert lax.json()["target"] == "/base/public/item?q=1"
+    assert backend.requests == 3
+    cached = guarded.config.router.cache.entries
+    assert ("https", "GET", "/api/%69nternal/x") in cached
+    assert cached[("https", "GET", "/api/public/%69tem")][0] == "/api/public/item"
+
+
 @VERSIONS
 async def test_policies_see_the_normalised_path(guarded, backend, tmp_path, version):
     reply = await _send(guarded, "/api/public/./y/%2E%2E/%78", version, tmp_path)
