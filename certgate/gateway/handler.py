@@ -23,7 +23,7 @@ from certgate.httpsyntax import target_problem
 from certgate.observe.accesslog import AccessLog
 from certgate.observe.accesslog import line as access_line
 from certgate.observe.metrics import RequestMetrics
-from certgate.policy.context import BackendTarget, Context, Headers, Request, reason_phrase
+from certgate.policy.context import Context, Headers, Request, reason_phrase
 from certgate.policy.forwarding import Forwarder
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def _prepare(exchange: Exchange, config: GatewayConfig) -> tuple[Context, Pipeli
         config.deployment,
         config.snapshot,
         conn,
-        BackendTarget(api.service_url) if api.service_url else None,
+        api.backend,
         remainder,
     )
     return context, operation.pipeline

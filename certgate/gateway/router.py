@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from certgate.gateway.paths import PathError, normalize
 from certgate.limits import DEFAULT_LIMITS
+from certgate.policy.context import BackendTarget
 
 if TYPE_CHECKING:
     from certgate.policy.engine import Pipeline
@@ -59,6 +60,7 @@ class ApiRoute:
     forward_client_certificate: bool = False  # RFC 9440 Client-Cert to the backend (extension)
     context_api: Any = None  # the policy `context.Api` object, built once
     depth: int = field(init=False)  # segments in `path`: a `..` below this left the API
+    backend: BackendTarget | None = field(init=False)  # a request's `context.backend` at first
     query_templates: bool = False  # an operation's template has a query: matching reads it
     operations: list[OperationRoute] = field(default_factory=list)
     _literal: dict[tuple[str, str], OperationRoute] = field(default_factory=dict)
@@ -66,6 +68,7 @@ class ApiRoute:
 
     def __post_init__(self) -> None:
         self.depth = self.path.count("/") + 1 if self.path else 0
+        self.backend = BackendTarget(self.service_url) if self.service_url else None
 
     def add_operations(self, operations: Iterable[OperationRoute]) -> None:
         """Adds operations compiled by `operation_route`; patterns are ranked once per call."""

@@ -27,8 +27,8 @@ Engine-internal fields of `Context` (not visible to C#): `backend` (set-backend-
 `BackendTarget(url)` or `BackendTarget(None, backend_id)`: the forwarder resolves the entity),
 `backend_certificate`, `connection`, `snapshot`, `forwarder` (set by `Pipeline.run`),
 `on_response` (callables, sync or async, the engine applies to the final response: CORS headers,
-rate-limit counters) and `cache` (cache-lookup's key for cache-store). `context.backend_url()` is
-the full upstream URL when `backend.url` is set.
+rate-limit counters) and `cache` (cache-lookup's key for cache-store). `context.backend_target()`
+is what follows the backend's base URL: the path relative to the API and the current query.
 
 Bodies are streams (`BodyStream`): the engine awaits `Body.buffer()` before evaluating an
 expression that reads the content, so `Body.As<T>()` itself is synchronous. `send_body()` on a
@@ -925,18 +925,15 @@ class Context(CsObject):
             self.traces = []
         self.traces.append(entry)
 
-    def backend_url(self) -> str:
-        """The full upstream URL: backend base URL + API-relative path + current query."""
-        backend = self.backend
-        if backend is None or backend.url is None:
-            raise LookupError("no backend: the API has no service URL and no set-backend-service")
+    def backend_target(self) -> str:
+        """What follows the backend base URL (without its trailing '/'): the API-relative path
+        and the current query."""
         request = self.Request
         path = self.backend_path
         if path is None:
             path = quote_path(request.Url.Path)
         query = request.raw_query()
-        base = backend.url.rstrip("/")
-        return base + path + (f"?{query}" if query else "")
+        return f"{path}?{query}" if query else path
 
 
 _NO_DEPLOYMENT = Deployment()

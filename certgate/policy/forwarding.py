@@ -53,8 +53,8 @@ class Forwarder(Protocol):
     limits: Limits  # the process's limits; policies read `max_buffered_body_bytes`
 
     async def forward(self, context: Context, options: ForwardOptions) -> None:
-        """Send `context.Request` to `context.backend_url()` (or `context.backend.backend_id`'s
-        URL) and set `context.Response` (status, headers, streaming body).
+        """Send `context.Request` to `context.backend.url` + `context.backend_target()` (or to
+        `context.backend.backend_id`'s URL) and set `context.Response` (status, headers, body).
 
         Raise `BackendError("BackendConnectionFailure" | "Timeout", message)` on failure.
         """

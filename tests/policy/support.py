@@ -25,6 +25,12 @@ from certgate.policy.loader import parse_document
 BACKEND = "https://backend.example/base"
 
 
+def backend_url(context: Context) -> str:
+    """The full upstream URL the forwarder sends to: base URL (no trailing '/') + target."""
+    assert context.backend is not None and context.backend.url is not None
+    return context.backend.url.rstrip("/") + context.backend_target()
+
+
 def make_context(
     method: str = "GET",
     target: str = "/api/items?x=1",
@@ -80,7 +86,7 @@ class RecordingForwarder:
     async def forward(self, context: Context, options: ForwardOptions) -> None:
         request = context.Request
         target = context.backend
-        url = context.backend_url() if target.url is not None else f"backend:{target.backend_id}"
+        url = backend_url(context) if target.url is not None else f"backend:{target.backend_id}"
         body = await request.Body.buffer()
         self.calls.append(
             Call(

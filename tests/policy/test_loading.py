@@ -8,7 +8,7 @@ from certgate.policy.catalog import MemoryCatalog
 from certgate.policy.errors import PolicyValidationError
 from certgate.policy.loader import parse_document, parse_fragment
 from certgate.policy.reader import read_document
-from tests.policy.support import make_context, policies, run
+from tests.policy.support import backend_url, make_context, policies, run
 
 
 def test_raw_quotes_angle_brackets_and_ampersands_inside_expressions_are_read() -> None:
@@ -183,7 +183,7 @@ def test_context_is_cheap_to_build_and_parses_lazily() -> None:
     assert request.Url.Path == "/api/a b"
     assert request.Url.QueryString == "?x=1&y=2&x=3"
     assert request.Url.Query.GetValueOrDefault("x") == "1,3"
-    assert context.backend_url() == "https://backend.example/base/a%20b?x=1&y=2&x=3"
+    assert backend_url(context) == "https://backend.example/base/a%20b?x=1&y=2&x=3"
 
 
 @pytest.mark.parametrize(

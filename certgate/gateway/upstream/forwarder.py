@@ -1,7 +1,7 @@
 """The `Forwarder`: sends `context.Request` to the backend and fills `context.Response`.
 
 What it reads:
-- `context.backend` (`BackendTarget`: `url`, `backend_id`) and `context.backend_url()`; a target
+- `context.backend` (`BackendTarget`: `url`, `backend_id`) and `context.backend_target()`; a target
   with a `backend_id` and no `url` takes the backend entity's (which then replaces it);
 - `context.backend_certificate`: a `CertificateMaterial` set by `authentication-certificate`. It
   takes precedence over the backend entity's certificate;
@@ -66,7 +66,7 @@ class Forwarder:
         self.identities = Identities()
         self._snapshot: SnapshotView | None = None
         self._revision = -1
-        self._routes: dict[tuple[object, ...], tuple[Origin, Pool]] = {}
+        self._routes: dict[tuple[object, ...], tuple[Origin, Pool, str]] = {}
 
     async def forward(self, context: Context, options: ForwardOptions | None = None) -> None:
         snapshot = context.snapshot
@@ -110,8 +110,8 @@ class Forwarder:
         route = self._routes.get(key)
         if route is None or route[1].retired:
             route = self._route(key, base, material, backend, snapshot, web_proxy)
-        origin, pool = route
-        path = context.backend_url()[origin.prefix_len :]
+        origin, pool, base_path = route
+        path = base_path + context.backend_target()
         if not path.startswith("/"):
             path = "/" + path
         proxy = pool.proxy
@@ -152,14 +152,15 @@ class Forwarder:
         backend: Backend | None,
         snapshot: SnapshotView | None,
         web_proxy: Proxy | None,
-    ) -> tuple[Origin, Pool]:
-        """The origin and pool of (base URL, client certificate, backend entity or the proxy
-        policy's proxy), kept until the configuration changes or the pool is retired: one
-        lookup per request. The proxy policy's proxy replaces the backend entity's."""
+    ) -> tuple[Origin, Pool, str]:
+        """The origin, pool and base path of (base URL, client certificate, backend entity or
+        the proxy policy's proxy), kept until the configuration changes or the pool is retired:
+        one lookup per request. The proxy policy's proxy replaces the backend entity's."""
         origin = _parse_origin(base)
         identity = self._identity(origin, material, backend, snapshot)
         proxy = web_proxy if web_proxy is not None or backend is None else backend.proxy
-        route = origin, self.pools.get(origin, identity, proxy)
+        base_path = base.rstrip("/")[origin.prefix_len :]
+        route = origin, self.pools.get(origin, identity, proxy), base_path
         if len(self._routes) > 4096:
             self._routes.clear()
         self._routes[key] = route
