@@ -144,8 +144,9 @@ def _expire(waiter: asyncio.Future | None) -> None:
 
 
 class UpstreamConnection(asyncio.BufferedProtocol):
-    """A pooled connection, one exchange at a time: `start`, `write`* and `finish_request`, then
-    `response_head`; the connection returns to its pool when the response has fully arrived."""
+    """A pooled connection, one exchange at a time: `start` (with `complete` for a request
+    written whole), else `write`* and `finish_request`; then `response_head`. The connection
+    returns to its pool when the response has fully arrived."""
 
     def __init__(self, pool: Pool) -> None:
         manager = pool.manager
@@ -162,10 +163,14 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._waiter: asyncio.Future | None = None
         self._write_paused = False
         self._error: BaseException | None = None
-        self._reset()
+        self._reset(False, 0.0, 300.0, False)
         self._expecting = False  # no request written yet: nothing may arrive
 
-    def _reset(self) -> None:
+    def _reset(self, head_only: bool, deadline: float, timeout: float, sent: bool) -> None:
+        self._head_only = head_only
+        self._head_deadline = deadline  # every wait until the response head ends then
+        self._timeout = timeout  # each body read waits at most this
+        self._request_sent = sent
         self._headers: list[tuple[str, str]] = []
         self._reason = b""
         self._head: tuple[int, str, list[tuple[str, str]]] | None = None
@@ -174,16 +179,12 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._early_size = 0
         self._stream: ResponseBody | None = None  # what `response_head` hands over, once made
         self._framed = False
-        self._head_only = False
-        self._request_sent = False
         self._received = False
         self._finished = False
         self._expecting = True  # a response may begin (cleared once it is complete)
         self._release = False  # complete and reusable: back to the pool after this read
         self._head_size = 0  # bytes of the header fields of this exchange (interim heads too)
         self._unparsed = 0  # bytes received since the last head or body byte was delivered
-        self._head_deadline = 0.0
-        self._timeout = 300.0
         self._head_taken = False  # the exchange collected its head; only then may the pool reuse
         self._release_pending = False
 
@@ -333,13 +334,13 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             self.close()
 
     # -- the exchange ---------------------------------------------------------------------------
-    def start(self, head: bytes, head_only: bool, deadline: float, timeout: float) -> None:
-        """Write the request head (and a small body already joined to it); every wait until the
-        response head ends at the loop time `deadline`, each body read after `timeout` seconds."""
-        self._reset()
-        self._head_only = head_only
-        self._head_deadline = deadline
-        self._timeout = timeout
+    def start(
+        self, head: bytes, head_only: bool, deadline: float, timeout: float, complete: bool
+    ) -> None:
+        """Write the request head (and a small body already joined to it: `complete`, else
+        `finish_request` follows the body); every wait until the response head ends at the loop
+        time `deadline`, each body read after `timeout` seconds."""
+        self._reset(head_only, deadline, timeout, complete)
         self.transport.write(head)
 
     def finish_request(self) -> None:

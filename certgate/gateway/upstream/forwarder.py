@@ -240,11 +240,15 @@ def _request_head(
     tokens: str | None = None
     drop: Collection[str] = backend.header_names if backend is not None else ()
     lines = []
-    for name, value in request.Headers.items():
+    headers = request.Headers
+    vetted = (
+        headers.vetted
+    )  # no policy set a field: the Host is the client's, sent as the backend's
+    for name, value in headers.items():
         lower = name.lower()
         if lower in REQUEST_SKIP:
             if lower == "host":
-                if not request.names_own_host(value):
+                if not vetted and not request.names_own_host(value):
                     if host_problem(value) is not None:
                         raise UnsafeHead("the Host a policy set is not a valid authority")
                     host = value  # a policy set it
@@ -260,7 +264,7 @@ def _request_head(
         named = {token.strip().lower() for token in tokens.split(",")}
         lines = [line for line in lines if line.partition(":")[0].lower() not in named]
     block = "".join(lines)
-    if not request.Headers.vetted and not head_is_clean(block, len(lines)):
+    if not vetted and not head_is_clean(block, len(lines)):
         raise UnsafeHead("a request header has a CR, LF or NUL in its name or value")
     if backend is not None and backend.header_lines:
         block += backend.header_lines
@@ -301,9 +305,8 @@ def _exchange(
 ) -> Awaitable[ResponseHead]:
     """One request on `conn`: the head is written now; awaiting the result gives the response
     head. Any failure or cancellation closes the connection (it is never half-reused)."""
-    conn.start(head, head_only, deadline, timeout)
+    conn.start(head, head_only, deadline, timeout, stream is None)
     if stream is None:
-        conn.finish_request()
         return conn.response_head()
     return _upload_then_head(conn, stream, chunked, deadline)
 
