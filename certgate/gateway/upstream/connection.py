@@ -375,7 +375,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         status, reason, headers = self._head
         early = self._early
         if early is None:
-            body: ResponseBody | bytes = self._stream or b""
+            body: ResponseBody | bytes = b"" if self._stream is None else self._stream
         elif self._finished:
             body = early[0] if len(early) == 1 else b"".join(early)
         else:
