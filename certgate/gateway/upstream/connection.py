@@ -79,7 +79,10 @@ class ResponseBody(BodyBuffer):
             self._conn.transport.pause_reading()
 
     def finish(self) -> None:
-        self._conn = None
+        conn, self._conn = self._conn, None
+        if self._paused and conn is not None:  # held by the read that completed it: the
+            self._paused = False  # connection must read again for its next exchange
+            conn.transport.resume_reading()
         BodyBuffer.finish(self)
 
     def fail(self, error: BaseException) -> None:
