@@ -89,8 +89,7 @@ class RequestHandler:
             if prefetch is not None and peer is not None and conn.crl_prefetched is not prefetch:
                 await prefetch(peer.leaf.cert, tuple(c.cert for c in peer.chain))
                 conn.crl_prefetched = prefetch
-            await pipeline.run(context, config.forwarder or self._forwarder)
-            response = context.Response
+            response = await pipeline.run(context, config.forwarder or self._forwarder)
             body = response.send_body()
             status = response.StatusCode
             try:

@@ -100,17 +100,27 @@ class H1Exchange:
         "target",
     )
 
-    def __init__(self, proto: HTTP1Protocol, method: str, target: str, headers: list) -> None:
+    def __init__(
+        self,
+        proto: HTTP1Protocol,
+        method: str,
+        target: str,
+        headers: list,
+        authority: str,
+        forwarded_for: str | None,
+        http_version: str,
+        keep_alive: bool,
+    ) -> None:
         self._proto = proto
         self.method = method
         self.target = target
         self.headers = headers
-        self.authority = ""
-        self.forwarded_for: str | None = None
+        self.authority = authority
+        self.forwarded_for = forwarded_for
         self.body: InboundBody | None = None
         self.conn = proto.info
-        self.http_version = "1.1"
-        self.keep_alive = True
+        self.http_version = http_version
+        self.keep_alive = keep_alive
         self.continue_pending = False
         self.responded = False
         self.sent = 0  # response bytes written: head and body (the access log's ResponseSize)
@@ -163,7 +173,8 @@ class H1Exchange:
             if send_body and body:
                 data += body
             self.sent = len(data)
-            proto.write(data)
+            if not proto._closed:
+                proto._transport.write(data)
             proto.exchange_done(self, keep_alive)
             return
         proto.write(data)
@@ -386,12 +397,15 @@ class HTTP1Protocol(asyncio.Protocol):
             drop = self._connection_tokens
             headers = [(n, v) for n, v in headers if n.lower() not in drop]
         exchange = H1Exchange(
-            self, parser.get_method().decode("ascii"), self._url.decode(), headers
+            self,
+            parser.get_method().decode("ascii"),
+            self._url.decode(),
+            headers,
+            authority,
+            self._forwarded_for,
+            version,
+            parser.should_keep_alive(),
         )
-        exchange.authority = authority
-        exchange.forwarded_for = self._forwarded_for
-        exchange.http_version = version
-        exchange.keep_alive = parser.should_keep_alive()
         if self._has_body:
             body = exchange.body = InboundBody(self._body_consumed, exchange._send_continue)
             exchange.continue_pending = self._expect_continue

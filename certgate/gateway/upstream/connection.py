@@ -132,7 +132,9 @@ def _arm(owner: Any, manager: Any, deadline: float) -> asyncio.Future[None]:
     """
     waiter = owner._waiter = manager.loop.create_future()
     owner.deadline = deadline
-    manager.watch(owner)
+    manager.watching.add(owner)
+    if manager.ticker is None:
+        manager.watch(owner)  # (starts the ticker)
     return waiter
 
 

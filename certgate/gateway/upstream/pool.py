@@ -292,7 +292,7 @@ class Pools:
         self._sweeper: asyncio.TimerHandle | None = None
         self.watching: set[Any] = set()  # connections and bodies waiting, with `deadline`
         self.read_buffer = memoryview(bytearray(64 * 1024))  # shared by this loop's connections
-        self._ticker: asyncio.TimerHandle | None = None
+        self.ticker: asyncio.TimerHandle | None = None  # None while nothing is watched
 
     def get(
         self, origin: Origin, identity: ClientIdentity | None, proxy: Proxy | None = None
@@ -322,15 +322,15 @@ class Pools:
     def watch(self, waiting: Any) -> None:
         """Expire `waiting` (`.deadline`, `.expire()`) when its deadline passes."""
         self.watching.add(waiting)
-        if self._ticker is None:
-            self._ticker = self.loop.call_later(TICK, self._tick)
+        if self.ticker is None:
+            self.ticker = self.loop.call_later(TICK, self._tick)
 
     def _tick(self) -> None:
         now = self.loop.time()
         for waiting in [waiting for waiting in self.watching if waiting.deadline <= now]:
             self.watching.discard(waiting)
             waiting.expire()
-        self._ticker = self.loop.call_later(TICK, self._tick) if self.watching else None
+        self.ticker = self.loop.call_later(TICK, self._tick) if self.watching else None
 
     def _arm(self) -> None:
         self._sweeper = self.loop.call_later(self.idle_timeout / 2, self._sweep)
@@ -354,10 +354,10 @@ class Pools:
 
     def close(self) -> None:
         """Close every connection (shutdown)."""
-        for timer in (self._sweeper, self._ticker):
+        for timer in (self._sweeper, self.ticker):
             if timer is not None:
                 timer.cancel()
-        self._sweeper = self._ticker = None
+        self._sweeper = self.ticker = None
         for pool in self._pools.values():
             pool.retire()
             for conn in list(pool.connections):
