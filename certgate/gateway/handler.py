@@ -170,6 +170,7 @@ def _prepare(exchange: Exchange, config: GatewayConfig) -> tuple[Context, Pipeli
         exchange.body,
         conn.client_ip,
         certificate,
+        authority,
     )
     if params:
         request.set_matched_parameters(params)

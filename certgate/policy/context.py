@@ -6,9 +6,9 @@ Constructors do no parsing: the URL, headers and query are split only when somet
 Constructors (what the gateway and the upstream client call):
 
 - `Request(method, scheme, host, port, target, headers, body=None, ip_address="",
-  certificate=None)`: `target` is the raw request-target (`/path?query`, still percent-encoded),
-  `headers` a `Headers`, `body` a `BodyStream` or `bytes` or None, `certificate` an
-  `X509Certificate2` or None.
+  certificate=None, authority="")`: `target` is the raw request-target (`/path?query`, still
+  percent-encoded), `headers` a `Headers`, `body` a `BodyStream` or `bytes` or None,
+  `certificate` an `X509Certificate2` or None, `authority` the Host the client sent.
 - `Headers(pairs=None, vetted=False)`: `pairs` is a list (re-iterable) of `(name, value)` str
   pairs in wire order; it is indexed lazily on first read. `Headers.items()` yields the pairs back
   for the wire; `set`, `add`, `remove`, `get_all` are the engine's (case-insensitive) mutators.
@@ -509,6 +509,7 @@ class Request(_Message):
         "Headers",
         "IpAddress",
         "Method",
+        "_authority",
         "_matched",
         "_orig",
         "_target",
@@ -539,9 +540,11 @@ class Request(_Message):
         body: BodyStream | bytes | None = None,
         ip_address: str = "",
         certificate: Any = None,
+        authority: str = "",
     ) -> None:
         self.Method = method
         self._target = (scheme, host, port, target)
+        self._authority = authority  # the Host the client sent
         self._url: RequestUrl | None = None
         self._orig: RequestUrl | None = None
         self.Headers = headers
@@ -575,7 +578,10 @@ class Request(_Message):
         return self.Url
 
     def names_own_host(self, value: str) -> bool:
-        """Whether a Host header value names this request's host (with or without its port)."""
+        """Whether a Host header value is the one the client sent or names this request's host
+        (with or without its port): then no policy chose it."""
+        if value == self._authority:
+            return True
         url = self._url
         host, port = (url.host, url.port) if url is not None else self._target[1:3]
         return value == host or value == f"{host}:{port}"

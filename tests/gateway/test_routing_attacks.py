@@ -51,8 +51,8 @@ async def guarded(certs, backend, forwarder):
 VERSIONS = pytest.mark.parametrize("version", ["--http1.1", "--http2"])
 
 
-async def _send(gateway, path: str, version: str, tmp):
-    reply = await curl(gateway.https_port, path, version, "--path-as-is", "-k", tmp=tmp)
+async def _send(gateway, path: str, version: str, tmp, *extra: str):
+    reply = await curl(gateway.https_port, path, version, "--path-as-is", "-k", *extra, tmp=tmp)
     assert not reply.stderr, reply.stderr
     return reply
 
@@ -141,6 +141,18 @@ async def test_a_remembered_route_answers_as_the_first_time(guarded, backend, tm
     cached = guarded.config.router.cache.entries
     assert ("https", "GET", "/api/%69nternal/x") in cached
     assert cached[("https", "GET", "/api/public/%69tem")][0] == "/api/public/item"
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:443", "example.com:abc", "[::1]"])
+async def test_the_backend_gets_its_own_host_whatever_the_client_sent(
+    guarded, backend, tmp_path, host
+):
+    """No policy set a Host: the backend gets its own, as APIM sends it (a client Host that is no
+    authority used to fail the request at the backend writer)."""
+    reply = await _send(guarded, "/api/public/x", "--http1.1", tmp_path, "-H", f"Host: {host}")
+    assert reply.status == 200
+    sent = [value for name, value in reply.json()["headers"] if name.lower() == "host"]
+    assert sent == [f"127.0.0.1:{backend.port}"]
 
 
 @VERSIONS
