@@ -368,40 +368,38 @@ async def test_cancelled_upload_closes_its_upstream_connection(certs, backend, f
     assert all(not pool.connections for pool in forwarder.pools.pools())
 
 
-async def test_body_bytes_gathered_before_the_head_is_collected_become_a_paused_stream():
+@pytest.fixture
+async def started():
+    """A real `UpstreamConnection` of a real pool over a socketpair, its request written whole;
+    the test feeds the response bytes itself, as the transport would."""
+    loop = asyncio.get_running_loop()
+    pool = Pools().get(Origin("http", "127.0.0.1", 9, "127.0.0.1:9", 16), None)
+    ours, theirs = socket.socketpair()
+    transport, conn = await loop.connect_accepted_socket(lambda: UpstreamConnection(pool), ours)
+    conn.start(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False, loop.time() + 10, 10, True)
+    yield transport, conn
+    transport.abort()
+    theirs.close()
+
+
+async def test_body_bytes_gathered_before_the_head_is_collected_become_a_paused_stream(started):
     """The body bytes that arrive with the head wait in a list until the exchange collects the
     head; past the high-water mark they become the stream and reading pauses, nothing lost."""
-    loop = asyncio.get_running_loop()
-    pool = Pools().get(Origin("http", "127.0.0.1", 9, "127.0.0.1:9", 16), None)
-    ours, theirs = socket.socketpair()
-    transport, conn = await loop.connect_accepted_socket(lambda: UpstreamConnection(pool), ours)
-    try:
-        conn.start(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False, loop.time() + 10, 10, True)
-        body = bytes(range(256)) * (HIGH_WATER // 64)  # four times the high-water mark
-        head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
-        conn.data_received(head + body[: HIGH_WATER + 1])  # as one read, before the collection
-        assert not transport.is_reading()  # paused: the exchange has not read anything yet
-        status, _, headers, stream = await conn.response_head()
-        assert (status, headers) == (200, [("Content-Length", str(len(body)))])
-        assert isinstance(stream, ResponseBody)
-        conn.data_received(body[HIGH_WATER + 1 :])
-        assert await stream.read_all() == body
-        assert transport.is_reading()  # resumed once read
-    finally:
-        transport.abort()
-        theirs.close()
+    transport, conn = started
+    body = bytes(range(256)) * (HIGH_WATER // 64)  # four times the high-water mark
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    conn.data_received(head + body[: HIGH_WATER + 1])  # as one read, before the collection
+    assert not transport.is_reading()  # paused: the exchange has not read anything yet
+    status, _, headers, stream = await conn.response_head()
+    assert (status, headers) == (200, [("Content-Length", str(len(body)))])
+    assert isinstance(stream, ResponseBody)
+    conn.data_received(body[HIGH_WATER + 1 :])
+    assert await stream.read_all() == body
+    assert transport.is_reading()  # resumed once read
 
 
-async def test_a_body_complete_when_its_head_is_collected_is_bytes():
-    loop = asyncio.get_running_loop()
-    pool = Pools().get(Origin("http", "127.0.0.1", 9, "127.0.0.1:9", 16), None)
-    ours, theirs = socket.socketpair()
-    transport, conn = await loop.connect_accepted_socket(lambda: UpstreamConnection(pool), ours)
-    try:
-        conn.start(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False, loop.time() + 10, 10, True)
-        conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfi")
-        conn.data_received(b"ne")
-        assert (await conn.response_head())[3] == b"fine"
-    finally:
-        transport.abort()
-        theirs.close()
+async def test_a_body_complete_when_its_head_is_collected_is_bytes(started):
+    _, conn = started
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfi")
+    conn.data_received(b"ne")
+    assert (await conn.response_head())[3] == b"fine"
