@@ -132,9 +132,10 @@ def _arm(owner: Any, manager: Any, deadline: float) -> asyncio.Future[None]:
     """
     waiter = owner._waiter = manager.loop.create_future()
     owner.deadline = deadline
-    manager.watching.add(owner)
     if manager.ticker is None:
         manager.watch(owner)  # (starts the ticker)
+    else:
+        manager.watching.add(owner)  # (what `watch` does once the ticker runs: a call less)
     return waiter
 
 
