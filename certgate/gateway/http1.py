@@ -173,8 +173,7 @@ class H1Exchange:
             if send_body and body:
                 data += body
             self.sent = len(data)
-            if not proto._closed:
-                proto._transport.write(data)
+            proto.write(data)
             proto.exchange_done(self, keep_alive)
             return
         proto.write(data)

@@ -219,8 +219,8 @@ class RouteCache:
 
 
 class Router:
-    """All APIs of one configuration; `match_api` and `match_operation` route a request, and
-    `cache` remembers their results by path."""
+    """All APIs of one configuration; `match_api`, then the API's `match_operation`, route a
+    request, and `cache` remembers their results by path."""
 
     __slots__ = ("_apis", "_depth", "cache")
 
